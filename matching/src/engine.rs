@@ -1,0 +1,1138 @@
+//! The single-threaded engine: books, commands, events and the incremental matching.
+//!
+//! See the crate documentation for the rule and the invariants. Everything here is deterministic: no hash map is
+//! ever iterated to take a decision (only looked up), arrival sequence numbers and proposal ids come from counters.
+
+use std::cmp::{Reverse, min};
+use std::collections::{BTreeMap, HashMap};
+
+use crate::compat::{app_may_serve, compatible, pool_may_serve};
+use crate::types::{
+    Address, AppOrder, DatasetOrder, Nrlc, Order, OrderHash, OrderKind, RequestOrder,
+    WorkerpoolOrder,
+};
+
+/// Identifies a proposed deal until it is confirmed or released.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct ProposalId(pub u64);
+
+/// What the engine is asked to do.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Command {
+    /// Add an order (its hash computed and its signature verified outside).
+    Add(Order),
+    /// Remove an order (cancelled on chain or by its owner). Its reserved volume stays reserved until the
+    /// proposals holding it are confirmed or released; released volume does not come back to a cancelled order.
+    Cancel(OrderHash),
+    /// Lower the unreserved remaining volume of an order (after an on-chain consumption the engine did not
+    /// propose). `remaining` must not exceed the current unreserved remaining; 0 takes the order out of the book.
+    Lower { hash: OrderHash, remaining: u64 },
+    /// The proposed deal was matched on chain: its reserved volume is consumed for good.
+    Confirm(ProposalId),
+    /// The proposed deal will not happen: its volume goes back to its orders (except cancelled ones), and matching
+    /// runs again.
+    Release(ProposalId),
+}
+
+/// A deal the engine proposes: the four orders to pass to `matchOrders`, at the sellers' prices.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Deal {
+    pub id: ProposalId,
+    pub app: OrderHash,
+    pub dataset: Option<OrderHash>,
+    pub workerpool: OrderHash,
+    pub request: OrderHash,
+    pub volume: u64,
+    pub app_price: Nrlc,
+    /// 0 for a dataset-less deal.
+    pub dataset_price: Nrlc,
+    pub workerpool_price: Nrlc,
+    pub category: u64,
+}
+
+/// What a rejected command referred to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Subject {
+    Order(OrderHash),
+    Proposal(ProposalId),
+}
+
+/// Why a command was rejected.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RejectReason {
+    /// An order with this hash is already known (resting, or holding reserved volume).
+    DuplicateOrder,
+    /// The order has volume 0.
+    ZeroVolume,
+    /// The order's own asset (app, dataset, workerpool; the request's app) is the zero address.
+    ZeroAddress,
+    /// No such live order (never added, cancelled, or filled).
+    UnknownOrder,
+    /// `Lower` asked for more than the current unreserved remaining volume.
+    NotALowering,
+    /// No such pending proposal.
+    UnknownProposal,
+}
+
+/// What the engine reports.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Event {
+    /// The order rests in the book with this unreserved remaining volume. Emitted after an `Add` (once its own
+    /// deals are proposed, if volume is left) and after a `Lower` to a non-zero value; deals and releases change
+    /// remaining volumes without this event (apply the deal volumes).
+    Resting {
+        hash: OrderHash,
+        kind: OrderKind,
+        remaining: u64,
+    },
+    /// A deal is proposed: its volume is reserved from the four orders at once.
+    DealProposed(Deal),
+    /// The order's remaining volume reached 0 with nothing reserved: it is gone for good.
+    Filled { hash: OrderHash },
+    /// The order was cancelled.
+    Cancelled { hash: OrderHash },
+    /// The command was not applied.
+    Rejected {
+        subject: Subject,
+        reason: RejectReason,
+    },
+}
+
+/// A view of one live order's volumes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct OrderState {
+    pub kind: OrderKind,
+    /// Arrival sequence number (time priority).
+    pub seq: u64,
+    /// Volume available to match.
+    pub remaining: u64,
+    /// Volume held by pending proposals.
+    pub reserved: u64,
+    pub cancelled: bool,
+}
+
+/// One price level of a book side.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Level {
+    pub price: Nrlc,
+    /// Sum of the unreserved remaining volumes at this price.
+    pub volume: u64,
+    pub orders: u32,
+}
+
+/// The top of one category's book.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct CategoryDepth {
+    pub category: u64,
+    /// Workerpool orders, best (cheapest) first.
+    pub asks: Vec<Level>,
+    /// Request orders by `workerpoolmaxprice`, best (highest) first.
+    pub bids: Vec<Level>,
+    pub ask_orders: usize,
+    pub bid_orders: usize,
+}
+
+type Ix = u32;
+/// Ask priority: price ascending, then arrival.
+type AskKey = (u64, u64);
+/// Bid priority: workerpoolmaxprice descending, then arrival.
+type BidKey = (Reverse<u64>, u64);
+
+#[derive(Clone, Debug)]
+struct Entry<O> {
+    order: O,
+    seq: u64,
+    remaining: u64,
+    reserved: u64,
+    cancelled: bool,
+}
+
+impl<O> Entry<O> {
+    fn new(order: O, seq: u64, volume: u64) -> Self {
+        Entry {
+            order,
+            seq,
+            remaining: volume,
+            reserved: 0,
+            cancelled: false,
+        }
+    }
+    /// In the book (matchable).
+    fn live(&self) -> bool {
+        self.remaining > 0 && !self.cancelled
+    }
+    /// Can be forgotten: nothing to match and nothing reserved.
+    fn dead(&self) -> bool {
+        (self.remaining == 0 || self.cancelled) && self.reserved == 0
+    }
+}
+
+/// A vector with reusable slots, so that books hold 4-byte indices instead of 32-byte hashes.
+#[derive(Clone, Debug)]
+struct Slab<T> {
+    items: Vec<Option<T>>,
+    free: Vec<Ix>,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            items: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    fn insert(&mut self, t: T) -> Ix {
+        if let Some(i) = self.free.pop() {
+            self.items[i as usize] = Some(t);
+            i
+        } else {
+            self.items.push(Some(t));
+            Ix::try_from(self.items.len() - 1).expect("fewer than 2^32 live orders of one kind")
+        }
+    }
+    fn remove(&mut self, i: Ix) -> T {
+        let t = self.items[i as usize]
+            .take()
+            .expect("slab index of a live entry");
+        self.free.push(i);
+        t
+    }
+    fn get(&self, i: Ix) -> &T {
+        self.items[i as usize]
+            .as_ref()
+            .expect("slab index of a live entry")
+    }
+    fn get_mut(&mut self, i: Ix) -> &mut T {
+        self.items[i as usize]
+            .as_mut()
+            .expect("slab index of a live entry")
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum OrderRef {
+    App(Ix),
+    Dataset(Ix),
+    Workerpool(Ix),
+    Request(Ix),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Proposal {
+    app: Ix,
+    dataset: Option<Ix>,
+    workerpool: Ix,
+    request: Ix,
+    volume: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+struct CategoryBook {
+    asks: BTreeMap<AskKey, Ix>,
+    bids: BTreeMap<BidKey, Ix>,
+}
+
+/// Restricts a request's scan to combinations that contain one given order (all new combinations do).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Fixed {
+    None,
+    Workerpool(Ix),
+    App(Ix),
+    Dataset(Ix),
+}
+
+/// Engine counters (cheap, for benchmarks and metrics).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Stats {
+    pub commands: u64,
+    pub deals: u64,
+    /// Requests examined by the incremental matching (candidates whose combinations were scanned).
+    pub requests_scanned: u64,
+}
+
+/// The matching engine for any number of categories. Single-threaded and deterministic: the same commands
+/// always give the same events.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    apps: Slab<Entry<AppOrder>>,
+    datasets: Slab<Entry<DatasetOrder>>,
+    pools: Slab<Entry<WorkerpoolOrder>>,
+    requests: Slab<Entry<RequestOrder>>,
+    by_hash: HashMap<OrderHash, OrderRef>,
+    categories: HashMap<u64, CategoryBook>,
+    app_book: HashMap<Address, BTreeMap<AskKey, Ix>>,
+    dataset_book: HashMap<Address, BTreeMap<AskKey, Ix>>,
+    /// Requests by app, keyed by (category, bid priority): what a new app order may match.
+    requests_by_app: HashMap<Address, BTreeMap<(u64, BidKey), Ix>>,
+    /// Requests naming a dataset, by dataset: what a new dataset order may match.
+    requests_by_dataset: HashMap<Address, BTreeMap<(u64, BidKey), Ix>>,
+    proposals: HashMap<ProposalId, Proposal>,
+    next_seq: u64,
+    next_proposal: u64,
+    proposal_stride: u64,
+    stats: Stats,
+    candidates: Vec<(BidKey, Ix)>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn ask_key<O>(e: &Entry<O>, price: Nrlc) -> AskKey {
+    (price.0, e.seq)
+}
+
+fn bid_key(e: &Entry<RequestOrder>) -> BidKey {
+    (Reverse(e.order.workerpool_max_price.0), e.seq)
+}
+
+fn remove_keyed<K: Ord, V>(map: &mut HashMap<Address, BTreeMap<K, V>>, addr: &Address, key: &K) {
+    if let Some(book) = map.get_mut(addr) {
+        book.remove(key);
+        if book.is_empty() {
+            map.remove(addr);
+        }
+    }
+}
+
+impl Engine {
+    /// An engine whose proposal ids are 1, 2, 3...
+    pub fn new() -> Self {
+        Self::with_proposal_ids(1, 1)
+    }
+
+    /// An engine whose proposal ids are `first`, `first + stride`, ... (the pipeline gives shard `s` of `n` the
+    /// ids `s + k n`, so an id tells its shard).
+    pub fn with_proposal_ids(first: u64, stride: u64) -> Self {
+        Engine {
+            apps: Slab::default(),
+            datasets: Slab::default(),
+            pools: Slab::default(),
+            requests: Slab::default(),
+            by_hash: HashMap::new(),
+            categories: HashMap::new(),
+            app_book: HashMap::new(),
+            dataset_book: HashMap::new(),
+            requests_by_app: HashMap::new(),
+            requests_by_dataset: HashMap::new(),
+            proposals: HashMap::new(),
+            next_seq: 0,
+            next_proposal: first,
+            proposal_stride: stride.max(1),
+            stats: Stats::default(),
+            candidates: Vec::new(),
+        }
+    }
+
+    /// Applies one command and returns its events.
+    pub fn execute(&mut self, cmd: Command) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.apply(cmd, &mut out);
+        out
+    }
+
+    /// Applies one command, appending its events to `out` (no allocation when `out` has room).
+    pub fn apply(&mut self, cmd: Command, out: &mut Vec<Event>) {
+        self.stats.commands += 1;
+        match cmd {
+            Command::Add(order) => self.add(order, out),
+            Command::Cancel(hash) => self.cancel(hash, out),
+            Command::Lower { hash, remaining } => self.lower(hash, remaining, out),
+            Command::Confirm(id) => self.confirm(id, out),
+            Command::Release(id) => self.release(id, out),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Number of known orders: resting, or out of the books but holding reserved volume.
+    pub fn known_orders(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    /// Number of pending proposals.
+    pub fn pending_proposals(&self) -> usize {
+        self.proposals.len()
+    }
+
+    /// The volumes of a known order (resting or holding reserved volume).
+    pub fn order_state(&self, hash: &OrderHash) -> Option<OrderState> {
+        fn st<O>(kind: OrderKind, e: &Entry<O>) -> OrderState {
+            OrderState {
+                kind,
+                seq: e.seq,
+                remaining: e.remaining,
+                reserved: e.reserved,
+                cancelled: e.cancelled,
+            }
+        }
+        Some(match *self.by_hash.get(hash)? {
+            OrderRef::App(i) => st(OrderKind::App, self.apps.get(i)),
+            OrderRef::Dataset(i) => st(OrderKind::Dataset, self.datasets.get(i)),
+            OrderRef::Workerpool(i) => st(OrderKind::Workerpool, self.pools.get(i)),
+            OrderRef::Request(i) => st(OrderKind::Request, self.requests.get(i)),
+        })
+    }
+
+    /// Categories that have a book, ascending.
+    pub fn categories(&self) -> Vec<u64> {
+        let mut c: Vec<u64> = self.categories.keys().copied().collect();
+        c.sort_unstable();
+        c
+    }
+
+    /// Cheapest workerpool order price of a category.
+    pub fn best_ask(&self, category: u64) -> Option<Nrlc> {
+        let book = self.categories.get(&category)?;
+        book.asks.keys().next().map(|k| Nrlc(k.0))
+    }
+
+    /// Highest `workerpoolmaxprice` among the category's request orders.
+    pub fn best_bid(&self, category: u64) -> Option<Nrlc> {
+        let book = self.categories.get(&category)?;
+        book.bids.keys().next().map(|k| Nrlc(k.0.0))
+    }
+
+    /// The first `max_levels` price levels of each side of a category's book. Walks at most `max_orders` orders
+    /// per side so that a reader's snapshot stays cheap on a deep book (the last level may then be partial).
+    pub fn depth(&self, category: u64, max_levels: usize, max_orders: usize) -> CategoryDepth {
+        let Some(book) = self.categories.get(&category) else {
+            return CategoryDepth {
+                category,
+                ..CategoryDepth::default()
+            };
+        };
+        let levels = |it: &mut dyn Iterator<Item = (u64, u64)>| {
+            let mut out: Vec<Level> = Vec::new();
+            for (price, volume) in it.take(max_orders) {
+                match out.last_mut() {
+                    Some(l) if l.price.0 == price => {
+                        l.volume = l.volume.saturating_add(volume);
+                        l.orders += 1;
+                    }
+                    _ => {
+                        if out.len() == max_levels {
+                            break;
+                        }
+                        out.push(Level {
+                            price: Nrlc(price),
+                            volume,
+                            orders: 1,
+                        });
+                    }
+                }
+            }
+            out
+        };
+        let asks = levels(
+            &mut book
+                .asks
+                .iter()
+                .map(|(k, &i)| (k.0, self.pools.get(i).remaining)),
+        );
+        let bids = levels(
+            &mut book
+                .bids
+                .iter()
+                .map(|(k, &i)| (k.0.0, self.requests.get(i).remaining)),
+        );
+        CategoryDepth {
+            category,
+            asks,
+            bids,
+            ask_orders: book.asks.len(),
+            bid_orders: book.bids.len(),
+        }
+    }
+
+    /// The first `n` workerpool orders of a category in ask priority, with their remaining volume.
+    pub fn top_asks(&self, category: u64, n: usize) -> Vec<(OrderHash, Nrlc, u64)> {
+        self.categories.get(&category).map_or_else(Vec::new, |b| {
+            b.asks
+                .values()
+                .take(n)
+                .map(|&i| {
+                    let e = self.pools.get(i);
+                    (e.order.hash, e.order.price, e.remaining)
+                })
+                .collect()
+        })
+    }
+
+    /// The first `n` request orders of a category in bid priority, with their remaining volume.
+    pub fn top_bids(&self, category: u64, n: usize) -> Vec<(OrderHash, Nrlc, u64)> {
+        self.categories.get(&category).map_or_else(Vec::new, |b| {
+            b.bids
+                .values()
+                .take(n)
+                .map(|&i| {
+                    let e = self.requests.get(i);
+                    (e.order.hash, e.order.workerpool_max_price, e.remaining)
+                })
+                .collect()
+        })
+    }
+
+    // ----- commands -----
+
+    fn add(&mut self, order: Order, out: &mut Vec<Event>) {
+        let hash = order.hash();
+        let reject = |reason| Event::Rejected {
+            subject: Subject::Order(hash),
+            reason,
+        };
+        if self.by_hash.contains_key(&hash) {
+            out.push(reject(RejectReason::DuplicateOrder));
+            return;
+        }
+        if order.volume() == 0 {
+            out.push(reject(RejectReason::ZeroVolume));
+            return;
+        }
+        let own_zero = match &order {
+            Order::App(o) => o.app.is_zero(),
+            Order::Dataset(o) => o.dataset.is_zero(),
+            Order::Workerpool(o) => o.workerpool.is_zero(),
+            Order::Request(o) => o.app.is_zero(),
+        };
+        if own_zero {
+            out.push(reject(RejectReason::ZeroAddress));
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let r = match order {
+            Order::App(o) => OrderRef::App(self.apps.insert(Entry::new(o, seq, o.volume))),
+            Order::Dataset(o) => {
+                OrderRef::Dataset(self.datasets.insert(Entry::new(o, seq, o.volume)))
+            }
+            Order::Workerpool(o) => {
+                OrderRef::Workerpool(self.pools.insert(Entry::new(o, seq, o.volume)))
+            }
+            Order::Request(o) => {
+                OrderRef::Request(self.requests.insert(Entry::new(o, seq, o.volume)))
+            }
+        };
+        self.by_hash.insert(hash, r);
+        self.insert_in_books(r);
+        self.match_new(r, out);
+        let remaining = self.state_of(r).0;
+        if remaining > 0 {
+            out.push(Event::Resting {
+                hash,
+                kind: order.kind(),
+                remaining,
+            });
+        }
+    }
+
+    fn cancel(&mut self, hash: OrderHash, out: &mut Vec<Event>) {
+        let Some(r) = self.live_ref(&hash) else {
+            out.push(Event::Rejected {
+                subject: Subject::Order(hash),
+                reason: RejectReason::UnknownOrder,
+            });
+            return;
+        };
+        if self.state_of(r).0 > 0 {
+            self.remove_from_books(r);
+        }
+        match r {
+            OrderRef::App(i) => Self::mark_cancelled(self.apps.get_mut(i)),
+            OrderRef::Dataset(i) => Self::mark_cancelled(self.datasets.get_mut(i)),
+            OrderRef::Workerpool(i) => Self::mark_cancelled(self.pools.get_mut(i)),
+            OrderRef::Request(i) => Self::mark_cancelled(self.requests.get_mut(i)),
+        }
+        out.push(Event::Cancelled { hash });
+        self.forget_if_dead(r, hash);
+    }
+
+    fn mark_cancelled<O>(e: &mut Entry<O>) {
+        e.cancelled = true;
+        e.remaining = 0;
+    }
+
+    fn lower(&mut self, hash: OrderHash, remaining: u64, out: &mut Vec<Event>) {
+        let Some(r) = self.live_ref(&hash) else {
+            out.push(Event::Rejected {
+                subject: Subject::Order(hash),
+                reason: RejectReason::UnknownOrder,
+            });
+            return;
+        };
+        let (current, _) = self.state_of(r);
+        if remaining > current {
+            out.push(Event::Rejected {
+                subject: Subject::Order(hash),
+                reason: RejectReason::NotALowering,
+            });
+            return;
+        }
+        if remaining == current {
+            return;
+        }
+        // Lowering creates no combination, so no matching is needed. Only the remaining volume changes; the book
+        // keys (price, arrival) do not, so the order keeps its place.
+        if remaining == 0 {
+            self.remove_from_books(r);
+        }
+        self.set_remaining(r, remaining);
+        if remaining > 0 {
+            out.push(Event::Resting {
+                hash,
+                kind: Self::kind_of(r),
+                remaining,
+            });
+        } else if self.forget_if_dead(r, hash) {
+            out.push(Event::Filled { hash });
+        }
+    }
+
+    fn confirm(&mut self, id: ProposalId, out: &mut Vec<Event>) {
+        let Some(p) = self.proposals.remove(&id) else {
+            out.push(Event::Rejected {
+                subject: Subject::Proposal(id),
+                reason: RejectReason::UnknownProposal,
+            });
+            return;
+        };
+        for r in Self::proposal_refs(&p) {
+            self.unreserve(r, p.volume, false);
+            let (remaining, cancelled, hash) = self.summary(r);
+            if self.forget_if_dead(r, hash) && remaining == 0 && !cancelled {
+                out.push(Event::Filled { hash });
+            }
+        }
+    }
+
+    fn release(&mut self, id: ProposalId, out: &mut Vec<Event>) {
+        let Some(p) = self.proposals.remove(&id) else {
+            out.push(Event::Rejected {
+                subject: Subject::Proposal(id),
+                reason: RejectReason::UnknownProposal,
+            });
+            return;
+        };
+        let mut back: [Option<OrderRef>; 4] = [None; 4];
+        for (slot, r) in back.iter_mut().zip(Self::proposal_refs(&p)) {
+            let (before, cancelled, hash) = self.summary(r);
+            self.unreserve(r, p.volume, !cancelled);
+            if cancelled {
+                self.forget_if_dead(r, hash);
+            } else if before == 0 {
+                // The order re-enters the book with its original arrival number: it keeps its time priority.
+                self.insert_in_books(r);
+                *slot = Some(r);
+            }
+        }
+        let back: Vec<OrderRef> = back.into_iter().flatten().collect();
+        match back.as_slice() {
+            [] => {}
+            [one] => self.match_new(*one, out),
+            several => {
+                // New combinations contain at least one re-entered order: scan, in bid priority, every request
+                // that may form one, without restricting the scan to a given order.
+                let mut cands = std::mem::take(&mut self.candidates);
+                cands.clear();
+                for &r in several {
+                    self.collect_candidates(r, &mut cands);
+                }
+                cands.sort_unstable_by_key(|c| c.0);
+                cands.dedup_by_key(|c| c.1);
+                for &(_, ri) in &cands {
+                    self.match_request(ri, Fixed::None, out);
+                }
+                self.candidates = cands;
+            }
+        }
+    }
+
+    // ----- incremental matching -----
+
+    /// Runs the matching rule after `r` became matchable, knowing that no combination existed before: every new
+    /// combination contains `r`, so only the requests that may combine with `r` are scanned (in bid priority, as
+    /// the full rule would), and each scan is restricted to combinations containing `r`.
+    fn match_new(&mut self, r: OrderRef, out: &mut Vec<Event>) {
+        if let OrderRef::Request(ri) = r {
+            self.match_request(ri, Fixed::None, out);
+            return;
+        }
+        let mut cands = std::mem::take(&mut self.candidates);
+        cands.clear();
+        self.collect_candidates(r, &mut cands);
+        let fixed = match r {
+            OrderRef::App(i) => Fixed::App(i),
+            OrderRef::Dataset(i) => Fixed::Dataset(i),
+            OrderRef::Workerpool(i) => Fixed::Workerpool(i),
+            OrderRef::Request(_) => Fixed::None,
+        };
+        if !matches!(r, OrderRef::Workerpool(_)) {
+            // Candidates come from several categories: restore global bid priority (arrival numbers are unique,
+            // so the order is total).
+            cands.sort_unstable_by_key(|c| c.0);
+        }
+        for &(_, ri) in &cands {
+            if self.state_of(r).0 == 0 {
+                break;
+            }
+            self.match_request(ri, fixed, out);
+        }
+        self.candidates = cands;
+    }
+
+    /// Appends the requests that may form a combination with `r` (a superset; each is checked when scanned).
+    fn collect_candidates(&self, r: OrderRef, cands: &mut Vec<(BidKey, Ix)>) {
+        match r {
+            OrderRef::Request(ri) => {
+                let e = self.requests.get(ri);
+                cands.push((bid_key(e), ri));
+            }
+            OrderRef::Workerpool(wi) => {
+                let w = &self.pools.get(wi).order;
+                if let Some(book) = self.categories.get(&w.category) {
+                    // Requests whose workerpoolmaxprice >= the ask, best first.
+                    cands.extend(
+                        book.bids
+                            .range(..=(Reverse(w.price.0), u64::MAX))
+                            .map(|(k, &i)| (*k, i)),
+                    );
+                }
+            }
+            OrderRef::App(ai) => {
+                let a = &self.apps.get(ai).order;
+                if let Some(index) = self.requests_by_app.get(&a.app) {
+                    self.collect_crossing(index, cands);
+                }
+            }
+            OrderRef::Dataset(di) => {
+                let d = &self.datasets.get(di).order;
+                if let Some(index) = self.requests_by_dataset.get(&d.dataset) {
+                    self.collect_crossing(index, cands);
+                }
+            }
+        }
+    }
+
+    /// From an index of requests keyed by (category, bid priority), the requests whose workerpoolmaxprice reaches
+    /// their category's best ask: any other cannot pay any workerpool order.
+    fn collect_crossing(&self, index: &BTreeMap<(u64, BidKey), Ix>, cands: &mut Vec<(BidKey, Ix)>) {
+        let mut from = 0u64;
+        while let Some((&(cat, _), _)) = index.range((from, (Reverse(u64::MAX), 0))..).next() {
+            if let Some(best_ask) = self.categories.get(&cat).and_then(|b| b.asks.keys().next()) {
+                let lo = (cat, (Reverse(u64::MAX), 0));
+                let hi = (cat, (Reverse(best_ask.0), u64::MAX));
+                cands.extend(index.range(lo..=hi).map(|(k, &i)| (k.1, i)));
+            }
+            match cat.checked_add(1) {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
+    }
+
+    /// The matching rule for one request: repeatedly take the first compatible combination in scan order and
+    /// propose a deal of the smallest remaining volume, until the request is exhausted or none remains.
+    fn match_request(&mut self, ri: Ix, fixed: Fixed, out: &mut Vec<Event>) {
+        self.stats.requests_scanned += 1;
+        // Combinations before the one just found were incompatible, and compatibility does not depend on volume:
+        // the next scan resumes at the same workerpool order.
+        let mut from: AskKey = (0, 0);
+        loop {
+            let e = self.requests.get(ri);
+            if !e.live() {
+                return;
+            }
+            let Some((w, a, d, key)) = self.find_combination(ri, fixed, from) else {
+                return;
+            };
+            from = key;
+            self.propose(ri, w, a, d, out);
+        }
+    }
+
+    /// The first compatible (workerpool, app, dataset) for request `ri` in scan order: workerpool orders of its
+    /// category in ask priority (from `from` on), then its app's orders, then its dataset's orders, each in price
+    /// then arrival order. Price ranges stop at the request's maximum prices (rules 03-05).
+    fn find_combination(
+        &self,
+        ri: Ix,
+        fixed: Fixed,
+        from: AskKey,
+    ) -> Option<(Ix, Ix, Option<Ix>, AskKey)> {
+        let fixed_live = match fixed {
+            Fixed::None => true,
+            Fixed::Workerpool(i) => self.pools.get(i).live(),
+            Fixed::App(i) => self.apps.get(i).live(),
+            Fixed::Dataset(i) => self.datasets.get(i).live(),
+        };
+        if !fixed_live {
+            return None;
+        }
+        let req = &self.requests.get(ri).order;
+        let pool_hi: AskKey = (req.workerpool_max_price.0, u64::MAX);
+        if from > pool_hi {
+            return None;
+        }
+        let pools_range = match fixed {
+            Fixed::Workerpool(_) => None,
+            _ => Some(
+                self.categories
+                    .get(&req.category)?
+                    .asks
+                    .range(from..=pool_hi),
+            ),
+        };
+        let pool_single = match fixed {
+            Fixed::Workerpool(w) => {
+                let e = self.pools.get(w);
+                let k = ask_key(e, e.order.price);
+                (e.live() && k >= from).then_some((k, w))
+            }
+            _ => None,
+        };
+        let pools = pools_range
+            .into_iter()
+            .flatten()
+            .map(|(k, &i)| (*k, i))
+            .chain(pool_single);
+
+        let app_book = self.app_book.get(&req.app);
+        if app_book.is_none() && !matches!(fixed, Fixed::App(_)) {
+            return None;
+        }
+        let app_hi: AskKey = (req.app_max_price.0, u64::MAX);
+        let apps = || {
+            let range = match fixed {
+                Fixed::App(_) => None,
+                _ => app_book.map(|b| b.range(..=app_hi)),
+            };
+            let single = match fixed {
+                Fixed::App(a) => self.apps.get(a).live().then_some(a),
+                _ => None,
+            };
+            range.into_iter().flatten().map(|(_, &i)| i).chain(single)
+        };
+
+        let with_dataset = !req.dataset.is_zero();
+        let dataset_book = if with_dataset {
+            self.dataset_book.get(&req.dataset)
+        } else {
+            None
+        };
+        if with_dataset && dataset_book.is_none() && !matches!(fixed, Fixed::Dataset(_)) {
+            return None;
+        }
+        let dataset_hi: AskKey = (req.dataset_max_price.0, u64::MAX);
+        let datasets = || {
+            let range = match fixed {
+                Fixed::Dataset(_) => None,
+                _ => dataset_book.map(|b| b.range(..=dataset_hi)),
+            };
+            let single = match fixed {
+                Fixed::Dataset(d) => self.datasets.get(d).live().then_some(d),
+                _ => None,
+            };
+            range.into_iter().flatten().map(|(_, &i)| i).chain(single)
+        };
+
+        for (key, wi) in pools {
+            let w = &self.pools.get(wi).order;
+            if !pool_may_serve(w, req) {
+                continue;
+            }
+            for ai in apps() {
+                let a = &self.apps.get(ai).order;
+                if !app_may_serve(a, w, req) {
+                    continue;
+                }
+                if !with_dataset {
+                    if compatible(a, None, w, req) {
+                        return Some((wi, ai, None, key));
+                    }
+                    continue;
+                }
+                for di in datasets() {
+                    if compatible(a, Some(&self.datasets.get(di).order), w, req) {
+                        return Some((wi, ai, Some(di), key));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn propose(&mut self, ri: Ix, wi: Ix, ai: Ix, di: Option<Ix>, out: &mut Vec<Event>) {
+        let mut volume = min(
+            self.requests.get(ri).remaining,
+            min(self.pools.get(wi).remaining, self.apps.get(ai).remaining),
+        );
+        if let Some(d) = di {
+            volume = min(volume, self.datasets.get(d).remaining);
+        }
+        debug_assert!(volume > 0, "matched orders are live");
+        let id = ProposalId(self.next_proposal);
+        self.next_proposal += self.proposal_stride;
+        let p = Proposal {
+            app: ai,
+            dataset: di,
+            workerpool: wi,
+            request: ri,
+            volume,
+        };
+        self.proposals.insert(id, p);
+        for r in Self::proposal_refs(&p) {
+            self.reserve(r, volume);
+        }
+        let (w, a, req) = (
+            &self.pools.get(wi).order,
+            &self.apps.get(ai).order,
+            &self.requests.get(ri).order,
+        );
+        let d = di.map(|d| &self.datasets.get(d).order);
+        out.push(Event::DealProposed(Deal {
+            id,
+            app: a.hash,
+            dataset: d.map(|d| d.hash),
+            workerpool: w.hash,
+            request: req.hash,
+            volume,
+            app_price: a.price,
+            dataset_price: d.map_or(Nrlc(0), |d| d.price),
+            workerpool_price: w.price,
+            category: req.category,
+        }));
+        self.stats.deals += 1;
+    }
+
+    // ----- bookkeeping -----
+
+    fn proposal_refs(p: &Proposal) -> impl Iterator<Item = OrderRef> {
+        [
+            Some(OrderRef::App(p.app)),
+            p.dataset.map(OrderRef::Dataset),
+            Some(OrderRef::Workerpool(p.workerpool)),
+            Some(OrderRef::Request(p.request)),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// Moves `volume` from remaining to reserved; takes the order out of the books when it runs out.
+    fn reserve(&mut self, r: OrderRef, volume: u64) {
+        fn mv<O>(e: &mut Entry<O>, v: u64) -> bool {
+            e.remaining -= v;
+            e.reserved += v;
+            e.remaining == 0
+        }
+        let out = match r {
+            OrderRef::App(i) => mv(self.apps.get_mut(i), volume),
+            OrderRef::Dataset(i) => mv(self.datasets.get_mut(i), volume),
+            OrderRef::Workerpool(i) => mv(self.pools.get_mut(i), volume),
+            OrderRef::Request(i) => mv(self.requests.get_mut(i), volume),
+        };
+        if out {
+            self.remove_from_books(r);
+        }
+    }
+
+    /// Gives reserved volume up: back to remaining when `give_back`, consumed otherwise. Books are not touched.
+    fn unreserve(&mut self, r: OrderRef, volume: u64, give_back: bool) {
+        fn mv<O>(e: &mut Entry<O>, v: u64, back: bool) {
+            e.reserved -= v;
+            if back {
+                e.remaining += v;
+            }
+        }
+        match r {
+            OrderRef::App(i) => mv(self.apps.get_mut(i), volume, give_back),
+            OrderRef::Dataset(i) => mv(self.datasets.get_mut(i), volume, give_back),
+            OrderRef::Workerpool(i) => mv(self.pools.get_mut(i), volume, give_back),
+            OrderRef::Request(i) => mv(self.requests.get_mut(i), volume, give_back),
+        }
+    }
+
+    fn set_remaining(&mut self, r: OrderRef, remaining: u64) {
+        match r {
+            OrderRef::App(i) => self.apps.get_mut(i).remaining = remaining,
+            OrderRef::Dataset(i) => self.datasets.get_mut(i).remaining = remaining,
+            OrderRef::Workerpool(i) => self.pools.get_mut(i).remaining = remaining,
+            OrderRef::Request(i) => self.requests.get_mut(i).remaining = remaining,
+        }
+    }
+
+    /// (remaining, cancelled, hash)
+    fn summary(&self, r: OrderRef) -> (u64, bool, OrderHash) {
+        match r {
+            OrderRef::App(i) => {
+                let e = self.apps.get(i);
+                (e.remaining, e.cancelled, e.order.hash)
+            }
+            OrderRef::Dataset(i) => {
+                let e = self.datasets.get(i);
+                (e.remaining, e.cancelled, e.order.hash)
+            }
+            OrderRef::Workerpool(i) => {
+                let e = self.pools.get(i);
+                (e.remaining, e.cancelled, e.order.hash)
+            }
+            OrderRef::Request(i) => {
+                let e = self.requests.get(i);
+                (e.remaining, e.cancelled, e.order.hash)
+            }
+        }
+    }
+
+    /// (remaining, reserved)
+    fn state_of(&self, r: OrderRef) -> (u64, u64) {
+        match r {
+            OrderRef::App(i) => (self.apps.get(i).remaining, self.apps.get(i).reserved),
+            OrderRef::Dataset(i) => (
+                self.datasets.get(i).remaining,
+                self.datasets.get(i).reserved,
+            ),
+            OrderRef::Workerpool(i) => (self.pools.get(i).remaining, self.pools.get(i).reserved),
+            OrderRef::Request(i) => (
+                self.requests.get(i).remaining,
+                self.requests.get(i).reserved,
+            ),
+        }
+    }
+
+    fn kind_of(r: OrderRef) -> OrderKind {
+        match r {
+            OrderRef::App(_) => OrderKind::App,
+            OrderRef::Dataset(_) => OrderKind::Dataset,
+            OrderRef::Workerpool(_) => OrderKind::Workerpool,
+            OrderRef::Request(_) => OrderKind::Request,
+        }
+    }
+
+    /// A known, not cancelled order.
+    fn live_ref(&self, hash: &OrderHash) -> Option<OrderRef> {
+        let r = *self.by_hash.get(hash)?;
+        let cancelled = self.summary(r).1;
+        (!cancelled).then_some(r)
+    }
+
+    /// Drops the order's record when it has nothing left to match nor reserved. Returns whether it did.
+    fn forget_if_dead(&mut self, r: OrderRef, hash: OrderHash) -> bool {
+        let dead = match r {
+            OrderRef::App(i) => self.apps.get(i).dead(),
+            OrderRef::Dataset(i) => self.datasets.get(i).dead(),
+            OrderRef::Workerpool(i) => self.pools.get(i).dead(),
+            OrderRef::Request(i) => self.requests.get(i).dead(),
+        };
+        if dead {
+            match r {
+                OrderRef::App(i) => {
+                    self.apps.remove(i);
+                }
+                OrderRef::Dataset(i) => {
+                    self.datasets.remove(i);
+                }
+                OrderRef::Workerpool(i) => {
+                    self.pools.remove(i);
+                }
+                OrderRef::Request(i) => {
+                    self.requests.remove(i);
+                }
+            }
+            self.by_hash.remove(&hash);
+        }
+        dead
+    }
+
+    fn insert_in_books(&mut self, r: OrderRef) {
+        match r {
+            OrderRef::App(i) => {
+                let e = self.apps.get(i);
+                self.app_book
+                    .entry(e.order.app)
+                    .or_default()
+                    .insert(ask_key(e, e.order.price), i);
+            }
+            OrderRef::Dataset(i) => {
+                let e = self.datasets.get(i);
+                self.dataset_book
+                    .entry(e.order.dataset)
+                    .or_default()
+                    .insert(ask_key(e, e.order.price), i);
+            }
+            OrderRef::Workerpool(i) => {
+                let e = self.pools.get(i);
+                self.categories
+                    .entry(e.order.category)
+                    .or_default()
+                    .asks
+                    .insert(ask_key(e, e.order.price), i);
+            }
+            OrderRef::Request(i) => {
+                let e = self.requests.get(i);
+                let (k, o) = (bid_key(e), &e.order);
+                self.categories
+                    .entry(o.category)
+                    .or_default()
+                    .bids
+                    .insert(k, i);
+                self.requests_by_app
+                    .entry(o.app)
+                    .or_default()
+                    .insert((o.category, k), i);
+                if !o.dataset.is_zero() {
+                    self.requests_by_dataset
+                        .entry(o.dataset)
+                        .or_default()
+                        .insert((o.category, k), i);
+                }
+            }
+        }
+    }
+
+    fn remove_from_books(&mut self, r: OrderRef) {
+        match r {
+            OrderRef::App(i) => {
+                let e = self.apps.get(i);
+                remove_keyed(&mut self.app_book, &e.order.app, &ask_key(e, e.order.price));
+            }
+            OrderRef::Dataset(i) => {
+                let e = self.datasets.get(i);
+                remove_keyed(
+                    &mut self.dataset_book,
+                    &e.order.dataset,
+                    &ask_key(e, e.order.price),
+                );
+            }
+            OrderRef::Workerpool(i) => {
+                let e = self.pools.get(i);
+                if let Some(b) = self.categories.get_mut(&e.order.category) {
+                    b.asks.remove(&ask_key(e, e.order.price));
+                    if b.asks.is_empty() && b.bids.is_empty() {
+                        self.categories.remove(&e.order.category);
+                    }
+                }
+            }
+            OrderRef::Request(i) => {
+                let e = self.requests.get(i);
+                let (k, o) = (bid_key(e), &e.order);
+                if let Some(b) = self.categories.get_mut(&o.category) {
+                    b.bids.remove(&k);
+                    if b.asks.is_empty() && b.bids.is_empty() {
+                        self.categories.remove(&o.category);
+                    }
+                }
+                remove_keyed(&mut self.requests_by_app, &o.app, &(o.category, k));
+                if !o.dataset.is_zero() {
+                    remove_keyed(&mut self.requests_by_dataset, &o.dataset, &(o.category, k));
+                }
+            }
+        }
+    }
+}
