@@ -1,1 +1,22 @@
+//! Dragon: an order-book exchange for decentralized computing, compatible with iExec's PoCo protocol.
+//!
+//! Components (see `docs/architecture.md` for the path of an order):
+//! - [`order`]: the four PoCo orders, their JSON, EIP-712 hashes and signatures;
+//! - [`ids`], [`money`]: typed ids and nRLC amounts;
+//! - `dragon_matching` (crate `matching/`): the pure matching engine;
+//! - [`store`]: PostgreSQL, with the versioned migrations of `schema/`;
+//! - [`chain`]: the chain through alloy;
+//! - [`api`]: the REST API and its OpenAPI document; [`server`] composes them;
+//! - [`local`]: the local market (PostgreSQL cluster + anvil) used by `dragon local` and the tests;
+//! - [`cli`]: the `dragon` command.
 
+pub mod api;
+pub mod chain;
+pub mod cli;
+pub mod config;
+pub mod ids;
+pub mod local;
+pub mod money;
+pub mod order;
+pub mod server;
+pub mod store;

@@ -1,0 +1,183 @@
+//! The `dragon` command line. Every command returns a [`CliError`]; `main` prints it on one line and exits with
+//! 2 for bad input (the user can fix it) or 1 for a failure of the machine or a service.
+
+use crate::order::{AnyOrder, Domain, OrderKind, json, signature};
+use alloy::primitives::{Address, Bytes, U256};
+use alloy::signers::local::PrivateKeySigner;
+use clap::{Args, Parser, Subcommand};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "dragon", version, about = "Dragon: an order-book exchange for decentralized computing (iExec PoCo compatible)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Hash, sign and verify PoCo orders.
+    #[command(subcommand)]
+    Order(OrderCommand),
+    /// Run the exchange server against a PostgreSQL database and a chain.
+    Serve(crate::config::ServeArgs),
+    /// Run the whole local market on embedded defaults: a PostgreSQL cluster and anvil under a data folder,
+    /// and the server.
+    Local(crate::local::LocalArgs),
+    /// Print the OpenAPI document of the REST API.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrderCommand {
+    /// Print the order hash (EIP-712 typed-data digest) on one line.
+    Hash(OrderArgs),
+    /// Print the order JSON with `sign` filled (key from DRAGON_PRIVATE_KEY or --key-file).
+    Sign {
+        #[command(flatten)]
+        order: OrderArgs,
+        /// File holding the hex private key; DRAGON_PRIVATE_KEY is used when absent.
+        #[arg(long, value_name = "PATH")]
+        key_file: Option<PathBuf>,
+    },
+    /// Print the checksummed address that signed the order.
+    Verify(OrderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OrderArgs {
+    /// Order kind.
+    #[arg(long, value_enum)]
+    pub kind: OrderKind,
+    /// Chain id of the EIP-712 domain (uint256).
+    #[arg(long, value_parser = parse_u256_arg)]
+    pub chain_id: U256,
+    /// Hub contract address (the domain's verifyingContract).
+    #[arg(long, value_parser = json::parse_address)]
+    pub hub: Address,
+    /// File with one order as a JSON object, or - for standard input.
+    #[arg(value_name = "FILE|-")]
+    pub file: PathBuf,
+}
+
+fn parse_u256_arg(s: &str) -> Result<U256, String> {
+    json::parse_u256(s)
+}
+
+/// A failed command: bad input (exit 2) or a failure outside the user's input (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Failure(#[from] anyhow::Error),
+}
+
+impl CliError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Input(_) => 2,
+            CliError::Failure(_) => 1,
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let line = match &e {
+                CliError::Input(m) => m.clone(),
+                CliError::Failure(err) => format!("{err:#}"),
+            };
+            eprintln!("error: {}", line.replace('\n', " "));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Order(cmd) => order_command(cmd),
+        Command::Serve(args) => runtime()?.block_on(crate::server::serve(args.into_config()?)).map_err(Into::into),
+        Command::Local(args) => runtime()?.block_on(crate::local::run(args)).map_err(Into::into),
+        Command::Openapi => {
+            println!("{}", crate::api::openapi_json());
+            Ok(())
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failure(anyhow::anyhow!("cannot start the async runtime: {e}")))
+}
+
+fn order_command(cmd: OrderCommand) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    let line = match cmd {
+        OrderCommand::Hash(args) => {
+            let (order, domain) = load(&args)?;
+            order.order_hash(&domain).to_string()
+        }
+        OrderCommand::Sign { order: args, key_file } => {
+            let key = signing_key(key_file)?;
+            let (mut order, domain) = load(&args)?;
+            let digest = order.order_hash(&domain).0;
+            let sign = signature::sign_digest(&key, &digest)
+                .map_err(|e| CliError::Failure(anyhow::anyhow!("signing failed: {e}")))?;
+            order.set_sign(sign);
+            order.to_json().to_string()
+        }
+        OrderCommand::Verify(args) => {
+            let (order, domain) = load(&args)?;
+            let sign: &Bytes = order.sign().ok_or_else(|| CliError::Input("field `sign`: missing signature".into()))?;
+            let signer = signature::recover_signer(&order.order_hash(&domain).0, sign)
+                .map_err(|e| CliError::Input(format!("field `sign`: {e}")))?;
+            signer.to_checksum(None)
+        }
+    };
+    writeln!(out, "{line}").map_err(|e| CliError::Failure(e.into()))
+}
+
+fn load(args: &OrderArgs) -> Result<(AnyOrder, Domain), CliError> {
+    let text = read_input(&args.file)?;
+    let order = AnyOrder::from_json(args.kind, &text)
+        .map_err(|e| CliError::Input(format!("invalid {} order: {e}", args.kind)))?;
+    Ok((order, Domain::new(args.chain_id, args.hub)))
+}
+
+/// Reads a file, or standard input for `-`.
+pub fn read_input(path: &std::path::Path) -> Result<String, CliError> {
+    let mut text = String::new();
+    let res = if path.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text)).map(|_| ())
+    };
+    res.map_err(|e| CliError::Input(format!("cannot read `{}`: {e}", path.display())))?;
+    Ok(text)
+}
+
+fn signing_key(key_file: Option<PathBuf>) -> Result<PrivateKeySigner, CliError> {
+    let (text, source) = match key_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| CliError::Input(format!("cannot read key file `{}`: {e}", path.display())))?;
+            (text, format!("key file `{}`", path.display()))
+        }
+        None => match std::env::var("DRAGON_PRIVATE_KEY") {
+            Ok(text) => (text, "DRAGON_PRIVATE_KEY".to_owned()),
+            Err(_) => return Err(CliError::Input("no signing key: set DRAGON_PRIVATE_KEY or pass --key-file PATH".into())),
+        },
+    };
+    // Never echo the key itself in an error.
+    text.trim()
+        .parse::<PrivateKeySigner>()
+        .map_err(|_| CliError::Input(format!("{source} does not hold a valid secp256k1 private key (32 bytes as hex)")))
+}

@@ -1,0 +1,30 @@
+//! Typed identifiers. Every id in Dragon is a 32-byte hash; giving each its own type keeps an order hash from
+//! ever being passed where a deal id is expected.
+
+use alloy::primitives::B256;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The id of an order: its full EIP-712 typed-data digest (`keccak256(0x1901 ‖ domainSeparator ‖ structHash)`),
+/// exactly as PoCo keys consumed volume, presignatures and events by it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrderHash(pub B256);
+
+impl fmt::Display for OrderHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}
+
+impl fmt::Debug for OrderHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OrderHash({self})")
+    }
+}
+
+impl From<OrderHash> for [u8; 32] {
+    fn from(h: OrderHash) -> Self {
+        h.0.0
+    }
+}

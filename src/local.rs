@@ -1,0 +1,230 @@
+//! The local market on embedded defaults: a PostgreSQL cluster in a data folder, an anvil chain, and the
+//! server. `dragon local` (the README's run command) and the integration-test harness both start their
+//! PostgreSQL and anvil through this module, so what the tests run is what a user runs.
+//!
+//! Child processes are started under `setpriv --pdeathsig`, so they die with the process that started them,
+//! even when it is killed or a test panics: nothing is left running. (The parent is the *thread* that spawned
+//! the child, so callers spawn from a thread that lives as long as they need the child.)
+
+use anyhow::{Context, anyhow, bail};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A PostgreSQL cluster owned by this process.
+#[derive(Debug)]
+pub struct PgCluster {
+    pub dir: PathBuf,
+    pub port: u16,
+    child: Child,
+}
+
+/// Whether we run as root, in which case PostgreSQL (which refuses root) runs as the `postgres` user.
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+}
+
+/// Finds a PostgreSQL server binary: on PATH, else in Debian's versioned folder (newest first).
+pub fn pg_bin(name: &str) -> anyhow::Result<PathBuf> {
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path().join("bin").join(name))).filter(|p| p.is_file()).collect())
+        .unwrap_or_default();
+    versions.sort();
+    versions.pop().ok_or_else(|| {
+        anyhow!("PostgreSQL server binary `{name}` not found: install PostgreSQL (Debian: apt-get install postgresql) or set DATABASE_URL")
+    })
+}
+
+/// A free TCP port on loopback (the OS picks it; the tiny window before the child binds it is acceptable here).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A command that dies with its parent, as the `postgres` user when we are root.
+fn guarded(program: &Path, as_postgres: bool) -> Command {
+    let mut cmd = Command::new("setpriv");
+    if as_postgres {
+        cmd.args(["--reuid=postgres", "--regid=postgres", "--init-groups"]);
+    }
+    cmd.arg("--pdeathsig=TERM").arg("--").arg(program);
+    cmd
+}
+
+impl PgCluster {
+    /// Starts (creating it first when `dir` holds no cluster) a cluster listening on 127.0.0.1:`port`.
+    pub fn start(dir: &Path, port: u16) -> anyhow::Result<Self> {
+        let root = is_root();
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dir = dir.canonicalize()?;
+        if root {
+            let st = Command::new("chown").arg("postgres:postgres").arg(&dir).status()?;
+            if !st.success() {
+                bail!("cannot give {} to the postgres user", dir.display());
+            }
+        }
+        if !dir.join("PG_VERSION").exists() {
+            let out = guarded(&pg_bin("initdb")?, root)
+                .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "-D"])
+                .arg(&dir)
+                .stdin(Stdio::null())
+                .output()
+                .context("running initdb")?;
+            if !out.status.success() {
+                bail!("initdb failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            }
+        }
+        let log = std::fs::File::create(dir.join("server.log"))?;
+        let child = guarded(&pg_bin("postgres")?, root)
+            .arg("-D")
+            .arg(&dir)
+            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-k"])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting postgres")?;
+        let mut cluster = PgCluster { dir, port, child };
+        cluster.wait_ready(Duration::from_secs(30))?;
+        Ok(cluster)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+                bail!("postgres exited ({status}) during start-up: {}", log.lines().last().unwrap_or(""));
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && std::fs::read_to_string(self.dir.join("server.log"))
+                    .is_ok_and(|l| l.contains("ready to accept connections"))
+            {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                bail!("postgres did not become ready in {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Fast shutdown (SIGINT: roll back open transactions, checkpoint, exit), then wait.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        signal(self.child.id(), "INT")?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {
+    // The child is setpriv's exec'd program, so its pid is the server's pid.
+    Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status()?;
+    Ok(())
+}
+
+/// An anvil node owned by this process.
+#[derive(Debug)]
+pub struct Anvil {
+    pub port: u16,
+    child: Child,
+}
+
+/// The anvil the project installs (`contracts/node_modules`), or `DRAGON_ANVIL` when set.
+pub fn anvil_bin() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("DRAGON_ANVIL") {
+        return Ok(PathBuf::from(p));
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts/node_modules/.bin/anvil");
+    if p.exists() {
+        Ok(p)
+    } else {
+        bail!("anvil not found at {}: run `npm ci` in contracts/ (make setup does it) or set DRAGON_ANVIL", p.display())
+    }
+}
+
+impl Anvil {
+    /// Starts anvil on 127.0.0.1:`port` with `extra` arguments, and waits until it listens.
+    pub fn start(port: u16, extra: &[&str]) -> anyhow::Result<Self> {
+        let mut child = guarded(&anvil_bin()?, false)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting anvil")?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("anvil stdout not captured"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("Listening on") => break,
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => bail!("reading anvil output: {e}"),
+                None => bail!("anvil exited before listening ({:?})", child.try_wait()?),
+            }
+        }
+        // Keep draining stdout so anvil never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(Anvil { port, child })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        signal(self.child.id(), "TERM")?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+/// Arguments of `dragon local`.
+#[derive(Debug, clap::Args)]
+pub struct LocalArgs {
+    /// Folder holding the local PostgreSQL cluster (kept across runs).
+    #[arg(long, default_value = ".dragon")]
+    pub data_dir: PathBuf,
+    /// PostgreSQL port.
+    #[arg(long, default_value_t = 54329)]
+    pub pg_port: u16,
+    /// Anvil port.
+    #[arg(long, default_value_t = 8545)]
+    pub anvil_port: u16,
+    /// Address the REST API listens on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+}
+
+/// Starts PostgreSQL and anvil, creates the database, serves until Ctrl-C, then stops everything.
+pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
+    // Spawned from this (main) thread, which outlives both children.
+    let pg = PgCluster::start(&args.data_dir.join("pg"), args.pg_port)?;
+    let anvil = Anvil::start(args.anvil_port, &["--state", &args.data_dir.join("anvil-state.json").to_string_lossy()])?;
+    crate::store::ensure_database(&pg.url("postgres"), "dragon").await?;
+    tracing::info!(postgres = %pg.url("dragon"), chain = %anvil.url(), "local market started");
+    let config = crate::config::Config {
+        listen: args.listen,
+        database_url: pg.url("dragon"),
+        rpc_url: anvil.url(),
+    };
+    let served = crate::server::serve(config).await;
+    anvil.stop()?;
+    pg.stop()?;
+    served
+}
