@@ -1,0 +1,519 @@
+//! Property tests on random command streams over small domains (2 apps, 2 datasets, 2 workerpools, 2
+//! requesters, 3 tag bits, prices 0-3, volumes 0-3, 2 categories), so that matches, conflicts and restrictions
+//! are frequent.
+//!
+//! Properties, checked after every command:
+//! - the engine's events equal those of the reference implementation (`reference.rs`);
+//! - every proposed deal passes the independent predicate `support::poco_ok`, its volume is the smallest
+//!   remaining volume of its orders, and it respects priority: no better request could still match, no better
+//!   workerpool order, no better app order for that workerpool, no better dataset order for those two;
+//! - no over-fill: per order, proposed minus released volume never exceeds its volume, and the remaining volume
+//!   tracked from the events alone never goes below zero and equals the engine's;
+//! - no compatible combination remains among resting orders;
+//! - the same stream always gives the same events (a second engine replays it).
+
+use std::collections::HashMap;
+
+use dragon_matching::{
+    AppOrder, Command, DatasetOrder, Deal, Engine, Event, Nrlc, Order, OrderHash, ProposalId, RequestOrder,
+    WorkerpoolOrder,
+};
+use proptest::prelude::*;
+
+use crate::reference::Reference;
+use crate::support::{addr, h, poco_ok, tag};
+
+#[derive(Clone, Debug)]
+pub enum Op {
+    App { app: u8, price: u64, volume: u64, tag: u8, rd: u8, rw: u8, rr: u8 },
+    Dataset { dataset: u8, price: u64, volume: u64, tag: u8, ra: u8, rw: u8, rr: u8 },
+    Pool { pool: u8, price: u64, volume: u64, tag: u8, category: u64, trust: u64, ra: u8, rd: u8, rr: u8 },
+    Request {
+        app: u8,
+        dataset: u8,
+        pool: u8,
+        requester: u8,
+        prices: (u64, u64, u64),
+        volume: u64,
+        tag: u8,
+        category: u64,
+        trust: u64,
+    },
+    Dup(usize),
+    Cancel(usize),
+    Lower(usize, u64),
+    Confirm(usize),
+    Release(usize),
+}
+
+// Address plan: apps 1-2, datasets 3-4, workerpools 5-6, requesters 7-8.
+fn restrict(a: u8, b: u8) -> impl Strategy<Value = u8> {
+    prop_oneof![10 => Just(0u8), 1 => Just(a), 1 => Just(b)]
+}
+fn vol() -> impl Strategy<Value = u64> {
+    prop_oneof![1 => Just(0u64), 8 => 1u64..4]
+}
+fn small_tag() -> impl Strategy<Value = u8> {
+    prop_oneof![6 => Just(0u8), 1 => 0u8..8]
+}
+
+pub fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (1u8..=2, 0u64..3, vol(), small_tag(), restrict(3, 4), restrict(5, 6), restrict(7, 8))
+            .prop_map(|(app, price, volume, tag, rd, rw, rr)| Op::App { app, price, volume, tag, rd, rw, rr }),
+        2 => (3u8..=4, 0u64..3, vol(), small_tag(), restrict(1, 2), restrict(5, 6), restrict(7, 8)).prop_map(
+            |(dataset, price, volume, tag, ra, rw, rr)| Op::Dataset { dataset, price, volume, tag, ra, rw, rr }
+        ),
+        4 => (
+            5u8..=6,
+            0u64..3,
+            vol(),
+            prop_oneof![1 => 0u8..8, 2 => Just(7u8)],
+            0u64..2,
+            0u64..3,
+            (restrict(1, 2), restrict(3, 4), restrict(7, 8))
+        )
+            .prop_map(|(pool, price, volume, tag, category, trust, (ra, rd, rr))| Op::Pool {
+                pool,
+                price,
+                volume,
+                tag,
+                category,
+                trust,
+                ra,
+                rd,
+                rr
+            }),
+        5 => (
+            1u8..=2,
+            prop_oneof![3 => Just(0u8), 1 => Just(3u8), 1 => Just(4u8)],
+            restrict(5, 6),
+            7u8..=8,
+            (1u64..4, 1u64..4, 0u64..4),
+            vol(),
+            small_tag(),
+            0u64..2,
+            0u64..2
+        )
+            .prop_map(|(app, dataset, pool, requester, prices, volume, tag, category, trust)| Op::Request {
+                app,
+                dataset,
+                pool,
+                requester,
+                prices,
+                volume,
+                tag,
+                category,
+                trust
+            }),
+        1 => any::<usize>().prop_map(Op::Dup),
+        1 => any::<usize>().prop_map(Op::Cancel),
+        1 => (any::<usize>(), 0u64..4).prop_map(|(i, v)| Op::Lower(i, v)),
+        2 => any::<usize>().prop_map(Op::Confirm),
+        2 => any::<usize>().prop_map(Op::Release),
+    ]
+}
+
+/// Turns ops into commands, using what happened so far (added orders, proposals made).
+#[derive(Default)]
+pub struct Driver {
+    next_hash: u64,
+    added: Vec<Order>,
+    proposals: u64,
+}
+
+impl Driver {
+    pub fn command(&mut self, op: &Op) -> Command {
+        let mut fresh = || {
+            self.next_hash += 1;
+            h(self.next_hash)
+        };
+        let pick = |added: &Vec<Order>, i: usize| {
+            if added.is_empty() { h(u64::MAX) } else { added[i % added.len()].hash() }
+        };
+        let cmd = match *op {
+            Op::App { app, price, volume, tag: t, rd, rw, rr } => Command::Add(Order::App(AppOrder {
+                hash: fresh(),
+                app: addr(app),
+                price: Nrlc(price),
+                volume,
+                tag: tag(t),
+                dataset_restrict: addr(rd),
+                workerpool_restrict: addr(rw),
+                requester_restrict: addr(rr),
+            })),
+            Op::Dataset { dataset, price, volume, tag: t, ra, rw, rr } => {
+                Command::Add(Order::Dataset(DatasetOrder {
+                    hash: fresh(),
+                    dataset: addr(dataset),
+                    price: Nrlc(price),
+                    volume,
+                    tag: tag(t),
+                    app_restrict: addr(ra),
+                    workerpool_restrict: addr(rw),
+                    requester_restrict: addr(rr),
+                }))
+            }
+            Op::Pool { pool, price, volume, tag: t, category, trust, ra, rd, rr } => {
+                Command::Add(Order::Workerpool(WorkerpoolOrder {
+                    hash: fresh(),
+                    workerpool: addr(pool),
+                    price: Nrlc(price),
+                    volume,
+                    tag: tag(t),
+                    category,
+                    trust,
+                    app_restrict: addr(ra),
+                    dataset_restrict: addr(rd),
+                    requester_restrict: addr(rr),
+                }))
+            }
+            Op::Request { app, dataset, pool, requester, prices, volume, tag: t, category, trust } => {
+                Command::Add(Order::Request(RequestOrder {
+                    hash: fresh(),
+                    app: addr(app),
+                    app_max_price: Nrlc(prices.0),
+                    dataset: addr(dataset),
+                    dataset_max_price: Nrlc(prices.1),
+                    workerpool: addr(pool),
+                    workerpool_max_price: Nrlc(prices.2),
+                    requester: addr(requester),
+                    volume,
+                    tag: tag(t),
+                    category,
+                    trust,
+                }))
+            }
+            Op::Dup(i) => {
+                if self.added.is_empty() {
+                    Command::Cancel(h(u64::MAX))
+                } else {
+                    Command::Add(self.added[i % self.added.len()])
+                }
+            }
+            Op::Cancel(i) => Command::Cancel(pick(&self.added, i)),
+            Op::Lower(i, v) => Command::Lower { hash: pick(&self.added, i), remaining: v },
+            Op::Confirm(i) => Command::Confirm(ProposalId(i as u64 % (self.proposals + 1) + 1)),
+            Op::Release(i) => Command::Release(ProposalId(i as u64 % (self.proposals + 1) + 1)),
+        };
+        if let Command::Add(o) = cmd {
+            self.added.push(o);
+        }
+        cmd
+    }
+
+    pub fn saw(&mut self, events: &[Event]) {
+        self.proposals += events.iter().filter(|e| matches!(e, Event::DealProposed(_))).count() as u64;
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Obs {
+    order: Order,
+    seq: u64,
+    volume: u64,
+    remaining: u64,
+    reserved: u64,
+    cancelled: bool,
+    /// Proposed minus released volume.
+    net: u64,
+}
+
+impl Obs {
+    fn live(&self) -> bool {
+        !self.cancelled && self.remaining > 0
+    }
+}
+
+/// The book as seen from the commands and the engine's events alone.
+#[derive(Default)]
+struct Observer {
+    orders: HashMap<OrderHash, Obs>,
+    proposals: HashMap<ProposalId, Deal>,
+    next_seq: u64,
+}
+
+fn members(d: &Deal) -> Vec<OrderHash> {
+    [Some(d.app), d.dataset, Some(d.workerpool), Some(d.request)].into_iter().flatten().collect()
+}
+
+impl Observer {
+    fn forget_dead(&mut self, hash: &OrderHash) {
+        if let Some(o) = self.orders.get(hash)
+            && (o.remaining == 0 || o.cancelled)
+            && o.reserved == 0
+        {
+            self.orders.remove(hash);
+        }
+    }
+
+    fn live<T>(&self, f: impl Fn(&Order) -> Option<T>) -> Vec<(u64, u64, T)> {
+        // (price key, seq, order)
+        let mut v: Vec<(u64, u64, T)> = self
+            .orders
+            .values()
+            .filter(|o| o.live())
+            .filter_map(|o| {
+                let price = match o.order {
+                    Order::App(a) => a.price.0,
+                    Order::Dataset(d) => d.price.0,
+                    Order::Workerpool(w) => w.price.0,
+                    Order::Request(r) => u64::MAX - r.workerpool_max_price.0,
+                };
+                f(&o.order).map(|t| (price, o.seq, t))
+            })
+            .collect();
+        v.sort_by_key(|x| (x.0, x.1));
+        v
+    }
+
+    fn apps(&self) -> Vec<(u64, u64, AppOrder)> {
+        self.live(|o| if let Order::App(a) = o { Some(*a) } else { None })
+    }
+    fn datasets(&self) -> Vec<(u64, u64, DatasetOrder)> {
+        self.live(|o| if let Order::Dataset(a) = o { Some(*a) } else { None })
+    }
+    fn pools(&self) -> Vec<(u64, u64, WorkerpoolOrder)> {
+        self.live(|o| if let Order::Workerpool(a) = o { Some(*a) } else { None })
+    }
+    fn requests(&self) -> Vec<(u64, u64, RequestOrder)> {
+        self.live(|o| if let Order::Request(a) = o { Some(*a) } else { None })
+    }
+
+    /// Every compatible (workerpool, app, dataset) for `r` among live orders, with their priority keys.
+    #[allow(clippy::type_complexity)]
+    fn combinations(&self, r: &RequestOrder) -> Vec<((u64, u64), (u64, u64), Option<(u64, u64)>)> {
+        let mut out = Vec::new();
+        let datasets = self.datasets();
+        for (wp, ws, w) in self.pools() {
+            for (ap, as_, a) in self.apps() {
+                if poco_ok(&a, None, &w, r) {
+                    out.push(((wp, ws), (ap, as_), None));
+                }
+                for (dp, ds, d) in &datasets {
+                    if poco_ok(&a, Some(d), &w, r) {
+                        out.push(((wp, ws), (ap, as_), Some((*dp, *ds))));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn key(&self, h: &OrderHash) -> (u64, u64) {
+        let o = &self.orders[h];
+        let price = match o.order {
+            Order::App(a) => a.price.0,
+            Order::Dataset(d) => d.price.0,
+            Order::Workerpool(w) => w.price.0,
+            Order::Request(r) => u64::MAX - r.workerpool_max_price.0,
+        };
+        (price, o.seq)
+    }
+
+    /// Checks a deal against the state just before it, then applies it.
+    fn deal(&mut self, d: &Deal) {
+        let get = |h: &OrderHash| self.orders.get(h).unwrap_or_else(|| panic!("deal names unknown order {h}"));
+        let (Order::App(a), Order::Workerpool(w), Order::Request(r)) =
+            (get(&d.app).order, get(&d.workerpool).order, get(&d.request).order)
+        else {
+            panic!("deal names orders of the wrong kinds: {d:?}");
+        };
+        let ds = d.dataset.map(|h| match get(&h).order {
+            Order::Dataset(x) => x,
+            o => panic!("dataset slot holds {o:?}"),
+        });
+        assert!(poco_ok(&a, ds.as_ref(), &w, &r), "deal fails the PoCo predicate: {d:?}");
+        for m in members(d) {
+            assert!(get(&m).live(), "deal uses an order that is not resting: {d:?}");
+        }
+        let min = members(d).iter().map(|m| get(m).remaining).min().expect("orders");
+        assert_eq!(d.volume, min, "deal volume is the smallest remaining volume");
+        assert_eq!((d.app_price, d.workerpool_price, d.category), (a.price, w.price, r.category));
+        assert_eq!(d.dataset_price, ds.map_or(Nrlc(0), |x| x.price));
+
+        // Priority.
+        let rkey = self.key(&d.request);
+        for (p, s, other) in self.requests() {
+            if (p, s) < rkey {
+                assert!(self.combinations(&other).is_empty(), "a better request {:?} could still match", other.hash);
+            }
+        }
+        let combos = self.combinations(&r);
+        let (wk, ak) = (self.key(&d.workerpool), self.key(&d.app));
+        let dk = d.dataset.map(|h| self.key(&h));
+        let best = combos.iter().min().expect("the deal itself is a combination");
+        assert_eq!(*best, (wk, ak, dk), "not the first combination in priority order");
+
+        for m in members(d) {
+            let o = self.orders.get_mut(&m).expect("member");
+            o.remaining -= d.volume;
+            o.reserved += d.volume;
+            o.net += d.volume;
+            assert!(o.net <= o.volume, "over-fill of {m}");
+        }
+        self.proposals.insert(d.id, *d);
+    }
+
+    fn apply(&mut self, cmd: &Command, events: &[Event]) {
+        let rejected = events.iter().any(|e| matches!(e, Event::Rejected { .. }));
+        if rejected {
+            assert_eq!(events.len(), 1, "a rejection comes alone: {events:?}");
+            return;
+        }
+        match *cmd {
+            Command::Add(order) => {
+                self.orders.insert(
+                    order.hash(),
+                    Obs {
+                        order,
+                        seq: self.next_seq,
+                        volume: order.volume(),
+                        remaining: order.volume(),
+                        reserved: 0,
+                        cancelled: false,
+                        net: 0,
+                    },
+                );
+                self.next_seq += 1;
+            }
+            Command::Cancel(hash) => {
+                let o = self.orders.get_mut(&hash).expect("cancelled order known");
+                o.cancelled = true;
+                o.remaining = 0;
+                self.forget_dead(&hash);
+            }
+            Command::Lower { hash, remaining } => {
+                let o = self.orders.get_mut(&hash).expect("lowered order known");
+                assert!(remaining <= o.remaining);
+                o.remaining = remaining;
+                self.forget_dead(&hash);
+            }
+            Command::Confirm(id) => {
+                let d = self.proposals.remove(&id).expect("confirmed proposal known");
+                for m in members(&d) {
+                    let o = self.orders.get_mut(&m).expect("member");
+                    o.reserved -= d.volume;
+                    self.forget_dead(&m);
+                }
+            }
+            Command::Release(id) => {
+                let d = self.proposals.remove(&id).expect("released proposal known");
+                for m in members(&d) {
+                    let o = self.orders.get_mut(&m).expect("member");
+                    o.reserved -= d.volume;
+                    o.net -= d.volume;
+                    if !o.cancelled {
+                        o.remaining += d.volume;
+                    }
+                    self.forget_dead(&m);
+                }
+            }
+        }
+        for e in events {
+            if let Event::DealProposed(d) = e {
+                self.deal(d);
+            }
+        }
+    }
+
+    fn check_quiescent(&self, engine: &Engine) {
+        for (_, _, r) in self.requests() {
+            assert!(self.combinations(&r).is_empty(), "a compatible combination remains for {:?}", r.hash);
+        }
+        assert_eq!(engine.known_orders(), self.orders.len());
+        assert_eq!(engine.pending_proposals(), self.proposals.len());
+        for (h, o) in &self.orders {
+            let s = engine.order_state(h).expect("engine knows the order");
+            assert_eq!((s.remaining, s.reserved, s.cancelled, s.seq), (o.remaining, o.reserved, o.cancelled, o.seq));
+        }
+    }
+}
+
+fn run(ops: &[Op]) -> Vec<Vec<Event>> {
+    let mut engine = Engine::new();
+    let mut reference = Reference::new();
+    let mut observer = Observer::default();
+    let mut driver = Driver::default();
+    let mut log = Vec::new();
+    for op in ops {
+        let cmd = driver.command(op);
+        let events = engine.execute(cmd);
+        let expected = reference.apply(cmd);
+        assert_eq!(events, expected, "engine and reference differ on {cmd:?}");
+        observer.apply(&cmd, &events);
+        observer.check_quiescent(&engine);
+        driver.saw(&events);
+        log.push(events);
+    }
+    log
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_matches_reference_and_invariants_hold(ops in proptest::collection::vec(op(), 1..60)) {
+        let first = run(&ops);
+        let deals = first.iter().flatten().filter(|e| matches!(e, Event::DealProposed(_))).count();
+        // Replay: the same stream gives the same events.
+        let mut engine = Engine::new();
+        let mut driver = Driver::default();
+        for (op, expected) in ops.iter().zip(&first) {
+            let cmd = driver.command(op);
+            let events = engine.execute(cmd);
+            prop_assert_eq!(&events, expected);
+            driver.saw(&events);
+        }
+        let _ = deals;
+    }
+
+    #[test]
+    fn crate_predicate_equals_independent_predicate(
+        ops in proptest::collection::vec(op(), 4..40)
+    ) {
+        let mut driver = Driver::default();
+        let orders: Vec<Order> = ops.iter().filter_map(|op| match driver.command(op) {
+            Command::Add(o) => Some(o),
+            _ => None,
+        }).collect();
+        let apps: Vec<AppOrder> = orders.iter().filter_map(|o| if let Order::App(x) = o { Some(*x) } else { None }).collect();
+        let dss: Vec<DatasetOrder> = orders.iter().filter_map(|o| if let Order::Dataset(x) = o { Some(*x) } else { None }).collect();
+        let pools: Vec<WorkerpoolOrder> = orders.iter().filter_map(|o| if let Order::Workerpool(x) = o { Some(*x) } else { None }).collect();
+        let reqs: Vec<RequestOrder> = orders.iter().filter_map(|o| if let Order::Request(x) = o { Some(*x) } else { None }).collect();
+        for a in &apps { for w in &pools { for r in &reqs {
+            prop_assert_eq!(dragon_matching::compatible(a, None, w, r), poco_ok(a, None, w, r));
+            for d in &dss {
+                prop_assert_eq!(dragon_matching::compatible(a, Some(d), w, r), poco_ok(a, Some(d), w, r));
+            }
+        }}}
+    }
+}
+
+/// The generated streams do exercise matching (guards against a generator that never produces deals, which
+/// would make the properties above vacuous).
+#[test]
+fn generated_streams_produce_deals_releases_and_confirms() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let (mut deals, mut releases, mut filled, mut multi) = (0, 0, 0, 0);
+    for _ in 0..200 {
+        let ops = proptest::collection::vec(op(), 40..60).new_tree(&mut runner).expect("tree").current();
+        let log = run(&ops);
+        for events in &log {
+            let n = events.iter().filter(|e| matches!(e, Event::DealProposed(_))).count();
+            deals += n;
+            if n > 1 {
+                multi += 1;
+            }
+            filled += events.iter().filter(|e| matches!(e, Event::Filled { .. })).count();
+        }
+        releases += ops.iter().filter(|o| matches!(o, Op::Release(_))).count();
+    }
+    eprintln!("{deals} deals, {multi} multi, {filled} filled, {releases} releases");
+    assert!(deals > 800, "only {deals} deals");
+    assert!(multi > 50, "only {multi} commands with several deals");
+    assert!(filled > 200, "only {filled} fills");
+    assert!(releases > 100);
+}
