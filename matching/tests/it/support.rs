@@ -2,7 +2,7 @@
 //! from the crate's `compat` module.
 
 use dragon_matching::{
-    Address, AppOrder, DatasetOrder, Nrlc, Order, OrderHash, RequestOrder, Tag, WorkerpoolOrder,
+    Address, AppOrder, DatasetOrder, Nrlc, OrderHash, RequestOrder, Tag, WorkerpoolOrder,
 };
 
 pub fn h(n: u64) -> OrderHash {
@@ -13,7 +13,11 @@ pub fn h(n: u64) -> OrderHash {
 }
 
 pub fn addr(n: u8) -> Address {
-    if n == 0 { Address::ZERO } else { Address([n; 20]) }
+    if n == 0 {
+        Address::ZERO
+    } else {
+        Address([n; 20])
+    }
 }
 
 /// A tag whose last byte is `bits` (bit 0 = TEE).
@@ -64,7 +68,14 @@ pub fn pool(n: u64, pool_addr: u8, price: u64, volume: u64, category: u64) -> Wo
     }
 }
 
-pub fn request(n: u64, app_addr: u8, dataset_addr: u8, max_price: u64, volume: u64, category: u64) -> RequestOrder {
+pub fn request(
+    n: u64,
+    app_addr: u8,
+    dataset_addr: u8,
+    max_price: u64,
+    volume: u64,
+    category: u64,
+) -> RequestOrder {
     RequestOrder {
         hash: h(n),
         app: addr(app_addr),
@@ -90,7 +101,12 @@ fn admits(restrict: Address, who: Address) -> bool {
 }
 
 /// Independent predicate: PoCo's matchOrders checks 00, 02-07, 10-1b, written directly from the table.
-pub fn poco_ok(a: &AppOrder, d: Option<&DatasetOrder>, w: &WorkerpoolOrder, r: &RequestOrder) -> bool {
+pub fn poco_ok(
+    a: &AppOrder,
+    d: Option<&DatasetOrder>,
+    w: &WorkerpoolOrder,
+    r: &RequestOrder,
+) -> bool {
     let zero = DatasetOrder {
         hash: OrderHash([0; 32]),
         dataset: Address::ZERO,
@@ -124,8 +140,4 @@ pub fn poco_ok(a: &AppOrder, d: Option<&DatasetOrder>, w: &WorkerpoolOrder, r: &
         && admits(w.app_restrict, a.app)
         && admits(w.dataset_restrict, dd.dataset)
         && admits(w.requester_restrict, r.requester)
-}
-
-pub fn order_hash(o: &Order) -> OrderHash {
-    o.hash()
 }
