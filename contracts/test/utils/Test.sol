@@ -10,6 +10,12 @@ abstract contract Test {
 
     bool public IS_TEST = true;
 
+    // ds-test style log events: forge decodes and prints them (-vv).
+    event log(string);
+    event log_named_uint(string key, uint256 val);
+    event log_named_bytes32(string key, bytes32 val);
+    event log_named_address(string key, address val);
+
     // ---------------------------------------------------------------- invariant targets
     struct FuzzSelector {
         address addr;
