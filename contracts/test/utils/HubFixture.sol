@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {Test} from "./Test.sol";
+import {IHubEvents} from "../../src/interfaces/IHubEvents.sol";
 import {RLC} from "../../src/RLC.sol";
 import {DragonHub} from "../../src/DragonHub.sol";
 import {DragonTasks} from "../../src/DragonTasks.sol";
@@ -14,7 +15,7 @@ import {IexecLibCore_v5 as C} from "../../src/libs/IexecLibCore_v5.sol";
 /// Deploys token, registries and hub; creates one app, dataset and workerpool; funds everyone; builds
 /// and signs orders with real ECDSA keys over the EIP-712 digests (computed here independently of the
 /// hub's assembly hashing).
-abstract contract HubFixture is Test {
+abstract contract HubFixture is Test, IHubEvents {
     RLC internal rlc;
     AppRegistry internal appRegistry;
     DatasetRegistry internal datasetRegistry;
