@@ -98,58 +98,25 @@ pub fn check(
     fail(request.category == workerpool.category, Rule::Category)?;
     fail(request.trust <= workerpool.trust, Rule::Trust)?;
     fail(request.app_max_price >= app.price, Rule::AppPrice)?;
-    fail(
-        request.dataset_max_price >= dataset_price,
-        Rule::DatasetPrice,
-    )?;
-    fail(
-        request.workerpool_max_price >= workerpool.price,
-        Rule::WorkerpoolPrice,
-    )?;
+    fail(request.dataset_max_price >= dataset_price, Rule::DatasetPrice)?;
+    fail(request.workerpool_max_price >= workerpool.price, Rule::WorkerpoolPrice)?;
     let union = app.tag.union(dataset_tag).union(request.tag);
     fail(union.is_subset_of(&workerpool.tag), Rule::TagSubset)?;
     fail(!union.has_tee() || app.tag.has_tee(), Rule::TeeApp)?;
     fail(request.app == app.app, Rule::App)?;
     fail(request.dataset == dataset_addr, Rule::Dataset)?;
-    fail(
-        request.workerpool.admits(workerpool.workerpool),
-        Rule::RequestWorkerpool,
-    )?;
-    fail(
-        app.dataset_restrict.admits(dataset_addr),
-        Rule::AppDatasetRestrict,
-    )?;
-    fail(
-        app.workerpool_restrict.admits(workerpool.workerpool),
-        Rule::AppWorkerpoolRestrict,
-    )?;
-    fail(
-        app.requester_restrict.admits(request.requester),
-        Rule::AppRequesterRestrict,
-    )?;
+    fail(request.workerpool.admits(workerpool.workerpool), Rule::RequestWorkerpool)?;
+    fail(app.dataset_restrict.admits(dataset_addr), Rule::AppDatasetRestrict)?;
+    fail(app.workerpool_restrict.admits(workerpool.workerpool), Rule::AppWorkerpoolRestrict)?;
+    fail(app.requester_restrict.admits(request.requester), Rule::AppRequesterRestrict)?;
     if let Some(d) = dataset {
         fail(d.app_restrict.admits(app.app), Rule::DatasetAppRestrict)?;
-        fail(
-            d.workerpool_restrict.admits(workerpool.workerpool),
-            Rule::DatasetWorkerpoolRestrict,
-        )?;
-        fail(
-            d.requester_restrict.admits(request.requester),
-            Rule::DatasetRequesterRestrict,
-        )?;
+        fail(d.workerpool_restrict.admits(workerpool.workerpool), Rule::DatasetWorkerpoolRestrict)?;
+        fail(d.requester_restrict.admits(request.requester), Rule::DatasetRequesterRestrict)?;
     }
-    fail(
-        workerpool.app_restrict.admits(app.app),
-        Rule::WorkerpoolAppRestrict,
-    )?;
-    fail(
-        workerpool.dataset_restrict.admits(dataset_addr),
-        Rule::WorkerpoolDatasetRestrict,
-    )?;
-    fail(
-        workerpool.requester_restrict.admits(request.requester),
-        Rule::WorkerpoolRequesterRestrict,
-    )?;
+    fail(workerpool.app_restrict.admits(app.app), Rule::WorkerpoolAppRestrict)?;
+    fail(workerpool.dataset_restrict.admits(dataset_addr), Rule::WorkerpoolDatasetRestrict)?;
+    fail(workerpool.requester_restrict.admits(request.requester), Rule::WorkerpoolRequesterRestrict)?;
     Ok(())
 }
 

@@ -7,10 +7,7 @@ use std::cmp::{Reverse, min};
 use std::collections::{BTreeMap, HashMap};
 
 use crate::compat::{app_may_serve, compatible, pool_may_serve};
-use crate::types::{
-    Address, AppOrder, DatasetOrder, Nrlc, Order, OrderHash, OrderKind, RequestOrder,
-    WorkerpoolOrder,
-};
+use crate::types::{Address, AppOrder, DatasetOrder, Nrlc, Order, OrderHash, OrderKind, RequestOrder, WorkerpoolOrder};
 
 /// Identifies a proposed deal until it is confirmed or released.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -80,11 +77,7 @@ pub enum Event {
     /// The order rests in the book with this unreserved remaining volume. Emitted after an `Add` (once its own
     /// deals are proposed, if volume is left) and after a `Lower` to a non-zero value; deals and releases change
     /// remaining volumes without this event (apply the deal volumes).
-    Resting {
-        hash: OrderHash,
-        kind: OrderKind,
-        remaining: u64,
-    },
+    Resting { hash: OrderHash, kind: OrderKind, remaining: u64 },
     /// A deal is proposed: its volume is reserved from the four orders at once.
     DealProposed(Deal),
     /// The order's remaining volume reached 0 with nothing reserved: it is gone for good.
@@ -92,10 +85,7 @@ pub enum Event {
     /// The order was cancelled.
     Cancelled { hash: OrderHash },
     /// The command was not applied.
-    Rejected {
-        subject: Subject,
-        reason: RejectReason,
-    },
+    Rejected { subject: Subject, reason: RejectReason },
 }
 
 /// A view of one live order's volumes.
@@ -149,13 +139,7 @@ struct Entry<O> {
 
 impl<O> Entry<O> {
     fn new(order: O, seq: u64, volume: u64) -> Self {
-        Entry {
-            order,
-            seq,
-            remaining: volume,
-            reserved: 0,
-            cancelled: false,
-        }
+        Entry { order, seq, remaining: volume, reserved: 0, cancelled: false }
     }
     /// In the book (matchable).
     fn live(&self) -> bool {
@@ -176,10 +160,7 @@ struct Slab<T> {
 
 impl<T> Default for Slab<T> {
     fn default() -> Self {
-        Slab {
-            items: Vec::new(),
-            free: Vec::new(),
-        }
+        Slab { items: Vec::new(), free: Vec::new() }
     }
 }
 
@@ -194,21 +175,15 @@ impl<T> Slab<T> {
         }
     }
     fn remove(&mut self, i: Ix) -> T {
-        let t = self.items[i as usize]
-            .take()
-            .expect("slab index of a live entry");
+        let t = self.items[i as usize].take().expect("slab index of a live entry");
         self.free.push(i);
         t
     }
     fn get(&self, i: Ix) -> &T {
-        self.items[i as usize]
-            .as_ref()
-            .expect("slab index of a live entry")
+        self.items[i as usize].as_ref().expect("slab index of a live entry")
     }
     fn get_mut(&mut self, i: Ix) -> &mut T {
-        self.items[i as usize]
-            .as_mut()
-            .expect("slab index of a live entry")
+        self.items[i as usize].as_mut().expect("slab index of a live entry")
     }
 }
 
@@ -366,13 +341,7 @@ impl Engine {
     /// The volumes of a known order (resting or holding reserved volume).
     pub fn order_state(&self, hash: &OrderHash) -> Option<OrderState> {
         fn st<O>(kind: OrderKind, e: &Entry<O>) -> OrderState {
-            OrderState {
-                kind,
-                seq: e.seq,
-                remaining: e.remaining,
-                reserved: e.reserved,
-                cancelled: e.cancelled,
-            }
+            OrderState { kind, seq: e.seq, remaining: e.remaining, reserved: e.reserved, cancelled: e.cancelled }
         }
         Some(match *self.by_hash.get(hash)? {
             OrderRef::App(i) => st(OrderKind::App, self.apps.get(i)),
@@ -405,10 +374,7 @@ impl Engine {
     /// per side so that a reader's snapshot stays cheap on a deep book (the last level may then be partial).
     pub fn depth(&self, category: u64, max_levels: usize, max_orders: usize) -> CategoryDepth {
         let Some(book) = self.categories.get(&category) else {
-            return CategoryDepth {
-                category,
-                ..CategoryDepth::default()
-            };
+            return CategoryDepth { category, ..CategoryDepth::default() };
         };
         let levels = |it: &mut dyn Iterator<Item = (u64, u64)>| {
             let mut out: Vec<Level> = Vec::new();
@@ -422,35 +388,15 @@ impl Engine {
                         if out.len() == max_levels {
                             break;
                         }
-                        out.push(Level {
-                            price: Nrlc(price),
-                            volume,
-                            orders: 1,
-                        });
+                        out.push(Level { price: Nrlc(price), volume, orders: 1 });
                     }
                 }
             }
             out
         };
-        let asks = levels(
-            &mut book
-                .asks
-                .iter()
-                .map(|(k, &i)| (k.0, self.pools.get(i).remaining)),
-        );
-        let bids = levels(
-            &mut book
-                .bids
-                .iter()
-                .map(|(k, &i)| (k.0.0, self.requests.get(i).remaining)),
-        );
-        CategoryDepth {
-            category,
-            asks,
-            bids,
-            ask_orders: book.asks.len(),
-            bid_orders: book.bids.len(),
-        }
+        let asks = levels(&mut book.asks.iter().map(|(k, &i)| (k.0, self.pools.get(i).remaining)));
+        let bids = levels(&mut book.bids.iter().map(|(k, &i)| (k.0.0, self.requests.get(i).remaining)));
+        CategoryDepth { category, asks, bids, ask_orders: book.asks.len(), bid_orders: book.bids.len() }
     }
 
     /// The first `n` workerpool orders of a category in ask priority, with their remaining volume.
@@ -485,10 +431,7 @@ impl Engine {
 
     fn add(&mut self, order: Order, out: &mut Vec<Event>) {
         let hash = order.hash();
-        let reject = |reason| Event::Rejected {
-            subject: Subject::Order(hash),
-            reason,
-        };
+        let reject = |reason| Event::Rejected { subject: Subject::Order(hash), reason };
         if self.by_hash.contains_key(&hash) {
             out.push(reject(RejectReason::DuplicateOrder));
             return;
@@ -511,35 +454,22 @@ impl Engine {
         self.next_seq += 1;
         let r = match order {
             Order::App(o) => OrderRef::App(self.apps.insert(Entry::new(o, seq, o.volume))),
-            Order::Dataset(o) => {
-                OrderRef::Dataset(self.datasets.insert(Entry::new(o, seq, o.volume)))
-            }
-            Order::Workerpool(o) => {
-                OrderRef::Workerpool(self.pools.insert(Entry::new(o, seq, o.volume)))
-            }
-            Order::Request(o) => {
-                OrderRef::Request(self.requests.insert(Entry::new(o, seq, o.volume)))
-            }
+            Order::Dataset(o) => OrderRef::Dataset(self.datasets.insert(Entry::new(o, seq, o.volume))),
+            Order::Workerpool(o) => OrderRef::Workerpool(self.pools.insert(Entry::new(o, seq, o.volume))),
+            Order::Request(o) => OrderRef::Request(self.requests.insert(Entry::new(o, seq, o.volume))),
         };
         self.by_hash.insert(hash, r);
         self.insert_in_books(r);
         self.match_new(r, out);
         let remaining = self.state_of(r).0;
         if remaining > 0 {
-            out.push(Event::Resting {
-                hash,
-                kind: order.kind(),
-                remaining,
-            });
+            out.push(Event::Resting { hash, kind: order.kind(), remaining });
         }
     }
 
     fn cancel(&mut self, hash: OrderHash, out: &mut Vec<Event>) {
         let Some(r) = self.live_ref(&hash) else {
-            out.push(Event::Rejected {
-                subject: Subject::Order(hash),
-                reason: RejectReason::UnknownOrder,
-            });
+            out.push(Event::Rejected { subject: Subject::Order(hash), reason: RejectReason::UnknownOrder });
             return;
         };
         if self.state_of(r).0 > 0 {
@@ -562,18 +492,12 @@ impl Engine {
 
     fn lower(&mut self, hash: OrderHash, remaining: u64, out: &mut Vec<Event>) {
         let Some(r) = self.live_ref(&hash) else {
-            out.push(Event::Rejected {
-                subject: Subject::Order(hash),
-                reason: RejectReason::UnknownOrder,
-            });
+            out.push(Event::Rejected { subject: Subject::Order(hash), reason: RejectReason::UnknownOrder });
             return;
         };
         let (current, _) = self.state_of(r);
         if remaining > current {
-            out.push(Event::Rejected {
-                subject: Subject::Order(hash),
-                reason: RejectReason::NotALowering,
-            });
+            out.push(Event::Rejected { subject: Subject::Order(hash), reason: RejectReason::NotALowering });
             return;
         }
         if remaining == current {
@@ -586,11 +510,7 @@ impl Engine {
         }
         self.set_remaining(r, remaining);
         if remaining > 0 {
-            out.push(Event::Resting {
-                hash,
-                kind: Self::kind_of(r),
-                remaining,
-            });
+            out.push(Event::Resting { hash, kind: Self::kind_of(r), remaining });
         } else if self.forget_if_dead(r, hash) {
             out.push(Event::Filled { hash });
         }
@@ -598,10 +518,7 @@ impl Engine {
 
     fn confirm(&mut self, id: ProposalId, out: &mut Vec<Event>) {
         let Some(p) = self.proposals.remove(&id) else {
-            out.push(Event::Rejected {
-                subject: Subject::Proposal(id),
-                reason: RejectReason::UnknownProposal,
-            });
+            out.push(Event::Rejected { subject: Subject::Proposal(id), reason: RejectReason::UnknownProposal });
             return;
         };
         for r in Self::proposal_refs(&p) {
@@ -615,10 +532,7 @@ impl Engine {
 
     fn release(&mut self, id: ProposalId, out: &mut Vec<Event>) {
         let Some(p) = self.proposals.remove(&id) else {
-            out.push(Event::Rejected {
-                subject: Subject::Proposal(id),
-                reason: RejectReason::UnknownProposal,
-            });
+            out.push(Event::Rejected { subject: Subject::Proposal(id), reason: RejectReason::UnknownProposal });
             return;
         };
         let mut back: [Option<OrderRef>; 4] = [None; 4];
@@ -699,11 +613,7 @@ impl Engine {
                 let w = &self.pools.get(wi).order;
                 if let Some(book) = self.categories.get(&w.category) {
                     // Requests whose workerpoolmaxprice >= the ask, best first.
-                    cands.extend(
-                        book.bids
-                            .range(..=(Reverse(w.price.0), u64::MAX))
-                            .map(|(k, &i)| (*k, i)),
-                    );
+                    cands.extend(book.bids.range(..=(Reverse(w.price.0), u64::MAX)).map(|(k, &i)| (*k, i)));
                 }
             }
             OrderRef::App(ai) => {
@@ -761,12 +671,7 @@ impl Engine {
     /// The first compatible (workerpool, app, dataset) for request `ri` in scan order: workerpool orders of its
     /// category in ask priority (from `from` on), then its app's orders, then its dataset's orders, each in price
     /// then arrival order. Price ranges stop at the request's maximum prices (rules 03-05).
-    fn find_combination(
-        &self,
-        ri: Ix,
-        fixed: Fixed,
-        from: AskKey,
-    ) -> Option<(Ix, Ix, Option<Ix>, AskKey)> {
+    fn find_combination(&self, ri: Ix, fixed: Fixed, from: AskKey) -> Option<(Ix, Ix, Option<Ix>, AskKey)> {
         let fixed_live = match fixed {
             Fixed::None => true,
             Fixed::Workerpool(i) => self.pools.get(i).live(),
@@ -783,12 +688,7 @@ impl Engine {
         }
         let pools_range = match fixed {
             Fixed::Workerpool(_) => None,
-            _ => Some(
-                self.categories
-                    .get(&req.category)?
-                    .asks
-                    .range(from..=pool_hi),
-            ),
+            _ => Some(self.categories.get(&req.category)?.asks.range(from..=pool_hi)),
         };
         let pool_single = match fixed {
             Fixed::Workerpool(w) => {
@@ -798,11 +698,7 @@ impl Engine {
             }
             _ => None,
         };
-        let pools = pools_range
-            .into_iter()
-            .flatten()
-            .map(|(k, &i)| (*k, i))
-            .chain(pool_single);
+        let pools = pools_range.into_iter().flatten().map(|(k, &i)| (*k, i)).chain(pool_single);
 
         let app_book = self.app_book.get(&req.app);
         if app_book.is_none() && !matches!(fixed, Fixed::App(_)) {
@@ -822,11 +718,7 @@ impl Engine {
         };
 
         let with_dataset = !req.dataset.is_zero();
-        let dataset_book = if with_dataset {
-            self.dataset_book.get(&req.dataset)
-        } else {
-            None
-        };
+        let dataset_book = if with_dataset { self.dataset_book.get(&req.dataset) } else { None };
         if with_dataset && dataset_book.is_none() && !matches!(fixed, Fixed::Dataset(_)) {
             return None;
         }
@@ -870,32 +762,20 @@ impl Engine {
     }
 
     fn propose(&mut self, ri: Ix, wi: Ix, ai: Ix, di: Option<Ix>, out: &mut Vec<Event>) {
-        let mut volume = min(
-            self.requests.get(ri).remaining,
-            min(self.pools.get(wi).remaining, self.apps.get(ai).remaining),
-        );
+        let mut volume =
+            min(self.requests.get(ri).remaining, min(self.pools.get(wi).remaining, self.apps.get(ai).remaining));
         if let Some(d) = di {
             volume = min(volume, self.datasets.get(d).remaining);
         }
         debug_assert!(volume > 0, "matched orders are live");
         let id = ProposalId(self.next_proposal);
         self.next_proposal += self.proposal_stride;
-        let p = Proposal {
-            app: ai,
-            dataset: di,
-            workerpool: wi,
-            request: ri,
-            volume,
-        };
+        let p = Proposal { app: ai, dataset: di, workerpool: wi, request: ri, volume };
         self.proposals.insert(id, p);
         for r in Self::proposal_refs(&p) {
             self.reserve(r, volume);
         }
-        let (w, a, req) = (
-            &self.pools.get(wi).order,
-            &self.apps.get(ai).order,
-            &self.requests.get(ri).order,
-        );
+        let (w, a, req) = (&self.pools.get(wi).order, &self.apps.get(ai).order, &self.requests.get(ri).order);
         let d = di.map(|d| &self.datasets.get(d).order);
         out.push(Event::DealProposed(Deal {
             id,
@@ -994,15 +874,9 @@ impl Engine {
     fn state_of(&self, r: OrderRef) -> (u64, u64) {
         match r {
             OrderRef::App(i) => (self.apps.get(i).remaining, self.apps.get(i).reserved),
-            OrderRef::Dataset(i) => (
-                self.datasets.get(i).remaining,
-                self.datasets.get(i).reserved,
-            ),
+            OrderRef::Dataset(i) => (self.datasets.get(i).remaining, self.datasets.get(i).reserved),
             OrderRef::Workerpool(i) => (self.pools.get(i).remaining, self.pools.get(i).reserved),
-            OrderRef::Request(i) => (
-                self.requests.get(i).remaining,
-                self.requests.get(i).reserved,
-            ),
+            OrderRef::Request(i) => (self.requests.get(i).remaining, self.requests.get(i).reserved),
         }
     }
 
@@ -1054,43 +928,23 @@ impl Engine {
         match r {
             OrderRef::App(i) => {
                 let e = self.apps.get(i);
-                self.app_book
-                    .entry(e.order.app)
-                    .or_default()
-                    .insert(ask_key(e, e.order.price), i);
+                self.app_book.entry(e.order.app).or_default().insert(ask_key(e, e.order.price), i);
             }
             OrderRef::Dataset(i) => {
                 let e = self.datasets.get(i);
-                self.dataset_book
-                    .entry(e.order.dataset)
-                    .or_default()
-                    .insert(ask_key(e, e.order.price), i);
+                self.dataset_book.entry(e.order.dataset).or_default().insert(ask_key(e, e.order.price), i);
             }
             OrderRef::Workerpool(i) => {
                 let e = self.pools.get(i);
-                self.categories
-                    .entry(e.order.category)
-                    .or_default()
-                    .asks
-                    .insert(ask_key(e, e.order.price), i);
+                self.categories.entry(e.order.category).or_default().asks.insert(ask_key(e, e.order.price), i);
             }
             OrderRef::Request(i) => {
                 let e = self.requests.get(i);
                 let (k, o) = (bid_key(e), &e.order);
-                self.categories
-                    .entry(o.category)
-                    .or_default()
-                    .bids
-                    .insert(k, i);
-                self.requests_by_app
-                    .entry(o.app)
-                    .or_default()
-                    .insert((o.category, k), i);
+                self.categories.entry(o.category).or_default().bids.insert(k, i);
+                self.requests_by_app.entry(o.app).or_default().insert((o.category, k), i);
                 if !o.dataset.is_zero() {
-                    self.requests_by_dataset
-                        .entry(o.dataset)
-                        .or_default()
-                        .insert((o.category, k), i);
+                    self.requests_by_dataset.entry(o.dataset).or_default().insert((o.category, k), i);
                 }
             }
         }
@@ -1104,11 +958,7 @@ impl Engine {
             }
             OrderRef::Dataset(i) => {
                 let e = self.datasets.get(i);
-                remove_keyed(
-                    &mut self.dataset_book,
-                    &e.order.dataset,
-                    &ask_key(e, e.order.price),
-                );
+                remove_keyed(&mut self.dataset_book, &e.order.dataset, &ask_key(e, e.order.price));
             }
             OrderRef::Workerpool(i) => {
                 let e = self.pools.get(i);

@@ -110,7 +110,9 @@ pub struct ValueTooLarge;
 
 impl fmt::Display for ValueTooLarge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("value does not fit in 64 bits (the matching engine's limit for prices, volumes, categories and trust)")
+        f.write_str(
+            "value does not fit in 64 bits (the matching engine's limit for prices, volumes, categories and trust)",
+        )
     }
 }
 impl std::error::Error for ValueTooLarge {}

@@ -1,9 +1,7 @@
 //! Each compatibility rule, both outcomes: from a compatible base (with and without dataset), one change makes
 //! exactly that rule pass at its limit and another makes it fail, and `check` names the rule.
 
-use dragon_matching::{
-    AppOrder, DatasetOrder, Nrlc, RequestOrder, Rule, Tag, WorkerpoolOrder, check,
-};
+use dragon_matching::{AppOrder, DatasetOrder, Nrlc, RequestOrder, Rule, Tag, WorkerpoolOrder, check};
 
 use crate::support::{addr, app, dataset, pool, request, tag};
 
@@ -25,20 +23,11 @@ impl Quad {
 }
 
 fn with_dataset() -> Quad {
-    Quad {
-        a: app(1, 1, 5, 1),
-        d: Some(dataset(2, 3, 5, 1)),
-        w: pool(3, 5, 5, 1, 2),
-        r: request(4, 1, 3, 5, 1, 2),
-    }
+    Quad { a: app(1, 1, 5, 1), d: Some(dataset(2, 3, 5, 1)), w: pool(3, 5, 5, 1, 2), r: request(4, 1, 3, 5, 1, 2) }
 }
 
 fn without_dataset() -> Quad {
-    Quad {
-        d: None,
-        r: request(4, 1, 0, 5, 1, 2),
-        ..with_dataset()
-    }
+    Quad { d: None, r: request(4, 1, 0, 5, 1, 2), ..with_dataset() }
 }
 
 /// `pass` must keep the base compatible, `fail` must make exactly `rule` fail.
@@ -84,29 +73,14 @@ fn rule_02_trust() {
 
 #[test]
 fn rule_03_app_price() {
-    both(
-        with_dataset(),
-        Rule::AppPrice,
-        |q| q.r.app_max_price = Nrlc(5),
-        |q| q.r.app_max_price = Nrlc(4),
-    );
+    both(with_dataset(), Rule::AppPrice, |q| q.r.app_max_price = Nrlc(5), |q| q.r.app_max_price = Nrlc(4));
 }
 
 #[test]
 fn rule_04_dataset_price() {
-    both(
-        with_dataset(),
-        Rule::DatasetPrice,
-        |q| q.r.dataset_max_price = Nrlc(5),
-        |q| q.r.dataset_max_price = Nrlc(4),
-    );
+    both(with_dataset(), Rule::DatasetPrice, |q| q.r.dataset_max_price = Nrlc(5), |q| q.r.dataset_max_price = Nrlc(4));
     // Without dataset the price counts as 0: any maximum passes.
-    both(
-        without_dataset(),
-        Rule::AppPrice,
-        |q| q.r.dataset_max_price = Nrlc(0),
-        |q| q.r.app_max_price = Nrlc(0),
-    );
+    both(without_dataset(), Rule::AppPrice, |q| q.r.dataset_max_price = Nrlc(0), |q| q.r.app_max_price = Nrlc(0));
 }
 
 #[test]
@@ -138,18 +112,8 @@ fn rule_06_tag_subset() {
             q.r.tag = tag(0b1000);
         },
     );
-    both(
-        with_dataset(),
-        Rule::TagSubset,
-        |q| q.w.tag = tag(0b10),
-        |q| q.ds().tag = tag(0b10),
-    );
-    both(
-        with_dataset(),
-        Rule::TagSubset,
-        |q| q.a.tag = Tag::ZERO,
-        |q| q.a.tag = tag(0b10),
-    );
+    both(with_dataset(), Rule::TagSubset, |q| q.w.tag = tag(0b10), |q| q.ds().tag = tag(0b10));
+    both(with_dataset(), Rule::TagSubset, |q| q.a.tag = Tag::ZERO, |q| q.a.tag = tag(0b10));
     let mut high = Tag::ZERO;
     high.0[0] = 0x80;
     both(
@@ -218,28 +182,13 @@ fn rule_11_dataset() {
         |q| q.ds().dataset = addr(4),
     );
     // A request naming a dataset cannot match without one, and one naming none cannot match with one.
-    both(
-        without_dataset(),
-        Rule::Dataset,
-        |_| {},
-        |q| q.r.dataset = addr(3),
-    );
-    both(
-        with_dataset(),
-        Rule::Dataset,
-        |_| {},
-        |q| q.r.dataset = addr(0),
-    );
+    both(without_dataset(), Rule::Dataset, |_| {}, |q| q.r.dataset = addr(3));
+    both(with_dataset(), Rule::Dataset, |_| {}, |q| q.r.dataset = addr(0));
 }
 
 #[test]
 fn rule_12_request_workerpool() {
-    both(
-        with_dataset(),
-        Rule::RequestWorkerpool,
-        |q| q.r.workerpool = addr(5),
-        |q| q.r.workerpool = addr(6),
-    );
+    both(with_dataset(), Rule::RequestWorkerpool, |q| q.r.workerpool = addr(5), |q| q.r.workerpool = addr(6));
 }
 
 #[test]
@@ -311,12 +260,7 @@ fn rule_18_dataset_requester_restrict() {
 
 #[test]
 fn rule_19_workerpool_app_restrict() {
-    both(
-        with_dataset(),
-        Rule::WorkerpoolAppRestrict,
-        |q| q.w.app_restrict = addr(1),
-        |q| q.w.app_restrict = addr(2),
-    );
+    both(with_dataset(), Rule::WorkerpoolAppRestrict, |q| q.w.app_restrict = addr(1), |q| q.w.app_restrict = addr(2));
 }
 
 #[test]
@@ -354,9 +298,6 @@ fn first_failing_rule_in_poco_order() {
     q.r.trust = 0;
     assert_eq!(q.check(), Err(Rule::WorkerpoolRequesterRestrict));
     let codes: Vec<u8> = Rule::ALL.iter().map(|r| r.code()).collect();
-    assert!(
-        codes.windows(2).all(|w| w[0] < w[1]),
-        "ALL is in check order"
-    );
+    assert!(codes.windows(2).all(|w| w[0] < w[1]), "ALL is in check order");
     assert_eq!(codes.len(), 19);
 }

@@ -15,8 +15,8 @@
 use std::collections::HashMap;
 
 use dragon_matching::{
-    AppOrder, Command, DatasetOrder, Deal, Engine, Event, Nrlc, Order, OrderHash, ProposalId,
-    RequestOrder, WorkerpoolOrder,
+    AppOrder, Command, DatasetOrder, Deal, Engine, Event, Nrlc, Order, OrderHash, ProposalId, RequestOrder,
+    WorkerpoolOrder,
 };
 use proptest::prelude::*;
 
@@ -155,22 +155,10 @@ impl Driver {
             h(self.next_hash)
         };
         let pick = |added: &Vec<Order>, i: usize| {
-            if added.is_empty() {
-                h(u64::MAX)
-            } else {
-                added[i % added.len()].hash()
-            }
+            if added.is_empty() { h(u64::MAX) } else { added[i % added.len()].hash() }
         };
         let cmd = match *op {
-            Op::App {
-                app,
-                price,
-                volume,
-                tag: t,
-                rd,
-                rw,
-                rr,
-            } => Command::Add(Order::App(AppOrder {
+            Op::App { app, price, volume, tag: t, rd, rw, rr } => Command::Add(Order::App(AppOrder {
                 hash: fresh(),
                 app: addr(app),
                 price: Nrlc(price),
@@ -180,15 +168,7 @@ impl Driver {
                 workerpool_restrict: addr(rw),
                 requester_restrict: addr(rr),
             })),
-            Op::Dataset {
-                dataset,
-                price,
-                volume,
-                tag: t,
-                ra,
-                rw,
-                rr,
-            } => Command::Add(Order::Dataset(DatasetOrder {
+            Op::Dataset { dataset, price, volume, tag: t, ra, rw, rr } => Command::Add(Order::Dataset(DatasetOrder {
                 hash: fresh(),
                 dataset: addr(dataset),
                 price: Nrlc(price),
@@ -198,52 +178,36 @@ impl Driver {
                 workerpool_restrict: addr(rw),
                 requester_restrict: addr(rr),
             })),
-            Op::Pool {
-                pool,
-                price,
-                volume,
-                tag: t,
-                category,
-                trust,
-                ra,
-                rd,
-                rr,
-            } => Command::Add(Order::Workerpool(WorkerpoolOrder {
-                hash: fresh(),
-                workerpool: addr(pool),
-                price: Nrlc(price),
-                volume,
-                tag: tag(t),
-                category,
-                trust,
-                app_restrict: addr(ra),
-                dataset_restrict: addr(rd),
-                requester_restrict: addr(rr),
-            })),
-            Op::Request {
-                app,
-                dataset,
-                pool,
-                requester,
-                prices,
-                volume,
-                tag: t,
-                category,
-                trust,
-            } => Command::Add(Order::Request(RequestOrder {
-                hash: fresh(),
-                app: addr(app),
-                app_max_price: Nrlc(prices.0),
-                dataset: addr(dataset),
-                dataset_max_price: Nrlc(prices.1),
-                workerpool: addr(pool),
-                workerpool_max_price: Nrlc(prices.2),
-                requester: addr(requester),
-                volume,
-                tag: tag(t),
-                category,
-                trust,
-            })),
+            Op::Pool { pool, price, volume, tag: t, category, trust, ra, rd, rr } => {
+                Command::Add(Order::Workerpool(WorkerpoolOrder {
+                    hash: fresh(),
+                    workerpool: addr(pool),
+                    price: Nrlc(price),
+                    volume,
+                    tag: tag(t),
+                    category,
+                    trust,
+                    app_restrict: addr(ra),
+                    dataset_restrict: addr(rd),
+                    requester_restrict: addr(rr),
+                }))
+            }
+            Op::Request { app, dataset, pool, requester, prices, volume, tag: t, category, trust } => {
+                Command::Add(Order::Request(RequestOrder {
+                    hash: fresh(),
+                    app: addr(app),
+                    app_max_price: Nrlc(prices.0),
+                    dataset: addr(dataset),
+                    dataset_max_price: Nrlc(prices.1),
+                    workerpool: addr(pool),
+                    workerpool_max_price: Nrlc(prices.2),
+                    requester: addr(requester),
+                    volume,
+                    tag: tag(t),
+                    category,
+                    trust,
+                }))
+            }
             Op::Dup(i) => {
                 if self.added.is_empty() {
                     Command::Cancel(h(u64::MAX))
@@ -252,10 +216,7 @@ impl Driver {
                 }
             }
             Op::Cancel(i) => Command::Cancel(pick(&self.added, i)),
-            Op::Lower(i, v) => Command::Lower {
-                hash: pick(&self.added, i),
-                remaining: v,
-            },
+            Op::Lower(i, v) => Command::Lower { hash: pick(&self.added, i), remaining: v },
             Op::Confirm(i) => Command::Confirm(ProposalId(i as u64 % (self.proposals + 1) + 1)),
             Op::Release(i) => Command::Release(ProposalId(i as u64 % (self.proposals + 1) + 1)),
         };
@@ -266,10 +227,7 @@ impl Driver {
     }
 
     pub fn saw(&mut self, events: &[Event]) {
-        self.proposals += events
-            .iter()
-            .filter(|e| matches!(e, Event::DealProposed(_)))
-            .count() as u64;
+        self.proposals += events.iter().filter(|e| matches!(e, Event::DealProposed(_))).count() as u64;
     }
 }
 
@@ -300,10 +258,7 @@ struct Observer {
 }
 
 fn members(d: &Deal) -> Vec<OrderHash> {
-    [Some(d.app), d.dataset, Some(d.workerpool), Some(d.request)]
-        .into_iter()
-        .flatten()
-        .collect()
+    [Some(d.app), d.dataset, Some(d.workerpool), Some(d.request)].into_iter().flatten().collect()
 }
 
 impl Observer {
@@ -337,40 +292,16 @@ impl Observer {
     }
 
     fn apps(&self) -> Vec<(u64, u64, AppOrder)> {
-        self.live(|o| {
-            if let Order::App(a) = o {
-                Some(*a)
-            } else {
-                None
-            }
-        })
+        self.live(|o| if let Order::App(a) = o { Some(*a) } else { None })
     }
     fn datasets(&self) -> Vec<(u64, u64, DatasetOrder)> {
-        self.live(|o| {
-            if let Order::Dataset(a) = o {
-                Some(*a)
-            } else {
-                None
-            }
-        })
+        self.live(|o| if let Order::Dataset(a) = o { Some(*a) } else { None })
     }
     fn pools(&self) -> Vec<(u64, u64, WorkerpoolOrder)> {
-        self.live(|o| {
-            if let Order::Workerpool(a) = o {
-                Some(*a)
-            } else {
-                None
-            }
-        })
+        self.live(|o| if let Order::Workerpool(a) = o { Some(*a) } else { None })
     }
     fn requests(&self) -> Vec<(u64, u64, RequestOrder)> {
-        self.live(|o| {
-            if let Order::Request(a) = o {
-                Some(*a)
-            } else {
-                None
-            }
-        })
+        self.live(|o| if let Order::Request(a) = o { Some(*a) } else { None })
     }
 
     /// Every compatible (workerpool, app, dataset) for `r` among live orders, with their priority keys.
@@ -406,70 +337,37 @@ impl Observer {
 
     /// Checks a deal against the state just before it, then applies it.
     fn deal(&mut self, d: &Deal) {
-        let get = |h: &OrderHash| {
-            self.orders
-                .get(h)
-                .unwrap_or_else(|| panic!("deal names unknown order {h}"))
-        };
-        let (Order::App(a), Order::Workerpool(w), Order::Request(r)) = (
-            get(&d.app).order,
-            get(&d.workerpool).order,
-            get(&d.request).order,
-        ) else {
+        let get = |h: &OrderHash| self.orders.get(h).unwrap_or_else(|| panic!("deal names unknown order {h}"));
+        let (Order::App(a), Order::Workerpool(w), Order::Request(r)) =
+            (get(&d.app).order, get(&d.workerpool).order, get(&d.request).order)
+        else {
             panic!("deal names orders of the wrong kinds: {d:?}");
         };
         let ds = d.dataset.map(|h| match get(&h).order {
             Order::Dataset(x) => x,
             o => panic!("dataset slot holds {o:?}"),
         });
-        assert!(
-            poco_ok(&a, ds.as_ref(), &w, &r),
-            "deal fails the PoCo predicate: {d:?}"
-        );
+        assert!(poco_ok(&a, ds.as_ref(), &w, &r), "deal fails the PoCo predicate: {d:?}");
         for m in members(d) {
-            assert!(
-                get(&m).live(),
-                "deal uses an order that is not resting: {d:?}"
-            );
+            assert!(get(&m).live(), "deal uses an order that is not resting: {d:?}");
         }
-        let min = members(d)
-            .iter()
-            .map(|m| get(m).remaining)
-            .min()
-            .expect("orders");
-        assert_eq!(
-            d.volume, min,
-            "deal volume is the smallest remaining volume"
-        );
-        assert_eq!(
-            (d.app_price, d.workerpool_price, d.category),
-            (a.price, w.price, r.category)
-        );
+        let min = members(d).iter().map(|m| get(m).remaining).min().expect("orders");
+        assert_eq!(d.volume, min, "deal volume is the smallest remaining volume");
+        assert_eq!((d.app_price, d.workerpool_price, d.category), (a.price, w.price, r.category));
         assert_eq!(d.dataset_price, ds.map_or(Nrlc(0), |x| x.price));
 
         // Priority.
         let rkey = self.key(&d.request);
         for (p, s, other) in self.requests() {
             if (p, s) < rkey {
-                assert!(
-                    self.combinations(&other).is_empty(),
-                    "a better request {:?} could still match",
-                    other.hash
-                );
+                assert!(self.combinations(&other).is_empty(), "a better request {:?} could still match", other.hash);
             }
         }
         let combos = self.combinations(&r);
         let (wk, ak) = (self.key(&d.workerpool), self.key(&d.app));
         let dk = d.dataset.map(|h| self.key(&h));
-        let best = combos
-            .iter()
-            .min()
-            .expect("the deal itself is a combination");
-        assert_eq!(
-            *best,
-            (wk, ak, dk),
-            "not the first combination in priority order"
-        );
+        let best = combos.iter().min().expect("the deal itself is a combination");
+        assert_eq!(*best, (wk, ak, dk), "not the first combination in priority order");
 
         for m in members(d) {
             let o = self.orders.get_mut(&m).expect("member");
@@ -516,10 +414,7 @@ impl Observer {
                 self.forget_dead(&hash);
             }
             Command::Confirm(id) => {
-                let d = self
-                    .proposals
-                    .remove(&id)
-                    .expect("confirmed proposal known");
+                let d = self.proposals.remove(&id).expect("confirmed proposal known");
                 for m in members(&d) {
                     let o = self.orders.get_mut(&m).expect("member");
                     o.reserved -= d.volume;
@@ -548,20 +443,13 @@ impl Observer {
 
     fn check_quiescent(&self, engine: &Engine) {
         for (_, _, r) in self.requests() {
-            assert!(
-                self.combinations(&r).is_empty(),
-                "a compatible combination remains for {:?}",
-                r.hash
-            );
+            assert!(self.combinations(&r).is_empty(), "a compatible combination remains for {:?}", r.hash);
         }
         assert_eq!(engine.known_orders(), self.orders.len());
         assert_eq!(engine.pending_proposals(), self.proposals.len());
         for (h, o) in &self.orders {
             let s = engine.order_state(h).expect("engine knows the order");
-            assert_eq!(
-                (s.remaining, s.reserved, s.cancelled, s.seq),
-                (o.remaining, o.reserved, o.cancelled, o.seq)
-            );
+            assert_eq!((s.remaining, s.reserved, s.cancelled, s.seq), (o.remaining, o.reserved, o.cancelled, o.seq));
         }
     }
 }
@@ -635,24 +523,15 @@ fn generated_streams_produce_deals_releases_and_confirms() {
     let mut runner = TestRunner::deterministic();
     let (mut deals, mut releases, mut filled, mut multi) = (0, 0, 0, 0);
     for _ in 0..200 {
-        let ops = proptest::collection::vec(op(), 40..60)
-            .new_tree(&mut runner)
-            .expect("tree")
-            .current();
+        let ops = proptest::collection::vec(op(), 40..60).new_tree(&mut runner).expect("tree").current();
         let log = run(&ops);
         for events in &log {
-            let n = events
-                .iter()
-                .filter(|e| matches!(e, Event::DealProposed(_)))
-                .count();
+            let n = events.iter().filter(|e| matches!(e, Event::DealProposed(_))).count();
             deals += n;
             if n > 1 {
                 multi += 1;
             }
-            filled += events
-                .iter()
-                .filter(|e| matches!(e, Event::Filled { .. }))
-                .count();
+            filled += events.iter().filter(|e| matches!(e, Event::Filled { .. })).count();
         }
         releases += ops.iter().filter(|o| matches!(o, Op::Release(_))).count();
     }

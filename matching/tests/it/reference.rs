@@ -3,8 +3,8 @@
 //! combinations in scan order, with plain vectors and sorts. No index, no incremental reasoning.
 
 use dragon_matching::{
-    AppOrder, Command, DatasetOrder, Deal, Event, Nrlc, Order, OrderHash, ProposalId, RejectReason,
-    RequestOrder, Subject, WorkerpoolOrder,
+    AppOrder, Command, DatasetOrder, Deal, Event, Nrlc, Order, OrderHash, ProposalId, RejectReason, RequestOrder,
+    Subject, WorkerpoolOrder,
 };
 
 use crate::support::poco_ok;
@@ -35,16 +35,11 @@ pub struct Reference {
 
 impl Reference {
     pub fn new() -> Self {
-        Reference {
-            next_id: 1,
-            ..Self::default()
-        }
+        Reference { next_id: 1, ..Self::default() }
     }
 
     fn find(&self, hash: &OrderHash) -> Option<usize> {
-        self.orders
-            .iter()
-            .position(|r| !r.gone && r.order.hash() == *hash)
+        self.orders.iter().position(|r| !r.gone && r.order.hash() == *hash)
     }
 
     pub fn apply(&mut self, cmd: Command) -> Vec<Event> {
@@ -52,10 +47,7 @@ impl Reference {
         match cmd {
             Command::Add(order) => {
                 let hash = order.hash();
-                let rej = |reason| Event::Rejected {
-                    subject: Subject::Order(hash),
-                    reason,
-                };
+                let rej = |reason| Event::Rejected { subject: Subject::Order(hash), reason };
                 let own_zero = match &order {
                     Order::App(o) => o.app.is_zero(),
                     Order::Dataset(o) => o.dataset.is_zero(),
@@ -81,65 +73,43 @@ impl Reference {
                     let i = self.orders.len() - 1;
                     self.run_rule(&mut out);
                     if self.orders[i].remaining > 0 {
-                        out.push(Event::Resting {
-                            hash,
-                            kind: order.kind(),
-                            remaining: self.orders[i].remaining,
-                        });
+                        out.push(Event::Resting { hash, kind: order.kind(), remaining: self.orders[i].remaining });
                     }
                 }
             }
-            Command::Cancel(hash) => {
-                match self.find(&hash).filter(|&i| !self.orders[i].cancelled) {
-                    None => out.push(Event::Rejected {
-                        subject: Subject::Order(hash),
-                        reason: RejectReason::UnknownOrder,
-                    }),
-                    Some(i) => {
-                        let o = &mut self.orders[i];
-                        o.cancelled = true;
-                        o.remaining = 0;
-                        out.push(Event::Cancelled { hash });
-                        if o.reserved == 0 {
+            Command::Cancel(hash) => match self.find(&hash).filter(|&i| !self.orders[i].cancelled) {
+                None => out.push(Event::Rejected { subject: Subject::Order(hash), reason: RejectReason::UnknownOrder }),
+                Some(i) => {
+                    let o = &mut self.orders[i];
+                    o.cancelled = true;
+                    o.remaining = 0;
+                    out.push(Event::Cancelled { hash });
+                    if o.reserved == 0 {
+                        o.gone = true;
+                    }
+                }
+            },
+            Command::Lower { hash, remaining } => match self.find(&hash).filter(|&i| !self.orders[i].cancelled) {
+                None => out.push(Event::Rejected { subject: Subject::Order(hash), reason: RejectReason::UnknownOrder }),
+                Some(i) => {
+                    let o = &mut self.orders[i];
+                    if remaining > o.remaining {
+                        out.push(Event::Rejected { subject: Subject::Order(hash), reason: RejectReason::NotALowering });
+                    } else if remaining < o.remaining {
+                        o.remaining = remaining;
+                        if remaining > 0 {
+                            out.push(Event::Resting { hash, kind: o.order.kind(), remaining });
+                        } else if o.reserved == 0 {
                             o.gone = true;
+                            out.push(Event::Filled { hash });
                         }
                     }
                 }
-            }
-            Command::Lower { hash, remaining } => {
-                match self.find(&hash).filter(|&i| !self.orders[i].cancelled) {
-                    None => out.push(Event::Rejected {
-                        subject: Subject::Order(hash),
-                        reason: RejectReason::UnknownOrder,
-                    }),
-                    Some(i) => {
-                        let o = &mut self.orders[i];
-                        if remaining > o.remaining {
-                            out.push(Event::Rejected {
-                                subject: Subject::Order(hash),
-                                reason: RejectReason::NotALowering,
-                            });
-                        } else if remaining < o.remaining {
-                            o.remaining = remaining;
-                            if remaining > 0 {
-                                out.push(Event::Resting {
-                                    hash,
-                                    kind: o.order.kind(),
-                                    remaining,
-                                });
-                            } else if o.reserved == 0 {
-                                o.gone = true;
-                                out.push(Event::Filled { hash });
-                            }
-                        }
-                    }
-                }
-            }
+            },
             Command::Confirm(id) => match self.proposals.iter().position(|p| p.0 == id) {
-                None => out.push(Event::Rejected {
-                    subject: Subject::Proposal(id),
-                    reason: RejectReason::UnknownProposal,
-                }),
+                None => {
+                    out.push(Event::Rejected { subject: Subject::Proposal(id), reason: RejectReason::UnknownProposal })
+                }
                 Some(pi) => {
                     let (_, members, v) = self.proposals.remove(pi);
                     for i in members {
@@ -148,19 +118,16 @@ impl Reference {
                         if o.reserved == 0 && (o.remaining == 0 || o.cancelled) {
                             o.gone = true;
                             if !o.cancelled {
-                                out.push(Event::Filled {
-                                    hash: o.order.hash(),
-                                });
+                                out.push(Event::Filled { hash: o.order.hash() });
                             }
                         }
                     }
                 }
             },
             Command::Release(id) => match self.proposals.iter().position(|p| p.0 == id) {
-                None => out.push(Event::Rejected {
-                    subject: Subject::Proposal(id),
-                    reason: RejectReason::UnknownProposal,
-                }),
+                None => {
+                    out.push(Event::Rejected { subject: Subject::Proposal(id), reason: RejectReason::UnknownProposal })
+                }
                 Some(pi) => {
                     let (_, members, v) = self.proposals.remove(pi);
                     for i in members {
@@ -249,15 +216,8 @@ impl Reference {
     }
 
     fn deal(&mut self, ri: usize, wi: usize, ai: usize, di: Option<usize>, out: &mut Vec<Event>) {
-        let members: Vec<usize> = [Some(ai), di, Some(wi), Some(ri)]
-            .into_iter()
-            .flatten()
-            .collect();
-        let volume = members
-            .iter()
-            .map(|&i| self.orders[i].remaining)
-            .min()
-            .expect("four orders");
+        let members: Vec<usize> = [Some(ai), di, Some(wi), Some(ri)].into_iter().flatten().collect();
+        let volume = members.iter().map(|&i| self.orders[i].remaining).min().expect("four orders");
         for &i in &members {
             self.orders[i].remaining -= volume;
             self.orders[i].reserved += volume;
@@ -265,11 +225,9 @@ impl Reference {
         let id = ProposalId(self.next_id);
         self.next_id += 1;
         self.proposals.push((id, members, volume));
-        let (Order::App(a), Order::Workerpool(w), Order::Request(r)) = (
-            self.orders[ai].order,
-            self.orders[wi].order,
-            self.orders[ri].order,
-        ) else {
+        let (Order::App(a), Order::Workerpool(w), Order::Request(r)) =
+            (self.orders[ai].order, self.orders[wi].order, self.orders[ri].order)
+        else {
             panic!("kinds");
         };
         let d = di.map(|i| match self.orders[i].order {

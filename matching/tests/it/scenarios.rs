@@ -1,22 +1,11 @@
 //! Hand-written engine scenarios: the life of orders and deals, spelled out event by event.
 
-use dragon_matching::{
-    Command, Deal, Engine, Event, Nrlc, Order, OrderKind, ProposalId, RejectReason, Subject,
-};
+use dragon_matching::{Command, Deal, Engine, Event, Nrlc, Order, OrderKind, ProposalId, RejectReason, Subject};
 
 use crate::support::{addr, app, dataset, h, pool, request};
 
 fn deals(events: &[Event]) -> Vec<Deal> {
-    events
-        .iter()
-        .filter_map(|e| {
-            if let Event::DealProposed(d) = e {
-                Some(*d)
-            } else {
-                None
-            }
-        })
-        .collect()
+    events.iter().filter_map(|e| if let Event::DealProposed(d) = e { Some(*d) } else { None }).collect()
 }
 
 fn add(e: &mut Engine, o: impl Into<OrderLike>) -> Vec<Event> {
@@ -54,22 +43,10 @@ fn a_request_meets_the_cheapest_pool_then_the_earliest_at_equal_price() {
     add(&mut e, pool(12, 5, 6, 1, 0)); // cheapest, second
     let ev = add(&mut e, request(20, 1, 0, 10, 3, 0));
     let d = deals(&ev);
-    assert_eq!(
-        d.iter().map(|d| d.workerpool).collect::<Vec<_>>(),
-        vec![h(11), h(12), h(10)]
-    );
-    assert_eq!(
-        d.iter().map(|d| d.workerpool_price).collect::<Vec<_>>(),
-        vec![Nrlc(6), Nrlc(6), Nrlc(7)]
-    );
-    assert!(
-        d.iter()
-            .all(|d| d.app_price == Nrlc(2) && d.dataset.is_none() && d.dataset_price == Nrlc(0))
-    );
-    assert_eq!(
-        d.iter().map(|d| d.id).collect::<Vec<_>>(),
-        vec![ProposalId(1), ProposalId(2), ProposalId(3)]
-    );
+    assert_eq!(d.iter().map(|d| d.workerpool).collect::<Vec<_>>(), vec![h(11), h(12), h(10)]);
+    assert_eq!(d.iter().map(|d| d.workerpool_price).collect::<Vec<_>>(), vec![Nrlc(6), Nrlc(6), Nrlc(7)]);
+    assert!(d.iter().all(|d| d.app_price == Nrlc(2) && d.dataset.is_none() && d.dataset_price == Nrlc(0)));
+    assert_eq!(d.iter().map(|d| d.id).collect::<Vec<_>>(), vec![ProposalId(1), ProposalId(2), ProposalId(3)]);
     // The request is used up: no Resting event for it.
     assert!(!ev.iter().any(|x| matches!(x, Event::Resting { .. })));
 }
@@ -84,18 +61,8 @@ fn a_new_pool_serves_the_highest_bid_first_then_the_earliest() {
     add(&mut e, request(23, 1, 0, 3, 1, 0)); // below the ask: never served
     let ev = add(&mut e, pool(10, 5, 4, 10, 0));
     let d = deals(&ev);
-    assert_eq!(
-        d.iter().map(|d| d.request).collect::<Vec<_>>(),
-        vec![h(21), h(22), h(20)]
-    );
-    assert_eq!(
-        ev.last(),
-        Some(&Event::Resting {
-            hash: h(10),
-            kind: OrderKind::Workerpool,
-            remaining: 7
-        })
-    );
+    assert_eq!(d.iter().map(|d| d.request).collect::<Vec<_>>(), vec![h(21), h(22), h(20)]);
+    assert_eq!(ev.last(), Some(&Event::Resting { hash: h(10), kind: OrderKind::Workerpool, remaining: 7 }));
     assert_eq!(e.best_ask(0), Some(Nrlc(4)));
     assert_eq!(e.best_bid(0), Some(Nrlc(3)));
 }
@@ -109,31 +76,17 @@ fn deal_volume_is_the_smallest_and_reserved_until_confirmed() {
     let ev = add(&mut e, request(4, 1, 3, 5, 10, 0));
     let d = deals(&ev);
     assert_eq!(d.len(), 1);
-    assert_eq!(
-        (d[0].volume, d[0].dataset, d[0].dataset_price),
-        (2, Some(h(2)), Nrlc(1))
-    );
-    let st = e
-        .order_state(&h(2))
-        .expect("dataset order held by the proposal");
+    assert_eq!((d[0].volume, d[0].dataset, d[0].dataset_price), (2, Some(h(2)), Nrlc(1)));
+    let st = e.order_state(&h(2)).expect("dataset order held by the proposal");
     assert_eq!((st.remaining, st.reserved), (0, 2));
-    assert_eq!(
-        e.order_state(&h(4)).map(|s| (s.remaining, s.reserved)),
-        Some((8, 2))
-    );
+    assert_eq!(e.order_state(&h(4)).map(|s| (s.remaining, s.reserved)), Some((8, 2)));
     // Confirm: the dataset order is filled, the others keep their remaining volume.
     let ev = e.execute(Command::Confirm(d[0].id));
     assert_eq!(ev, vec![Event::Filled { hash: h(2) }]);
-    assert_eq!(
-        e.order_state(&h(3)).map(|s| (s.remaining, s.reserved)),
-        Some((2, 0))
-    );
+    assert_eq!(e.order_state(&h(3)).map(|s| (s.remaining, s.reserved)), Some((2, 0)));
     assert_eq!(
         e.execute(Command::Confirm(d[0].id)),
-        vec![Event::Rejected {
-            subject: Subject::Proposal(d[0].id),
-            reason: RejectReason::UnknownProposal
-        }]
+        vec![Event::Rejected { subject: Subject::Proposal(d[0].id), reason: RejectReason::UnknownProposal }]
     );
 }
 
@@ -149,10 +102,7 @@ fn release_gives_volume_back_and_matching_runs_again_with_original_priority() {
     let ev = e.execute(Command::Release(first[0].id));
     let d = deals(&ev);
     assert_eq!(d.len(), 1);
-    assert_eq!(
-        (d[0].request, d[0].app, d[0].id),
-        (h(5), h(1), ProposalId(2))
-    );
+    assert_eq!((d[0].request, d[0].app, d[0].id), (h(5), h(1), ProposalId(2)));
 }
 
 #[test]
@@ -161,16 +111,10 @@ fn cancel_keeps_reserved_volume_until_the_proposal_is_resolved() {
     add(&mut e, app(1, 1, 0, 1));
     add(&mut e, pool(3, 5, 1, 5, 0));
     let d = deals(&add(&mut e, request(4, 1, 0, 5, 3, 0)));
+    assert_eq!(e.execute(Command::Cancel(h(4))), vec![Event::Cancelled { hash: h(4) }]);
     assert_eq!(
         e.execute(Command::Cancel(h(4))),
-        vec![Event::Cancelled { hash: h(4) }]
-    );
-    assert_eq!(
-        e.execute(Command::Cancel(h(4))),
-        vec![Event::Rejected {
-            subject: Subject::Order(h(4)),
-            reason: RejectReason::UnknownOrder
-        }]
+        vec![Event::Rejected { subject: Subject::Order(h(4)), reason: RejectReason::UnknownOrder }]
     );
     // Released volume does not come back to the cancelled request; the app order rests again.
     assert!(deals(&e.execute(Command::Release(d[0].id))).is_empty());
@@ -183,56 +127,20 @@ fn lower_and_rejections() {
     let mut e = Engine::new();
     add(&mut e, pool(3, 5, 1, 5, 0));
     assert_eq!(
-        e.execute(Command::Lower {
-            hash: h(3),
-            remaining: 6
-        }),
-        vec![Event::Rejected {
-            subject: Subject::Order(h(3)),
-            reason: RejectReason::NotALowering
-        }]
+        e.execute(Command::Lower { hash: h(3), remaining: 6 }),
+        vec![Event::Rejected { subject: Subject::Order(h(3)), reason: RejectReason::NotALowering }]
     );
     assert_eq!(
-        e.execute(Command::Lower {
-            hash: h(3),
-            remaining: 2
-        }),
-        vec![Event::Resting {
-            hash: h(3),
-            kind: OrderKind::Workerpool,
-            remaining: 2
-        }]
+        e.execute(Command::Lower { hash: h(3), remaining: 2 }),
+        vec![Event::Resting { hash: h(3), kind: OrderKind::Workerpool, remaining: 2 }]
     );
-    assert_eq!(
-        e.execute(Command::Lower {
-            hash: h(3),
-            remaining: 0
-        }),
-        vec![Event::Filled { hash: h(3) }]
-    );
-    let reject = |n, reason| {
-        vec![Event::Rejected {
-            subject: Subject::Order(h(n)),
-            reason,
-        }]
-    };
-    assert_eq!(
-        add(&mut e, pool(6, 5, 1, 0, 0)),
-        reject(6, RejectReason::ZeroVolume)
-    );
-    assert_eq!(
-        add(&mut e, pool(7, 0, 1, 1, 0)),
-        reject(7, RejectReason::ZeroAddress)
-    );
+    assert_eq!(e.execute(Command::Lower { hash: h(3), remaining: 0 }), vec![Event::Filled { hash: h(3) }]);
+    let reject = |n, reason| vec![Event::Rejected { subject: Subject::Order(h(n)), reason }];
+    assert_eq!(add(&mut e, pool(6, 5, 1, 0, 0)), reject(6, RejectReason::ZeroVolume));
+    assert_eq!(add(&mut e, pool(7, 0, 1, 1, 0)), reject(7, RejectReason::ZeroAddress));
     add(&mut e, pool(8, 5, 1, 1, 0));
-    assert_eq!(
-        add(&mut e, pool(8, 5, 1, 1, 0)),
-        reject(8, RejectReason::DuplicateOrder)
-    );
-    assert_eq!(
-        e.execute(Command::Cancel(h(99))),
-        reject(99, RejectReason::UnknownOrder)
-    );
+    assert_eq!(add(&mut e, pool(8, 5, 1, 1, 0)), reject(8, RejectReason::DuplicateOrder));
+    assert_eq!(e.execute(Command::Cancel(h(99))), reject(99, RejectReason::UnknownOrder));
 }
 
 #[test]
@@ -244,12 +152,7 @@ fn an_app_order_serves_requests_across_categories_in_global_bid_priority() {
     add(&mut e, request(21, 1, 0, 6, 1, 1));
     add(&mut e, request(22, 1, 0, 5, 1, 0));
     let d = deals(&add(&mut e, app(1, 1, 0, 2)));
-    assert_eq!(
-        d.iter()
-            .map(|d| (d.request, d.category))
-            .collect::<Vec<_>>(),
-        vec![(h(21), 1), (h(22), 0)]
-    );
+    assert_eq!(d.iter().map(|d| (d.request, d.category)).collect::<Vec<_>>(), vec![(h(21), 1), (h(22), 0)]);
 }
 
 #[test]
@@ -268,12 +171,5 @@ fn restrictions_and_datasets_steer_the_choice() {
     assert_eq!((d[0].workerpool, d[0].dataset), (h(11), Some(h(31))));
     // Depth shows what rests.
     let depth = e.depth(0, 10, 100);
-    assert_eq!(
-        depth
-            .asks
-            .iter()
-            .map(|l| (l.price, l.volume))
-            .collect::<Vec<_>>(),
-        vec![(Nrlc(1), 10), (Nrlc(2), 9)]
-    );
+    assert_eq!(depth.asks.iter().map(|l| (l.price, l.volume)).collect::<Vec<_>>(), vec![(Nrlc(1), 10), (Nrlc(2), 9)]);
 }

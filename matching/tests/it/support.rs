@@ -1,9 +1,7 @@
 //! Test helpers: order builders and an independent compatibility predicate written from the PoCo table, not
 //! from the crate's `compat` module.
 
-use dragon_matching::{
-    Address, AppOrder, DatasetOrder, Nrlc, OrderHash, RequestOrder, Tag, WorkerpoolOrder,
-};
+use dragon_matching::{Address, AppOrder, DatasetOrder, Nrlc, OrderHash, RequestOrder, Tag, WorkerpoolOrder};
 
 pub fn h(n: u64) -> OrderHash {
     let mut b = [0u8; 32];
@@ -13,11 +11,7 @@ pub fn h(n: u64) -> OrderHash {
 }
 
 pub fn addr(n: u8) -> Address {
-    if n == 0 {
-        Address::ZERO
-    } else {
-        Address([n; 20])
-    }
+    if n == 0 { Address::ZERO } else { Address([n; 20]) }
 }
 
 /// A tag whose last byte is `bits` (bit 0 = TEE).
@@ -68,14 +62,7 @@ pub fn pool(n: u64, pool_addr: u8, price: u64, volume: u64, category: u64) -> Wo
     }
 }
 
-pub fn request(
-    n: u64,
-    app_addr: u8,
-    dataset_addr: u8,
-    max_price: u64,
-    volume: u64,
-    category: u64,
-) -> RequestOrder {
+pub fn request(n: u64, app_addr: u8, dataset_addr: u8, max_price: u64, volume: u64, category: u64) -> RequestOrder {
     RequestOrder {
         hash: h(n),
         app: addr(app_addr),
@@ -101,12 +88,7 @@ fn admits(restrict: Address, who: Address) -> bool {
 }
 
 /// Independent predicate: PoCo's matchOrders checks 00, 02-07, 10-1b, written directly from the table.
-pub fn poco_ok(
-    a: &AppOrder,
-    d: Option<&DatasetOrder>,
-    w: &WorkerpoolOrder,
-    r: &RequestOrder,
-) -> bool {
+pub fn poco_ok(a: &AppOrder, d: Option<&DatasetOrder>, w: &WorkerpoolOrder, r: &RequestOrder) -> bool {
     let zero = DatasetOrder {
         hash: OrderHash([0; 32]),
         dataset: Address::ZERO,

@@ -1,0 +1,397 @@
+//! The lock-free pipeline: many producer threads, one writer thread per shard of categories, published snapshots.
+//!
+//! ```text
+//!  producers (API workers, after signature checks)        readers (listings, depth, best price)
+//!     │ Submitter::submit(Input)   (clone per thread)          ▲ Pipeline::snapshot(shard): Arc<Snapshot>
+//!     ▼ route: category % shards; app/dataset to all          │ (arc-swap load: no lock, never blocks the writer)
+//!  ┌──────────────┐  ┌──────────────┐                          │
+//!  │ ArrayQueue 0 │  │ ArrayQueue 1 │ ...  bounded MPMC, lock-free
+//!  └──────┬───────┘  └──────┬───────┘                          │
+//!         ▼                 ▼                                  │
+//!   writer thread 0    writer thread 1   each owns one Engine: Engine::apply, journal, publish ──┘
+//!         │                 │            a snapshot every `publish_every` commands or when the queue drains
+//!         ▼                 ▼
+//!      EventSink::publish(shard, events)  (e.g. QueueSink: a lock-free SegQueue)
+//! ```
+//!
+//! **Routing.** A workerpool or request order belongs to its category, and a category to shard
+//! `category % shards` ([`shard_of`]). App and dataset orders are not bound to a category: a request of any
+//! category may need them, so they go to every shard. To keep "no over-fill" without any cross-shard lock, their
+//! volume is split: shard `s` gets [`share`]`(volume, s, shards)` (an equal part, the remainder to the first
+//! shards; the parts add up to the volume). A shard whose part is 0 does not receive the order. Cancels and
+//! lowers of app/dataset orders ([`Scope::AllShards`]) go to every shard (a `Lower` carries each shard's part of
+//! the new remaining volume; a shard already below its part answers `NotALowering` and keeps its volume, so the
+//! total never rises). Proposal ids are `shard + k * shards`, so `Confirm`/`Release` go to `id % shards`.
+//!
+//! **What this costs.** Within a shard every invariant of the engine holds exactly, and each shard is
+//! deterministic: replaying its journal through `Engine::with_proposal_ids(shard, shards)` gives the same events
+//! (that is how the pipeline test checks it). Across shards, an app or dataset order can be exhausted in one shard
+//! while another still holds part of its volume: a compatible combination may then wait in one shard although the
+//! volume exists in another. With one shard ([`PipelineConfig::shards`] = 1) the global rule holds exactly. iExec
+//! apps and datasets are usually offered with large volumes, so the split rarely binds; a shard rebalancing
+//! command is the next step if it does.
+//!
+//! **Why it is safe without locks.** Each engine is owned by exactly one thread (no shared mutable state); the
+//! queues are crossbeam's lock-free bounded queues; snapshots are immutable values behind `ArcSwap`, so a reader
+//! holds an `Arc` to a consistent old or new snapshot and the writer never waits for readers. The only blocking
+//! is deliberate: a writer parks when its queue is empty (a producer unparks it), and `submit` yields while a full
+//! queue applies back-pressure. The event sink is called by the writer and must not block (a `SegQueue` does not).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::{self, JoinHandle, Thread};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use crossbeam_queue::{ArrayQueue, SegQueue};
+
+use crate::engine::{CategoryDepth, Command, Engine, Event, ProposalId, Stats};
+use crate::types::{Order, OrderHash};
+
+/// The shard of a category: `category % shards`.
+pub fn shard_of(category: u64, shards: usize) -> usize {
+    (category % shards as u64) as usize
+}
+
+/// Shard `shard`'s part of an app/dataset order's volume: `volume / shards`, plus one for the first
+/// `volume % shards` shards. The parts add up to `volume`.
+pub fn share(volume: u64, shard: usize, shards: usize) -> u64 {
+    let n = shards as u64;
+    volume / n + u64::from((shard as u64) < volume % n)
+}
+
+/// Where a cancel or lower goes: the order's category for workerpool and request orders, every shard for app and
+/// dataset orders.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Scope {
+    Category(u64),
+    AllShards,
+}
+
+/// What producers submit.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Input {
+    Add(Order),
+    Cancel { hash: OrderHash, scope: Scope },
+    Lower { hash: OrderHash, remaining: u64, scope: Scope },
+    Confirm(ProposalId),
+    Release(ProposalId),
+}
+
+/// Receives each shard's events, in the shard's order, on the shard's writer thread. Must not block.
+pub trait EventSink: Send + Sync + 'static {
+    fn publish(&self, shard: usize, events: &[Event]);
+}
+
+/// An [`EventSink`] into a lock-free unbounded queue, drained by whoever consumes events.
+#[derive(Debug, Default)]
+pub struct QueueSink {
+    queue: SegQueue<(usize, Event)>,
+}
+
+impl QueueSink {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// The next event, if any, with its shard.
+    pub fn pop(&self) -> Option<(usize, Event)> {
+        self.queue.pop()
+    }
+}
+
+impl EventSink for QueueSink {
+    fn publish(&self, shard: usize, events: &[Event]) {
+        for e in events {
+            self.queue.push((shard, *e));
+        }
+    }
+}
+
+impl<S: EventSink> EventSink for Arc<S> {
+    fn publish(&self, shard: usize, events: &[Event]) {
+        (**self).publish(shard, events);
+    }
+}
+
+/// Pipeline settings.
+#[derive(Clone, Copy, Debug)]
+pub struct PipelineConfig {
+    /// Number of writer threads (shards of categories). At least 1.
+    pub shards: usize,
+    /// Capacity of each shard's input queue (back-pressure beyond it).
+    pub queue_capacity: usize,
+    /// Publish a snapshot at least every this many commands (and whenever the queue drains).
+    pub publish_every: u64,
+    /// Price levels per side and category in snapshots.
+    pub depth_levels: usize,
+    /// Keep each shard's applied commands, returned by [`Pipeline::shutdown`] (for replay and tests).
+    pub journal: bool,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig { shards: 1, queue_capacity: 65_536, publish_every: 1_024, depth_levels: 20, journal: false }
+    }
+}
+
+/// An immutable view of one shard, published by its writer.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub shard: usize,
+    /// Commands applied when the snapshot was taken.
+    pub applied: u64,
+    /// Depth of each category of the shard, ascending by category.
+    pub categories: Vec<CategoryDepth>,
+    pub known_orders: usize,
+    pub pending_proposals: usize,
+    pub stats: Stats,
+}
+
+impl Snapshot {
+    /// The depth of one category, if it has a book.
+    pub fn category(&self, category: u64) -> Option<&CategoryDepth> {
+        self.categories.iter().find(|c| c.category == category)
+    }
+}
+
+/// What a shard hands back at shutdown.
+#[derive(Debug)]
+pub struct ShardReport {
+    pub shard: usize,
+    pub engine: Engine,
+    /// The commands the shard applied, in order (empty unless `journal`).
+    pub journal: Vec<Command>,
+}
+
+#[derive(Debug)]
+struct Shard {
+    queue: ArrayQueue<Command>,
+    sleeping: AtomicBool,
+    stop: AtomicBool,
+    /// Commands pushed to the queue (by all producers) and applied by the writer: equal when the shard is idle.
+    pushed: AtomicU64,
+    applied: AtomicU64,
+    snapshot: ArcSwap<Snapshot>,
+}
+
+/// Cheap to clone; give one to each producer thread.
+#[derive(Clone, Debug)]
+pub struct Submitter {
+    shards: Arc<[Arc<Shard>]>,
+    threads: Arc<[Thread]>,
+}
+
+impl Submitter {
+    fn push(&self, shard: usize, mut cmd: Command) {
+        let s = &self.shards[shard];
+        loop {
+            match s.queue.push(cmd) {
+                Ok(()) => {
+                    s.pushed.fetch_add(1, Ordering::AcqRel);
+                    break;
+                }
+                Err(back) => {
+                    // Back-pressure: the writer is behind; give it the core.
+                    cmd = back;
+                    self.threads[shard].unpark();
+                    thread::yield_now();
+                }
+            }
+        }
+        // Pairs with the writer's `sleeping.store(true)` then `queue.is_empty()`: with SeqCst on both sides,
+        // either the writer sees the command or we see it sleeping and wake it.
+        if s.sleeping.load(Ordering::SeqCst) {
+            self.threads[shard].unpark();
+        }
+    }
+
+    /// Routes and enqueues one input (yielding while a queue is full).
+    pub fn submit(&self, input: Input) {
+        let n = self.shards.len();
+        match input {
+            Input::Add(order) => match order {
+                Order::Workerpool(o) => self.push(shard_of(o.category, n), Command::Add(order)),
+                Order::Request(o) => self.push(shard_of(o.category, n), Command::Add(order)),
+                Order::App(o) => {
+                    for s in 0..n {
+                        let part = share(o.volume, s, n);
+                        if part > 0 {
+                            self.push(s, Command::Add(Order::App(crate::types::AppOrder { volume: part, ..o })));
+                        }
+                    }
+                }
+                Order::Dataset(o) => {
+                    for s in 0..n {
+                        let part = share(o.volume, s, n);
+                        if part > 0 {
+                            let d = crate::types::DatasetOrder { volume: part, ..o };
+                            self.push(s, Command::Add(Order::Dataset(d)));
+                        }
+                    }
+                }
+            },
+            Input::Cancel { hash, scope: Scope::Category(c) } => self.push(shard_of(c, n), Command::Cancel(hash)),
+            Input::Cancel { hash, scope: Scope::AllShards } => {
+                for s in 0..n {
+                    self.push(s, Command::Cancel(hash));
+                }
+            }
+            Input::Lower { hash, remaining, scope: Scope::Category(c) } => {
+                self.push(shard_of(c, n), Command::Lower { hash, remaining });
+            }
+            Input::Lower { hash, remaining, scope: Scope::AllShards } => {
+                for s in 0..n {
+                    self.push(s, Command::Lower { hash, remaining: share(remaining, s, n) });
+                }
+            }
+            Input::Confirm(id) => self.push((id.0 % n as u64) as usize, Command::Confirm(id)),
+            Input::Release(id) => self.push((id.0 % n as u64) as usize, Command::Release(id)),
+        }
+    }
+
+    /// Whether every command pushed so far has been applied and its events handed to the sink (the writer
+    /// publishes `applied` after the events).
+    pub fn idle(&self) -> bool {
+        self.shards.iter().all(|s| s.pushed.load(Ordering::Acquire) == s.applied.load(Ordering::Acquire))
+    }
+
+    /// Number of shards.
+    pub fn shards(&self) -> usize {
+        self.shards.len()
+    }
+}
+
+/// The running pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    submitter: Submitter,
+    handles: Vec<JoinHandle<ShardReport>>,
+}
+
+impl Pipeline {
+    /// Starts one writer thread per shard.
+    pub fn start(config: PipelineConfig, sink: impl EventSink) -> Self {
+        let n = config.shards.max(1);
+        let sink = Arc::new(sink);
+        let shards: Vec<Arc<Shard>> = (0..n)
+            .map(|s| {
+                Arc::new(Shard {
+                    queue: ArrayQueue::new(config.queue_capacity.max(1)),
+                    sleeping: AtomicBool::new(false),
+                    stop: AtomicBool::new(false),
+                    pushed: AtomicU64::new(0),
+                    applied: AtomicU64::new(0),
+                    snapshot: ArcSwap::from_pointee(Snapshot { shard: s, ..Snapshot::default() }),
+                })
+            })
+            .collect();
+        let handles: Vec<JoinHandle<ShardReport>> = shards
+            .iter()
+            .enumerate()
+            .map(|(s, shard)| {
+                let shard = Arc::clone(shard);
+                let sink = Arc::clone(&sink);
+                thread::Builder::new()
+                    .name(format!("matching-{s}"))
+                    .spawn(move || writer(s, n, config, &shard, &*sink))
+                    .expect("spawn a matching writer thread")
+            })
+            .collect();
+        let threads: Vec<Thread> = handles.iter().map(|h| h.thread().clone()).collect();
+        Pipeline { submitter: Submitter { shards: shards.into(), threads: threads.into() }, handles }
+    }
+
+    /// A submitter for a producer thread.
+    pub fn submitter(&self) -> Submitter {
+        self.submitter.clone()
+    }
+
+    /// The latest published snapshot of a shard (lock-free; never blocks the writer).
+    pub fn snapshot(&self, shard: usize) -> Arc<Snapshot> {
+        self.submitter.shards[shard].snapshot.load_full()
+    }
+
+    /// The latest snapshot of the shard owning `category`.
+    pub fn snapshot_for(&self, category: u64) -> Arc<Snapshot> {
+        self.snapshot(shard_of(category, self.submitter.shards.len()))
+    }
+
+    /// Commands applied so far by each shard.
+    pub fn applied(&self) -> Vec<u64> {
+        self.submitter.shards.iter().map(|s| s.applied.load(Ordering::Acquire)).collect()
+    }
+
+    /// Stops the writers once their queues are drained and returns their engines and journals.
+    pub fn shutdown(self) -> Vec<ShardReport> {
+        for (s, t) in self.submitter.shards.iter().zip(self.submitter.threads.iter()) {
+            s.stop.store(true, Ordering::SeqCst);
+            t.unpark();
+        }
+        self.handles.into_iter().map(|h| h.join().expect("a matching writer thread panicked")).collect()
+    }
+}
+
+fn publish_snapshot(s: usize, engine: &Engine, applied: u64, config: &PipelineConfig, shard: &Shard) {
+    let categories = engine
+        .categories()
+        .into_iter()
+        .map(|c| engine.depth(c, config.depth_levels, 64 * config.depth_levels))
+        .collect();
+    shard.snapshot.store(Arc::new(Snapshot {
+        shard: s,
+        applied,
+        categories,
+        known_orders: engine.known_orders(),
+        pending_proposals: engine.pending_proposals(),
+        stats: engine.stats(),
+    }));
+}
+
+fn writer(s: usize, n: usize, config: PipelineConfig, shard: &Shard, sink: &dyn EventSink) -> ShardReport {
+    let mut engine = Engine::with_proposal_ids(s as u64, n as u64);
+    let mut journal = Vec::new();
+    let mut events = Vec::with_capacity(256);
+    let mut applied = 0u64;
+    let mut since_publish = 0u64;
+    loop {
+        while let Some(cmd) = shard.queue.pop() {
+            engine.apply(cmd, &mut events);
+            if config.journal {
+                journal.push(cmd);
+            }
+            applied += 1;
+            since_publish += 1;
+            if events.len() >= 256 {
+                sink.publish(s, &events);
+                events.clear();
+            }
+            if since_publish >= config.publish_every {
+                sink.publish(s, &events);
+                events.clear();
+                shard.applied.store(applied, Ordering::Release);
+                publish_snapshot(s, &engine, applied, &config, shard);
+                since_publish = 0;
+            }
+        }
+        // The queue is drained: flush events and publish what changed.
+        if !events.is_empty() {
+            sink.publish(s, &events);
+            events.clear();
+        }
+        if since_publish > 0 {
+            shard.applied.store(applied, Ordering::Release);
+            publish_snapshot(s, &engine, applied, &config, shard);
+            since_publish = 0;
+        }
+        if shard.stop.load(Ordering::SeqCst) && shard.queue.is_empty() {
+            break;
+        }
+        shard.sleeping.store(true, Ordering::SeqCst);
+        if shard.queue.is_empty() && !shard.stop.load(Ordering::SeqCst) {
+            // The timeout is a backstop only; producers unpark us.
+            thread::park_timeout(Duration::from_millis(10));
+        }
+        shard.sleeping.store(false, Ordering::SeqCst);
+    }
+    ShardReport { shard: s, engine, journal }
+}
