@@ -179,7 +179,9 @@ contract DragonHub is HubStorage {
     }
 
     function _signedBy(address identity, bytes32 hash, bytes calldata signature) private view returns (bool) {
-        return (identity != address(0) && _presigned[hash] == identity) || _verifySignature(identity, hash, signature);
+        // Signature first: a valid one saves the cold presignature read.
+        if (signature.length != 0 && _verifySignature(identity, hash, signature)) return true;
+        return identity != address(0) && _presigned[hash] == identity;
     }
 
     /// Zero = anyone; equal address; or an ERC-734 identity contract where `account` has purpose 4.
@@ -387,7 +389,7 @@ contract DragonHub is HubStorage {
         deal.appPrice = uint96(appPrice);
         deal.appOwner = ai.owner;
         deal.startTime = uint40(block.timestamp);
-        deal.category = uint48(r.category);
+        deal.category = uint40(r.category);
         deal.schedulerRewardRatio = wi.schedulerRewardRatio;
         deal.workerpoolPointer = workerpool;
         deal.workerpoolPrice = uint96(workerpoolPrice);
@@ -396,8 +398,11 @@ contract DragonHub is HubStorage {
         deal.requester = requester;
         deal.botFirst = uint48(botFirst);
         deal.botSize = uint48(volume);
-        deal.beneficiary = r.beneficiary;
-        deal.trust = uint64(r.trust == 0 ? 1 : r.trust);
+        if (r.beneficiary != requester || r.trust > 1) {
+            deal.flags = DEAL_HAS_EXTRA;
+            deal.beneficiary = r.beneficiary;
+            deal.trust = uint64(r.trust == 0 ? 1 : r.trust);
+        }
         if (r.callback != address(0)) deal.callback = r.callback;
         if (sponsor != requester) deal.sponsor = sponsor;
         if (hasDataset) {
@@ -722,11 +727,11 @@ contract DragonHub is HubStorage {
         deal.app = IexecLibCore_v5.Resource(s.appPointer, s.appOwner, s.appPrice);
         deal.dataset = IexecLibCore_v5.Resource(s.datasetPointer, s.datasetOwner, s.datasetPrice);
         deal.workerpool = IexecLibCore_v5.Resource(s.workerpoolPointer, s.workerpoolOwner, s.workerpoolPrice);
-        deal.trust = s.trust;
+        deal.trust = _dealTrust(s);
         deal.category = s.category;
         deal.tag = s.tag;
         deal.requester = s.requester;
-        deal.beneficiary = s.beneficiary;
+        deal.beneficiary = _dealBeneficiary(s);
         deal.callback = s.callback;
         deal.params = s.params;
         deal.startTime = s.startTime;

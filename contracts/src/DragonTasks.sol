@@ -76,7 +76,7 @@ contract DragonTasks is HubStorage {
         task.consensusTotal = total;
 
         // Consensus when group * trust > total * (trust - 1); PoCo's total starts at 1.
-        uint256 trust = deal.trust;
+        uint256 trust = _dealTrust(deal);
         if (group * trust > (total + 1) * (trust - 1)) {
             uint256 winners = 0;
             address[] storage contributors = task.contributors;
@@ -175,7 +175,7 @@ contract DragonTasks is HubStorage {
         require(task.status == ACTIVE);
         require(deal.startTime + timeref * CONTRIBUTION_DEADLINE_RATIO > block.timestamp);
         require(task.contributors.length == 0);
-        require(deal.trust == 1);
+        require(_dealTrust(deal) == 1);
         bytes32 resultHash = keccak256(abi.encodePacked(taskid, resultDigest));
         bytes32 resultSeal = keccak256(abi.encodePacked(msg.sender, taskid, resultDigest));
         address callback = deal.callback;

@@ -7,8 +7,8 @@ import {IHubEvents} from "./interfaces/IHubEvents.sol";
 /// @notice The hub delegatecalls its task module (`DragonTasks`) for the PoCo2 functions, so both contracts
 /// inherit this one base and therefore one storage layout. Do not add state variables anywhere else.
 ///
-/// Storage is packed for gas: a PoCo deal takes ~20 storage slots, a Dragon deal 6 in the common case
-/// (no dataset, no tag, no callback, requester pays) plus its `params` string. Fields that are zero in
+/// Storage is packed for gas: a PoCo deal takes ~20 storage slots, a Dragon deal 5 in the common case
+/// (no dataset, no tag, no callback, requester pays and is the beneficiary, trust 1) plus its `params` string. Fields that are zero in
 /// the common case live in slots of their own so that they cost nothing when unused.
 abstract contract HubStorage is IHubEvents {
     // ------------------------------------------------------------------ PoCo constants
@@ -36,8 +36,9 @@ abstract contract HubStorage is IHubEvents {
         // slot 1
         address appOwner;
         uint40 startTime;
-        uint48 category;
+        uint40 category;
         uint8 schedulerRewardRatio;
+        uint8 flags; // DEAL_HAS_EXTRA: slot 5 holds beneficiary and trust
         // slot 2
         address workerpoolPointer;
         uint96 workerpoolPrice;
@@ -48,7 +49,7 @@ abstract contract HubStorage is IHubEvents {
         address requester;
         uint48 botFirst;
         uint48 botSize;
-        // slot 5
+        // slot 5, written only when beneficiary != requester or trust > 1 (the common deal skips it)
         address beneficiary;
         uint64 trust;
         // slot 6 (zero unless a callback is set)
@@ -64,6 +65,8 @@ abstract contract HubStorage is IHubEvents {
         // slot 11+
         string params;
     }
+
+    uint8 internal constant DEAL_HAS_EXTRA = 1;
 
     struct TaskStore {
         // slot 0
@@ -121,6 +124,14 @@ abstract contract HubStorage is IHubEvents {
     /// A value does not fit Dragon's packed storage (a price above 2^96 nRLC, a trust above 2^64, ...).
     /// PoCo would accept such orders but no account can pay for them.
     error ValueOutOfRange();
+
+    function _dealTrust(DealStore storage deal) internal view returns (uint256) {
+        return deal.flags & DEAL_HAS_EXTRA != 0 ? deal.trust : 1;
+    }
+
+    function _dealBeneficiary(DealStore storage deal) internal view returns (address) {
+        return deal.flags & DEAL_HAS_EXTRA != 0 ? deal.beneficiary : deal.requester;
+    }
 
     // ------------------------------------------------------------------ escrow internals
     // Escrow moves between accounts inside the hub; PoCo routes them through the hub's own balance and
