@@ -29,7 +29,8 @@ impl Chain {
     }
 
     pub async fn head(&self) -> Result<ChainHead, ChainError> {
-        let (chain_id, block_number) = tokio::try_join!(self.provider.get_chain_id(), self.provider.get_block_number())?;
+        let (chain_id, block_number) =
+            tokio::try_join!(self.provider.get_chain_id(), self.provider.get_block_number())?;
         Ok(ChainHead { chain_id, block_number })
     }
 }

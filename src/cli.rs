@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "dragon", version, about = "Dragon: an order-book exchange for decentralized computing (iExec PoCo compatible)")]
+#[command(
+    name = "dragon",
+    version,
+    about = "Dragon: an order-book exchange for decentralized computing (iExec PoCo compatible)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -173,7 +177,9 @@ fn signing_key(key_file: Option<PathBuf>) -> Result<PrivateKeySigner, CliError> 
         }
         None => match std::env::var("DRAGON_PRIVATE_KEY") {
             Ok(text) => (text, "DRAGON_PRIVATE_KEY".to_owned()),
-            Err(_) => return Err(CliError::Input("no signing key: set DRAGON_PRIVATE_KEY or pass --key-file PATH".into())),
+            Err(_) => {
+                return Err(CliError::Input("no signing key: set DRAGON_PRIVATE_KEY or pass --key-file PATH".into()));
+            }
         },
     };
     // Never echo the key itself in an error.

@@ -29,9 +29,9 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     pub fn into_config(self) -> Result<Config, crate::cli::CliError> {
-        let database_url = self
-            .database_url
-            .ok_or_else(|| crate::cli::CliError::Input("DATABASE_URL is not set: point it at a PostgreSQL database".into()))?;
+        let database_url = self.database_url.ok_or_else(|| {
+            crate::cli::CliError::Input("DATABASE_URL is not set: point it at a PostgreSQL database".into())
+        })?;
         Ok(Config { listen: self.listen, database_url, rpc_url: self.rpc_url })
     }
 }

@@ -149,11 +149,19 @@ pub fn anvil_bin() -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("DRAGON_ANVIL") {
         return Ok(PathBuf::from(p));
     }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts/node_modules/.bin/anvil");
-    if p.exists() {
+    // The platform package's ELF file, not `.bin/anvil`: that is a node wrapper, and a signal to the wrapper
+    // would not reach the real node.
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("contracts/node_modules/@foundry-rs/anvil-{}-{arch}/bin/anvil", std::env::consts::OS));
+    if p.is_file() {
         Ok(p)
     } else {
-        bail!("anvil not found at {}: run `npm ci` in contracts/ (make setup does it) or set DRAGON_ANVIL", p.display())
+        bail!("anvil not found at {}: run `make setup` (npm ci in contracts/) or set DRAGON_ANVIL", p.display())
     }
 }
 
@@ -218,11 +226,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     let anvil = Anvil::start(args.anvil_port, &["--state", &args.data_dir.join("anvil-state.json").to_string_lossy()])?;
     crate::store::ensure_database(&pg.url("postgres"), "dragon").await?;
     tracing::info!(postgres = %pg.url("dragon"), chain = %anvil.url(), "local market started");
-    let config = crate::config::Config {
-        listen: args.listen,
-        database_url: pg.url("dragon"),
-        rpc_url: anvil.url(),
-    };
+    let config = crate::config::Config { listen: args.listen, database_url: pg.url("dragon"), rpc_url: anvil.url() };
     let served = crate::server::serve(config).await;
     anvil.stop()?;
     pg.stop()?;

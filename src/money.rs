@@ -43,6 +43,18 @@ impl fmt::Debug for Nrlc {
     }
 }
 
+impl serde::Serialize for Nrlc {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::order::json::u256::serialize(&self.0, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Nrlc {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::order::json::u256::deserialize(d).map(Nrlc)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,17 +70,5 @@ mod tests {
     fn volume_multiplication_detects_overflow() {
         assert_eq!(Nrlc::from_u64(3).checked_mul_volume(U256::from(7)), Some(Nrlc::from_u64(21)));
         assert_eq!(Nrlc(U256::MAX).checked_mul_volume(U256::from(2)), None);
-    }
-}
-
-impl serde::Serialize for Nrlc {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        crate::order::json::u256::serialize(&self.0, s)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Nrlc {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::order::json::u256::deserialize(d).map(Nrlc)
     }
 }

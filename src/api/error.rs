@@ -50,7 +50,11 @@ impl ResponseError for ApiError {
         if let ApiError::Internal(cause) = self {
             tracing::error!(error = format!("{cause:#}"), "internal error");
         }
-        HttpResponse::build(self.status_code()).json(ErrorBody { ok: false, error: self.to_string(), code: self.code() })
+        HttpResponse::build(self.status_code()).json(ErrorBody {
+            ok: false,
+            error: self.to_string(),
+            code: self.code(),
+        })
     }
 }
 
@@ -67,7 +71,8 @@ pub fn query_config() -> actix_web::web::QueryConfig {
 }
 
 pub fn path_config() -> actix_web::web::PathConfig {
-    actix_web::web::PathConfig::default().error_handler(|err, _| ApiError::BadRequest(format!("invalid path: {err}")).into())
+    actix_web::web::PathConfig::default()
+        .error_handler(|err, _| ApiError::BadRequest(format!("invalid path: {err}")).into())
 }
 
 /// Unknown routes.

@@ -9,7 +9,10 @@ use utoipa::OpenApi;
 
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "Dragon", description = "Order-book exchange for decentralized computing, compatible with iExec PoCo."),
+    info(
+        title = "Dragon",
+        description = "Order-book exchange for decentralized computing, compatible with iExec PoCo."
+    ),
     paths(system::version, system::health),
     components(schemas(error::ErrorBody))
 )]
@@ -27,6 +30,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(error::path_config())
         .service(system::version)
         .service(system::health)
-        .route("/openapi.json", web::get().to(|| async { actix_web::HttpResponse::Ok().content_type("application/json").body(openapi_json()) }))
+        .route(
+            "/openapi.json",
+            web::get()
+                .to(|| async { actix_web::HttpResponse::Ok().content_type("application/json").body(openapi_json()) }),
+        )
         .default_service(web::to(error::not_found));
 }

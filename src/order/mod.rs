@@ -289,10 +289,7 @@ pub fn from_json<O: PocoOrder>(text: &str) -> Result<O, OrderJsonError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let order = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        OrderJsonError {
-            field: (path != "." && !path.is_empty()).then_some(path),
-            message: e.into_inner().to_string(),
-        }
+        OrderJsonError { field: (path != "." && !path.is_empty()).then_some(path), message: e.into_inner().to_string() }
     })?;
     de.end().map_err(|e| OrderJsonError { field: None, message: e.to_string() })?;
     Ok(order)

@@ -75,13 +75,8 @@ impl Domain {
     pub const VERSION: &'static str = "5.0.0";
 
     pub fn new(chain_id: U256, hub: Address) -> Self {
-        let eip712 = Eip712Domain::new(
-            Some(Self::NAME.into()),
-            Some(Self::VERSION.into()),
-            Some(chain_id),
-            Some(hub),
-            None,
-        );
+        let eip712 =
+            Eip712Domain::new(Some(Self::NAME.into()), Some(Self::VERSION.into()), Some(chain_id), Some(hub), None);
         Domain { chain_id, hub, separator: eip712.separator() }
     }
 
@@ -138,8 +133,7 @@ mod tests {
         // keccak256(abi.encode(typeHash, keccak(name), keccak(version), chainId, hub)), spelled out by hand.
         let hub = Address::repeat_byte(0x11);
         let d = Domain::new(U256::from(134), hub);
-        let type_hash =
-            keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+        let type_hash = keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
         let mut enc = Vec::new();
         enc.extend_from_slice(type_hash.as_slice());
         enc.extend_from_slice(keccak256("iExecODB").as_slice());

@@ -6,9 +6,11 @@ use tokio_postgres::{Client, NoTls};
 /// Every migration, in order: (version, name, SQL). A test checks this list against the files in `schema/`.
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "0001_orders.sql", include_str!("../../schema/0001_orders.sql"))];
 
+const MIGRATION_LOCK: i64 = 0x6472_6167_6f6e;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database error: {0}")]
+    #[error("database error: {}", describe(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("database schema is at version {found}, newer than this server knows ({known}): upgrade the server")]
     SchemaTooNew { found: i32, known: i32 },
@@ -40,6 +42,14 @@ impl Store {
     }
 }
 
+/// tokio-postgres prints only "db error" for server errors; the server's message is in the `DbError`.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
 async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
     tokio::spawn(async move {
@@ -53,8 +63,8 @@ async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
 /// Applies the migrations this database lacks.
 pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let tx = client.transaction().await?;
-    // A fixed key: "dragon" in ASCII. Held until commit.
-    tx.execute("SELECT pg_advisory_xact_lock(0x647261676f6e)", &[]).await?;
+    // A fixed key ("dragon" in ASCII), held until commit.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version INTEGER PRIMARY KEY,

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what Dragon needs on a fresh machine, then the pinned npm packages. Idempotent: a second run
+# only checks. Called by `make run` and `make test`; nothing is to be installed by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+have_pg_server() {
+  command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+}
+have_pg_server || need_apt+=(postgresql)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${need_apt[*]} with apt-get" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  else
+    echo "setup: missing ${need_apt[*]}; install them (Debian: apt-get install ${need_apt[*]})" >&2
+    exit 1
+  fi
+fi
+
+command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
+
+# Pinned JavaScript toolchains: Foundry (anvil, forge, cast), solc, OpenZeppelin; ethers for the cross-check.
+for dir in contracts tests/ethers; do
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "setup: npm ci in $dir" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done

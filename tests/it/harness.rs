@@ -1,0 +1,118 @@
+//! The one helper every integration test uses: a real PostgreSQL and a real anvil.
+//!
+//! - PostgreSQL: one throwaway cluster per test process (or the server of `DATABASE_URL` when set), and a fresh
+//!   database per test, so tests run in parallel without seeing each other's rows.
+//! - anvil: one node per test, from the npm binary the project installs.
+//!
+//! Nothing is left running: children die with their parent (`setpriv --pdeathsig`, see `dragon::local`). The
+//! cluster is spawned from a parked thread that lives as long as the test process, so it dies with the process
+//! whatever the outcome; an anvil dies with its test's thread, or on drop. Data folders of earlier runs whose
+//! process is gone are removed at the next start.
+
+use dragon::local::{Anvil, PgCluster, free_port};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static ADMIN_URL: OnceLock<Result<String, String>> = OnceLock::new();
+static NEXT_DB: AtomicU32 = AtomicU32::new(0);
+
+fn admin_url() -> &'static str {
+    let res = ADMIN_URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            return Ok(url);
+        }
+        sweep_stale_dirs();
+        let dir = std::env::temp_dir().join(format!("dragon-it-{}", std::process::id()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("postgres-owner".into())
+            .spawn(move || {
+                let started = free_port().and_then(|port| PgCluster::start(&dir, port));
+                match started {
+                    Ok(pg) => {
+                        let _ = tx.send(Ok(pg.url("postgres")));
+                        // Parked for the life of the process: the cluster dies with this thread, i.e. with it.
+                        loop {
+                            std::thread::park();
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("{e:#}")));
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        rx.recv().map_err(|e| e.to_string())?
+    });
+    match res {
+        Ok(url) => url,
+        Err(e) => panic!("test PostgreSQL could not start: {e}"),
+    }
+}
+
+/// Removes the data folders of earlier test processes that no longer exist.
+fn sweep_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("dragon-it-")) else { continue };
+        if !PathBuf::from("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// A fresh, empty database on the test server; returns its URL.
+pub async fn database() -> String {
+    let admin = admin_url();
+    let name = format!("t{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed));
+    dragon::store::ensure_database(admin, &name).await.expect("create test database");
+    // Replace the database part of the URL (after the last '/', before any '?').
+    let (base, query) = admin.split_once('?').map_or((admin, None), |(b, q)| (b, Some(q)));
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// A fresh anvil node for one test.
+pub fn anvil() -> AnvilGuard {
+    let port = free_port().expect("free port");
+    AnvilGuard(Some(Anvil::start(port, &[]).expect("start anvil")))
+}
+
+/// Stops its anvil when dropped (also on panic).
+#[derive(Debug)]
+pub struct AnvilGuard(Option<Anvil>);
+
+impl AnvilGuard {
+    pub fn url(&self) -> String {
+        self.0.as_ref().map(Anvil::url).unwrap_or_default()
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(a) = self.0.take() {
+            a.stop().expect("stop anvil");
+        }
+    }
+}
+
+impl Drop for AnvilGuard {
+    fn drop(&mut self) {
+        if let Some(a) = self.0.take() {
+            let _ = a.stop();
+        }
+    }
+}
+
+/// Path of the `dragon` binary built for these tests.
+pub fn dragon_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_dragon")
+}
+
+/// The project root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}

@@ -1,0 +1,7 @@
+//! Dragon's integration tests, compiled into one binary (one link, one shared PostgreSQL cluster).
+
+mod cli;
+mod ethers;
+mod fixtures;
+mod harness;
+mod server;
