@@ -71,6 +71,23 @@ contract GasTest is HubFixture {
         assertLe(g, 400_000);
     }
 
+    /// iExec's usual params are a JSON object of ~100 bytes (result storage provider and proxy).
+    function test_gas_matchOrders_longParams() public {
+        O.RequestOrder memory r_ = _requestOrder();
+        r_.params =
+            '{"iexec_result_storage_provider":"ipfs","iexec_result_storage_proxy":"https://result.v8-bellecour.iex.ec"}';
+        r_.salt = keccak256("long params");
+        _sign(r_);
+        O.AppOrder memory a_ = a;
+        O.DatasetOrder memory d_ = none;
+        O.WorkerpoolOrder memory w_ = w;
+        uint256 g = gasleft();
+        hub.matchOrders(a_, d_, w_, r_);
+        g -= gasleft();
+        emit log_named_uint("matchOrders (no dataset, 105-byte params), call frame gas", g);
+        assertLe(g, 400_000);
+    }
+
     function test_gas_matchOrdersBatch20() public {
         O.AppOrder[] memory as2 = as_;
         O.DatasetOrder[] memory ds2 = ds;
