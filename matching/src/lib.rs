@@ -1,4 +1,76 @@
-//! placeholder docs
+//! Dragon's matching engine: per-category order books for iExec PoCo orders. Commands in, events out.
+//!
+//! ```text
+//!   API workers (signatures verified, uint256 -> u64 checked)         settlement / WebSocket / store
+//!        │ Input::Add / Cancel / Lower / Confirm / Release                      ▲ events per shard, in order
+//!        ▼                                                                       │
+//!   pipeline::Submitter ── route: category % shards, app/dataset orders to all ──┐
+//!        │  lock-free bounded queue per shard (crossbeam ArrayQueue)             │
+//!        ▼                                                                       │
+//!   writer thread of shard s  ──  Engine::apply(Command) -> [Event] ─────────────┘  (EventSink)
+//!        │   owns its Engine: books per category, app/dataset books, indices, proposals
+//!        └── every N commands / when the queue drains: Snapshot ──arc-swap──▶ readers (depth, best price)
+//! ```
+//!
+//! # The crate
+//! - [`types`]: `OrderHash`, `Address`, `Tag`, `Nrlc` newtypes and the four order kinds, with `u64` amounts
+//!   (the edge converts `uint256` with [`u64_from_uint256`] / `Nrlc::try_from`, rejecting what does not fit).
+//! - [`compat`]: [`check`], the PoCo `matchOrders` predicate without chain state (codes 00, 02-07, 10-1b), each
+//!   rule a [`Rule`] named by its revert code.
+//! - [`engine`]: [`Engine`], pure and single-threaded: no I/O, no async, no clock, no randomness.
+//! - [`pipeline`]: threads, queues and snapshots around engines (std threads only; still no I/O).
+//!
+//! # Books
+//! Per category: workerpool orders (asks, price ascending then arrival) and request orders (bids,
+//! `workerpoolmaxprice` descending then arrival). App orders are booked by app address and dataset orders by
+//! dataset address (price ascending then arrival). Arrival is a sequence number given when `Add` is applied.
+//! Two indices of requests, by app and by dataset, each keyed by (category, bid priority), tell which requests a
+//! new app or dataset order may serve.
+//!
+//! # The matching rule
+//! After every command: take the resting requests in bid priority; for each request R, repeatedly walk the
+//! workerpool orders of R's category in ask priority, for each walk R's app's orders, and when R names a dataset
+//! that dataset's orders; the first (workerpool, app, dataset) compatible with R and each other ([`check`]) makes
+//! a deal of the smallest remaining volume of the four, at the sellers' prices; stop when R is used up or no
+//! combination remains; go to the next request. `tests/it/reference.rs` implements exactly this, slowly, and the
+//! property tests require the engine's events to equal it on random command streams.
+//!
+//! # Incremental matching
+//! Invariant **Q** (quiescence): after every command, no compatible combination exists among resting orders.
+//! Compatibility does not depend on volume, and volumes only fall while matching; so after a command, every
+//! combination that can exist contains an order that just became matchable: the added order, or an order that a
+//! `Release` brought back from zero remaining. `Cancel`, `Lower` and `Confirm` create none and match nothing.
+//! - Added request R: scan R alone (the full rule for R; other requests have no combination).
+//! - Added workerpool order W: the requests of W's category with `workerpoolmaxprice >= W.price` (a prefix of the
+//!   bid book, already in bid priority), each scanned with W as the only workerpool; stop when W is used up.
+//! - Added app (dataset) order: from the by-app (by-dataset) index, per category, the requests whose
+//!   `workerpoolmaxprice` reaches the category's best ask (a prefix per category), merged into global bid priority
+//!   (app and dataset orders are shared across categories, so the order across categories matters), each scanned
+//!   with that app (dataset) order fixed.
+//! - Release: one order back = as if added; several = the union of their candidate requests, in bid priority,
+//!   each scanned without restriction.
+//!
+//! Within a request's scan, price ranges stop at the request's maximum prices (rules 03-05 are the book order),
+//! pairwise necessary conditions skip workerpool and app orders early, and after a deal the scan resumes at the
+//! same workerpool order (earlier combinations were incompatible and stay so). Under Q, the first combination of
+//! the restricted scan is the first of the full scan, so deals and their order are exactly the rule's.
+//!
+//! # Volumes: no over-fill, reserved volume
+//! Each order has `remaining` (matchable) and `reserved` (held by pending proposals). A deal moves its volume from
+//! remaining to reserved on all four orders at once, so the sum of pending and confirmed deal volumes of an order
+//! never exceeds its volume. `Confirm` consumes the reservation (the order is `Filled` when both reach 0);
+//! `Release` gives it back (not to a cancelled order) and the order re-enters the book with its original
+//! arrival number, keeping its time priority. An order leaves the books when remaining reaches 0 and is forgotten
+//! when nothing is reserved either. `Lower` only ever lowers remaining (on-chain consumption seen by the edge).
+//!
+//! # Determinism and safety
+//! The engine iterates only ordered structures (B-trees, vectors); hash maps are only looked up. Sequence numbers
+//! and proposal ids come from counters. So the same commands give the same events, and a shard's journal replays
+//! exactly. The crate has no `unsafe` (denied workspace-wide). The pipeline shares no mutable state: each engine
+//! is owned by one writer thread, commands travel through lock-free queues, events through a non-blocking sink,
+//! and readers load immutable snapshots through `ArcSwap` without ever blocking the writer (see [`pipeline`] for
+//! the routing of app and dataset orders across shards and what it costs).
+
 pub mod compat;
 pub mod engine;
 pub mod pipeline;

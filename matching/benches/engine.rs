@@ -1,0 +1,395 @@
+// Matching engine benchmarks (criterion), plus a per-operation latency table (p50/p99/p99.9 timed one operation
+// at a time with `Instant`), printed before criterion's groups run.
+//
+// Run: `cargo bench -p dragon-matching --bench engine` (all), or with a filter, e.g. `-- sparse/100000`.
+// `DRAGON_BENCH_SIZES=10000,100000` limits the book sizes (default 10k, 100k, 1M).
+// This file is also included by the root package's `benches/matching.rs`, so it has no inner attributes.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion};
+use dragon_matching::{
+    Address, AppOrder, Command, Engine, Event, Nrlc, Order, OrderHash, RequestOrder, Tag, WorkerpoolOrder,
+};
+
+const CATEGORIES: u64 = 5;
+const APPS: u64 = 100;
+const REQUESTERS: u64 = 1_000;
+const BIG: u64 = 1 << 40;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self, n: u64) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) % n
+    }
+}
+
+fn hash(n: u64) -> OrderHash {
+    let mut b = [0u8; 32];
+    b[..8].copy_from_slice(&n.to_le_bytes());
+    b[8..16].copy_from_slice(&n.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
+    OrderHash(b)
+}
+
+fn address(kind: u8, n: u64) -> Address {
+    let mut a = [0u8; 20];
+    a[0] = kind;
+    a[12..].copy_from_slice(&n.to_be_bytes());
+    Address(a)
+}
+
+fn tag_bits(bits: u8) -> Tag {
+    // Bits 1..7 of the last byte (bit 0 is TEE, left out so that tags alone decide).
+    let mut t = [0u8; 32];
+    t[31] = bits & 0xfe;
+    Tag(t)
+}
+
+/// How the generated book looks.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Shape {
+    /// No tags, no restrictions; asks in [1000, 2000), bids in [0, 1000): nothing crosses.
+    Sparse,
+    /// Tags (pools hold 3 of 7 bits, requests need 1) and restrictions (20 % of pools restrict the requester,
+    /// 10 % the app); asks in [900, 2000), bids in [0, 1100): the 10 % of orders in the overlap cross on price
+    /// and are kept apart only by tags and restrictions, which every scan must check.
+    Dense,
+}
+
+struct Gen {
+    rng: Rng,
+    next: u64,
+    shape: Shape,
+}
+
+impl Gen {
+    fn new(shape: Shape, seed: u64) -> Self {
+        Gen { rng: Rng(seed), next: 1, shape }
+    }
+    fn fresh(&mut self) -> OrderHash {
+        self.next += 1;
+        hash(self.next)
+    }
+    fn app(&mut self, app: u64) -> Order {
+        Order::App(AppOrder {
+            hash: self.fresh(),
+            app: address(1, app),
+            price: Nrlc(self.rng.next(10)),
+            volume: BIG,
+            tag: Tag::ZERO,
+            dataset_restrict: Address::ZERO,
+            workerpool_restrict: Address::ZERO,
+            requester_restrict: Address::ZERO,
+        })
+    }
+    fn pool_at(&mut self, price: u64, volume: u64) -> Order {
+        let dense = self.shape == Shape::Dense;
+        let r = &mut self.rng;
+        let tag = if dense {
+            tag_bits((1 << (1 + r.next(7))) | (1 << (1 + r.next(7))) | (1 << (1 + r.next(7))))
+        } else {
+            Tag::ZERO
+        };
+        let requester_restrict = if dense && r.next(5) == 0 { address(3, r.next(REQUESTERS)) } else { Address::ZERO };
+        let app_restrict = if dense && r.next(10) == 0 { address(1, r.next(APPS)) } else { Address::ZERO };
+        Order::Workerpool(WorkerpoolOrder {
+            hash: self.fresh(),
+            workerpool: address(2, self.rng.next(50)),
+            price: Nrlc(price),
+            volume,
+            tag,
+            category: self.rng.next(CATEGORIES),
+            trust: 0,
+            app_restrict,
+            dataset_restrict: Address::ZERO,
+            requester_restrict,
+        })
+    }
+    fn resting_pool(&mut self) -> Order {
+        let lo = if self.shape == Shape::Dense { 900 } else { 1000 };
+        let price = lo + self.rng.next(2000 - lo);
+        self.pool_at(price, BIG)
+    }
+    fn request_at(&mut self, max_price: u64) -> Order {
+        let dense = self.shape == Shape::Dense;
+        let tag = if dense { tag_bits(1 << (1 + self.rng.next(7))) } else { Tag::ZERO };
+        Order::Request(RequestOrder {
+            hash: self.fresh(),
+            app: address(1, self.rng.next(APPS)),
+            app_max_price: Nrlc(100),
+            dataset: Address::ZERO,
+            dataset_max_price: Nrlc(0),
+            workerpool: Address::ZERO,
+            workerpool_max_price: Nrlc(max_price),
+            requester: address(3, self.rng.next(REQUESTERS)),
+            volume: 1,
+            tag,
+            category: self.rng.next(CATEGORIES),
+            trust: 0,
+        })
+    }
+    fn resting_request(&mut self) -> Order {
+        let hi = if self.shape == Shape::Dense { 1100 } else { 1000 };
+        let price = self.rng.next(hi);
+        self.request_at(price)
+    }
+}
+
+/// A book of about `n` resting orders (half asks, half bids, plus 10 app orders per app).
+fn build(shape: Shape, n: usize) -> (Engine, Gen) {
+    let mut engine = Engine::new();
+    let mut g = Gen::new(shape, 0x5eed ^ n as u64);
+    let mut out = Vec::new();
+    for app in 0..APPS {
+        for _ in 0..10 {
+            engine.apply(Command::Add(g.app(app)), &mut out);
+        }
+    }
+    for i in 0..n {
+        let o = if i % 2 == 0 { g.resting_pool() } else { g.resting_request() };
+        engine.apply(Command::Add(o), &mut out);
+        // Keep the build quiescent and small in memory: settle what matched.
+        for e in out.drain(..) {
+            if let Event::DealProposed(d) = e {
+                engine.apply(Command::Confirm(d.id), &mut Vec::new());
+            }
+        }
+    }
+    (engine, g)
+}
+
+fn run_ops(engine: &mut Engine, ops: &[Command], out: &mut Vec<Event>) {
+    for c in ops {
+        out.clear();
+        engine.apply(*c, out);
+        black_box(&out);
+    }
+}
+
+/// Settles the deals proposed by `events` (confirm), untimed.
+fn settle(engine: &mut Engine, events: &[Event]) {
+    let mut sink = Vec::new();
+    for e in events {
+        if let Event::DealProposed(d) = e {
+            engine.apply(Command::Confirm(d.id), &mut sink);
+        }
+    }
+}
+
+fn sizes() -> Vec<usize> {
+    std::env::var("DRAGON_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000])
+}
+
+fn adds(g: &mut Gen, k: usize) -> Vec<Command> {
+    (0..k)
+        .map(|i| {
+            let o = match i % 4 {
+                0 | 1 => g.resting_request(),
+                2 => g.resting_pool(),
+                _ => {
+                    let app = g.rng.next(APPS);
+                    g.app(app)
+                }
+            };
+            Command::Add(o)
+        })
+        .collect()
+}
+
+/// Adds, all resting (no match): requests below every ask, asks above every bid, app orders. In the dense book
+/// some of them do cross and match; those are settled.
+fn crossing_request(g: &mut Gen) -> Command {
+    Command::Add(g.request_at(3_000))
+}
+
+fn bench_book(c: &mut Criterion, shape: Shape, n: usize) {
+    let name = format!("{}/{n}", if shape == Shape::Sparse { "sparse" } else { "dense" });
+    let (mut engine, mut g) = build(shape, n);
+    let mut group = c.benchmark_group(&name);
+    group.sample_size(20).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    let chunk = 1_000usize;
+    group.throughput(criterion::Throughput::Elements(chunk as u64));
+
+    // add: `chunk` adds timed, then cancelled untimed.
+    group.bench_function("add", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut out = Vec::with_capacity(64);
+            for _ in 0..iters {
+                let batch = adds(&mut g, chunk);
+                let t = Instant::now();
+                let mut all = Vec::new();
+                for c in &batch {
+                    out.clear();
+                    engine.apply(*c, &mut out);
+                    all.extend_from_slice(&out);
+                }
+                total += t.elapsed();
+                settle(&mut engine, &all);
+                let cancels: Vec<Command> = batch
+                    .iter()
+                    .filter_map(|c| if let Command::Add(o) = c { Some(Command::Cancel(o.hash())) } else { None })
+                    .collect();
+                run_ops(&mut engine, &cancels, &mut out);
+            }
+            total
+        });
+    });
+
+    // cancel: `chunk` adds untimed, then their cancels timed.
+    group.bench_function("cancel", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut out = Vec::with_capacity(64);
+            for _ in 0..iters {
+                let batch = adds(&mut g, chunk);
+                let mut all = Vec::new();
+                for c in &batch {
+                    out.clear();
+                    engine.apply(*c, &mut out);
+                    all.extend_from_slice(&out);
+                }
+                settle(&mut engine, &all);
+                let cancels: Vec<Command> = batch
+                    .iter()
+                    .filter_map(|c| if let Command::Add(o) = c { Some(Command::Cancel(o.hash())) } else { None })
+                    .collect();
+                let t = Instant::now();
+                run_ops(&mut engine, &cancels, &mut out);
+                total += t.elapsed();
+            }
+            total
+        });
+    });
+
+    // match: a request crossing the whole book, filled by one deal (timed); the deal is confirmed untimed.
+    group.bench_function("match", |b| {
+        b.iter_batched(
+            || (0..chunk).map(|_| crossing_request(&mut g)).collect::<Vec<_>>(),
+            |batch| {
+                let mut all = Vec::with_capacity(chunk);
+                let mut out = Vec::with_capacity(8);
+                for c in &batch {
+                    out.clear();
+                    engine.apply(*c, &mut out);
+                    all.extend_from_slice(&out);
+                }
+                all
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+    // iter_batched drops the outputs without settling: the pools have BIG volume, and each request is filled,
+    // so the book's size does not change; only pending proposals accumulate.
+}
+
+/// Times single operations with `Instant` and prints mean, p50, p99, p99.9, max and the rate they imply.
+fn latency_table(shape: Shape, n: usize) {
+    let (mut engine, mut g) = build(shape, n);
+    let label = if shape == Shape::Sparse { "sparse" } else { "dense" };
+    let samples = 20_000usize;
+    let mut out = Vec::with_capacity(64);
+    let kinds = ["add req", "add pool", "add app", "cancel", "match", "mixed"];
+    for (kind, what) in kinds.iter().enumerate() {
+        let mut times = Vec::with_capacity(samples);
+        let mut pending: Vec<OrderHash> = Vec::new();
+        let scanned_before = engine.stats().requests_scanned;
+        for i in 0..samples {
+            let kind = if kind == 5 { [0, 1, 2, 3, 4, 4][i % 6] } else { kind };
+            let cmd = match kind {
+                0 => Command::Add(g.resting_request()),
+                1 => Command::Add(g.resting_pool()),
+                2 => {
+                    let app = g.rng.next(APPS);
+                    Command::Add(g.app(app))
+                }
+                3 => {
+                    // Cancel a resting order added earlier (untimed add).
+                    let h = match pending.pop() {
+                        Some(h) => h,
+                        None => {
+                            let o = g.resting_request();
+                            out.clear();
+                            engine.apply(Command::Add(o), &mut out);
+                            let ev = out.clone();
+                            settle(&mut engine, &ev);
+                            o.hash()
+                        }
+                    };
+                    Command::Cancel(h)
+                }
+                _ => crossing_request(&mut g),
+            };
+            out.clear();
+            let t = Instant::now();
+            engine.apply(cmd, &mut out);
+            let dt = t.elapsed();
+            times.push(dt.as_nanos() as u64);
+            let ev = out.clone();
+            settle(&mut engine, &ev);
+            // Keep the book's size: resting adds are cancelled later (by the mixed run) or now.
+            if let Command::Add(o) = cmd
+                && kind < 3
+            {
+                if what == &"mixed" {
+                    pending.push(o.hash());
+                } else {
+                    engine.apply(Command::Cancel(o.hash()), &mut Vec::new());
+                }
+            }
+        }
+        let scanned = engine.stats().requests_scanned - scanned_before;
+        times.sort_unstable();
+        let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
+        let mean = times.iter().sum::<u64>() as f64 / times.len() as f64;
+        let over = times.iter().filter(|t| **t > 10_000).count();
+        println!(
+            "| {label:6} | {n:>9} | {what:8} | {:>7.0} | {:>6} | {:>6} | {:>8} | {:>9} | {:>5} | {:>9.0} | {:>5.1} |",
+            mean,
+            pct(0.50),
+            pct(0.99),
+            pct(0.999),
+            times[times.len() - 1],
+            over,
+            1e9 / mean,
+            scanned as f64 / samples as f64,
+        );
+    }
+}
+
+fn main() {
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    let mut c = Criterion::default().configure_from_args();
+    if std::env::var_os("DRAGON_BENCH_NO_TABLE").is_none() && !std::env::args().any(|a| a == "--test" || a == "--list")
+    {
+        println!("per-operation latency, one operation timed at a time (ns; Instant overhead ~20-30 ns included)");
+        println!(
+            "| book   |    orders | op       | mean ns | p50 ns | p99 ns | p99.9 ns |    max ns | >10us | ops/s     | req scanned/op |"
+        );
+        println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for shape in [Shape::Sparse, Shape::Dense] {
+            for n in sizes() {
+                latency_table(shape, n);
+            }
+        }
+    }
+    for shape in [Shape::Sparse, Shape::Dense] {
+        for n in sizes() {
+            let name = format!("{}/{n}", if shape == Shape::Sparse { "sparse" } else { "dense" });
+            if wanted(&name) || filter.iter().any(|f| ["add", "cancel", "match"].iter().any(|x| f.contains(x))) {
+                bench_book(&mut c, shape, n);
+            }
+        }
+    }
+    c.final_summary();
+}
