@@ -29,6 +29,10 @@ interface Vm {
     function startPrank(address sender, address origin) external;
     function stopPrank() external;
 
+    // scripts
+    function startBroadcast(uint256 privateKey) external;
+    function stopBroadcast() external;
+
     // keys and signatures
     function addr(uint256 privateKey) external pure returns (address);
     function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
