@@ -142,7 +142,7 @@ impl Gen {
 
 /// A book of about `n` resting orders (half asks, half bids, plus 10 app orders per app).
 fn build(shape: Shape, n: usize) -> (Engine, Gen) {
-    let mut engine = Engine::new();
+    let mut engine = Engine::with_capacity(2 * n);
     let mut g = Gen::new(shape, 0x5eed ^ n as u64);
     let mut out = Vec::new();
     for app in 0..APPS {
@@ -299,7 +299,11 @@ fn latency_table(shape: Shape, n: usize) {
     let samples = 20_000usize;
     let mut out = Vec::with_capacity(64);
     let kinds = ["add req", "add pool", "add app", "cancel", "match", "mixed"];
+    let only: Option<usize> = std::env::var("DRAGON_BENCH_OP").ok().and_then(|v| v.parse().ok());
     for (kind, what) in kinds.iter().enumerate() {
+        if only.is_some_and(|o| o != kind) {
+            continue;
+        }
         let mut times = Vec::with_capacity(samples);
         let mut pending: Vec<OrderHash> = Vec::new();
         let scanned_before = engine.stats().requests_scanned;

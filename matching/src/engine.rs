@@ -4,8 +4,9 @@
 //! ever iterated to take a decision (only looked up), arrival sequence numbers and proposal ids come from counters.
 
 use std::cmp::{Reverse, min};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
+use crate::book::{Ix, LevelBook};
 use crate::compat::{app_may_serve, compatible, pool_may_serve};
 use crate::types::{Address, AppOrder, DatasetOrder, Nrlc, Order, OrderHash, OrderKind, RequestOrder, WorkerpoolOrder};
 
@@ -122,7 +123,6 @@ pub struct CategoryDepth {
     pub bid_orders: usize,
 }
 
-type Ix = u32;
 /// Ask priority: price ascending, then arrival.
 type AskKey = (u64, u64);
 /// Bid priority: workerpoolmaxprice descending, then arrival.
@@ -187,6 +187,11 @@ impl<T> Slab<T> {
     }
 }
 
+/// Whether a book entry (arrival `seq`, slot `i`) still names a matchable order (see `book`).
+fn valid_entry<O>(slab: &Slab<Entry<O>>, seq: u64, i: Ix) -> bool {
+    slab.items.get(i as usize).and_then(Option::as_ref).is_some_and(|e| e.seq == seq && e.live())
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum OrderRef {
     App(Ix),
@@ -206,8 +211,8 @@ struct Proposal {
 
 #[derive(Clone, Debug, Default)]
 struct CategoryBook {
-    asks: BTreeMap<AskKey, Ix>,
-    bids: BTreeMap<BidKey, Ix>,
+    asks: LevelBook<u64>,
+    bids: LevelBook<Reverse<u64>>,
 }
 
 /// Restricts a request's scan to combinations that contain one given order (all new combinations do).
@@ -238,12 +243,12 @@ pub struct Engine {
     requests: Slab<Entry<RequestOrder>>,
     by_hash: HashMap<OrderHash, OrderRef>,
     categories: HashMap<u64, CategoryBook>,
-    app_book: HashMap<Address, BTreeMap<AskKey, Ix>>,
-    dataset_book: HashMap<Address, BTreeMap<AskKey, Ix>>,
+    app_book: HashMap<Address, LevelBook<u64>>,
+    dataset_book: HashMap<Address, LevelBook<u64>>,
     /// Requests by app, keyed by (category, bid priority): what a new app order may match.
-    requests_by_app: HashMap<Address, BTreeMap<(u64, BidKey), Ix>>,
+    requests_by_app: HashMap<Address, LevelBook<(u64, Reverse<u64>)>>,
     /// Requests naming a dataset, by dataset: what a new dataset order may match.
-    requests_by_dataset: HashMap<Address, BTreeMap<(u64, BidKey), Ix>>,
+    requests_by_dataset: HashMap<Address, LevelBook<(u64, Reverse<u64>)>>,
     proposals: HashMap<ProposalId, Proposal>,
     next_seq: u64,
     next_proposal: u64,
@@ -258,17 +263,14 @@ impl Default for Engine {
     }
 }
 
-fn ask_key<O>(e: &Entry<O>, price: Nrlc) -> AskKey {
-    (price.0, e.seq)
-}
-
-fn bid_key(e: &Entry<RequestOrder>) -> BidKey {
-    (Reverse(e.order.workerpool_max_price.0), e.seq)
-}
-
-fn remove_keyed<K: Ord, V>(map: &mut HashMap<Address, BTreeMap<K, V>>, addr: &Address, key: &K) {
+fn remove_keyed<P: Ord + Copy>(
+    map: &mut HashMap<Address, LevelBook<P>>,
+    addr: &Address,
+    price: P,
+    valid: impl Fn(u64, Ix) -> bool,
+) {
     if let Some(book) = map.get_mut(addr) {
-        book.remove(key);
+        book.remove(price, valid);
         if book.is_empty() {
             map.remove(addr);
         }
@@ -302,6 +304,25 @@ impl Engine {
             stats: Stats::default(),
             candidates: Vec::new(),
         }
+    }
+
+    /// An engine sized for about `orders` known orders (of all kinds together) without growing: growing a hash
+    /// map or a slab of a million entries copies it whole, a pause of milliseconds on the writer thread.
+    pub fn with_capacity(orders: usize) -> Self {
+        let mut e = Self::new();
+        e.reserve_orders(orders);
+        e
+    }
+
+    /// Reserves room for `orders` more known orders (see [`Engine::with_capacity`]). Slabs are reserved per kind
+    /// for the whole number, since the mix is not known.
+    pub fn reserve_orders(&mut self, orders: usize) {
+        self.by_hash.reserve(orders);
+        self.proposals.reserve(orders / 4);
+        self.apps.items.reserve(orders / 8);
+        self.datasets.items.reserve(orders / 8);
+        self.pools.items.reserve(orders / 2);
+        self.requests.items.reserve(orders / 2);
     }
 
     /// Applies one command and returns its events.
@@ -361,13 +382,13 @@ impl Engine {
     /// Cheapest workerpool order price of a category.
     pub fn best_ask(&self, category: u64) -> Option<Nrlc> {
         let book = self.categories.get(&category)?;
-        book.asks.keys().next().map(|k| Nrlc(k.0))
+        book.asks.first_price().map(Nrlc)
     }
 
     /// Highest `workerpoolmaxprice` among the category's request orders.
     pub fn best_bid(&self, category: u64) -> Option<Nrlc> {
         let book = self.categories.get(&category)?;
-        book.bids.keys().next().map(|k| Nrlc(k.0.0))
+        book.bids.first_price().map(|p| Nrlc(p.0))
     }
 
     /// The first `max_levels` price levels of each side of a category's book. Walks at most `max_orders` orders
@@ -394,8 +415,12 @@ impl Engine {
             }
             out
         };
-        let asks = levels(&mut book.asks.iter().map(|(k, &i)| (k.0, self.pools.get(i).remaining)));
-        let bids = levels(&mut book.bids.iter().map(|(k, &i)| (k.0.0, self.requests.get(i).remaining)));
+        let (pools, requests) = (&self.pools, &self.requests);
+        let asks =
+            levels(&mut book.asks.iter(|s, i| valid_entry(pools, s, i)).map(|(p, _, i)| (p, pools.get(i).remaining)));
+        let bids = levels(
+            &mut book.bids.iter(|s, i| valid_entry(requests, s, i)).map(|(p, _, i)| (p.0, requests.get(i).remaining)),
+        );
         CategoryDepth { category, asks, bids, ask_orders: book.asks.len(), bid_orders: book.bids.len() }
     }
 
@@ -403,9 +428,9 @@ impl Engine {
     pub fn top_asks(&self, category: u64, n: usize) -> Vec<(OrderHash, Nrlc, u64)> {
         self.categories.get(&category).map_or_else(Vec::new, |b| {
             b.asks
-                .values()
+                .iter(|s, i| valid_entry(&self.pools, s, i))
                 .take(n)
-                .map(|&i| {
+                .map(|(_, _, i)| {
                     let e = self.pools.get(i);
                     (e.order.hash, e.order.price, e.remaining)
                 })
@@ -417,9 +442,9 @@ impl Engine {
     pub fn top_bids(&self, category: u64, n: usize) -> Vec<(OrderHash, Nrlc, u64)> {
         self.categories.get(&category).map_or_else(Vec::new, |b| {
             b.bids
-                .values()
+                .iter(|s, i| valid_entry(&self.requests, s, i))
                 .take(n)
-                .map(|&i| {
+                .map(|(_, _, i)| {
                     let e = self.requests.get(i);
                     (e.order.hash, e.order.workerpool_max_price, e.remaining)
                 })
@@ -472,14 +497,16 @@ impl Engine {
             out.push(Event::Rejected { subject: Subject::Order(hash), reason: RejectReason::UnknownOrder });
             return;
         };
-        if self.state_of(r).0 > 0 {
-            self.remove_from_books(r);
-        }
+        let was_booked = self.state_of(r).0 > 0;
         match r {
             OrderRef::App(i) => Self::mark_cancelled(self.apps.get_mut(i)),
             OrderRef::Dataset(i) => Self::mark_cancelled(self.datasets.get_mut(i)),
             OrderRef::Workerpool(i) => Self::mark_cancelled(self.pools.get_mut(i)),
             OrderRef::Request(i) => Self::mark_cancelled(self.requests.get_mut(i)),
+        }
+        // After the state change: books remove lazily and check validity (see `book`).
+        if was_booked {
+            self.remove_from_books(r);
         }
         out.push(Event::Cancelled { hash });
         self.forget_if_dead(r, hash);
@@ -505,10 +532,10 @@ impl Engine {
         }
         // Lowering creates no combination, so no matching is needed. Only the remaining volume changes; the book
         // keys (price, arrival) do not, so the order keeps its place.
+        self.set_remaining(r, remaining);
         if remaining == 0 {
             self.remove_from_books(r);
         }
-        self.set_remaining(r, remaining);
         if remaining > 0 {
             out.push(Event::Resting { hash, kind: Self::kind_of(r), remaining });
         } else if self.forget_if_dead(r, hash) {
@@ -607,13 +634,18 @@ impl Engine {
         match r {
             OrderRef::Request(ri) => {
                 let e = self.requests.get(ri);
-                cands.push((bid_key(e), ri));
+                cands.push(((Reverse(e.order.workerpool_max_price.0), e.seq), ri));
             }
             OrderRef::Workerpool(wi) => {
                 let w = &self.pools.get(wi).order;
                 if let Some(book) = self.categories.get(&w.category) {
                     // Requests whose workerpoolmaxprice >= the ask, best first.
-                    cands.extend(book.bids.range(..=(Reverse(w.price.0), u64::MAX)).map(|(k, &i)| (*k, i)));
+                    let requests = &self.requests;
+                    cands.extend(
+                        book.bids
+                            .up_to(Reverse(w.price.0), |s, i| valid_entry(requests, s, i))
+                            .map(|(p, s, i)| ((p, s), i)),
+                    );
                 }
             }
             OrderRef::App(ai) => {
@@ -633,13 +665,16 @@ impl Engine {
 
     /// From an index of requests keyed by (category, bid priority), the requests whose workerpoolmaxprice reaches
     /// their category's best ask: any other cannot pay any workerpool order.
-    fn collect_crossing(&self, index: &BTreeMap<(u64, BidKey), Ix>, cands: &mut Vec<(BidKey, Ix)>) {
+    fn collect_crossing(&self, index: &LevelBook<(u64, Reverse<u64>)>, cands: &mut Vec<(BidKey, Ix)>) {
+        let requests = &self.requests;
         let mut from = 0u64;
-        while let Some((&(cat, _), _)) = index.range((from, (Reverse(u64::MAX), 0))..).next() {
-            if let Some(best_ask) = self.categories.get(&cat).and_then(|b| b.asks.keys().next()) {
-                let lo = (cat, (Reverse(u64::MAX), 0));
-                let hi = (cat, (Reverse(best_ask.0), u64::MAX));
-                cands.extend(index.range(lo..=hi).map(|(k, &i)| (k.1, i)));
+        while let Some((cat, _)) = index.first_price_from((from, Reverse(u64::MAX))) {
+            if let Some(best_ask) = self.categories.get(&cat).and_then(|b| b.asks.first_price()) {
+                let lo = ((cat, Reverse(u64::MAX)), 0);
+                let hi = (cat, Reverse(best_ask));
+                cands.extend(
+                    index.between(lo, hi, |s, i| valid_entry(requests, s, i)).map(|((_, p), s, i)| ((p, s), i)),
+                );
             }
             match cat.checked_add(1) {
                 Some(next) => from = next,
@@ -682,39 +717,40 @@ impl Engine {
             return None;
         }
         let req = &self.requests.get(ri).order;
-        let pool_hi: AskKey = (req.workerpool_max_price.0, u64::MAX);
-        if from > pool_hi {
-            return None;
-        }
+        let pool_slab = &self.pools;
         let pools_range = match fixed {
             Fixed::Workerpool(_) => None,
-            _ => Some(self.categories.get(&req.category)?.asks.range(from..=pool_hi)),
+            _ => Some(self.categories.get(&req.category)?.asks.between(
+                from,
+                req.workerpool_max_price.0,
+                move |s, i| valid_entry(pool_slab, s, i),
+            )),
         };
         let pool_single = match fixed {
             Fixed::Workerpool(w) => {
                 let e = self.pools.get(w);
-                let k = ask_key(e, e.order.price);
+                let k = (e.order.price.0, e.seq);
                 (e.live() && k >= from).then_some((k, w))
             }
             _ => None,
         };
-        let pools = pools_range.into_iter().flatten().map(|(k, &i)| (*k, i)).chain(pool_single);
+        let pools = pools_range.into_iter().flatten().map(|(p, s, i)| ((p, s), i)).chain(pool_single);
 
         let app_book = self.app_book.get(&req.app);
         if app_book.is_none() && !matches!(fixed, Fixed::App(_)) {
             return None;
         }
-        let app_hi: AskKey = (req.app_max_price.0, u64::MAX);
+        let app_slab = &self.apps;
         let apps = || {
             let range = match fixed {
                 Fixed::App(_) => None,
-                _ => app_book.map(|b| b.range(..=app_hi)),
+                _ => app_book.map(|b| b.up_to(req.app_max_price.0, move |s, i| valid_entry(app_slab, s, i))),
             };
             let single = match fixed {
                 Fixed::App(a) => self.apps.get(a).live().then_some(a),
                 _ => None,
             };
-            range.into_iter().flatten().map(|(_, &i)| i).chain(single)
+            range.into_iter().flatten().map(|(_, _, i)| i).chain(single)
         };
 
         let with_dataset = !req.dataset.is_zero();
@@ -722,17 +758,19 @@ impl Engine {
         if with_dataset && dataset_book.is_none() && !matches!(fixed, Fixed::Dataset(_)) {
             return None;
         }
-        let dataset_hi: AskKey = (req.dataset_max_price.0, u64::MAX);
+        let dataset_slab = &self.datasets;
         let datasets = || {
             let range = match fixed {
                 Fixed::Dataset(_) => None,
-                _ => dataset_book.map(|b| b.range(..=dataset_hi)),
+                _ => {
+                    dataset_book.map(|b| b.up_to(req.dataset_max_price.0, move |s, i| valid_entry(dataset_slab, s, i)))
+                }
             };
             let single = match fixed {
                 Fixed::Dataset(d) => self.datasets.get(d).live().then_some(d),
                 _ => None,
             };
-            range.into_iter().flatten().map(|(_, &i)| i).chain(single)
+            range.into_iter().flatten().map(|(_, _, i)| i).chain(single)
         };
 
         for (key, wi) in pools {
@@ -928,59 +966,61 @@ impl Engine {
         match r {
             OrderRef::App(i) => {
                 let e = self.apps.get(i);
-                self.app_book.entry(e.order.app).or_default().insert(ask_key(e, e.order.price), i);
+                self.app_book.entry(e.order.app).or_default().insert(e.order.price.0, e.seq, i);
             }
             OrderRef::Dataset(i) => {
                 let e = self.datasets.get(i);
-                self.dataset_book.entry(e.order.dataset).or_default().insert(ask_key(e, e.order.price), i);
+                self.dataset_book.entry(e.order.dataset).or_default().insert(e.order.price.0, e.seq, i);
             }
             OrderRef::Workerpool(i) => {
                 let e = self.pools.get(i);
-                self.categories.entry(e.order.category).or_default().asks.insert(ask_key(e, e.order.price), i);
+                self.categories.entry(e.order.category).or_default().asks.insert(e.order.price.0, e.seq, i);
             }
             OrderRef::Request(i) => {
                 let e = self.requests.get(i);
-                let (k, o) = (bid_key(e), &e.order);
-                self.categories.entry(o.category).or_default().bids.insert(k, i);
-                self.requests_by_app.entry(o.app).or_default().insert((o.category, k), i);
+                let (o, p) = (&e.order, Reverse(e.order.workerpool_max_price.0));
+                self.categories.entry(o.category).or_default().bids.insert(p, e.seq, i);
+                self.requests_by_app.entry(o.app).or_default().insert((o.category, p), e.seq, i);
                 if !o.dataset.is_zero() {
-                    self.requests_by_dataset.entry(o.dataset).or_default().insert((o.category, k), i);
+                    self.requests_by_dataset.entry(o.dataset).or_default().insert((o.category, p), e.seq, i);
                 }
             }
         }
     }
 
+    /// Takes an order that stopped being matchable (its state already says so) out of the books.
     fn remove_from_books(&mut self, r: OrderRef) {
         match r {
             OrderRef::App(i) => {
-                let e = self.apps.get(i);
-                remove_keyed(&mut self.app_book, &e.order.app, &ask_key(e, e.order.price));
+                let (slab, e) = (&self.apps, self.apps.get(i));
+                remove_keyed(&mut self.app_book, &e.order.app, e.order.price.0, |s, i| valid_entry(slab, s, i));
             }
             OrderRef::Dataset(i) => {
-                let e = self.datasets.get(i);
-                remove_keyed(&mut self.dataset_book, &e.order.dataset, &ask_key(e, e.order.price));
+                let (slab, e) = (&self.datasets, self.datasets.get(i));
+                remove_keyed(&mut self.dataset_book, &e.order.dataset, e.order.price.0, |s, i| valid_entry(slab, s, i));
             }
             OrderRef::Workerpool(i) => {
-                let e = self.pools.get(i);
+                let (slab, e) = (&self.pools, self.pools.get(i));
                 if let Some(b) = self.categories.get_mut(&e.order.category) {
-                    b.asks.remove(&ask_key(e, e.order.price));
+                    b.asks.remove(e.order.price.0, |s, i| valid_entry(slab, s, i));
                     if b.asks.is_empty() && b.bids.is_empty() {
                         self.categories.remove(&e.order.category);
                     }
                 }
             }
             OrderRef::Request(i) => {
-                let e = self.requests.get(i);
-                let (k, o) = (bid_key(e), &e.order);
+                let (slab, e) = (&self.requests, self.requests.get(i));
+                let (o, p) = (&e.order, Reverse(e.order.workerpool_max_price.0));
+                let valid = |s, i| valid_entry(slab, s, i);
                 if let Some(b) = self.categories.get_mut(&o.category) {
-                    b.bids.remove(&k);
+                    b.bids.remove(p, valid);
                     if b.asks.is_empty() && b.bids.is_empty() {
                         self.categories.remove(&o.category);
                     }
                 }
-                remove_keyed(&mut self.requests_by_app, &o.app, &(o.category, k));
+                remove_keyed(&mut self.requests_by_app, &o.app, (o.category, p), valid);
                 if !o.dataset.is_zero() {
-                    remove_keyed(&mut self.requests_by_dataset, &o.dataset, &(o.category, k));
+                    remove_keyed(&mut self.requests_by_dataset, &o.dataset, (o.category, p), valid);
                 }
             }
         }

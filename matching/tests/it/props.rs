@@ -541,3 +541,22 @@ fn generated_streams_produce_deals_releases_and_confirms() {
     assert!(filled > 200, "only {filled} fills");
     assert!(releases > 100);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// Long streams (books of a hundred orders, many cancels and releases: tombstones, level compaction, slot
+    /// reuse, revived orders): the engine still equals the reference.
+    #[test]
+    fn long_streams_equal_the_reference(ops in proptest::collection::vec(op(), 300..500)) {
+        let mut engine = Engine::new();
+        let mut reference = Reference::new();
+        let mut driver = Driver::default();
+        for op in &ops {
+            let cmd = driver.command(op);
+            let events = engine.execute(cmd);
+            prop_assert_eq!(&events, &reference.apply(cmd), "on {:?}", cmd);
+            driver.saw(&events);
+        }
+    }
+}
