@@ -30,8 +30,28 @@ pub enum Command {
     /// Run the whole local market on embedded defaults: a PostgreSQL cluster and anvil under a data folder,
     /// and the server.
     Local(crate::local::LocalArgs),
+    /// Deploy Dragon's contracts.
+    #[command(subcommand)]
+    Chain(ChainCommand),
     /// Print the OpenAPI document of the REST API.
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChainCommand {
+    /// Deploy the token, the registries and the hub (with the default categories); write their addresses to a
+    /// deployment file and print it.
+    Deploy {
+        /// JSON-RPC endpoint of the chain.
+        #[arg(long, env = "DRAGON_RPC_URL")]
+        rpc_url: String,
+        /// File holding the deployer's hex private key; DRAGON_PRIVATE_KEY is used when absent.
+        #[arg(long, value_name = "PATH")]
+        key_file: Option<PathBuf>,
+        /// Where to write the deployment (JSON).
+        #[arg(long, default_value = "deployment.json")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +128,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Order(cmd) => order_command(cmd),
         Command::Serve(args) => runtime()?.block_on(crate::server::serve(args.into_config()?)).map_err(Into::into),
         Command::Local(args) => runtime()?.block_on(crate::local::run(args)).map_err(Into::into),
+        Command::Chain(ChainCommand::Deploy { rpc_url, key_file, out }) => {
+            let key = signing_key(key_file)?;
+            let deployment = runtime()?
+                .block_on(crate::chain::deploy::deploy(&rpc_url, key))
+                .map_err(|e| CliError::Failure(anyhow::anyhow!("deployment failed: {e}")))?;
+            deployment.write(&out).map_err(|e| CliError::Failure(e.into()))?;
+            println!("{}", serde_json::to_string_pretty(&deployment).map_err(|e| CliError::Failure(e.into()))?);
+            Ok(())
+        }
         Command::Openapi => {
             println!("{}", crate::api::openapi_json());
             Ok(())

@@ -225,10 +225,29 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     let pg = PgCluster::start(&args.data_dir.join("pg"), args.pg_port)?;
     let anvil = Anvil::start(args.anvil_port, &["--state", &args.data_dir.join("anvil-state.json").to_string_lossy()])?;
     crate::store::ensure_database(&pg.url("postgres"), "dragon").await?;
+    let deployment = ensure_deployment(&anvil.url(), &args.data_dir.join("deployment.json")).await?;
+    tracing::info!(hub = %deployment.hub, token = %deployment.token, "contracts deployed");
     tracing::info!(postgres = %pg.url("dragon"), chain = %anvil.url(), "local market started");
     let config = crate::config::Config { listen: args.listen, database_url: pg.url("dragon"), rpc_url: anvil.url() };
     let served = crate::server::serve(config).await;
     anvil.stop()?;
     pg.stop()?;
     served
+}
+
+/// anvil's first development account: a public test key, used only against the local anvil.
+pub const ANVIL_DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+/// Reuses the deployment recorded in `path` when it is live on the chain, else deploys anew and records it.
+pub async fn ensure_deployment(rpc_url: &str, path: &Path) -> anyhow::Result<crate::chain::deploy::Deployment> {
+    use crate::chain::deploy::{Deployment, deploy, is_live};
+    if let Ok(d) = Deployment::read(path)
+        && is_live(rpc_url, &d).await?
+    {
+        return Ok(d);
+    }
+    let key = ANVIL_DEV_KEY.parse().context("dev key")?;
+    let d = deploy(rpc_url, key).await?;
+    d.write(path)?;
+    Ok(d)
 }

@@ -1,4 +1,7 @@
-//! The chain, seen through alloy's JSON-RPC provider.
+//! The chain, seen through alloy's JSON-RPC provider, and Dragon's contracts on it.
+
+pub mod contracts;
+pub mod deploy;
 
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 
@@ -8,6 +11,10 @@ pub enum ChainError {
     BadUrl(String),
     #[error("chain RPC failed: {0}")]
     Rpc(#[from] alloy::transports::TransportError),
+    #[error("contract call failed: {0}")]
+    Contract(#[from] alloy::contract::Error),
+    #[error("deployment file: {0}")]
+    Deployment(String),
 }
 
 #[derive(Debug, Clone)]
