@@ -370,6 +370,57 @@ fn latency_table(shape: Shape, n: usize) {
     }
 }
 
+/// The worst case of the incremental matching: requests that cross the asks on price but are kept apart by a
+/// non-price rule (here a tag bit no workerpool order has) are candidates for every new workerpool order of their
+/// category, which must scan them all. Prints the latency of such an add against the number of blocked requests.
+fn worst_case_table(n: usize) {
+    let mut engine = Engine::with_capacity(2 * n);
+    let mut g = Gen::new(Shape::Sparse, 7);
+    let mut out = Vec::new();
+    engine.apply(Command::Add(g.app(0)), &mut out);
+    let pool = |g: &mut Gen| {
+        let mut o = g.pool_at(500, 1);
+        if let Order::Workerpool(w) = &mut o {
+            w.category = 0;
+        }
+        o
+    };
+    for _ in 0..20 {
+        let o = pool(&mut g);
+        engine.apply(Command::Add(o), &mut out);
+    }
+    for _ in 0..n {
+        let mut o = g.request_at(1_000);
+        if let Order::Request(r) = &mut o {
+            r.category = 0;
+            r.app = address(1, 0);
+            r.tag = tag_bits(0b10);
+        }
+        engine.apply(Command::Add(o), &mut out);
+    }
+    let samples = if n >= 1_000_000 { 50 } else { 500 };
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let o = pool(&mut g);
+        let t = Instant::now();
+        engine.apply(Command::Add(o), &mut out);
+        times.push(t.elapsed().as_nanos() as u64);
+        engine.apply(Command::Cancel(o.hash()), &mut out);
+    }
+    times.sort_unstable();
+    let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
+    println!(
+        "| blocked | {n:>9} | add pool | {:>7.0} | {:>6} | {:>6} | - | {:>9} | {:>5} | {:>9.0} | {:>5.0} |",
+        times.iter().sum::<u64>() as f64 / samples as f64,
+        pct(0.5),
+        pct(0.99),
+        times[samples - 1],
+        times.iter().filter(|t| **t > 10_000).count(),
+        1e9 / (times.iter().sum::<u64>() as f64 / samples as f64),
+        n as f64,
+    );
+}
+
 fn main() {
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
@@ -385,6 +436,9 @@ fn main() {
             for n in sizes() {
                 latency_table(shape, n);
             }
+        }
+        for n in sizes() {
+            worst_case_table(n);
         }
     }
     for shape in [Shape::Sparse, Shape::Dense] {

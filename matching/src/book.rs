@@ -12,9 +12,13 @@ use std::collections::{BTreeMap, VecDeque};
 
 pub(crate) type Ix = u32;
 
+/// Two words a book stores beside each entry so that scans can rule an order out without reading it (a cache
+/// miss per order on a big book): what they hold is up to the book's owner (see `engine::marks_*`).
+pub(crate) type Marks = [u64; 2];
+
 #[derive(Clone, Debug, Default)]
 struct Level {
-    queue: VecDeque<(u64, Ix)>,
+    queue: VecDeque<(u64, Ix, Marks)>,
     live: u32,
 }
 
@@ -32,22 +36,22 @@ impl<P> Default for LevelBook<P> {
 
 impl<P: Ord + Copy> LevelBook<P> {
     /// Adds a matchable order (it must not be in the book already).
-    pub(crate) fn insert(&mut self, price: P, seq: u64, ix: Ix) {
+    pub(crate) fn insert(&mut self, price: P, seq: u64, ix: Ix, marks: Marks) {
         let level = self.levels.entry(price).or_default();
         level.live += 1;
         self.live += 1;
         match level.queue.back() {
-            Some(&(last, _)) if last >= seq => match level.queue.binary_search_by_key(&seq, |e| e.0) {
+            Some(&(last, _, _)) if last >= seq => match level.queue.binary_search_by_key(&seq, |e| e.0) {
                 // Its tombstone is still there: valid again.
                 Ok(_) => {}
-                Err(pos) => level.queue.insert(pos, (seq, ix)),
+                Err(pos) => level.queue.insert(pos, (seq, ix, marks)),
             },
-            _ => level.queue.push_back((seq, ix)),
+            _ => level.queue.push_back((seq, ix, marks)),
         }
     }
 
     /// Removes an order that is no longer matchable (`valid` must already be false for it).
-    pub(crate) fn remove(&mut self, price: P, valid: impl Fn(u64, Ix) -> bool) {
+    pub(crate) fn remove(&mut self, price: P, valid: impl Fn(u64, Ix, Marks) -> bool) {
         let Some(level) = self.levels.get_mut(&price) else {
             debug_assert!(false, "removing from a missing level");
             return;
@@ -57,7 +61,7 @@ impl<P: Ord + Copy> LevelBook<P> {
         if level.live == 0 {
             self.levels.remove(&price);
         } else if level.queue.len() > 2 * level.live as usize + 8 {
-            level.queue.retain(|&(s, i)| valid(s, i));
+            level.queue.retain(|&(s, i, m)| valid(s, i, m));
         }
     }
 
@@ -80,12 +84,13 @@ impl<P: Ord + Copy> LevelBook<P> {
         self.levels.range(p..).next().map(|(k, _)| *k)
     }
 
-    /// Valid entries in (price, arrival) order, from `from` (inclusive) to price `hi` (inclusive).
+    /// Valid entries in (price, arrival) order, from `from` (inclusive) to price `hi` (inclusive). `valid` sees
+    /// the marks first, so it can reject an entry without touching the order.
     pub(crate) fn between<'a>(
         &'a self,
         from: (P, u64),
         hi: P,
-        valid: impl Fn(u64, Ix) -> bool + 'a,
+        valid: impl Fn(u64, Ix, Marks) -> bool + 'a,
     ) -> impl Iterator<Item = (P, u64, Ix)> + 'a {
         let levels = (from.0 <= hi).then(|| self.levels.range(from.0..=hi));
         levels
@@ -93,29 +98,35 @@ impl<P: Ord + Copy> LevelBook<P> {
             .flatten()
             .flat_map(move |(p, l)| {
                 let start = if *p == from.0 { l.queue.partition_point(|e| e.0 < from.1) } else { 0 };
-                l.queue.range(start..).map(move |&(s, i)| (*p, s, i))
+                l.queue.range(start..).map(move |&(s, i, m)| (*p, s, i, m))
             })
-            .filter(move |&(_, s, i)| valid(s, i))
+            .filter(move |&(_, s, i, m)| valid(s, i, m))
+            .map(|(p, s, i, _)| (p, s, i))
     }
 
     /// Valid entries up to price `hi` (inclusive).
     pub(crate) fn up_to<'a>(
         &'a self,
         hi: P,
-        valid: impl Fn(u64, Ix) -> bool + 'a,
+        valid: impl Fn(u64, Ix, Marks) -> bool + 'a,
     ) -> impl Iterator<Item = (P, u64, Ix)> + 'a {
         self.levels
             .range(..=hi)
-            .flat_map(|(p, l)| l.queue.iter().map(move |&(s, i)| (*p, s, i)))
-            .filter(move |&(_, s, i)| valid(s, i))
+            .flat_map(|(p, l)| l.queue.iter().map(move |&(s, i, m)| (*p, s, i, m)))
+            .filter(move |&(_, s, i, m)| valid(s, i, m))
+            .map(|(p, s, i, _)| (p, s, i))
     }
 
     /// All valid entries, best first.
-    pub(crate) fn iter<'a>(&'a self, valid: impl Fn(u64, Ix) -> bool + 'a) -> impl Iterator<Item = (P, u64, Ix)> + 'a {
+    pub(crate) fn iter<'a>(
+        &'a self,
+        valid: impl Fn(u64, Ix, Marks) -> bool + 'a,
+    ) -> impl Iterator<Item = (P, u64, Ix)> + 'a {
         self.levels
             .iter()
-            .flat_map(|(p, l)| l.queue.iter().map(move |&(s, i)| (*p, s, i)))
-            .filter(move |&(_, s, i)| valid(s, i))
+            .flat_map(|(p, l)| l.queue.iter().map(move |&(s, i, m)| (*p, s, i, m)))
+            .filter(move |&(_, s, i, m)| valid(s, i, m))
+            .map(|(p, s, i, _)| (p, s, i))
     }
 }
 
@@ -153,24 +164,24 @@ mod tests {
                 match op {
                     Op::Insert(p) => {
                         seq += 1;
-                        book.insert(p, seq, seq as Ix);
+                        book.insert(p, seq, seq as Ix, [seq, 0]);
                         live.insert((p, seq));
                     }
                     Op::Remove(k) if !live.is_empty() => {
                         let e = *live.iter().nth(k % live.len()).expect("non-empty");
                         live.remove(&e);
                         removed.push(e);
-                        let valid = |s: u64, _| live.iter().any(|x| x.1 == s);
+                        let valid = |s: u64, _, m: Marks| m[0] == s && live.iter().any(|x| x.1 == s);
                         book.remove(e.0, valid);
                     }
                     Op::Revive(k) if !removed.is_empty() => {
                         let e = removed.swap_remove(k % removed.len());
-                        book.insert(e.0, e.1, e.1 as Ix);
+                        book.insert(e.0, e.1, e.1 as Ix, [e.1, 0]);
                         live.insert(e);
                     }
                     _ => {}
                 }
-                let valid = |s: u64, _| live.iter().any(|x| x.1 == s);
+                let valid = |s: u64, _, m: Marks| m[0] == s && live.iter().any(|x| x.1 == s);
                 let listed: Vec<(u64, u64)> = book.iter(valid).map(|(p, s, _)| (p, s)).collect();
                 let expected: Vec<(u64, u64)> = live.iter().copied().collect();
                 prop_assert_eq!(&listed, &expected);

@@ -6,9 +6,11 @@
 use std::cmp::{Reverse, min};
 use std::collections::HashMap;
 
-use crate::book::{Ix, LevelBook};
+use crate::book::{Ix, LevelBook, Marks};
 use crate::compat::{app_may_serve, compatible, pool_may_serve};
-use crate::types::{Address, AppOrder, DatasetOrder, Nrlc, Order, OrderHash, OrderKind, RequestOrder, WorkerpoolOrder};
+use crate::types::{
+    Address, AppOrder, DatasetOrder, Nrlc, Order, OrderHash, OrderKind, RequestOrder, Tag, WorkerpoolOrder,
+};
 
 /// Identifies a proposed deal until it is confirmed or released.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -187,6 +189,38 @@ impl<T> Slab<T> {
     }
 }
 
+/// OR of the tag's four 64-bit words: `a ⊆ b` implies `fold(a) ⊆ fold(b)`, so a failed folded test rules a pair
+/// out exactly (the converse does not hold; the full check follows).
+fn fold(t: &Tag) -> u64 {
+    t.0.chunks_exact(8).fold(0, |acc, w| acc | u64::from_be_bytes(w.try_into().expect("8-byte chunk")))
+}
+
+/// The last 8 bytes of an address: different values mean different addresses.
+fn low64(a: &Address) -> u64 {
+    u64::from_be_bytes(a.0[12..].try_into().expect("8-byte slice"))
+}
+
+/// Marks of a workerpool order in its category's asks: (folded tag, low bits of its requester restriction).
+fn pool_marks(w: &WorkerpoolOrder) -> Marks {
+    [fold(&w.tag), low64(&w.requester_restrict)]
+}
+
+/// Marks of a request order in the bids and the by-app/by-dataset indices: (folded tag, low bits of requester).
+fn request_marks(r: &RequestOrder) -> Marks {
+    [fold(&r.tag), low64(&r.requester)]
+}
+
+/// Whether a workerpool order (with these marks) may serve the request: necessary conditions of rules 06 and 1b.
+/// (A zero low part with a non-zero restriction only lets more through, which the full check then sorts out.)
+fn pool_marks_admit(pool: Marks, r: &RequestOrder) -> bool {
+    fold(&r.tag) & !pool[0] == 0 && (pool[1] == 0 || pool[1] == low64(&r.requester))
+}
+
+/// Whether a request (with these marks) may be served by the workerpool order: the same conditions, other side.
+fn request_marks_admit(req: Marks, w: &WorkerpoolOrder) -> bool {
+    req[0] & !fold(&w.tag) == 0 && (w.requester_restrict.is_zero() || low64(&w.requester_restrict) == req[1])
+}
+
 /// Whether a book entry (arrival `seq`, slot `i`) still names a matchable order (see `book`).
 fn valid_entry<O>(slab: &Slab<Entry<O>>, seq: u64, i: Ix) -> bool {
     slab.items.get(i as usize).and_then(Option::as_ref).is_some_and(|e| e.seq == seq && e.live())
@@ -267,7 +301,7 @@ fn remove_keyed<P: Ord + Copy>(
     map: &mut HashMap<Address, LevelBook<P>>,
     addr: &Address,
     price: P,
-    valid: impl Fn(u64, Ix) -> bool,
+    valid: impl Fn(u64, Ix, Marks) -> bool,
 ) {
     if let Some(book) = map.get_mut(addr) {
         book.remove(price, valid);
@@ -416,10 +450,14 @@ impl Engine {
             out
         };
         let (pools, requests) = (&self.pools, &self.requests);
-        let asks =
-            levels(&mut book.asks.iter(|s, i| valid_entry(pools, s, i)).map(|(p, _, i)| (p, pools.get(i).remaining)));
+        let asks = levels(
+            &mut book.asks.iter(|s, i, _| valid_entry(pools, s, i)).map(|(p, _, i)| (p, pools.get(i).remaining)),
+        );
         let bids = levels(
-            &mut book.bids.iter(|s, i| valid_entry(requests, s, i)).map(|(p, _, i)| (p.0, requests.get(i).remaining)),
+            &mut book
+                .bids
+                .iter(|s, i, _| valid_entry(requests, s, i))
+                .map(|(p, _, i)| (p.0, requests.get(i).remaining)),
         );
         CategoryDepth { category, asks, bids, ask_orders: book.asks.len(), bid_orders: book.bids.len() }
     }
@@ -428,7 +466,7 @@ impl Engine {
     pub fn top_asks(&self, category: u64, n: usize) -> Vec<(OrderHash, Nrlc, u64)> {
         self.categories.get(&category).map_or_else(Vec::new, |b| {
             b.asks
-                .iter(|s, i| valid_entry(&self.pools, s, i))
+                .iter(|s, i, _| valid_entry(&self.pools, s, i))
                 .take(n)
                 .map(|(_, _, i)| {
                     let e = self.pools.get(i);
@@ -442,7 +480,7 @@ impl Engine {
     pub fn top_bids(&self, category: u64, n: usize) -> Vec<(OrderHash, Nrlc, u64)> {
         self.categories.get(&category).map_or_else(Vec::new, |b| {
             b.bids
-                .iter(|s, i| valid_entry(&self.requests, s, i))
+                .iter(|s, i, _| valid_entry(&self.requests, s, i))
                 .take(n)
                 .map(|(_, _, i)| {
                     let e = self.requests.get(i);
@@ -643,7 +681,9 @@ impl Engine {
                     let requests = &self.requests;
                     cands.extend(
                         book.bids
-                            .up_to(Reverse(w.price.0), |s, i| valid_entry(requests, s, i))
+                            .up_to(Reverse(w.price.0), |s, i, m| {
+                                request_marks_admit(m, w) && valid_entry(requests, s, i)
+                            })
                             .map(|(p, s, i)| ((p, s), i)),
                     );
                 }
@@ -651,29 +691,38 @@ impl Engine {
             OrderRef::App(ai) => {
                 let a = &self.apps.get(ai).order;
                 if let Some(index) = self.requests_by_app.get(&a.app) {
-                    self.collect_crossing(index, cands);
+                    self.collect_crossing(index, a.requester_restrict, cands);
                 }
             }
             OrderRef::Dataset(di) => {
                 let d = &self.datasets.get(di).order;
                 if let Some(index) = self.requests_by_dataset.get(&d.dataset) {
-                    self.collect_crossing(index, cands);
+                    self.collect_crossing(index, d.requester_restrict, cands);
                 }
             }
         }
     }
 
     /// From an index of requests keyed by (category, bid priority), the requests whose workerpoolmaxprice reaches
-    /// their category's best ask: any other cannot pay any workerpool order.
-    fn collect_crossing(&self, index: &LevelBook<(u64, Reverse<u64>)>, cands: &mut Vec<(BidKey, Ix)>) {
+    /// their category's best ask (any other cannot pay any workerpool order) and whose requester the new order's
+    /// requester restriction admits.
+    fn collect_crossing(
+        &self,
+        index: &LevelBook<(u64, Reverse<u64>)>,
+        requester_restrict: Address,
+        cands: &mut Vec<(BidKey, Ix)>,
+    ) {
         let requests = &self.requests;
+        let admits = |m: Marks| requester_restrict.is_zero() || low64(&requester_restrict) == m[1];
         let mut from = 0u64;
         while let Some((cat, _)) = index.first_price_from((from, Reverse(u64::MAX))) {
             if let Some(best_ask) = self.categories.get(&cat).and_then(|b| b.asks.first_price()) {
                 let lo = ((cat, Reverse(u64::MAX)), 0);
                 let hi = (cat, Reverse(best_ask));
                 cands.extend(
-                    index.between(lo, hi, |s, i| valid_entry(requests, s, i)).map(|((_, p), s, i)| ((p, s), i)),
+                    index
+                        .between(lo, hi, |s, i, m| admits(m) && valid_entry(requests, s, i))
+                        .map(|((_, p), s, i)| ((p, s), i)),
                 );
             }
             match cat.checked_add(1) {
@@ -723,7 +772,7 @@ impl Engine {
             _ => Some(self.categories.get(&req.category)?.asks.between(
                 from,
                 req.workerpool_max_price.0,
-                move |s, i| valid_entry(pool_slab, s, i),
+                move |s, i, m| pool_marks_admit(m, req) && valid_entry(pool_slab, s, i),
             )),
         };
         let pool_single = match fixed {
@@ -744,7 +793,7 @@ impl Engine {
         let apps = || {
             let range = match fixed {
                 Fixed::App(_) => None,
-                _ => app_book.map(|b| b.up_to(req.app_max_price.0, move |s, i| valid_entry(app_slab, s, i))),
+                _ => app_book.map(|b| b.up_to(req.app_max_price.0, move |s, i, _| valid_entry(app_slab, s, i))),
             };
             let single = match fixed {
                 Fixed::App(a) => self.apps.get(a).live().then_some(a),
@@ -762,9 +811,8 @@ impl Engine {
         let datasets = || {
             let range = match fixed {
                 Fixed::Dataset(_) => None,
-                _ => {
-                    dataset_book.map(|b| b.up_to(req.dataset_max_price.0, move |s, i| valid_entry(dataset_slab, s, i)))
-                }
+                _ => dataset_book
+                    .map(|b| b.up_to(req.dataset_max_price.0, move |s, i, _| valid_entry(dataset_slab, s, i))),
             };
             let single = match fixed {
                 Fixed::Dataset(d) => self.datasets.get(d).live().then_some(d),
@@ -966,23 +1014,24 @@ impl Engine {
         match r {
             OrderRef::App(i) => {
                 let e = self.apps.get(i);
-                self.app_book.entry(e.order.app).or_default().insert(e.order.price.0, e.seq, i);
+                self.app_book.entry(e.order.app).or_default().insert(e.order.price.0, e.seq, i, [0; 2]);
             }
             OrderRef::Dataset(i) => {
                 let e = self.datasets.get(i);
-                self.dataset_book.entry(e.order.dataset).or_default().insert(e.order.price.0, e.seq, i);
+                self.dataset_book.entry(e.order.dataset).or_default().insert(e.order.price.0, e.seq, i, [0; 2]);
             }
             OrderRef::Workerpool(i) => {
                 let e = self.pools.get(i);
-                self.categories.entry(e.order.category).or_default().asks.insert(e.order.price.0, e.seq, i);
+                let m = pool_marks(&e.order);
+                self.categories.entry(e.order.category).or_default().asks.insert(e.order.price.0, e.seq, i, m);
             }
             OrderRef::Request(i) => {
                 let e = self.requests.get(i);
-                let (o, p) = (&e.order, Reverse(e.order.workerpool_max_price.0));
-                self.categories.entry(o.category).or_default().bids.insert(p, e.seq, i);
-                self.requests_by_app.entry(o.app).or_default().insert((o.category, p), e.seq, i);
+                let (o, p, m) = (&e.order, Reverse(e.order.workerpool_max_price.0), request_marks(&e.order));
+                self.categories.entry(o.category).or_default().bids.insert(p, e.seq, i, m);
+                self.requests_by_app.entry(o.app).or_default().insert((o.category, p), e.seq, i, m);
                 if !o.dataset.is_zero() {
-                    self.requests_by_dataset.entry(o.dataset).or_default().insert((o.category, p), e.seq, i);
+                    self.requests_by_dataset.entry(o.dataset).or_default().insert((o.category, p), e.seq, i, m);
                 }
             }
         }
@@ -993,16 +1042,18 @@ impl Engine {
         match r {
             OrderRef::App(i) => {
                 let (slab, e) = (&self.apps, self.apps.get(i));
-                remove_keyed(&mut self.app_book, &e.order.app, e.order.price.0, |s, i| valid_entry(slab, s, i));
+                remove_keyed(&mut self.app_book, &e.order.app, e.order.price.0, |s, i, _| valid_entry(slab, s, i));
             }
             OrderRef::Dataset(i) => {
                 let (slab, e) = (&self.datasets, self.datasets.get(i));
-                remove_keyed(&mut self.dataset_book, &e.order.dataset, e.order.price.0, |s, i| valid_entry(slab, s, i));
+                remove_keyed(&mut self.dataset_book, &e.order.dataset, e.order.price.0, |s, i, _| {
+                    valid_entry(slab, s, i)
+                });
             }
             OrderRef::Workerpool(i) => {
                 let (slab, e) = (&self.pools, self.pools.get(i));
                 if let Some(b) = self.categories.get_mut(&e.order.category) {
-                    b.asks.remove(e.order.price.0, |s, i| valid_entry(slab, s, i));
+                    b.asks.remove(e.order.price.0, |s, i, _| valid_entry(slab, s, i));
                     if b.asks.is_empty() && b.bids.is_empty() {
                         self.categories.remove(&e.order.category);
                     }
@@ -1011,7 +1062,7 @@ impl Engine {
             OrderRef::Request(i) => {
                 let (slab, e) = (&self.requests, self.requests.get(i));
                 let (o, p) = (&e.order, Reverse(e.order.workerpool_max_price.0));
-                let valid = |s, i| valid_entry(slab, s, i);
+                let valid = |s, i, _| valid_entry(slab, s, i);
                 if let Some(b) = self.categories.get_mut(&o.category) {
                     b.bids.remove(p, valid);
                     if b.asks.is_empty() && b.bids.is_empty() {
