@@ -124,13 +124,22 @@ pub struct PipelineConfig {
     pub publish_every: u64,
     /// Price levels per side and category in snapshots.
     pub depth_levels: usize,
+    /// Orders each shard's engine is sized for up front ([`Engine::with_capacity`]); 0 grows on demand.
+    pub capacity: usize,
     /// Keep each shard's applied commands, returned by [`Pipeline::shutdown`] (for replay and tests).
     pub journal: bool,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { shards: 1, queue_capacity: 65_536, publish_every: 1_024, depth_levels: 20, journal: false }
+        PipelineConfig {
+            shards: 1,
+            queue_capacity: 65_536,
+            publish_every: 1_024,
+            depth_levels: 20,
+            capacity: 0,
+            journal: false,
+        }
     }
 }
 
@@ -349,6 +358,7 @@ fn publish_snapshot(s: usize, engine: &Engine, applied: u64, config: &PipelineCo
 
 fn writer(s: usize, n: usize, config: PipelineConfig, shard: &Shard, sink: &dyn EventSink) -> ShardReport {
     let mut engine = Engine::with_proposal_ids(s as u64, n as u64);
+    engine.reserve_orders(config.capacity);
     let mut journal = Vec::new();
     let mut events = Vec::with_capacity(256);
     let mut applied = 0u64;

@@ -60,8 +60,14 @@ fn producer_inputs(p: u64) -> Vec<(Input, Order)> {
 
 #[test]
 fn shards_replay_exactly_and_never_over_fill() {
-    let config =
-        PipelineConfig { shards: SHARDS, queue_capacity: 256, publish_every: 64, depth_levels: 8, journal: true };
+    let config = PipelineConfig {
+        shards: SHARDS,
+        queue_capacity: 256,
+        publish_every: 64,
+        depth_levels: 8,
+        capacity: 1_000,
+        journal: true,
+    };
     let sink = Arc::new(QueueSink::new());
     let pipeline = Pipeline::start(config, Arc::clone(&sink));
 
