@@ -258,8 +258,8 @@ impl Submitter {
         }
     }
 
-    /// Whether every command pushed so far has been applied and its events handed to the sink (the writer
-    /// publishes `applied` after the events).
+    /// Whether every command pushed so far has been applied, its events handed to the sink and a snapshot
+    /// published (the writer stores its count after both). Meaningful when no producer is submitting.
     pub fn idle(&self) -> bool {
         self.shards.iter().all(|s| s.pushed.load(Ordering::Acquire) == s.applied.load(Ordering::Acquire))
     }
@@ -378,8 +378,8 @@ fn writer(s: usize, n: usize, config: PipelineConfig, shard: &Shard, sink: &dyn 
             if since_publish >= config.publish_every {
                 sink.publish(s, &events);
                 events.clear();
-                shard.applied.store(applied, Ordering::Release);
                 publish_snapshot(s, &engine, applied, &config, shard);
+                shard.applied.store(applied, Ordering::Release);
                 since_publish = 0;
             }
         }
@@ -389,8 +389,9 @@ fn writer(s: usize, n: usize, config: PipelineConfig, shard: &Shard, sink: &dyn 
             events.clear();
         }
         if since_publish > 0 {
-            shard.applied.store(applied, Ordering::Release);
+            // Events, then snapshot, then the count: whoever sees the count sees both.
             publish_snapshot(s, &engine, applied, &config, shard);
+            shard.applied.store(applied, Ordering::Release);
             since_publish = 0;
         }
         if shard.stop.load(Ordering::SeqCst) && shard.queue.is_empty() {
