@@ -179,8 +179,9 @@ contract DragonHub is HubStorage {
     }
 
     function _signedBy(address identity, bytes32 hash, bytes calldata signature) private view returns (bool) {
-        // Signature first: a valid one saves the cold presignature read.
-        if (signature.length != 0 && _verifySignature(identity, hash, signature)) return true;
+        // Signature first: a valid one saves the cold presignature read (an empty one fails fast for an
+        // EOA; a contract owner is always asked through ERC-1271, as PoCo does).
+        if (_verifySignature(identity, hash, signature)) return true;
         return identity != address(0) && _presigned[hash] == identity;
     }
 
@@ -722,25 +723,8 @@ contract DragonHub is HubStorage {
         return _presigned[id];
     }
 
-    function viewDeal(bytes32 id) external view returns (IexecLibCore_v5.Deal memory deal) {
-        DealStore storage s = _deals[id];
-        deal.app = IexecLibCore_v5.Resource(s.appPointer, s.appOwner, s.appPrice);
-        deal.dataset = IexecLibCore_v5.Resource(s.datasetPointer, s.datasetOwner, s.datasetPrice);
-        deal.workerpool = IexecLibCore_v5.Resource(s.workerpoolPointer, s.workerpoolOwner, s.workerpoolPrice);
-        deal.trust = _dealTrust(s);
-        deal.category = s.category;
-        deal.tag = s.tag;
-        deal.requester = s.requester;
-        deal.beneficiary = _dealBeneficiary(s);
-        deal.callback = s.callback;
-        deal.params = s.params;
-        deal.startTime = s.startTime;
-        deal.botFirst = s.botFirst;
-        deal.botSize = s.botSize;
-        deal.workerStake = s.workerStake;
-        deal.schedulerRewardRatio = s.schedulerRewardRatio;
-        address sponsor = s.sponsor;
-        deal.sponsor = sponsor == address(0) ? s.requester : sponsor;
+    function viewDeal(bytes32 id) external view returns (IexecLibCore_v5.Deal memory) {
+        return _viewDeal(id);
     }
 
     // PoCo's constant accessors.

@@ -3,6 +3,9 @@ pragma solidity ^0.8.28;
 
 import {HubStorage} from "./HubStorage.sol";
 import {IexecLibCore_v5} from "./libs/IexecLibCore_v5.sol";
+import {App} from "./registries/Apps.sol";
+import {Dataset} from "./registries/Datasets.sol";
+import {Workerpool} from "./registries/Workerpools.sol";
 
 /// @title Dragon task module: PoCo2's task lifecycle (initialize, contribute, reveal, reopen, finalize,
 /// contributeAndFinalize, claim) and the task views.
@@ -377,7 +380,7 @@ contract DragonTasks is HubStorage {
     // Views
     // =====================================================================================================
 
-    function viewTask(bytes32 taskid) external view returns (IexecLibCore_v5.Task memory t) {
+    function viewTask(bytes32 taskid) public view returns (IexecLibCore_v5.Task memory t) {
         TaskStore storage s = _tasks[taskid];
         t.status = IexecLibCore_v5.TaskStatusEnum(s.status);
         if (s.status == UNSET) return t;
@@ -405,7 +408,7 @@ contract DragonTasks is HubStorage {
     }
 
     function viewContribution(bytes32 taskid, address worker)
-        external
+        public
         view
         returns (IexecLibCore_v5.Contribution memory c)
     {
@@ -432,5 +435,119 @@ contract DragonTasks is HubStorage {
         TaskStore storage s = _tasks[taskid];
         require(s.status == COMPLETED, "task-pending");
         return s.resultsCallback;
+    }
+
+    // =====================================================================================================
+    // Asset views and PoCo's legacy ABI accessors (used by iExec's Java middleware)
+    // =====================================================================================================
+
+    function viewApp(address app) external view returns (IexecLibCore_v5.AppInfo memory) {
+        App a = App(app);
+        return IexecLibCore_v5.AppInfo(
+            a.owner(), a.m_appName(), a.m_appType(), a.m_appMultiaddr(), a.m_appChecksum(), a.m_appMREnclave()
+        );
+    }
+
+    function viewDataset(address dataset) external view returns (IexecLibCore_v5.DatasetInfo memory) {
+        Dataset d = Dataset(dataset);
+        return IexecLibCore_v5.DatasetInfo(d.owner(), d.m_datasetName(), d.m_datasetMultiaddr(), d.m_datasetChecksum());
+    }
+
+    function viewWorkerpool(address workerpool) external view returns (IexecLibCore_v5.WorkerpoolInfo memory) {
+        Workerpool w = Workerpool(workerpool);
+        return IexecLibCore_v5.WorkerpoolInfo(
+            w.owner(), w.m_workerpoolDescription(), w.m_workerStakeRatioPolicy(), w.m_schedulerRewardRatioPolicy()
+        );
+    }
+
+    function viewDealABILegacy_pt1(bytes32 id)
+        external
+        view
+        returns (address, address, uint256, address, address, uint256, address, address, uint256)
+    {
+        IexecLibCore_v5.Deal memory d = _viewDeal(id);
+        return (
+            d.app.pointer,
+            d.app.owner,
+            d.app.price,
+            d.dataset.pointer,
+            d.dataset.owner,
+            d.dataset.price,
+            d.workerpool.pointer,
+            d.workerpool.owner,
+            d.workerpool.price
+        );
+    }
+
+    function viewDealABILegacy_pt2(bytes32 id)
+        external
+        view
+        returns (uint256, bytes32, address, address, address, string memory)
+    {
+        IexecLibCore_v5.Deal memory d = _viewDeal(id);
+        return (d.trust, d.tag, d.requester, d.beneficiary, d.callback, d.params);
+    }
+
+    function viewConfigABILegacy(bytes32 id)
+        external
+        view
+        returns (uint256, uint256, uint256, uint256, uint256, uint256)
+    {
+        IexecLibCore_v5.Deal memory d = _viewDeal(id);
+        return (d.category, d.startTime, d.botFirst, d.botSize, d.workerStake, d.schedulerRewardRatio);
+    }
+
+    function viewAccountABILegacy(address account) external view returns (uint256, uint256) {
+        AccountStore memory a = _accounts[account];
+        return (a.stake, a.locked);
+    }
+
+    function viewTaskABILegacy(bytes32 taskid)
+        external
+        view
+        returns (
+            IexecLibCore_v5.TaskStatusEnum,
+            bytes32,
+            uint256,
+            uint256,
+            uint256,
+            uint256,
+            uint256,
+            bytes32,
+            uint256,
+            uint256,
+            address[] memory,
+            bytes memory
+        )
+    {
+        IexecLibCore_v5.Task memory t = viewTask(taskid);
+        return (
+            t.status,
+            t.dealid,
+            t.idx,
+            t.timeref,
+            t.contributionDeadline,
+            t.revealDeadline,
+            t.finalDeadline,
+            t.consensusValue,
+            t.revealCounter,
+            t.winnerCounter,
+            t.contributors,
+            t.results
+        );
+    }
+
+    function viewContributionABILegacy(bytes32 taskid, address worker)
+        external
+        view
+        returns (IexecLibCore_v5.ContributionStatusEnum, bytes32, bytes32, address)
+    {
+        IexecLibCore_v5.Contribution memory c = viewContribution(taskid, worker);
+        return (c.status, c.resultHash, c.resultSeal, c.enclaveChallenge);
+    }
+
+    function viewCategoryABILegacy(uint256 catid) external view returns (string memory, string memory, uint256) {
+        CategoryStore storage c = _categories[catid];
+        return (c.name, c.description, c.workClockTimeRef);
     }
 }

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {IHubEvents} from "./interfaces/IHubEvents.sol";
+import {IexecLibCore_v5} from "./libs/IexecLibCore_v5.sol";
 
 /// @title Storage layout and internal escrow shared by the hub and its task module.
 /// @notice The hub delegatecalls its task module (`DragonTasks`) for the PoCo2 functions, so both contracts
@@ -131,6 +132,30 @@ abstract contract HubStorage is IHubEvents {
 
     function _dealBeneficiary(DealStore storage deal) internal view returns (address) {
         return deal.flags & DEAL_HAS_EXTRA != 0 ? deal.beneficiary : deal.requester;
+    }
+
+    /// PoCo's Deal shape of a packed deal (all zero for an unknown id).
+    function _viewDeal(bytes32 id) internal view returns (IexecLibCore_v5.Deal memory deal) {
+        DealStore storage s = _deals[id];
+        address requester = s.requester;
+        if (requester == address(0)) return deal;
+        deal.app = IexecLibCore_v5.Resource(s.appPointer, s.appOwner, s.appPrice);
+        deal.dataset = IexecLibCore_v5.Resource(s.datasetPointer, s.datasetOwner, s.datasetPrice);
+        deal.workerpool = IexecLibCore_v5.Resource(s.workerpoolPointer, s.workerpoolOwner, s.workerpoolPrice);
+        deal.trust = _dealTrust(s);
+        deal.category = s.category;
+        deal.tag = s.tag;
+        deal.requester = requester;
+        deal.beneficiary = _dealBeneficiary(s);
+        deal.callback = s.callback;
+        deal.params = s.params;
+        deal.startTime = s.startTime;
+        deal.botFirst = s.botFirst;
+        deal.botSize = s.botSize;
+        deal.workerStake = s.workerStake;
+        deal.schedulerRewardRatio = s.schedulerRewardRatio;
+        address sponsor = s.sponsor;
+        deal.sponsor = sponsor == address(0) ? requester : sponsor;
     }
 
     // ------------------------------------------------------------------ escrow internals

@@ -269,5 +269,6 @@ contract EscrowInvariantTest is Test {
     function afterInvariant() public view {
         // Make sure the run exercised the interesting paths (fails if the handler silently did nothing).
         assertGt(handler.dealsMatched(), 0, "no deal matched");
+        assertGt(handler.tasksDone() + handler.tasksClaimed(), 0, "no task finished");
     }
 }

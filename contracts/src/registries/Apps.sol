@@ -37,8 +37,7 @@ contract AppRegistry is Registry {
         bytes calldata appMREnclave
     ) external returns (App app) {
         bytes memory args = abi.encode(appName, appType, appMultiaddr, appChecksum, appMREnclave);
-        app = new App{salt: _salt(args, appOwner)}(appName, appType, appMultiaddr, appChecksum, appMREnclave);
-        _register(appOwner, address(app));
+        app = App(_createEntry(appOwner, args, abi.encodePacked(type(App).creationCode, args)));
     }
 
     function predictApp(

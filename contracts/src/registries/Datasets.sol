@@ -25,8 +25,7 @@ contract DatasetRegistry is Registry {
         bytes32 datasetChecksum
     ) external returns (Dataset dataset) {
         bytes memory args = abi.encode(datasetName, datasetMultiaddr, datasetChecksum);
-        dataset = new Dataset{salt: _salt(args, datasetOwner)}(datasetName, datasetMultiaddr, datasetChecksum);
-        _register(datasetOwner, address(dataset));
+        dataset = Dataset(_createEntry(datasetOwner, args, abi.encodePacked(type(Dataset).creationCode, args)));
     }
 
     function predictDataset(

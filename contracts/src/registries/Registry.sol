@@ -22,11 +22,16 @@ abstract contract Registry is ERC721Enumerable {
         return _ownerOf(uint256(uint160(entry)));
     }
 
-    function _register(address owner_, address entry) internal {
-        _safeMintOrMint(owner_, entry);
-    }
-
-    function _safeMintOrMint(address owner_, address entry) private {
+    /// CREATE2 of `initcode` with PoCo's salt (the constructor arguments and the owner), then mint the
+    /// token. The same asset (same arguments, same owner) cannot be created twice.
+    function _createEntry(address owner_, bytes memory args, bytes memory initcode) internal returns (address entry) {
+        bytes32 salt = _salt(args, owner_);
+        entry = _predict(salt, initcode);
+        require(entry.code.length == 0, "Create2: Failed on deploy");
+        assembly ("memory-safe") {
+            entry := create2(0, add(initcode, 0x20), mload(initcode), salt)
+        }
+        require(entry != address(0), "Create2: Failed on deploy");
         // Plain _mint: PoCo mints without the ERC721Receiver check, so contracts can own assets freely.
         _mint(owner_, uint256(uint160(entry)));
     }

@@ -56,8 +56,8 @@ contract WorkerpoolRegistry is Registry {
         returns (Workerpool workerpool)
     {
         bytes memory args = abi.encode(description);
-        workerpool = new Workerpool{salt: _salt(args, workerpoolOwner)}(description);
-        _register(workerpoolOwner, address(workerpool));
+        workerpool =
+            Workerpool(_createEntry(workerpoolOwner, args, abi.encodePacked(type(Workerpool).creationCode, args)));
     }
 
     function predictWorkerpool(address workerpoolOwner, string calldata description)
