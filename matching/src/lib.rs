@@ -27,6 +27,20 @@
 //! Two indices of requests, by app and by dataset, each keyed by (category, bid priority), tell which requests a
 //! new app or dataset order may serve.
 //!
+//! Each book is a B-tree of price levels, each level a FIFO of (arrival, slab index, marks) (`book.rs`): distinct
+//! prices are few, so the tree stays small and hot in cache, an add is a push at the back of its level, and a
+//! removal is lazy (a tombstone skipped by iteration, compacted when a level is half tombstones). The marks are
+//! two words copied from the order (its folded tag and the low bytes of its requester or requester restriction)
+//! that let a scan rule an order out without reading it: necessary conditions of rules 06 and 1b.
+//!
+//! # Cost, and the worst case
+//! Adding, cancelling and matching cost a few B-tree and hash-map steps (O(log n)) plus the scan. The scan is
+//! bounded by price: a new request walks only the asks it can pay, a new workerpool order only the bids that can
+//! pay it. **Worst case**: orders that cross on price but are kept apart by other rules (tags, restrictions,
+//! trust, app or dataset availability) are walked again by every new order that could unlock them: e.g. `k`
+//! requests blocked by a tag make every new workerpool order of their category cost O(k) (about 2 ns each
+//! when the marks rule them out, ~100 ns when the order must be read). `matching/BENCHMARKS.md` measures it.
+//!
 //! # The matching rule
 //! After every command: take the resting requests in bid priority; for each request R, repeatedly walk the
 //! workerpool orders of R's category in ask priority, for each walk R's app's orders, and when R names a dataset
