@@ -4,10 +4,14 @@
 //! ever iterated to take a decision (only looked up), arrival sequence numbers and proposal ids come from counters.
 
 use std::cmp::{Reverse, min};
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
+
+/// Hash maps of the engine: looked up, never iterated (see `hash`).
+type HashMap<K, V> = StdHashMap<K, V, KeyedState>;
 
 use crate::book::{Ix, LevelBook, Marks};
 use crate::compat::{app_may_serve, compatible, pool_may_serve};
+use crate::hash::KeyedState;
 use crate::types::{
     Address, AppOrder, DatasetOrder, Nrlc, Order, OrderHash, OrderKind, RequestOrder, Tag, WorkerpoolOrder,
 };
@@ -325,13 +329,13 @@ impl Engine {
             datasets: Slab::default(),
             pools: Slab::default(),
             requests: Slab::default(),
-            by_hash: HashMap::new(),
-            categories: HashMap::new(),
-            app_book: HashMap::new(),
-            dataset_book: HashMap::new(),
-            requests_by_app: HashMap::new(),
-            requests_by_dataset: HashMap::new(),
-            proposals: HashMap::new(),
+            by_hash: HashMap::default(),
+            categories: HashMap::default(),
+            app_book: HashMap::default(),
+            dataset_book: HashMap::default(),
+            requests_by_app: HashMap::default(),
+            requests_by_dataset: HashMap::default(),
+            proposals: HashMap::default(),
             next_seq: 0,
             next_proposal: first,
             proposal_stride: stride.max(1),

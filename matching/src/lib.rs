@@ -88,6 +88,7 @@
 mod book;
 pub mod compat;
 pub mod engine;
+mod hash;
 pub mod pipeline;
 pub mod types;
 
