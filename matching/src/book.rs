@@ -79,11 +79,6 @@ impl<P: Ord + Copy> LevelBook<P> {
         self.levels.keys().next().copied()
     }
 
-    /// The first level key at or after `p`.
-    pub(crate) fn first_price_from(&self, p: P) -> Option<P> {
-        self.levels.range(p..).next().map(|(k, _)| *k)
-    }
-
     /// Valid entries in (price, arrival) order, from `from` (inclusive) to price `hi` (inclusive). `valid` sees
     /// the marks first, so it can reject an entry without touching the order.
     pub(crate) fn between<'a>(

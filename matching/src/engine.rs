@@ -4,7 +4,7 @@
 //! ever iterated to take a decision (only looked up), arrival sequence numbers and proposal ids come from counters.
 
 use std::cmp::{Reverse, min};
-use std::collections::HashMap as StdHashMap;
+use std::collections::{BTreeMap, HashMap as StdHashMap};
 
 /// Hash maps of the engine: looked up, never iterated (see `hash`).
 type HashMap<K, V> = StdHashMap<K, V, KeyedState>;
@@ -253,6 +253,41 @@ struct CategoryBook {
     bids: LevelBook<Reverse<u64>>,
 }
 
+/// Requests of one app (or dataset), per category, in bid priority.
+type RequestIndex = BTreeMap<u64, LevelBook<Reverse<u64>>>;
+
+fn index_insert(
+    map: &mut HashMap<Address, RequestIndex>,
+    addr: Address,
+    cat: u64,
+    p: Reverse<u64>,
+    seq: u64,
+    i: Ix,
+    m: Marks,
+) {
+    map.entry(addr).or_default().entry(cat).or_default().insert(p, seq, i, m);
+}
+
+fn index_remove(
+    map: &mut HashMap<Address, RequestIndex>,
+    addr: &Address,
+    cat: u64,
+    p: Reverse<u64>,
+    valid: impl Fn(u64, Ix, Marks) -> bool,
+) {
+    if let Some(index) = map.get_mut(addr) {
+        if let Some(book) = index.get_mut(&cat) {
+            book.remove(p, valid);
+            if book.is_empty() {
+                index.remove(&cat);
+            }
+        }
+        if index.is_empty() {
+            map.remove(addr);
+        }
+    }
+}
+
 /// Restricts a request's scan to combinations that contain one given order (all new combinations do).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Fixed {
@@ -284,9 +319,9 @@ pub struct Engine {
     app_book: HashMap<Address, LevelBook<u64>>,
     dataset_book: HashMap<Address, LevelBook<u64>>,
     /// Requests by app, keyed by (category, bid priority): what a new app order may match.
-    requests_by_app: HashMap<Address, LevelBook<(u64, Reverse<u64>)>>,
+    requests_by_app: HashMap<Address, RequestIndex>,
     /// Requests naming a dataset, by dataset: what a new dataset order may match.
-    requests_by_dataset: HashMap<Address, LevelBook<(u64, Reverse<u64>)>>,
+    requests_by_dataset: HashMap<Address, RequestIndex>,
     proposals: HashMap<ProposalId, Proposal>,
     next_seq: u64,
     next_proposal: u64,
@@ -710,29 +745,21 @@ impl Engine {
     /// From an index of requests keyed by (category, bid priority), the requests whose workerpoolmaxprice reaches
     /// their category's best ask (any other cannot pay any workerpool order) and whose requester the new order's
     /// requester restriction admits.
-    fn collect_crossing(
-        &self,
-        index: &LevelBook<(u64, Reverse<u64>)>,
-        requester_restrict: Address,
-        cands: &mut Vec<(BidKey, Ix)>,
-    ) {
+    fn collect_crossing(&self, index: &RequestIndex, requester_restrict: Address, cands: &mut Vec<(BidKey, Ix)>) {
         let requests = &self.requests;
         let admits = |m: Marks| requester_restrict.is_zero() || low64(&requester_restrict) == m[1];
-        let mut from = 0u64;
-        while let Some((cat, _)) = index.first_price_from((from, Reverse(u64::MAX))) {
-            if let Some(best_ask) = self.categories.get(&cat).and_then(|b| b.asks.first_price()) {
-                let lo = ((cat, Reverse(u64::MAX)), 0);
-                let hi = (cat, Reverse(best_ask));
-                cands.extend(
-                    index
-                        .between(lo, hi, |s, i, m| admits(m) && valid_entry(requests, s, i))
-                        .map(|((_, p), s, i)| ((p, s), i)),
-                );
+        for (&cat, book) in index {
+            let Some(best_ask) = self.categories.get(&cat).and_then(|b| b.asks.first_price()) else {
+                continue;
+            };
+            // Usually no request of this app reaches the best ask: one look at the best bid settles it.
+            if book.first_price().is_none_or(|best_bid| best_bid > Reverse(best_ask)) {
+                continue;
             }
-            match cat.checked_add(1) {
-                Some(next) => from = next,
-                None => break,
-            }
+            cands.extend(
+                book.up_to(Reverse(best_ask), |s, i, m| admits(m) && valid_entry(requests, s, i))
+                    .map(|(p, s, i)| ((p, s), i)),
+            );
         }
     }
 
@@ -1033,9 +1060,9 @@ impl Engine {
                 let e = self.requests.get(i);
                 let (o, p, m) = (&e.order, Reverse(e.order.workerpool_max_price.0), request_marks(&e.order));
                 self.categories.entry(o.category).or_default().bids.insert(p, e.seq, i, m);
-                self.requests_by_app.entry(o.app).or_default().insert((o.category, p), e.seq, i, m);
+                index_insert(&mut self.requests_by_app, o.app, o.category, p, e.seq, i, m);
                 if !o.dataset.is_zero() {
-                    self.requests_by_dataset.entry(o.dataset).or_default().insert((o.category, p), e.seq, i, m);
+                    index_insert(&mut self.requests_by_dataset, o.dataset, o.category, p, e.seq, i, m);
                 }
             }
         }
@@ -1073,9 +1100,9 @@ impl Engine {
                         self.categories.remove(&o.category);
                     }
                 }
-                remove_keyed(&mut self.requests_by_app, &o.app, (o.category, p), valid);
+                index_remove(&mut self.requests_by_app, &o.app, o.category, p, valid);
                 if !o.dataset.is_zero() {
-                    remove_keyed(&mut self.requests_by_dataset, &o.dataset, (o.category, p), valid);
+                    index_remove(&mut self.requests_by_dataset, &o.dataset, o.category, p, valid);
                 }
             }
         }
