@@ -2,7 +2,8 @@
 # Builds the contracts and writes the deployment artifacts the Rust side reads with alloy's sol!:
 #   contracts/artifacts/<Name>.json = {"abi": [...], "bytecode": "0x..."}
 # With --check, writes them to a temporary directory instead and fails if they differ from the
-# committed ones (CI runs this).
+# committed ones (CI runs this). Both modes also check that the hub's ABI has PoCo's interface
+# (scripts/check-poco-abi.js).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,6 +23,7 @@ if [ "$check" = 1 ]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   node scripts/extract-artifacts.js out "$tmp"
+  node scripts/check-poco-abi.js "$tmp/DragonHub.json"
   if ! diff -r artifacts "$tmp" >/dev/null; then
     echo "contracts/artifacts is out of date with contracts/src: run contracts/build-artifacts.sh and commit" >&2
     diff -rq artifacts "$tmp" >&2 || true
@@ -30,4 +32,5 @@ if [ "$check" = 1 ]; then
   echo "artifacts up to date"
 else
   node scripts/extract-artifacts.js out artifacts
+  node scripts/check-poco-abi.js artifacts/DragonHub.json
 fi

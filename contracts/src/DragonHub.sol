@@ -113,6 +113,11 @@ contract DragonHub is HubStorage {
         return _owner;
     }
 
+    function renounceOwnership() external onlyOwner {
+        emit OwnershipTransferred(_owner, address(0));
+        _owner = address(0);
+    }
+
     function transferOwnership(address newOwner) external onlyOwner {
         require(newOwner != address(0), "Ownable: new owner is the zero address");
         emit OwnershipTransferred(_owner, newOwner);
@@ -605,6 +610,18 @@ contract DragonHub is HubStorage {
         }
         emit Transfer(from, address(0), amount);
         require(_token.transfer(to, amount), "failed-transfer");
+    }
+
+    /// RLC sent to the hub without a deposit (plain transfers) is credited to the owner, as in PoCo.
+    function recover() external onlyOwner returns (uint256 delta) {
+        delta = _token.balanceOf(address(this)) - _totalSupply;
+        uint256 supply = _totalSupply + delta;
+        require(supply <= type(uint128).max, "Dragon: supply overflow");
+        _totalSupply = supply;
+        unchecked {
+            _accounts[msg.sender].stake += uint128(delta);
+        }
+        emit Transfer(address(0), msg.sender, delta);
     }
 
     // ERC-20 over the unlocked stake, as PoCo's IexecERC20.

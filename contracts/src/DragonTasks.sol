@@ -7,6 +7,10 @@ import {App} from "./registries/Apps.sol";
 import {Dataset} from "./registries/Datasets.sol";
 import {Workerpool} from "./registries/Workerpools.sol";
 
+interface ITokenSpender {
+    function receiveApproval(address from, uint256 value, address token, bytes calldata data) external returns (bool);
+}
+
 /// @title Dragon task module: PoCo2's task lifecycle (initialize, contribute, reveal, reopen, finalize,
 /// contributeAndFinalize, claim) and the task views.
 /// @notice Runs only by delegatecall from `DragonHub` (its storage is the hub's); calling it directly only
@@ -550,4 +554,20 @@ contract DragonTasks is HubStorage {
         CategoryStore storage c = _categories[catid];
         return (c.name, c.description, c.workClockTimeRef);
     }
+
+    // =====================================================================================================
+    // Rarely used PoCo entry points kept for ABI compatibility
+    // =====================================================================================================
+
+    /// ERC-20 approveAndCall on staked RLC (PoCo IexecERC20).
+    function approveAndCall(address spender, uint256 value, bytes calldata extraData) external returns (bool) {
+        require(spender != address(0), "ERC20: approve zero address");
+        _allowances[msg.sender][spender] = value;
+        emit Approval(msg.sender, spender, value);
+        require(ITokenSpender(spender).receiveApproval(msg.sender, value, address(this), extraData), "approval-refused");
+        return true;
+    }
+
+    /// The EIP-712 domain separator follows the chain id by itself here; kept so PoCo tooling can call it.
+    function updateDomainSeparator() external {}
 }

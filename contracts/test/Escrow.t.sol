@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {HubFixture} from "./utils/HubFixture.sol";
 import {IexecLibCore_v5 as C} from "../src/libs/IexecLibCore_v5.sol";
+import {MockSpender} from "./mocks/Mocks.sol";
 
 contract EscrowTest is HubFixture {
     address alice;
@@ -124,6 +125,30 @@ contract EscrowTest is HubFixture {
         assertEq(_locked(requester), locked);
     }
 
+    function test_recoverStrayTokens() public {
+        rlc.mint(alice, 7e9);
+        vm.prank(alice);
+        rlc.transfer(address(hub), 7e9); // not a deposit
+        vm.prank(alice);
+        vm.expectRevert(bytes("Ownable: caller is not the owner"));
+        hub.recover();
+        uint256 before = hub.balanceOf(address(this));
+        assertEq(hub.recover(), 7e9);
+        assertEq(hub.balanceOf(address(this)), before + 7e9);
+        assertEq(rlc.balanceOf(address(hub)), hub.totalSupply());
+    }
+
+    function test_escrowApproveAndCall() public {
+        _fund(alice, 3e9);
+        MockSpender spender = new MockSpender();
+        vm.prank(alice);
+        assertTrue(tasks.approveAndCall(address(spender), 2e9, hex"abcd"));
+        assertEq(hub.allowance(alice, address(spender)), 2e9);
+        assertEq(spender.lastFrom(), alice);
+        assertEq(spender.lastValue(), 2e9);
+        assertEq(spender.lastData(), hex"abcd");
+    }
+
     // ------------------------------------------------------------------ categories and ownership
 
     function test_defaultCategories() public view {
@@ -148,6 +173,13 @@ contract EscrowTest is HubFixture {
         assertEq(hub.viewCategory(5).description, "{}");
         vm.expectRevert();
         hub.viewCategory(6);
+    }
+
+    function test_renounceOwnership() public {
+        hub.renounceOwnership();
+        assertEq(hub.owner(), address(0));
+        vm.expectRevert(bytes("Ownable: caller is not the owner"));
+        hub.createCategory("x", "", 1);
     }
 
     function test_transferOwnership() public {

@@ -266,9 +266,23 @@ contract EscrowInvariantTest is Test {
         return abi.decode(ret, (uint256));
     }
 
-    function afterInvariant() public view {
-        // Make sure the run exercised the interesting paths (fails if the handler silently did nothing).
-        assertGt(handler.dealsMatched(), 0, "no deal matched");
-        assertGt(handler.tasksDone() + handler.tasksClaimed(), 0, "no task finished");
+    /// The handler is not vacuous: its market actions do settle deals and finish tasks (a random run may
+    /// legitimately settle nothing, e.g. when the requester gave all its stake away first).
+    function test_handlerExercisesEveryPath() public {
+        handler.matchOne(1, 1, false); // trust 1
+        handler.matchOne(1, 3, true); // trust 3, sponsored
+        handler.matchBatch(3, 0);
+        handler.matchBatch(3, 2); // second request badly signed
+        assertEq(handler.dealsMatched(), 7);
+        for (uint256 i = 0; i < 6; ++i) {
+            handler.completeTask(i);
+        }
+        // 7 one-task deals, at most 6 completed: the loop finds the one left (popping finished deals)
+        for (uint256 i = 0; i < 8 && handler.tasksClaimed() == 0; ++i) {
+            handler.failTask(0);
+        }
+        assertGt(handler.tasksDone(), 3, "tasks completed");
+        assertEq(handler.tasksClaimed(), 1);
+        invariant_escrowConservation();
     }
 }

@@ -52,3 +52,17 @@ contract RevertingCallback {
         revert("nope");
     }
 }
+
+/// A contract receiving RLC-style approveAndCall notifications.
+contract MockSpender {
+    address public lastFrom;
+    uint256 public lastValue;
+    bytes public lastData;
+
+    function receiveApproval(address from, uint256 value, address, bytes calldata data) external returns (bool) {
+        lastFrom = from;
+        lastValue = value;
+        lastData = data;
+        return true;
+    }
+}
