@@ -424,6 +424,88 @@ fn worst_case_table(n: usize) {
     );
 }
 
+/// End to end through the pipeline: `producers` threads each submit `per` resting adds then cancel them; a
+/// consumer thread drains the event queue. Reports commands per second until every shard is idle.
+fn pipeline_throughput(shards: usize, producers: u64, per: u64) {
+    use dragon_matching::pipeline::{Input, Pipeline, PipelineConfig, QueueSink, Scope};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let config = PipelineConfig {
+        shards,
+        queue_capacity: 65_536,
+        publish_every: 4_096,
+        depth_levels: 10,
+        capacity: (2 * producers * per) as usize / shards,
+        journal: false,
+    };
+    let sink = Arc::new(QueueSink::new());
+    let pipeline = Pipeline::start(config, Arc::clone(&sink));
+    let done = Arc::new(AtomicBool::new(false));
+    let drainer = {
+        let (sink, done) = (Arc::clone(&sink), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                match sink.pop() {
+                    Some(_) => n += 1,
+                    None => std::thread::yield_now(),
+                }
+            }
+            while sink.pop().is_some() {
+                n += 1;
+            }
+            n
+        })
+    };
+    // Orders are generated before the clock starts.
+    let inputs: Vec<Vec<Input>> = (0..producers)
+        .map(|p| {
+            let mut g = Gen::new(Shape::Sparse, 100 + p);
+            g.next = (p + 1) << 40;
+            let orders: Vec<Order> =
+                (0..per).map(|i| if i % 2 == 0 { g.resting_request() } else { g.resting_pool() }).collect();
+            let cancels = orders.iter().map(|o| {
+                let category = match o {
+                    Order::Request(r) => r.category,
+                    Order::Workerpool(w) => w.category,
+                    _ => 0,
+                };
+                Input::Cancel { hash: o.hash(), scope: Scope::Category(category) }
+            });
+            orders.iter().map(|o| Input::Add(*o)).chain(cancels).collect()
+        })
+        .collect();
+    let t = Instant::now();
+    let threads: Vec<_> = inputs
+        .into_iter()
+        .map(|batch| {
+            let sub = pipeline.submitter();
+            std::thread::spawn(move || {
+                for i in batch {
+                    sub.submit(i);
+                }
+            })
+        })
+        .collect();
+    for th in threads {
+        th.join().expect("producer");
+    }
+    let sub = pipeline.submitter();
+    while !sub.idle() {
+        std::thread::yield_now();
+    }
+    let elapsed = t.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let events = drainer.join().expect("drainer");
+    pipeline.shutdown();
+    let commands = 2 * producers * per;
+    println!(
+        "| pipeline | {shards} shard(s), {producers} producers | {commands} commands | {:.0} ms | {:.0} commands/s | {events} events |",
+        elapsed.as_secs_f64() * 1e3,
+        commands as f64 / elapsed.as_secs_f64()
+    );
+}
+
 fn main() {
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
@@ -443,6 +525,12 @@ fn main() {
         for n in sizes() {
             worst_case_table(n);
         }
+        println!();
+        println!("| pipeline | setup | commands | wall time | throughput | events |");
+        println!("|---|---|---:|---:|---:|---:|");
+        pipeline_throughput(1, 1, 500_000);
+        pipeline_throughput(1, 2, 250_000);
+        pipeline_throughput(2, 2, 250_000);
     }
     for shape in [Shape::Sparse, Shape::Dense] {
         for n in sizes() {
