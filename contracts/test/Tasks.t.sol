@@ -646,4 +646,44 @@ contract TasksTest is HubFixture {
         assertEq(_locked(scheduler), 0);
         _assertConservation(_noExtra());
     }
+
+    // ------------------------------------------------------------------ consensus model
+
+    /// Random trust and a random agree/disagree pattern over five fresh workers: the hub reaches
+    /// consensus exactly when PoCo's rule says so (group * trust > total * (trust - 1), total starting at
+    /// 1, groups growing as max(group, 1) * weight - group with weight 2), on the right value, with the
+    /// right number of winners.
+    function testFuzz_consensusMatchesPoCoRule(uint8 trustSeed, uint8 pattern) public {
+        uint256 trust = bound(trustSeed, 1, 40);
+        bytes32 taskid = tasks.initialize(_deal(trust, 1), 0);
+        uint256 total = 1;
+        uint256 gGood = 0;
+        uint256 gBad = 0;
+        uint256 nGood = 0;
+        uint256 nBad = 0;
+        for (uint256 i = 0; i < 5; ++i) {
+            bool good = (pattern >> i) & 1 == 1;
+            _contribute(workers[i], taskid, good ? GOOD : BAD);
+            uint256 g = good ? gGood : gBad;
+            uint256 delta = (g > 1 ? g : 1) * 2 - g;
+            g += delta;
+            total += delta;
+            if (good) {
+                gGood = g;
+                ++nGood;
+            } else {
+                gBad = g;
+                ++nBad;
+            }
+            bool consensus = g * trust > total * (trust - 1);
+            C.Task memory t = tasks.viewTask(taskid);
+            if (consensus) {
+                assertEq(uint256(t.status), uint256(C.TaskStatusEnum.REVEALING), "consensus expected");
+                assertEq(t.consensusValue, _resultHash(taskid, good ? GOOD : BAD));
+                assertEq(t.winnerCounter, good ? nGood : nBad);
+                return;
+            }
+            assertEq(uint256(t.status), uint256(C.TaskStatusEnum.ACTIVE), "no consensus expected");
+        }
+    }
 }
