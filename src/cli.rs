@@ -30,6 +30,18 @@ pub enum Command {
     /// Run the whole local market on embedded defaults: a PostgreSQL cluster and anvil under a data folder,
     /// and the server.
     Local(crate::local::LocalArgs),
+    /// Simulate a market: read orders and cancels as JSON lines, print the deals the engine forms.
+    Replay {
+        /// Chain id of the EIP-712 domain the order hashes are computed in.
+        #[arg(long, value_parser = parse_u256_arg, default_value = "1")]
+        chain_id: U256,
+        /// Hub address of that domain.
+        #[arg(long, value_parser = json::parse_address, default_value = "0x0000000000000000000000000000000000000000")]
+        hub: Address,
+        /// File of JSON lines, or - for standard input.
+        #[arg(value_name = "FILE|-")]
+        file: PathBuf,
+    },
     /// Deploy Dragon's contracts.
     #[command(subcommand)]
     Chain(ChainCommand),
@@ -135,6 +147,23 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(|e| CliError::Failure(anyhow::anyhow!("deployment failed: {e}")))?;
             deployment.write(&out).map_err(|e| CliError::Failure(e.into()))?;
             println!("{}", serde_json::to_string_pretty(&deployment).map_err(|e| CliError::Failure(e.into()))?);
+            Ok(())
+        }
+        Command::Replay { chain_id, hub, file } => {
+            let input: Box<dyn std::io::BufRead> = if file.as_os_str() == "-" {
+                Box::new(std::io::stdin().lock())
+            } else {
+                let f = std::fs::File::open(&file)
+                    .map_err(|e| CliError::Input(format!("cannot read `{}`: {e}", file.display())))?;
+                Box::new(std::io::BufReader::new(f))
+            };
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            crate::replay::replay(&Domain::new(chain_id, hub), input, out, std::io::stderr().lock()).map_err(|e| {
+                match e {
+                    crate::replay::ReplayError::Input { .. } => CliError::Input(e.to_string()),
+                    crate::replay::ReplayError::Io(io) => CliError::Failure(io.into()),
+                }
+            })?;
             Ok(())
         }
         Command::Openapi => {

@@ -3,7 +3,8 @@
 //! Components (see `docs/architecture.md` for the path of an order):
 //! - [`order`]: the four PoCo orders, their JSON, EIP-712 hashes and signatures;
 //! - [`ids`], [`money`]: typed ids and nRLC amounts;
-//! - `dragon_matching` (crate `matching/`): the pure matching engine;
+//! - `dragon_matching` (crate `matching/`): the pure matching engine; [`market`] converts orders for it and
+//!   [`replay`] runs it over a stream of orders (`dragon replay`);
 //! - [`store`]: PostgreSQL, with the versioned migrations of `schema/`;
 //! - [`chain`]: the chain through alloy;
 //! - [`api`]: the REST API and its OpenAPI document; [`server`] composes them;
@@ -16,7 +17,9 @@ pub mod cli;
 pub mod config;
 pub mod ids;
 pub mod local;
+pub mod market;
 pub mod money;
 pub mod order;
+pub mod replay;
 pub mod server;
 pub mod store;

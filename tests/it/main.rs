@@ -5,4 +5,5 @@ mod cli;
 mod ethers;
 mod fixtures;
 mod harness;
+mod replay;
 mod server;
