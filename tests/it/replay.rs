@@ -182,7 +182,7 @@ fn stream(seed: u64, len: usize) -> (Vec<Value>, Vec<DealLine>) {
     let requesters = [addr(0xc1), addr(0xc2), addr(0xc3)];
     let pick = |rng: &mut Rng, set: &[Address]| set[(rng.next() % set.len() as u64) as usize];
     let restrict = |rng: &mut Rng, set: &[Address]| {
-        if rng.next() % 4 == 0 { pick(rng, set) } else { Address::ZERO }
+        if rng.next().is_multiple_of(4) { pick(rng, set) } else { Address::ZERO }
     };
     let tag = |rng: &mut Rng, bits: u64| {
         let mut t = B256::ZERO;
@@ -249,7 +249,7 @@ fn stream(seed: u64, len: usize) -> (Vec<Value>, Vec<DealLine>) {
                 _ => AnyOrder::Request(RequestOrder {
                     app: pick(&mut rng, &apps),
                     appmaxprice: Nrlc(small(&mut rng, 5)),
-                    dataset: if rng.next() % 2 == 0 { Address::ZERO } else { pick(&mut rng, &datasets) },
+                    dataset: if rng.next().is_multiple_of(2) { Address::ZERO } else { pick(&mut rng, &datasets) },
                     datasetmaxprice: Nrlc(small(&mut rng, 5)),
                     workerpool: restrict(&mut rng, &pools),
                     workerpoolmaxprice: Nrlc(small(&mut rng, 8)),
