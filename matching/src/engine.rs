@@ -328,6 +328,8 @@ pub struct Engine {
     proposal_stride: u64,
     stats: Stats,
     candidates: Vec<(BidKey, Ix)>,
+    /// The order being added, while it is matched and before it is booked.
+    unbooked: Option<OrderRef>,
 }
 
 impl Default for Engine {
@@ -376,6 +378,7 @@ impl Engine {
             proposal_stride: stride.max(1),
             stats: Stats::default(),
             candidates: Vec::new(),
+            unbooked: None,
         }
     }
 
@@ -561,10 +564,14 @@ impl Engine {
             Order::Request(o) => OrderRef::Request(self.requests.insert(Entry::new(o, seq, o.volume))),
         };
         self.by_hash.insert(hash, r);
-        self.insert_in_books(r);
+        // Match first, book after: the new order takes part in every scan as the fixed order (or as the request
+        // being scanned), never through the books, so an order filled at once never touches them.
+        self.unbooked = Some(r);
         self.match_new(r, out);
+        self.unbooked = None;
         let remaining = self.state_of(r).0;
         if remaining > 0 {
+            self.insert_in_books(r);
             out.push(Event::Resting { hash, kind: order.kind(), remaining });
         }
     }
@@ -935,7 +942,7 @@ impl Engine {
             OrderRef::Workerpool(i) => mv(self.pools.get_mut(i), volume),
             OrderRef::Request(i) => mv(self.requests.get_mut(i), volume),
         };
-        if out {
+        if out && self.unbooked != Some(r) {
             self.remove_from_books(r);
         }
     }

@@ -64,6 +64,9 @@
 //! - Release: one order back = as if added; several = the union of their candidate requests, in bid priority,
 //!   each scanned without restriction.
 //!
+//! A new order is matched before it is booked (it enters every scan as the fixed order, or as the request being
+//! scanned, never through the books), so an order filled at once never touches the books.
+//!
 //! Within a request's scan, price ranges stop at the request's maximum prices (rules 03-05 are the book order),
 //! pairwise necessary conditions skip workerpool and app orders early, and after a deal the scan resumes at the
 //! same workerpool order (earlier combinations were incompatible and stay so). Under Q, the first combination of
