@@ -199,6 +199,30 @@ contract MatchOrdersTest is HubFixture {
         assertEq(hub.viewDeal(dealid).app.owner, address(wallet));
     }
 
+    /// A contract requester presigns its request (manageRequestOrder sent by the contract itself): the
+    /// ERC-1271 check fails, the presignature is then accepted.
+    function test_match_contractRequesterPresigned() public {
+        MockWallet wallet = new MockWallet();
+        rlc.mint(address(wallet), 100e9);
+        wallet.call(address(rlc), abi.encodeCall(rlc.approve, (address(hub), 100e9)));
+        wallet.call(address(hub), abi.encodeCall(hub.deposit, (100e9)));
+        r.requester = address(wallet);
+        r.beneficiary = address(wallet);
+        O.AppOrder memory a_ = _sign(a);
+        O.DatasetOrder memory d_ = _sign(d);
+        O.WorkerpoolOrder memory w_ = _sign(w);
+        vm.expectRevert(bytes("iExecV5-matchOrders-0x50"));
+        hub.matchOrders(a_, d_, w_, r);
+        wallet.call(
+            address(hub),
+            abi.encodeCall(hub.manageRequestOrder, (O.RequestOrderOperation(r, O.OrderOperationEnum.SIGN, "")))
+        );
+        assertEq(hub.viewPresigned(_hash(r)), address(wallet));
+        bytes32 dealid = hub.matchOrders(a_, d_, w_, r);
+        assertEq(hub.viewDeal(dealid).requester, address(wallet));
+        assertEq(hub.frozenOf(address(wallet)), APP_PRICE + DATASET_PRICE + WORKERPOOL_PRICE);
+    }
+
     function test_match_sponsored() public {
         uint256 requesterBefore = _stake(requester);
         uint256 sponsorBefore = _stake(sponsor);
@@ -206,8 +230,12 @@ contract MatchOrdersTest is HubFixture {
         O.DatasetOrder memory d_ = _sign(d);
         O.WorkerpoolOrder memory w_ = _sign(w);
         O.RequestOrder memory r_ = _sign(r);
+        bytes32 expectedId = keccak256(abi.encodePacked(_hash(r), uint256(0)));
+        vm.expectEmit(false, false, false, true, address(hub));
+        emit DealSponsored(expectedId, sponsor);
         vm.prank(sponsor);
         bytes32 dealid = hub.sponsorMatchOrders(a_, d_, w_, r_);
+        assertEq(dealid, expectedId);
         assertEq(hub.viewDeal(dealid).sponsor, sponsor);
         assertEq(_stake(requester), requesterBefore);
         assertEq(_stake(sponsor), sponsorBefore - (APP_PRICE + DATASET_PRICE + WORKERPOOL_PRICE));
