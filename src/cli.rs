@@ -136,6 +136,9 @@ pub fn main() -> ExitCode {
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    if matches!(cli.command, Command::Serve(_) | Command::Local(_)) {
+        crate::server::init_tracing();
+    }
     match cli.command {
         Command::Order(cmd) => order_command(cmd),
         Command::Serve(args) => runtime()?.block_on(crate::server::serve(args.into_config()?)).map_err(Into::into),

@@ -44,7 +44,6 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
 
 /// `dragon serve`: connect, listen, serve until Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    init_tracing();
     let state = AppState::connect(&config).await?;
     let listener = TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %config.listen, "dragon serving");
@@ -55,7 +54,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     .await
 }
 
-fn init_tracing() {
+/// Logs to stderr, filtered by `RUST_LOG` (default: info).
+pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
