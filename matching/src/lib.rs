@@ -17,7 +17,8 @@
 //!   (the edge converts `uint256` with [`u64_from_uint256`] / `Nrlc::try_from`, rejecting what does not fit).
 //! - [`compat`]: [`check`], the PoCo `matchOrders` predicate without chain state (codes 00, 02-07, 10-1b), each
 //!   rule a [`Rule`] named by its revert code.
-//! - [`engine`]: [`Engine`], pure and single-threaded: no I/O, no async, no clock, no randomness.
+//! - [`engine`]: [`Engine`], pure and single-threaded: no I/O, no async, no clock; its hash maps take random keys
+//!   against flooding, but are only looked up, so nothing random reaches the events.
 //! - [`pipeline`]: threads, queues and snapshots around engines (std threads only; still no I/O).
 //!
 //! # Books
