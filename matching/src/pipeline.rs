@@ -406,3 +406,31 @@ fn writer(s: usize, n: usize, config: PipelineConfig, shard: &Shard, sink: &dyn 
     }
     ShardReport { shard: s, engine, journal }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The parts add up to the volume, differ by at most one, and a smaller volume never gives a larger part
+        /// (so a broadcast `Lower` never raises a shard).
+        #[test]
+        fn shares_split_volume_exactly(volume in 0u64..10_000, lower in 0u64..10_000, shards in 1usize..9) {
+            let parts: Vec<u64> = (0..shards).map(|s| share(volume, s, shards)).collect();
+            prop_assert_eq!(parts.iter().sum::<u64>(), volume);
+            prop_assert!(parts.iter().max().expect("shards") - parts.iter().min().expect("shards") <= 1);
+            let lower = lower.min(volume);
+            for s in 0..shards {
+                prop_assert!(share(lower, s, shards) <= share(volume, s, shards));
+            }
+        }
+    }
+
+    #[test]
+    fn categories_map_to_shards_by_modulo() {
+        assert_eq!(shard_of(0, 3), 0);
+        assert_eq!(shard_of(4, 3), 1);
+        assert_eq!(shard_of(u64::MAX, 1), 0);
+    }
+}
