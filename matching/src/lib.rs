@@ -12,6 +12,32 @@
 //!        └── every N commands / when the queue drains: Snapshot ──arc-swap──▶ readers (depth, best price)
 //! ```
 //!
+//! ```
+//! use dragon_matching::{
+//!     Address, AppOrder, Command, Engine, Event, Nrlc, Order, OrderHash, RequestOrder, Tag, WorkerpoolOrder,
+//! };
+//! let (app, pool, me) = (Address([1; 20]), Address([2; 20]), Address([3; 20]));
+//! let mut engine = Engine::new();
+//! engine.execute(Command::Add(Order::App(AppOrder {
+//!     hash: OrderHash([1; 32]), app, price: Nrlc(1), volume: 10, tag: Tag::ZERO,
+//!     dataset_restrict: Address::ZERO, workerpool_restrict: Address::ZERO, requester_restrict: Address::ZERO,
+//! })));
+//! engine.execute(Command::Add(Order::Workerpool(WorkerpoolOrder {
+//!     hash: OrderHash([2; 32]), workerpool: pool, price: Nrlc(5), volume: 3, tag: Tag::ZERO, category: 0,
+//!     trust: 0, app_restrict: Address::ZERO, dataset_restrict: Address::ZERO, requester_restrict: Address::ZERO,
+//! })));
+//! let events = engine.execute(Command::Add(Order::Request(RequestOrder {
+//!     hash: OrderHash([3; 32]), app, app_max_price: Nrlc(2), dataset: Address::ZERO,
+//!     dataset_max_price: Nrlc(0), workerpool: Address::ZERO, workerpool_max_price: Nrlc(6), requester: me,
+//!     volume: 5, tag: Tag::ZERO, category: 0, trust: 0,
+//! })));
+//! // One deal of 3 (the workerpool order's volume) at the sellers' prices; 2 units of the request rest.
+//! let Event::DealProposed(deal) = events[0] else { panic!("expected a deal") };
+//! assert_eq!((deal.volume, deal.app_price, deal.workerpool_price), (3, Nrlc(1), Nrlc(5)));
+//! assert!(matches!(events[1], Event::Resting { remaining: 2, .. }));
+//! engine.execute(Command::Confirm(deal.id)); // the workerpool order is filled
+//! ```
+//!
 //! # The crate
 //! - [`types`]: `OrderHash`, `Address`, `Tag`, `Nrlc` newtypes and the four order kinds, with `u64` amounts
 //!   (the edge converts `uint256` with [`u64_from_uint256`] / `Nrlc::try_from`, rejecting what does not fit).
