@@ -479,7 +479,6 @@ proptest! {
     #[test]
     fn engine_matches_reference_and_invariants_hold(ops in proptest::collection::vec(op(), 1..60)) {
         let first = run(&ops);
-        let deals = first.iter().flatten().filter(|e| matches!(e, Event::DealProposed(_))).count();
         // Replay: the same stream gives the same events.
         let mut engine = Engine::new();
         let mut driver = Driver::default();
@@ -489,7 +488,6 @@ proptest! {
             prop_assert_eq!(&events, expected);
             driver.saw(&events);
         }
-        let _ = deals;
     }
 
     #[test]
