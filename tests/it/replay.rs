@@ -289,7 +289,10 @@ fn run_replay(input: &str) -> (Option<i32>, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    // The command may exit before reading everything (it stops at the first bad argument or line).
+    if let Err(e) = child.stdin.take().expect("stdin").write_all(input.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "writing stdin: {e}");
+    }
     let out = child.wait_with_output().expect("wait");
     (
         out.status.code(),
