@@ -435,6 +435,7 @@ fn pipeline_throughput(shards: usize, producers: u64, per: u64) {
         queue_capacity: 65_536,
         publish_every: 4_096,
         depth_levels: 10,
+        listed_orders: 10,
         capacity: (2 * producers * per) as usize / shards,
         journal: false,
     };

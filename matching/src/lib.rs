@@ -9,7 +9,7 @@
 //!        ▼                                                                       │
 //!   writer thread of shard s  ──  Engine::apply(Command) -> [Event] ─────────────┘  (EventSink)
 //!        │   owns its Engine: books per category, app/dataset books, indices, proposals
-//!        └── every N commands / when the queue drains: Snapshot ──arc-swap──▶ readers (depth, best price)
+//!        └── every N commands / when the queue drains: Snapshot ──arc-swap──▶ readers (listings, depth, best)
 //! ```
 //!
 //! ```

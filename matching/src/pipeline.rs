@@ -46,7 +46,7 @@ use arc_swap::ArcSwap;
 use crossbeam_queue::{ArrayQueue, SegQueue};
 
 use crate::engine::{CategoryDepth, Command, Engine, Event, ProposalId, Stats};
-use crate::types::{Order, OrderHash};
+use crate::types::{Nrlc, Order, OrderHash};
 
 /// The shard of a category: `category % shards`.
 pub fn shard_of(category: u64, shards: usize) -> usize {
@@ -124,6 +124,8 @@ pub struct PipelineConfig {
     pub publish_every: u64,
     /// Price levels per side and category in snapshots.
     pub depth_levels: usize,
+    /// Orders listed per side and category in snapshots (best first).
+    pub listed_orders: usize,
     /// Orders each shard's engine is sized for up front ([`Engine::with_capacity`]); 0 grows on demand.
     pub capacity: usize,
     /// Keep each shard's applied commands, returned by [`Pipeline::shutdown`] (for replay and tests).
@@ -137,6 +139,7 @@ impl Default for PipelineConfig {
             queue_capacity: 65_536,
             publish_every: 1_024,
             depth_levels: 20,
+            listed_orders: 50,
             capacity: 0,
             journal: false,
         }
@@ -149,17 +152,37 @@ pub struct Snapshot {
     pub shard: usize,
     /// Commands applied when the snapshot was taken.
     pub applied: u64,
-    /// Depth of each category of the shard, ascending by category.
-    pub categories: Vec<CategoryDepth>,
+    /// Each category of the shard, ascending by category.
+    pub categories: Vec<CategoryView>,
     pub known_orders: usize,
     pub pending_proposals: usize,
     pub stats: Stats,
 }
 
+/// One category in a snapshot: its depth and its best orders.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CategoryView {
+    pub depth: CategoryDepth,
+    /// The first workerpool orders in ask priority: (hash, price, remaining volume).
+    pub top_asks: Vec<(OrderHash, Nrlc, u64)>,
+    /// The first request orders in bid priority: (hash, workerpoolmaxprice, remaining volume).
+    pub top_bids: Vec<(OrderHash, Nrlc, u64)>,
+}
+
 impl Snapshot {
-    /// The depth of one category, if it has a book.
-    pub fn category(&self, category: u64) -> Option<&CategoryDepth> {
-        self.categories.iter().find(|c| c.category == category)
+    /// One category, if it has a book.
+    pub fn category(&self, category: u64) -> Option<&CategoryView> {
+        self.categories.iter().find(|c| c.depth.category == category)
+    }
+
+    /// The cheapest workerpool order price of a category.
+    pub fn best_ask(&self, category: u64) -> Option<Nrlc> {
+        self.category(category)?.depth.asks.first().map(|l| l.price)
+    }
+
+    /// The highest `workerpoolmaxprice` of a category's requests.
+    pub fn best_bid(&self, category: u64) -> Option<Nrlc> {
+        self.category(category)?.depth.bids.first().map(|l| l.price)
     }
 }
 
@@ -344,7 +367,11 @@ fn publish_snapshot(s: usize, engine: &Engine, applied: u64, config: &PipelineCo
     let categories = engine
         .categories()
         .into_iter()
-        .map(|c| engine.depth(c, config.depth_levels, 64 * config.depth_levels))
+        .map(|c| CategoryView {
+            depth: engine.depth(c, config.depth_levels, 64 * config.depth_levels),
+            top_asks: engine.top_asks(c, config.listed_orders),
+            top_bids: engine.top_bids(c, config.listed_orders),
+        })
         .collect();
     shard.snapshot.store(Arc::new(Snapshot {
         shard: s,

@@ -65,6 +65,7 @@ fn shards_replay_exactly_and_never_over_fill() {
         queue_capacity: 256,
         publish_every: 64,
         depth_levels: 8,
+        listed_orders: 5,
         capacity: 1_000,
         journal: true,
     };
@@ -177,7 +178,12 @@ fn shards_replay_exactly_and_never_over_fill() {
         let snap = &final_snaps[r.shard];
         assert_eq!(snap.applied, r.journal.len() as u64);
         for c in r.engine.categories() {
-            assert_eq!(snap.category(c), Some(&r.engine.depth(c, 8, 64 * 8)));
+            let view = snap.category(c).expect("every category of the engine is in the snapshot");
+            assert_eq!(view.depth, r.engine.depth(c, 8, 64 * 8));
+            assert_eq!(view.top_asks, r.engine.top_asks(c, 5));
+            assert_eq!(view.top_bids, r.engine.top_bids(c, 5));
+            assert_eq!(snap.best_ask(c), r.engine.best_ask(c));
+            assert_eq!(snap.best_bid(c), r.engine.best_bid(c));
         }
         for e in &per_shard[r.shard] {
             if let Event::DealProposed(d) = e {
