@@ -36,6 +36,10 @@
 //! holds an `Arc` to a consistent old or new snapshot and the writer never waits for readers. The only blocking
 //! is deliberate: a writer parks when its queue is empty (a producer unparks it), and `submit` yields while a full
 //! queue applies back-pressure. The event sink is called by the writer and must not block (a `SegQueue` does not).
+//!
+//! **Caveats.** `QueueSink` is unbounded: its consumer must keep up (or use a sink that applies its own policy).
+//! A `Submitter` must not be used after [`Pipeline::shutdown`]: nobody drains the queues any more, and `submit`
+//! would wait forever on a full one.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
