@@ -173,3 +173,23 @@ fn restrictions_and_datasets_steer_the_choice() {
     let depth = e.depth(0, 10, 100);
     assert_eq!(depth.asks.iter().map(|l| (l.price, l.volume)).collect::<Vec<_>>(), vec![(Nrlc(1), 10), (Nrlc(2), 9)]);
 }
+
+#[test]
+fn extreme_prices_and_volumes_do_not_overflow() {
+    let mut e = Engine::new();
+    let max = u64::MAX;
+    add(&mut e, app(1, 1, max, max));
+    add(&mut e, pool(2, 5, max, max, max));
+    let mut r = request(3, 1, 0, max, max, max);
+    r.trust = max;
+    let mut w = pool(4, 6, max, max, max);
+    w.trust = max;
+    add(&mut e, w);
+    let d = deals(&add(&mut e, r));
+    // Pool 2 has trust 0 < max: only pool 4 qualifies; the deal takes the whole volume at u64::MAX prices.
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].workerpool, d[0].volume, d[0].workerpool_price, d[0].category), (h(4), max, Nrlc(max), max));
+    assert_eq!(e.execute(Command::Release(d[0].id)).len(), 1, "released volume is matched again at once");
+    let depth = e.depth(max, 5, 50);
+    assert_eq!(depth.asks.iter().map(|l| (l.price, l.volume)).collect::<Vec<_>>(), vec![(Nrlc(max), max)]);
+}
