@@ -58,7 +58,8 @@
 //! prices are few, so the tree stays small and hot in cache, an add is a push at the back of its level, and a
 //! removal is lazy (a tombstone skipped by iteration, compacted when a level is half tombstones). The marks are
 //! two words copied from the order (its folded tag and the low bytes of its requester or requester restriction)
-//! that let a scan rule an order out without reading it: necessary conditions of rules 06 and 1b.
+//! that let a scan rule an order out without reading it: necessary conditions of rules 06 and 1b (and 15/18 when
+//! a new app or dataset order looks for requests).
 //!
 //! # Cost, and the worst case
 //! Adding, cancelling and matching cost a few B-tree and hash-map steps (O(log n)) plus the scan. The scan is
