@@ -14,7 +14,9 @@ use dragon::money::Nrlc;
 use dragon::order::{AppOrder, Domain, PocoOrder, RequestOrder, WorkerpoolOrder, signature};
 
 fn deploy_with_cli(rpc: &str) -> Deployment {
-    let out = std::env::temp_dir().join(format!("dragon-deploy-{}-{}.json", std::process::id(), rpc.len()));
+    // One file per node: tests deploy in parallel.
+    let port = rpc.rsplit(':').next().unwrap_or("0");
+    let out = std::env::temp_dir().join(format!("dragon-deploy-{}-{port}.json", std::process::id()));
     let res = std::process::Command::new(dragon_bin())
         .args(["chain", "deploy", "--rpc-url", rpc, "--out", &out.to_string_lossy()])
         .env("DRAGON_PRIVATE_KEY", KEY0)
