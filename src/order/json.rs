@@ -48,25 +48,24 @@ fn parse_u256_json(raw: &str) -> Result<U256, String> {
     }
 }
 
-pub fn parse_address(text: &str) -> Result<Address, String> {
+/// `0x` + exactly `2 * N` hex digits (either case) into `N` bytes; `what` names the type in the error.
+fn parse_fixed<const N: usize>(text: &str, what: &str) -> Result<[u8; N], String> {
     let hex = text
         .strip_prefix("0x")
         .or_else(|| text.strip_prefix("0X"))
-        .filter(|h| h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or_else(|| format!("`{text}` is not an address (0x followed by 40 hex digits)"))?;
-    let mut out = [0u8; 20];
+        .filter(|h| h.len() == 2 * N && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| format!("`{text}` is not {what} (0x followed by {} hex digits)", 2 * N))?;
+    let mut out = [0u8; N];
     hex::decode_to_slice(hex, &mut out).map_err(|e| e.to_string())?;
-    Ok(Address::from(out))
+    Ok(out)
+}
+
+pub fn parse_address(text: &str) -> Result<Address, String> {
+    parse_fixed::<20>(text, "an address").map(Address::from)
 }
 
 pub fn parse_bytes32(text: &str) -> Result<B256, String> {
-    let hex = text
-        .strip_prefix("0x")
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or_else(|| format!("`{text}` is not a bytes32 (0x followed by 64 hex digits)"))?;
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(hex, &mut out).map_err(|e| e.to_string())?;
-    Ok(B256::from(out))
+    parse_fixed::<32>(text, "a bytes32").map(B256::from)
 }
 
 pub fn parse_bytes(text: &str) -> Result<Bytes, String> {

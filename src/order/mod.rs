@@ -171,6 +171,18 @@ pub trait PocoOrder: Serialize + DeserializeOwned + Clone {
     }
 }
 
+/// The `sign` accessors, the same for every kind.
+macro_rules! sign_slot {
+    () => {
+        fn sign(&self) -> Option<&Bytes> {
+            self.sign.as_ref()
+        }
+        fn set_sign(&mut self, sign: Bytes) {
+            self.sign = Some(sign);
+        }
+    };
+}
+
 impl PocoOrder for AppOrder {
     const KIND: OrderKind = OrderKind::App;
     type Typed = typed::AppOrder;
@@ -187,12 +199,7 @@ impl PocoOrder for AppOrder {
             salt: self.salt,
         }
     }
-    fn sign(&self) -> Option<&Bytes> {
-        self.sign.as_ref()
-    }
-    fn set_sign(&mut self, sign: Bytes) {
-        self.sign = Some(sign);
-    }
+    sign_slot!();
 }
 
 impl PocoOrder for DatasetOrder {
@@ -211,12 +218,7 @@ impl PocoOrder for DatasetOrder {
             salt: self.salt,
         }
     }
-    fn sign(&self) -> Option<&Bytes> {
-        self.sign.as_ref()
-    }
-    fn set_sign(&mut self, sign: Bytes) {
-        self.sign = Some(sign);
-    }
+    sign_slot!();
 }
 
 impl PocoOrder for WorkerpoolOrder {
@@ -237,12 +239,7 @@ impl PocoOrder for WorkerpoolOrder {
             salt: self.salt,
         }
     }
-    fn sign(&self) -> Option<&Bytes> {
-        self.sign.as_ref()
-    }
-    fn set_sign(&mut self, sign: Bytes) {
-        self.sign = Some(sign);
-    }
+    sign_slot!();
 }
 
 impl PocoOrder for RequestOrder {
@@ -268,12 +265,7 @@ impl PocoOrder for RequestOrder {
             salt: self.salt,
         }
     }
-    fn sign(&self) -> Option<&Bytes> {
-        self.sign.as_ref()
-    }
-    fn set_sign(&mut self, sign: Bytes) {
-        self.sign = Some(sign);
-    }
+    sign_slot!();
 }
 
 /// A bad order document: the field at fault (when there is one) and what is wrong with it.
