@@ -67,7 +67,7 @@
 //! pay it. **Worst case**: orders that cross on price but are kept apart by other rules (tags, restrictions,
 //! trust, app or dataset availability) are walked again by every new order that could unlock them: e.g. `k`
 //! requests blocked by a tag make every new workerpool order of their category cost O(k) (about 2 ns each
-//! when the marks rule them out, ~100 ns when the order must be read). `matching/BENCHMARKS.md` measures it.
+//! when the marks rule them out, ~100 ns when the order must be read). `docs/benchmarks.md` measures it.
 //!
 //! # The matching rule
 //! After every command: take the resting requests in bid priority; for each request R, repeatedly walk the
