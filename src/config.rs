@@ -11,6 +11,8 @@ pub struct Config {
     pub database_url: String,
     /// JSON-RPC endpoint of the chain.
     pub rpc_url: String,
+    /// Dragon's hub on that chain, when deployed.
+    pub hub: Option<alloy::primitives::Address>,
 }
 
 /// Arguments of `dragon serve`.
@@ -25,6 +27,9 @@ pub struct ServeArgs {
     /// JSON-RPC endpoint of the chain.
     #[arg(long, env = "DRAGON_RPC_URL", default_value = "http://127.0.0.1:8545")]
     pub rpc_url: String,
+    /// Deployment file written by `dragon chain deploy` (the hub's address).
+    #[arg(long, env = "DRAGON_DEPLOYMENT", value_name = "PATH")]
+    pub deployment: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
@@ -32,6 +37,14 @@ impl ServeArgs {
         let database_url = self.database_url.ok_or_else(|| {
             crate::cli::CliError::Input("DATABASE_URL is not set: point it at a PostgreSQL database".into())
         })?;
-        Ok(Config { listen: self.listen, database_url, rpc_url: self.rpc_url })
+        let hub = match &self.deployment {
+            Some(path) => Some(
+                crate::chain::deploy::Deployment::read(path)
+                    .map_err(|e| crate::cli::CliError::Input(e.to_string()))?
+                    .hub,
+            ),
+            None => None,
+        };
+        Ok(Config { listen: self.listen, database_url, rpc_url: self.rpc_url, hub })
     }
 }

@@ -228,7 +228,12 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     let deployment = ensure_deployment(&anvil.url(), &args.data_dir.join("deployment.json")).await?;
     tracing::info!(hub = %deployment.hub, token = %deployment.token, "contracts deployed");
     tracing::info!(postgres = %pg.url("dragon"), chain = %anvil.url(), "local market started");
-    let config = crate::config::Config { listen: args.listen, database_url: pg.url("dragon"), rpc_url: anvil.url() };
+    let config = crate::config::Config {
+        listen: args.listen,
+        database_url: pg.url("dragon"),
+        rpc_url: anvil.url(),
+        hub: Some(deployment.hub),
+    };
     let served = crate::server::serve(config).await;
     anvil.stop()?;
     pg.stop()?;

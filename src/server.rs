@@ -20,7 +20,7 @@ pub struct AppState {
 impl AppState {
     pub async fn connect(config: &Config) -> anyhow::Result<Self> {
         let store = Store::connect(&config.database_url).await.context("opening the store")?;
-        let chain = Chain::connect(&config.rpc_url)?;
+        let chain = Chain::connect(&config.rpc_url, config.hub)?;
         Ok(AppState { store: Arc::new(store), chain })
     }
 }

@@ -48,6 +48,9 @@ pub struct ChainHealth {
     pub chain_id: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub block_number: Option<u64>,
+    /// Dragon's hub, when configured and answering as the hub of this chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hub: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
 }
@@ -68,10 +71,20 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         }
     };
     let chain = match chain {
-        Ok(h) => ChainHealth { ok: true, chain_id: Some(h.chain_id), block_number: Some(h.block_number), error: None },
+        Ok(h) => ChainHealth {
+            ok: true,
+            chain_id: Some(h.chain_id),
+            block_number: Some(h.block_number),
+            hub: h.hub.map(|a| a.to_checksum(None)),
+            error: None,
+        },
         Err(e) => {
-            tracing::warn!(error = %e, "health: chain unreachable");
-            ChainHealth { ok: false, chain_id: None, block_number: None, error: Some("chain unreachable") }
+            tracing::warn!(error = %e, "health: chain or hub unreachable");
+            let error = match e {
+                crate::chain::ChainError::Contract(_) | crate::chain::ChainError::NotOurHub { .. } => "hub unreachable",
+                _ => "chain unreachable",
+            };
+            ChainHealth { ok: false, chain_id: None, block_number: None, hub: None, error: Some(error) }
         }
     };
     let body = Health { ok: database.ok && chain.ok, database, chain };

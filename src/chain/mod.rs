@@ -3,6 +3,7 @@
 pub mod contracts;
 pub mod deploy;
 
+use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 
 #[derive(Debug, thiserror::Error)]
@@ -15,11 +16,14 @@ pub enum ChainError {
     Contract(#[from] alloy::contract::Error),
     #[error("deployment file: {0}")]
     Deployment(String),
+    #[error("the contract at {hub} is not Dragon's hub for chain {chain_id}")]
+    NotOurHub { hub: Address, chain_id: u64 },
 }
 
 #[derive(Debug, Clone)]
 pub struct Chain {
     provider: DynProvider,
+    hub: Option<Address>,
 }
 
 /// What the health check reports of the chain.
@@ -27,17 +31,30 @@ pub struct Chain {
 pub struct ChainHead {
     pub chain_id: u64,
     pub block_number: u64,
+    /// The configured hub, checked to answer `domain()` as PoCo's hub of this chain.
+    pub hub: Option<Address>,
 }
 
 impl Chain {
-    pub fn connect(rpc_url: &str) -> Result<Self, ChainError> {
+    /// A chain reached through `rpc_url`, with Dragon's hub at `hub` when it is deployed there.
+    pub fn connect(rpc_url: &str, hub: Option<Address>) -> Result<Self, ChainError> {
         let url = rpc_url.parse().map_err(|_| ChainError::BadUrl(rpc_url.to_owned()))?;
-        Ok(Chain { provider: ProviderBuilder::new().connect_http(url).erased() })
+        Ok(Chain { provider: ProviderBuilder::new().connect_http(url).erased(), hub })
     }
 
     pub async fn head(&self) -> Result<ChainHead, ChainError> {
         let (chain_id, block_number) =
             tokio::try_join!(self.provider.get_chain_id(), self.provider.get_block_number())?;
-        Ok(ChainHead { chain_id, block_number })
+        if let Some(hub) = self.hub {
+            // The hub's EIP-712 domain must be the one every order is signed for.
+            let domain = contracts::hub::DragonHub::new(hub, &self.provider).domain().call().await?;
+            if domain.name != crate::order::Domain::NAME
+                || domain.chainId != U256::from(chain_id)
+                || domain.verifyingContract != hub
+            {
+                return Err(ChainError::NotOurHub { hub, chain_id });
+            }
+        }
+        Ok(ChainHead { chain_id, block_number, hub: self.hub })
     }
 }

@@ -13,9 +13,13 @@ struct Running {
 }
 
 async fn start(database_url: String, rpc_url: String) -> Running {
+    start_with_hub(database_url, rpc_url, None).await
+}
+
+async fn start_with_hub(database_url: String, rpc_url: String, hub: Option<alloy::primitives::Address>) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let config = Config { listen: addr, database_url, rpc_url };
+    let config = Config { listen: addr, database_url, rpc_url, hub };
     let state = AppState::connect(&config).await.expect("connect store and chain");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(run(listener, state, async move {
@@ -65,6 +69,26 @@ async fn version_and_health_against_real_services() {
     assert_eq!(body["database"]["ok"], true);
     assert_eq!(server.get("/version").await.0, 200);
 
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_the_configured_hub() {
+    let chain = anvil();
+    let key = crate::fixtures::KEY0.parse().expect("key");
+    let deployment = dragon::chain::deploy::deploy(&chain.url(), key).await.expect("deploy");
+
+    let server = start_with_hub(database().await, chain.url(), Some(deployment.hub)).await;
+    let (status, body) = server.get("/health").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["chain"]["hub"], deployment.hub.to_checksum(None));
+    server.shutdown().await;
+
+    // A contract that is not the hub (the token) is reported, not trusted.
+    let server = start_with_hub(database().await, chain.url(), Some(deployment.token)).await;
+    let (status, body) = server.get("/health").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["chain"]["error"], "hub unreachable");
     server.shutdown().await;
 }
 
