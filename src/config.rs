@@ -21,8 +21,9 @@ pub struct ServeArgs {
     /// Address the REST API listens on.
     #[arg(long, env = "DRAGON_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// PostgreSQL connection URL (from the environment only, as it may hold a password).
-    #[arg(long = "database-url-from-env", env = "DATABASE_URL", hide = true)]
+    /// PostgreSQL connection URL. Prefer the environment: a flag is visible to other users in `ps`, and the URL
+    /// may hold a password (never printed in --help).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// JSON-RPC endpoint of the chain.
     #[arg(long, env = "DRAGON_RPC_URL", default_value = "http://127.0.0.1:8545")]
