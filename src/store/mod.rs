@@ -10,8 +10,9 @@ const MIGRATION_LOCK: i64 = 0x6472_6167_6f6e;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    // No `#[source]`: `describe` prints the cause itself, and error chains would print it twice.
     #[error("database error: {}", describe(.0))]
-    Db(#[from] tokio_postgres::Error),
+    Db(tokio_postgres::Error),
     #[error("database schema is at version {found}, newer than this server knows ({known}): upgrade the server")]
     SchemaTooNew { found: i32, known: i32 },
 }
@@ -42,11 +43,20 @@ impl Store {
     }
 }
 
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Db(e)
+    }
+}
+
 /// tokio-postgres prints only "db error" for server errors; the server's message is in the `DbError`.
 fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
     }
 }
 
