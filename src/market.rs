@@ -99,13 +99,3 @@ pub fn engine_order(order: &AnyOrder, hash: OrderHash, remaining: U256) -> Resul
         }),
     })
 }
-
-/// The volume an order declares.
-pub fn volume(order: &AnyOrder) -> U256 {
-    match order {
-        AnyOrder::App(o) => o.volume,
-        AnyOrder::Dataset(o) => o.volume,
-        AnyOrder::Workerpool(o) => o.volume,
-        AnyOrder::Request(o) => o.volume,
-    }
-}

@@ -7,7 +7,7 @@
 //! as settled at once (confirmed), as if the chain accepted everything.
 
 use crate::ids::OrderHash;
-use crate::market::{engine_order, volume};
+use crate::market::engine_order;
 use crate::order::{AnyOrder, Domain, OrderKind, json};
 use dragon_matching::{Command, Engine, Event, RejectReason, Subject};
 use serde::Deserialize;
@@ -53,6 +53,7 @@ pub fn replay(
 ) -> Result<usize, ReplayError> {
     let mut engine = Engine::new();
     let mut events = Vec::new();
+    let mut confirms = Vec::new();
     let mut deals = 0;
     for (i, text) in input.lines().enumerate() {
         let line = i + 1;
@@ -80,11 +81,10 @@ pub fn replay(
             let order =
                 AnyOrder::from_json(kind, raw.get()).map_err(|e| bad(format!("invalid {}: {e}", parsed.kind)))?;
             let hash = order.order_hash(domain);
-            Command::Add(engine_order(&order, hash, volume(&order)).map_err(|e| bad(e.to_string()))?)
+            Command::Add(engine_order(&order, hash, order.volume()).map_err(|e| bad(e.to_string()))?)
         };
         events.clear();
         engine.apply(command, &mut events);
-        let mut confirms = Vec::new();
         for event in &events {
             match event {
                 Event::DealProposed(deal) => {
@@ -111,7 +111,7 @@ pub fn replay(
                 _ => {}
             }
         }
-        for c in confirms {
+        for c in confirms.drain(..) {
             engine.apply(c, &mut events);
         }
     }

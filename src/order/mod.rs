@@ -335,6 +335,11 @@ impl AnyOrder {
         each!(self, o => o.sign())
     }
 
+    /// The volume the order declares (what remains of it is chain state).
+    pub fn volume(&self) -> U256 {
+        each!(self, o => o.volume)
+    }
+
     pub fn set_sign(&mut self, sign: Bytes) {
         each!(self, o => o.set_sign(sign))
     }

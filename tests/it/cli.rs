@@ -231,7 +231,7 @@ fn bad_arguments_exit_2() {
 }
 
 #[test]
-fn parsed_orders_print_checksummed_and_keep_hash() {
+fn lowercase_addresses_parse_and_print_checksummed() {
     // Lowercase and uppercase addresses are the same order.
     let o = random_order(&mut Rng::new(11), OrderKind::Request);
     let lower = o.to_json().to_string().to_lowercase();

@@ -270,7 +270,7 @@ fn stream(seed: u64, len: usize) -> (Vec<Value>, Vec<DealLine>) {
         let kind = order.kind().as_str();
         lines.push(json!({"type": format!("{kind}order"), "order": order.to_json()}));
         if !live.iter().any(|l| l.hash == hash) {
-            let remaining = u64::try_from(dragon::market::volume(&order)).expect("small volume");
+            let remaining = u64::try_from(order.volume()).expect("small volume");
             let price = u64::try_from(price_key(&order)).expect("small price");
             live.push(Live { order: order.clone(), hash, seq, remaining, price });
             seq += 1;
