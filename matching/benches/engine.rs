@@ -483,7 +483,7 @@ fn pipeline_throughput(shards: usize, producers: u64, per: u64) {
             let sub = pipeline.submitter();
             std::thread::spawn(move || {
                 for i in batch {
-                    sub.submit(i);
+                    sub.submit(i).expect("the bench's writers do not panic");
                 }
             })
         })

@@ -127,6 +127,7 @@ pub use compat::{Rule, check, compatible};
 pub use engine::{
     CategoryDepth, Command, Deal, Engine, Event, Level, OrderState, ProposalId, RejectReason, Stats, Subject,
 };
+pub use pipeline::PipelineDown;
 pub use types::{
     Address, AppOrder, DatasetOrder, Nrlc, Order, OrderHash, OrderKind, RequestOrder, Tag, ValueTooLarge,
     WorkerpoolOrder, u64_from_uint256,

@@ -37,10 +37,19 @@
 //! is deliberate: a writer parks when its queue is empty (a producer unparks it), and `submit` yields while a full
 //! queue applies back-pressure. The event sink is called by the writer and must not block (a `SegQueue` does not).
 //!
+//! **Liveness.** A writer that stops (a panic in the engine or the sink, or [`Pipeline::shutdown`]) sets its
+//! shard's `down` flag from a drop guard, so unwinding sets it too. `submit` checks the flag before each push and
+//! while it waits on a full queue, so it never spins on a dead shard: it returns [`PipelineDown`]. Commands a
+//! dead writer had not applied are lost (they stay in its queue), and so are events it had not handed to the
+//! sink; the caller must treat the shard's state as unknown from its last published snapshot on, e.g. by
+//! restarting from the journal. [`Submitter::check_alive`] / [`Pipeline::check_alive`] let a health check see it
+//! without submitting.
+//!
 //! **Caveats.** `QueueSink` is unbounded: its consumer must keep up (or use a sink that applies its own policy).
-//! A `Submitter` must not be used after [`Pipeline::shutdown`]: nobody drains the queues any more, and `submit`
-//! would wait forever on a full one.
+//! A `Submitter` used after [`Pipeline::shutdown`] gets `Err(PipelineDown)`, except in a race with the writer's
+//! exit, where a command may be accepted and never applied: stop the producers before shutting down.
 
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle, Thread};
@@ -63,6 +72,21 @@ pub fn share(volume: u64, shard: usize, shards: usize) -> u64 {
     let n = shards as u64;
     volume / n + u64::from((shard as u64) < volume % n)
 }
+
+/// The writer thread of a shard has stopped (it panicked, or the pipeline was shut down): commands for the
+/// shard are no longer applied.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PipelineDown {
+    pub shard: usize,
+}
+
+impl fmt::Display for PipelineDown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "matching writer of shard {} has stopped", self.shard)
+    }
+}
+
+impl std::error::Error for PipelineDown {}
 
 /// Where a cancel or lower goes: the order's category for workerpool and request orders, every shard for app and
 /// dataset orders.
@@ -204,6 +228,8 @@ struct Shard {
     queue: ArrayQueue<Command>,
     sleeping: AtomicBool,
     stop: AtomicBool,
+    /// Set when the writer thread ends, normally or by a panic (see `DownOnDrop`).
+    down: AtomicBool,
     /// Commands pushed to the queue (by all producers) and applied by the writer: equal when the shard is idle.
     pushed: AtomicU64,
     applied: AtomicU64,
@@ -218,8 +244,14 @@ pub struct Submitter {
 }
 
 impl Submitter {
-    fn push(&self, shard: usize, mut cmd: Command) {
+    fn down(&self, shard: usize) -> Result<(), PipelineDown> {
+        if self.shards[shard].down.load(Ordering::SeqCst) { Err(PipelineDown { shard }) } else { Ok(()) }
+    }
+
+    fn push(&self, shard: usize, mut cmd: Command) -> Result<(), PipelineDown> {
         let s = &self.shards[shard];
+        // A dead writer's queue still accepts pushes until it is full; refuse first rather than lose silently.
+        self.down(shard)?;
         loop {
             match s.queue.push(cmd) {
                 Ok(()) => {
@@ -227,6 +259,8 @@ impl Submitter {
                     break;
                 }
                 Err(back) => {
+                    // A full queue whose writer died never drains: without this check the loop never ends.
+                    self.down(shard)?;
                     // Back-pressure: the writer is behind; give it the core.
                     cmd = back;
                     self.threads[shard].unpark();
@@ -239,54 +273,68 @@ impl Submitter {
         if s.sleeping.load(Ordering::SeqCst) {
             self.threads[shard].unpark();
         }
+        // The writer may have died between the first check and the push; then the command is likely lost.
+        self.down(shard)
     }
 
-    /// Routes and enqueues one input (yielding while a queue is full).
-    pub fn submit(&self, input: Input) {
+    /// Pushes to every shard, even past a dead one: a live shard still gets its part of an app/dataset order, or
+    /// its cancel. Returns the first (lowest) dead shard.
+    fn push_all(&self, cmd: impl Fn(usize) -> Option<Command>) -> Result<(), PipelineDown> {
+        let mut first = Ok(());
+        for s in 0..self.shards.len() {
+            if let Some(c) = cmd(s) {
+                let r = self.push(s, c);
+                if first.is_ok() {
+                    first = r;
+                }
+            }
+        }
+        first
+    }
+
+    /// Routes and enqueues one input, yielding while a queue is full (back-pressure).
+    ///
+    /// `Ok` means enqueued, not applied. `Err(PipelineDown { shard })` means that shard's writer has stopped: the
+    /// input (or that shard's part of it) is lost, and any earlier commands still in its queue are lost too.
+    /// Inputs that go to every shard (app and dataset orders, their cancels and lowers) are still delivered to
+    /// the live shards; the error names the first dead one. If the writer dies while the command is being pushed,
+    /// it may have been applied or not: the shard's state is unknown past its last snapshot either way.
+    pub fn submit(&self, input: Input) -> Result<(), PipelineDown> {
         let n = self.shards.len();
         match input {
             Input::Add(order) => match order {
                 Order::Workerpool(o) => self.push(shard_of(o.category, n), Command::Add(order)),
                 Order::Request(o) => self.push(shard_of(o.category, n), Command::Add(order)),
-                Order::App(o) => {
-                    for s in 0..n {
-                        let part = share(o.volume, s, n);
-                        if part > 0 {
-                            self.push(s, Command::Add(Order::App(crate::types::AppOrder { volume: part, ..o })));
-                        }
-                    }
-                }
-                Order::Dataset(o) => {
-                    for s in 0..n {
-                        let part = share(o.volume, s, n);
-                        if part > 0 {
-                            let d = crate::types::DatasetOrder { volume: part, ..o };
-                            self.push(s, Command::Add(Order::Dataset(d)));
-                        }
-                    }
-                }
+                Order::App(o) => self.push_all(|s| {
+                    let volume = share(o.volume, s, n);
+                    (volume > 0).then_some(Command::Add(Order::App(crate::types::AppOrder { volume, ..o })))
+                }),
+                Order::Dataset(o) => self.push_all(|s| {
+                    let volume = share(o.volume, s, n);
+                    (volume > 0).then_some(Command::Add(Order::Dataset(crate::types::DatasetOrder { volume, ..o })))
+                }),
             },
             Input::Cancel { hash, scope: Scope::Category(c) } => self.push(shard_of(c, n), Command::Cancel(hash)),
-            Input::Cancel { hash, scope: Scope::AllShards } => {
-                for s in 0..n {
-                    self.push(s, Command::Cancel(hash));
-                }
-            }
+            Input::Cancel { hash, scope: Scope::AllShards } => self.push_all(|_| Some(Command::Cancel(hash))),
             Input::Lower { hash, remaining, scope: Scope::Category(c) } => {
-                self.push(shard_of(c, n), Command::Lower { hash, remaining });
+                self.push(shard_of(c, n), Command::Lower { hash, remaining })
             }
             Input::Lower { hash, remaining, scope: Scope::AllShards } => {
-                for s in 0..n {
-                    self.push(s, Command::Lower { hash, remaining: share(remaining, s, n) });
-                }
+                self.push_all(|s| Some(Command::Lower { hash, remaining: share(remaining, s, n) }))
             }
             Input::Confirm(id) => self.push((id.0 % n as u64) as usize, Command::Confirm(id)),
             Input::Release(id) => self.push((id.0 % n as u64) as usize, Command::Release(id)),
         }
     }
 
+    /// `Err` with the first shard whose writer has stopped (panicked or shut down), `Ok` while all run.
+    pub fn check_alive(&self) -> Result<(), PipelineDown> {
+        (0..self.shards.len()).try_for_each(|s| self.down(s))
+    }
+
     /// Whether every command pushed so far has been applied, its events handed to the sink and a snapshot
-    /// published (the writer stores its count after both). Meaningful when no producer is submitting.
+    /// published (the writer stores its count after both). Meaningful when no producer is submitting. Never true
+    /// again for a shard whose writer died with commands in its queue: check [`Submitter::check_alive`] too.
     pub fn idle(&self) -> bool {
         self.shards.iter().all(|s| s.pushed.load(Ordering::Acquire) == s.applied.load(Ordering::Acquire))
     }
@@ -315,6 +363,7 @@ impl Pipeline {
                     queue: ArrayQueue::new(config.queue_capacity.max(1)),
                     sleeping: AtomicBool::new(false),
                     stop: AtomicBool::new(false),
+                    down: AtomicBool::new(false),
                     pushed: AtomicU64::new(0),
                     applied: AtomicU64::new(0),
                     snapshot: ArcSwap::from_pointee(Snapshot { shard: s, ..Snapshot::default() }),
@@ -329,7 +378,10 @@ impl Pipeline {
                 let sink = Arc::clone(&sink);
                 thread::Builder::new()
                     .name(format!("matching-{s}"))
-                    .spawn(move || writer(s, n, config, &shard, &*sink))
+                    .spawn(move || {
+                        let _down = DownOnDrop(&shard);
+                        writer(s, n, config, &shard, &*sink)
+                    })
                     .expect("spawn a matching writer thread")
             })
             .collect();
@@ -352,18 +404,43 @@ impl Pipeline {
         self.snapshot(shard_of(category, self.submitter.shards.len()))
     }
 
+    /// `Err` with the first shard whose writer has stopped; see [`Submitter::check_alive`].
+    pub fn check_alive(&self) -> Result<(), PipelineDown> {
+        self.submitter.check_alive()
+    }
+
     /// Commands applied so far by each shard.
     pub fn applied(&self) -> Vec<u64> {
         self.submitter.shards.iter().map(|s| s.applied.load(Ordering::Acquire)).collect()
     }
 
-    /// Stops the writers once their queues are drained and returns their engines and journals.
+    /// Stops the writers once their queues are drained and returns their engines and journals. Panics if a
+    /// writer panicked; [`Pipeline::try_shutdown`] does not.
     pub fn shutdown(self) -> Vec<ShardReport> {
+        self.try_shutdown()
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|down| panic!("{down}: its writer thread panicked")))
+            .collect()
+    }
+
+    /// Stops the writers once their queues are drained; per shard, its engine and journal, or `PipelineDown` if
+    /// its writer panicked (its engine is gone with it).
+    pub fn try_shutdown(self) -> Vec<Result<ShardReport, PipelineDown>> {
         for (s, t) in self.submitter.shards.iter().zip(self.submitter.threads.iter()) {
             s.stop.store(true, Ordering::SeqCst);
             t.unpark();
         }
-        self.handles.into_iter().map(|h| h.join().expect("a matching writer thread panicked")).collect()
+        self.handles.into_iter().enumerate().map(|(shard, h)| h.join().map_err(|_| PipelineDown { shard })).collect()
+    }
+}
+
+/// Marks the shard down when the writer thread ends. A guard rather than a store after `writer` returns, so that
+/// a panic in the engine or the sink, which unwinds past that store, still sets the flag.
+struct DownOnDrop<'a>(&'a Shard);
+
+impl Drop for DownOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.down.store(true, Ordering::SeqCst);
     }
 }
 

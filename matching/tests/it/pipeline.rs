@@ -4,14 +4,15 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use dragon_matching::pipeline::{Input, Pipeline, PipelineConfig, QueueSink, Scope, shard_of, share};
-use dragon_matching::{Command, Engine, Event, Order, OrderHash};
+use dragon_matching::pipeline::{EventSink, Input, Pipeline, PipelineConfig, QueueSink, Scope, shard_of, share};
+use dragon_matching::{Command, Engine, Event, Order, OrderHash, PipelineDown};
 
-use crate::support::{app, dataset, pool, request};
+use crate::support::{app, dataset, h, pool, request};
 
 const PRODUCERS: u64 = 4;
 const PER_PRODUCER: u64 = 1_500;
@@ -90,7 +91,7 @@ fn shards_replay_exactly_and_never_over_fill() {
                             } else {
                                 Input::Confirm(d.id)
                             };
-                            sub.submit(input);
+                            sub.submit(input).expect("writers stay up");
                         }
                         seen.push((s, e));
                     }
@@ -116,7 +117,7 @@ fn shards_replay_exactly_and_never_over_fill() {
             thread::spawn(move || {
                 let inputs = producer_inputs(p);
                 for (input, _) in &inputs {
-                    sub.submit(*input);
+                    sub.submit(*input).expect("writers stay up");
                 }
                 inputs
             })
@@ -222,4 +223,61 @@ fn shards_replay_exactly_and_never_over_fill() {
             assert!(used <= i128::from(o.volume()), "order {} over-filled: {used} > {}", o.hash(), o.volume());
         }
     }
+}
+
+/// Panics on the writer thread of shard 1 once it has published `after` events; shard 0's events pass.
+#[derive(Debug)]
+struct PanickingSink {
+    after: u64,
+    seen: AtomicU64,
+}
+
+impl EventSink for PanickingSink {
+    fn publish(&self, shard: usize, events: &[Event]) {
+        if shard == 1 && self.seen.fetch_add(events.len() as u64, Ordering::SeqCst) + events.len() as u64 > self.after {
+            panic!("the sink of shard 1 fails on purpose");
+        }
+    }
+}
+
+#[test]
+fn a_dead_writer_is_reported_and_submit_does_not_hang() {
+    // A tiny queue: without the liveness check, the second push beyond capacity would spin forever.
+    let config = PipelineConfig { shards: 2, queue_capacity: 4, publish_every: 1, ..PipelineConfig::default() };
+    let pipeline = Pipeline::start(config, PanickingSink { after: 5, seen: AtomicU64::new(0) });
+    assert_eq!(pipeline.check_alive(), Ok(()));
+    let sub = pipeline.submitter();
+    // The submits run on another thread so that a regression fails on a timeout instead of hanging the suite.
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut first_err = None;
+        // Category 1 is shard 1: each add publishes one `Resting` event, so the sink panics after a few.
+        for n in 0..1_000 {
+            if let Err(e) = sub.submit(Input::Add(Order::Workerpool(pool(n, 5, 10, 1, 1)))) {
+                first_err = Some((n, e));
+                break;
+            }
+        }
+        let live_shard = sub.submit(Input::Add(Order::Workerpool(pool(5_000, 5, 10, 1, 0))));
+        let broadcast = sub.submit(Input::Add(Order::App(app(5_001, 1, 3, 10))));
+        let again = sub.submit(Input::Add(Order::Workerpool(pool(5_002, 5, 10, 1, 1))));
+        tx.send((first_err, live_shard, broadcast, again, sub.check_alive())).expect("the test waits");
+    });
+    let (first_err, live_shard, broadcast, again, alive) =
+        rx.recv_timeout(Duration::from_secs(60)).expect("submit hung on a dead writer");
+    let (n, err) = first_err.expect("the writer of shard 1 died, so some submit fails");
+    assert!(n >= 5, "the first {n} submits happened before the writer could die");
+    assert_eq!(err, PipelineDown { shard: 1 });
+    assert_eq!(err.to_string(), "matching writer of shard 1 has stopped");
+    assert_eq!(live_shard, Ok(()), "shard 0 is alive and still takes its commands");
+    assert_eq!(broadcast, Err(PipelineDown { shard: 1 }), "an app order reaches shard 0 but not shard 1");
+    assert_eq!(again, Err(PipelineDown { shard: 1 }));
+    assert_eq!(alive, Err(PipelineDown { shard: 1 }));
+    assert_eq!(pipeline.check_alive(), Err(PipelineDown { shard: 1 }));
+
+    let reports = pipeline.try_shutdown();
+    assert_eq!(reports.len(), 2);
+    let live = reports[0].as_ref().expect("shard 0 shuts down normally");
+    assert!(live.engine.order_state(&h(5_000)).is_some() && live.engine.order_state(&h(5_001)).is_some());
+    assert_eq!(reports[1].as_ref().err(), Some(&PipelineDown { shard: 1 }));
 }
