@@ -373,10 +373,55 @@ fn latency_table(shape: Shape, n: usize) {
     }
 }
 
-/// The worst case of the incremental matching: requests that cross the asks on price but are kept apart by a
-/// non-price rule (here a tag bit no workerpool order has) are candidates for every new workerpool order of their
-/// category, which must scan them all. Prints the latency of such an add against the number of blocked requests.
-fn worst_case_table(n: usize) {
+/// What keeps the resting orders of a blocked scenario from the new order, regardless of price.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Blocked {
+    /// Requests need a tag bit no workerpool order has; new: a workerpool order.
+    Tag,
+    /// Requests need more trust than any workerpool order gives; new: a workerpool order.
+    Trust,
+    /// Requests restrict the workerpool to one that has no order; new: a workerpool order.
+    PoolRestrict,
+    /// Requests name an app that has no order; new: a workerpool order.
+    NoAppOrder,
+    /// Workerpool orders restrict the requester to someone else; new: a request.
+    RequesterRestrict,
+    /// Workerpool orders restrict the app to another one; new: a request.
+    AppRestrict,
+    /// Workerpool orders give less trust than the request needs; new: a request.
+    AskTrust,
+}
+
+impl Blocked {
+    const ALL: [Blocked; 7] = [
+        Blocked::Tag,
+        Blocked::Trust,
+        Blocked::PoolRestrict,
+        Blocked::NoAppOrder,
+        Blocked::RequesterRestrict,
+        Blocked::AppRestrict,
+        Blocked::AskTrust,
+    ];
+    fn name(self) -> &'static str {
+        match self {
+            Blocked::Tag => "bids: tag",
+            Blocked::Trust => "bids: trust",
+            Blocked::PoolRestrict => "bids: pool restr.",
+            Blocked::NoAppOrder => "bids: no app order",
+            Blocked::RequesterRestrict => "asks: requester restr.",
+            Blocked::AppRestrict => "asks: app restr.",
+            Blocked::AskTrust => "asks: trust",
+        }
+    }
+    fn new_order_is_pool(self) -> bool {
+        matches!(self, Blocked::Tag | Blocked::Trust | Blocked::PoolRestrict | Blocked::NoAppOrder)
+    }
+}
+
+/// The worst case of the incremental matching: `n` orders of category 0 that cross the other side on price but are
+/// kept apart from it by one non-price rule, then new orders of the other side that cross them all. Before the
+/// books were indexed by what blocks them, each new order walked all `n`. Prints the latency of such an add.
+fn blocked_table(n: usize, blocked: Blocked) {
     let mut engine = Engine::with_capacity(2 * n);
     let mut g = Gen::new(Shape::Sparse, 7);
     let mut out = Vec::new();
@@ -388,39 +433,79 @@ fn worst_case_table(n: usize) {
         }
         o
     };
-    for _ in 0..20 {
-        let o = pool(&mut g);
-        engine.apply(Command::Add(o), &mut out);
-    }
-    for _ in 0..n {
+    let request = |g: &mut Gen| {
         let mut o = g.request_at(1_000);
         if let Order::Request(r) = &mut o {
             r.category = 0;
             r.app = address(1, 0);
-            r.tag = tag_bits(0b10);
         }
+        o
+    };
+    if blocked.new_order_is_pool() {
+        for _ in 0..20 {
+            let o = pool(&mut g);
+            engine.apply(Command::Add(o), &mut out);
+        }
+    }
+    for _ in 0..n {
+        let o = if blocked.new_order_is_pool() {
+            let mut o = request(&mut g);
+            if let Order::Request(r) = &mut o {
+                match blocked {
+                    Blocked::Tag => r.tag = tag_bits(0b10),
+                    Blocked::Trust => r.trust = 5,
+                    Blocked::PoolRestrict => r.workerpool = address(2, 999_999),
+                    _ => r.app = address(1, 1 + r.requester.0[19] as u64 % 50),
+                }
+            }
+            o
+        } else {
+            let mut o = pool(&mut g);
+            if let Order::Workerpool(w) = &mut o {
+                match blocked {
+                    Blocked::RequesterRestrict => w.requester_restrict = address(3, 999_999),
+                    Blocked::AppRestrict => w.app_restrict = address(1, 77),
+                    _ => w.trust = 0,
+                }
+            }
+            o
+        };
         engine.apply(Command::Add(o), &mut out);
     }
+    out.clear();
     let samples = if n >= 1_000_000 { 50 } else { 500 };
     let mut times = Vec::with_capacity(samples);
+    let scanned_before = engine.stats().requests_scanned;
     for _ in 0..samples {
-        let o = pool(&mut g);
+        let o = if blocked.new_order_is_pool() {
+            pool(&mut g)
+        } else {
+            let mut o = request(&mut g);
+            if let (Order::Request(r), Blocked::AskTrust) = (&mut o, blocked) {
+                r.trust = 5;
+            }
+            o
+        };
         let t = Instant::now();
         engine.apply(Command::Add(o), &mut out);
         times.push(t.elapsed().as_nanos() as u64);
+        assert!(!out.iter().any(|e| matches!(e, Event::DealProposed(_))), "the scenario must not match");
         engine.apply(Command::Cancel(o.hash()), &mut out);
+        out.clear();
     }
+    let scanned = engine.stats().requests_scanned - scanned_before;
     times.sort_unstable();
     let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
     println!(
-        "| blocked | {n:>9} | add pool | {:>7.0} | {:>6} | {:>6} | - | {:>9} | {:>5} | {:>9.0} | {:>5.0} |",
+        "| {:22} | {n:>9} | {:8} | {:>7.0} | {:>6} | {:>6} | {:>9} | {:>9.0} | {:>7.1} |",
+        blocked.name(),
+        if blocked.new_order_is_pool() { "add pool" } else { "add req" },
         times.iter().sum::<u64>() as f64 / samples as f64,
         pct(0.5),
         pct(0.99),
         times[samples - 1],
-        times.iter().filter(|t| **t > 10_000).count(),
         1e9 / (times.iter().sum::<u64>() as f64 / samples as f64),
-        n as f64,
+        scanned as f64 / samples as f64,
     );
 }
 
@@ -523,8 +608,17 @@ fn main() {
                 latency_table(shape, n);
             }
         }
-        for n in sizes() {
-            worst_case_table(n);
+        println!();
+        println!("blocked orders: n orders of one category cross the new order on price but one rule keeps them apart");
+        println!("| blocked by | n | new | mean ns | p50 ns | p99 ns | max ns | ops/s | req scanned/op |");
+        println!("|---|---:|---|---:|---:|---:|---:|---:|---:|");
+        let only: Option<usize> = std::env::var("DRAGON_BENCH_BLOCKED").ok().and_then(|v| v.parse().ok());
+        for (k, blocked) in Blocked::ALL.into_iter().enumerate() {
+            if only.is_none_or(|o| o == k) {
+                for n in sizes() {
+                    blocked_table(n, blocked);
+                }
+            }
         }
         println!();
         println!("| pipeline | setup | commands | wall time | throughput | events |");

@@ -134,19 +134,20 @@ type AskKey = (u64, u64);
 /// Bid priority: workerpoolmaxprice descending, then arrival.
 type BidKey = (Reverse<u64>, u64);
 
-#[derive(Clone, Debug)]
-struct Entry<O> {
-    order: O,
+/// What the engine tracks of every order besides the order itself: kept apart so that one dispatch on the kind
+/// (`Engine::vol`, `Engine::vol_mut`) serves every volume change.
+#[derive(Clone, Copy, Debug)]
+struct Volumes {
     seq: u64,
     remaining: u64,
     reserved: u64,
     cancelled: bool,
+    /// Requests only: live but kept out of the bid groups because their app (or dataset) has no order in the
+    /// books, so that workerpool orders never walk them (see `Engine::set_available`).
+    parked: bool,
 }
 
-impl<O> Entry<O> {
-    fn new(order: O, seq: u64, volume: u64) -> Self {
-        Entry { order, seq, remaining: volume, reserved: 0, cancelled: false }
-    }
+impl Volumes {
     /// In the book (matchable).
     fn live(&self) -> bool {
         self.remaining > 0 && !self.cancelled
@@ -154,6 +155,18 @@ impl<O> Entry<O> {
     /// Can be forgotten: nothing to match and nothing reserved.
     fn dead(&self) -> bool {
         (self.remaining == 0 || self.cancelled) && self.reserved == 0
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Entry<O> {
+    order: O,
+    v: Volumes,
+}
+
+impl<O> Entry<O> {
+    fn new(order: O, seq: u64, volume: u64) -> Self {
+        Entry { order, v: Volumes { seq, remaining: volume, reserved: 0, cancelled: false, parked: false } }
     }
 }
 
@@ -180,10 +193,9 @@ impl<T> Slab<T> {
             Ix::try_from(self.items.len() - 1).expect("fewer than 2^32 live orders of one kind")
         }
     }
-    fn remove(&mut self, i: Ix) -> T {
-        let t = self.items[i as usize].take().expect("slab index of a live entry");
+    fn remove(&mut self, i: Ix) {
+        self.items[i as usize].take().expect("slab index of a live entry");
         self.free.push(i);
-        t
     }
     fn get(&self, i: Ix) -> &T {
         self.items[i as usize].as_ref().expect("slab index of a live entry")
@@ -204,30 +216,48 @@ fn low64(a: &Address) -> u64 {
     u64::from_be_bytes(a.0[12..].try_into().expect("8-byte slice"))
 }
 
-/// Marks of a workerpool order in its category's asks: (folded tag, low bits of its requester restriction).
-fn pool_marks(w: &WorkerpoolOrder) -> Marks {
-    [fold(&w.tag), low64(&w.requester_restrict)]
+/// The last 4 bytes of an address.
+fn low32(a: &Address) -> u64 {
+    u64::from(u32::from_be_bytes(a.0[16..].try_into().expect("4-byte slice")))
 }
 
-/// Marks of a request order in the bids and the by-app/by-dataset indices: (folded tag, low bits of requester).
-fn request_marks(r: &RequestOrder) -> Marks {
+/// Marks of a workerpool order in its ask group: (folded tag, low bits of its workerpool). The group key already
+/// settles the restrictions and trust; these settle the request's tag (06) and workerpool restriction (12).
+fn ask_marks(w: &WorkerpoolOrder) -> Marks {
+    [fold(&w.tag), low64(&w.workerpool)]
+}
+
+/// Whether a workerpool order with these marks may serve the request (necessary conditions only; a zero low part
+/// of a non-zero address only lets more through, which the full check then sorts out).
+fn ask_marks_admit(m: Marks, r: &RequestOrder) -> bool {
+    fold(&r.tag) & !m[0] == 0 && (r.workerpool.is_zero() || low64(&r.workerpool) == m[1])
+}
+
+/// Marks of a request in its bid group: (low bits of its requester, low bits of its app and dataset). The group
+/// key settles tag, workerpool restriction and trust; these settle the workerpool order's restrictions (19-1b).
+fn bid_marks(r: &RequestOrder) -> Marks {
+    [low64(&r.requester), (low32(&r.app) << 32) | low32(&r.dataset)]
+}
+
+fn bid_marks_admit(m: Marks, w: &WorkerpoolOrder) -> bool {
+    (w.requester_restrict.is_zero() || low64(&w.requester_restrict) == m[0])
+        && (w.app_restrict.is_zero() || low32(&w.app_restrict) == m[1] >> 32)
+        && (w.dataset_restrict.is_zero() || low32(&w.dataset_restrict) == m[1] & 0xffff_ffff)
+}
+
+/// Marks of a request in the by-app and by-dataset indices: (folded tag, low bits of its requester).
+fn index_marks(r: &RequestOrder) -> Marks {
     [fold(&r.tag), low64(&r.requester)]
-}
-
-/// Whether a workerpool order (with these marks) may serve the request: necessary conditions of rules 06 and 1b.
-/// (A zero low part with a non-zero restriction only lets more through, which the full check then sorts out.)
-fn pool_marks_admit(pool: Marks, r: &RequestOrder) -> bool {
-    fold(&r.tag) & !pool[0] == 0 && (pool[1] == 0 || pool[1] == low64(&r.requester))
-}
-
-/// Whether a request (with these marks) may be served by the workerpool order: the same conditions, other side.
-fn request_marks_admit(req: Marks, w: &WorkerpoolOrder) -> bool {
-    req[0] & !fold(&w.tag) == 0 && (w.requester_restrict.is_zero() || low64(&w.requester_restrict) == req[1])
 }
 
 /// Whether a book entry (arrival `seq`, slot `i`) still names a matchable order (see `book`).
 fn valid_entry<O>(slab: &Slab<Entry<O>>, seq: u64, i: Ix) -> bool {
-    slab.items.get(i as usize).and_then(Option::as_ref).is_some_and(|e| e.seq == seq && e.live())
+    slab.items.get(i as usize).and_then(Option::as_ref).is_some_and(|e| e.v.seq == seq && e.v.live())
+}
+
+/// The same for a bid group, which holds only requests that are not parked.
+fn valid_unparked(slab: &Slab<Entry<RequestOrder>>, seq: u64, i: Ix) -> bool {
+    slab.items.get(i as usize).and_then(Option::as_ref).is_some_and(|e| e.v.seq == seq && e.v.live() && !e.v.parked)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -236,6 +266,17 @@ enum OrderRef {
     Dataset(Ix),
     Workerpool(Ix),
     Request(Ix),
+}
+
+impl OrderRef {
+    fn kind(self) -> OrderKind {
+        match self {
+            OrderRef::App(_) => OrderKind::App,
+            OrderRef::Dataset(_) => OrderKind::Dataset,
+            OrderRef::Workerpool(_) => OrderKind::Workerpool,
+            OrderRef::Request(_) => OrderKind::Request,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -247,10 +288,28 @@ struct Proposal {
     volume: u64,
 }
 
+/// What keeps a workerpool order from a request regardless of price: its restrictions on the app, the dataset and
+/// the requester, and its trust. A request looks up only the groups that admit it (each restriction zero or its
+/// own address, trust at least its own), so asks it could never use are never walked.
+type AskGroup = (Address, Address, Address, u64);
+
+/// What keeps a request from a workerpool order regardless of price: its tag, its workerpool restriction and its
+/// trust. A workerpool order looks up only the groups whose tag its own covers, whose restriction is zero or
+/// itself, and whose trust it reaches.
+type BidGroup = (Tag, Address, u64);
+
 #[derive(Clone, Debug, Default)]
 struct CategoryBook {
+    /// Every live workerpool order: best ask and depth.
     asks: LevelBook<u64>,
+    /// Every live request, parked or not: best bid and depth.
     bids: LevelBook<Reverse<u64>>,
+    /// The same asks, by what may block them: what requests scan.
+    ask_groups: BTreeMap<AskGroup, LevelBook<u64>>,
+    /// The requests that are not parked, by what may block them: what workerpool orders scan.
+    bid_groups: BTreeMap<BidGroup, LevelBook<Reverse<u64>>>,
+    /// Number of bid groups of each tag, to enumerate the tags a workerpool order covers.
+    bid_tags: BTreeMap<Tag, u32>,
 }
 
 /// Requests of one app (or dataset), per category, in bid priority.
@@ -286,6 +345,41 @@ fn index_remove(
             map.remove(addr);
         }
     }
+}
+
+/// Inserts into a group's book; returns whether the group is new.
+fn group_insert<K: Ord, P: Ord + Copy>(
+    groups: &mut BTreeMap<K, LevelBook<P>>,
+    key: K,
+    p: P,
+    seq: u64,
+    i: Ix,
+    m: Marks,
+) -> bool {
+    let book = groups.entry(key).or_default();
+    let created = book.is_empty();
+    book.insert(p, seq, i, m);
+    created
+}
+
+/// Removes from a group's book; returns whether the group is gone (emptied groups are dropped so that lookups
+/// never walk them).
+fn group_remove<K: Ord, P: Ord + Copy>(
+    groups: &mut BTreeMap<K, LevelBook<P>>,
+    key: &K,
+    p: P,
+    valid: impl Fn(u64, Ix, Marks) -> bool,
+) -> bool {
+    let Some(book) = groups.get_mut(key) else {
+        debug_assert!(false, "removing from a missing group");
+        return false;
+    };
+    book.remove(p, valid);
+    let gone = book.is_empty();
+    if gone {
+        groups.remove(key);
+    }
+    gone
 }
 
 /// Restricts a request's scan to combinations that contain one given order (all new combinations do).
@@ -328,6 +422,8 @@ pub struct Engine {
     proposal_stride: u64,
     stats: Stats,
     candidates: Vec<(BidKey, Ix)>,
+    /// Requests moved in or out of the bid groups when an app or dataset comes or goes (reused buffer).
+    flipping: Vec<Ix>,
     /// The order being added, while it is matched and before it is booked.
     unbooked: Option<OrderRef>,
 }
@@ -338,18 +434,22 @@ impl Default for Engine {
     }
 }
 
+/// Removes from a book keyed by address; returns whether the address has no book left.
 fn remove_keyed<P: Ord + Copy>(
     map: &mut HashMap<Address, LevelBook<P>>,
     addr: &Address,
     price: P,
     valid: impl Fn(u64, Ix, Marks) -> bool,
-) {
-    if let Some(book) = map.get_mut(addr) {
-        book.remove(price, valid);
-        if book.is_empty() {
-            map.remove(addr);
-        }
+) -> bool {
+    let Some(book) = map.get_mut(addr) else {
+        return false;
+    };
+    book.remove(price, valid);
+    let gone = book.is_empty();
+    if gone {
+        map.remove(addr);
     }
+    gone
 }
 
 impl Engine {
@@ -378,6 +478,7 @@ impl Engine {
             proposal_stride: stride.max(1),
             stats: Stats::default(),
             candidates: Vec::new(),
+            flipping: Vec::new(),
             unbooked: None,
         }
     }
@@ -437,14 +538,14 @@ impl Engine {
 
     /// The volumes of a known order (resting or holding reserved volume).
     pub fn order_state(&self, hash: &OrderHash) -> Option<OrderState> {
-        fn st<O>(kind: OrderKind, e: &Entry<O>) -> OrderState {
-            OrderState { kind, seq: e.seq, remaining: e.remaining, reserved: e.reserved, cancelled: e.cancelled }
-        }
-        Some(match *self.by_hash.get(hash)? {
-            OrderRef::App(i) => st(OrderKind::App, self.apps.get(i)),
-            OrderRef::Dataset(i) => st(OrderKind::Dataset, self.datasets.get(i)),
-            OrderRef::Workerpool(i) => st(OrderKind::Workerpool, self.pools.get(i)),
-            OrderRef::Request(i) => st(OrderKind::Request, self.requests.get(i)),
+        let r = *self.by_hash.get(hash)?;
+        let v = self.vol(r);
+        Some(OrderState {
+            kind: r.kind(),
+            seq: v.seq,
+            remaining: v.remaining,
+            reserved: v.reserved,
+            cancelled: v.cancelled,
         })
     }
 
@@ -493,13 +594,13 @@ impl Engine {
         };
         let (pools, requests) = (&self.pools, &self.requests);
         let asks = levels(
-            &mut book.asks.iter(|s, i, _| valid_entry(pools, s, i)).map(|(p, _, i)| (p, pools.get(i).remaining)),
+            &mut book.asks.iter(|s, i, _| valid_entry(pools, s, i)).map(|(p, _, i)| (p, pools.get(i).v.remaining)),
         );
         let bids = levels(
             &mut book
                 .bids
                 .iter(|s, i, _| valid_entry(requests, s, i))
-                .map(|(p, _, i)| (p.0, requests.get(i).remaining)),
+                .map(|(p, _, i)| (p.0, requests.get(i).v.remaining)),
         );
         CategoryDepth { category, asks, bids, ask_orders: book.asks.len(), bid_orders: book.bids.len() }
     }
@@ -512,7 +613,7 @@ impl Engine {
                 .take(n)
                 .map(|(_, _, i)| {
                     let e = self.pools.get(i);
-                    (e.order.hash, e.order.price, e.remaining)
+                    (e.order.hash, e.order.price, e.v.remaining)
                 })
                 .collect()
         })
@@ -526,7 +627,7 @@ impl Engine {
                 .take(n)
                 .map(|(_, _, i)| {
                     let e = self.requests.get(i);
-                    (e.order.hash, e.order.workerpool_max_price, e.remaining)
+                    (e.order.hash, e.order.workerpool_max_price, e.v.remaining)
                 })
                 .collect()
         })
@@ -569,7 +670,7 @@ impl Engine {
         self.unbooked = Some(r);
         self.match_new(r, out);
         self.unbooked = None;
-        let remaining = self.state_of(r).0;
+        let remaining = self.vol(r).remaining;
         if remaining > 0 {
             self.insert_in_books(r);
             out.push(Event::Resting { hash, kind: order.kind(), remaining });
@@ -581,13 +682,10 @@ impl Engine {
             out.push(Event::Rejected { subject: Subject::Order(hash), reason: RejectReason::UnknownOrder });
             return;
         };
-        let was_booked = self.state_of(r).0 > 0;
-        match r {
-            OrderRef::App(i) => Self::mark_cancelled(self.apps.get_mut(i)),
-            OrderRef::Dataset(i) => Self::mark_cancelled(self.datasets.get_mut(i)),
-            OrderRef::Workerpool(i) => Self::mark_cancelled(self.pools.get_mut(i)),
-            OrderRef::Request(i) => Self::mark_cancelled(self.requests.get_mut(i)),
-        }
+        let v = self.vol_mut(r);
+        let was_booked = v.remaining > 0;
+        v.cancelled = true;
+        v.remaining = 0;
         // After the state change: books remove lazily and check validity (see `book`).
         if was_booked {
             self.remove_from_books(r);
@@ -596,17 +694,12 @@ impl Engine {
         self.forget_if_dead(r, hash);
     }
 
-    fn mark_cancelled<O>(e: &mut Entry<O>) {
-        e.cancelled = true;
-        e.remaining = 0;
-    }
-
     fn lower(&mut self, hash: OrderHash, remaining: u64, out: &mut Vec<Event>) {
         let Some(r) = self.live_ref(&hash) else {
             out.push(Event::Rejected { subject: Subject::Order(hash), reason: RejectReason::UnknownOrder });
             return;
         };
-        let (current, _) = self.state_of(r);
+        let current = self.vol(r).remaining;
         if remaining > current {
             out.push(Event::Rejected { subject: Subject::Order(hash), reason: RejectReason::NotALowering });
             return;
@@ -616,12 +709,12 @@ impl Engine {
         }
         // Lowering creates no combination, so no matching is needed. Only the remaining volume changes; the book
         // keys (price, arrival) do not, so the order keeps its place.
-        self.set_remaining(r, remaining);
+        self.vol_mut(r).remaining = remaining;
         if remaining == 0 {
             self.remove_from_books(r);
         }
         if remaining > 0 {
-            out.push(Event::Resting { hash, kind: Self::kind_of(r), remaining });
+            out.push(Event::Resting { hash, kind: r.kind(), remaining });
         } else if self.forget_if_dead(r, hash) {
             out.push(Event::Filled { hash });
         }
@@ -633,8 +726,10 @@ impl Engine {
             return;
         };
         for r in Self::proposal_refs(&p) {
-            self.unreserve(r, p.volume, false);
-            let (remaining, cancelled, hash) = self.summary(r);
+            let v = self.vol_mut(r);
+            v.reserved -= p.volume;
+            let (remaining, cancelled) = (v.remaining, v.cancelled);
+            let hash = self.hash_of(r);
             if self.forget_if_dead(r, hash) && remaining == 0 && !cancelled {
                 out.push(Event::Filled { hash });
             }
@@ -648,14 +743,19 @@ impl Engine {
         };
         let mut back: [Option<OrderRef>; 4] = [None; 4];
         for (slot, r) in back.iter_mut().zip(Self::proposal_refs(&p)) {
-            let (before, cancelled, hash) = self.summary(r);
-            self.unreserve(r, p.volume, !cancelled);
+            let v = self.vol_mut(r);
+            let (before, cancelled) = (v.remaining, v.cancelled);
+            v.reserved -= p.volume;
             if cancelled {
+                let hash = self.hash_of(r);
                 self.forget_if_dead(r, hash);
-            } else if before == 0 {
-                // The order re-enters the book with its original arrival number: it keeps its time priority.
-                self.insert_in_books(r);
-                *slot = Some(r);
+            } else {
+                v.remaining += p.volume;
+                if before == 0 {
+                    // The order re-enters the book with its original arrival number: it keeps its time priority.
+                    self.insert_in_books(r);
+                    *slot = Some(r);
+                }
             }
         }
         let back: Vec<OrderRef> = back.into_iter().flatten().collect();
@@ -686,26 +786,26 @@ impl Engine {
     /// combination contains `r`, so only the requests that may combine with `r` are scanned (in bid priority, as
     /// the full rule would), and each scan is restricted to combinations containing `r`.
     fn match_new(&mut self, r: OrderRef, out: &mut Vec<Event>) {
-        if let OrderRef::Request(ri) = r {
-            self.match_request(ri, Fixed::None, out);
-            return;
-        }
+        let fixed = match r {
+            OrderRef::Request(ri) => {
+                self.match_request(ri, Fixed::None, out);
+                return;
+            }
+            OrderRef::Workerpool(wi) => {
+                self.match_new_pool(wi, out);
+                return;
+            }
+            OrderRef::App(i) => Fixed::App(i),
+            OrderRef::Dataset(i) => Fixed::Dataset(i),
+        };
         let mut cands = std::mem::take(&mut self.candidates);
         cands.clear();
         self.collect_candidates(r, &mut cands);
-        let fixed = match r {
-            OrderRef::App(i) => Fixed::App(i),
-            OrderRef::Dataset(i) => Fixed::Dataset(i),
-            OrderRef::Workerpool(i) => Fixed::Workerpool(i),
-            OrderRef::Request(_) => Fixed::None,
-        };
-        if !matches!(r, OrderRef::Workerpool(_)) {
-            // Candidates come from several categories: restore global bid priority (arrival numbers are unique,
-            // so the order is total).
-            cands.sort_unstable_by_key(|c| c.0);
-        }
+        // Candidates come from several categories: restore global bid priority (arrival numbers are unique, so
+        // the order is total).
+        cands.sort_unstable_by_key(|c| c.0);
         for &(_, ri) in &cands {
-            if self.state_of(r).0 == 0 {
+            if self.vol(r).remaining == 0 {
                 break;
             }
             self.match_request(ri, fixed, out);
@@ -713,25 +813,90 @@ impl Engine {
         self.candidates = cands;
     }
 
+    /// A new workerpool order scans the requests of the bid groups that admit it, merged into bid priority one
+    /// request at a time (a cursor per group), so that it stops as soon as it is used up and never walks a
+    /// request kept from it by tag, workerpool restriction or trust, nor a parked one.
+    fn match_new_pool(&mut self, wi: Ix, out: &mut Vec<Event>) {
+        let w = self.pools.get(wi).order;
+        let groups = self.bid_groups_admitting(&w);
+        let mut heads: Vec<Option<(BidKey, Ix)>> =
+            groups.iter().map(|g| self.bid_group_head(&w, g, (Reverse(u64::MAX), 0))).collect();
+        while self.pools.get(wi).v.live() {
+            let Some((g, &Some((key, ri)))) =
+                heads.iter().enumerate().filter(|(_, h)| h.is_some()).min_by_key(|(_, h)| h.map(|h| h.0))
+            else {
+                break;
+            };
+            self.match_request(ri, Fixed::Workerpool(wi), out);
+            // The scan may have emptied or changed other groups only by parking requests, which their heads then
+            // fail to match (their app has no order): re-reading this group from past `ri` is enough.
+            heads[g] = self.bid_group_head(&w, &groups[g], (key.0, key.1 + 1));
+        }
+    }
+
+    /// The bid groups of `w`'s category whose tag `w`'s covers, whose workerpool restriction admits `w`, and whose
+    /// trust `w` reaches. Tags are enumerated from the side with fewer: the subsets of `w`'s tag bits, or the
+    /// tags present in the category.
+    fn bid_groups_admitting(&self, w: &WorkerpoolOrder) -> Vec<BidGroup> {
+        let mut groups = Vec::new();
+        let Some(book) = self.categories.get(&w.category) else {
+            return groups;
+        };
+        let bits: Vec<(usize, u8)> = (0..32)
+            .flat_map(|byte| (0..8).map(move |b| (byte, 1u8 << b)))
+            .filter(|&(byte, bit)| w.tag.0[byte] & bit != 0)
+            .collect();
+        let mut tags: Vec<Tag> = Vec::new();
+        if bits.len() >= 20 || book.bid_tags.len() <= 1 << bits.len() {
+            tags.extend(book.bid_tags.keys().filter(|t| t.is_subset_of(&w.tag)));
+        } else {
+            for mask in 0u32..1 << bits.len() {
+                let mut t = Tag::ZERO;
+                for (k, &(byte, bit)) in bits.iter().enumerate() {
+                    if mask & (1 << k) != 0 {
+                        t.0[byte] |= bit;
+                    }
+                }
+                if book.bid_tags.contains_key(&t) {
+                    tags.push(t);
+                }
+            }
+        }
+        for t in tags {
+            for wp in [Address::ZERO, w.workerpool] {
+                groups.extend(book.bid_groups.range((t, wp, 0)..=(t, wp, w.trust)).map(|(k, _)| *k));
+            }
+        }
+        groups
+    }
+
+    /// The first request of a bid group, from `from` on, that may pay `w` and pass its restrictions' marks.
+    fn bid_group_head(&self, w: &WorkerpoolOrder, group: &BidGroup, from: BidKey) -> Option<(BidKey, Ix)> {
+        let requests = &self.requests;
+        self.categories
+            .get(&w.category)?
+            .bid_groups
+            .get(group)?
+            .between(from, Reverse(w.price.0), |s, i, m| bid_marks_admit(m, w) && valid_unparked(requests, s, i))
+            .next()
+            .map(|(p, s, i)| ((p, s), i))
+    }
+
     /// Appends the requests that may form a combination with `r` (a superset; each is checked when scanned).
     fn collect_candidates(&self, r: OrderRef, cands: &mut Vec<(BidKey, Ix)>) {
         match r {
             OrderRef::Request(ri) => {
                 let e = self.requests.get(ri);
-                cands.push(((Reverse(e.order.workerpool_max_price.0), e.seq), ri));
+                cands.push(((Reverse(e.order.workerpool_max_price.0), e.v.seq), ri));
             }
             OrderRef::Workerpool(wi) => {
                 let w = &self.pools.get(wi).order;
-                if let Some(book) = self.categories.get(&w.category) {
-                    // Requests whose workerpoolmaxprice >= the ask, best first.
-                    let requests = &self.requests;
-                    cands.extend(
-                        book.bids
-                            .up_to(Reverse(w.price.0), |s, i, m| {
-                                request_marks_admit(m, w) && valid_entry(requests, s, i)
-                            })
-                            .map(|(p, s, i)| ((p, s), i)),
-                    );
+                for g in self.bid_groups_admitting(w) {
+                    let mut from = (Reverse(u64::MAX), 0);
+                    while let Some((key, ri)) = self.bid_group_head(w, &g, from) {
+                        cands.push((key, ri));
+                        from = (key.0, key.1 + 1);
+                    }
                 }
             }
             OrderRef::App(ai) => {
@@ -778,8 +943,7 @@ impl Engine {
         // the next scan resumes at the same workerpool order.
         let mut from: AskKey = (0, 0);
         loop {
-            let e = self.requests.get(ri);
-            if !e.live() {
+            if !self.requests.get(ri).v.live() {
                 return;
             }
             let Some((w, a, d, key)) = self.find_combination(ri, fixed, from) else {
@@ -796,37 +960,76 @@ impl Engine {
     fn find_combination(&self, ri: Ix, fixed: Fixed, from: AskKey) -> Option<(Ix, Ix, Option<Ix>, AskKey)> {
         let fixed_live = match fixed {
             Fixed::None => true,
-            Fixed::Workerpool(i) => self.pools.get(i).live(),
-            Fixed::App(i) => self.apps.get(i).live(),
-            Fixed::Dataset(i) => self.datasets.get(i).live(),
+            Fixed::Workerpool(i) => self.pools.get(i).v.live(),
+            Fixed::App(i) => self.apps.get(i).v.live(),
+            Fixed::Dataset(i) => self.datasets.get(i).v.live(),
         };
         if !fixed_live {
             return None;
         }
         let req = &self.requests.get(ri).order;
+
+        // App and dataset first: a request whose app or dataset has no order costs two lookups, whatever the asks.
+        let app_book = self.app_book.get(&req.app);
+        if app_book.is_none() && !matches!(fixed, Fixed::App(_)) {
+            return None;
+        }
+        let with_dataset = !req.dataset.is_zero();
+        let dataset_book = if with_dataset { self.dataset_book.get(&req.dataset) } else { None };
+        if with_dataset && dataset_book.is_none() && !matches!(fixed, Fixed::Dataset(_)) {
+            return None;
+        }
+
         let pool_slab = &self.pools;
         let pools_range = match fixed {
             Fixed::Workerpool(_) => None,
-            _ => Some(self.categories.get(&req.category)?.asks.between(
-                from,
-                req.workerpool_max_price.0,
-                move |s, i, m| pool_marks_admit(m, req) && valid_entry(pool_slab, s, i),
-            )),
+            _ => {
+                let book = self.categories.get(&req.category)?;
+                // Only the groups whose restrictions admit the request and whose trust reaches its own; merged
+                // into ask priority.
+                let mut groups = Vec::new();
+                for app in [Address::ZERO, req.app] {
+                    for dataset in if with_dataset { [Address::ZERO, req.dataset] } else { [Address::ZERO; 2] } {
+                        for requester in [Address::ZERO, req.requester] {
+                            groups.extend(
+                                book.ask_groups
+                                    .range((app, dataset, requester, req.trust)..=(app, dataset, requester, u64::MAX))
+                                    .map(|(_, g)| {
+                                        g.between(from, req.workerpool_max_price.0, move |s, i, m| {
+                                            ask_marks_admit(m, req) && valid_entry(pool_slab, s, i)
+                                        })
+                                        .peekable()
+                                    }),
+                            );
+                            if requester == req.requester {
+                                break;
+                            }
+                        }
+                        if !with_dataset {
+                            break;
+                        }
+                    }
+                }
+                Some(std::iter::from_fn(move || {
+                    let (g, _) = groups
+                        .iter_mut()
+                        .enumerate()
+                        .filter_map(|(g, it)| it.peek().map(|&(p, s, _)| (g, (p, s))))
+                        .min_by_key(|&(_, k)| k)?;
+                    groups[g].next()
+                }))
+            }
         };
         let pool_single = match fixed {
             Fixed::Workerpool(w) => {
                 let e = self.pools.get(w);
-                let k = (e.order.price.0, e.seq);
-                (e.live() && k >= from).then_some((k, w))
+                let k = (e.order.price.0, e.v.seq);
+                (e.v.live() && k >= from).then_some((k, w))
             }
             _ => None,
         };
         let pools = pools_range.into_iter().flatten().map(|(p, s, i)| ((p, s), i)).chain(pool_single);
 
-        let app_book = self.app_book.get(&req.app);
-        if app_book.is_none() && !matches!(fixed, Fixed::App(_)) {
-            return None;
-        }
         let app_slab = &self.apps;
         let apps = || {
             let range = match fixed {
@@ -834,17 +1037,12 @@ impl Engine {
                 _ => app_book.map(|b| b.up_to(req.app_max_price.0, move |s, i, _| valid_entry(app_slab, s, i))),
             };
             let single = match fixed {
-                Fixed::App(a) => self.apps.get(a).live().then_some(a),
+                Fixed::App(a) => self.apps.get(a).v.live().then_some(a),
                 _ => None,
             };
             range.into_iter().flatten().map(|(_, _, i)| i).chain(single)
         };
 
-        let with_dataset = !req.dataset.is_zero();
-        let dataset_book = if with_dataset { self.dataset_book.get(&req.dataset) } else { None };
-        if with_dataset && dataset_book.is_none() && !matches!(fixed, Fixed::Dataset(_)) {
-            return None;
-        }
         let dataset_slab = &self.datasets;
         let datasets = || {
             let range = match fixed {
@@ -853,7 +1051,7 @@ impl Engine {
                     .map(|b| b.up_to(req.dataset_max_price.0, move |s, i, _| valid_entry(dataset_slab, s, i))),
             };
             let single = match fixed {
-                Fixed::Dataset(d) => self.datasets.get(d).live().then_some(d),
+                Fixed::Dataset(d) => self.datasets.get(d).v.live().then_some(d),
                 _ => None,
             };
             range.into_iter().flatten().map(|(_, _, i)| i).chain(single)
@@ -887,9 +1085,9 @@ impl Engine {
 
     fn propose(&mut self, ri: Ix, wi: Ix, ai: Ix, di: Option<Ix>, out: &mut Vec<Event>) {
         let mut volume =
-            min(self.requests.get(ri).remaining, min(self.pools.get(wi).remaining, self.apps.get(ai).remaining));
+            min(self.requests.get(ri).v.remaining, min(self.pools.get(wi).v.remaining, self.apps.get(ai).v.remaining));
         if let Some(d) = di {
-            volume = min(volume, self.datasets.get(d).remaining);
+            volume = min(volume, self.datasets.get(d).v.remaining);
         }
         debug_assert!(volume > 0, "matched orders are live");
         let id = ProposalId(self.next_proposal);
@@ -929,119 +1127,59 @@ impl Engine {
         .flatten()
     }
 
+    /// The volumes of any order: the one place that dispatches on the kind to read them.
+    fn vol(&self, r: OrderRef) -> &Volumes {
+        match r {
+            OrderRef::App(i) => &self.apps.get(i).v,
+            OrderRef::Dataset(i) => &self.datasets.get(i).v,
+            OrderRef::Workerpool(i) => &self.pools.get(i).v,
+            OrderRef::Request(i) => &self.requests.get(i).v,
+        }
+    }
+
+    fn vol_mut(&mut self, r: OrderRef) -> &mut Volumes {
+        match r {
+            OrderRef::App(i) => &mut self.apps.get_mut(i).v,
+            OrderRef::Dataset(i) => &mut self.datasets.get_mut(i).v,
+            OrderRef::Workerpool(i) => &mut self.pools.get_mut(i).v,
+            OrderRef::Request(i) => &mut self.requests.get_mut(i).v,
+        }
+    }
+
+    fn hash_of(&self, r: OrderRef) -> OrderHash {
+        match r {
+            OrderRef::App(i) => self.apps.get(i).order.hash,
+            OrderRef::Dataset(i) => self.datasets.get(i).order.hash,
+            OrderRef::Workerpool(i) => self.pools.get(i).order.hash,
+            OrderRef::Request(i) => self.requests.get(i).order.hash,
+        }
+    }
+
     /// Moves `volume` from remaining to reserved; takes the order out of the books when it runs out.
     fn reserve(&mut self, r: OrderRef, volume: u64) {
-        fn mv<O>(e: &mut Entry<O>, v: u64) -> bool {
-            e.remaining -= v;
-            e.reserved += v;
-            e.remaining == 0
-        }
-        let out = match r {
-            OrderRef::App(i) => mv(self.apps.get_mut(i), volume),
-            OrderRef::Dataset(i) => mv(self.datasets.get_mut(i), volume),
-            OrderRef::Workerpool(i) => mv(self.pools.get_mut(i), volume),
-            OrderRef::Request(i) => mv(self.requests.get_mut(i), volume),
-        };
-        if out && self.unbooked != Some(r) {
+        let v = self.vol_mut(r);
+        v.remaining -= volume;
+        v.reserved += volume;
+        if v.remaining == 0 && self.unbooked != Some(r) {
             self.remove_from_books(r);
-        }
-    }
-
-    /// Gives reserved volume up: back to remaining when `give_back`, consumed otherwise. Books are not touched.
-    fn unreserve(&mut self, r: OrderRef, volume: u64, give_back: bool) {
-        fn mv<O>(e: &mut Entry<O>, v: u64, back: bool) {
-            e.reserved -= v;
-            if back {
-                e.remaining += v;
-            }
-        }
-        match r {
-            OrderRef::App(i) => mv(self.apps.get_mut(i), volume, give_back),
-            OrderRef::Dataset(i) => mv(self.datasets.get_mut(i), volume, give_back),
-            OrderRef::Workerpool(i) => mv(self.pools.get_mut(i), volume, give_back),
-            OrderRef::Request(i) => mv(self.requests.get_mut(i), volume, give_back),
-        }
-    }
-
-    fn set_remaining(&mut self, r: OrderRef, remaining: u64) {
-        match r {
-            OrderRef::App(i) => self.apps.get_mut(i).remaining = remaining,
-            OrderRef::Dataset(i) => self.datasets.get_mut(i).remaining = remaining,
-            OrderRef::Workerpool(i) => self.pools.get_mut(i).remaining = remaining,
-            OrderRef::Request(i) => self.requests.get_mut(i).remaining = remaining,
-        }
-    }
-
-    /// (remaining, cancelled, hash)
-    fn summary(&self, r: OrderRef) -> (u64, bool, OrderHash) {
-        match r {
-            OrderRef::App(i) => {
-                let e = self.apps.get(i);
-                (e.remaining, e.cancelled, e.order.hash)
-            }
-            OrderRef::Dataset(i) => {
-                let e = self.datasets.get(i);
-                (e.remaining, e.cancelled, e.order.hash)
-            }
-            OrderRef::Workerpool(i) => {
-                let e = self.pools.get(i);
-                (e.remaining, e.cancelled, e.order.hash)
-            }
-            OrderRef::Request(i) => {
-                let e = self.requests.get(i);
-                (e.remaining, e.cancelled, e.order.hash)
-            }
-        }
-    }
-
-    /// (remaining, reserved)
-    fn state_of(&self, r: OrderRef) -> (u64, u64) {
-        match r {
-            OrderRef::App(i) => (self.apps.get(i).remaining, self.apps.get(i).reserved),
-            OrderRef::Dataset(i) => (self.datasets.get(i).remaining, self.datasets.get(i).reserved),
-            OrderRef::Workerpool(i) => (self.pools.get(i).remaining, self.pools.get(i).reserved),
-            OrderRef::Request(i) => (self.requests.get(i).remaining, self.requests.get(i).reserved),
-        }
-    }
-
-    fn kind_of(r: OrderRef) -> OrderKind {
-        match r {
-            OrderRef::App(_) => OrderKind::App,
-            OrderRef::Dataset(_) => OrderKind::Dataset,
-            OrderRef::Workerpool(_) => OrderKind::Workerpool,
-            OrderRef::Request(_) => OrderKind::Request,
         }
     }
 
     /// A known, not cancelled order.
     fn live_ref(&self, hash: &OrderHash) -> Option<OrderRef> {
         let r = *self.by_hash.get(hash)?;
-        let cancelled = self.summary(r).1;
-        (!cancelled).then_some(r)
+        (!self.vol(r).cancelled).then_some(r)
     }
 
     /// Drops the order's record when it has nothing left to match nor reserved. Returns whether it did.
     fn forget_if_dead(&mut self, r: OrderRef, hash: OrderHash) -> bool {
-        let dead = match r {
-            OrderRef::App(i) => self.apps.get(i).dead(),
-            OrderRef::Dataset(i) => self.datasets.get(i).dead(),
-            OrderRef::Workerpool(i) => self.pools.get(i).dead(),
-            OrderRef::Request(i) => self.requests.get(i).dead(),
-        };
+        let dead = self.vol(r).dead();
         if dead {
             match r {
-                OrderRef::App(i) => {
-                    self.apps.remove(i);
-                }
-                OrderRef::Dataset(i) => {
-                    self.datasets.remove(i);
-                }
-                OrderRef::Workerpool(i) => {
-                    self.pools.remove(i);
-                }
-                OrderRef::Request(i) => {
-                    self.requests.remove(i);
-                }
+                OrderRef::App(i) => self.apps.remove(i),
+                OrderRef::Dataset(i) => self.datasets.remove(i),
+                OrderRef::Workerpool(i) => self.pools.remove(i),
+                OrderRef::Request(i) => self.requests.remove(i),
             }
             self.by_hash.remove(&hash);
         }
@@ -1052,24 +1190,46 @@ impl Engine {
         match r {
             OrderRef::App(i) => {
                 let e = self.apps.get(i);
-                self.app_book.entry(e.order.app).or_default().insert(e.order.price.0, e.seq, i, [0; 2]);
+                let (app, price, seq) = (e.order.app, e.order.price.0, e.v.seq);
+                let book = self.app_book.entry(app).or_default();
+                let first = book.is_empty();
+                book.insert(price, seq, i, [0; 2]);
+                if first {
+                    self.set_available(Asset::App(app));
+                }
             }
             OrderRef::Dataset(i) => {
                 let e = self.datasets.get(i);
-                self.dataset_book.entry(e.order.dataset).or_default().insert(e.order.price.0, e.seq, i, [0; 2]);
+                let (dataset, price, seq) = (e.order.dataset, e.order.price.0, e.v.seq);
+                let book = self.dataset_book.entry(dataset).or_default();
+                let first = book.is_empty();
+                book.insert(price, seq, i, [0; 2]);
+                if first {
+                    self.set_available(Asset::Dataset(dataset));
+                }
             }
             OrderRef::Workerpool(i) => {
                 let e = self.pools.get(i);
-                let m = pool_marks(&e.order);
-                self.categories.entry(e.order.category).or_default().asks.insert(e.order.price.0, e.seq, i, m);
+                let (o, seq) = (&e.order, e.v.seq);
+                let book = self.categories.entry(o.category).or_default();
+                book.asks.insert(o.price.0, seq, i, [0; 2]);
+                let group = (o.app_restrict, o.dataset_restrict, o.requester_restrict, o.trust);
+                group_insert(&mut book.ask_groups, group, o.price.0, seq, i, ask_marks(o));
             }
             OrderRef::Request(i) => {
-                let e = self.requests.get(i);
-                let (o, p, m) = (&e.order, Reverse(e.order.workerpool_max_price.0), request_marks(&e.order));
-                self.categories.entry(o.category).or_default().bids.insert(p, e.seq, i, m);
-                index_insert(&mut self.requests_by_app, o.app, o.category, p, e.seq, i, m);
+                let parked = !self.assets_available(&self.requests.get(i).order);
+                let e = self.requests.get_mut(i);
+                e.v.parked = parked;
+                let (o, seq, p) = (&e.order, e.v.seq, Reverse(e.order.workerpool_max_price.0));
+                let book = self.categories.entry(o.category).or_default();
+                book.bids.insert(p, seq, i, [0; 2]);
+                if !parked {
+                    Self::bid_group_insert(book, o, seq, i);
+                }
+                let m = index_marks(o);
+                index_insert(&mut self.requests_by_app, o.app, o.category, p, seq, i, m);
                 if !o.dataset.is_zero() {
-                    index_insert(&mut self.requests_by_dataset, o.dataset, o.category, p, e.seq, i, m);
+                    index_insert(&mut self.requests_by_dataset, o.dataset, o.category, p, seq, i, m);
                 }
             }
         }
@@ -1080,20 +1240,27 @@ impl Engine {
         match r {
             OrderRef::App(i) => {
                 let (slab, e) = (&self.apps, self.apps.get(i));
-                remove_keyed(&mut self.app_book, &e.order.app, e.order.price.0, |s, i, _| valid_entry(slab, s, i));
+                let app = e.order.app;
+                if remove_keyed(&mut self.app_book, &app, e.order.price.0, |s, i, _| valid_entry(slab, s, i)) {
+                    self.set_available(Asset::App(app));
+                }
             }
             OrderRef::Dataset(i) => {
                 let (slab, e) = (&self.datasets, self.datasets.get(i));
-                remove_keyed(&mut self.dataset_book, &e.order.dataset, e.order.price.0, |s, i, _| {
-                    valid_entry(slab, s, i)
-                });
+                let dataset = e.order.dataset;
+                if remove_keyed(&mut self.dataset_book, &dataset, e.order.price.0, |s, i, _| valid_entry(slab, s, i)) {
+                    self.set_available(Asset::Dataset(dataset));
+                }
             }
             OrderRef::Workerpool(i) => {
-                let (slab, e) = (&self.pools, self.pools.get(i));
-                if let Some(b) = self.categories.get_mut(&e.order.category) {
-                    b.asks.remove(e.order.price.0, |s, i, _| valid_entry(slab, s, i));
+                let (slab, o) = (&self.pools, &self.pools.get(i).order);
+                if let Some(b) = self.categories.get_mut(&o.category) {
+                    let valid = |s, i, _| valid_entry(slab, s, i);
+                    b.asks.remove(o.price.0, valid);
+                    let group = (o.app_restrict, o.dataset_restrict, o.requester_restrict, o.trust);
+                    group_remove(&mut b.ask_groups, &group, o.price.0, valid);
                     if b.asks.is_empty() && b.bids.is_empty() {
-                        self.categories.remove(&e.order.category);
+                        self.categories.remove(&o.category);
                     }
                 }
             }
@@ -1103,6 +1270,9 @@ impl Engine {
                 let valid = |s, i, _| valid_entry(slab, s, i);
                 if let Some(b) = self.categories.get_mut(&o.category) {
                     b.bids.remove(p, valid);
+                    if !e.v.parked {
+                        Self::bid_group_remove(b, o, slab);
+                    }
                     if b.asks.is_empty() && b.bids.is_empty() {
                         self.categories.remove(&o.category);
                     }
@@ -1114,4 +1284,77 @@ impl Engine {
             }
         }
     }
+
+    fn bid_group_insert(book: &mut CategoryBook, o: &RequestOrder, seq: u64, i: Ix) {
+        let p = Reverse(o.workerpool_max_price.0);
+        if group_insert(&mut book.bid_groups, (o.tag, o.workerpool, o.trust), p, seq, i, bid_marks(o)) {
+            *book.bid_tags.entry(o.tag).or_default() += 1;
+        }
+    }
+
+    /// Call once the request is no longer valid in its group (not live, or parked).
+    fn bid_group_remove(book: &mut CategoryBook, o: &RequestOrder, slab: &Slab<Entry<RequestOrder>>) {
+        let p = Reverse(o.workerpool_max_price.0);
+        let group = (o.tag, o.workerpool, o.trust);
+        if group_remove(&mut book.bid_groups, &group, p, |s, i, _| valid_unparked(slab, s, i))
+            && let Some(n) = book.bid_tags.get_mut(&o.tag)
+        {
+            *n -= 1;
+            if *n == 0 {
+                book.bid_tags.remove(&o.tag);
+            }
+        }
+    }
+
+    /// Whether a request's app has an order in the books, and its dataset too if it names one: otherwise it is
+    /// parked, out of the bid groups.
+    fn assets_available(&self, o: &RequestOrder) -> bool {
+        self.app_book.contains_key(&o.app) && (o.dataset.is_zero() || self.dataset_book.contains_key(&o.dataset))
+    }
+
+    /// An app or dataset got its first order in the books, or lost its last: park or unpark its live requests
+    /// accordingly. This walks all of them (it is what keeps workerpool orders from walking them): the cost is
+    /// O(requests naming the asset), paid only when the asset comes or goes.
+    fn set_available(&mut self, asset: Asset) {
+        let index = match asset {
+            Asset::App(a) => self.requests_by_app.get(&a),
+            Asset::Dataset(d) => self.requests_by_dataset.get(&d),
+        };
+        let Some(index) = index else {
+            return;
+        };
+        let mut flipping = std::mem::take(&mut self.flipping);
+        flipping.clear();
+        let requests = &self.requests;
+        for book in index.values() {
+            flipping.extend(book.iter(|s, i, _| valid_entry(requests, s, i)).map(|(_, _, i)| i));
+        }
+        for &ri in &flipping {
+            let parked = !self.assets_available(&self.requests.get(ri).order);
+            let e = self.requests.get_mut(ri);
+            if e.v.parked == parked {
+                continue;
+            }
+            e.v.parked = parked;
+            let (o, seq) = (&e.order, e.v.seq);
+            let Some(book) = self.categories.get_mut(&o.category) else {
+                debug_assert!(false, "a live request has a category book");
+                continue;
+            };
+            let o = &self.requests.get(ri).order;
+            if parked {
+                Self::bid_group_remove(book, o, &self.requests);
+            } else {
+                Self::bid_group_insert(book, o, seq, ri);
+            }
+        }
+        self.flipping = flipping;
+    }
+}
+
+/// An app or a dataset, whose coming or going parks or unparks the requests naming it.
+#[derive(Clone, Copy, Debug)]
+enum Asset {
+    App(Address),
+    Dataset(Address),
 }

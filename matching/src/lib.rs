@@ -57,17 +57,38 @@
 //! Each book is a B-tree of price levels, each level a FIFO of (arrival, slab index, marks) (`book.rs`): distinct
 //! prices are few, so the tree stays small and hot in cache, an add is a push at the back of its level, and a
 //! removal is lazy (a tombstone skipped by iteration, compacted when a level is half tombstones). The marks are
-//! two words copied from the order (its folded tag and the low bytes of its requester or requester restriction)
-//! that let a scan rule an order out without reading it: necessary conditions of rules 06 and 1b (and 15/18 when
-//! a new app or dataset order looks for requests).
+//! two words copied from the order (folded tag, low bytes of addresses) that let a scan rule an order out without
+//! reading it.
 //!
-//! # Cost, and the worst case
+//! # Indexed by what blocks an order
+//! Besides the full ask and bid books (best price, depth, listings), each category groups its orders by what may
+//! keep them from the other side whatever the price, and scans look up only the groups that admit them:
+//! - **ask groups**, keyed by the workerpool order's (app restriction, dataset restriction, requester restriction,
+//!   trust): a request looks up the groups whose restrictions are zero or its own app, dataset and requester, and
+//!   whose trust is at least its own (at most 8 lookups, each a range over trust), merged into ask priority;
+//! - **bid groups**, keyed by the request's (tag, workerpool restriction, trust): a workerpool order looks up the
+//!   tags its own tag covers (the subsets of its tag bits, or the tags present, whichever are fewer), the
+//!   restriction zero or itself, and trust up to its own, merged into bid priority one request at a time;
+//! - **parked requests**: a request whose app (or named dataset) has no order in the books is in no bid group, so
+//!   workerpool orders never walk it. When the app or dataset gets its first order, its requests are put back
+//!   (the new app or dataset order itself finds them through the by-app or by-dataset index); when it loses its
+//!   last, they are parked again.
+//!
+//! What the groups leave to the marks (about 2 ns per order walked, without reading it): a request's tag and
+//! workerpool restriction against asks, a workerpool order's requester, app and dataset restrictions against bids.
+//!
+//! # Cost, and what stays unbounded
 //! Adding, cancelling and matching cost a few B-tree and hash-map steps (O(log n)) plus the scan. The scan is
-//! bounded by price: a new request walks only the asks it can pay, a new workerpool order only the bids that can
-//! pay it. **Worst case**: orders that cross on price but are kept apart by other rules (tags, restrictions,
-//! trust, app or dataset availability) are walked again by every new order that could unlock them: e.g. `k`
-//! requests blocked by a tag make every new workerpool order of their category cost O(k) (about 2 ns each
-//! when the marks rule them out, ~100 ns when the order must be read). `docs/benchmarks.md` measures it.
+//! bounded by price and by the groups: a new request walks only the asks it can pay in the groups that admit it, a
+//! new workerpool order only the bids that can pay it in the groups that admit it. What stays unbounded, and is
+//! to be capped at publication (`docs/benchmarks.md` measures each case):
+//! - orders blocked only by what the marks cover (above): walked at ~2 ns each;
+//! - requests of an app that cross the best ask but are blocked elsewhere, walked by every new order of that app
+//!   (or dataset): the by-app index is not grouped;
+//! - parking and unparking: O(requests naming the app or dataset), paid when its first order arrives or its last
+//!   leaves;
+//! - the number of groups a scan looks up: distinct tags present (up to 2^(bits of the workerpool order's tag)),
+//!   distinct trust levels, distinct restriction addresses.
 //!
 //! # The matching rule
 //! After every command: take the resting requests in bid priority; for each request R, repeatedly walk the
@@ -83,8 +104,9 @@
 //! combination that can exist contains an order that just became matchable: the added order, or an order that a
 //! `Release` brought back from zero remaining. `Cancel`, `Lower` and `Confirm` create none and match nothing.
 //! - Added request R: scan R alone (the full rule for R; other requests have no combination).
-//! - Added workerpool order W: the requests of W's category with `workerpoolmaxprice >= W.price` (a prefix of the
-//!   bid book, already in bid priority), each scanned with W as the only workerpool; stop when W is used up.
+//! - Added workerpool order W: the requests of W's category with `workerpoolmaxprice >= W.price` in the bid groups
+//!   that admit W (a prefix of each group, merged into bid priority), each scanned with W as the only
+//!   workerpool; stop when W is used up. Requests outside those groups, and parked ones, cannot combine with W.
 //! - Added app (dataset) order: from the by-app (by-dataset) index, per category, the requests whose
 //!   `workerpoolmaxprice` reaches the category's best ask (a prefix per category), merged into global bid priority
 //!   (app and dataset orders are shared across categories, so the order across categories matters), each scanned

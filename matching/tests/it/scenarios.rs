@@ -193,3 +193,24 @@ fn extreme_prices_and_volumes_do_not_overflow() {
     let depth = e.depth(max, 5, 50);
     assert_eq!(depth.asks.iter().map(|l| (l.price, l.volume)).collect::<Vec<_>>(), vec![(Nrlc(max), max)]);
 }
+
+#[test]
+fn requests_wait_for_an_app_order_then_match_in_bid_priority_and_wait_again_when_it_runs_out() {
+    let mut e = Engine::new();
+    add(&mut e, pool(10, 5, 3, 10, 0));
+    // App 1 has no order: the requests rest, and a cheaper pool arriving later makes no deal either.
+    add(&mut e, request(20, 1, 0, 5, 1, 0));
+    add(&mut e, request(21, 1, 0, 9, 1, 0));
+    assert!(deals(&add(&mut e, pool(11, 6, 2, 10, 0))).is_empty());
+    // The app order unblocks them: best bid first, cheapest pool; its volume of 1 is used up at once.
+    let first = deals(&add(&mut e, app(30, 1, 0, 1)));
+    assert_eq!(first.iter().map(|d| (d.request, d.workerpool)).collect::<Vec<_>>(), vec![(h(21), h(11))]);
+    // App 1 has no order again: a still cheaper pool makes no deal with request 20.
+    assert!(deals(&add(&mut e, pool(12, 5, 1, 10, 0))).is_empty());
+    // The release brings the app order and request 21 back: 21 (the better bid) takes the cheapest pool now.
+    let again = deals(&e.execute(Command::Release(first[0].id)));
+    assert_eq!(again.iter().map(|d| (d.request, d.workerpool)).collect::<Vec<_>>(), vec![(h(21), h(12))]);
+    // A second app order serves request 20, at the cheapest pool.
+    let last = deals(&add(&mut e, app(31, 1, 0, 5)));
+    assert_eq!(last.iter().map(|d| (d.request, d.workerpool, d.app)).collect::<Vec<_>>(), vec![(h(20), h(12), h(31))]);
+}
