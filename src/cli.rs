@@ -141,7 +141,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
     match cli.command {
         Command::Order(cmd) => order_command(cmd),
-        Command::Serve(args) => runtime()?.block_on(crate::server::serve(args.into_config()?)).map_err(Into::into),
+        Command::Serve(args) => {
+            let config = args.into_config().map_err(|e| CliError::Input(e.to_string()))?;
+            runtime()?.block_on(crate::server::serve(config)).map_err(Into::into)
+        }
         Command::Local(args) => runtime()?.block_on(crate::local::run(args)).map_err(Into::into),
         Command::Chain(ChainCommand::Deploy { rpc_url, key_file, out }) => {
             let key = signing_key(key_file)?;

@@ -1,7 +1,76 @@
-//! One typed configuration for the server, from flags or the environment. Secrets (database password inside
-//! the URL, keys) come from the environment only; nothing here is logged in full.
+//! One typed configuration for `dragon serve`: flags, then the environment, then an optional TOML file, then
+//! defaults, in that order of precedence. Secrets (the database URL, which may hold a password; keys) come from
+//! the environment only, so they never sit in a file or show in `ps`.
 
+use crate::chain::deploy::Deployment;
+use crate::market::MarketConfig;
+use crate::store::StoreConfig;
+use serde::Deserialize;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("DATABASE_URL is not set: point it at a PostgreSQL database (environment only: it may hold a password)")]
+    NoDatabase,
+    #[error(
+        "no deployment: pass --deployment PATH (the file `dragon chain deploy` writes) or set it in the config file"
+    )]
+    NoDeployment,
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("{0}")]
+    Deployment(String),
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+}
+
+/// Abuse limits and timeouts of the API.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "snake_case")]
+pub struct Limits {
+    /// Largest request body, in bytes (a batch of 1,000 orders is about 1 MB).
+    pub body_bytes: usize,
+    /// Most orders in one batch.
+    pub batch_orders: usize,
+    /// Requests per second per client IP (burst: the same number).
+    pub per_ip_per_second: u32,
+    /// Order writes per second per authenticated address (each order of a batch counts).
+    pub per_address_per_second: u32,
+    /// Concurrent connections.
+    pub max_connections: usize,
+    /// Seconds a client has to send its request head.
+    pub client_timeout_secs: u64,
+    /// Seconds a challenge stays valid.
+    pub challenge_ttl_secs: u64,
+    /// Seconds a session token stays valid.
+    pub session_ttl_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            body_bytes: 2 * 1024 * 1024,
+            batch_orders: 1_000,
+            per_ip_per_second: 2_000,
+            per_address_per_second: 20_000,
+            max_connections: 10_000,
+            client_timeout_secs: 10,
+            challenge_ttl_secs: 300,
+            session_ttl_secs: 3_600,
+        }
+    }
+}
+
+impl Limits {
+    pub fn challenge_ttl(&self) -> Duration {
+        Duration::from_secs(self.challenge_ttl_secs)
+    }
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.session_ttl_secs)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -11,41 +80,101 @@ pub struct Config {
     pub database_url: String,
     /// JSON-RPC endpoint of the chain.
     pub rpc_url: String,
-    /// Dragon's hub on that chain, when deployed.
-    pub hub: Option<alloy::primitives::Address>,
+    /// Dragon's contracts on that chain.
+    pub deployment: Deployment,
+    pub limits: Limits,
+    pub market: MarketConfig,
+    pub store: StoreConfig,
+}
+
+impl Config {
+    /// A configuration on defaults, for tests and the local market.
+    pub fn new(listen: SocketAddr, database_url: String, rpc_url: String, deployment: Deployment) -> Self {
+        Config {
+            listen,
+            database_url,
+            rpc_url,
+            deployment,
+            limits: Limits::default(),
+            market: MarketConfig::default(),
+            store: StoreConfig::default(),
+        }
+    }
 }
 
 /// Arguments of `dragon serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Address the REST API listens on.
-    #[arg(long, env = "DRAGON_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// PostgreSQL connection URL. Prefer the environment: a flag is visible to other users in `ps`, and the URL
-    /// may hold a password (never printed in --help).
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-    /// JSON-RPC endpoint of the chain.
-    #[arg(long, env = "DRAGON_RPC_URL", default_value = "http://127.0.0.1:8545")]
-    pub rpc_url: String,
-    /// Deployment file written by `dragon chain deploy` (the hub's address).
+    /// TOML file with any of: listen, rpc_url, deployment, max_open_orders, [limits].
+    #[arg(long, env = "DRAGON_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Address the REST API listens on [default: 127.0.0.1:8080].
+    #[arg(long, env = "DRAGON_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// JSON-RPC endpoint of the chain [default: http://127.0.0.1:8545].
+    #[arg(long, env = "DRAGON_RPC_URL")]
+    pub rpc_url: Option<String>,
+    /// Deployment file written by `dragon chain deploy` (hub, registries, chain id).
     #[arg(long, env = "DRAGON_DEPLOYMENT", value_name = "PATH")]
-    pub deployment: Option<std::path::PathBuf>,
+    pub deployment: Option<PathBuf>,
+}
+
+/// The optional TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    rpc_url: Option<String>,
+    deployment: Option<PathBuf>,
+    max_open_orders: Option<usize>,
+    limits: Option<Limits>,
 }
 
 impl ServeArgs {
-    pub fn into_config(self) -> Result<Config, crate::cli::CliError> {
-        let database_url = self.database_url.ok_or_else(|| {
-            crate::cli::CliError::Input("DATABASE_URL is not set: point it at a PostgreSQL database".into())
-        })?;
-        let hub = match &self.deployment {
-            Some(path) => Some(
-                crate::chain::deploy::Deployment::read(path)
-                    .map_err(|e| crate::cli::CliError::Input(e.to_string()))?
-                    .hub,
-            ),
-            None => None,
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let database_url = std::env::var("DATABASE_URL").map_err(|_| ConfigError::NoDatabase)?;
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
         };
-        Ok(Config { listen: self.listen, database_url, rpc_url: self.rpc_url, hub })
+        let listen = self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let rpc_url = self.rpc_url.or(file.rpc_url).unwrap_or_else(|| "http://127.0.0.1:8545".into());
+        let path = self.deployment.or(file.deployment).ok_or(ConfigError::NoDeployment)?;
+        let deployment = Deployment::read(&path).map_err(|e| ConfigError::Deployment(e.to_string()))?;
+        let mut config = Config::new(listen, database_url, rpc_url, deployment);
+        if let Some(limits) = file.limits {
+            config.limits = limits;
+        }
+        if let Some(n) = file.max_open_orders {
+            config.market.max_open_orders = n;
+        }
+        validate(&config)?;
+        Ok(config)
     }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let err = |message: String| ConfigError::File { path: path.to_owned(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    toml::from_str(&text).map_err(|e| err(e.to_string().replace('\n', " ")))
+}
+
+fn validate(c: &Config) -> Result<(), ConfigError> {
+    let l = &c.limits;
+    let positive = [
+        ("limits.body_bytes", l.body_bytes as u64),
+        ("limits.batch_orders", l.batch_orders as u64),
+        ("limits.per_ip_per_second", u64::from(l.per_ip_per_second)),
+        ("limits.per_address_per_second", u64::from(l.per_address_per_second)),
+        ("limits.max_connections", l.max_connections as u64),
+        ("limits.challenge_ttl_secs", l.challenge_ttl_secs),
+        ("limits.session_ttl_secs", l.session_ttl_secs),
+        ("max_open_orders", c.market.max_open_orders as u64),
+    ];
+    for (field, v) in positive {
+        if v == 0 {
+            return Err(ConfigError::Invalid { field, message: "must be at least 1".into() });
+        }
+    }
+    Ok(())
 }

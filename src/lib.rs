@@ -3,8 +3,9 @@
 //! Components (see `docs/architecture.md` for the path of an order):
 //! - [`order`]: the four PoCo orders, their JSON, EIP-712 hashes and signatures;
 //! - [`ids`], [`money`]: typed ids and nRLC amounts;
-//! - `dragon_matching` (crate `matching/`): the pure matching engine; [`market`] converts orders for it and
-//!   [`replay`] runs it over a stream of orders (`dragon replay`);
+//! - `dragon_matching` (crate `matching/`): the pure matching engine; [`market`] runs it behind the publication
+//!   rules, the group-commit sequencer and the event writer, and [`replay`] runs it over a stream of orders
+//!   (`dragon replay`);
 //! - [`store`]: PostgreSQL, with the versioned migrations of `schema/`;
 //! - [`chain`]: the chain through alloy;
 //! - [`api`]: the REST API and its OpenAPI document; [`server`] composes them;

@@ -66,6 +66,21 @@ impl PgCluster {
         let root = is_root();
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let dir = dir.canonicalize()?;
+        if root && let Some(parent) = dir.parent() {
+            // PostgreSQL refuses root and runs as `postgres`, which must be able to reach the data folder.
+            let reachable = Command::new("setpriv")
+                .args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--", "test", "-x"])
+                .arg(parent)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !reachable {
+                bail!(
+                    "the `postgres` user cannot reach {}: PostgreSQL cannot run as root, so give it access \
+                     (chmod o+x on each folder above it) or choose a --data-dir outside private folders",
+                    parent.display()
+                );
+            }
+        }
         if root {
             let st = Command::new("chown").arg("postgres:postgres").arg(&dir).status()?;
             if !st.success() {
@@ -228,13 +243,23 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     let deployment = ensure_deployment(&anvil.url(), &args.data_dir.join("deployment.json")).await?;
     tracing::info!(hub = %deployment.hub, token = %deployment.token, "contracts deployed");
     tracing::info!(postgres = %pg.url("dragon"), chain = %anvil.url(), "local market started");
-    let config = crate::config::Config {
-        listen: args.listen,
-        database_url: pg.url("dragon"),
-        rpc_url: anvil.url(),
-        hub: Some(deployment.hub),
-    };
-    let served = crate::server::serve(config).await;
+    let config = crate::config::Config::new(args.listen, pg.url("dragon"), anvil.url(), deployment.clone());
+    let local_json = args.data_dir.join("local.json");
+    let served = async {
+        let state = crate::server::AppState::connect(&config).await?;
+        let deployment_path = std::fs::canonicalize(args.data_dir.join("deployment.json"))?;
+        // Written once the market is ready: scripts wait for this file to find the endpoints.
+        let info = serde_json::json!({
+            "api": format!("http://{}", args.listen),
+            "rpc": anvil.url(),
+            "chainId": deployment.chain_id,
+            "hub": deployment.hub.to_checksum(None),
+            "deployment": deployment_path,
+        });
+        crate::server::serve_state(config.clone(), state, Some((local_json.clone(), format!("{info:#}\n")))).await
+    }
+    .await;
+    let _ = std::fs::remove_file(&local_json);
     anvil.stop()?;
     pg.stop()?;
     served

@@ -1,57 +1,142 @@
-//! Composition of the server: store, chain and API, started by [`run`] on a listener with one shutdown
+//! Composition of the server: store, chain, market and API, started by [`run`] on a listener with one shutdown
 //! future, so tests start the whole service in-process exactly as `dragon serve` does.
 
+use crate::api::auth::Auth;
+use crate::api::limits::RateLimits;
 use crate::chain::Chain;
-use crate::config::Config;
+use crate::chain::reads::ChainReader;
+use crate::config::{Config, Limits};
+use crate::market::{Listener, Market, MarketEvent};
 use crate::store::Store;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What every request handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub store: Arc<Store>,
+    pub store: Store,
     pub chain: Chain,
+    pub market: Arc<Market>,
+    pub limits: Limits,
+    pub auth: Arc<Auth>,
+    pub rates: Arc<RateLimits>,
+    pub health: Arc<crate::api::system::HealthCache>,
+    /// The runtime that owns the store's connections and the market's tasks. Handlers run on actix's
+    /// per-worker runtimes; work that touches the store or the chain is spawned here, so it never depends on a
+    /// worker's runtime (which stops first at shutdown).
+    pub rt: tokio::runtime::Handle,
 }
 
 impl AppState {
+    /// Connects the store (migrating it) and the chain, loads the categories, and starts the market.
     pub async fn connect(config: &Config) -> anyhow::Result<Self> {
-        let store = Store::connect(&config.database_url).await.context("opening the store")?;
-        let chain = Chain::connect(&config.rpc_url, config.hub)?;
-        Ok(AppState { store: Arc::new(store), chain })
+        Self::connect_with(config, Arc::new(|_: &MarketEvent| {})).await
+    }
+
+    pub async fn connect_with(config: &Config, listener: Listener) -> anyhow::Result<Self> {
+        let store = Store::connect(&config.database_url, config.store).await.context("opening the store")?;
+        let d = &config.deployment;
+        let chain = Chain::connect(&config.rpc_url, Some(d.hub))?;
+        let head = chain.head().await.context("checking the chain and the hub")?;
+        if head.chain_id != d.chain_id {
+            anyhow::bail!("the RPC serves chain {} but the deployment is for chain {}", head.chain_id, d.chain_id);
+        }
+        let reader = Arc::new(ChainReader::new(
+            chain.provider().clone(),
+            d.clone(),
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+        ));
+        let categories = reader.categories().await.context("reading the categories")?;
+        crate::store::categories::upsert(&**store.client().await?, &categories).await?;
+        let market =
+            Market::start(store.clone(), reader, config.market, listener).await.context("starting the market")?;
+        Ok(AppState {
+            store: store.clone(),
+            chain,
+            market,
+            limits: config.limits,
+            auth: Arc::new(Auth::new(store, d.chain_id, config.limits)),
+            rates: Arc::new(RateLimits::new(&config.limits)),
+            health: Arc::default(),
+            rt: tokio::runtime::Handle::current(),
+        })
+    }
+
+    /// Runs `f` on the main runtime (see [`AppState::rt`]).
+    pub async fn bg<T: Send + 'static>(&self, f: impl Future<Output = T> + Send + 'static) -> Option<T> {
+        self.rt.spawn(f).await.ok()
     }
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests.
+/// Serves the API on `listener` until `shutdown` completes, then drains: in-flight requests finish (their
+/// orders are committed), then the market writes what the engine produced.
 pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let market = state.market.clone();
+    let limits = state.limits;
     let data = web::Data::new(state);
-    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(crate::api::configure))
-        .disable_signals()
-        .listen(listener)?
-        .run();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap(actix_web::middleware::from_fn(crate::api::limits::per_ip))
+            .configure(|cfg| crate::api::configure(cfg, limits.body_bytes))
+    })
+    .disable_signals()
+    .max_connections(limits.max_connections)
+    .client_request_timeout(Duration::from_secs(limits.client_timeout_secs))
+    .shutdown_timeout(30)
+    .listen(listener)?
+    .run();
     let handle = server.handle();
-    tokio::select! {
+    let res = tokio::select! {
         res = server => res.context("HTTP server failed"),
         () = shutdown => {
             handle.stop(true).await;
             Ok(())
         }
-    }
+    };
+    market.shutdown().await;
+    res
 }
 
-/// `dragon serve`: connect, listen, serve until Ctrl-C.
+/// `dragon serve`: connect, listen, serve until Ctrl-C or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::connect(&config).await?;
+    serve_state(config, state, None).await
+}
+
+/// Serves `state`; writes `ready` (path, contents) once the listener is bound.
+pub async fn serve_state(
+    config: Config,
+    state: AppState,
+    ready: Option<(std::path::PathBuf, String)>,
+) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
-    tracing::info!(listen = %config.listen, "dragon serving");
-    run(listener, state, async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-    })
-    .await
+    tracing::info!(listen = %config.listen, hub = %config.deployment.hub, "dragon serving");
+    if let Some((path, contents)) = ready {
+        std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+    }
+    run(listener, state, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down: draining requests and the market");
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: info).

@@ -1,7 +1,10 @@
 //! Where errors meet HTTP: the one place that turns them into status codes and the stable JSON error body
-//! `{"ok": false, "error": "<message>", "code": "<stable_code>"}` (the market API's envelope plus a code
-//! that clients can match on). Internal causes are logged, never sent: a 5xx says only "internal error".
+//! `{"ok": false, "error": "<message>", "code": "<stable_code>"}` (the market API's envelope plus a code that
+//! clients can match on). Internal causes are logged, never sent: a 5xx says only what is unavailable.
+//!
+//! Every answer, errors included, is JSON: iExec's SDK refuses any other content type, even on a 404.
 
+use crate::market::PublishError;
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -21,8 +24,16 @@ pub struct ErrorBody {
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("not found")]
-    NotFound,
+    #[error("{0}")]
+    Publish(#[from] PublishError),
+    #[error("{0}")]
+    Auth(#[from] crate::api::auth::AuthError),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("too many requests: at most {0} per second")]
+    RateLimited(u32),
+    #[error("{0}")]
+    Unavailable(&'static str),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -31,38 +42,78 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
-            ApiError::NotFound => "not_found",
+            ApiError::Publish(e) => e.code(),
+            ApiError::Auth(e) => e.code(),
+            ApiError::NotFound(_) => "not_found",
+            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
 }
 
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::Publish(PublishError::Store(e))
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
+        use PublishError as P;
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Auth(crate::api::auth::AuthError::Store(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Auth(_) => StatusCode::FORBIDDEN,
+            ApiError::Publish(e) => match e {
+                P::InvalidOrder(_) | P::HashMismatch { .. } | P::ValueTooLarge(_) => StatusCode::BAD_REQUEST,
+                P::Duplicate(_) | P::Closed { .. } => StatusCode::CONFLICT,
+                P::NotFound(_) => StatusCode::NOT_FOUND,
+                P::Chain(_) | P::Store(_) | P::MatchingDown | P::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+                P::UnknownAsset { .. }
+                | P::NotOwner { .. }
+                | P::MissingSignature { .. }
+                | P::InvalidSignature(_)
+                | P::FullyConsumed(_)
+                | P::InsufficientStake { .. }
+                | P::TooManyOrders { .. }
+                | P::NoCompatibleOffer(_)
+                | P::UnsupportedRestriction { .. }
+                | P::NotOpen(_) => StatusCode::FORBIDDEN,
+            },
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Internal(cause) = self {
-            tracing::error!(error = format!("{cause:#}"), "internal error");
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = %self, cause = ?std::error::Error::source(self).map(ToString::to_string), "request failed");
         }
-        HttpResponse::build(self.status_code()).json(ErrorBody {
-            ok: false,
-            error: self.to_string(),
-            code: self.code(),
-        })
+        // 5xx: say what is unavailable, never the internal detail (database messages, RPC URLs).
+        let error = match self {
+            ApiError::Publish(PublishError::Store(_)) => "the store is unavailable".to_owned(),
+            ApiError::Publish(PublishError::Chain(_)) => "the chain is unavailable".to_owned(),
+            _ => self.to_string(),
+        };
+        HttpResponse::build(status).json(ErrorBody { ok: false, error, code: self.code() })
     }
 }
 
 /// actix's own extractor failures (bad JSON, bad query string, bad path) answered in the same shape.
-pub fn json_config() -> actix_web::web::JsonConfig {
-    actix_web::web::JsonConfig::default()
-        .limit(64 * 1024)
-        .error_handler(|err, _| ApiError::BadRequest(format!("invalid JSON body: {err}")).into())
+pub fn json_config(limit: usize) -> actix_web::web::JsonConfig {
+    actix_web::web::JsonConfig::default().limit(limit).error_handler(|err, _| {
+        use actix_web::error::JsonPayloadError as J;
+        match err {
+            J::Overflow { limit } | J::OverflowKnownLength { limit, .. } => {
+                ApiError::BadRequest(format!("request body too large (at most {limit} bytes)")).into()
+            }
+            other => ApiError::BadRequest(format!("invalid JSON body: {other}")).into(),
+        }
+    })
 }
 
 pub fn query_config() -> actix_web::web::QueryConfig {
@@ -77,5 +128,5 @@ pub fn path_config() -> actix_web::web::PathConfig {
 
 /// Unknown routes.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound)
+    Err(ApiError::NotFound("route".into()))
 }

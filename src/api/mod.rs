@@ -1,20 +1,98 @@
-//! The REST API: one file per group of endpoints, errors mapped to HTTP only in [`error`], and the OpenAPI
-//! document derived from the handlers by utoipa (committed as `openapi/openapi.json`, checked by a test).
+//! The REST API: iExec's market API dialect at the host root, one file per resource, errors mapped to HTTP only
+//! in [`error`], and the OpenAPI document derived by utoipa (committed as `openapi/openapi.json`, checked by a
+//! test) with a Swagger UI at `/docs`.
 
+pub mod auth;
 pub mod error;
+pub mod limits;
+pub mod market;
+pub mod orders;
+pub mod swagger;
 pub mod system;
 
+use crate::order::OrderKind;
+use crate::server::AppState;
 use actix_web::web;
+use error::ApiError;
 use utoipa::OpenApi;
+
+/// Documentation of the order routes, which are registered per kind by [`orders::routes`].
+// Functions that exist only to carry the routes' utoipa documentation.
+#[allow(dead_code)]
+mod order_docs {
+    use super::orders::*;
+    macro_rules! doc_kind {
+        ($list:ident, $get:ident, $post:ident, $batch:ident, $put:ident, $path:literal) => {
+            /// List open orders (filters, sorting and paging as iExec's market API; beyond it: maxPrice).
+            #[utoipa::path(get, path = $path, params(OrderQuery), responses(
+                (status = 200, body = OrderList), (status = 400, body = crate::api::error::ErrorBody)))]
+            pub fn $list() {}
+            /// One order by hash, in any status.
+            #[utoipa::path(get, path = concat!($path, "/{orderHash}"), params(("orderHash" = String, Path), ChainQuery),
+                responses((status = 200, body = OrderView), (status = 404, body = crate::api::error::ErrorBody)))]
+            pub fn $get() {}
+            /// Publish a signed order (header `authorization`: a signed challenge or `Bearer <session token>`).
+            #[utoipa::path(post, path = $path, params(ChainQuery), request_body = PublishBody, responses(
+                (status = 201, body = Published), (status = 400, body = crate::api::error::ErrorBody),
+                (status = 403, body = crate::api::error::ErrorBody), (status = 409, body = crate::api::error::ErrorBody),
+                (status = 429, body = crate::api::error::ErrorBody)))]
+            pub fn $post() {}
+            /// Beyond the peer: publish up to 1,000 signed orders, one answer per order.
+            #[utoipa::path(post, path = concat!($path, "/batch"), params(ChainQuery), request_body = BatchBody,
+                responses((status = 200, body = BatchAnswer), (status = 400, body = crate::api::error::ErrorBody)))]
+            pub fn $batch() {}
+            /// Unpublish by hash, the last, or all of a resource's orders.
+            #[utoipa::path(put, path = $path, params(ChainQuery), request_body = UnpublishBody, responses(
+                (status = 200, body = Unpublished), (status = 403, body = crate::api::error::ErrorBody)))]
+            pub fn $put() {}
+        };
+    }
+    doc_kind!(app_list, app_get, app_post, app_batch, app_put, "/apporders");
+    doc_kind!(dataset_list, dataset_get, dataset_post, dataset_batch, dataset_put, "/datasetorders");
+    doc_kind!(workerpool_list, workerpool_get, workerpool_post, workerpool_batch, workerpool_put, "/workerpoolorders");
+    doc_kind!(request_list, request_get, request_post, request_batch, request_put, "/requestorders");
+}
 
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
         title = "Dragon",
-        description = "Order-book exchange for decentralized computing, compatible with iExec PoCo."
+        description = "Order-book exchange for decentralized computing, compatible with iExec PoCo and with iExec's market API."
     ),
-    paths(system::version, system::health),
-    components(schemas(error::ErrorBody))
+    paths(
+        system::version,
+        system::health,
+        auth::challenge,
+        auth::open_session,
+        market::categories,
+        market::category,
+        market::deals,
+        market::deal,
+        market::ohlc,
+        market::metrics,
+        market::depth,
+        order_docs::app_list,
+        order_docs::app_get,
+        order_docs::app_post,
+        order_docs::app_batch,
+        order_docs::app_put,
+        order_docs::dataset_list,
+        order_docs::dataset_get,
+        order_docs::dataset_post,
+        order_docs::dataset_batch,
+        order_docs::dataset_put,
+        order_docs::workerpool_list,
+        order_docs::workerpool_get,
+        order_docs::workerpool_post,
+        order_docs::workerpool_batch,
+        order_docs::workerpool_put,
+        order_docs::request_list,
+        order_docs::request_get,
+        order_docs::request_post,
+        order_docs::request_batch,
+        order_docs::request_put,
+    ),
+    components(schemas(error::ErrorBody, crate::market::record::OrderStatus))
 )]
 pub struct ApiDoc;
 
@@ -23,17 +101,72 @@ pub fn openapi_json() -> String {
     ApiDoc::openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
+/// Refuses a request for another chain than this server's.
+pub fn check_chain(state: &AppState, chain_id: u64) -> Result<(), ApiError> {
+    if chain_id == state.market.chain_id {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "chainId: this server serves chain {}, not {chain_id}",
+            state.market.chain_id
+        )))
+    }
+}
+
+/// Unix milliseconds as ISO-8601 UTC with milliseconds (`2024-01-01T00:00:00.000Z`), as the peer prints dates.
+pub fn iso_time(ms: i64) -> String {
+    let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
 /// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(error::json_config())
+pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
+    cfg.app_data(error::json_config(body_limit))
+        .app_data(web::PayloadConfig::new(body_limit))
         .app_data(error::query_config())
         .app_data(error::path_config())
         .service(system::version)
         .service(system::health)
+        .service(system::docs)
+        .service(swagger::bundle)
+        .service(swagger::css)
+        .service(auth::challenge)
+        .service(auth::open_session)
+        .service(market::categories)
+        .service(market::category)
+        .service(market::deals)
+        .service(market::deal)
+        .service(market::ohlc)
+        .service(market::metrics)
+        .service(market::depth)
         .route(
             "/openapi.json",
             web::get()
                 .to(|| async { actix_web::HttpResponse::Ok().content_type("application/json").body(openapi_json()) }),
-        )
-        .default_service(web::to(error::not_found));
+        );
+    for kind in OrderKind::ALL {
+        orders::routes(cfg, kind);
+    }
+    cfg.default_service(web::to(error::not_found));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn iso_time_matches_known_dates() {
+        assert_eq!(super::iso_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(super::iso_time(1_704_067_200_123), "2024-01-01T00:00:00.123Z");
+        assert_eq!(super::iso_time(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
 }

@@ -3,6 +3,8 @@
 use crate::server::AppState;
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use utoipa::ToSchema;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -26,6 +28,8 @@ pub struct Health {
     pub ok: bool,
     pub database: DependencyHealth,
     pub chain: ChainHealth,
+    /// Whether the matching thread is alive.
+    pub matching: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -62,7 +66,23 @@ pub struct ChainHealth {
 ))]
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let (db, chain) = tokio::join!(state.store.schema_version(), state.chain.head());
+    if let Some(cached) = state.health.get() {
+        return respond(cached);
+    }
+    let (store, chain) = (state.store.clone(), state.chain.clone());
+    let checked = state
+        .bg(async move {
+            let t = HEALTH_TIMEOUT;
+            let db = async { tokio::time::timeout(t, store.schema_version()).await.map_err(|_| "timeout") };
+            let ch = async { tokio::time::timeout(t, chain.head()).await.map_err(|_| "timeout") };
+            tokio::join!(db, ch)
+        })
+        .await;
+    let Some((db, chain)) = checked else {
+        return HttpResponse::ServiceUnavailable().json(serde_json::json!({"ok": false}));
+    };
+    let db = db.unwrap_or(Err(crate::store::StoreError::Pool("timed out".into())));
+    let chain = chain.unwrap_or(Err(crate::chain::ChainError::Timeout(HEALTH_TIMEOUT)));
     let database = match db {
         Ok(v) => DependencyHealth { ok: true, schema_version: Some(v), error: None },
         Err(e) => {
@@ -87,6 +107,39 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             ChainHealth { ok: false, chain_id: None, block_number: None, hub: None, error: Some(error) }
         }
     };
-    let body = Health { ok: database.ok && chain.ok, database, chain };
-    if body.ok { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+    let matching = state.market.matching_alive();
+    let body = Arc::new(Health { ok: database.ok && chain.ok && matching, database, chain, matching });
+    state.health.put(body.clone());
+    respond(body)
+}
+
+fn respond(body: Arc<Health>) -> HttpResponse {
+    if body.ok { HttpResponse::Ok().json(&*body) } else { HttpResponse::ServiceUnavailable().json(&*body) }
+}
+
+/// How long one health check may wait for a dependency.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a health answer is reused: a load balancer polling every 100 ms costs one check a second.
+const HEALTH_CACHE: Duration = Duration::from_secs(1);
+
+/// The last health answer, reused for [`HEALTH_CACHE`].
+#[derive(Debug, Default)]
+pub struct HealthCache(Mutex<Option<(Instant, Arc<Health>)>>);
+
+impl HealthCache {
+    fn get(&self) -> Option<Arc<Health>> {
+        let g = self.0.lock().ok()?;
+        g.as_ref().filter(|(at, _)| at.elapsed() < HEALTH_CACHE).map(|(_, h)| h.clone())
+    }
+    fn put(&self, h: Arc<Health>) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some((Instant::now(), h));
+        }
+    }
+}
+
+/// Swagger UI over `/openapi.json` (assets vendored from npm `swagger-ui-dist`, embedded in the binary).
+#[get("/docs")]
+pub async fn docs() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(crate::api::swagger::PAGE)
 }

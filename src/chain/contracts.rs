@@ -145,3 +145,15 @@ mod order_conversions {
         }
     }
 }
+
+/// ERC-1271: how the hub asks a contract whether it signed a digest.
+pub mod erc1271 {
+    alloy::sol! {
+        #[sol(rpc)]
+        interface IERC1271 {
+            function isValidSignature(bytes32 hash, bytes signature) external view returns (bytes4 magicValue);
+        }
+    }
+    /// The magic value of a valid signature.
+    pub const MAGIC: [u8; 4] = [0x16, 0x26, 0xba, 0x7e];
+}

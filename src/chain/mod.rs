@@ -2,22 +2,39 @@
 
 pub mod contracts;
 pub mod deploy;
+pub mod reads;
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 
+// The causes are printed in the messages and not chained as `#[source]`: a chain printer (`{:#}`) would
+// otherwise print each cause twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
     #[error("invalid RPC URL `{0}`")]
     BadUrl(String),
     #[error("chain RPC failed: {0}")]
-    Rpc(#[from] alloy::transports::TransportError),
+    Rpc(alloy::transports::TransportError),
     #[error("contract call failed: {0}")]
-    Contract(#[from] alloy::contract::Error),
+    Contract(alloy::contract::Error),
+    #[error("the chain did not answer within {0:?}")]
+    Timeout(std::time::Duration),
     #[error("deployment file: {0}")]
     Deployment(String),
     #[error("the contract at {hub} is not Dragon's hub for chain {chain_id}")]
     NotOurHub { hub: Address, chain_id: u64 },
+}
+
+impl From<alloy::transports::TransportError> for ChainError {
+    fn from(e: alloy::transports::TransportError) -> Self {
+        ChainError::Rpc(e)
+    }
+}
+
+impl From<alloy::contract::Error> for ChainError {
+    fn from(e: alloy::contract::Error) -> Self {
+        ChainError::Contract(e)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +57,10 @@ impl Chain {
     pub fn connect(rpc_url: &str, hub: Option<Address>) -> Result<Self, ChainError> {
         let url = rpc_url.parse().map_err(|_| ChainError::BadUrl(rpc_url.to_owned()))?;
         Ok(Chain { provider: ProviderBuilder::new().connect_http(url).erased(), hub })
+    }
+
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
     }
 
     pub async fn head(&self) -> Result<ChainHead, ChainError> {

@@ -56,7 +56,7 @@ fn parse_fixed<const N: usize>(text: &str, what: &str) -> Result<[u8; N], String
         .filter(|h| h.len() == 2 * N && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or_else(|| format!("`{text}` is not {what} (0x followed by {} hex digits)", 2 * N))?;
     let mut out = [0u8; N];
-    hex::decode_to_slice(hex, &mut out).map_err(|e| e.to_string())?;
+    alloy::hex::decode_to_slice(hex, &mut out).map_err(|e| e.to_string())?;
     Ok(out)
 }
 
@@ -73,7 +73,7 @@ pub fn parse_bytes(text: &str) -> Result<Bytes, String> {
         .strip_prefix("0x")
         .filter(|h| h.len() % 2 == 0 && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or_else(|| format!("`{text}` is not 0x-prefixed hex bytes"))?;
-    hex::decode(hex).map(Bytes::from).map_err(|e| e.to_string())
+    alloy::hex::decode(hex).map(Bytes::from).map_err(|e| e.to_string())
 }
 
 fn string<'de, D: Deserializer<'de>>(d: D, what: &str) -> Result<String, D::Error> {
@@ -128,7 +128,7 @@ pub mod opt_bytes {
 
     pub fn serialize<S: Serializer>(v: &Option<Bytes>, s: S) -> Result<S::Ok, S::Error> {
         match v {
-            Some(b) => s.collect_str(&format_args!("0x{}", hex::encode(b))),
+            Some(b) => s.collect_str(&format_args!("0x{}", alloy::hex::encode(b))),
             None => s.serialize_none(),
         }
     }

@@ -1,5 +1,5 @@
 //! Order signatures, accepted exactly as PoCo's hub accepts them (OpenZeppelin's `ECDSA.tryRecover`):
-//! 65-byte `(r, s, v)` with v = 27 or 28, or 64-byte EIP-2098 `(r, vs)`; s in the lower half of the curve
+//! 65-byte `(r, s, v)` with v = 27 or 28 (or 0 or 1, which the hub lifts to 27 or 28), or 64-byte EIP-2098 `(r, vs)`; s in the lower half of the curve
 //! order (high-s is the malleable twin and is refused); the signer is what `ecrecover` would return.
 //!
 //! Recovery runs on libsecp256k1, not k256: it is several times faster (see docs/benchmarks.md). Dragon
@@ -25,7 +25,7 @@ pub enum SignatureError {
     Missing,
     #[error("signature must be 65 bytes (r, s, v) or 64 bytes (EIP-2098 r, vs), got {0} bytes")]
     Length(usize),
-    #[error("signature v must be 27 or 28, got {0}")]
+    #[error("signature v must be 27 or 28 (or 0 or 1), got {0}")]
     BadV(u8),
     #[error("signature s is in the upper half of the curve order (high-s); refused as OpenZeppelin's ECDSA does")]
     HighS,
@@ -51,9 +51,10 @@ impl EcdsaSignature {
             65 => {
                 r.copy_from_slice(&sig[..32]);
                 s.copy_from_slice(&sig[32..64]);
+                // The hub adds 27 to a v below 27 before `ecrecover`, so 0/1 are accepted as 27/28.
                 match sig[64] {
-                    27 => false,
-                    28 => true,
+                    0 | 27 => false,
+                    1 | 28 => true,
                     v => return Err(SignatureError::BadV(v)),
                 }
             }
@@ -174,8 +175,8 @@ mod tests {
         assert_eq!(recover_signer(&digest, &[0u8; 63]), Err(SignatureError::Length(63)));
         assert_eq!(recover_signer(&digest, &[0u8; 66]), Err(SignatureError::Length(66)));
         let mut sig = [1u8; 65];
-        sig[64] = 1;
-        assert_eq!(recover_signer(&digest, &sig), Err(SignatureError::BadV(1)));
+        sig[64] = 2;
+        assert_eq!(recover_signer(&digest, &sig), Err(SignatureError::BadV(2)));
         let mut zero = [0u8; 65];
         zero[64] = 27;
         assert_eq!(recover_signer(&digest, &zero), Err(SignatureError::Unrecoverable));

@@ -1,10 +1,25 @@
-//! The PostgreSQL store. Schema changes are the versioned SQL files of `schema/`, applied in order at start-up
-//! inside one transaction under an advisory lock, so two servers starting together cannot both migrate.
+//! The PostgreSQL store, one file per table. Schema changes are the versioned SQL files of `schema/`, applied in
+//! order at start-up inside one transaction under an advisory lock, so two servers starting together on one
+//! empty database cannot both migrate.
+//!
+//! Connections come from a deadpool pool: a broken connection is dropped at its next checkout and a new one
+//! is opened, so the server reconnects by itself after PostgreSQL restarts. Every connection has a connect
+//! timeout and a statement timeout, so a stuck database turns into errors instead of stuck requests.
 
-use tokio_postgres::{Client, NoTls};
+pub mod categories;
+pub mod challenges;
+pub mod orders;
+pub mod proposals;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::time::Duration;
+use tokio_postgres::NoTls;
 
 /// Every migration, in order: (version, name, SQL). A test checks this list against the files in `schema/`.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "0001_orders.sql", include_str!("../../schema/0001_orders.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "0001_orders.sql", include_str!("../../schema/0001_orders.sql")),
+    (2, "0002_market.sql", include_str!("../../schema/0002_market.sql")),
+];
 
 const MIGRATION_LOCK: i64 = 0x6472_6167_6f6e;
 
@@ -13,39 +28,28 @@ pub enum StoreError {
     // No `#[source]`: `describe` prints the cause itself, and error chains would print it twice.
     #[error("database error: {}", describe(.0))]
     Db(tokio_postgres::Error),
+    #[error("database unavailable: {0}")]
+    Pool(String),
+    #[error("invalid database URL: {0}")]
+    BadUrl(String),
     #[error("database schema is at version {found}, newer than this server knows ({known}): upgrade the server")]
     SchemaTooNew { found: i32, known: i32 },
-}
-
-/// A connection to the store. Cheap to share: `tokio_postgres::Client` pipelines concurrent queries.
-#[derive(Debug)]
-pub struct Store {
-    client: Client,
-}
-
-impl Store {
-    /// Connects and brings the schema up to date.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let mut client = connect(url).await?;
-        migrate(&mut client).await?;
-        Ok(Store { client })
-    }
-
-    /// A round trip to the database, for health checks.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.client.simple_query("SELECT 1").await?;
-        Ok(())
-    }
-
-    /// The highest applied schema version.
-    pub async fn schema_version(&self) -> Result<i32, StoreError> {
-        Ok(self.client.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await?.get(0))
-    }
+    #[error("corrupt row in `{table}`: {detail}")]
+    Corrupt { table: &'static str, detail: String },
 }
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         StoreError::Db(e)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(db) => StoreError::Db(db),
+            other => StoreError::Pool(other.to_string()),
+        }
     }
 }
 
@@ -60,20 +64,89 @@ fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
-async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::error!(error = %e, "database connection closed");
+/// Pool and timeout settings.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreConfig {
+    pub max_connections: usize,
+    pub connect_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
         }
-    });
-    Ok(client)
+    }
+}
+
+/// The store: a pool of connections. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.pool.status();
+        f.debug_struct("Store").field("size", &s.size).field("available", &s.available).finish()
+    }
+}
+
+pub type Client = deadpool_postgres::Client;
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    pub async fn connect(url: &str, config: StoreConfig) -> Result<Self, StoreError> {
+        let mut pg: tokio_postgres::Config = url.parse().map_err(|_| StoreError::BadUrl(redact(url)))?;
+        pg.connect_timeout(config.connect_timeout);
+        pg.options(format!("-c statement_timeout={}", config.statement_timeout.as_millis()));
+        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(config.max_connections)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(config.connect_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.connect_timeout))
+            .build()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        let store = Store { pool };
+        let mut client = store.client().await?;
+        migrate(&mut client).await?;
+        Ok(store)
+    }
+
+    /// A connection from the pool.
+    pub async fn client(&self) -> Result<Client, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// A round trip to the database, for health checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.client().await?.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
+    /// The highest applied schema version.
+    pub async fn schema_version(&self) -> Result<i32, StoreError> {
+        Ok(self.client().await?.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await?.get(0))
+    }
+}
+
+/// The URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_owned(),
+    }
 }
 
 /// Applies the migrations this database lacks.
-pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), StoreError> {
     let tx = client.transaction().await?;
-    // A fixed key ("dragon" in ASCII), held until commit.
+    // A fixed key ("dragon" in ASCII), held until commit: a second server waits here, then finds nothing to do.
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -98,11 +171,24 @@ pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
 
 /// Creates `name` on the server of `admin_url` unless it exists (for the local market and tests).
 pub async fn ensure_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
-    let client = connect(admin_url).await?;
+    let (client, connection) = tokio_postgres::connect(admin_url, NoTls).await?;
+    let conn = tokio::spawn(connection);
     let exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).await?.is_some();
     if !exists {
-        // Identifiers cannot be bound as parameters; quote it.
-        client.batch_execute(&format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""))).await?;
+        // Identifiers cannot be bound as parameters; quote it. Two creators may race: the loser sees 42P04.
+        let res = client.batch_execute(&format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""))).await;
+        if let Err(e) = res
+            && e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE)
+        {
+            return Err(e.into());
+        }
     }
+    drop(client);
+    let _ = conn.await;
     Ok(())
+}
+
+/// Bytes of an address or hash column.
+pub(crate) fn fixed<const N: usize>(table: &'static str, v: &[u8]) -> Result<[u8; N], StoreError> {
+    v.try_into().map_err(|_| StoreError::Corrupt { table, detail: format!("expected {N} bytes, got {}", v.len()) })
 }

@@ -189,7 +189,7 @@ fn bad_signatures_exit_2_naming_sign() {
     j["sign"] = json!(format!("0x{}", "11".repeat(66)));
     assert_bad_input(&verify(&j), &["sign", "66 bytes"]);
 
-    j["sign"] = json!(format!("0x{}01", "11".repeat(64)));
+    j["sign"] = json!(format!("0x{}02", "11".repeat(64)));
     assert_bad_input(&verify(&j), &["sign", "v must be 27 or 28"]);
 
     // A genuine signature turned into its high-s twin.

@@ -5,5 +5,6 @@ mod cli;
 mod ethers;
 mod fixtures;
 mod harness;
+mod market;
 mod replay;
 mod server;

@@ -1,52 +1,12 @@
 //! The server in-process against a real PostgreSQL and a real anvil: version, health, migrations, errors.
 
-use crate::harness::{anvil, database, root};
-use dragon::config::Config;
-use dragon::server::{AppState, run};
-use serde_json::Value;
-use std::net::TcpListener;
-
-struct Running {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-async fn start(database_url: String, rpc_url: String) -> Running {
-    start_with_hub(database_url, rpc_url, None).await
-}
-
-async fn start_with_hub(database_url: String, rpc_url: String, hub: Option<alloy::primitives::Address>) -> Running {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let config = Config { listen: addr, database_url, rpc_url, hub };
-    let state = AppState::connect(&config).await.expect("connect store and chain");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(run(listener, state, async move {
-        let _ = rx.await;
-    }));
-    Running { base: format!("http://{addr}"), stop: Some(tx), task }
-}
-
-impl Running {
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = reqwest::get(format!("{}{path}", self.base)).await.expect("request");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.expect("JSON body"))
-    }
-
-    async fn shutdown(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        self.task.await.expect("server task").expect("server ran cleanly");
-    }
-}
+use crate::harness::{database, root};
+use crate::market::{Server, World};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn version_and_health_against_real_services() {
-    let mut chain = anvil();
-    let server = start(database().await, chain.url()).await;
+    let mut w = World::new().await;
+    let server = Server::start(w.config(database().await)).await;
 
     let (status, body) = server.get("/version").await;
     assert_eq!(status, 200);
@@ -57,11 +17,15 @@ async fn version_and_health_against_real_services() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["ok"], true);
     assert_eq!(body["chain"]["chainId"], 31337, "anvil's default chain id");
+    assert_eq!(body["chain"]["hub"], w.deployment.hub.to_checksum(None));
+    assert_eq!(body["matching"], true);
     let latest = dragon::store::MIGRATIONS.last().map(|m| m.0).expect("migrations");
     assert_eq!(body["database"]["schemaVersion"], latest);
 
-    // The chain goes away: health says so with 503, and the server keeps answering.
-    chain.stop();
+    // The chain goes away: once the cached answer (1 s) is stale, health says so with 503, and the server
+    // keeps answering.
+    w.node.stop();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let (status, body) = server.get("/health").await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["ok"], false);
@@ -73,34 +37,30 @@ async fn version_and_health_against_real_services() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_checks_the_configured_hub() {
-    let chain = anvil();
-    let key = crate::fixtures::KEY0.parse().expect("key");
-    let deployment = dragon::chain::deploy::deploy(&chain.url(), key).await.expect("deploy");
-
-    let server = start_with_hub(database().await, chain.url(), Some(deployment.hub)).await;
-    let (status, body) = server.get("/health").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["chain"]["hub"], deployment.hub.to_checksum(None));
-    server.shutdown().await;
-
-    // A contract that is not the hub (the token) is reported, not trusted.
-    let server = start_with_hub(database().await, chain.url(), Some(deployment.token)).await;
-    let (status, body) = server.get("/health").await;
-    assert_eq!(status, 503, "{body}");
-    assert_eq!(body["chain"]["error"], "hub unreachable");
-    server.shutdown().await;
+async fn a_contract_that_is_not_the_hub_is_refused_at_start() {
+    let w = World::new().await;
+    let mut config = w.config(database().await);
+    config.deployment.hub = w.deployment.token;
+    let err = dragon::server::AppState::connect(&config).await.expect_err("the token is not a hub");
+    assert!(format!("{err:#}").contains("hub"), "{err:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_routes_get_the_json_error_body() {
-    let chain = anvil();
-    let server = start(database().await, chain.url()).await;
+    let w = World::new().await;
+    let server = Server::start(w.config(database().await)).await;
     let (status, body) = server.get("/no/such/route").await;
     assert_eq!(status, 404);
     assert_eq!(body["ok"], false);
     assert_eq!(body["code"], "not_found");
     assert!(body["error"].is_string());
+    // Another chain's id is refused.
+    let resp = reqwest::get(format!("{}/categories?chainId=1", server.base)).await.expect("request");
+    assert_eq!(resp.status().as_u16(), 400);
+    let (status, body) = server.get("/categories").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["count"], 5);
+    assert_eq!(body["categories"][1]["name"], "S");
     server.shutdown().await;
 }
 
@@ -108,8 +68,9 @@ async fn unknown_routes_get_the_json_error_body() {
 async fn migrations_apply_once_and_refuse_a_newer_schema() {
     let url = database().await;
     // Twice: the second start finds everything applied.
-    drop(dragon::store::Store::connect(&url).await.expect("first start"));
-    let store = dragon::store::Store::connect(&url).await.expect("second start");
+    let cfg = dragon::store::StoreConfig::default();
+    drop(dragon::store::Store::connect(&url, cfg).await.expect("first start"));
+    let store = dragon::store::Store::connect(&url, cfg).await.expect("second start");
     let latest = dragon::store::MIGRATIONS.last().map(|m| m.0).expect("migrations");
     assert_eq!(store.schema_version().await.expect("version"), latest);
 
@@ -125,7 +86,7 @@ async fn migrations_apply_once_and_refuse_a_newer_schema() {
         .execute("INSERT INTO schema_migrations (version, name) VALUES ($1, 'from the future')", &[&(latest + 1)])
         .await
         .expect("insert");
-    let err = dragon::store::Store::connect(&url).await.expect_err("newer schema refused");
+    let err = dragon::store::Store::connect(&url, cfg).await.expect_err("newer schema refused");
     assert!(err.to_string().contains("newer"), "{err}");
 }
 

@@ -14,8 +14,9 @@ pub struct TooLarge {
     pub value: U256,
 }
 
-fn small(field: &'static str, value: U256) -> Result<u64, TooLarge> {
-    u64::try_from(value).map_err(|_| TooLarge { field, value })
+/// The engine's one uint256 -> u64 converter, with the field named on failure.
+pub fn small(field: &'static str, value: U256) -> Result<u64, TooLarge> {
+    m::u64_from_uint256(&value.to_be_bytes::<32>()).map_err(|_| TooLarge { field, value })
 }
 
 fn price(field: &'static str, value: crate::money::Nrlc) -> Result<m::Nrlc, TooLarge> {

@@ -1,0 +1,232 @@
+//! Authentication of writes, as iExec's market API does it, plus sessions.
+//!
+//! - `GET /challenge?chainId&address` answers EIP-712 typed data (domain `iExec Gateway` / `1` / chainId, type
+//!   `Challenge(string challenge)`). The client signs it and sends `authorization: <hash>_<signature>_<address>`.
+//!   A challenge is single use (deleted by its first use, whatever the outcome) and expires.
+//! - Beyond the peer: `POST /sessions` with such a header opens a short-lived session; later writes send
+//!   `authorization: Bearer <token>`, so a bot publishing many orders signs one challenge, not one per request.
+//!   Tokens are kept as their hash, never in clear.
+
+use crate::api::error::ApiError;
+use crate::config::Limits;
+use crate::order::json::parse_address;
+use crate::order::signature;
+use crate::server::AppState;
+use crate::store::Store;
+use actix_web::{HttpRequest, get, post, web};
+use alloy::primitives::{Address, B256, U256, keccak256};
+use alloy::sol_types::{Eip712Domain, SolStruct};
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use utoipa::{IntoParams, ToSchema};
+
+alloy::sol! {
+    /// The market API's login message.
+    struct Challenge {
+        string challenge;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing authorization header")]
+    Missing,
+    #[error("invalid authorization: {0}")]
+    Malformed(&'static str),
+    #[error("invalid authorization")]
+    Invalid,
+    #[error("invalid authorization: the session is unknown or expired")]
+    Session,
+    #[error("the store is unavailable: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl AuthError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "auth_missing",
+            AuthError::Malformed(_) => "auth_malformed",
+            AuthError::Invalid => "auth_invalid",
+            AuthError::Session => "auth_session",
+            AuthError::Store(_) => "store_unavailable",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Auth {
+    store: Store,
+    chain_id: u64,
+    limits: Limits,
+    /// Sessions already checked: token hash -> (address, expiry).
+    sessions: DashMap<B256, (Address, Instant)>,
+}
+
+fn random_hex() -> String {
+    let mut b = [0u8; 32];
+    // The OS generator failing is not something to serve through: fall back to time-derived bytes would be
+    // guessable, so an all-zero buffer here would be a bug; getrandom only fails on exotic platforms.
+    if getrandom::fill(&mut b).is_err() {
+        tracing::error!("the OS random generator failed");
+    }
+    alloy::hex::encode(b)
+}
+
+impl Auth {
+    pub fn new(store: Store, chain_id: u64, limits: Limits) -> Self {
+        Auth { store, chain_id, limits, sessions: DashMap::new() }
+    }
+
+    fn domain(&self) -> Eip712Domain {
+        Eip712Domain::new(Some("iExec Gateway".into()), Some("1".into()), Some(U256::from(self.chain_id)), None, None)
+    }
+
+    /// Issues a challenge for `address`: its typed data, recorded by its EIP-712 hash.
+    pub async fn challenge(&self, address: Address) -> Result<serde_json::Value, AuthError> {
+        let text = format!("Sign this message to log into iExec Gateway: {}", random_hex());
+        let hash = Challenge { challenge: text.clone() }.eip712_signing_hash(&self.domain());
+        let client = self.store.client().await?;
+        crate::store::challenges::insert(&**client, &hash.0, address, self.limits.challenge_ttl()).await?;
+        Ok(json!({
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"}
+                ],
+                "Challenge": [{"name": "challenge", "type": "string"}]
+            },
+            "domain": {"name": "iExec Gateway", "version": "1", "chainId": self.chain_id},
+            "primaryType": "Challenge",
+            "message": {"challenge": text}
+        }))
+    }
+
+    /// The address a request's `authorization` header proves.
+    pub async fn authenticate(&self, header: Option<&str>) -> Result<Address, AuthError> {
+        let header = header.ok_or(AuthError::Missing)?.trim();
+        if let Some(token) = header.strip_prefix("Bearer ") {
+            return self.session(token.trim()).await;
+        }
+        let mut parts = header.split('_');
+        let (Some(hash), Some(sig), Some(addr), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(AuthError::Malformed("expected <challengeHash>_<signature>_<address>"));
+        };
+        let hash: B256 = crate::order::json::parse_bytes32(hash).map_err(|_| AuthError::Malformed("bad hash"))?;
+        let sig = crate::order::json::parse_bytes(sig).map_err(|_| AuthError::Malformed("bad signature"))?;
+        let address = parse_address(addr).map_err(|_| AuthError::Malformed("bad address"))?;
+        // Consume first: a challenge is gone after one attempt, right or wrong.
+        let client = self.store.client().await?;
+        let issued_to = crate::store::challenges::take(&**client, &hash.0).await?;
+        drop(client);
+        if issued_to != Some(address) {
+            return Err(AuthError::Invalid);
+        }
+        let signer = signature::recover_signer(&hash, &sig).map_err(|_| AuthError::Invalid)?;
+        if signer != address {
+            return Err(AuthError::Invalid);
+        }
+        Ok(address)
+    }
+
+    async fn session(&self, token: &str) -> Result<Address, AuthError> {
+        let key = keccak256(token.as_bytes());
+        if let Some(e) = self.sessions.get(&key)
+            && e.1 > Instant::now()
+        {
+            return Ok(e.0);
+        }
+        self.sessions.remove(&key);
+        let client = self.store.client().await?;
+        let (address, left_ms) =
+            crate::store::challenges::session(&**client, &key.0).await?.ok_or(AuthError::Session)?;
+        let left = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
+        self.sessions.insert(key, (address, Instant::now() + left));
+        Ok(address)
+    }
+
+    /// Opens a session for an address that just proved itself; returns the token and its lifetime.
+    pub async fn open_session(&self, address: Address) -> Result<(String, Duration), AuthError> {
+        let token = random_hex();
+        let ttl = self.limits.session_ttl();
+        let client = self.store.client().await?;
+        crate::store::challenges::open_session(&**client, &keccak256(token.as_bytes()).0, address, ttl).await?;
+        Ok((token, ttl))
+    }
+}
+
+/// The `authorization` header of a request, authenticated (on the main runtime).
+pub async fn authenticated(state: &AppState, req: &HttpRequest) -> Result<Address, ApiError> {
+    let header = req.headers().get("authorization").and_then(|h| h.to_str().ok()).map(str::to_owned);
+    let auth = state.auth.clone();
+    let address = state
+        .bg(async move { auth.authenticate(header.as_deref()).await })
+        .await
+        .ok_or(ApiError::Unavailable("shutting down"))??;
+    Ok(address)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct ChallengeQuery {
+    pub chain_id: u64,
+    /// The address that will sign the challenge.
+    pub address: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChallengeAnswer {
+    pub ok: bool,
+    /// EIP-712 typed data to sign.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+/// A login challenge (EIP-712 typed data), single use, valid for a few minutes.
+#[utoipa::path(params(ChallengeQuery), responses(
+    (status = 200, body = ChallengeAnswer),
+    (status = 400, body = crate::api::error::ErrorBody)
+))]
+#[get("/challenge")]
+pub async fn challenge(
+    state: web::Data<AppState>,
+    q: web::Query<ChallengeQuery>,
+) -> Result<web::Json<ChallengeAnswer>, ApiError> {
+    crate::api::check_chain(&state, q.chain_id)?;
+    let address = parse_address(&q.address).map_err(|e| ApiError::BadRequest(format!("address: {e}")))?;
+    let auth = state.auth.clone();
+    let data = state
+        .bg(async move { auth.challenge(address).await })
+        .await
+        .ok_or(ApiError::Unavailable("shutting down"))??;
+    Ok(web::Json(ChallengeAnswer { ok: true, data }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionAnswer {
+    pub ok: bool,
+    /// Send as `authorization: Bearer <token>`.
+    pub token: String,
+    pub address: String,
+    /// Seconds the token stays valid.
+    pub expires_in: u64,
+}
+
+/// Opens a session from one signed challenge (`authorization: <hash>_<signature>_<address>`).
+#[utoipa::path(params(("chainId" = u64, Query)), responses(
+    (status = 200, body = SessionAnswer),
+    (status = 403, body = crate::api::error::ErrorBody)
+))]
+#[post("/sessions")]
+pub async fn open_session(state: web::Data<AppState>, req: HttpRequest) -> Result<web::Json<SessionAnswer>, ApiError> {
+    let address = authenticated(&state, &req).await?;
+    let auth = state.auth.clone();
+    let (token, ttl) = state
+        .bg(async move { auth.open_session(address).await })
+        .await
+        .ok_or(ApiError::Unavailable("shutting down"))??;
+    Ok(web::Json(SessionAnswer { ok: true, token, address: address.to_checksum(None), expires_in: ttl.as_secs() }))
+}

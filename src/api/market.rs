@@ -1,0 +1,215 @@
+//! Categories, deals, price history, metrics and depth: the read-only views of the market.
+
+use crate::api::check_chain;
+use crate::api::error::ApiError;
+use crate::order::json::parse_address;
+use crate::server::AppState;
+use actix_web::{HttpResponse, get, web};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::atomic::Ordering;
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoryQuery {
+    pub chain_id: u64,
+    pub page_index: Option<usize>,
+    pub page_size: Option<usize>,
+}
+
+async fn categories_of(state: &AppState) -> Result<Vec<crate::store::categories::Category>, ApiError> {
+    let store = state.store.clone();
+    let chain_id = state.market.chain_id;
+    Ok(state
+        .bg(async move { crate::store::categories::list(&**store.client().await?, chain_id).await })
+        .await
+        .ok_or(ApiError::Unavailable("shutting down"))??)
+}
+
+/// The hub's categories.
+#[utoipa::path(params(CategoryQuery), responses((status = 200, description = "{ok, categories, count}")))]
+#[get("/categories")]
+pub async fn categories(state: web::Data<AppState>, q: web::Query<CategoryQuery>) -> Result<HttpResponse, ApiError> {
+    check_chain(&state, q.chain_id)?;
+    let all = categories_of(&state).await?;
+    Ok(HttpResponse::Ok().json(json!({"ok": true, "categories": all, "count": all.len()})))
+}
+
+/// One category.
+#[utoipa::path(params(("catid" = u64, Path), CategoryQuery), responses((status = 200), (status = 404, body = crate::api::error::ErrorBody)))]
+#[get("/categories/{catid}")]
+pub async fn category(
+    state: web::Data<AppState>,
+    catid: web::Path<u64>,
+    q: web::Query<CategoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    check_chain(&state, q.chain_id)?;
+    let all = categories_of(&state).await?;
+    let c = all.into_iter().find(|c| c.catid == *catid).ok_or_else(|| ApiError::NotFound("category".into()))?;
+    let mut v = serde_json::to_value(c).unwrap_or_default();
+    v["ok"] = json!(true);
+    Ok(HttpResponse::Ok().json(v))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct DealQuery {
+    pub chain_id: u64,
+    pub requester: Option<String>,
+    pub beneficiary: Option<String>,
+    pub app: Option<String>,
+    pub dataset: Option<String>,
+    pub workerpool: Option<String>,
+    pub category: Option<u64>,
+    pub apporder_hash: Option<String>,
+    pub datasetorder_hash: Option<String>,
+    pub workerpoolorder_hash: Option<String>,
+    pub requestorder_hash: Option<String>,
+    pub page_index: Option<usize>,
+    pub page_size: Option<usize>,
+}
+
+/// Deals on chain, newest first. Deals are recorded by chain sync, which comes with settlement: until then the
+/// list is empty (the engine's proposals are at `/requestorders/{hash}/proposals`).
+#[utoipa::path(params(DealQuery), responses((status = 200, description = "{ok, deals, count}")))]
+#[get("/deals")]
+pub async fn deals(state: web::Data<AppState>, q: web::Query<DealQuery>) -> Result<HttpResponse, ApiError> {
+    check_chain(&state, q.chain_id)?;
+    for (f, v) in [
+        ("requester", &q.requester),
+        ("beneficiary", &q.beneficiary),
+        ("app", &q.app),
+        ("dataset", &q.dataset),
+        ("workerpool", &q.workerpool),
+    ] {
+        if let Some(v) = v {
+            parse_address(v).map_err(|e| ApiError::BadRequest(format!("{f}: {e}")))?;
+        }
+    }
+    let size = q.page_size.unwrap_or(20);
+    if !(10..=1000).contains(&size) {
+        return Err(ApiError::BadRequest("pageSize: must be between 10 and 1000".into()));
+    }
+    Ok(HttpResponse::Ok().json(json!({"ok": true, "deals": [], "count": 0})))
+}
+
+/// One deal by id.
+#[utoipa::path(params(("dealid" = String, Path), CategoryQuery), responses((status = 404, body = crate::api::error::ErrorBody)))]
+#[get("/deals/{dealid}")]
+pub async fn deal(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<CategoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    check_chain(&state, q.chain_id)?;
+    crate::order::json::parse_bytes32(&id).map_err(|e| ApiError::BadRequest(format!("dealid: {e}")))?;
+    Err(ApiError::NotFound("deal".into()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct OhlcQuery {
+    pub chain_id: u64,
+    pub category: u64,
+}
+
+/// Price history of a category: `[[blockTimestamp, workerpoolprice, volume], ...]` from deals on chain.
+#[utoipa::path(params(OhlcQuery), responses((status = 200)))]
+#[get("/ohlc")]
+pub async fn ohlc(state: web::Data<AppState>, q: web::Query<OhlcQuery>) -> Result<HttpResponse, ApiError> {
+    check_chain(&state, q.chain_id)?;
+    Ok(HttpResponse::Ok().json(json!({"ok": true, "ohlc": []})))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsQuery {
+    pub chain_id: Option<u64>,
+}
+
+/// With `chainId`: the peer's JSON `{lastBlock, checkpointBlock, apporders, ...}`. Without: Prometheus text.
+#[utoipa::path(params(MetricsQuery), responses((status = 200)))]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>, q: web::Query<MetricsQuery>) -> Result<HttpResponse, ApiError> {
+    let m = &state.market;
+    let [app, dataset, workerpool, request] = m.book.counts();
+    if let Some(chain_id) = q.chain_id {
+        check_chain(&state, chain_id)?;
+        let chain = state.chain.clone();
+        let last = state.bg(async move { chain.head().await.ok().map(|h| h.block_number) }).await.flatten();
+        return Ok(HttpResponse::Ok().json(json!({
+            "ok": true, "lastBlock": last, "checkpointBlock": last,
+            "apporders": app, "datasetorders": dataset, "workerpoolorders": workerpool, "requestorders": request,
+        })));
+    }
+    let s = &m.stats;
+    let mut out = String::new();
+    out.push_str("# HELP dragon_open_orders Open orders in the book.\n# TYPE dragon_open_orders gauge\n");
+    for (k, n) in [("app", app), ("dataset", dataset), ("workerpool", workerpool), ("request", request)] {
+        out.push_str(&format!("dragon_open_orders{{kind=\"{k}\"}} {n}\n"));
+    }
+    for (name, help, v) in [
+        ("dragon_orders_published_total", "Orders accepted and durable.", s.published.load(Ordering::Relaxed)),
+        ("dragon_orders_unpublished_total", "Orders taken out by their owners.", s.unpublished.load(Ordering::Relaxed)),
+        ("dragon_group_commits_total", "Store commits of the sequencer.", s.commits.load(Ordering::Relaxed)),
+        ("dragon_deals_proposed_total", "Deals the engine proposed.", s.deals_proposed.load(Ordering::Relaxed)),
+    ] {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"));
+    }
+    out.push_str(&format!(
+        "# HELP dragon_matching_up Whether the matching thread is alive.\n# TYPE dragon_matching_up gauge\ndragon_matching_up {}\n",
+        u8::from(m.matching_alive())
+    ));
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct DepthQuery {
+    pub chain_id: u64,
+    pub category: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DepthLevel {
+    /// nRLC.
+    pub price: u64,
+    pub volume: u64,
+    pub orders: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Depth {
+    pub ok: bool,
+    pub category: u64,
+    /// Lowest workerpool price, nRLC.
+    pub best_ask: Option<u64>,
+    /// Highest request workerpoolmaxprice, nRLC.
+    pub best_bid: Option<u64>,
+    pub asks: Vec<DepthLevel>,
+    pub bids: Vec<DepthLevel>,
+}
+
+/// Beyond the peer: depth (price levels) and best prices of a category, from the engine's latest snapshot.
+#[utoipa::path(params(DepthQuery), responses((status = 200, body = Depth)))]
+#[get("/depth")]
+pub async fn depth(state: web::Data<AppState>, q: web::Query<DepthQuery>) -> Result<HttpResponse, ApiError> {
+    check_chain(&state, q.chain_id)?;
+    let snap = state.market.snapshot().ok_or(ApiError::Unavailable("the matching engine is unavailable"))?;
+    let lv = |l: &dragon_matching::Level| DepthLevel { price: l.price.0, volume: l.volume, orders: l.orders };
+    let (asks, bids) = match snap.category(q.category) {
+        Some(v) => (v.depth.asks.iter().map(lv).collect(), v.depth.bids.iter().map(lv).collect()),
+        None => (Vec::new(), Vec::new()),
+    };
+    Ok(HttpResponse::Ok().json(Depth {
+        ok: true,
+        category: q.category,
+        best_ask: snap.best_ask(q.category).map(|p| p.0),
+        best_bid: snap.best_bid(q.category).map(|p| p.0),
+        asks,
+        bids,
+    }))
+}

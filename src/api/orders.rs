@@ -1,0 +1,561 @@
+//! The four order books, in iExec's market API dialect: list with filters and paging, one order by hash,
+//! publish (one order, or a batch beyond the peer), unpublish (by hash, last, all).
+
+use crate::api::auth::authenticated;
+use crate::api::error::ApiError;
+use crate::api::{check_chain, iso_time};
+use crate::ids::OrderHash;
+use crate::market::PublishError;
+use crate::market::record::{OrderRecord, OrderStatus};
+use crate::order::json::{parse_address, parse_bytes32};
+use crate::order::{AnyOrder, OrderKind};
+use crate::server::AppState;
+use actix_web::{HttpRequest, HttpResponse, web};
+use alloy::primitives::Address;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
+
+/// A published order as the market API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    pub order_hash: String,
+    pub chain_id: u64,
+    /// The signed order (uint256 fields as decimal strings: exact over their whole range).
+    #[schema(value_type = Object)]
+    pub order: Value,
+    /// Volume still available to match.
+    pub remaining: u64,
+    pub status: OrderStatus,
+    /// ISO-8601, milliseconds, UTC.
+    pub publication_timestamp: String,
+    pub signer: String,
+    /// Dataset orders only: whether the order is for bulk processing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bulk: Option<bool>,
+}
+
+/// iExec's "infinite" dataset volume (Number.MAX_SAFE_INTEGER), which marks a bulk dataset order.
+const BULK_VOLUME: u64 = (1 << 53) - 1;
+
+impl From<&OrderRecord> for OrderView {
+    fn from(r: &OrderRecord) -> Self {
+        OrderView {
+            order_hash: r.hash.to_string(),
+            chain_id: r.chain_id,
+            order: r.order.to_json(),
+            remaining: r.remaining,
+            status: r.status,
+            publication_timestamp: iso_time(r.published_ms),
+            signer: r.signer.to_checksum(None),
+            bulk: (r.kind() == OrderKind::Dataset).then(|| r.volume() >= BULK_VOLUME),
+        }
+    }
+}
+
+pub fn view(r: &OrderRecord) -> Value {
+    serde_json::to_value(OrderView::from(r)).unwrap_or(Value::Null)
+}
+
+/// Filters of the four listings (each listing takes those the peer gives it; the rest are ignored).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct OrderQuery {
+    pub chain_id: u64,
+    /// An app address, or `any`.
+    pub app: Option<String>,
+    pub app_owner: Option<String>,
+    pub dataset: Option<String>,
+    pub dataset_owner: Option<String>,
+    pub workerpool: Option<String>,
+    pub workerpool_owner: Option<String>,
+    pub requester: Option<String>,
+    pub beneficiary: Option<String>,
+    pub is_app_strict: Option<bool>,
+    pub is_dataset_strict: Option<bool>,
+    pub is_workerpool_strict: Option<bool>,
+    pub is_requester_strict: Option<bool>,
+    pub bulk_only: Option<bool>,
+    pub category: Option<u64>,
+    /// Orders whose tag has all these bits.
+    pub min_tag: Option<String>,
+    /// Orders whose tag has no bit outside these.
+    pub max_tag: Option<String>,
+    pub min_trust: Option<u64>,
+    pub max_trust: Option<u64>,
+    /// Least remaining volume.
+    pub min_volume: Option<u64>,
+    /// Beyond the peer: highest price (offers) in nRLC.
+    pub max_price: Option<u64>,
+    /// Beyond the peer: lowest workerpoolmaxprice (requests) in nRLC.
+    pub min_price: Option<u64>,
+    pub page_index: Option<usize>,
+    /// 10..=1000, default 20.
+    pub page_size: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderList {
+    pub ok: bool,
+    pub orders: Vec<OrderView>,
+    /// Every order the filters admit, on all pages.
+    pub count: usize,
+    /// Present when this page came back full: the index of the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<usize>,
+}
+
+/// A restriction filter: absent = public orders only; `any` = no filter; an address = public or that address
+/// (exactly that address when strict).
+#[derive(Debug, Clone, Copy)]
+enum Restrict {
+    PublicOnly,
+    Any,
+    To(Address, bool),
+}
+
+impl Restrict {
+    fn admits(self, restrict: Address) -> bool {
+        match self {
+            Restrict::PublicOnly => restrict == Address::ZERO,
+            Restrict::Any => true,
+            Restrict::To(a, strict) => restrict == a || (!strict && restrict == Address::ZERO),
+        }
+    }
+}
+
+fn address(field: &str, v: &str) -> Result<Address, ApiError> {
+    parse_address(v).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
+}
+
+fn opt_address(field: &str, v: &Option<String>) -> Result<Option<Address>, ApiError> {
+    v.as_deref().map(|s| address(field, s)).transpose()
+}
+
+/// An exact-match filter that also takes `any`.
+fn equal_or_any(field: &str, v: &Option<String>) -> Result<Option<Address>, ApiError> {
+    match v.as_deref() {
+        None | Some("any") => Ok(None),
+        Some(s) => address(field, s).map(Some),
+    }
+}
+
+fn restrict(field: &str, v: &Option<String>, strict: Option<bool>) -> Result<Restrict, ApiError> {
+    Ok(match v.as_deref() {
+        None => Restrict::PublicOnly,
+        Some("any") => Restrict::Any,
+        Some(s) => Restrict::To(address(field, s)?, strict.unwrap_or(false)),
+    })
+}
+
+fn tag(field: &str, v: &Option<String>) -> Result<Option<[u8; 32]>, ApiError> {
+    v.as_deref()
+        .map(|s| parse_bytes32(s).map(|b| b.0).map_err(|e| ApiError::BadRequest(format!("{field}: {e}"))))
+        .transpose()
+}
+
+fn paging(q: &OrderQuery) -> Result<(usize, usize), ApiError> {
+    let size = q.page_size.unwrap_or(20);
+    if !(10..=1000).contains(&size) {
+        return Err(ApiError::BadRequest("pageSize: must be between 10 and 1000".into()));
+    }
+    Ok((q.page_index.unwrap_or(0), size))
+}
+
+type Filter = Box<dyn Fn(&OrderRecord) -> bool + Send + Sync>;
+
+/// The listing's filter for `kind`, and the asset whose index narrows the walk.
+fn filter(kind: OrderKind, q: &OrderQuery) -> Result<(Option<Address>, Filter), ApiError> {
+    let min_tag = tag("minTag", &q.min_tag)?;
+    let max_tag = tag("maxTag", &q.max_tag)?;
+    let (min_volume, max_price, min_price) = (q.min_volume, q.max_price, q.min_price);
+    let common = move |r: &OrderRecord| {
+        let t = r.tag();
+        min_tag.is_none_or(|m| t.iter().zip(m).all(|(a, b)| a & b == b))
+            && max_tag.is_none_or(|m| t.iter().zip(m).all(|(a, b)| a & !b == 0))
+            && min_volume.is_none_or(|v| r.remaining >= v)
+    };
+    match kind {
+        OrderKind::App | OrderKind::Dataset | OrderKind::Workerpool => {
+            let (own, owner) = match kind {
+                OrderKind::App => (equal_or_any("app", &q.app)?, equal_or_any("appOwner", &q.app_owner)?),
+                OrderKind::Dataset => {
+                    (equal_or_any("dataset", &q.dataset)?, equal_or_any("datasetOwner", &q.dataset_owner)?)
+                }
+                _ => {
+                    (equal_or_any("workerpool", &q.workerpool)?, equal_or_any("workerpoolOwner", &q.workerpool_owner)?)
+                }
+            };
+            let app = restrict("app", &q.app, q.is_app_strict)?;
+            let dataset = restrict("dataset", &q.dataset, q.is_dataset_strict)?;
+            let workerpool = restrict("workerpool", &q.workerpool, q.is_workerpool_strict)?;
+            let requester = restrict("requester", &q.requester, q.is_requester_strict)?;
+            let category = q.category;
+            let min_trust = q.min_trust;
+            let bulk_only = q.bulk_only.unwrap_or(false);
+            let f = move |r: &OrderRecord| {
+                let roles = r.roles();
+                let restrictions = match kind {
+                    OrderKind::App => dataset.admits(roles.dataset) && workerpool.admits(roles.workerpool),
+                    OrderKind::Dataset => {
+                        app.admits(roles.app)
+                            && workerpool.admits(roles.workerpool)
+                            && (!bulk_only || r.volume() >= BULK_VOLUME)
+                    }
+                    _ => {
+                        app.admits(roles.app)
+                            && dataset.admits(roles.dataset)
+                            && category.is_none_or(|c| r.category() == Some(c))
+                            && min_trust.is_none_or(|t| match r.view {
+                                dragon_matching::Order::Workerpool(o) => o.trust >= t,
+                                _ => false,
+                            })
+                    }
+                };
+                restrictions
+                    && requester.admits(roles.requester)
+                    && owner.is_none_or(|o| r.signer == o)
+                    && max_price.is_none_or(|p| r.price() <= p)
+                    && common(r)
+            };
+            Ok((own, Box::new(f)))
+        }
+        OrderKind::Request => {
+            let app = equal_or_any("app", &q.app)?;
+            let dataset = equal_or_any("dataset", &q.dataset)?;
+            let requester = equal_or_any("requester", &q.requester)?;
+            let beneficiary = opt_address("beneficiary", &q.beneficiary)?;
+            let workerpool = restrict("workerpool", &q.workerpool, q.is_workerpool_strict)?;
+            let (category, max_trust) = (q.category, q.max_trust);
+            let f = move |r: &OrderRecord| {
+                let roles = r.roles();
+                dataset.is_none_or(|d| roles.dataset == d)
+                    && requester.is_none_or(|a| roles.requester == a)
+                    && beneficiary.is_none_or(|b| roles.beneficiary == b)
+                    && workerpool.admits(roles.workerpool)
+                    && category.is_none_or(|c| r.category() == Some(c))
+                    && max_trust.is_none_or(|t| match r.view {
+                        dragon_matching::Order::Request(o) => o.trust <= t,
+                        _ => false,
+                    })
+                    && min_price.is_none_or(|p| r.price() >= p)
+                    && common(r)
+            };
+            Ok((app, Box::new(f)))
+        }
+    }
+}
+
+pub async fn list(state: web::Data<AppState>, kind: OrderKind, q: OrderQuery) -> Result<HttpResponse, ApiError> {
+    check_chain(&state, q.chain_id)?;
+    match kind {
+        OrderKind::App if q.app.is_none() && q.app_owner.is_none() => {
+            return Err(ApiError::BadRequest("app or appOwner is required".into()));
+        }
+        OrderKind::Dataset if q.dataset.is_none() && q.dataset_owner.is_none() => {
+            return Err(ApiError::BadRequest("dataset or datasetOwner is required".into()));
+        }
+        _ => {}
+    }
+    let (page_index, page_size) = paging(&q)?;
+    let (asset, f) = filter(kind, &q)?;
+    let page = state.market.book.query(kind, asset, f, page_index, page_size);
+    let full = page.orders.len() == page_size && page.count > (page_index + 1) * page_size;
+    Ok(HttpResponse::Ok().json(OrderList {
+        ok: true,
+        orders: page.orders.iter().map(|r| OrderView::from(&**r)).collect(),
+        count: page.count,
+        next_page: full.then_some(page_index + 1),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ChainQuery {
+    pub chain_id: u64,
+}
+
+pub async fn get_one(
+    state: web::Data<AppState>,
+    kind: OrderKind,
+    hash: &str,
+    q: ChainQuery,
+) -> Result<HttpResponse, ApiError> {
+    check_chain(&state, q.chain_id)?;
+    let hash = OrderHash(parse_bytes32(hash).map_err(|e| ApiError::BadRequest(format!("orderHash: {e}")))?);
+    let found = match state.market.book.get(&hash) {
+        Some(r) => Some(r),
+        None => {
+            let store = state.store.clone();
+            state
+                .bg(async move {
+                    let c = store.client().await?;
+                    crate::store::orders::get(&**c, &hash).await
+                })
+                .await
+                .ok_or(ApiError::Unavailable("shutting down"))??
+                .map(Arc::new)
+        }
+    };
+    match found {
+        Some(r) if r.kind() == kind => {
+            let mut v = view(&r);
+            v["ok"] = json!(true);
+            Ok(HttpResponse::Ok().json(v))
+        }
+        _ => Err(ApiError::NotFound(format!("{kind}order"))),
+    }
+}
+
+/// Body of a publication: the signed order (and, optionally, its hash, which must match).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishBody {
+    #[schema(value_type = Object)]
+    pub order: Box<serde_json::value::RawValue>,
+    pub order_hash: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Published {
+    pub ok: bool,
+    pub published: OrderView,
+}
+
+fn parse_submission(kind: OrderKind, body: &PublishBody) -> Result<(AnyOrder, Option<OrderHash>), PublishError> {
+    let order = AnyOrder::from_json(kind, body.order.get()).map_err(|e| PublishError::InvalidOrder(e.to_string()))?;
+    let claimed = body
+        .order_hash
+        .as_deref()
+        .map(|h| parse_bytes32(h).map(OrderHash).map_err(|e| PublishError::InvalidOrder(format!("orderHash: {e}"))))
+        .transpose()?;
+    Ok((order, claimed))
+}
+
+/// Checks then publishes orders of one signer; one answer per order, in order.
+async fn publish_all(
+    state: &AppState,
+    kind: OrderKind,
+    who: Address,
+    bodies: Vec<PublishBody>,
+) -> Result<Vec<Result<Arc<OrderRecord>, PublishError>>, ApiError> {
+    let market = state.market.clone();
+    let run = async move {
+        let checks = bodies.iter().map(|b| {
+            let market = market.clone();
+            async move {
+                let (order, claimed) = parse_submission(kind, b)?;
+                market.check(order, claimed, who).await
+            }
+        });
+        // Chain reads and signature checks of a batch run concurrently (bounded by the futures themselves).
+        let checked: Vec<Result<OrderRecord, PublishError>> = futures_util::future::join_all(checks).await;
+        let mut slots: Vec<Option<Result<Arc<OrderRecord>, PublishError>>> = Vec::with_capacity(checked.len());
+        let mut records = Vec::new();
+        let mut positions = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in checked.into_iter().enumerate() {
+            match c {
+                Ok(r) if !seen.insert(r.hash) => slots.push(Some(Err(PublishError::Duplicate(r.hash)))),
+                Ok(r) => {
+                    positions.push(i);
+                    records.push(r);
+                    slots.push(None);
+                }
+                Err(e) => slots.push(Some(Err(e))),
+            }
+        }
+        if !records.is_empty() {
+            for (pos, res) in positions.into_iter().zip(market.publish(records).await) {
+                slots[pos] = Some(res);
+            }
+        }
+        slots.into_iter().map(|s| s.unwrap_or(Err(PublishError::ShuttingDown))).collect::<Vec<_>>()
+    };
+    state.bg(run).await.ok_or(ApiError::Unavailable("shutting down"))
+}
+
+pub async fn publish(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    kind: OrderKind,
+    q: ChainQuery,
+    body: PublishBody,
+) -> Result<HttpResponse, ApiError> {
+    check_chain(&state, q.chain_id)?;
+    let who = authenticated(&state, &req).await?;
+    state.rates.check_address(who, 1)?;
+    let mut answers = publish_all(&state, kind, who, vec![body]).await?;
+    let record = answers.pop().unwrap_or(Err(PublishError::ShuttingDown))?;
+    Ok(HttpResponse::Created().json(Published { ok: true, published: OrderView::from(&*record) }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BatchBody {
+    pub orders: Vec<PublishBody>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchItem {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<OrderView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchAnswer {
+    pub ok: bool,
+    /// One answer per order, in the order sent.
+    pub results: Vec<BatchItem>,
+}
+
+pub async fn publish_batch(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    kind: OrderKind,
+    q: ChainQuery,
+    body: BatchBody,
+) -> Result<HttpResponse, ApiError> {
+    check_chain(&state, q.chain_id)?;
+    let n = body.orders.len();
+    if n == 0 || n > state.limits.batch_orders {
+        return Err(ApiError::BadRequest(format!(
+            "orders: between 1 and {} orders per batch",
+            state.limits.batch_orders
+        )));
+    }
+    let who = authenticated(&state, &req).await?;
+    state.rates.check_address(who, n as u32)?;
+    let answers = publish_all(&state, kind, who, body.orders).await?;
+    let results = answers
+        .into_iter()
+        .map(|a| match a {
+            Ok(r) => BatchItem { ok: true, published: Some(OrderView::from(&*r)), error: None, code: None },
+            Err(e) => {
+                let code = e.code();
+                let error = ApiError::Publish(e).to_string();
+                BatchItem { ok: false, published: None, error: Some(error), code: Some(code) }
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(BatchAnswer { ok: true, results }))
+}
+
+/// Body of an unpublication.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnpublishBody {
+    /// `unpublish_orderHash`, `unpublish_last` or `unpublish_all`.
+    pub target: String,
+    pub order_hash: Option<String>,
+    pub app: Option<String>,
+    pub dataset: Option<String>,
+    pub workerpool: Option<String>,
+    pub requester: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Unpublished {
+    pub ok: bool,
+    /// Hashes of the orders taken out of the book.
+    pub unpublished: Vec<String>,
+}
+
+pub async fn unpublish(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    kind: OrderKind,
+    q: ChainQuery,
+    body: UnpublishBody,
+) -> Result<HttpResponse, ApiError> {
+    check_chain(&state, q.chain_id)?;
+    let who = authenticated(&state, &req).await?;
+    state.rates.check_address(who, 1)?;
+    let book = &state.market.book;
+    let hashes: Vec<OrderHash> = match body.target.as_str() {
+        "unpublish_orderHash" => {
+            let h = body.order_hash.as_deref().ok_or_else(|| ApiError::BadRequest("orderHash is required".into()))?;
+            let h = OrderHash(parse_bytes32(h).map_err(|e| ApiError::BadRequest(format!("orderHash: {e}")))?);
+            match book.get(&h) {
+                Some(r) if r.kind() == kind && r.signer == who => vec![h],
+                Some(r) if r.kind() == kind => {
+                    return Err(ApiError::Publish(PublishError::NotOwner { owner: r.signer, authenticated: who }));
+                }
+                _ => return Err(ApiError::Publish(PublishError::NotOpen(h))),
+            }
+        }
+        target @ ("unpublish_last" | "unpublish_all") => {
+            let (field, value) = match kind {
+                OrderKind::App => ("app", &body.app),
+                OrderKind::Dataset => ("dataset", &body.dataset),
+                OrderKind::Workerpool => ("workerpool", &body.workerpool),
+                OrderKind::Request => ("requester", &body.requester),
+            };
+            let asset = match value.as_deref() {
+                Some(v) => address(field, v)?,
+                None if kind == OrderKind::Request => who,
+                None => return Err(ApiError::BadRequest(format!("{field} is required"))),
+            };
+            let mine =
+                |r: &OrderRecord| r.signer == who && (kind != OrderKind::Request || r.roles().requester == asset);
+            let index = (kind != OrderKind::Request).then_some(asset);
+            let mut all = book.query(kind, index, mine, 0, usize::MAX).orders;
+            all.sort_by_key(|r| std::cmp::Reverse(r.seq));
+            if target == "unpublish_last" {
+                all.truncate(1);
+            }
+            all.iter().map(|r| r.hash).collect()
+        }
+        other => return Err(ApiError::BadRequest(format!("target: unknown `{other}`"))),
+    };
+    let market = state.market.clone();
+    let closed = state
+        .bg(async move { market.close(hashes, OrderStatus::Canceled).await })
+        .await
+        .ok_or(ApiError::Unavailable("shutting down"))??;
+    Ok(HttpResponse::Ok().json(Unpublished { ok: true, unpublished: closed.iter().map(ToString::to_string).collect() }))
+}
+
+/// Registers the routes of one kind: `/{kind}orders`, `/{kind}orders/batch`, `/{kind}orders/{hash}`.
+pub fn routes(cfg: &mut web::ServiceConfig, kind: OrderKind) {
+    let base = format!("/{kind}orders");
+    cfg.service(
+        web::resource(base.clone())
+            .route(
+                web::get().to(move |s: web::Data<AppState>, q: web::Query<OrderQuery>| list(s, kind, q.into_inner())),
+            )
+            .route(web::post().to(
+                move |s: web::Data<AppState>, r: HttpRequest, q: web::Query<ChainQuery>, b: web::Json<PublishBody>| {
+                    publish(s, r, kind, q.into_inner(), b.into_inner())
+                },
+            ))
+            .route(web::put().to(
+                move |s: web::Data<AppState>,
+                      r: HttpRequest,
+                      q: web::Query<ChainQuery>,
+                      b: web::Json<UnpublishBody>| {
+                    unpublish(s, r, kind, q.into_inner(), b.into_inner())
+                },
+            )),
+    )
+    .service(web::resource(format!("{base}/batch")).route(web::post().to(
+        move |s: web::Data<AppState>, r: HttpRequest, q: web::Query<ChainQuery>, b: web::Json<BatchBody>| {
+            publish_batch(s, r, kind, q.into_inner(), b.into_inner())
+        },
+    )))
+    .service(web::resource(format!("{base}/{{hash}}")).route(web::get().to(
+        move |s: web::Data<AppState>, p: web::Path<String>, q: web::Query<ChainQuery>| async move {
+            get_one(s, kind, &p, q.into_inner()).await
+        },
+    )));
+}

@@ -1,0 +1,198 @@
+//! The read side of the market: every open order, sorted as the market API lists them, answered from memory.
+//!
+//! The engine owns matching; this index only mirrors durable state for queries. It is written by the
+//! sequencer (after an insert or a cancel commits) and by the event writer (after volume changes commit), so a
+//! reader never sees an order that a crash could take back. Readers share a read lock and filter in sort
+//! order; writers hold the write lock for a few map operations per order.
+
+use super::record::{OrderRecord, OrderStatus};
+use crate::ids::OrderHash;
+use crate::order::OrderKind;
+use alloy::primitives::Address;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Sort key: offers by price ascending, requests by `workerpoolmaxprice` descending, then arrival.
+type Key = (u64, u64);
+
+fn key(r: &OrderRecord) -> Key {
+    match r.kind() {
+        OrderKind::Request => (u64::MAX - r.price(), r.seq),
+        _ => (r.price(), r.seq),
+    }
+}
+
+fn slot(kind: OrderKind) -> usize {
+    match kind {
+        OrderKind::App => 0,
+        OrderKind::Dataset => 1,
+        OrderKind::Workerpool => 2,
+        OrderKind::Request => 3,
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    by_hash: HashMap<OrderHash, Arc<OrderRecord>>,
+    sorted: [BTreeMap<Key, Arc<OrderRecord>>; 4],
+    /// Open orders per (kind, signer), for the per-signer cap.
+    per_signer: HashMap<(OrderKind, Address), usize>,
+    /// Open orders per (kind, asset): an app order's app, a dataset order's dataset, ...
+    per_asset: HashMap<(OrderKind, Address), BTreeMap<Key, Arc<OrderRecord>>>,
+}
+
+/// A page of a listing.
+#[derive(Debug)]
+pub struct Page {
+    pub orders: Vec<Arc<OrderRecord>>,
+    /// Every order the filter admits, on all pages.
+    pub count: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct Book {
+    inner: RwLock<Inner>,
+}
+
+impl Book {
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        // A writer that panicked left whole map operations behind it; the maps stay usable.
+        self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds (or replaces) an open order.
+    pub fn insert(&self, record: Arc<OrderRecord>) {
+        let mut g = self.write();
+        insert(&mut g, record);
+    }
+
+    /// Removes an order; returns it.
+    pub fn remove(&self, hash: &OrderHash) -> Option<Arc<OrderRecord>> {
+        let mut g = self.write();
+        remove(&mut g, hash)
+    }
+
+    /// Sets remaining volumes (an order with nothing left leaves the book, marked filled); returns the new
+    /// records of the orders found.
+    pub fn set_remaining(&self, updates: &[(OrderHash, u64)]) -> Vec<Arc<OrderRecord>> {
+        let mut g = self.write();
+        let mut out = Vec::with_capacity(updates.len());
+        for (hash, remaining) in updates {
+            let Some(old) = g.by_hash.get(hash).cloned() else { continue };
+            let mut r = OrderRecord::clone(&old);
+            r.remaining = *remaining;
+            let r = Arc::new(r);
+            if *remaining == 0 {
+                remove(&mut g, hash);
+                let mut filled = OrderRecord::clone(&r);
+                filled.status = OrderStatus::Filled;
+                out.push(Arc::new(filled));
+            } else {
+                // Same key (price and arrival do not change): replace in place.
+                insert(&mut g, r.clone());
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    pub fn get(&self, hash: &OrderHash) -> Option<Arc<OrderRecord>> {
+        self.read().by_hash.get(hash).cloned()
+    }
+
+    pub fn open_count(&self, kind: OrderKind, signer: Address) -> usize {
+        self.read().per_signer.get(&(kind, signer)).copied().unwrap_or(0)
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().by_hash.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Open orders per kind.
+    pub fn counts(&self) -> [usize; 4] {
+        let g = self.read();
+        [0, 1, 2, 3].map(|i| g.sorted[i].len())
+    }
+
+    /// Whether some open order of `kind` on `asset` satisfies `pred`.
+    pub fn any_of_asset(&self, kind: OrderKind, asset: Address, pred: impl Fn(&OrderRecord) -> bool) -> bool {
+        let g = self.read();
+        g.per_asset.get(&(kind, asset)).is_some_and(|m| m.values().any(|r| pred(r)))
+    }
+
+    /// A page of the open orders of `kind` that `filter` admits, in book order. When `asset` is given, only
+    /// that asset's orders are walked.
+    pub fn query(
+        &self,
+        kind: OrderKind,
+        asset: Option<Address>,
+        filter: impl Fn(&OrderRecord) -> bool,
+        page_index: usize,
+        page_size: usize,
+    ) -> Page {
+        let g = self.read();
+        let empty = BTreeMap::new();
+        let source = match asset {
+            Some(a) => g.per_asset.get(&(kind, a)).unwrap_or(&empty),
+            None => &g.sorted[slot(kind)],
+        };
+        let skip = page_index.saturating_mul(page_size);
+        let mut count = 0;
+        let mut orders = Vec::with_capacity(page_size.min(source.len()));
+        for r in source.values().filter(|r| filter(r)) {
+            if count >= skip && orders.len() < page_size {
+                orders.push(r.clone());
+            }
+            count += 1;
+        }
+        Page { orders, count }
+    }
+
+    /// Every open order, in arrival order (for checks and rebuilds).
+    pub fn all_by_arrival(&self) -> Vec<Arc<OrderRecord>> {
+        let mut v: Vec<_> = self.read().by_hash.values().cloned().collect();
+        v.sort_by_key(|r| r.seq);
+        v
+    }
+}
+
+fn insert(g: &mut Inner, record: Arc<OrderRecord>) {
+    let k = key(&record);
+    let kind = record.kind();
+    if let Some(old) = g.by_hash.insert(record.hash, record.clone()) {
+        // Replacing: counts are unchanged, the keys are the same.
+        debug_assert_eq!(key(&old), k);
+    } else {
+        *g.per_signer.entry((kind, record.signer)).or_default() += 1;
+    }
+    g.sorted[slot(kind)].insert(k, record.clone());
+    g.per_asset.entry((kind, record.asset())).or_default().insert(k, record);
+}
+
+fn remove(g: &mut Inner, hash: &OrderHash) -> Option<Arc<OrderRecord>> {
+    let r = g.by_hash.remove(hash)?;
+    let k = key(&r);
+    let kind = r.kind();
+    g.sorted[slot(kind)].remove(&k);
+    if let Some(m) = g.per_asset.get_mut(&(kind, r.asset())) {
+        m.remove(&k);
+        if m.is_empty() {
+            g.per_asset.remove(&(kind, r.asset()));
+        }
+    }
+    if let Some(c) = g.per_signer.get_mut(&(kind, r.signer)) {
+        *c -= 1;
+        if *c == 0 {
+            g.per_signer.remove(&(kind, r.signer));
+        }
+    }
+    Some(r)
+}

@@ -1,0 +1,174 @@
+//! A published order as the market keeps it: the signed order, who signed it, what remains of it, its status,
+//! and its engine view (u64 amounts), which the API's filters read.
+
+use crate::ids::OrderHash;
+use crate::order::{AnyOrder, OrderKind};
+use alloy::primitives::Address;
+use dragon_matching as m;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// An order's life, as iExec's market API keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderStatus {
+    /// In the book (possibly partly matched).
+    Open,
+    /// Nothing remains to match.
+    Filled,
+    /// Unpublished by its owner or cancelled on chain.
+    Canceled,
+    /// Cannot be matched any more (stake gone, asset transferred).
+    Dead,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Open => "open",
+            OrderStatus::Filled => "filled",
+            OrderStatus::Canceled => "canceled",
+            OrderStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "open" => OrderStatus::Open,
+            "filled" => OrderStatus::Filled,
+            "canceled" => OrderStatus::Canceled,
+            "dead" => OrderStatus::Dead,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderRecord {
+    /// Arrival number: the engine's time priority and the publication order.
+    pub seq: u64,
+    pub hash: OrderHash,
+    pub chain_id: u64,
+    pub order: AnyOrder,
+    /// The address whose signature (or presignature) the order carries: the asset owner or the requester.
+    pub signer: Address,
+    /// The volume still available to match.
+    pub remaining: u64,
+    pub status: OrderStatus,
+    /// Publication time, Unix milliseconds.
+    pub published_ms: i64,
+    /// The engine's view of the order with its declared volume.
+    pub view: m::Order,
+}
+
+impl OrderRecord {
+    pub fn kind(&self) -> OrderKind {
+        self.order.kind()
+    }
+
+    /// The order's own asset: app, dataset or workerpool; a request's app.
+    pub fn asset(&self) -> Address {
+        match &self.order {
+            AnyOrder::App(o) => o.app,
+            AnyOrder::Dataset(o) => o.dataset,
+            AnyOrder::Workerpool(o) => o.workerpool,
+            AnyOrder::Request(o) => o.app,
+        }
+    }
+
+    /// The category of a workerpool or request order.
+    pub fn category(&self) -> Option<u64> {
+        match self.view {
+            m::Order::Workerpool(o) => Some(o.category),
+            m::Order::Request(o) => Some(o.category),
+            _ => None,
+        }
+    }
+
+    /// The price the book sorts by: the seller's price, or a request's `workerpoolmaxprice`.
+    pub fn price(&self) -> u64 {
+        match self.view {
+            m::Order::App(o) => o.price.0,
+            m::Order::Dataset(o) => o.price.0,
+            m::Order::Workerpool(o) => o.price.0,
+            m::Order::Request(o) => o.workerpool_max_price.0,
+        }
+    }
+
+    pub fn volume(&self) -> u64 {
+        match self.view {
+            m::Order::App(o) => o.volume,
+            m::Order::Dataset(o) => o.volume,
+            m::Order::Workerpool(o) => o.volume,
+            m::Order::Request(o) => o.volume,
+        }
+    }
+
+    pub fn tag(&self) -> [u8; 32] {
+        match self.view {
+            m::Order::App(o) => o.tag.0,
+            m::Order::Dataset(o) => o.tag.0,
+            m::Order::Workerpool(o) => o.tag.0,
+            m::Order::Request(o) => o.tag.0,
+        }
+    }
+
+    /// The engine's view with `remaining` as its volume: what is added to the engine.
+    pub fn engine_order(&self) -> m::Order {
+        let mut o = self.view;
+        let v = match &mut o {
+            m::Order::App(o) => &mut o.volume,
+            m::Order::Dataset(o) => &mut o.volume,
+            m::Order::Workerpool(o) => &mut o.volume,
+            m::Order::Request(o) => &mut o.volume,
+        };
+        *v = self.remaining;
+        o
+    }
+
+    /// The address in each role, as the typed columns of the store hold them: an order's own asset in its
+    /// own role, its restriction (zero = none) in the others; a request's app, dataset, workerpool, requester.
+    pub fn roles(&self) -> Roles {
+        let z = Address::ZERO;
+        match &self.order {
+            AnyOrder::App(o) => Roles {
+                app: o.app,
+                dataset: o.datasetrestrict,
+                workerpool: o.workerpoolrestrict,
+                requester: o.requesterrestrict,
+                beneficiary: z,
+            },
+            AnyOrder::Dataset(o) => Roles {
+                app: o.apprestrict,
+                dataset: o.dataset,
+                workerpool: o.workerpoolrestrict,
+                requester: o.requesterrestrict,
+                beneficiary: z,
+            },
+            AnyOrder::Workerpool(o) => Roles {
+                app: o.apprestrict,
+                dataset: o.datasetrestrict,
+                workerpool: o.workerpool,
+                requester: o.requesterrestrict,
+                beneficiary: z,
+            },
+            AnyOrder::Request(o) => Roles {
+                app: o.app,
+                dataset: o.dataset,
+                workerpool: o.workerpool,
+                requester: o.requester,
+                beneficiary: o.beneficiary,
+            },
+        }
+    }
+}
+
+/// See [`OrderRecord::roles`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub app: Address,
+    pub dataset: Address,
+    pub workerpool: Address,
+    pub requester: Address,
+    pub beneficiary: Address,
+}

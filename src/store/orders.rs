@@ -1,0 +1,205 @@
+//! The `orders` table: inserts in groups (one statement, one commit for many orders), status and volume
+//! changes, and the open orders the book is rebuilt from.
+
+use super::{StoreError, fixed};
+use crate::ids::OrderHash;
+use crate::market::convert::engine_order;
+use crate::market::record::{OrderRecord, OrderStatus};
+use crate::order::{AnyOrder, OrderKind};
+use alloy::primitives::{Address, B256, U256};
+use tokio_postgres::GenericClient;
+
+const COLUMNS: &str = "seq, order_hash, chain_id, kind, body::text, signer, remaining, status, \
+     (extract(epoch FROM published_at) * 1000)::bigint";
+
+fn opt_addr(a: Address) -> Option<Vec<u8>> {
+    (a != Address::ZERO).then(|| a.to_vec())
+}
+
+/// Inserts `records` in one statement. Returns the hashes actually inserted: an order whose hash is already
+/// stored (in any status) is skipped, so an order is never published twice nor reopened.
+pub async fn insert(client: &impl GenericClient, records: &[&OrderRecord]) -> Result<Vec<OrderHash>, StoreError> {
+    let n = records.len();
+    let mut seq = Vec::with_capacity(n);
+    let mut hash = Vec::with_capacity(n);
+    let mut chain = Vec::with_capacity(n);
+    let mut kind = Vec::with_capacity(n);
+    let mut body = Vec::with_capacity(n);
+    let mut signer = Vec::with_capacity(n);
+    let mut asset = Vec::with_capacity(n);
+    let mut price = Vec::with_capacity(n);
+    let mut volume = Vec::with_capacity(n);
+    let mut tag = Vec::with_capacity(n);
+    let mut category = Vec::with_capacity(n);
+    let mut trust = Vec::with_capacity(n);
+    let (mut app, mut dataset, mut workerpool, mut requester, mut beneficiary) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let mut remaining = Vec::with_capacity(n);
+    let mut published = Vec::with_capacity(n);
+    for r in records {
+        seq.push(r.seq as i64);
+        hash.push(r.hash.0.to_vec());
+        chain.push(r.chain_id as i64);
+        kind.push(r.kind().as_str());
+        body.push(r.order.to_json());
+        signer.push(r.signer.to_vec());
+        asset.push(r.asset().to_vec());
+        price.push(r.price().to_string());
+        volume.push(r.volume() as i64);
+        tag.push(r.tag().to_vec());
+        category.push(r.category().map(|c| c as i64));
+        trust.push(match r.view {
+            dragon_matching::Order::Workerpool(o) => Some(o.trust as i64),
+            dragon_matching::Order::Request(o) => Some(o.trust as i64),
+            _ => None,
+        });
+        let roles = r.roles();
+        app.push(opt_addr(roles.app));
+        dataset.push(opt_addr(roles.dataset));
+        workerpool.push(opt_addr(roles.workerpool));
+        requester.push(opt_addr(roles.requester));
+        beneficiary.push(opt_addr(roles.beneficiary));
+        remaining.push(r.remaining as i64);
+        published.push(r.published_ms);
+    }
+    let rows = client
+        .query(
+            "INSERT INTO orders (seq, order_hash, chain_id, kind, body, signer, asset, owner, price, volume, tag,
+                                 category, trust, app, dataset, workerpool, requester, beneficiary, remaining,
+                                 published_at)
+             SELECT seq, h, c, k, b::jsonb, s, a, s, p::numeric, v, t, cat, tr, ap, ds, wp, rq, bf, rem,
+                    to_timestamp(pub / 1000.0)
+             FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::text[], $5::jsonb[], $6::bytea[],
+                         $7::bytea[], $8::text[], $9::bigint[], $10::bytea[], $11::bigint[], $12::bigint[],
+                         $13::bytea[], $14::bytea[], $15::bytea[], $16::bytea[], $17::bytea[], $18::bigint[],
+                         $19::bigint[])
+                  AS u(seq, h, c, k, b, s, a, p, v, t, cat, tr, ap, ds, wp, rq, bf, rem, pub)
+             ON CONFLICT (order_hash) DO NOTHING
+             RETURNING order_hash",
+            &[
+                &seq,
+                &hash,
+                &chain,
+                &kind,
+                &body,
+                &signer,
+                &asset,
+                &price,
+                &volume,
+                &tag,
+                &category,
+                &trust,
+                &app,
+                &dataset,
+                &workerpool,
+                &requester,
+                &beneficiary,
+                &remaining,
+                &published,
+            ],
+        )
+        .await?;
+    rows.iter().map(|row| Ok(OrderHash(B256::from(fixed::<32>("orders", row.get(0))?)))).collect()
+}
+
+/// Marks open orders `status` (canceled or dead). Returns the hashes that changed.
+pub async fn close(
+    client: &impl GenericClient,
+    hashes: &[OrderHash],
+    status: OrderStatus,
+) -> Result<Vec<OrderHash>, StoreError> {
+    let hashes: Vec<Vec<u8>> = hashes.iter().map(|h| h.0.to_vec()).collect();
+    let rows = client
+        .query(
+            "UPDATE orders SET status = $2, updated_at = now()
+             WHERE order_hash = ANY($1) AND status = 'open' RETURNING order_hash",
+            &[&hashes, &status.as_str()],
+        )
+        .await?;
+    rows.iter().map(|row| Ok(OrderHash(B256::from(fixed::<32>("orders", row.get(0))?)))).collect()
+}
+
+/// Sets remaining volumes; an order with nothing left becomes `filled`, and back `open` when volume returns.
+/// Closed (canceled, dead) orders are left alone.
+pub async fn set_remaining(client: &impl GenericClient, updates: &[(OrderHash, u64)]) -> Result<(), StoreError> {
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let hashes: Vec<Vec<u8>> = updates.iter().map(|(h, _)| h.0.to_vec()).collect();
+    let remaining: Vec<i64> = updates.iter().map(|(_, r)| *r as i64).collect();
+    client
+        .execute(
+            "UPDATE orders o SET remaining = u.r,
+                    status = CASE WHEN u.r = 0 THEN 'filled' ELSE 'open' END, updated_at = now()
+             FROM unnest($1::bytea[], $2::bigint[]) AS u(h, r)
+             WHERE o.order_hash = u.h AND o.status IN ('open', 'filled')",
+            &[&hashes, &remaining],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The open orders of a chain in arrival order: what the book is rebuilt from.
+pub async fn load_open(client: &impl GenericClient, chain_id: u64) -> Result<Vec<OrderRecord>, StoreError> {
+    let rows = client
+        .query(
+            &format!("SELECT {COLUMNS} FROM orders WHERE status = 'open' AND chain_id = $1 ORDER BY seq"),
+            &[&(chain_id as i64)],
+        )
+        .await?;
+    rows.iter().map(record).collect()
+}
+
+/// One order by hash, in any status.
+pub async fn get(client: &impl GenericClient, hash: &OrderHash) -> Result<Option<OrderRecord>, StoreError> {
+    let row =
+        client.query_opt(&format!("SELECT {COLUMNS} FROM orders WHERE order_hash = $1"), &[&hash.0.as_slice()]).await?;
+    row.as_ref().map(record).transpose()
+}
+
+/// The highest arrival number given so far (0 when none).
+pub async fn max_seq(client: &impl GenericClient) -> Result<u64, StoreError> {
+    let v: i64 = client.query_one("SELECT COALESCE(MAX(seq), 0) FROM orders", &[]).await?.get(0);
+    Ok(v as u64)
+}
+
+fn corrupt(detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt { table: "orders", detail: detail.to_string() }
+}
+
+fn record(row: &tokio_postgres::Row) -> Result<OrderRecord, StoreError> {
+    let seq: i64 = row.get(0);
+    let hash = OrderHash(B256::from(fixed::<32>("orders", row.get(1))?));
+    let chain_id: i64 = row.get(2);
+    let kind: &str = row.get(3);
+    let kind = OrderKind::ALL.into_iter().find(|k| k.as_str() == kind).ok_or_else(|| corrupt(kind))?;
+    let body: &str = row.get(4);
+    let order = AnyOrder::from_json(kind, body).map_err(corrupt)?;
+    let signer = Address::from(fixed::<20>("orders", row.get(5))?);
+    let remaining: i64 = row.get(6);
+    let status: &str = row.get(7);
+    let status = OrderStatus::parse(status).ok_or_else(|| corrupt(status))?;
+    let published_ms: i64 = row.get(8);
+    let view = engine_order(&order, hash, order.volume()).map_err(corrupt)?;
+    Ok(OrderRecord {
+        seq: seq as u64,
+        hash,
+        chain_id: chain_id as u64,
+        order,
+        signer,
+        remaining: remaining as u64,
+        status,
+        published_ms,
+        view,
+    })
+}
+
+/// `U256` volumes the store keeps as BIGINT: the hub holds volumes below 2^48, and publication refuses more.
+pub fn volume_fits(v: U256) -> bool {
+    v < U256::from(1u64 << 48)
+}

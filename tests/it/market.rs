@@ -1,0 +1,625 @@
+//! The exchange over HTTP against a real PostgreSQL and an anvil with Dragon's contracts: publication rules,
+//! authentication, listings and filters, matching on arrival, unpublication, restarts.
+
+use crate::fixtures::{KEY0, KEY1};
+use crate::harness::{AnvilGuard, anvil, database};
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::{Eip712Domain, SolStruct};
+use dragon::chain::contracts::hub::{DragonHub, IexecLibOrders_v5 as sol};
+use dragon::chain::contracts::{
+    app_registry::AppRegistry, dataset_registry::DatasetRegistry, token::RLC, workerpool_registry::WorkerpoolRegistry,
+};
+use dragon::chain::deploy::Deployment;
+use dragon::config::Config;
+use dragon::money::Nrlc;
+use dragon::order::{AnyOrder, AppOrder, DatasetOrder, Domain, RequestOrder, WorkerpoolOrder, signature};
+use dragon::server::{AppState, run};
+use serde_json::{Value, json};
+use std::net::TcpListener;
+
+pub const KEY2: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+
+/// A chain with Dragon deployed, funded accounts and one app, dataset and workerpool owned by KEY0; KEY1 and
+/// KEY2 are requesters with stake.
+pub struct World {
+    pub node: AnvilGuard,
+    pub deployment: Deployment,
+    pub deployment_path: std::path::PathBuf,
+    pub owner: PrivateKeySigner,
+    pub requester: PrivateKeySigner,
+    pub other: PrivateKeySigner,
+    pub app: Address,
+    pub dataset: Address,
+    pub pool: Address,
+    pub domain: Domain,
+}
+
+pub fn provider(url: &str, key: &PrivateKeySigner) -> DynProvider {
+    ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_http(url.parse().expect("url")).erased()
+}
+
+impl World {
+    pub async fn new() -> World {
+        let node = anvil();
+        let owner: PrivateKeySigner = KEY0.parse().expect("key");
+        let requester: PrivateKeySigner = KEY1.parse().expect("key");
+        let other: PrivateKeySigner = KEY2.parse().expect("key");
+        let deployment = dragon::chain::deploy::deploy(&node.url(), owner.clone()).await.expect("deploy");
+        let deployment_path = std::env::temp_dir().join(format!(
+            "dragon-market-{}-{}.json",
+            std::process::id(),
+            node.url().rsplit(':').next().unwrap_or("0")
+        ));
+        deployment.write(&deployment_path).expect("write deployment");
+        let d = &deployment;
+        let as_owner = provider(&node.url(), &owner);
+        let amount = U256::from(1_000_000u64 * Nrlc::PER_RLC);
+        // One provider per account: alloy's nonce filler caches nonces per provider.
+        for key in [&owner, &requester, &other] {
+            RLC::new(d.token, &as_owner)
+                .mint(key.address(), amount)
+                .send()
+                .await
+                .expect("mint")
+                .get_receipt()
+                .await
+                .expect("mined");
+        }
+        for key in [&owner, &requester, &other] {
+            let p = if key.address() == owner.address() { as_owner.clone() } else { provider(&node.url(), key) };
+            RLC::new(d.token, &p)
+                .approve(d.hub, amount)
+                .send()
+                .await
+                .expect("approve")
+                .get_receipt()
+                .await
+                .expect("mined");
+            DragonHub::new(d.hub, &p)
+                .deposit(amount)
+                .send()
+                .await
+                .expect("deposit")
+                .get_receipt()
+                .await
+                .expect("mined");
+        }
+        let apps = AppRegistry::new(d.app_registry, &as_owner);
+        let c = apps.createApp(
+            owner.address(),
+            "hello".into(),
+            "DOCKER".into(),
+            Bytes::from_static(b"docker.io/dragon/hello:1"),
+            B256::repeat_byte(1),
+            Bytes::new(),
+        );
+        let app = c.call().await.expect("createApp");
+        c.send().await.expect("createApp").get_receipt().await.expect("mined");
+        let datasets = DatasetRegistry::new(d.dataset_registry, &as_owner);
+        let c = datasets.createDataset(
+            owner.address(),
+            "data".into(),
+            Bytes::from_static(b"/ipfs/data"),
+            B256::repeat_byte(2),
+        );
+        let dataset = c.call().await.expect("createDataset");
+        c.send().await.expect("createDataset").get_receipt().await.expect("mined");
+        let pools = WorkerpoolRegistry::new(d.workerpool_registry, &as_owner);
+        let c = pools.createWorkerpool(owner.address(), "pool".into());
+        let pool = c.call().await.expect("createWorkerpool");
+        c.send().await.expect("createWorkerpool").get_receipt().await.expect("mined");
+        let domain = Domain::new(U256::from(d.chain_id), d.hub);
+        World { node, deployment, deployment_path, owner, requester, other, app, dataset, pool, domain }
+    }
+
+    pub fn app_order(&self, price: u64, volume: u64, salt: u8) -> AnyOrder {
+        self.signed(
+            &self.owner,
+            AnyOrder::App(AppOrder {
+                app: self.app,
+                appprice: Nrlc::from_u64(price),
+                volume: U256::from(volume),
+                tag: B256::ZERO,
+                datasetrestrict: Address::ZERO,
+                workerpoolrestrict: Address::ZERO,
+                requesterrestrict: Address::ZERO,
+                salt: B256::repeat_byte(salt),
+                sign: None,
+            }),
+        )
+    }
+
+    pub fn dataset_order(&self, price: u64, volume: u64, salt: u8) -> AnyOrder {
+        self.signed(
+            &self.owner,
+            AnyOrder::Dataset(DatasetOrder {
+                dataset: self.dataset,
+                datasetprice: Nrlc::from_u64(price),
+                volume: U256::from(volume),
+                tag: B256::ZERO,
+                apprestrict: Address::ZERO,
+                workerpoolrestrict: Address::ZERO,
+                requesterrestrict: Address::ZERO,
+                salt: B256::repeat_byte(salt),
+                sign: None,
+            }),
+        )
+    }
+
+    pub fn pool_order(&self, price: u64, volume: u64, category: u64, salt: u8) -> AnyOrder {
+        self.signed(
+            &self.owner,
+            AnyOrder::Workerpool(WorkerpoolOrder {
+                workerpool: self.pool,
+                workerpoolprice: Nrlc::from_u64(price),
+                volume: U256::from(volume),
+                tag: B256::ZERO,
+                category: U256::from(category),
+                trust: U256::from(1),
+                apprestrict: Address::ZERO,
+                datasetrestrict: Address::ZERO,
+                requesterrestrict: Address::ZERO,
+                salt: B256::repeat_byte(salt),
+                sign: None,
+            }),
+        )
+    }
+
+    pub fn request(&self, who: &PrivateKeySigner, max_price: u64, volume: u64, category: u64, salt: u8) -> AnyOrder {
+        self.signed(
+            who,
+            AnyOrder::Request(RequestOrder {
+                app: self.app,
+                appmaxprice: Nrlc::from_u64(10),
+                dataset: Address::ZERO,
+                datasetmaxprice: Nrlc::ZERO,
+                workerpool: Address::ZERO,
+                workerpoolmaxprice: Nrlc::from_u64(max_price),
+                requester: who.address(),
+                volume: U256::from(volume),
+                tag: B256::ZERO,
+                category: U256::from(category),
+                trust: U256::from(1),
+                beneficiary: who.address(),
+                callback: Address::ZERO,
+                params: "{\"iexec_args\":\"42\"}".into(),
+                salt: B256::repeat_byte(salt),
+                sign: None,
+            }),
+        )
+    }
+
+    pub fn signed(&self, key: &PrivateKeySigner, mut o: AnyOrder) -> AnyOrder {
+        o.set_sign(signature::sign_digest(key, &o.order_hash(&self.domain).0).expect("sign"));
+        o
+    }
+
+    pub fn config(&self, database_url: String) -> Config {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        Config::new(addr, database_url, self.node.url(), self.deployment.clone())
+    }
+}
+
+pub struct Server {
+    pub base: String,
+    pub chain_id: u64,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    http: reqwest::Client,
+}
+
+impl Server {
+    pub async fn start(config: Config) -> Server {
+        let listener = TcpListener::bind(config.listen).expect("bind");
+        let state = AppState::connect(&config).await.expect("connect store and chain");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(listener, state, async move {
+            let _ = rx.await;
+        }));
+        Server {
+            base: format!("http://{}", config.listen),
+            chain_id: config.deployment.chain_id,
+            stop: Some(tx),
+            task,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let resp =
+            self.http.get(format!("{}{path}{sep}chainId={}", self.base, self.chain_id)).send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("JSON body"))
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, auth: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .request(method, format!("{}{path}?chainId={}", self.base, self.chain_id))
+            .header("authorization", auth)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("JSON body"))
+    }
+
+    /// Logs in as the peer's clients do: a challenge, signed as EIP-712 typed data.
+    pub async fn login(&self, key: &PrivateKeySigner) -> String {
+        let (status, body) = self.get(&format!("/challenge?address={}", key.address())).await;
+        assert_eq!(status, 200, "{body}");
+        let data = &body["data"];
+        assert_eq!(data["primaryType"], "Challenge");
+        assert_eq!(data["domain"]["name"], "iExec Gateway");
+        let text = data["message"]["challenge"].as_str().expect("challenge text").to_owned();
+        let domain = Eip712Domain::new(
+            Some("iExec Gateway".into()),
+            Some("1".into()),
+            Some(U256::from(self.chain_id)),
+            None,
+            None,
+        );
+        let hash = dragon::api::auth::Challenge { challenge: text }.eip712_signing_hash(&domain);
+        let sig = signature::sign_digest(key, &hash).expect("sign");
+        format!("{hash:#x}_{sig}_{}", key.address())
+    }
+
+    pub async fn publish(&self, key: &PrivateKeySigner, order: &AnyOrder) -> (u16, Value) {
+        let auth = self.login(key).await;
+        let path = format!("/{}orders", order.kind());
+        self.send(reqwest::Method::POST, &path, &auth, &json!({"order": order.to_json()})).await
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.task.await.expect("server task").expect("server ran cleanly");
+    }
+}
+
+fn hash_of(w: &World, o: &AnyOrder) -> String {
+    o.order_hash(&w.domain).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_are_published_listed_matched_and_unpublished() {
+    let w = World::new().await;
+    let server = Server::start(w.config(database().await)).await;
+
+    let app = w.app_order(2, 100, 1);
+    let (status, body) = server.publish(&w.owner, &app).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["published"]["orderHash"], hash_of(&w, &app));
+    assert_eq!(body["published"]["remaining"], 100);
+    assert_eq!(body["published"]["status"], "open");
+    assert_eq!(body["published"]["signer"], w.owner.address().to_checksum(None));
+
+    // Two pool orders in category 1; the cheaper one lists first.
+    let pool_a = w.pool_order(7, 3, 1, 2);
+    let pool_b = w.pool_order(5, 2, 1, 3);
+    for o in [&pool_a, &pool_b] {
+        let (s, b) = server.publish(&w.owner, o).await;
+        assert_eq!(s, 201, "{b}");
+    }
+    let (s, list) = server.get(&format!("/workerpoolorders?category=1&workerpool={}", w.pool)).await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list["count"], 2);
+    assert_eq!(list["orders"][0]["orderHash"], hash_of(&w, &pool_b));
+    assert_eq!(list["orders"][1]["orderHash"], hash_of(&w, &pool_a));
+    assert!(list.get("nextPage").is_none());
+    // Filters: another category, a minimum trust above the orders', a price ceiling.
+    assert_eq!(server.get("/workerpoolorders?category=2").await.1["count"], 0);
+    assert_eq!(server.get("/workerpoolorders?category=1&minTrust=2").await.1["count"], 0);
+    assert_eq!(server.get("/workerpoolorders?category=1&maxPrice=6").await.1["count"], 1);
+    let (s, one) = server.get(&format!("/apporders/{}", hash_of(&w, &app))).await;
+    assert_eq!(s, 200, "{one}");
+    assert_eq!(one["order"]["appprice"], "2");
+
+    // A request that crosses both pools matches at once: 2 at price 5, then 1 at price 7.
+    let req = w.request(&w.requester, 8, 3, 1, 4);
+    let (s, b) = server.publish(&w.requester, &req).await;
+    assert_eq!(s, 201, "{b}");
+    // Matching results are written after the answer: wait until the book shows them.
+    let mut filled = false;
+    for _ in 0..100 {
+        let (_, r) = server.get(&format!("/requestorders/{}", hash_of(&w, &req))).await;
+        if r["status"] == "filled" {
+            filled = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(filled, "the request was matched in full");
+    let (_, b) = server.get(&format!("/workerpoolorders/{}", hash_of(&w, &pool_b))).await;
+    assert_eq!(b["status"], "filled");
+    let (_, a) = server.get(&format!("/workerpoolorders/{}", hash_of(&w, &pool_a))).await;
+    assert_eq!((a["status"].as_str(), a["remaining"].as_u64()), (Some("open"), Some(2)));
+    let (_, a) = server.get(&format!("/apporders/{}", hash_of(&w, &app))).await;
+    assert_eq!(a["remaining"], 97);
+    let (_, list) = server.get("/workerpoolorders?category=1").await;
+    assert_eq!(list["count"], 1, "filled orders leave the listing");
+
+    // Unpublish: by hash; then the same order can never come back.
+    let auth = server.login(&w.owner).await;
+    let (s, b) = server
+        .send(
+            reqwest::Method::PUT,
+            "/workerpoolorders",
+            &auth,
+            &json!({"target": "unpublish_orderHash", "orderHash": hash_of(&w, &pool_a)}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["unpublished"], json!([hash_of(&w, &pool_a)]));
+    let (_, a) = server.get(&format!("/workerpoolorders/{}", hash_of(&w, &pool_a))).await;
+    assert_eq!(a["status"], "canceled");
+    let (s, b) = server.publish(&w.owner, &pool_a).await;
+    assert_eq!((s, b["code"].as_str()), (409, Some("order_closed")), "{b}");
+    // Publishing an open order twice is a duplicate.
+    let (s, b) = server.publish(&w.owner, &app).await;
+    assert_eq!((s, b["code"].as_str()), (409, Some("duplicate_order")), "{b}");
+
+    // unpublish_last and unpublish_all of an app.
+    for salt in [10, 11, 12] {
+        assert_eq!(server.publish(&w.owner, &w.app_order(3, 5, salt)).await.0, 201);
+    }
+    let auth = server.login(&w.owner).await;
+    let (s, b) = server
+        .send(reqwest::Method::PUT, "/apporders", &auth, &json!({"target": "unpublish_last", "app": w.app.to_string()}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["unpublished"], json!([hash_of(&w, &w.app_order(3, 5, 12))]));
+    let auth = server.login(&w.owner).await;
+    let (s, b) = server
+        .send(reqwest::Method::PUT, "/apporders", &auth, &json!({"target": "unpublish_all", "app": w.app.to_string()}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["unpublished"].as_array().map(Vec::len), Some(3));
+    assert_eq!(server.get(&format!("/apporders?app={}", w.app)).await.1["count"], 0);
+
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publication_rules_refuse_with_their_codes() {
+    let w = World::new().await;
+    let mut config = w.config(database().await);
+    config.market.max_open_orders = 3;
+    let server = Server::start(config).await;
+    let code = |b: &Value| b["code"].as_str().map(str::to_owned);
+
+    // A request needs an open app order it can pay.
+    let (s, b) = server.publish(&w.requester, &w.request(&w.requester, 8, 1, 0, 1)).await;
+    assert_eq!((s, code(&b).as_deref()), (403, Some("no_compatible_offer")), "{b}");
+    assert_eq!(server.publish(&w.owner, &w.app_order(2, 10, 1)).await.0, 201);
+
+    // The authenticated address must be the owner.
+    let (s, b) = server.publish(&w.requester, &w.app_order(2, 10, 2)).await;
+    assert_eq!((s, code(&b).as_deref()), (403, Some("not_owner")), "{b}");
+    // The signature must be the owner's.
+    let forged = w.signed(&w.requester, w.app_order(2, 10, 3));
+    let (s, b) = server.publish(&w.owner, &forged).await;
+    assert_eq!((s, code(&b).as_deref()), (403, Some("invalid_signature")), "{b}");
+    // No signature at all, and no presignature on chain.
+    let mut unsigned = w.app_order(2, 10, 4);
+    unsigned.set_sign(Bytes::new());
+    let (s, b) = server.publish(&w.owner, &unsigned).await;
+    assert_eq!((s, code(&b).as_deref()), (403, Some("missing_signature")), "{b}");
+    // A claimed hash that is not the order's.
+    let auth = server.login(&w.owner).await;
+    let body = json!({"order": w.app_order(2, 10, 5).to_json(), "orderHash": format!("{:#x}", B256::repeat_byte(9))});
+    let (s, b) = server.send(reqwest::Method::POST, "/apporders", &auth, &body).await;
+    assert_eq!((s, code(&b).as_deref()), (400, Some("hash_mismatch")), "{b}");
+    // Values the engine cannot hold, with the field named.
+    let mut huge = w.app_order(0, 10, 6);
+    if let AnyOrder::App(a) = &mut huge {
+        a.appprice = Nrlc(U256::from(u64::MAX) + U256::from(1));
+    }
+    let huge = w.signed(&w.owner, huge);
+    let (s, b) = server.publish(&w.owner, &huge).await;
+    assert_eq!((s, code(&b).as_deref()), (400, Some("value_too_large")), "{b}");
+    assert!(b["error"].as_str().is_some_and(|e| e.contains("appprice")), "{b}");
+    // Malformed JSON is a 400 with the JSON error body.
+    let auth = server.login(&w.owner).await;
+    let (s, b) = server.send(reqwest::Method::POST, "/apporders", &auth, &json!({"order": {"app": "nope"}})).await;
+    assert_eq!((s, code(&b).as_deref()), (400, Some("invalid_order")), "{b}");
+    // An unregistered asset.
+    let mut stranger = w.app_order(2, 10, 7);
+    if let AnyOrder::App(a) = &mut stranger {
+        a.app = Address::repeat_byte(0x42);
+    }
+    let (s, b) = server.publish(&w.owner, &w.signed(&w.owner, stranger)).await;
+    assert_eq!((s, code(&b).as_deref()), (403, Some("unknown_asset")), "{b}");
+    // A restriction to a contract that is no registered asset (an ERC-734 group, say): the token contract.
+    let mut grouped = w.app_order(2, 10, 8);
+    if let AnyOrder::App(a) = &mut grouped {
+        a.requesterrestrict = w.deployment.token;
+    }
+    let (s, b) = server.publish(&w.owner, &w.signed(&w.owner, grouped)).await;
+    assert_eq!((s, code(&b).as_deref()), (403, Some("unsupported_restriction")), "{b}");
+
+    // Signatures the hub accepts: v = 0/1, and the compact EIP-2098 form.
+    let mut low_v = w.app_order(2, 10, 20);
+    let sig = low_v.sign().cloned().expect("signed");
+    let mut raw = sig.to_vec();
+    raw[64] -= 27;
+    low_v.set_sign(Bytes::from(raw));
+    let (s, b) = server.publish(&w.owner, &low_v).await;
+    assert_eq!(s, 201, "v 0/1 is accepted as the hub accepts it: {b}");
+    let mut compact = w.app_order(2, 10, 21);
+    let c = signature::EcdsaSignature::parse(compact.sign().expect("signed")).expect("parse").to_compact();
+    compact.set_sign(Bytes::copy_from_slice(&c));
+    assert_eq!(server.publish(&w.owner, &compact).await.0, 201);
+    // The per-signer cap (3 in this test).
+    let (s, b) = server.publish(&w.owner, &w.app_order(2, 10, 22)).await;
+    assert_eq!((s, code(&b).as_deref()), (403, Some("too_many_orders")), "{b}");
+
+    // Stake: a pool order whose 30% stake exceeds the owner's deposit (10^15 nRLC).
+    let (s, b) = server.publish(&w.owner, &w.pool_order(u64::MAX / 4, 1, 0, 30)).await;
+    assert_eq!((s, code(&b).as_deref()), (403, Some("insufficient_stake")), "{b}");
+
+    // Presigned on chain (no `sign`), and consumed on chain (cancelled: consumed = volume).
+    let presigned = w.pool_order(5, 2, 0, 31);
+    let hub = DragonHub::new(w.deployment.hub, provider(&w.node.url(), &w.owner));
+    let AnyOrder::Workerpool(wp) = &presigned else { unreachable!() };
+    let op = |operation: u8| sol::WorkerpoolOrderOperation {
+        order: sol::WorkerpoolOrder::from(wp),
+        operation,
+        sign: Bytes::new(),
+    };
+    hub.manageWorkerpoolOrder(op(0)).send().await.expect("presign").get_receipt().await.expect("mined");
+    let mut bare = presigned.clone();
+    bare.set_sign(Bytes::new());
+    let (s, b) = server.publish(&w.owner, &bare).await;
+    assert_eq!(s, 201, "a presigned order needs no signature: {b}");
+    let closed = w.pool_order(5, 2, 0, 32);
+    let AnyOrder::Workerpool(wp2) = &closed else { unreachable!() };
+    let close =
+        sol::WorkerpoolOrderOperation { order: sol::WorkerpoolOrder::from(wp2), operation: 1, sign: Bytes::new() };
+    hub.manageWorkerpoolOrder(close).send().await.expect("close").get_receipt().await.expect("mined");
+    let (s, b) = server.publish(&w.owner, &closed).await;
+    assert_eq!((s, code(&b).as_deref()), (403, Some("fully_consumed")), "{b}");
+
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn challenges_are_single_use_and_sessions_last() {
+    let w = World::new().await;
+    let server = Server::start(w.config(database().await)).await;
+    let order = w.app_order(1, 5, 1);
+    let auth = server.login(&w.owner).await;
+    let body = json!({"order": order.to_json()});
+    let (s, b) = server.send(reqwest::Method::POST, "/apporders", &auth, &body).await;
+    assert_eq!(s, 201, "{b}");
+    // The same authorization again: the challenge is spent.
+    let other = json!({"order": w.app_order(1, 5, 2).to_json()});
+    let (s, b) = server.send(reqwest::Method::POST, "/apporders", &auth, &other).await;
+    assert_eq!((s, b["code"].as_str()), (403, Some("auth_invalid")), "{b}");
+    // A challenge issued to someone else, a malformed header, none at all.
+    let theirs = server.login(&w.requester).await;
+    let swapped = theirs.replace(&w.requester.address().to_string(), &w.owner.address().to_string());
+    assert_eq!(server.send(reqwest::Method::POST, "/apporders", &swapped, &other).await.0, 403);
+    assert_eq!(server.send(reqwest::Method::POST, "/apporders", "garbage", &other).await.1["code"], "auth_malformed");
+
+    // A session: one login, many writes, with a bearer token.
+    let login = server.login(&w.owner).await;
+    let (s, b) = server.send(reqwest::Method::POST, "/sessions", &login, &json!({})).await;
+    assert_eq!(s, 200, "{b}");
+    let bearer = format!("Bearer {}", b["token"].as_str().expect("token"));
+    for salt in 3..6 {
+        let (s, b) = server
+            .send(reqwest::Method::POST, "/apporders", &bearer, &json!({"order": w.app_order(1, 5, salt).to_json()}))
+            .await;
+        assert_eq!(s, 201, "{b}");
+    }
+    let (s, b) = server.send(reqwest::Method::POST, "/apporders", "Bearer not-a-token", &other).await;
+    assert_eq!((s, b["code"].as_str()), (403, Some("auth_session")), "{b}");
+
+    // A batch with one bad order: one answer per order.
+    let bad = w.signed(&w.requester, w.app_order(1, 5, 7));
+    let batch = json!({"orders": [{"order": w.app_order(1, 5, 6).to_json()}, {"order": bad.to_json()}]});
+    let (s, b) = server.send(reqwest::Method::POST, "/apporders/batch", &bearer, &batch).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["results"][0]["ok"], true);
+    assert_eq!(b["results"][1]["code"], "invalid_signature");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_page_and_restart_rebuilds_the_same_book() {
+    let w = World::new().await;
+    let db = database().await;
+    let server = Server::start(w.config(db.clone())).await;
+    let login = server.login(&w.owner).await;
+    let (_, b) = server.send(reqwest::Method::POST, "/sessions", &login, &json!({})).await;
+    let bearer = format!("Bearer {}", b["token"].as_str().expect("token"));
+    // 25 app orders at prices 1..=25 in one batch, in reverse price order.
+    let orders: Vec<Value> =
+        (1..=25u64).rev().map(|p| json!({"order": w.app_order(p, 1, p as u8).to_json()})).collect();
+    let (s, b) = server.send(reqwest::Method::POST, "/apporders/batch", &bearer, &json!({"orders": orders})).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, p0) = server.get(&format!("/apporders?app={}&pageSize=10", w.app)).await;
+    assert_eq!(s, 200);
+    assert_eq!((p0["count"].as_u64(), p0["nextPage"].as_u64()), (Some(25), Some(1)));
+    let prices: Vec<&str> =
+        p0["orders"].as_array().expect("orders").iter().filter_map(|o| o["order"]["appprice"].as_str()).collect();
+    assert_eq!(prices, ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]);
+    let (_, p2) = server.get(&format!("/apporders?app={}&pageSize=10&pageIndex=2", w.app)).await;
+    assert_eq!(p2["orders"].as_array().map(Vec::len), Some(5));
+    assert!(p2.get("nextPage").is_none());
+    assert_eq!(server.get(&format!("/apporders?app={}&pageSize=5", w.app)).await.0, 400, "pageSize below 10");
+    assert_eq!(server.get("/apporders").await.0, 400, "app or appOwner is required");
+    let all = server.get(&format!("/apporders?appOwner={}&pageSize=100", w.owner.address())).await.1;
+    server.shutdown().await;
+
+    // A new server on the same database serves the same book.
+    let server = Server::start(w.config(db)).await;
+    let again = server.get(&format!("/apporders?appOwner={}&pageSize=100", w.owner.address())).await.1;
+    assert_eq!(all["orders"], again["orders"]);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_empty_database_migrate_once() {
+    let db = database().await;
+    let cfg = dragon::store::StoreConfig::default();
+    let (a, b) = tokio::join!(dragon::store::Store::connect(&db, cfg), dragon::store::Store::connect(&db, cfg));
+    let (a, _b) = (a.expect("first"), b.expect("second"));
+    let c = a.client().await.expect("client");
+    let rows = c
+        .query("SELECT version, count(*) FROM schema_migrations GROUP BY version ORDER BY version", &[])
+        .await
+        .expect("query");
+    let versions: Vec<(i32, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let expected: Vec<(i32, i64)> = dragon::store::MIGRATIONS.iter().map(|m| (m.0, 1)).collect();
+    assert_eq!(versions, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restriction_and_tag_filters_follow_the_peer() {
+    let w = World::new().await;
+    let server = Server::start(w.config(database().await)).await;
+    assert!(w.deployment_path.is_file());
+    // A public dataset order, one restricted to `other` as requester, one with a TEE tag.
+    let public = w.dataset_order(1, 5, 1);
+    let mut restricted = w.dataset_order(1, 5, 2);
+    if let AnyOrder::Dataset(d) = &mut restricted {
+        d.requesterrestrict = w.other.address();
+    }
+    let restricted = w.signed(&w.owner, restricted);
+    let mut tee = w.dataset_order(1, 5, 3);
+    if let AnyOrder::Dataset(d) = &mut tee {
+        d.tag = B256::with_last_byte(1);
+    }
+    let tee = w.signed(&w.owner, tee);
+    for o in [&public, &restricted, &tee] {
+        let (s, b) = server.publish(&w.owner, o).await;
+        assert_eq!(s, 201, "{b}");
+    }
+    let q = |extra: &str| format!("/datasetorders?dataset={}{extra}", w.dataset);
+    // No requester filter: public orders only.
+    assert_eq!(server.get(&q("")).await.1["count"], 2);
+    // A requester: public ones and those restricted to it; strict: only those restricted to it.
+    let other = w.other.address();
+    assert_eq!(server.get(&q(&format!("&requester={other}"))).await.1["count"], 3);
+    let strict = server.get(&q(&format!("&requester={other}&isRequesterStrict=true"))).await.1;
+    assert_eq!(strict["count"], 1);
+    assert_eq!(strict["orders"][0]["orderHash"], hash_of(&w, &restricted));
+    assert_eq!(server.get(&q("&requester=any")).await.1["count"], 3);
+    // Tags: minTag keeps orders with all its bits; maxTag drops orders with bits outside it.
+    let one = format!("{:#x}", B256::with_last_byte(1));
+    let zero = format!("{:#x}", B256::ZERO);
+    assert_eq!(server.get(&q(&format!("&minTag={one}"))).await.1["count"], 1);
+    assert_eq!(server.get(&q(&format!("&maxTag={zero}"))).await.1["count"], 1);
+    assert_eq!(server.get(&q("&bulkOnly=true")).await.1["count"], 0, "no order has the bulk volume");
+    server.shutdown().await;
+}
