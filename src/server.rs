@@ -55,13 +55,27 @@ impl AppState {
         crate::store::categories::upsert(&**store.client().await?, &categories).await?;
         let market =
             Market::start(store.clone(), reader, config.market, listener).await.context("starting the market")?;
+        let rates = Arc::new(RateLimits::new(&config.limits));
+        // Idle keys of the rate limiters are forgotten once a minute, so the maps stay as small as the
+        // set of recent clients.
+        let sweeper = Arc::downgrade(&rates);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                match sweeper.upgrade() {
+                    Some(r) => r.sweep(),
+                    None => break,
+                }
+            }
+        });
         Ok(AppState {
             store: store.clone(),
             chain,
             market,
             limits: config.limits,
             auth: Arc::new(Auth::new(store, d.chain_id, config.limits)),
-            rates: Arc::new(RateLimits::new(&config.limits)),
+            rates,
             health: Arc::default(),
             rt: tokio::runtime::Handle::current(),
         })

@@ -32,6 +32,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("too many requests: at most {0} per second")]
     RateLimited(u32),
+    #[error("request body too large (at most {0} bytes)")]
+    TooLarge(usize),
     #[error("{0}")]
     Unavailable(&'static str),
     #[error("internal error")]
@@ -46,6 +48,7 @@ impl ApiError {
             ApiError::Auth(e) => e.code(),
             ApiError::NotFound(_) => "not_found",
             ApiError::RateLimited(_) => "rate_limited",
+            ApiError::TooLarge(_) => "body_too_large",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -65,6 +68,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Auth(crate::api::auth::AuthError::Store(_)) => StatusCode::SERVICE_UNAVAILABLE,
@@ -108,9 +112,7 @@ pub fn json_config(limit: usize) -> actix_web::web::JsonConfig {
     actix_web::web::JsonConfig::default().limit(limit).error_handler(|err, _| {
         use actix_web::error::JsonPayloadError as J;
         match err {
-            J::Overflow { limit } | J::OverflowKnownLength { limit, .. } => {
-                ApiError::BadRequest(format!("request body too large (at most {limit} bytes)")).into()
-            }
+            J::Overflow { limit } | J::OverflowKnownLength { limit, .. } => ApiError::TooLarge(limit).into(),
             other => ApiError::BadRequest(format!("invalid JSON body: {other}")).into(),
         }
     })

@@ -2,9 +2,11 @@
 
 mod chain;
 mod cli;
+mod crash;
 mod ethers;
 mod fixtures;
 mod harness;
 mod market;
 mod replay;
+mod sdk;
 mod server;

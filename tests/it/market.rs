@@ -623,3 +623,37 @@ async fn restriction_and_tag_filters_follow_the_peer() {
     assert_eq!(server.get(&q("&bulkOnly=true")).await.1["count"], 0, "no order has the bulk volume");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abuse_limits_answer_429_and_413() {
+    let w = World::new().await;
+    let mut config = w.config(database().await);
+    config.limits.per_ip_per_second = 5;
+    config.limits.per_address_per_second = 2;
+    config.limits.body_bytes = 4096;
+    let server = Server::start(config).await;
+    // Per IP: a burst of 5, then 429 with the JSON body.
+    let mut limited = 0;
+    for _ in 0..20 {
+        let (s, b) = server.get("/version").await;
+        if s == 429 {
+            assert_eq!(b["code"], "rate_limited");
+            limited += 1;
+        }
+    }
+    assert!(limited >= 10, "{limited} of 20 requests were limited");
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    // Per address: a batch of 3 orders exceeds 2 per second (the login itself is a GET, counted per IP).
+    let auth = server.login(&w.owner).await;
+    let orders: Vec<Value> = [1u8, 2, 3].iter().map(|s| json!({"order": w.app_order(1, 1, *s).to_json()})).collect();
+    let batch = json!({ "orders": orders });
+    let (s, b) = server.send(reqwest::Method::POST, "/apporders/batch", &auth, &batch).await;
+    assert_eq!((s, b["code"].as_str()), (429, Some("rate_limited")), "{b}");
+    // A body beyond the limit.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let orders: Vec<Value> = (0..40u8).map(|s| json!({"order": w.app_order(1, 1, s).to_json()})).collect();
+    let big = json!({ "orders": orders });
+    let (s, b) = server.send(reqwest::Method::POST, "/apporders/batch", "x", &big).await;
+    assert_eq!((s, b["code"].as_str()), (413, Some("body_too_large")), "{b}");
+    server.shutdown().await;
+}

@@ -1,0 +1,534 @@
+//! iExec's own JavaScript SDK (npm `iexec` 8.24.0 and 9.0.1, unchanged) against a real `dragon serve`: the flows
+//! of `tests/sdk/flows.mjs`, run by node with `iexecGatewayURL` = the in-process server and `hubAddress` = the
+//! hub of an anvil with Dragon's contracts. Publication (with the SDK's own hash checked against the API's),
+//! unpublication by hash / last / all, every orderbook filter the SDK sends, fetch by hash, requester deals.
+//!
+//! Roles: KEY0 owns the app, dataset and workerpool (`appOwner`, `datasetOwner`, `poolOwner`), KEY1 is the
+//! requester, KEY2 only appears in restrictions.
+
+use crate::fixtures::{KEY0, KEY1};
+use crate::harness::{database, root};
+use crate::market::{Server, World};
+use dragon::order::{AnyOrder, OrderKind};
+use serde_json::{Value, json};
+use std::process::Stdio;
+use tokio::io::AsyncWriteExt;
+
+const NULL_TAG: &str = "0x0000000000000000000000000000000000000000000000000000000000000000";
+const TEE_TAG: &str = "0x0000000000000000000000000000000000000000000000000000000000000001";
+/// What SDK 9 ORs into every tag it signs: TEE + TDX.
+const TDX_TAG: &str = "0x0000000000000000000000000000000000000000000000000000000000000009";
+
+const KINDS: [(&str, OrderKind); 4] = [
+    ("apporder", OrderKind::App),
+    ("datasetorder", OrderKind::Dataset),
+    ("workerpoolorder", OrderKind::Workerpool),
+    ("requestorder", OrderKind::Request),
+];
+
+/// Runs `tests/sdk/flows.mjs` with a config built on the World's chain and the server's URL.
+struct Flows {
+    base: Value,
+}
+
+impl Flows {
+    fn new(w: &World, server: &Server) -> Flows {
+        assert!(
+            root().join("tests/sdk/node_modules/iexec8").exists(),
+            "iExec's SDK is not installed: run scripts/setup.sh (npm ci in tests/sdk)"
+        );
+        Flows {
+            base: json!({
+                "rpc": w.node.url(),
+                "hub": w.deployment.hub.to_checksum(None),
+                "api": server.base,
+                "chainId": server.chain_id,
+                "keys": {"appOwner": KEY0, "datasetOwner": KEY0, "poolOwner": KEY0, "requester": KEY1, "minter": KEY0},
+                "assets": {
+                    "app": w.app.to_checksum(None),
+                    "dataset": w.dataset.to_checksum(None),
+                    "workerpool": w.pool.to_checksum(None),
+                },
+            }),
+        }
+    }
+
+    /// The flow's JSON output, or its stderr (the SDK's error message) when it exits non-zero.
+    async fn run(&self, flow: &str, options: Value) -> Result<Value, String> {
+        let mut cfg = self.base.clone();
+        cfg["flow"] = json!(flow);
+        for (k, v) in options.as_object().expect("options are an object") {
+            cfg[k] = v.clone();
+        }
+        let mut child = tokio::process::Command::new("node")
+            .arg(root().join("tests/sdk/flows.mjs"))
+            .current_dir(root().join("tests/sdk"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("run node (on PATH?)");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(cfg.to_string().as_bytes()).await.expect("write config");
+        drop(stdin);
+        let out = tokio::time::timeout(std::time::Duration::from_secs(180), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("flow {flow} timed out"))
+            .expect("node output");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        match out.status.code() {
+            Some(0) => Ok(serde_json::from_slice(&out.stdout).expect("flow output is JSON")),
+            Some(1) => Err(stderr),
+            other => panic!("flow {flow} exited with {other:?} (bad config?): {stderr}"),
+        }
+    }
+
+    async fn ok(&self, flow: &str, options: Value) -> Value {
+        self.run(flow, options).await.unwrap_or_else(|e| panic!("flow {flow} failed: {e}"))
+    }
+}
+
+/// The hashes published for `kind` by a publish flow.
+fn hashes(published: &Value, kind: &str) -> Vec<String> {
+    published[kind]["hashes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {kind} in {published}"))
+        .iter()
+        .map(|h| h.as_str().expect("hash").to_owned())
+        .collect()
+}
+
+/// Checks a publish flow's output: each order, as the SDK signed and posted it, hashes here (Dragon's code) to
+/// the hash that both the SDK computed and the API answered (flows.mjs fails when those two differ), and the
+/// API serves it back by hash, open, with every field as posted.
+async fn check_published(w: &World, server: &Server, published: &Value, tag: &str) {
+    for (kind, k) in KINDS {
+        let Some(p) = published.get(kind) else { continue };
+        let orders = p["orders"].as_array().expect("orders");
+        let hashes = hashes(published, kind);
+        assert_eq!(orders.len(), hashes.len());
+        for (order, hash) in orders.iter().zip(&hashes) {
+            let parsed = AnyOrder::from_json(k, &order.to_string()).expect("the SDK's order parses");
+            assert_eq!(&parsed.order_hash(&w.domain).to_string(), hash, "{kind} {order}");
+            assert_eq!(hash, &hash.to_lowercase());
+            assert_eq!(order["tag"], tag, "{kind}: the SDK's tag");
+            let (status, got) = server.get(&format!("/{kind}s/{hash}")).await;
+            assert_eq!(status, 200, "{got}");
+            assert_eq!(got["orderHash"], hash.as_str());
+            assert_eq!(got["status"], "open");
+            assert_eq!(got["chainId"], server.chain_id);
+            for (field, value) in order.as_object().expect("order object") {
+                assert_eq!(&got["order"][field], value, "{kind} {hash}: field {field}");
+            }
+            assert_eq!(got["remaining"].as_u64().map(|r| r.to_string()).as_deref(), order["volume"].as_str());
+        }
+    }
+}
+
+/// One orderbook query and the hashes it must return, in order.
+struct Query {
+    name: &'static str,
+    kind: &'static str,
+    options: Value,
+    expected: Vec<String>,
+}
+
+fn q(name: &'static str, kind: &'static str, options: Value, expected: Vec<String>) -> Query {
+    Query { name, kind, options, expected }
+}
+
+/// Runs the queries through the SDK's `fetch*Orderbook` and checks each answer: the hashes in order, the
+/// count, no next page (all fit in one page of 20).
+async fn check_orderbook(flows: &Flows, queries: Vec<Query>) {
+    let list: Vec<Value> = queries.iter().map(|x| json!([x.name, x.kind, x.options])).collect();
+    let out = flows.ok("orderbook", json!({"queries": list})).await;
+    for x in &queries {
+        let r = &out["queries"][x.name];
+        let got: Vec<&str> = r["hashes"].as_array().expect("hashes").iter().filter_map(Value::as_str).collect();
+        assert_eq!(got, x.expected, "query {} ({} {})", x.name, x.kind, x.options);
+        assert_eq!(r["count"], x.expected.len(), "query {}: count", x.name);
+        assert_eq!(r["more"], false, "query {}: more()", x.name);
+        if !x.expected.is_empty() {
+            // What SDK users read: numbers where iexec-market-api sends numbers, the order's uint256 as strings.
+            let t = &r["types"];
+            assert_eq!(
+                (&t["chainId"], &t["remaining"], &t["orderHash"], &t["status"], &t["signer"]),
+                (&json!("number"), &json!("number"), &json!("string"), &json!("string"), &json!("string")),
+                "query {}: {t}",
+                x.name
+            );
+            assert_eq!(t["publicationTimestamp"], "string");
+            assert_eq!(t["order"]["volume"], "string");
+        }
+    }
+}
+
+fn pick(all: &[String], idx: &[usize]) -> Vec<String> {
+    idx.iter().map(|&i| all[i].clone()).collect()
+}
+
+/// `unpublishAll*`'s answer: newest first.
+fn newest_first(groups: &[&[String]]) -> Vec<String> {
+    let mut v: Vec<String> = groups.iter().flat_map(|g| g.iter().cloned()).collect();
+    v.reverse();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk8_publishes_lists_fetches_and_unpublishes_every_kind() {
+    let w = World::new().await;
+    let server = Server::start(w.config(database().await)).await;
+    let flows = Flows::new(&w, &server);
+    let pool = w.pool.to_checksum(None);
+    let app = w.app.to_checksum(None);
+    let dataset = w.dataset.to_checksum(None);
+    let requester = w.requester.address().to_checksum(None);
+    let other = w.other.address().to_checksum(None);
+
+    // Orders that differ in what the filters look at. Requests are in categories 1 and 3, where no workerpool
+    // order is, so nothing matches on arrival and every order stays open with its whole volume.
+    let mut apporders = vec![
+        json!({"appprice": "5"}),                                 // 0
+        json!({"appprice": "1"}),                                 // 1: the cheapest
+        json!({"appprice": "3", "workerpoolrestrict": pool}),     // 2
+        json!({"appprice": "3", "requesterrestrict": requester}), // 3
+        json!({"appprice": "3", "datasetrestrict": dataset}),     // 4
+        json!({"appprice": "4", "volume": "2000000"}),            // 5
+        json!({"appprice": "2", "tag": TEE_TAG}),                 // 6
+        json!({"appprice": "2", "requesterrestrict": other}),     // 7
+    ];
+    apporders.extend((6..=12).map(|p| json!({"appprice": p.to_string()}))); // 8..=14
+    let datasetorders = vec![
+        json!({"datasetprice": "2", "volume": "100"}),                // 0
+        json!({"datasetprice": "1"}),                                 // 1
+        json!({"datasetprice": "1", "apprestrict": app}),             // 2
+        json!({"datasetprice": "3", "workerpoolrestrict": pool}),     // 3
+        json!({"datasetprice": "2", "requesterrestrict": requester}), // 4
+    ];
+    let workerpoolorders = vec![
+        json!({"workerpoolprice": "2"}),                                   // 0
+        json!({"workerpoolprice": "1", "trust": "5"}),                     // 1
+        json!({"workerpoolprice": "3", "category": "2", "volume": "100"}), // 2
+        json!({"workerpoolprice": "1", "apprestrict": app}),               // 3
+        json!({"workerpoolprice": "2", "requesterrestrict": requester}),   // 4
+        json!({"workerpoolprice": "4", "tag": TEE_TAG}),                   // 5
+        json!({"workerpoolprice": "5", "datasetrestrict": dataset}),       // 6
+    ];
+    let requestorders = vec![
+        json!({"workerpoolmaxprice": "2", "category": "1"}), // 0
+        json!({"workerpoolmaxprice": "5", "category": "1"}), // 1
+        json!({"workerpoolmaxprice": "3", "category": "1", "workerpool": pool}), // 2
+        json!({"workerpoolmaxprice": "1", "category": "3", "trust": "5"}), // 3
+        json!({"workerpoolmaxprice": "4", "category": "1", "volume": "100"}), // 4
+        json!({"workerpoolmaxprice": "2", "category": "1", "tag": TEE_TAG, "appmaxprice": "2"}), // 5
+        json!({"workerpoolmaxprice": "2", "category": "1", "dataset": dataset, "datasetmaxprice": "1"}), // 6
+    ];
+    let published = flows
+        .ok(
+            "publish",
+            json!({"sdk": 8, "orders": {
+                "apporder": apporders, "datasetorder": datasetorders,
+                "workerpoolorder": workerpoolorders, "requestorder": requestorders,
+            }}),
+        )
+        .await;
+    // SDK 8 leaves tags as given: check the default ones (the TEE ones are checked by the tag filters).
+    let mut standard = published.clone();
+    for (kind, idx) in [("apporder", 6), ("workerpoolorder", 5), ("requestorder", 5)] {
+        for key in ["orders", "hashes"] {
+            standard[kind][key].as_array_mut().expect("array").remove(idx);
+        }
+    }
+    check_published(&w, &server, &standard, NULL_TAG).await;
+    let (a, d, wp, r) = (
+        hashes(&published, "apporder"),
+        hashes(&published, "datasetorder"),
+        hashes(&published, "workerpoolorder"),
+        hashes(&published, "requestorder"),
+    );
+    assert_eq!(published["apporder"]["orders"][6]["tag"], TEE_TAG);
+
+    // Offers list cheapest first, then by arrival; requests highest workerpoolmaxprice first, then by arrival.
+    let public_apps = pick(&a, &[1, 6, 5, 0, 8, 9, 10, 11, 12, 13, 14]);
+    let with = |extra: usize, at: usize| {
+        let mut v = public_apps.clone();
+        v.insert(at, a[extra].clone());
+        v
+    };
+    check_orderbook(
+        &flows,
+        vec![
+            q("app", "app", json!({"app": "$app"}), public_apps.clone()),
+            q("app.owner", "app", json!({"appOwner": "$appOwner"}), public_apps.clone()),
+            q(
+                "app.any",
+                "app",
+                json!({"app": "$app", "dataset": "any", "workerpool": "any", "requester": "any"}),
+                pick(&a, &[1, 6, 7, 2, 3, 4, 5, 0, 8, 9, 10, 11, 12, 13, 14]),
+            ),
+            q("app.workerpool", "app", json!({"app": "$app", "workerpool": "$workerpool"}), with(2, 2)),
+            q(
+                "app.workerpoolStrict",
+                "app",
+                json!({"app": "$app", "workerpool": "$workerpool", "isWorkerpoolStrict": true}),
+                pick(&a, &[2]),
+            ),
+            q("app.requester", "app", json!({"app": "$app", "requester": "$requester"}), with(3, 2)),
+            q(
+                "app.requesterStrict",
+                "app",
+                json!({"app": "$app", "requester": "$requester", "isRequesterStrict": true}),
+                pick(&a, &[3]),
+            ),
+            q("app.otherRequester", "app", json!({"app": "$app", "requester": other}), with(7, 2)),
+            q("app.dataset", "app", json!({"app": "$app", "dataset": "$dataset"}), with(4, 2)),
+            q(
+                "app.datasetStrict",
+                "app",
+                json!({"app": "$app", "dataset": "$dataset", "isDatasetStrict": true}),
+                pick(&a, &[4]),
+            ),
+            q("app.minVolume", "app", json!({"app": "$app", "minVolume": 1_000_000}), pick(&a, &[5])),
+            q("app.minTagTee", "app", json!({"app": "$app", "minTag": TEE_TAG}), pick(&a, &[6])),
+            q(
+                "app.maxTagNone",
+                "app",
+                json!({"app": "$app", "maxTag": NULL_TAG}),
+                pick(&a, &[1, 5, 0, 8, 9, 10, 11, 12, 13, 14]),
+            ),
+            q("app.otherOwner", "app", json!({"appOwner": requester}), vec![]),
+            // dataset orders
+            q("dataset", "dataset", json!({"dataset": "$dataset"}), pick(&d, &[1, 0])),
+            q("dataset.owner", "dataset", json!({"datasetOwner": "$datasetOwner"}), pick(&d, &[1, 0])),
+            q("dataset.app", "dataset", json!({"dataset": "$dataset", "app": "$app"}), pick(&d, &[1, 2, 0])),
+            q(
+                "dataset.appStrict",
+                "dataset",
+                json!({"dataset": "$dataset", "app": "$app", "isAppStrict": true}),
+                pick(&d, &[2]),
+            ),
+            q(
+                "dataset.any",
+                "dataset",
+                json!({"dataset": "$dataset", "app": "any", "workerpool": "any", "requester": "any"}),
+                pick(&d, &[1, 2, 0, 4, 3]),
+            ),
+            q(
+                "dataset.workerpool",
+                "dataset",
+                json!({"dataset": "$dataset", "workerpool": "$workerpool"}),
+                pick(&d, &[1, 0, 3]),
+            ),
+            q(
+                "dataset.workerpoolStrict",
+                "dataset",
+                json!({"dataset": "$dataset", "workerpool": "$workerpool", "isWorkerpoolStrict": true}),
+                pick(&d, &[3]),
+            ),
+            q(
+                "dataset.requester",
+                "dataset",
+                json!({"dataset": "$dataset", "requester": "$requester"}),
+                pick(&d, &[1, 0, 4]),
+            ),
+            q(
+                "dataset.requesterStrict",
+                "dataset",
+                json!({"dataset": "$dataset", "requester": "$requester", "isRequesterStrict": true}),
+                pick(&d, &[4]),
+            ),
+            q("dataset.minVolume", "dataset", json!({"dataset": "$dataset", "minVolume": 50}), pick(&d, &[0])),
+            q("dataset.bulkOnly", "dataset", json!({"dataset": "$dataset", "bulkOnly": true}), vec![]),
+            // workerpool orders
+            q("workerpool.category0", "workerpool", json!({"category": 0}), pick(&wp, &[1, 0, 5])),
+            q("workerpool.category1", "workerpool", json!({"category": 1}), vec![]),
+            q("workerpool.category2", "workerpool", json!({"category": 2}), pick(&wp, &[2])),
+            q("workerpool", "workerpool", json!({"workerpool": "$workerpool"}), pick(&wp, &[1, 0, 2, 5])),
+            q("workerpool.owner", "workerpool", json!({"workerpoolOwner": "$poolOwner"}), pick(&wp, &[1, 0, 2, 5])),
+            q(
+                "workerpool.app",
+                "workerpool",
+                json!({"workerpool": "$workerpool", "app": "$app"}),
+                pick(&wp, &[1, 3, 0, 2, 5]),
+            ),
+            q(
+                "workerpool.appStrict",
+                "workerpool",
+                json!({"workerpool": "$workerpool", "app": "$app", "isAppStrict": true}),
+                pick(&wp, &[3]),
+            ),
+            q(
+                "workerpool.datasetStrict",
+                "workerpool",
+                json!({"workerpool": "$workerpool", "dataset": "$dataset", "isDatasetStrict": true}),
+                pick(&wp, &[6]),
+            ),
+            q(
+                "workerpool.requester",
+                "workerpool",
+                json!({"workerpool": "$workerpool", "requester": "$requester"}),
+                pick(&wp, &[1, 0, 4, 2, 5]),
+            ),
+            q(
+                "workerpool.requesterStrict",
+                "workerpool",
+                json!({"workerpool": "$workerpool", "requester": "$requester", "isRequesterStrict": true}),
+                pick(&wp, &[4]),
+            ),
+            q(
+                "workerpool.requesterAny",
+                "workerpool",
+                json!({"workerpool": "$workerpool", "requester": "any"}),
+                pick(&wp, &[1, 0, 4, 2, 5]),
+            ),
+            q(
+                "workerpool.minTrust",
+                "workerpool",
+                json!({"workerpool": "$workerpool", "minTrust": 5}),
+                pick(&wp, &[1]),
+            ),
+            q(
+                "workerpool.minTagTee",
+                "workerpool",
+                json!({"workerpool": "$workerpool", "minTag": TEE_TAG}),
+                pick(&wp, &[5]),
+            ),
+            q(
+                "workerpool.maxTagNone",
+                "workerpool",
+                json!({"workerpool": "$workerpool", "maxTag": NULL_TAG}),
+                pick(&wp, &[1, 0, 2]),
+            ),
+            q(
+                "workerpool.minVolume",
+                "workerpool",
+                json!({"workerpool": "$workerpool", "minVolume": 50}),
+                pick(&wp, &[2]),
+            ),
+            // request orders
+            q("request.category1", "request", json!({"category": 1}), pick(&r, &[1, 4, 0, 5, 6])),
+            q("request.category0", "request", json!({"category": 0}), vec![]),
+            q("request.requester", "request", json!({"requester": "$requester"}), pick(&r, &[1, 4, 0, 5, 6, 3])),
+            q("request.app", "request", json!({"app": "$app"}), pick(&r, &[1, 4, 0, 5, 6, 3])),
+            q("request.dataset", "request", json!({"dataset": "$dataset"}), pick(&r, &[6])),
+            q("request.beneficiary", "request", json!({"beneficiary": "$requester"}), pick(&r, &[1, 4, 0, 5, 6, 3])),
+            q("request.otherBeneficiary", "request", json!({"beneficiary": other}), vec![]),
+            q(
+                "request.workerpoolAny",
+                "request",
+                json!({"requester": "$requester", "workerpool": "any"}),
+                pick(&r, &[1, 4, 2, 0, 5, 6, 3]),
+            ),
+            q(
+                "request.workerpool",
+                "request",
+                json!({"requester": "$requester", "workerpool": "$workerpool"}),
+                pick(&r, &[1, 4, 2, 0, 5, 6, 3]),
+            ),
+            q(
+                "request.workerpoolStrict",
+                "request",
+                json!({"requester": "$requester", "workerpool": "$workerpool", "isWorkerpoolStrict": true}),
+                pick(&r, &[2]),
+            ),
+            q(
+                "request.maxTrust0",
+                "request",
+                json!({"requester": "$requester", "maxTrust": 0}),
+                pick(&r, &[1, 4, 0, 5, 6]),
+            ),
+            q("request.minTagTee", "request", json!({"requester": "$requester", "minTag": TEE_TAG}), pick(&r, &[5])),
+            q(
+                "request.maxTagNone",
+                "request",
+                json!({"requester": "$requester", "maxTag": NULL_TAG}),
+                pick(&r, &[1, 4, 0, 6, 3]),
+            ),
+            q("request.minVolume", "request", json!({"requester": "$requester", "minVolume": 50}), pick(&r, &[4])),
+        ],
+    )
+    .await;
+
+    // Paging: 11 public app orders, pages of 10, followed through the SDK's more().
+    let out = flows
+        .ok("orderbook", json!({"queries": [["pages", "app", {"app": "$app", "pageSize": 10}, {"followMore": true}]]}))
+        .await;
+    let pages = &out["queries"]["pages"];
+    assert_eq!(
+        (pages["count"].as_u64(), pages["more"].as_bool(), pages["pages"].as_u64()),
+        (Some(11), Some(true), Some(2))
+    );
+    assert_eq!(pages["hashes"], json!(public_apps));
+
+    // One order of each kind by hash.
+    let chosen = json!({"apporder": a[1], "datasetorder": d[2], "workerpoolorder": wp[3], "requestorder": r[6]});
+    let fetched = flows.ok("fetch", json!({"hashes": chosen})).await;
+    for (kind, idx) in [("apporder", 1), ("datasetorder", 2), ("workerpoolorder", 3), ("requestorder", 6)] {
+        let rec = &fetched[kind]["record"];
+        let posted = &published[kind]["orders"][idx];
+        assert_eq!(rec["orderHash"], chosen[kind], "{kind}");
+        assert_eq!(rec["chainId"], server.chain_id);
+        assert_eq!(rec["status"], "open");
+        let signer = if kind == "requestorder" { &requester } else { &w.owner.address().to_checksum(None) };
+        assert_eq!(rec["signer"], signer.as_str());
+        assert_eq!(rec["remaining"].as_u64().map(|v| v.to_string()).as_deref(), posted["volume"].as_str());
+        assert!(rec["publicationTimestamp"].as_str().is_some_and(|t| t.ends_with('Z') && t.contains('.')), "{rec}");
+        assert_eq!(&rec["order"], posted, "{kind}: the order as posted");
+        assert!(rec.get("ok").is_none(), "the SDK strips ok");
+    }
+    // An unknown hash: the SDK's message carries the API's error.
+    let missing = format!("0x{}", "ab".repeat(32));
+    let err = flows.run("fetch", json!({"hashes": {"apporder": missing}})).await.expect_err("unknown order");
+    assert!(err.contains("API error: apporder not found"), "{err}");
+
+    // Requester deals: none yet (on-chain deals are listed once chain sync exists): the envelope, no more().
+    let deals = flows.ok("deals", json!({"match": false})).await;
+    assert_eq!((deals["count"].as_u64(), &deals["deals"], &deals["more"]), (Some(0), &json!([]), &json!(false)));
+
+    // Unpublish, per kind: 3 fresh orders, then by hash, last, all (requests in category 1 again: no match).
+    let out = flows
+        .ok("unpublish", json!({"sdk": 8, "orders": {"requestorder": {"category": "1", "workerpoolmaxprice": "2"}}}))
+        .await;
+    let support = out["supportApporder"].as_str().expect("support app order").to_owned();
+    for (kind, earlier) in [("requestorder", &r), ("datasetorder", &d), ("workerpoolorder", &wp), ("apporder", &a)] {
+        let o = &out[kind];
+        let fresh: Vec<String> = o["published"]
+            .as_array()
+            .expect("published")
+            .iter()
+            .map(|h| h.as_str().expect("hash").to_owned())
+            .collect();
+        assert_eq!(o["byHash"], fresh[0].as_str(), "{kind}: unpublish by hash");
+        assert_eq!(o["last"], fresh[2].as_str(), "{kind}: unpublishLast takes the newest");
+        let support = [support.clone()];
+        let groups: Vec<&[String]> =
+            if kind == "apporder" { vec![earlier, &support, &fresh[1..2]] } else { vec![earlier, &fresh[1..2]] };
+        assert_eq!(o["all"], json!(newest_first(&groups)), "{kind}: unpublishAll");
+        for h in &fresh {
+            let (s, got) = server.get(&format!("/{kind}s/{h}")).await;
+            assert_eq!((s, got["status"].as_str()), (200, Some("canceled")), "{kind} {h}: {got}");
+        }
+    }
+    // The book is empty, and the SDK reads the new status of every earlier order.
+    check_orderbook(
+        &flows,
+        vec![
+            q(
+                "app.any",
+                "app",
+                json!({"app": "$app", "dataset": "any", "workerpool": "any", "requester": "any"}),
+                vec![],
+            ),
+            q("dataset.any", "dataset", json!({"dataset": "$dataset", "app": "any", "requester": "any"}), vec![]),
+            q("workerpool", "workerpool", json!({"workerpool": "$workerpool"}), vec![]),
+            q("request", "request", json!({"requester": "$requester", "workerpool": "any"}), vec![]),
+        ],
+    )
+    .await;
+    let fetched = flows.ok("fetch", json!({"hashes": chosen})).await;
+    for (kind, _) in KINDS {
+        assert_eq!(fetched[kind]["record"]["status"], "canceled", "{kind}");
+    }
+    server.shutdown().await;
+}
