@@ -3,6 +3,7 @@
 pub mod contracts;
 pub mod deploy;
 pub mod reads;
+pub mod setup;
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
@@ -19,6 +20,8 @@ pub enum ChainError {
     Contract(alloy::contract::Error),
     #[error("the chain did not answer within {0:?}")]
     Timeout(std::time::Duration),
+    #[error("transaction not confirmed: {0}")]
+    Pending(alloy::providers::PendingTransactionError),
     #[error("deployment file: {0}")]
     Deployment(String),
     #[error("the contract at {hub} is not Dragon's hub for chain {chain_id}")]
@@ -28,6 +31,12 @@ pub enum ChainError {
 impl From<alloy::transports::TransportError> for ChainError {
     fn from(e: alloy::transports::TransportError) -> Self {
         ChainError::Rpc(e)
+    }
+}
+
+impl From<alloy::providers::PendingTransactionError> for ChainError {
+    fn from(e: alloy::providers::PendingTransactionError) -> Self {
+        ChainError::Pending(e)
     }
 }
 

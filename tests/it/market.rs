@@ -3,16 +3,13 @@
 
 use crate::fixtures::{KEY0, KEY1};
 use crate::harness::{AnvilGuard, anvil, database};
-use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256, Bytes, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{Eip712Domain, SolStruct};
 use dragon::chain::contracts::hub::{DragonHub, IexecLibOrders_v5 as sol};
-use dragon::chain::contracts::{
-    app_registry::AppRegistry, dataset_registry::DatasetRegistry, token::RLC, workerpool_registry::WorkerpoolRegistry,
-};
 use dragon::chain::deploy::Deployment;
+use dragon::chain::setup;
 use dragon::config::Config;
 use dragon::money::Nrlc;
 use dragon::order::{AnyOrder, AppOrder, DatasetOrder, Domain, RequestOrder, WorkerpoolOrder, signature};
@@ -38,7 +35,7 @@ pub struct World {
 }
 
 pub fn provider(url: &str, key: &PrivateKeySigner) -> DynProvider {
-    ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_http(url.parse().expect("url")).erased()
+    setup::Account::new(url, key).expect("account").provider
 }
 
 impl World {
@@ -55,62 +52,14 @@ impl World {
         ));
         deployment.write(&deployment_path).expect("write deployment");
         let d = &deployment;
-        let as_owner = provider(&node.url(), &owner);
+        let url = node.url();
+        let ps: Vec<setup::Account> =
+            [&owner, &requester, &other].iter().map(|k| setup::Account::new(&url, k).expect("account")).collect();
         let amount = U256::from(1_000_000u64 * Nrlc::PER_RLC);
-        // One provider per account: alloy's nonce filler caches nonces per provider.
-        for key in [&owner, &requester, &other] {
-            RLC::new(d.token, &as_owner)
-                .mint(key.address(), amount)
-                .send()
-                .await
-                .expect("mint")
-                .get_receipt()
-                .await
-                .expect("mined");
-        }
-        for key in [&owner, &requester, &other] {
-            let p = if key.address() == owner.address() { as_owner.clone() } else { provider(&node.url(), key) };
-            RLC::new(d.token, &p)
-                .approve(d.hub, amount)
-                .send()
-                .await
-                .expect("approve")
-                .get_receipt()
-                .await
-                .expect("mined");
-            DragonHub::new(d.hub, &p)
-                .deposit(amount)
-                .send()
-                .await
-                .expect("deposit")
-                .get_receipt()
-                .await
-                .expect("mined");
-        }
-        let apps = AppRegistry::new(d.app_registry, &as_owner);
-        let c = apps.createApp(
-            owner.address(),
-            "hello".into(),
-            "DOCKER".into(),
-            Bytes::from_static(b"docker.io/dragon/hello:1"),
-            B256::repeat_byte(1),
-            Bytes::new(),
-        );
-        let app = c.call().await.expect("createApp");
-        c.send().await.expect("createApp").get_receipt().await.expect("mined");
-        let datasets = DatasetRegistry::new(d.dataset_registry, &as_owner);
-        let c = datasets.createDataset(
-            owner.address(),
-            "data".into(),
-            Bytes::from_static(b"/ipfs/data"),
-            B256::repeat_byte(2),
-        );
-        let dataset = c.call().await.expect("createDataset");
-        c.send().await.expect("createDataset").get_receipt().await.expect("mined");
-        let pools = WorkerpoolRegistry::new(d.workerpool_registry, &as_owner);
-        let c = pools.createWorkerpool(owner.address(), "pool".into());
-        let pool = c.call().await.expect("createWorkerpool");
-        c.send().await.expect("createWorkerpool").get_receipt().await.expect("mined");
+        setup::fund(d, &ps[0], &ps.iter().collect::<Vec<_>>(), amount).await.expect("fund");
+        let app = setup::create_app(d, &ps[0], "hello", b"docker.io/dragon/hello:1").await.expect("app");
+        let dataset = setup::create_dataset(d, &ps[0], "data", b"/ipfs/data").await.expect("dataset");
+        let pool = setup::create_workerpool(d, &ps[0], "pool").await.expect("pool");
         let domain = Domain::new(U256::from(d.chain_id), d.hub);
         World { node, deployment, deployment_path, owner, requester, other, app, dataset, pool, domain }
     }
