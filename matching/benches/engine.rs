@@ -299,7 +299,7 @@ fn bench_book(c: &mut Criterion, shape: Shape, n: usize) {
 fn latency_table(shape: Shape, n: usize) {
     let (mut engine, mut g) = build(shape, n);
     let label = if shape == Shape::Sparse { "sparse" } else { "dense" };
-    let samples = 20_000usize;
+    let samples: usize = std::env::var("DRAGON_BENCH_SAMPLES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let mut out = Vec::with_capacity(64);
     let kinds = ["add req", "add pool", "add app", "cancel", "match", "mixed"];
     let only: Option<usize> = std::env::var("DRAGON_BENCH_OP").ok().and_then(|v| v.parse().ok());
@@ -603,7 +603,12 @@ fn main() {
             "| book   |    orders | op       | mean ns | p50 ns | p99 ns | p99.9 ns |    max ns | >10us | ops/s     | req scanned/op |"
         );
         println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let shape_only = std::env::var("DRAGON_BENCH_SHAPE").ok();
         for shape in [Shape::Sparse, Shape::Dense] {
+            let name = if shape == Shape::Sparse { "sparse" } else { "dense" };
+            if shape_only.as_deref().is_some_and(|s| s != name) {
+                continue;
+            }
             for n in sizes() {
                 latency_table(shape, n);
             }
@@ -620,12 +625,14 @@ fn main() {
                 }
             }
         }
-        println!();
-        println!("| pipeline | setup | commands | wall time | throughput | events |");
-        println!("|---|---|---:|---:|---:|---:|");
-        pipeline_throughput(1, 1, 500_000);
-        pipeline_throughput(1, 2, 250_000);
-        pipeline_throughput(2, 2, 250_000);
+        if std::env::var_os("DRAGON_BENCH_NO_PIPELINE").is_none() {
+            println!();
+            println!("| pipeline | setup | commands | wall time | throughput | events |");
+            println!("|---|---|---:|---:|---:|---:|");
+            pipeline_throughput(1, 1, 500_000);
+            pipeline_throughput(1, 2, 250_000);
+            pipeline_throughput(2, 2, 250_000);
+        }
     }
     for shape in [Shape::Sparse, Shape::Dense] {
         for n in sizes() {
