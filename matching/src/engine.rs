@@ -998,7 +998,7 @@ impl Engine {
     /// The first compatible (workerpool, app, dataset) for request `ri` in scan order: workerpool orders of its
     /// category in ask priority (from `from` on), then its app's orders, then its dataset's orders, each in price
     /// then arrival order. Price ranges stop at the request's maximum prices (rules 03-05).
-    fn find_combination(&self, ri: Ix, fixed: Fixed, from: AskKey) -> Option<(Ix, Ix, Option<Ix>, AskKey)> {
+    fn find_combination<'a>(&'a self, ri: Ix, fixed: Fixed, from: AskKey) -> Option<(Ix, Ix, Option<Ix>, AskKey)> {
         let fixed_live = match fixed {
             Fixed::None => true,
             Fixed::Workerpool(i) => self.pools.get(i).v.live(),
@@ -1040,27 +1040,48 @@ impl Engine {
                 } else {
                     &[Address::ZERO]
                 };
+                // Each group starts as the lower bound its first price gives; its entries (a deque and the orders,
+                // cold on a big book) are read only once that bound is the smallest: a group whose cheapest ask is
+                // dearer than the one found costs one tree lookup.
+                let admit = move |s, i, m| ask_marks_admit(m, req) && valid_entry(pool_slab, s, i);
+                let start = move |g: &'a LevelBook<u64>| g.between(from, req.workerpool_max_price.0, admit).peekable();
+                /// `None`, typed as what `f` would return (the iterator type has no name).
+                fn not_started<T>(_f: impl FnOnce() -> T) -> Option<T> {
+                    None
+                }
                 let mut groups = Vec::with_capacity(2);
                 for &trust in book.ask_trusts.range(req.trust..).map(|(t, _)| t) {
                     for &app in apps {
                         for &dataset in datasets {
                             for &requester in requesters {
-                                let Some(g) = book.ask_groups.get(&((app, dataset, requester), trust)) else {
-                                    continue;
-                                };
-                                let admit = move |s, i, m| ask_marks_admit(m, req) && valid_entry(pool_slab, s, i);
-                                groups.push(g.between(from, req.workerpool_max_price.0, admit).peekable());
+                                if let Some(g) = book.ask_groups.get(&((app, dataset, requester), trust))
+                                    && let Some(first) = g.first_price()
+                                {
+                                    groups.push((Some(from.max((first, 0))), g, not_started(|| start(g))));
+                                }
                             }
                         }
                     }
                 }
                 Some(std::iter::from_fn(move || {
-                    let (g, _) = groups
-                        .iter_mut()
-                        .enumerate()
-                        .filter_map(|(g, it)| it.peek().map(|&(p, s, _)| (g, (p, s))))
-                        .min_by_key(|&(_, k)| k)?;
-                    groups[g].next()
+                    loop {
+                        let (k, _) = groups
+                            .iter_mut()
+                            .enumerate()
+                            .filter_map(|(k, (bound, _, it))| match it {
+                                None => bound.map(|b| (k, b)),
+                                Some(it) => it.peek().map(|&(p, s, _)| (k, (p, s))),
+                            })
+                            .min_by_key(|&(_, key)| key)?;
+                        let (bound, g, it) = &mut groups[k];
+                        match it {
+                            Some(it) => return it.next(),
+                            None => {
+                                *it = Some(start(g));
+                                *bound = None;
+                            }
+                        }
+                    }
                 }))
             }
         };
