@@ -519,11 +519,16 @@ pub async fn unpublish(
         other => return Err(ApiError::BadRequest(format!("target: unknown `{other}`"))),
     };
     let market = state.market.clone();
+    let asked = hashes.clone();
     let closed = state
         .bg(async move { market.close(hashes, OrderStatus::Canceled).await })
         .await
         .ok_or(ApiError::Unavailable("shutting down"))??;
-    Ok(HttpResponse::Ok().json(Unpublished { ok: true, unpublished: closed.iter().map(ToString::to_string).collect() }))
+    // The store answers in table order: answer in the order asked (newest first), as iexec-market-api does and
+    // as the SDK's `unpublishAll*orders` hands the list to its caller.
+    let closed: std::collections::HashSet<OrderHash> = closed.into_iter().collect();
+    let unpublished = asked.iter().filter(|h| closed.contains(h)).map(ToString::to_string).collect();
+    Ok(HttpResponse::Ok().json(Unpublished { ok: true, unpublished }))
 }
 
 /// Registers the routes of one kind: `/{kind}orders`, `/{kind}orders/batch`, `/{kind}orders/{hash}`.
