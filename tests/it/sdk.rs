@@ -15,7 +15,10 @@ use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 
 const NULL_TAG: &str = "0x0000000000000000000000000000000000000000000000000000000000000000";
+/// The TEE bit alone: a filter's `minTag` (the SDK refuses it on an order without a TEE framework).
 const TEE_TAG: &str = "0x0000000000000000000000000000000000000000000000000000000000000001";
+/// TEE + Scone: the TEE tag SDK 8 signs.
+const SCONE_TAG: &str = "0x0000000000000000000000000000000000000000000000000000000000000003";
 /// What SDK 9 ORs into every tag it signs: TEE + TDX.
 const TDX_TAG: &str = "0x0000000000000000000000000000000000000000000000000000000000000009";
 
@@ -195,7 +198,7 @@ async fn sdk8_publishes_lists_fetches_and_unpublishes_every_kind() {
         json!({"appprice": "3", "requesterrestrict": requester}), // 3
         json!({"appprice": "3", "datasetrestrict": dataset}),     // 4
         json!({"appprice": "4", "volume": "2000000"}),            // 5
-        json!({"appprice": "2", "tag": TEE_TAG}),                 // 6
+        json!({"appprice": "2", "tag": SCONE_TAG}),               // 6
         json!({"appprice": "2", "requesterrestrict": other}),     // 7
     ];
     apporders.extend((6..=12).map(|p| json!({"appprice": p.to_string()}))); // 8..=14
@@ -212,7 +215,7 @@ async fn sdk8_publishes_lists_fetches_and_unpublishes_every_kind() {
         json!({"workerpoolprice": "3", "category": "2", "volume": "100"}), // 2
         json!({"workerpoolprice": "1", "apprestrict": app}),               // 3
         json!({"workerpoolprice": "2", "requesterrestrict": requester}),   // 4
-        json!({"workerpoolprice": "4", "tag": TEE_TAG}),                   // 5
+        json!({"workerpoolprice": "4", "tag": SCONE_TAG}),                 // 5
         json!({"workerpoolprice": "5", "datasetrestrict": dataset}),       // 6
     ];
     let requestorders = vec![
@@ -221,7 +224,7 @@ async fn sdk8_publishes_lists_fetches_and_unpublishes_every_kind() {
         json!({"workerpoolmaxprice": "3", "category": "1", "workerpool": pool}), // 2
         json!({"workerpoolmaxprice": "1", "category": "3", "trust": "5"}), // 3
         json!({"workerpoolmaxprice": "4", "category": "1", "volume": "100"}), // 4
-        json!({"workerpoolmaxprice": "2", "category": "1", "tag": TEE_TAG, "appmaxprice": "2"}), // 5
+        json!({"workerpoolmaxprice": "2", "category": "1", "tag": SCONE_TAG, "appmaxprice": "2"}), // 5
         json!({"workerpoolmaxprice": "2", "category": "1", "dataset": dataset, "datasetmaxprice": "1"}), // 6
     ];
     let published = flows
@@ -247,7 +250,7 @@ async fn sdk8_publishes_lists_fetches_and_unpublishes_every_kind() {
         hashes(&published, "workerpoolorder"),
         hashes(&published, "requestorder"),
     );
-    assert_eq!(published["apporder"]["orders"][6]["tag"], TEE_TAG);
+    assert_eq!(published["apporder"]["orders"][6]["tag"], SCONE_TAG);
 
     // Offers list cheapest first, then by arrival; requests highest workerpoolmaxprice first, then by arrival.
     let public_apps = pick(&a, &[1, 6, 5, 0, 8, 9, 10, 11, 12, 13, 14]);
@@ -530,5 +533,123 @@ async fn sdk8_publishes_lists_fetches_and_unpublishes_every_kind() {
     for (kind, _) in KINDS {
         assert_eq!(fetched[kind]["record"]["status"], "canceled", "{kind}");
     }
+    server.shutdown().await;
+}
+
+/// Polls the API until the order of `kind` with `hash` has `status`.
+async fn wait_status(server: &Server, kind: &str, hash: &str, status: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let (_, got) = server.get(&format!("/{kind}s/{hash}")).await;
+        if got["status"] == status {
+            return got;
+        }
+        last = got;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{kind} {hash} never became {status}: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk9_tee_orders_publish_list_match_and_unpublish() {
+    let w = World::new().await;
+    let server = Server::start(w.config(database().await)).await;
+    let flows = Flows::new(&w, &server);
+
+    // No app order at all: SDK 9's request is refused, and the SDK shows the API's reason.
+    let only_request = json!({"sdk": 9, "kinds": ["requestorder"], "orders": {"requestorder": {"category": "1"}}});
+    let err = flows.run("publish", only_request).await.expect_err("no app order");
+    assert!(err.contains("API error: no open app order can serve this request"), "{err}");
+
+    // A standard app order (SDK 8, tag 0), then one order of each kind signed by SDK 9: every tag is TEE + TDX,
+    // the app order first so that the request has a TEE app order to be served by. The request is in category
+    // 1, where no workerpool order is: it stays open.
+    let standard = flows.ok("publish", json!({"sdk": 8, "kinds": ["apporder"]})).await;
+    check_published(&w, &server, &standard, NULL_TAG).await;
+    let std_app = hashes(&standard, "apporder").remove(0);
+    let published = flows.ok("publish", json!({"sdk": 9, "orders": {"requestorder": {"category": "1"}}})).await;
+    check_published(&w, &server, &published, TDX_TAG).await;
+    let h = |kind: &str| hashes(&published, kind).remove(0);
+    let (a9, d9, w9, r9) = (h("apporder"), h("datasetorder"), h("workerpoolorder"), h("requestorder"));
+
+    check_orderbook(
+        &flows,
+        vec![
+            // Same price: arrival order.
+            q("app", "app", json!({"app": "$app"}), vec![std_app.clone(), a9.clone()]),
+            q("app.minTagTdx", "app", json!({"app": "$app", "minTag": ["tee", "tdx"]}), vec![a9.clone()]),
+            q("app.minTagTee", "app", json!({"app": "$app", "minTag": TEE_TAG}), vec![a9.clone()]),
+            q("app.minTagScone", "app", json!({"app": "$app", "minTag": ["tee", "scone"]}), vec![]),
+            q("app.maxTagNone", "app", json!({"app": "$app", "maxTag": NULL_TAG}), vec![std_app.clone()]),
+            q("app.maxTagTdx", "app", json!({"app": "$app", "maxTag": TDX_TAG}), vec![std_app.clone(), a9.clone()]),
+            q("dataset.minTagTdx", "dataset", json!({"dataset": "$dataset", "minTag": TDX_TAG}), vec![d9.clone()]),
+            q("dataset.maxTagNone", "dataset", json!({"dataset": "$dataset", "maxTag": NULL_TAG}), vec![]),
+            q("workerpool.minTagTdx", "workerpool", json!({"category": 0, "minTag": ["tee", "tdx"]}), vec![w9.clone()]),
+            q("workerpool.maxTagNone", "workerpool", json!({"category": 0, "maxTag": NULL_TAG}), vec![]),
+            q("request.minTagTdx", "request", json!({"requester": "$requester", "minTag": TDX_TAG}), vec![r9.clone()]),
+            q("request.maxTagNone", "request", json!({"requester": "$requester", "maxTag": NULL_TAG}), vec![]),
+        ],
+    )
+    .await;
+
+    // A request in category 0 meets the TEE workerpool order on arrival. PoCo's TEE rule: the deal takes the
+    // TEE app order, never the standard one (which is cheaper by arrival).
+    let matching = json!({"sdk": 9, "kinds": ["requestorder"], "orders": {"requestorder": {"volume": "1"}}});
+    let matched = hashes(&flows.ok("publish", matching).await, "requestorder").remove(0);
+    wait_status(&server, "requestorder", &matched, "filled").await;
+    let fetched =
+        flows.ok("fetch", json!({"hashes": {"apporder": a9, "workerpoolorder": w9, "requestorder": matched}})).await;
+    assert_eq!(fetched["requestorder"]["record"]["status"], "filled");
+    assert_eq!(fetched["requestorder"]["record"]["remaining"], 0);
+    assert_eq!(fetched["workerpoolorder"]["record"]["remaining"], 9);
+    assert_eq!(fetched["apporder"]["record"]["remaining"], 9);
+    let (_, std) = server.get(&format!("/apporders/{std_app}")).await;
+    assert_eq!(std["remaining"], 10, "the standard app order is untouched: {std}");
+
+    // Unpublish with SDK 9 (its requests in category 1 again: the TEE workerpool order still has volume).
+    let out = flows.ok("unpublish", json!({"sdk": 9, "orders": {"requestorder": {"category": "1"}}})).await;
+    let support = out["supportApporder"].as_str().expect("support app order").to_owned();
+    for (kind, earlier) in [
+        ("requestorder", vec![r9.clone()]),
+        ("datasetorder", vec![d9.clone()]),
+        ("workerpoolorder", vec![w9.clone()]),
+        ("apporder", vec![std_app.clone(), a9.clone(), support.clone()]),
+    ] {
+        let o = &out[kind];
+        let fresh: Vec<String> = o["published"]
+            .as_array()
+            .expect("published")
+            .iter()
+            .map(|h| h.as_str().expect("hash").to_owned())
+            .collect();
+        assert_eq!(o["byHash"], fresh[0].as_str(), "{kind}: unpublish by hash");
+        assert_eq!(o["last"], fresh[2].as_str(), "{kind}: unpublishLast takes the newest");
+        assert_eq!(o["all"], json!(newest_first(&[&earlier, &fresh[1..2]])), "{kind}: unpublishAll");
+    }
+    let fetched = flows
+        .ok("fetch", json!({"hashes": {"apporder": a9, "datasetorder": d9, "workerpoolorder": w9, "requestorder": r9}}))
+        .await;
+    for (kind, _) in KINDS {
+        assert_eq!(fetched[kind]["record"]["status"], "canceled", "{kind}");
+    }
+    // The matched request was not open: it stays filled.
+    assert_eq!(wait_status(&server, "requestorder", &matched, "filled").await["remaining"], 0);
+
+    server.shutdown().await;
+}
+
+/// PoCo refuses a deal whose request (or dataset) order is TEE when the app order is not, so no standard app
+/// order can serve a request signed by SDK 9: Dragon should refuse to publish it, as it refuses a request that no
+/// open app order can serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "Dragon publishes it: the publication check (src/market/publish.rs, check_offers) ignores PoCo's TEE rule"]
+async fn sdk9_request_needs_a_tee_app_order() {
+    let w = World::new().await;
+    let server = Server::start(w.config(database().await)).await;
+    let flows = Flows::new(&w, &server);
+    flows.ok("publish", json!({"sdk": 8, "kinds": ["apporder"]})).await;
+    let only_request = json!({"sdk": 9, "kinds": ["requestorder"], "orders": {"requestorder": {"category": "1"}}});
+    let err = flows.run("publish", only_request).await.expect_err("only a standard app order");
+    assert!(err.contains("API error: no open app order can serve this request"), "{err}");
     server.shutdown().await;
 }

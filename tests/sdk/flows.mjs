@@ -169,20 +169,24 @@ async function setup() {
 // publish: signs and publishes one order of each kind (SDK `sdk`), with default fields overridden by
 // `orders: {apporder: {...}, datasetorder: {...}, workerpoolorder: {...}, requestorder: {...}}`; `kinds` limits
 // the kinds (default all four, published in the order app, dataset, workerpool, request); `count` orders of each
-// kind (default 1, each with a fresh salt).
-// Output: {sdk, apporder: {hash, order, hashes}, datasetorder: ..., workerpoolorder: ..., requestorder: ...}:
-// `order` is the first signed order exactly as the SDK posted it, `hash` its hash, `hashes` all of them.
+// kind (default 1, each with a fresh salt). `orders.<kind>` may also be an array of overrides: one order per
+// element, in that order (`count` is then ignored for that kind).
+// Output: {sdk, apporder: {hash, order, hashes, orders}, datasetorder: ..., workerpoolorder: ..., requestorder:
+// ...}: `order` is the first signed order exactly as the SDK posted it, `hash` its hash, `hashes` and `orders` all
+// of them, in publication order.
 async function publishFlow() {
   const out = { sdk: Number(cfg.sdk ?? 8) };
   for (const kind of cfg.kinds ?? KINDS) {
+    const given = cfg.orders?.[kind];
+    const overrides = Array.isArray(given) ? given : Array.from({ length: Number(cfg.count ?? 1) }, () => given);
     const hashes = [];
-    let first;
-    for (let i = 0; i < Number(cfg.count ?? 1); i += 1) {
-      const order = await signed(kind, cfg.orders?.[kind]);
+    const orders = [];
+    for (const o of overrides) {
+      const order = await signed(kind, o);
       hashes.push(await publish(kind, order));
-      first ??= order;
+      orders.push(order);
     }
-    out[kind] = { hash: hashes[0], order: first, hashes };
+    out[kind] = { hash: hashes[0], order: orders[0], hashes, orders };
   }
   return out;
 }
