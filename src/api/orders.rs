@@ -132,10 +132,6 @@ fn address(field: &str, v: &str) -> Result<Address, ApiError> {
     parse_address(v).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
 }
 
-fn opt_address(field: &str, v: &Option<String>) -> Result<Option<Address>, ApiError> {
-    v.as_deref().map(|s| address(field, s)).transpose()
-}
-
 /// An exact-match filter that also takes `any`.
 fn equal_or_any(field: &str, v: &Option<String>) -> Result<Option<Address>, ApiError> {
     match v.as_deref() {
@@ -228,7 +224,8 @@ fn filter(kind: OrderKind, q: &OrderQuery) -> Result<(Option<Address>, Filter), 
             let app = equal_or_any("app", &q.app)?;
             let dataset = equal_or_any("dataset", &q.dataset)?;
             let requester = equal_or_any("requester", &q.requester)?;
-            let beneficiary = opt_address("beneficiary", &q.beneficiary)?;
+            // iExec's SDK takes `beneficiary: 'any'` (addressOrAnySchema) and sends it as is.
+            let beneficiary = equal_or_any("beneficiary", &q.beneficiary)?;
             let workerpool = restrict("workerpool", &q.workerpool, q.is_workerpool_strict)?;
             let (category, max_trust) = (q.category, q.max_trust);
             let f = move |r: &OrderRecord| {
