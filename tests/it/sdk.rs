@@ -417,6 +417,9 @@ async fn sdk8_publishes_lists_fetches_and_unpublishes_every_kind() {
             q("request.dataset", "request", json!({"dataset": "$dataset"}), pick(&r, &[6])),
             q("request.beneficiary", "request", json!({"beneficiary": "$requester"}), pick(&r, &[1, 4, 0, 5, 6, 3])),
             q("request.otherBeneficiary", "request", json!({"beneficiary": other}), vec![]),
+            q("request.anyBeneficiary", "request", json!({"beneficiary": "any"}), pick(&r, &[1, 4, 0, 5, 6, 3])),
+            q("app.anyOwner", "app", json!({"appOwner": "any"}), public_apps.clone()),
+            q("dataset.anyOwner", "dataset", json!({"datasetOwner": "any"}), pick(&d, &[1, 0])),
             q(
                 "request.workerpoolAny",
                 "request",
@@ -486,7 +489,15 @@ async fn sdk8_publishes_lists_fetches_and_unpublishes_every_kind() {
     assert!(err.contains("API error: apporder not found"), "{err}");
 
     // Requester deals: none yet (on-chain deals are listed once chain sync exists): the envelope, no more().
-    let deals = flows.ok("deals", json!({"match": false})).await;
+    // Also with every filter the SDK sends, and the deals of each order.
+    let deals = flows.ok("deals", json!({"match": false, "byOrder": chosen})).await;
+    assert_eq!((deals["count"].as_u64(), &deals["deals"], &deals["more"]), (Some(0), &json!([]), &json!(false)));
+    for (kind, _) in KINDS {
+        assert_eq!(deals["byOrder"][kind], json!({"count": 0, "deals": []}), "fetchDealsBy {kind}");
+    }
+    let filters = json!({"appAddress": "$app", "datasetAddress": "$dataset", "workerpoolAddress": "$workerpool",
+                         "page": 1, "pageSize": 10});
+    let deals = flows.ok("deals", json!({"match": false, "dealOptions": filters})).await;
     assert_eq!((deals["count"].as_u64(), &deals["deals"], &deals["more"]), (Some(0), &json!([]), &json!(false)));
 
     // Unpublish, per kind: 3 fresh orders, then by hash, last, all (requests in category 1 again: no match).
@@ -651,5 +662,28 @@ async fn sdk9_request_needs_a_tee_app_order() {
     let only_request = json!({"sdk": 9, "kinds": ["requestorder"], "orders": {"requestorder": {"category": "1"}}});
     let err = flows.run("publish", only_request).await.expect_err("only a standard app order");
     assert!(err.contains("API error: no open app order can serve this request"), "{err}");
+    server.shutdown().await;
+}
+
+/// SDK 9's bulk processing (`order.prepareDatasetBulk`) takes dataset orders at price 0 and volume
+/// `DATASET_INFINITE_VOLUME` (2^53 - 1), which dataset owners publish for `fetchDatasetOrderbook({bulkOnly:
+/// true})`. The hub accepts such an order (only a deal's volume must fit 48 bits), so Dragon should publish it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "Dragon refuses volumes of 2^48 and more at publication (src/market/publish.rs, store::orders::volume_fits)"]
+async fn sdk9_bulk_dataset_orders_are_published() {
+    let w = World::new().await;
+    let server = Server::start(w.config(database().await)).await;
+    let flows = Flows::new(&w, &server);
+    let bulk = json!({"datasetprice": "0", "volume": "9007199254740991"});
+    let published =
+        flows.ok("publish", json!({"sdk": 9, "kinds": ["datasetorder"], "orders": {"datasetorder": bulk}})).await;
+    let hash = hashes(&published, "datasetorder").remove(0);
+    check_orderbook(
+        &flows,
+        vec![q("dataset.bulkOnly", "dataset", json!({"dataset": "$dataset", "bulkOnly": true}), vec![hash.clone()])],
+    )
+    .await;
+    let (_, got) = server.get(&format!("/datasetorders/{hash}")).await;
+    assert_eq!(got["bulk"], true, "{got}");
     server.shutdown().await;
 }

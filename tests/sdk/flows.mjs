@@ -345,9 +345,11 @@ async function unpublishFlow() {
 // `assets.app` and the first workerpool order of `assets.workerpool` (category `category`, default 0) from the
 // market API, signs a volume-1 request order (never published) and calls matchOrders itself; then it polls
 // fetchRequesterDeals until the new deal is listed (`timeoutMs`, default 30000; not listed by then: exit 1, unless
-// `allowMissing: true`). With `match: false` it only fetches the requester's deals.
+// `allowMissing: true`). With `match: false` it only fetches the requester's deals. `dealOptions` is passed to
+// fetchRequesterDeals (`{appAddress, datasetAddress, workerpoolAddress, page, pageSize}`, `$app`... substituted);
+// `byOrder: {apporder: hash, ...}` also calls fetchDealsByApporder(hash) etc.
 // Output: {match: {dealid, volume, txHash, apporder, workerpoolorder, requestorder} | null, found, count, deals,
-// more, types}: `types` are the JS types of the first deal's fields.
+// more, types, byOrder: {apporder: {count, deals}, ...}}: `types` are the JS types of the first deal's fields.
 async function deals() {
   const a = assets();
   const iexec = sdk('requester');
@@ -373,15 +375,22 @@ async function deals() {
     const res = await iexec.order.matchOrders({ apporder, workerpoolorder, requestorder }, { preflightCheck: false });
     match = { ...res, apporder, workerpoolorder, requestorder };
   }
+  const byOrder = {};
+  for (const [kind, hash] of Object.entries(cfg.byOrder ?? {})) {
+    if (!NAME[kind]) throw new ConfigError(`byOrder: unknown kind ${kind}`);
+    byOrder[kind] = await iexec.deal[`fetchDealsBy${NAME[kind]}`](hash);
+  }
+  const dealOptions = await substitute(cfg.dealOptions ?? {});
   const deadline = Date.now() + Number(cfg.timeoutMs ?? 30000);
   for (;;) {
-    const page = await iexec.deal.fetchRequesterDeals(requester);
+    const page = await iexec.deal.fetchRequesterDeals(requester, dealOptions);
     const found = match ? page.deals.some((d) => d.dealid === match.dealid) : true;
     if (!found && Date.now() > deadline && !cfg.allowMissing) {
       throw new Error(`deal ${match.dealid} not listed by fetchRequesterDeals after ${cfg.timeoutMs ?? 30000} ms`);
     }
     if (found || Date.now() > deadline) {
-      return { match, found, count: page.count, deals: page.deals, more: typeof page.more === 'function', types: typesOf(page.deals[0]) };
+      const more = typeof page.more === 'function';
+      return { match, found, count: page.count, deals: page.deals, more, types: typesOf(page.deals[0]), byOrder };
     }
     await new Promise((r) => setTimeout(r, 500));
   }
