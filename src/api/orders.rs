@@ -507,6 +507,13 @@ pub async fn unpublish(
                 |r: &OrderRecord| r.signer == who && (kind != OrderKind::Request || r.roles().requester == asset);
             let index = (kind != OrderKind::Request).then_some(asset);
             let mut all = book.query(kind, index, mine, 0, usize::MAX).orders;
+            // As iexec-market-api: nothing to unpublish is an error, which iExec's SDK shows as such (its
+            // `unpublishLast*order` promises a hash, and would otherwise return undefined).
+            if all.is_empty() {
+                return Err(ApiError::NotFound(format!(
+                    "open {kind}order published by signer {who} for {field} {asset}"
+                )));
+            }
             all.sort_by_key(|r| std::cmp::Reverse(r.seq));
             if target == "unpublish_last" {
                 all.truncate(1);
