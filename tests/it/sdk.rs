@@ -519,6 +519,7 @@ async fn sdk8_publishes_lists_fetches_and_unpublishes_every_kind() {
         let groups: Vec<&[String]> =
             if kind == "apporder" { vec![earlier, &support, &fresh[1..2]] } else { vec![earlier, &fresh[1..2]] };
         assert_eq!(o["all"], json!(newest_first(&groups)), "{kind}: unpublishAll");
+        check_nothing_left(&w, &out, kind);
         for h in &fresh {
             let (s, got) = server.get(&format!("/{kind}s/{h}")).await;
             assert_eq!((s, got["status"].as_str()), (200, Some("canceled")), "{kind} {h}: {got}");
@@ -545,6 +546,22 @@ async fn sdk8_publishes_lists_fetches_and_unpublishes_every_kind() {
         assert_eq!(fetched[kind]["record"]["status"], "canceled", "{kind}");
     }
     server.shutdown().await;
+}
+
+/// After unpublishAll*, nothing is left: unpublishLast* and unpublishAll* fail with the API's reason, as with
+/// iexec-market-api (the SDK would otherwise return `undefined` where it promises a hash).
+fn check_nothing_left(w: &World, out: &Value, kind: &str) {
+    let (field, signer, resource) = match kind {
+        "apporder" => ("app", w.owner.address(), w.app),
+        "datasetorder" => ("dataset", w.owner.address(), w.dataset),
+        "workerpoolorder" => ("workerpool", w.owner.address(), w.pool),
+        _ => ("requester", w.requester.address(), w.requester.address()),
+    };
+    let expected = format!("API error: open {kind} published by signer {signer} for {field} {resource} not found");
+    for key in ["last", "all"] {
+        let got = &out[kind]["again"][key];
+        assert!(got["error"].as_str().is_some_and(|e| e.contains(&expected)), "{kind}: {key} again: {got}");
+    }
 }
 
 /// Polls the API until the order of `kind` with `hash` has `status`.
@@ -636,6 +653,7 @@ async fn sdk9_tee_orders_publish_list_match_and_unpublish() {
         assert_eq!(o["byHash"], fresh[0].as_str(), "{kind}: unpublish by hash");
         assert_eq!(o["last"], fresh[2].as_str(), "{kind}: unpublishLast takes the newest");
         assert_eq!(o["all"], json!(newest_first(&[&earlier, &fresh[1..2]])), "{kind}: unpublishAll");
+        check_nothing_left(&w, &out, kind);
     }
     let fetched = flows
         .ok("fetch", json!({"hashes": {"apporder": a9, "datasetorder": d9, "workerpoolorder": w9, "requestorder": r9}}))

@@ -318,8 +318,10 @@ async function fetchFlow() {
 // app order to be published), signs and publishes 3 fresh orders, then unpublishes the first by hash, then the
 // last one (unpublishLast*), then all (unpublishAll*). Before the request orders it publishes one more app order
 // (`support`), which unpublishAllApporders removes at the end.
-// Output: {supportApporder, apporder: {published: [h1, h2, h3], byHash, last, all}, ...}: `byHash` and `last` are
-// the hash the SDK returned, `all` the array it returned.
+// Then it calls unpublishLast* and unpublishAll* once more, with nothing left to unpublish.
+// Output: {supportApporder, apporder: {published: [h1, h2, h3], byHash, last, all, again: {last, all}}, ...}:
+// `byHash` and `last` are the hash the SDK returned, `all` the array it returned; `again.last` and `again.all`
+// are what the second calls returned, or `{error: <message>}` when they threw.
 async function unpublishFlow() {
   const a = assets();
   const out = {};
@@ -336,7 +338,15 @@ async function unpublishFlow() {
     // unpublishLastRequestorder and unpublishAllRequestorders take no argument: the signer is the requester.
     const last = await iexec.order[`unpublishLast${NAME[kind]}`](...(resource ? [resource] : []));
     const all = await iexec.order[`unpublishAll${NAME[kind]}s`](...(resource ? [resource] : []));
-    out[kind] = { published, byHash, last, all };
+    const again = {};
+    for (const [key, method] of [['last', `unpublishLast${NAME[kind]}`], ['all', `unpublishAll${NAME[kind]}s`]]) {
+      try {
+        again[key] = (await iexec.order[method](...(resource ? [resource] : []))) ?? null;
+      } catch (e) {
+        again[key] = { error: describe(e) };
+      }
+    }
+    out[kind] = { published, byHash, last, all, again };
   }
   return out;
 }
