@@ -64,11 +64,14 @@
 //! Besides the full ask and bid books (best price, depth, listings), each category groups its orders by what may
 //! keep them from the other side whatever the price, and scans look up only the groups that admit them:
 //! - **ask groups**, keyed by the workerpool order's (app restriction, dataset restriction, requester restriction,
-//!   trust): a request looks up the groups whose restrictions are zero or its own app, dataset and requester, and
-//!   whose trust is at least its own (at most 8 lookups, each a range over trust), merged into ask priority;
-//! - **bid groups**, keyed by the request's (tag, workerpool restriction, trust): a workerpool order looks up the
+//!   trust): a request probes (by hash) the groups whose restrictions are zero or its own app, dataset and
+//!   requester (at most 8, 4 without a dataset, 1 when no ask of the category is restricted), for each trust level
+//!   present that is at least its own; they are merged into ask priority, and a group's entries are read only
+//!   once its cheapest price could come first;
+//! - **bid groups**, keyed by the request's (tag, workerpool restriction, trust): a workerpool order probes the
 //!   tags its own tag covers (the subsets of its tag bits, or the tags present, whichever are fewer), the
-//!   restriction zero or itself, and trust up to its own, merged into bid priority one request at a time;
+//!   restriction zero or itself, and the trust levels present up to its own, merged into bid priority one request
+//!   at a time, after one look at the best bid has shown that some request can pay it;
 //! - **parked requests**: a request whose app (or named dataset) has no order in the books is in no bid group, so
 //!   workerpool orders never walk it. When the app or dataset gets its first order, its requests are put back
 //!   (the new app or dataset order itself finds them through the by-app or by-dataset index); when it loses its
@@ -87,8 +90,13 @@
 //!   (or dataset): the by-app index is not grouped;
 //! - parking and unparking: O(requests naming the app or dataset), paid when its first order arrives or its last
 //!   leaves;
-//! - the number of groups a scan looks up: distinct tags present (up to 2^(bits of the workerpool order's tag)),
-//!   distinct trust levels, distinct restriction addresses.
+//! - the number of groups a scan probes: for a workerpool order, the tags present that its tag covers (at most
+//!   2^(its tag bits)) times the trust levels present up to its own; for a request, up to 8 restriction keys
+//!   times the trust levels present from its own up. Distinct restriction addresses cost nothing (one probe
+//!   each way), distinct tags and trust levels do.
+//!
+//! The groups are a second copy of every resting workerpool order and request: on a book of a million orders
+//! that is more memory touched per add and cancel (see `docs/benchmarks.md`, issue 11, for what it costs).
 //!
 //! # The matching rule
 //! After every command: take the resting requests in bid priority; for each request R, repeatedly walk the
