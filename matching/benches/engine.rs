@@ -509,6 +509,44 @@ fn blocked_table(n: usize, blocked: Blocked) {
     );
 }
 
+/// What parking costs: `n` resting requests of one app that has no order; the app's first order puts them all back
+/// in the bid groups, its cancel parks them again. Both walk the `n` requests: the cost that a cap on requests per
+/// app bounds. Prints the latency of each.
+fn parking_table(n: usize) {
+    let mut engine = Engine::with_capacity(2 * n);
+    let mut g = Gen::new(Shape::Sparse, 11);
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let mut o = g.request_at(1_000);
+        if let Order::Request(r) = &mut o {
+            r.app = address(1, 0);
+        }
+        engine.apply(Command::Add(o), &mut out);
+    }
+    let samples = if n >= 1_000_000 { 10 } else { 50 };
+    let (mut arrive, mut leave) = (Vec::with_capacity(samples), Vec::with_capacity(samples));
+    for _ in 0..samples {
+        let o = g.app(0);
+        let t = Instant::now();
+        engine.apply(Command::Add(o), &mut out);
+        arrive.push(t.elapsed().as_nanos() as u64);
+        let t = Instant::now();
+        engine.apply(Command::Cancel(o.hash()), &mut out);
+        leave.push(t.elapsed().as_nanos() as u64);
+        assert!(!out.iter().any(|e| matches!(e, Event::DealProposed(_))), "no workerpool order: no deal");
+        out.clear();
+    }
+    for (what, times) in [("first app order", &mut arrive), ("its cancel", &mut leave)] {
+        times.sort_unstable();
+        println!(
+            "| parking | {n:>9} | {what:15} | {:>9} | {:>9} | {:>6.0} ns per request |",
+            times[times.len() / 2],
+            times[times.len() - 1],
+            times[times.len() / 2] as f64 / n as f64,
+        );
+    }
+}
+
 /// End to end through the pipeline: `producers` threads each submit `per` resting adds then cancel them; a
 /// consumer thread drains the event queue. Reports commands per second until every shard is idle.
 fn pipeline_throughput(shards: usize, producers: u64, per: u64) {
@@ -623,6 +661,14 @@ fn main() {
                 for n in sizes() {
                     blocked_table(n, blocked);
                 }
+            }
+        }
+        if only.is_none_or(|o| o == Blocked::ALL.len()) {
+            println!();
+            println!("| parking | requests of the app | command | p50 ns | max ns | p50 per request |");
+            println!("|---|---:|---|---:|---:|---:|");
+            for n in sizes() {
+                parking_table(n);
             }
         }
         if std::env::var_os("DRAGON_BENCH_NO_PIPELINE").is_none() {

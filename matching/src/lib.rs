@@ -88,8 +88,8 @@
 //! - orders blocked only by what the marks cover (above): walked at ~2 ns each;
 //! - requests of an app that cross the best ask but are blocked elsewhere, walked by every new order of that app
 //!   (or dataset): the by-app index is not grouped;
-//! - parking and unparking: O(requests naming the app or dataset), paid when its first order arrives or its last
-//!   leaves;
+//! - parking and unparking: O(requests naming the app or dataset), paid in one command when its first order
+//!   arrives or its last leaves (about 0.44 s for a million requests);
 //! - the number of groups a scan probes: for a workerpool order, the tags present that its tag covers (at most
 //!   2^(its tag bits)) times the trust levels present up to its own; for a request, up to 8 restriction keys
 //!   times the trust levels present from its own up. Distinct restriction addresses cost nothing (one probe
