@@ -143,9 +143,15 @@ fn q(name: &'static str, kind: &'static str, options: Value, expected: Vec<Strin
 
 /// Runs the queries through the SDK's `fetch*Orderbook` and checks each answer: the hashes in order, the
 /// count, no next page (all fit in one page of 20).
-async fn check_orderbook(flows: &Flows, queries: Vec<Query>) {
+async fn check_orderbook(flows: &Flows, queries: Vec<Query>) -> Value {
+    check_orderbook_and(flows, queries, json!([])).await
+}
+
+/// The same, plus `extra` queries (`[[name, kind, options, {followMore}]]`) run in the same flow but left to the
+/// caller to check in the returned output.
+async fn check_orderbook_and(flows: &Flows, queries: Vec<Query>, extra: Value) -> Value {
     let list: Vec<Value> = queries.iter().map(|x| json!([x.name, x.kind, x.options])).collect();
-    let out = flows.ok("orderbook", json!({"queries": list})).await;
+    let out = flows.ok("orderbook", json!({"queries": list, "extraQueries": extra})).await;
     for x in &queries {
         let r = &out["queries"][x.name];
         let got: Vec<&str> = r["hashes"].as_array().expect("hashes").iter().filter_map(Value::as_str).collect();
@@ -165,6 +171,7 @@ async fn check_orderbook(flows: &Flows, queries: Vec<Query>) {
             assert_eq!(t["order"]["volume"], "string");
         }
     }
+    out
 }
 
 fn pick(all: &[String], idx: &[usize]) -> Vec<String> {
@@ -259,7 +266,9 @@ async fn sdk8_publishes_lists_fetches_and_unpublishes_every_kind() {
         v.insert(at, a[extra].clone());
         v
     };
-    check_orderbook(
+    // Paging: 11 public app orders, pages of 10, followed through the SDK's more().
+    let paging = json!([["pages", "app", {"app": "$app", "pageSize": 10}, {"followMore": true}]]);
+    let out = check_orderbook_and(
         &flows,
         vec![
             q("app", "app", json!({"app": "$app"}), public_apps.clone()),
@@ -453,13 +462,10 @@ async fn sdk8_publishes_lists_fetches_and_unpublishes_every_kind() {
             ),
             q("request.minVolume", "request", json!({"requester": "$requester", "minVolume": 50}), pick(&r, &[4])),
         ],
+        paging,
     )
     .await;
 
-    // Paging: 11 public app orders, pages of 10, followed through the SDK's more().
-    let out = flows
-        .ok("orderbook", json!({"queries": [["pages", "app", {"app": "$app", "pageSize": 10}, {"followMore": true}]]}))
-        .await;
     let pages = &out["queries"]["pages"];
     assert_eq!(
         (pages["count"].as_u64(), pages["more"].as_bool(), pages["pages"].as_u64()),
@@ -495,10 +501,20 @@ async fn sdk8_publishes_lists_fetches_and_unpublishes_every_kind() {
     for (kind, _) in KINDS {
         assert_eq!(deals["byOrder"][kind], json!({"count": 0, "deals": []}), "fetchDealsBy {kind}");
     }
+    // What `iexec app run` does: the cheapest app and workerpool orders, as Dragon serves them (uint256 as
+    // decimal strings), go into the SDK's matchOrders on Dragon's hub, and the deal is made on chain. Then the
+    // requester's deals, with every filter the SDK sends.
     let filters = json!({"appAddress": "$app", "datasetAddress": "$dataset", "workerpoolAddress": "$workerpool",
                          "page": 1, "pageSize": 10});
-    let deals = flows.ok("deals", json!({"match": false, "dealOptions": filters})).await;
-    assert_eq!((deals["count"].as_u64(), &deals["deals"], &deals["more"]), (Some(0), &json!([]), &json!(false)));
+    let run =
+        flows.ok("deals", json!({"match": true, "timeoutMs": 0, "allowMissing": true, "dealOptions": filters})).await;
+    let m = &run["match"];
+    assert!(m["dealid"].as_str().is_some_and(|d| d.len() == 66), "{run}");
+    assert_eq!(m["volume"], "1", "{run}");
+    assert_eq!(m["apporder"]["appprice"], "1");
+    assert_eq!(m["workerpoolorder"]["workerpoolprice"], "1");
+    assert_eq!(m["workerpoolorder"]["trust"], "5", "the cheapest workerpool order of category 0 first");
+    assert!(run["deals"].is_array() && run["count"].is_u64(), "the envelope: {run}");
 
     // Unpublish, per kind: 3 fresh orders, then by hash, last, all (requests in category 1 again: no match).
     let out = flows
@@ -545,6 +561,23 @@ async fn sdk8_publishes_lists_fetches_and_unpublishes_every_kind() {
     for (kind, _) in KINDS {
         assert_eq!(fetched[kind]["record"]["status"], "canceled", "{kind}");
     }
+
+    // Values far from the defaults keep their hash: a params string with escapes and non-ASCII text, a large price
+    // and the largest volume the hub holds.
+    let params = json!({"iexec_args": "h\u{e9}llo \"w\u{f6}rld\" \\ \u{2713} \u{1f600}\n", "iexec_input_files": ["https://x.test/a%20b?c=d&e"]});
+    let published = flows
+        .ok(
+            "publish",
+            json!({"sdk": 8, "kinds": ["apporder", "requestorder"], "orders": {
+                "apporder": {"appprice": "1000000000000", "volume": "281474976710655"},
+                "requestorder": {"appmaxprice": "1000000000000", "category": "4", "volume": "1", "params": params},
+            }}),
+        )
+        .await;
+    check_published(&w, &server, &published, NULL_TAG).await;
+    let posted = published["requestorder"]["order"]["params"].as_str().expect("params string");
+    let posted: Value = serde_json::from_str(posted).expect("params is JSON");
+    assert_eq!(posted["iexec_args"], params["iexec_args"], "{posted}");
     server.shutdown().await;
 }
 
