@@ -687,3 +687,22 @@ fn blocking_streams_unblock_requests_when_app_orders_arrive() {
     assert!(unblocked_by_asset > 40, "only {unblocked_by_asset} deals made by an arriving app/dataset order");
     assert!(resting_requests > 700, "only {resting_requests} requests rested");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    /// Long blocking streams: groups emptied and created again, tombstones in groups, requests parked and unparked
+    /// many times over; the engine still equals the reference.
+    #[test]
+    fn long_blocking_streams_equal_the_reference(ops in proptest::collection::vec(blocking_op(), 300..500)) {
+        let mut engine = Engine::new();
+        let mut reference = Reference::new();
+        let mut driver = Driver::default();
+        for op in &ops {
+            let cmd = driver.command(op);
+            let events = engine.execute(cmd);
+            prop_assert_eq!(&events, &reference.apply(cmd), "on {:?}", cmd);
+            driver.saw(&events);
+        }
+    }
+}
