@@ -3,6 +3,7 @@
 mod chain;
 mod cli;
 mod ethers;
+mod feed;
 mod fixtures;
 mod harness;
 mod replay;
