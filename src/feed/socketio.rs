@@ -502,17 +502,30 @@ async fn run_websocket(
     let _ = tokio::time::timeout(CLOSE_GRACE, goodbye).await;
 }
 
-/// The upgrade handshake: `2probe` answered `3probe` (then the pending poll is ended), until the client's `5`.
+/// The upgrade handshake: `2probe` answered `3probe`, until the client's `5`. Meanwhile the polling side is
+/// nudged every 100 ms: the client pauses polling only once its pending poll has returned, and a poll it
+/// started just before it saw `3probe` would otherwise hang until the next ping.
 async fn probe(session: &EioSession, ws: &mut actix_ws::Session, stream: &mut MessageStream) -> bool {
-    while let Some(Ok(msg)) = stream.recv().await {
+    let mut nudge = tokio::time::interval(Duration::from_millis(100));
+    let mut probed = false;
+    loop {
+        let msg = tokio::select! {
+            msg = stream.recv() => msg,
+            _ = nudge.tick(), if probed => {
+                session.nudge.notify_one();
+                continue;
+            }
+        };
+        let Some(Ok(msg)) = msg else { return false };
         match msg {
             Message::Text(text) if &*text == "2probe" => {
                 if ws.text("3probe").await.is_err() {
                     return false;
                 }
+                probed = true;
                 session.nudge.notify_one();
             }
-            Message::Text(text) if &*text == "5" => return true,
+            Message::Text(text) if &*text == "5" && probed => return true,
             Message::Ping(bytes) => {
                 if ws.pong(&bytes).await.is_err() {
                     return false;
@@ -522,7 +535,6 @@ async fn probe(session: &EioSession, ws: &mut actix_ws::Session, stream: &mut Me
             _ => return false,
         }
     }
-    false
 }
 
 /// Reads engine.io packets until the client leaves or breaks the protocol; returns a close reason.

@@ -56,17 +56,16 @@ impl FeedServer {
 // ---------------------------------------------------------------------------------------------------------
 // socket.io on /ws, with npm's socket.io-client 4
 
-async fn socketio_client(mode: &str, expected_transport: &str) {
+/// Runs the stock client in `mode` and checks join, events, leave and heartbeats; the server pings every
+/// `ping_interval`, and the client must have answered at least `min_pings` before it quits.
+async fn socketio_client(mode: &str, expected_transport: &str, ping_interval: Duration, min_pings: u32) {
     assert!(
         root().join("tests/socketio/node_modules/socket.io-client").exists(),
         "socket.io-client is not installed: run `make setup` (npm ci in tests/socketio)"
     );
-    let config = FeedConfig {
-        ping_interval: Duration::from_millis(300),
-        ping_timeout: Duration::from_millis(2000),
-        ..FeedConfig::default()
-    };
+    let config = FeedConfig { ping_interval, ping_timeout: Duration::from_millis(2000), ..FeedConfig::default() };
     let server = start(config).await;
+    let spawned = Instant::now();
     let mut child = tokio::process::Command::new("node")
         .arg(root().join("tests/socketio/feed.mjs"))
         .arg(format!("http://{}", server.addr))
@@ -91,6 +90,10 @@ async fn socketio_client(mode: &str, expected_transport: &str) {
 
     let joined = next().await;
     assert_eq!(joined, json!({"step": "joined", "ack": true, "transport": expected_transport}), "{mode}");
+    if mode == "upgrade" {
+        // The upgrade must not wait for a ping to unblock the client's last poll.
+        assert!(spawned.elapsed() < ping_interval, "{mode}: connecting took {:?}", spawned.elapsed());
+    }
     assert_eq!(server.feed.subscribers(), 1);
 
     let order = json!({
@@ -129,15 +132,15 @@ async fn socketio_client(mode: &str, expected_transport: &str) {
     let marker = next().await;
     assert_eq!((&marker["name"], &marker["payload"]), (&json!("deal_created"), &json!({"dealid": "0xd1"})), "{mode}");
 
-    // Several heartbeats (300 ms apart) must pass without the client giving up on the connection.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Heartbeats must pass without the client giving up on the connection.
+    tokio::time::sleep(ping_interval * min_pings + Duration::from_millis(600)).await;
     stdin.write_all(b"quit\n").await.expect("stdin");
     drop(stdin);
     let done = next().await;
     assert_eq!(done["step"], "done", "{mode}");
     assert_eq!(done["connected"], true, "{mode}: {done}");
     assert_eq!(done["transport"], expected_transport, "{mode}");
-    assert!(done["pings"].as_u64().is_some_and(|p| p >= 2), "{mode}: too few pings: {done}");
+    assert!(done["pings"].as_u64().is_some_and(|p| p >= u64::from(min_pings)), "{mode}: too few pings: {done}");
 
     let status = tokio::time::timeout(WAIT, child.wait()).await.expect("node exits").expect("wait");
     assert!(status.success(), "{mode}: node failed");
@@ -147,17 +150,18 @@ async fn socketio_client(mode: &str, expected_transport: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socketio_client_over_long_polling() {
-    socketio_client("polling", "polling").await;
+    socketio_client("polling", "polling", Duration::from_millis(300), 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socketio_client_over_websocket() {
-    socketio_client("websocket", "websocket").await;
+    socketio_client("websocket", "websocket", Duration::from_millis(300), 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socketio_client_upgrading_from_polling_to_websocket() {
-    socketio_client("upgrade", "websocket").await;
+    // Pings far apart: a ping must not be what completes the upgrade.
+    socketio_client("upgrade", "websocket", Duration::from_secs(3), 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
