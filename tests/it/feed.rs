@@ -351,3 +351,64 @@ async fn a_subscriber_that_never_reads_is_closed_and_nobody_waits_for_it() {
     server.wait_for_subscribers(1).await;
     server.stop().await;
 }
+
+/// The next frame other than a ping or pong.
+async fn next_frame<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Message
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.expect("a frame in time").expect("open").expect("ok") {
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => return other,
+        }
+    }
+}
+
+async fn next_text<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match next_frame(ws).await {
+        Message::Text(text) => text.as_str().to_string(),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socketio_subscriber_that_never_reads_is_disconnected_with_the_reason() {
+    // engine.io spoken by hand over a WebSocket, so that the client can stop reading at will.
+    let server = start(FeedConfig { queue_capacity: 16, ..FeedConfig::default() }).await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let stream = socket.connect(server.addr).await.expect("connect");
+    let url = format!("ws://{}/ws/?EIO=4&transport=websocket", server.addr);
+    let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.expect("handshake");
+    let open = next_text(&mut ws).await;
+    let open: Value = serde_json::from_str(open.strip_prefix('0').expect("an open packet")).expect("JSON");
+    assert_eq!(open["upgrades"], json!([]), "nothing to upgrade to from a WebSocket");
+    ws.send(Message::text("40")).await.expect("send");
+    assert!(next_text(&mut ws).await.starts_with(r#"40{"sid":"#));
+    ws.send(Message::text(r#"427["join",{"chainId":"1","topic":"orders"}]"#)).await.expect("send");
+    assert_eq!(next_text(&mut ws).await, "437[true]");
+
+    let data = json!({"params": "x".repeat(2000)});
+    let mut published = 0;
+    while server.feed.stats().dropped_slow == 0 {
+        assert!(published < 100_000, "the slow subscriber was never closed");
+        server.feed.publish(1, Topic::Orders, None, "apporder_updated", &data);
+        published += 1;
+    }
+    let mut last_text = String::new();
+    let close = loop {
+        match next_frame(&mut ws).await {
+            Message::Text(text) => last_text = text.as_str().to_string(),
+            Message::Close(frame) => break frame.expect("a close frame with a reason"),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(last_text, "41", "a socket.io disconnect comes before the close");
+    assert_eq!(close.reason.as_str(), "slow consumer");
+    server.wait_for_subscribers(0).await;
+    server.stop().await;
+}
