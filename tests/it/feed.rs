@@ -63,7 +63,8 @@ async fn socketio_client(mode: &str, expected_transport: &str, ping_interval: Du
         root().join("tests/socketio/node_modules/socket.io-client").exists(),
         "socket.io-client is not installed: run `make setup` (npm ci in tests/socketio)"
     );
-    let config = FeedConfig { ping_interval, ping_timeout: Duration::from_millis(2000), ..FeedConfig::default() };
+    // A generous timeout, so that a busy machine does not make either side give up on the other.
+    let config = FeedConfig { ping_interval, ping_timeout: Duration::from_secs(5), ..FeedConfig::default() };
     let server = start(config).await;
     let spawned = Instant::now();
     let mut child = tokio::process::Command::new("node")
@@ -161,7 +162,7 @@ async fn socketio_client_over_websocket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socketio_client_upgrading_from_polling_to_websocket() {
     // Pings far apart: a ping must not be what completes the upgrade.
-    socketio_client("upgrade", "websocket", Duration::from_secs(3), 1).await;
+    socketio_client("upgrade", "websocket", Duration::from_secs(5), 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,7 +330,9 @@ async fn a_subscriber_that_never_reads_is_closed_and_nobody_waits_for_it() {
             batches_after_drop += 1;
         }
     }
-    assert!(slowest_publish < Duration::from_millis(100), "publish blocked for {slowest_publish:?}");
+    // A publish that waited for the slow subscriber would never return (it never reads): any generous bound
+    // tells the two apart, while scheduling noise on a busy 2-core machine alone has reached 150 ms.
+    assert!(slowest_publish < Duration::from_secs(2), "publish blocked for {slowest_publish:?}");
     let stats = server.feed.stats();
     assert_eq!(stats.dropped_slow, 1);
     eprintln!("slow consumer: dropped after <= {published} events; slowest publish {slowest_publish:?}");
