@@ -249,7 +249,7 @@ impl Feed {
             };
             let Some(msg) = encoded else {
                 tracing::error!(event, "feed event could not be serialised");
-                return;
+                break;
             };
             if route.outbox.push(msg, &self.inner) {
                 queued += 1;
