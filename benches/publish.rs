@@ -122,7 +122,11 @@ async fn run() -> anyhow::Result<()> {
                 std::thread::spawn(move || {
                     let mut i = k;
                     while Instant::now() < stop {
-                        let o = AnyOrder::from_json(dragon::order::OrderKind::App, &orders[i % orders.len()]["order"].to_string()).expect("order");
+                        let o = AnyOrder::from_json(
+                            dragon::order::OrderKind::App,
+                            &orders[i % orders.len()]["order"].to_string(),
+                        )
+                        .expect("order");
                         let h = o.order_hash(&domain);
                         let _ = signature::recover_signer(&h.0, o.sign().expect("sign"));
                         done.fetch_add(1, Ordering::Relaxed);
@@ -144,16 +148,24 @@ async fn run() -> anyhow::Result<()> {
 
     // Batches of 100 over 8 connections, one session.
     let batch = load(8, Duration::from_secs(8), {
-        let (http, base, token, orders, next) = (http.clone(), base.clone(), token.clone(), orders.clone(), next.clone());
+        let (http, base, token, orders, next) =
+            (http.clone(), base.clone(), token.clone(), orders.clone(), next.clone());
         move || {
-            let (http, base, token, orders, next) = (http.clone(), base.clone(), token.clone(), orders.clone(), next.clone());
+            let (http, base, token, orders, next) =
+                (http.clone(), base.clone(), token.clone(), orders.clone(), next.clone());
             async move {
                 let i = next.fetch_add(100, Ordering::Relaxed);
                 if i + 100 > orders.len() {
                     return None;
                 }
                 let body = json!({"orders": &orders[i..i + 100]});
-                let r = http.post(format!("{base}/apporders/batch?chainId=31337")).header("authorization", &token).json(&body).send().await.ok()?;
+                let r = http
+                    .post(format!("{base}/apporders/batch?chainId=31337"))
+                    .header("authorization", &token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .ok()?;
                 let v: Value = r.json().await.ok()?;
                 Some(v["results"].as_array().map_or(0, |a| a.iter().filter(|x| x["ok"] == true).count()))
             }
@@ -164,9 +176,11 @@ async fn run() -> anyhow::Result<()> {
 
     // One order per request, 64 connections, one session.
     let single = load(64, Duration::from_secs(8), {
-        let (http, base, token, orders, next) = (http.clone(), base.clone(), token.clone(), orders.clone(), next.clone());
+        let (http, base, token, orders, next) =
+            (http.clone(), base.clone(), token.clone(), orders.clone(), next.clone());
         move || {
-            let (http, base, token, orders, next) = (http.clone(), base.clone(), token.clone(), orders.clone(), next.clone());
+            let (http, base, token, orders, next) =
+                (http.clone(), base.clone(), token.clone(), orders.clone(), next.clone());
             async move { post_one(&http, &base, &token, &orders, &next).await }
         }
     })
@@ -177,7 +191,8 @@ async fn run() -> anyhow::Result<()> {
     let peer = load(32, Duration::from_secs(5), {
         let (http, base, orders, next, key) = (http.clone(), base.clone(), orders.clone(), next.clone(), key.clone());
         move || {
-            let (http, base, orders, next, key) = (http.clone(), base.clone(), orders.clone(), next.clone(), key.clone());
+            let (http, base, orders, next, key) =
+                (http.clone(), base.clone(), orders.clone(), next.clone(), key.clone());
             async move {
                 let auth = login(&http, &base, &key, 31337).await.ok()?;
                 post_one(&http, &base, &auth, &orders, &next).await
@@ -190,9 +205,11 @@ async fn run() -> anyhow::Result<()> {
     // Open loop at 80% of the single-order rate: latency when not saturated.
     let target = single.count as f64 / single.secs * 0.8;
     let open = open_loop(target, Duration::from_secs(5), {
-        let (http, base, token, orders, next) = (http.clone(), base.clone(), token.clone(), orders.clone(), next.clone());
+        let (http, base, token, orders, next) =
+            (http.clone(), base.clone(), token.clone(), orders.clone(), next.clone());
         move || {
-            let (http, base, token, orders, next) = (http.clone(), base.clone(), token.clone(), orders.clone(), next.clone());
+            let (http, base, token, orders, next) =
+                (http.clone(), base.clone(), token.clone(), orders.clone(), next.clone());
             async move { post_one(&http, &base, &token, &orders, &next).await }
         }
     })
@@ -221,10 +238,17 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn post_one(http: &reqwest::Client, base: &str, auth: &str, orders: &[Value], next: &AtomicUsize) -> Option<usize> {
+async fn post_one(
+    http: &reqwest::Client,
+    base: &str,
+    auth: &str,
+    orders: &[Value],
+    next: &AtomicUsize,
+) -> Option<usize> {
     let i = next.fetch_add(1, Ordering::Relaxed);
     let o = orders.get(i)?;
-    let r = http.post(format!("{base}/apporders?chainId=31337")).header("authorization", auth).json(o).send().await.ok()?;
+    let r =
+        http.post(format!("{base}/apporders?chainId=31337")).header("authorization", auth).json(o).send().await.ok()?;
     (r.status().as_u16() == 201).then_some(1)
 }
 
@@ -299,9 +323,11 @@ where
 }
 
 async fn login(http: &reqwest::Client, base: &str, key: &PrivateKeySigner, chain_id: u64) -> anyhow::Result<String> {
-    let c: Value = http.get(format!("{base}/challenge?chainId={chain_id}&address={}", key.address())).send().await?.json().await?;
+    let c: Value =
+        http.get(format!("{base}/challenge?chainId={chain_id}&address={}", key.address())).send().await?.json().await?;
     let text = c["data"]["message"]["challenge"].as_str().unwrap_or_default().to_owned();
-    let domain = Eip712Domain::new(Some("iExec Gateway".into()), Some("1".into()), Some(U256::from(chain_id)), None, None);
+    let domain =
+        Eip712Domain::new(Some("iExec Gateway".into()), Some("1".into()), Some(U256::from(chain_id)), None, None);
     let hash = dragon::api::auth::Challenge { challenge: text }.eip712_signing_hash(&domain);
     let sig = signature::sign_digest(key, &hash)?;
     Ok(format!("{hash:#x}_{sig}_{}", key.address()))
@@ -309,6 +335,12 @@ async fn login(http: &reqwest::Client, base: &str, key: &PrivateKeySigner, chain
 
 async fn session(http: &reqwest::Client, base: &str, key: &PrivateKeySigner, chain_id: u64) -> anyhow::Result<String> {
     let auth = login(http, base, key, chain_id).await?;
-    let s: Value = http.post(format!("{base}/sessions?chainId={chain_id}")).header("authorization", auth).send().await?.json().await?;
+    let s: Value = http
+        .post(format!("{base}/sessions?chainId={chain_id}"))
+        .header("authorization", auth)
+        .send()
+        .await?
+        .json()
+        .await?;
     Ok(format!("Bearer {}", s["token"].as_str().unwrap_or_default()))
 }

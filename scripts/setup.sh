@@ -28,8 +28,8 @@ fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
 
 # Pinned JavaScript toolchains: Foundry (anvil, forge, cast), solc, OpenZeppelin; ethers for the cross-check;
-# iExec's SDK (8 and 9) for the SDK compatibility flows.
-for dir in contracts tests/ethers tests/sdk; do
+# iExec's SDK (8 and 9) for the SDK compatibility flows; socket.io-client for the feed tests.
+for dir in contracts tests/ethers tests/sdk tests/socketio; do
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
     echo "setup: npm ci in $dir" >&2
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)

@@ -9,6 +9,7 @@
 //! - [`store`]: PostgreSQL, with the versioned migrations of `schema/`;
 //! - [`chain`]: the chain through alloy;
 //! - [`api`]: the REST API and its OpenAPI document; [`server`] composes them;
+//! - [`feed`]: the public live feed (socket.io on `/ws`, plain WebSocket on `/feed`);
 //! - [`local`]: the local market (PostgreSQL cluster + anvil) used by `dragon local` and the tests;
 //! - [`cli`]: the `dragon` command.
 
@@ -16,6 +17,7 @@ pub mod api;
 pub mod chain;
 pub mod cli;
 pub mod config;
+pub mod feed;
 pub mod ids;
 pub mod local;
 pub mod market;

@@ -6,6 +6,7 @@ use crate::api::limits::RateLimits;
 use crate::chain::Chain;
 use crate::chain::reads::ChainReader;
 use crate::config::{Config, Limits};
+use crate::feed::{Feed, FeedConfig, Topic};
 use crate::market::{Listener, Market, MarketEvent};
 use crate::store::Store;
 use actix_web::{App, HttpServer, web};
@@ -25,6 +26,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub rates: Arc<RateLimits>,
     pub health: Arc<crate::api::system::HealthCache>,
+    /// The public live feed (`/ws` socket.io, `/feed` plain WebSocket).
+    pub feed: Feed,
     /// The runtime that owns the store's connections and the market's tasks. Handlers run on actix's
     /// per-worker runtimes; work that touches the store or the chain is spawned here, so it never depends on a
     /// worker's runtime (which stops first at shutdown).
@@ -32,12 +35,17 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Connects the store (migrating it) and the chain, loads the categories, and starts the market.
+    /// Connects the store (migrating it) and the chain, loads the categories, and starts the market, whose
+    /// changes go out on the feed.
     pub async fn connect(config: &Config) -> anyhow::Result<Self> {
-        Self::connect_with(config, Arc::new(|_: &MarketEvent| {})).await
+        let feed = Feed::new(FeedConfig::default());
+        let chain_id = config.deployment.chain_id;
+        let to_feed = feed.clone();
+        let listener: Listener = Arc::new(move |e: &MarketEvent| publish_event(&to_feed, chain_id, e));
+        Self::connect_with(config, feed, listener).await
     }
 
-    pub async fn connect_with(config: &Config, listener: Listener) -> anyhow::Result<Self> {
+    pub async fn connect_with(config: &Config, feed: Feed, listener: Listener) -> anyhow::Result<Self> {
         let store = Store::connect(&config.database_url, config.store).await.context("opening the store")?;
         let d = &config.deployment;
         let chain = Chain::connect(&config.rpc_url, Some(d.hub))?;
@@ -77,6 +85,7 @@ impl AppState {
             auth: Arc::new(Auth::new(store, d.chain_id, config.limits)),
             rates,
             health: Arc::default(),
+            feed,
             rt: tokio::runtime::Handle::current(),
         })
     }
@@ -92,10 +101,13 @@ impl AppState {
 pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let market = state.market.clone();
     let limits = state.limits;
+    let feed = web::Data::new(state.feed.clone());
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(feed.clone())
+            .configure(crate::feed::configure)
             .wrap(actix_web::middleware::from_fn(crate::api::limits::per_ip))
             .configure(|cfg| crate::api::configure(cfg, limits.body_bytes))
     })
@@ -115,6 +127,40 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
     };
     market.shutdown().await;
     res
+}
+
+/// The feed's form of a market event: the peer's event names and payloads on topics `orders` and `deals`.
+fn publish_event(feed: &Feed, chain_id: u64, e: &MarketEvent) {
+    use crate::api::orders::view;
+    match e {
+        MarketEvent::Published(r) => {
+            feed.publish(chain_id, Topic::Orders, r.category(), &format!("{}order_published", r.kind()), &view(r));
+        }
+        MarketEvent::Updated(r) => {
+            feed.publish(chain_id, Topic::Orders, r.category(), &format!("{}order_updated", r.kind()), &view(r));
+        }
+        MarketEvent::Unpublished { kind, hash, category } => {
+            let data = serde_json::Value::String(hash.to_string());
+            feed.publish(chain_id, Topic::Orders, *category, &format!("{kind}order_unpublished"), &data);
+        }
+        MarketEvent::DealProposed { id, deal } => {
+            let h = |x: &dragon_matching::OrderHash| format!("0x{}", alloy::hex::encode(x.0));
+            let data = serde_json::json!({
+                "proposalId": id,
+                "apporderHash": h(&deal.app),
+                "datasetorderHash": deal.dataset.as_ref().map(h),
+                "workerpoolorderHash": h(&deal.workerpool),
+                "requestorderHash": h(&deal.request),
+                "volume": deal.volume,
+                "appPrice": deal.app_price.0,
+                "datasetPrice": deal.dataset_price.0,
+                "workerpoolPrice": deal.workerpool_price.0,
+                "category": deal.category,
+                "status": "proposed",
+            });
+            feed.publish(chain_id, Topic::Deals, Some(deal.category), "deal_proposed", &data);
+        }
+    }
 }
 
 /// `dragon serve`: connect, listen, serve until Ctrl-C or SIGTERM.

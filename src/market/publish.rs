@@ -154,9 +154,7 @@ impl Market {
             return Err(PublishError::InvalidOrder("field `volume`: must be at least 1".into()));
         }
         if !volume_fits(volume) {
-            return Err(PublishError::ValueTooLarge(format!(
-                "field `volume`: {volume} is too large (the hub holds volumes below 2^48)"
-            )));
+            return Err(PublishError::ValueTooLarge(format!("field `volume`: {volume} is too large (at most 2^63-1)")));
         }
         let view = engine_order(&order, hash, volume)?;
         if let m::Order::Request(r) = view
@@ -291,9 +289,12 @@ impl Market {
     /// A request is refused when no open app order (and dataset order, when it names one) can serve it.
     fn check_offers(&self, r: &crate::order::RequestOrder) -> Result<(), PublishError> {
         let admits = |restrict: Address, candidate: Address| restrict == Address::ZERO || restrict == candidate;
+        // PoCo rule 07: a TEE request needs a TEE app.
+        let tee = |tag: &alloy::primitives::B256| tag.0[31] & 1 == 1;
         let app_ok = self.book.any_of_asset(OrderKind::App, r.app, |rec| {
             matches!(&rec.order, AnyOrder::App(a)
                 if a.appprice.0 <= r.appmaxprice.0
+                    && (!tee(&r.tag) || tee(&a.tag))
                     && admits(a.datasetrestrict, r.dataset)
                     && admits(a.requesterrestrict, r.requester)
                     && (r.workerpool == Address::ZERO || admits(a.workerpoolrestrict, r.workerpool)))

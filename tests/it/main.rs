@@ -4,6 +4,7 @@ mod chain;
 mod cli;
 mod crash;
 mod ethers;
+mod feed;
 mod fixtures;
 mod harness;
 mod market;

@@ -606,3 +606,67 @@ async fn abuse_limits_answer_429_and_413() {
     assert_eq!((s, b["code"].as_str()), (413, Some("body_too_large")), "{b}");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_carries_publications_matches_and_unpublications() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let w = World::new().await;
+    let server = Server::start(w.config(database().await)).await;
+    let url = format!("{}/feed", server.base.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect /feed");
+    let chain = w.deployment.chain_id;
+    for topic in ["orders", "deals"] {
+        let sub = json!({"op": "subscribe", "chainId": chain, "topic": topic});
+        ws.send(Message::text(sub.to_string())).await.expect("send");
+    }
+    let mut next = async || loop {
+        let m = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.expect("in time");
+        if let Some(Ok(Message::Text(t))) = m {
+            let v: Value = serde_json::from_str(t.as_str()).expect("JSON");
+            if v.get("event").is_some() {
+                return v;
+            }
+        }
+    };
+    let app = w.app_order(2, 10, 1);
+    let pool = w.pool_order(5, 1, 0, 2);
+    let req = w.request(&w.requester, 8, 1, 0, 3);
+    for o in [&app, &pool, &req] {
+        assert_eq!(
+            server
+                .publish(if o.kind() == dragon::order::OrderKind::Request { &w.requester } else { &w.owner }, o)
+                .await
+                .0,
+            201
+        );
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 7 {
+        let e = next().await;
+        seen.push((e["event"].as_str().unwrap_or("").to_owned(), e));
+    }
+    let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(&names[..3], ["apporder_published", "workerpoolorder_published", "requestorder_published"]);
+    let published = &seen[0].1;
+    assert_eq!(published["data"]["orderHash"], hash_of(&w, &app));
+    assert_eq!(published["data"]["order"]["appprice"], "2");
+    let deal = seen.iter().find(|(n, _)| n == "deal_proposed").expect("deal_proposed").1.clone();
+    assert_eq!(deal["topic"], "deals");
+    assert_eq!(deal["data"]["requestorderHash"], hash_of(&w, &req));
+    assert_eq!(deal["data"]["volume"], 1);
+    let updated: Vec<&Value> = seen.iter().filter(|(n, _)| n.ends_with("order_updated")).map(|(_, e)| e).collect();
+    assert_eq!(updated.len(), 3, "app, pool and request volumes changed: {names:?}");
+    assert!(updated.iter().any(|e| e["data"]["orderHash"] == hash_of(&w, &req) && e["data"]["status"] == "filled"));
+
+    let auth = server.login(&w.owner).await;
+    let body = json!({"target": "unpublish_orderHash", "orderHash": hash_of(&w, &app)});
+    assert_eq!(server.send(reqwest::Method::PUT, "/apporders", &auth, &body).await.0, 200);
+    let gone = next().await;
+    assert_eq!(
+        (gone["event"].as_str(), gone["data"].as_str()),
+        (Some("apporder_unpublished"), Some(hash_of(&w, &app).as_str()))
+    );
+    drop(ws);
+    server.shutdown().await;
+}

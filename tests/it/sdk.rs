@@ -704,7 +704,6 @@ async fn sdk9_tee_orders_publish_list_match_and_unpublish() {
 /// order can serve a request signed by SDK 9: Dragon should refuse to publish it, as it refuses a request that no
 /// open app order can serve.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "Dragon publishes it: the publication check (src/market/publish.rs, check_offers) ignores PoCo's TEE rule"]
 async fn sdk9_request_needs_a_tee_app_order() {
     let w = World::new().await;
     let server = Server::start(w.config(database().await)).await;
@@ -720,7 +719,6 @@ async fn sdk9_request_needs_a_tee_app_order() {
 /// `DATASET_INFINITE_VOLUME` (2^53 - 1), which dataset owners publish for `fetchDatasetOrderbook({bulkOnly:
 /// true})`. The hub accepts such an order (only a deal's volume must fit 48 bits), so Dragon should publish it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "Dragon refuses volumes of 2^48 and more at publication (src/market/publish.rs, store::orders::volume_fits)"]
 async fn sdk9_bulk_dataset_orders_are_published() {
     let w = World::new().await;
     let server = Server::start(w.config(database().await)).await;
