@@ -28,6 +28,7 @@ pub struct AppState {
     pub health: Arc<crate::api::system::HealthCache>,
     /// The public live feed (`/ws` socket.io, `/feed` plain WebSocket).
     pub feed: Feed,
+    pub queries: Arc<crate::api::orders::QueryCache>,
     /// The runtime that owns the store's connections and the market's tasks. Handlers run on actix's
     /// per-worker runtimes; work that touches the store or the chain is spawned here, so it never depends on a
     /// worker's runtime (which stops first at shutdown).
@@ -86,6 +87,7 @@ impl AppState {
             rates,
             health: Arc::default(),
             feed,
+            queries: Arc::default(),
             rt: tokio::runtime::Handle::current(),
         })
     }

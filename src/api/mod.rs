@@ -98,7 +98,9 @@ pub struct ApiDoc;
 
 /// The OpenAPI document as pretty JSON.
 pub fn openapi_json() -> String {
-    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| serde_json::json!({"ok": false, "error": e.to_string(), "code": "internal"}).to_string())
 }
 
 /// Refuses a request for another chain than this server's.

@@ -247,8 +247,40 @@ fn filter(kind: OrderKind, q: &OrderQuery) -> Result<(Option<Address>, Filter), 
     }
 }
 
-pub async fn list(state: web::Data<AppState>, kind: OrderKind, q: OrderQuery) -> Result<HttpResponse, ApiError> {
+/// Listings already answered, by query string, with the book version they were computed at: the same query
+/// between two changes of the book gets the same bytes without walking the book again.
+#[derive(Debug, Default)]
+pub struct QueryCache(dashmap::DashMap<(OrderKind, String), (u64, bytes::Bytes)>);
+
+impl QueryCache {
+    /// Entries kept at most; past that the cache starts over (queries are cheap to recompute).
+    const MAX: usize = 10_000;
+
+    fn get(&self, key: &(OrderKind, String), version: u64) -> Option<bytes::Bytes> {
+        self.0.get(key).filter(|e| e.0 == version).map(|e| e.1.clone())
+    }
+
+    fn put(&self, key: (OrderKind, String), version: u64, body: bytes::Bytes) {
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        self.0.insert(key, (version, body));
+    }
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    kind: OrderKind,
+    q: OrderQuery,
+) -> Result<HttpResponse, ApiError> {
     check_chain(&state, q.chain_id)?;
+    let key = (kind, req.query_string().to_owned());
+    // Read before querying, so the answer is at least as new as the version it is filed under.
+    let version = state.market.book.version();
+    if let Some(body) = state.queries.get(&key, version) {
+        return Ok(HttpResponse::Ok().content_type("application/json").body(body));
+    }
     match kind {
         OrderKind::App if q.app.is_none() && q.app_owner.is_none() => {
             return Err(ApiError::BadRequest("app or appOwner is required".into()));
@@ -262,12 +294,15 @@ pub async fn list(state: web::Data<AppState>, kind: OrderKind, q: OrderQuery) ->
     let (asset, f) = filter(kind, &q)?;
     let page = state.market.book.query(kind, asset, f, page_index, page_size);
     let full = page.orders.len() == page_size && page.count > (page_index + 1) * page_size;
-    Ok(HttpResponse::Ok().json(OrderList {
+    let list = OrderList {
         ok: true,
         orders: page.orders.iter().map(|r| OrderView::from(&**r)).collect(),
         count: page.count,
         next_page: full.then_some(page_index + 1),
-    }))
+    };
+    let body = bytes::Bytes::from(serde_json::to_vec(&list).map_err(|e| ApiError::Internal(e.into()))?);
+    state.queries.put(key, version, body.clone());
+    Ok(HttpResponse::Ok().content_type("application/json").body(body))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -540,9 +575,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, kind: OrderKind) {
     let base = format!("/{kind}orders");
     cfg.service(
         web::resource(base.clone())
-            .route(
-                web::get().to(move |s: web::Data<AppState>, q: web::Query<OrderQuery>| list(s, kind, q.into_inner())),
-            )
+            .route(web::get().to(move |s: web::Data<AppState>, r: HttpRequest, q: web::Query<OrderQuery>| {
+                list(s, r, kind, q.into_inner())
+            }))
             .route(web::post().to(
                 move |s: web::Data<AppState>, r: HttpRequest, q: web::Query<ChainQuery>, b: web::Json<PublishBody>| {
                     publish(s, r, kind, q.into_inner(), b.into_inner())

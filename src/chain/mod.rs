@@ -20,6 +20,8 @@ pub enum ChainError {
     Contract(alloy::contract::Error),
     #[error("the chain did not answer within {0:?}")]
     Timeout(std::time::Duration),
+    #[error("batched read failed: {0}")]
+    Batch(String),
     #[error("transaction not confirmed: {0}")]
     Pending(alloy::providers::PendingTransactionError),
     #[error("deployment file: {0}")]

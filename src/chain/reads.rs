@@ -15,6 +15,8 @@ use alloy::providers::{DynProvider, Provider};
 use dashmap::DashMap;
 use std::time::{Duration, Instant};
 
+type ConsumedReply = tokio::sync::oneshot::Sender<Result<U256, String>>;
+
 #[derive(Debug)]
 pub struct ChainReader {
     provider: DynProvider,
@@ -23,11 +25,15 @@ pub struct ChainReader {
     codes: DashMap<Address, (bool, Instant)>,
     ttl: Duration,
     timeout: Duration,
+    consumed: tokio::sync::mpsc::UnboundedSender<(OrderHash, ConsumedReply)>,
 }
 
 impl ChainReader {
+    /// A reader; spawns (on the current runtime) the task that batches consumed-volume reads.
     pub fn new(provider: DynProvider, deployment: Deployment, ttl: Duration, timeout: Duration) -> Self {
-        ChainReader { provider, deployment, owners: DashMap::new(), codes: DashMap::new(), ttl, timeout }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(batch_consumed(provider.clone(), deployment.hub, timeout, rx));
+        ChainReader { provider, deployment, owners: DashMap::new(), codes: DashMap::new(), ttl, timeout, consumed: tx }
     }
 
     pub fn deployment(&self) -> &Deployment {
@@ -76,8 +82,12 @@ impl ChainReader {
         DragonHub::new(self.deployment.hub, &self.provider)
     }
 
+    /// Volume of the order consumed on chain. Every order published needs one: the reads waiting at the same
+    /// time go to the node as one JSON-RPC batch, so a burst of orders costs one round trip, not one each.
     pub async fn consumed(&self, hash: OrderHash) -> Result<U256, ChainError> {
-        self.timed(self.hub().viewConsumed(hash.0).call()).await
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.consumed.send((hash, tx)).map_err(|_| ChainError::Batch("the reader stopped".into()))?;
+        rx.await.map_err(|_| ChainError::Batch("the reader stopped".into()))?.map_err(ChainError::Batch)
     }
 
     /// Who presigned the order on chain (zero when nobody did).
@@ -132,5 +142,52 @@ impl ChainReader {
             });
         }
         Ok(out)
+    }
+}
+
+/// Collects waiting consumed-volume reads and sends each group as one JSON-RPC batch of `eth_call`s.
+async fn batch_consumed(
+    provider: DynProvider,
+    hub: Address,
+    timeout: Duration,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<(OrderHash, ConsumedReply)>,
+) {
+    use alloy::sol_types::SolCall;
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        while group.len() < 512 {
+            match rx.try_recv() {
+                Ok(x) => group.push(x),
+                Err(_) => break,
+            }
+        }
+        let run = async {
+            let client = provider.client();
+            let mut batch = alloy::rpc::client::BatchRequest::new(client);
+            let mut waiters = Vec::with_capacity(group.len());
+            for (hash, _) in &group {
+                let data = DragonHub::viewConsumedCall { id: hash.0 }.abi_encode();
+                let tx = alloy::rpc::types::TransactionRequest::default().to(hub).input(Bytes::from(data).into());
+                waiters.push(batch.add_call::<_, Bytes>("eth_call", &(tx,)).map_err(|e| e.to_string())?);
+            }
+            batch.send().await.map_err(|e| e.to_string())?;
+            let mut out = Vec::with_capacity(waiters.len());
+            for w in waiters {
+                let answer: Result<Bytes, _> = w.await;
+                out.push(match answer {
+                    Ok(bytes) => DragonHub::viewConsumedCall::abi_decode_returns(&bytes).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                });
+            }
+            Ok::<_, String>(out)
+        };
+        let results = match tokio::time::timeout(timeout, run).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => vec![Err(e); group.len()],
+            Err(_) => vec![Err(format!("no answer within {timeout:?}")); group.len()],
+        };
+        for ((_, reply), r) in group.into_iter().zip(results) {
+            let _ = reply.send(r);
+        }
     }
 }

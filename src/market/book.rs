@@ -52,6 +52,8 @@ pub struct Page {
 #[derive(Debug, Default)]
 pub struct Book {
     inner: RwLock<Inner>,
+    /// Bumped by every change: an answer computed at version v is still the answer while it is v.
+    version: std::sync::atomic::AtomicU64,
 }
 
 impl Book {
@@ -61,7 +63,15 @@ impl Book {
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Inner> {
-        self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        let g = self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Bumped while the lock is held: a reader that saw version v before reading saw no later change.
+        self.version.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        g
+    }
+
+    /// The current version (see [`Book::version`]); read it before querying.
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Adds (or replaces) an open order.

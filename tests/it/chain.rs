@@ -157,7 +157,11 @@ async fn orders_signed_by_dragon_match_on_chain() {
         sign: None,
     };
     let hashes = (app_order.order_hash(&domain), pool_order.order_hash(&domain), request.order_hash(&domain));
-    app_order.set_sign(signature::sign_digest(&owner, &hashes.0.0).expect("sign"));
+    // The app order's v is written 0/1 instead of 27/28: the hub lifts it, and Dragon accepts it the same way.
+    let mut low_v = signature::sign_digest(&owner, &hashes.0.0).expect("sign").to_vec();
+    low_v[64] -= 27;
+    assert_eq!(signature::recover_signer(&hashes.0.0, &low_v), Ok(owner.address()));
+    app_order.set_sign(Bytes::from(low_v));
     pool_order.set_sign(signature::sign_digest(&owner, &hashes.1.0).expect("sign"));
     // The requester signs in the compact EIP-2098 form: the hub must accept it too.
     let full = signature::sign_digest(&requester, &hashes.2.0).expect("sign");

@@ -670,3 +670,49 @@ async fn the_feed_carries_publications_matches_and_unpublications() {
     drop(ws);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_depth_docs_and_read_only_routes() {
+    let w = World::new().await;
+    let server = Server::start(w.config(database().await)).await;
+    assert_eq!(server.publish(&w.owner, &w.app_order(2, 10, 1)).await.0, 201);
+    for (price, salt) in [(5, 2), (5, 3), (7, 4)] {
+        assert_eq!(server.publish(&w.owner, &w.pool_order(price, 2, 3, salt)).await.0, 201);
+    }
+    // The peer's JSON metrics with chainId, Prometheus text without.
+    let (s, m) = server.get("/metrics").await;
+    assert_eq!(s, 200, "{m}");
+    assert_eq!((m["apporders"].as_u64(), m["workerpoolorders"].as_u64()), (Some(1), Some(3)));
+    assert!(m["lastBlock"].as_u64().is_some_and(|b| b > 0));
+    let text = reqwest::get(format!("{}/metrics", server.base)).await.expect("metrics").text().await.expect("text");
+    assert!(text.contains("dragon_open_orders{kind=\"workerpool\"} 3"), "{text}");
+    assert!(text.contains("dragon_matching_up 1"), "{text}");
+    // Depth of category 3 from the engine's snapshot (published when the matching thread goes idle).
+    let mut depth = Value::Null;
+    for _ in 0..50 {
+        depth = server.get("/depth?category=3").await.1;
+        if depth["asks"].as_array().is_some_and(|a| a.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(depth["bestAsk"], 5, "{depth}");
+    assert_eq!(depth["asks"][0], json!({"price": 5, "volume": 4, "orders": 2}));
+    assert_eq!(depth["asks"][1], json!({"price": 7, "volume": 2, "orders": 1}));
+    assert_eq!(depth["bids"], json!([]));
+    // Categories, deals (none on chain yet), price history, Swagger UI.
+    let (s, c) = server.get("/categories/2").await;
+    assert_eq!((s, c["name"].as_str(), c["workClockTimeRef"].as_u64()), (200, Some("M"), Some(3600)));
+    assert_eq!(server.get("/categories/9").await.0, 404);
+    let (s, d) = server.get(&format!("/deals?requester={}", w.requester.address())).await;
+    assert_eq!((s, d["count"].as_u64()), (200, Some(0)), "{d}");
+    assert_eq!(server.get("/deals?requester=nope").await.0, 400);
+    assert_eq!(server.get(&format!("/deals/{:#x}", B256::repeat_byte(1))).await.0, 404);
+    assert_eq!(server.get("/ohlc?category=0").await.1["ok"], true);
+    let page = reqwest::get(format!("{}/docs", server.base)).await.expect("docs").text().await.expect("html");
+    assert!(page.contains("SwaggerUIBundle") && page.contains("/openapi.json"));
+    let js = reqwest::get(format!("{}/docs/swagger-ui-bundle.js", server.base)).await.expect("bundle");
+    assert_eq!(js.status().as_u16(), 200);
+    assert!(js.bytes().await.expect("bytes").len() > 1_000_000);
+    server.shutdown().await;
+}
