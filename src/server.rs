@@ -92,6 +92,14 @@ impl AppState {
         })
     }
 
+    /// Runs `f` on the main runtime; its error, or the runtime going away, become the API's error.
+    pub async fn on_main<T: Send + 'static, E: Into<crate::api::error::ApiError> + Send + 'static>(
+        &self,
+        f: impl Future<Output = Result<T, E>> + Send + 'static,
+    ) -> Result<T, crate::api::error::ApiError> {
+        self.bg(f).await.ok_or(crate::api::error::ApiError::Unavailable("shutting down"))?.map_err(Into::into)
+    }
+
     /// Runs `f` on the main runtime (see [`AppState::rt`]).
     pub async fn bg<T: Send + 'static>(&self, f: impl Future<Output = T> + Send + 'static) -> Option<T> {
         self.rt.spawn(f).await.ok()

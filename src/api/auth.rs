@@ -161,10 +161,7 @@ impl Auth {
 pub async fn authenticated(state: &AppState, req: &HttpRequest) -> Result<Address, ApiError> {
     let header = req.headers().get("authorization").and_then(|h| h.to_str().ok()).map(str::to_owned);
     let auth = state.auth.clone();
-    let address = state
-        .bg(async move { auth.authenticate(header.as_deref()).await })
-        .await
-        .ok_or(ApiError::Unavailable("shutting down"))??;
+    let address = state.on_main(async move { auth.authenticate(header.as_deref()).await }).await?;
     Ok(address)
 }
 
@@ -197,10 +194,7 @@ pub async fn challenge(
     crate::api::check_chain(&state, q.chain_id)?;
     let address = parse_address(&q.address).map_err(|e| ApiError::BadRequest(format!("address: {e}")))?;
     let auth = state.auth.clone();
-    let data = state
-        .bg(async move { auth.challenge(address).await })
-        .await
-        .ok_or(ApiError::Unavailable("shutting down"))??;
+    let data = state.on_main(async move { auth.challenge(address).await }).await?;
     Ok(web::Json(ChallengeAnswer { ok: true, data }))
 }
 
@@ -224,9 +218,6 @@ pub struct SessionAnswer {
 pub async fn open_session(state: web::Data<AppState>, req: HttpRequest) -> Result<web::Json<SessionAnswer>, ApiError> {
     let address = authenticated(&state, &req).await?;
     let auth = state.auth.clone();
-    let (token, ttl) = state
-        .bg(async move { auth.open_session(address).await })
-        .await
-        .ok_or(ApiError::Unavailable("shutting down"))??;
+    let (token, ttl) = state.on_main(async move { auth.open_session(address).await }).await?;
     Ok(web::Json(SessionAnswer { ok: true, token, address: address.to_checksum(None), expires_in: ttl.as_secs() }))
 }

@@ -21,10 +21,7 @@ pub struct CategoryQuery {
 async fn categories_of(state: &AppState) -> Result<Vec<crate::store::categories::Category>, ApiError> {
     let store = state.store.clone();
     let chain_id = state.market.chain_id;
-    Ok(state
-        .bg(async move { crate::store::categories::list(&**store.client().await?, chain_id).await })
-        .await
-        .ok_or(ApiError::Unavailable("shutting down"))??)
+    state.on_main(async move { crate::store::categories::list(&**store.client().await?, chain_id).await }).await
 }
 
 /// The hub's categories.

@@ -325,12 +325,11 @@ pub async fn get_one(
         None => {
             let store = state.store.clone();
             state
-                .bg(async move {
+                .on_main(async move {
                     let c = store.client().await?;
                     crate::store::orders::get(&**c, &hash).await
                 })
-                .await
-                .ok_or(ApiError::Unavailable("shutting down"))??
+                .await?
                 .map(Arc::new)
         }
     };
@@ -559,10 +558,7 @@ pub async fn unpublish(
     };
     let market = state.market.clone();
     let asked = hashes.clone();
-    let closed = state
-        .bg(async move { market.close(hashes, OrderStatus::Canceled).await })
-        .await
-        .ok_or(ApiError::Unavailable("shutting down"))??;
+    let closed = state.on_main(async move { market.close(hashes, OrderStatus::Canceled).await }).await?;
     // The store answers in table order: answer in the order asked (newest first), as iexec-market-api does and
     // as the SDK's `unpublishAll*orders` hands the list to its caller.
     let closed: std::collections::HashSet<OrderHash> = closed.into_iter().collect();
