@@ -62,8 +62,9 @@ impl AppState {
         ));
         let categories = reader.categories().await.context("reading the categories")?;
         crate::store::categories::upsert(&**store.client().await?, &categories).await?;
-        let market =
-            Market::start(store.clone(), reader, config.market, listener).await.context("starting the market")?;
+        let market = Market::start(store.clone(), reader.clone(), config.market, listener)
+            .await
+            .context("starting the market")?;
         let rates = Arc::new(RateLimits::new(&config.limits));
         // Idle keys of the rate limiters are forgotten once a minute, so the maps stay as small as the
         // set of recent clients.
@@ -83,7 +84,7 @@ impl AppState {
             chain,
             market,
             limits: config.limits,
-            auth: Arc::new(Auth::new(store, d.chain_id, config.limits)),
+            auth: Arc::new(Auth::new(store, reader, d.chain_id, config.limits)),
             rates,
             health: Arc::default(),
             feed,

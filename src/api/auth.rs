@@ -2,7 +2,8 @@
 //!
 //! - `GET /challenge?chainId&address` answers EIP-712 typed data (domain `iExec Gateway` / `1` / chainId, type
 //!   `Challenge(string challenge)`). The client signs it and sends `authorization: <hash>_<signature>_<address>`.
-//!   A challenge is single use (deleted by its first use, whatever the outcome) and expires.
+//!   A challenge is single use (deleted by its first use, whatever the outcome) and expires. A contract account
+//!   (a smart wallet) signs through ERC-1271, as the hub accepts its orders.
 //! - Beyond the peer: `POST /sessions` with such a header opens a short-lived session; later writes send
 //!   `authorization: Bearer <token>`, so a bot publishing many orders signs one challenge, not one per request.
 //!   Tokens are kept as their hash, never in clear.
@@ -41,6 +42,8 @@ pub enum AuthError {
     Session,
     #[error("the store is unavailable: {0}")]
     Store(#[from] crate::store::StoreError),
+    #[error("the chain is unavailable")]
+    Chain,
 }
 
 impl AuthError {
@@ -51,6 +54,7 @@ impl AuthError {
             AuthError::Invalid => "auth_invalid",
             AuthError::Session => "auth_session",
             AuthError::Store(_) => "store_unavailable",
+            AuthError::Chain => "chain_unavailable",
         }
     }
 }
@@ -58,6 +62,8 @@ impl AuthError {
 #[derive(Debug)]
 pub struct Auth {
     store: Store,
+    /// Contract accounts (ERC-1271 wallets) prove themselves through the chain, as the hub checks them.
+    reader: std::sync::Arc<crate::chain::reads::ChainReader>,
     chain_id: u64,
     limits: Limits,
     /// Sessions already checked: token hash -> (address, expiry).
@@ -75,8 +81,13 @@ fn random_hex() -> String {
 }
 
 impl Auth {
-    pub fn new(store: Store, chain_id: u64, limits: Limits) -> Self {
-        Auth { store, chain_id, limits, sessions: DashMap::new() }
+    pub fn new(
+        store: Store,
+        reader: std::sync::Arc<crate::chain::reads::ChainReader>,
+        chain_id: u64,
+        limits: Limits,
+    ) -> Self {
+        Auth { store, reader, chain_id, limits, sessions: DashMap::new() }
     }
 
     fn domain(&self) -> Eip712Domain {
@@ -124,8 +135,14 @@ impl Auth {
         if issued_to != Some(address) {
             return Err(AuthError::Invalid);
         }
-        let signer = signature::recover_signer(&hash, &sig).map_err(|_| AuthError::Invalid)?;
-        if signer != address {
+        // A contract account signs as the hub would accept it for an order: through ERC-1271.
+        let is_contract = self.reader.has_code(address).await.map_err(|_| AuthError::Chain)?;
+        let valid = if is_contract {
+            self.reader.contract_accepts(address, hash, sig).await.map_err(|_| AuthError::Chain)?
+        } else {
+            signature::recover_signer(&hash, &sig).is_ok_and(|signer| signer == address)
+        };
+        if !valid {
             return Err(AuthError::Invalid);
         }
         Ok(address)

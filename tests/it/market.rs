@@ -716,3 +716,70 @@ async fn metrics_depth_docs_and_read_only_routes() {
     assert!(js.bytes().await.expect("bytes").len() > 1_000_000);
     server.shutdown().await;
 }
+
+/// Deploys `runtime` as a contract's code (init code: copy the runtime and return it).
+async fn deploy_raw(w: &World, runtime: &[u8]) -> Address {
+    use alloy::network::TransactionBuilder;
+    use alloy::providers::Provider;
+    let len = u8::try_from(runtime.len()).expect("small runtime");
+    let mut code = vec![0x60, len, 0x60, 0x0c, 0x60, 0x00, 0x39, 0x60, len, 0x60, 0x00, 0xf3];
+    code.extend_from_slice(runtime);
+    let p = provider(&w.node.url(), &w.other);
+    let tx = alloy::rpc::types::TransactionRequest::default().with_deploy_code(Bytes::from(code));
+    let receipt = p.send_transaction(tx).await.expect("deploy").get_receipt().await.expect("mined");
+    receipt.contract_address.expect("contract address")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_accounts_sign_through_erc1271() {
+    let w = World::new().await;
+    let server = Server::start(w.config(database().await)).await;
+    // A wallet whose isValidSignature accepts anything (returns the magic value), and one that refuses all.
+    let yes = deploy_raw(
+        &w,
+        &[0x63, 0x16, 0x26, 0xba, 0x7e, 0x60, 0xe0, 0x1b, 0x60, 0x00, 0x52, 0x60, 0x20, 0x60, 0x00, 0xf3],
+    )
+    .await;
+    let no = deploy_raw(&w, &[0x60, 0x20, 0x60, 0x00, 0xf3]).await;
+    // Stake for the wallet, deposited for it by the owner.
+    let owner = provider(&w.node.url(), &w.owner);
+    let amount = U256::from(1_000u64 * Nrlc::PER_RLC);
+    let rlc = dragon::chain::contracts::token::RLC::new(w.deployment.token, &owner);
+    rlc.mint(w.owner.address(), amount).send().await.expect("mint").get_receipt().await.expect("mined");
+    rlc.approve(w.deployment.hub, amount).send().await.expect("approve").get_receipt().await.expect("mined");
+    let hub = DragonHub::new(w.deployment.hub, &owner);
+    hub.depositFor(amount, yes).send().await.expect("depositFor").get_receipt().await.expect("mined");
+    assert_eq!(server.publish(&w.owner, &w.app_order(1, 10, 1)).await.0, 201);
+
+    let login = async |who: Address| {
+        let (s, c) = server.get(&format!("/challenge?address={who}")).await;
+        assert_eq!(s, 200, "{c}");
+        let text = c["data"]["message"]["challenge"].as_str().expect("text").to_owned();
+        let domain = Eip712Domain::new(
+            Some("iExec Gateway".into()),
+            Some("1".into()),
+            Some(U256::from(server.chain_id)),
+            None,
+            None,
+        );
+        let hash = dragon::api::auth::Challenge { challenge: text }.eip712_signing_hash(&domain);
+        format!("{hash:#x}_0x{}_{who}", "ab".repeat(65))
+    };
+    let mut request = w.request(&w.requester, 8, 2, 0, 2);
+    if let AnyOrder::Request(r) = &mut request {
+        r.requester = yes;
+        r.beneficiary = yes;
+        r.sign = Some(Bytes::from(vec![0xab; 65]));
+    }
+    let auth = login(yes).await;
+    let (s, b) =
+        server.send(reqwest::Method::POST, "/requestorders", &auth, &json!({"order": request.to_json()})).await;
+    assert_eq!(s, 201, "the wallet's ERC-1271 answer is what the hub would accept: {b}");
+    assert_eq!(b["published"]["signer"], yes.to_checksum(None));
+    // The refusing wallet can neither log in nor have orders accepted.
+    let auth = login(no).await;
+    let (s, b) =
+        server.send(reqwest::Method::POST, "/requestorders", &auth, &json!({"order": request.to_json()})).await;
+    assert_eq!((s, b["code"].as_str()), (403, Some("auth_invalid")), "{b}");
+    server.shutdown().await;
+}
