@@ -105,7 +105,8 @@ impl Config {
 /// Arguments of `dragon serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// TOML file with any of: listen, rpc_url, deployment, max_open_orders, [limits].
+    /// TOML file with any of: listen, rpc_url, deployment, max_open_orders, max_requests_per_asset,
+    /// max_orders_per_category, [limits].
     #[arg(long, env = "DRAGON_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Address the REST API listens on [default: 127.0.0.1:8080].
@@ -127,6 +128,8 @@ struct FileConfig {
     rpc_url: Option<String>,
     deployment: Option<PathBuf>,
     max_open_orders: Option<usize>,
+    max_requests_per_asset: Option<usize>,
+    max_orders_per_category: Option<usize>,
     limits: Option<Limits>,
 }
 
@@ -147,6 +150,12 @@ impl ServeArgs {
         }
         if let Some(n) = file.max_open_orders {
             config.market.max_open_orders = n;
+        }
+        if let Some(n) = file.max_requests_per_asset {
+            config.market.max_requests_per_asset = n;
+        }
+        if let Some(n) = file.max_orders_per_category {
+            config.market.max_orders_per_category = n;
         }
         validate(&config)?;
         Ok(config)
@@ -170,6 +179,8 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         ("limits.challenge_ttl_secs", l.challenge_ttl_secs),
         ("limits.session_ttl_secs", l.session_ttl_secs),
         ("max_open_orders", c.market.max_open_orders as u64),
+        ("max_requests_per_asset", c.market.max_requests_per_asset as u64),
+        ("max_orders_per_category", c.market.max_orders_per_category as u64),
     ];
     for (field, v) in positive {
         if v == 0 {

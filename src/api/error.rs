@@ -87,6 +87,7 @@ impl ResponseError for ApiError {
                 | P::FullyConsumed(_)
                 | P::InsufficientStake { .. }
                 | P::TooManyOrders { .. }
+                | P::BookFull(_)
                 | P::NoCompatibleOffer(_)
                 | P::UnsupportedRestriction { .. }
                 | P::NotOpen(_) => StatusCode::FORBIDDEN,

@@ -39,6 +39,10 @@ struct Inner {
     per_signer: HashMap<(OrderKind, Address), usize>,
     /// Open orders per (kind, asset): an app order's app, a dataset order's dataset, ...
     per_asset: HashMap<(OrderKind, Address), BTreeMap<Key, Arc<OrderRecord>>>,
+    /// Open workerpool and request orders per (kind, category).
+    per_category: HashMap<(OrderKind, u64), usize>,
+    /// Open requests per dataset they name.
+    requests_per_dataset: HashMap<Address, usize>,
 }
 
 /// A page of a listing.
@@ -118,6 +122,21 @@ impl Book {
         self.read().per_signer.get(&(kind, signer)).copied().unwrap_or(0)
     }
 
+    /// Open orders of `kind` on `asset` (requests: naming that app).
+    pub fn asset_count(&self, kind: OrderKind, asset: Address) -> usize {
+        self.read().per_asset.get(&(kind, asset)).map_or(0, BTreeMap::len)
+    }
+
+    /// Open requests naming `dataset`.
+    pub fn requests_of_dataset(&self, dataset: Address) -> usize {
+        self.read().requests_per_dataset.get(&dataset).copied().unwrap_or(0)
+    }
+
+    /// Open orders of `kind` (workerpool or request) in `category`.
+    pub fn category_count(&self, kind: OrderKind, category: u64) -> usize {
+        self.read().per_category.get(&(kind, category)).copied().unwrap_or(0)
+    }
+
     pub fn len(&self) -> usize {
         self.read().by_hash.len()
     }
@@ -182,6 +201,12 @@ fn insert(g: &mut Inner, record: Arc<OrderRecord>) {
         debug_assert_eq!(key(&old), k);
     } else {
         *g.per_signer.entry((kind, record.signer)).or_default() += 1;
+        if let Some(c) = record.category() {
+            *g.per_category.entry((kind, c)).or_default() += 1;
+        }
+        if let Some(d) = requested_dataset(&record) {
+            *g.requests_per_dataset.entry(d).or_default() += 1;
+        }
     }
     g.sorted[slot(kind)].insert(k, record.clone());
     g.per_asset.entry((kind, record.asset())).or_default().insert(k, record);
@@ -198,11 +223,28 @@ fn remove(g: &mut Inner, hash: &OrderHash) -> Option<Arc<OrderRecord>> {
             g.per_asset.remove(&(kind, r.asset()));
         }
     }
-    if let Some(c) = g.per_signer.get_mut(&(kind, r.signer)) {
-        *c -= 1;
-        if *c == 0 {
-            g.per_signer.remove(&(kind, r.signer));
-        }
+    decrement(&mut g.per_signer, (kind, r.signer));
+    if let Some(c) = r.category() {
+        decrement(&mut g.per_category, (kind, c));
+    }
+    if let Some(d) = requested_dataset(&r) {
+        decrement(&mut g.requests_per_dataset, d);
     }
     Some(r)
+}
+
+fn decrement<K: std::hash::Hash + Eq>(m: &mut HashMap<K, usize>, k: K) {
+    if let Some(c) = m.get_mut(&k) {
+        *c -= 1;
+        if *c == 0 {
+            m.remove(&k);
+        }
+    }
+}
+
+fn requested_dataset(r: &OrderRecord) -> Option<Address> {
+    match &r.order {
+        crate::order::AnyOrder::Request(o) if o.dataset != Address::ZERO => Some(o.dataset),
+        _ => None,
+    }
 }

@@ -45,13 +45,24 @@ use tokio::sync::{mpsc, oneshot};
 pub struct MarketConfig {
     /// Open orders allowed per signer and kind.
     pub max_open_orders: usize,
+    /// Open requests allowed per app and per dataset they name. The engine walks an app's requests when the
+    /// app gets its first order or loses its last (docs/benchmarks.md, issue 11): this bounds that walk.
+    pub max_requests_per_asset: usize,
+    /// Open workerpool orders, and open requests, allowed per category: bounds the orders a scan may pass
+    /// over when rules other than price keep them apart (issue 11).
+    pub max_orders_per_category: usize,
     /// Most orders written by one commit.
     pub max_group: usize,
 }
 
 impl Default for MarketConfig {
     fn default() -> Self {
-        MarketConfig { max_open_orders: 1_000, max_group: 4_096 }
+        MarketConfig {
+            max_open_orders: 1_000,
+            max_requests_per_asset: 10_000,
+            max_orders_per_category: 100_000,
+            max_group: 4_096,
+        }
     }
 }
 

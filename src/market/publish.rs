@@ -43,6 +43,8 @@ pub enum PublishError {
     InsufficientStake { account: Address, required: U256, available: U256 },
     #[error("{signer} already has {limit} open {kind} orders, the most allowed")]
     TooManyOrders { signer: Address, kind: OrderKind, limit: usize },
+    #[error("the book is full: {0}")]
+    BookFull(String),
     #[error("no open {0} order can serve this request within its prices and restrictions")]
     NoCompatibleOffer(&'static str),
     #[error(
@@ -79,6 +81,7 @@ impl PublishError {
             PublishError::FullyConsumed(_) => "fully_consumed",
             PublishError::InsufficientStake { .. } => "insufficient_stake",
             PublishError::TooManyOrders { .. } => "too_many_orders",
+            PublishError::BookFull(_) => "book_full",
             PublishError::NoCompatibleOffer(_) => "no_compatible_offer",
             PublishError::UnsupportedRestriction { .. } => "unsupported_restriction",
             PublishError::NotOpen(_) => "order_not_open",
@@ -190,6 +193,7 @@ impl Market {
         if open >= self.config.max_open_orders {
             return Err(PublishError::TooManyOrders { signer: owner, kind, limit: self.config.max_open_orders });
         }
+        self.check_capacity(&order)?;
 
         // Chain reads, concurrently: restrictions, signature, consumed volume, stake.
         let restrictions = async {
@@ -265,6 +269,38 @@ impl Market {
             Some(r) => PublishError::InvalidSignature(r),
             None => PublishError::MissingSignature { owner },
         })
+    }
+
+    /// The caps that keep every engine operation bounded (see [`super::MarketConfig`]).
+    fn check_capacity(&self, order: &AnyOrder) -> Result<(), PublishError> {
+        let c = &self.config;
+        let (kind, category) = match order {
+            AnyOrder::Workerpool(o) => (OrderKind::Workerpool, o.category),
+            AnyOrder::Request(o) => {
+                if self.book.asset_count(OrderKind::Request, o.app) >= c.max_requests_per_asset {
+                    return Err(PublishError::BookFull(format!(
+                        "app {} already has {} open requests",
+                        o.app, c.max_requests_per_asset
+                    )));
+                }
+                if o.dataset != Address::ZERO && self.book.requests_of_dataset(o.dataset) >= c.max_requests_per_asset {
+                    return Err(PublishError::BookFull(format!(
+                        "dataset {} already has {} open requests",
+                        o.dataset, c.max_requests_per_asset
+                    )));
+                }
+                (OrderKind::Request, o.category)
+            }
+            _ => return Ok(()),
+        };
+        let category = u64::try_from(category).unwrap_or(u64::MAX);
+        if self.book.category_count(kind, category) >= c.max_orders_per_category {
+            return Err(PublishError::BookFull(format!(
+                "category {category} already has {} open {kind} orders",
+                c.max_orders_per_category
+            )));
+        }
+        Ok(())
     }
 
     async fn check_stake(&self, order: &AnyOrder, owner: Address, remaining: U256) -> Result<(), PublishError> {

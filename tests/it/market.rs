@@ -783,3 +783,29 @@ async fn contract_accounts_sign_through_erc1271() {
     assert_eq!((s, b["code"].as_str()), (403, Some("auth_invalid")), "{b}");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_book_caps_keep_engine_work_bounded() {
+    let w = World::new().await;
+    let mut config = w.config(database().await);
+    config.market.max_requests_per_asset = 2;
+    config.market.max_orders_per_category = 2;
+    let server = Server::start(config).await;
+    assert_eq!(server.publish(&w.owner, &w.app_order(1, 100, 1)).await.0, 201);
+    // Requests that nothing matches (no pool order): two per app, then the book is full for that app.
+    for salt in [2, 3] {
+        let (s, b) = server.publish(&w.requester, &w.request(&w.requester, 8, 1, 4, salt)).await;
+        assert_eq!(s, 201, "{b}");
+    }
+    let (s, b) = server.publish(&w.requester, &w.request(&w.requester, 8, 1, 4, 4)).await;
+    assert_eq!((s, b["code"].as_str()), (403, Some("book_full")), "{b}");
+    // Pool orders: two per category (priced above the requests, so nothing matches), then full; another
+    // category still takes them.
+    for salt in [5, 6] {
+        assert_eq!(server.publish(&w.owner, &w.pool_order(50, 1, 3, salt)).await.0, 201);
+    }
+    let (s, b) = server.publish(&w.owner, &w.pool_order(50, 1, 3, 7)).await;
+    assert_eq!((s, b["code"].as_str()), (403, Some("book_full")), "{b}");
+    assert_eq!(server.publish(&w.owner, &w.pool_order(50, 1, 2, 8)).await.0, 201);
+    server.shutdown().await;
+}
