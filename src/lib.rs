@@ -10,6 +10,7 @@
 //! - [`chain`]: the chain through alloy;
 //! - [`api`]: the REST API and its OpenAPI document; [`server`] composes them;
 //! - [`feed`]: the public live feed (socket.io on `/ws`, plain WebSocket on `/feed`);
+//! - [`config`]: the typed configuration of `dragon serve`;
 //! - [`local`]: the local market (PostgreSQL cluster + anvil) used by `dragon local` and the tests;
 //! - [`cli`]: the `dragon` command.
 
