@@ -143,6 +143,10 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
 /// The feed's form of a market event: the peer's event names and payloads on topics `orders` and `deals`.
 fn publish_event(feed: &Feed, chain_id: u64, e: &MarketEvent) {
     use crate::api::orders::view;
+    // Nobody listening: skip building the payloads.
+    if feed.subscribers() == 0 {
+        return;
+    }
     match e {
         MarketEvent::Published(r) => {
             feed.publish(chain_id, Topic::Orders, r.category(), &format!("{}order_published", r.kind()), &view(r));

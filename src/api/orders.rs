@@ -25,7 +25,7 @@ pub struct OrderView {
     pub chain_id: u64,
     /// The signed order (uint256 fields as decimal strings: exact over their whole range).
     #[schema(value_type = Object)]
-    pub order: Value,
+    pub order: Box<serde_json::value::RawValue>,
     /// Volume still available to match.
     pub remaining: u64,
     pub status: OrderStatus,
@@ -45,7 +45,7 @@ impl From<&OrderRecord> for OrderView {
         OrderView {
             order_hash: r.hash.to_string(),
             chain_id: r.chain_id,
-            order: r.order.to_json(),
+            order: r.json.clone(),
             remaining: r.remaining,
             status: r.status,
             publication_timestamp: iso_time(r.published_ms),

@@ -230,6 +230,7 @@ impl Market {
             seq: 0,
             hash,
             chain_id: self.chain_id,
+            json: super::record::raw_json(&order),
             order,
             signer: owner,
             remaining: remaining_u64,

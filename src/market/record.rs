@@ -50,6 +50,8 @@ pub struct OrderRecord {
     pub hash: OrderHash,
     pub chain_id: u64,
     pub order: AnyOrder,
+    /// `order` as JSON text, made once: the store, the answers and the feed all use it as it is.
+    pub json: Box<serde_json::value::RawValue>,
     /// The address whose signature (or presignature) the order carries: the asset owner or the requester.
     pub signer: Address,
     /// The volume still available to match.
@@ -59,6 +61,13 @@ pub struct OrderRecord {
     pub published_ms: i64,
     /// The engine's view of the order with its declared volume.
     pub view: m::Order,
+}
+
+/// The JSON text of an order, as a raw JSON value.
+pub fn raw_json(order: &AnyOrder) -> Box<serde_json::value::RawValue> {
+    let text = order.to_json_text();
+    // The serializer's own output is valid JSON; the fallback (`null`) is never taken.
+    serde_json::value::RawValue::from_string(text).unwrap_or_default()
 }
 
 impl OrderRecord {

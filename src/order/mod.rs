@@ -344,6 +344,12 @@ impl AnyOrder {
         each!(self, o => o.set_sign(sign))
     }
 
+    /// The order's JSON text (the SDK's form), for storing and answering without building a `Value`.
+    pub fn to_json_text(&self) -> String {
+        // As in `to_json`: these plain structs always serialize.
+        each!(self, o => serde_json::to_string(o).unwrap_or_default())
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         // Serializing these plain structs cannot fail: every field has an infallible Serialize.
         each!(self, o => serde_json::to_value(o).unwrap_or_default())

@@ -46,7 +46,7 @@ pub async fn insert(client: &impl GenericClient, records: &[&OrderRecord]) -> Re
         hash.push(r.hash.0.to_vec());
         chain.push(r.chain_id as i64);
         kind.push(r.kind().as_str());
-        body.push(r.order.to_json());
+        body.push(r.json.get());
         signer.push(r.signer.to_vec());
         asset.push(r.asset().to_vec());
         price.push(r.price().to_string());
@@ -74,7 +74,7 @@ pub async fn insert(client: &impl GenericClient, records: &[&OrderRecord]) -> Re
                                  published_at)
              SELECT seq, h, c, k, b::jsonb, s, a, s, p::numeric, v, t, cat, tr, ap, ds, wp, rq, bf, rem,
                     to_timestamp(pub / 1000.0)
-             FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::text[], $5::jsonb[], $6::bytea[],
+             FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::text[], $5::text[], $6::bytea[],
                          $7::bytea[], $8::text[], $9::bigint[], $10::bytea[], $11::bigint[], $12::bigint[],
                          $13::bytea[], $14::bytea[], $15::bytea[], $16::bytea[], $17::bytea[], $18::bigint[],
                          $19::bigint[])
@@ -190,6 +190,7 @@ fn record(row: &tokio_postgres::Row) -> Result<OrderRecord, StoreError> {
         seq: seq as u64,
         hash,
         chain_id: chain_id as u64,
+        json: crate::market::record::raw_json(&order),
         order,
         signer,
         remaining: remaining as u64,
