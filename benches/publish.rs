@@ -9,7 +9,6 @@
 
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::{Eip712Domain, SolStruct};
 use dragon::chain::setup::{self, Account};
 use dragon::local::{Anvil, PgCluster, free_port};
 use dragon::money::Nrlc;
@@ -359,9 +358,7 @@ async fn login(http: &reqwest::Client, base: &str, key: &PrivateKeySigner, chain
     let c: Value =
         http.get(format!("{base}/challenge?chainId={chain_id}&address={}", key.address())).send().await?.json().await?;
     let text = c["data"]["message"]["challenge"].as_str().unwrap_or_default().to_owned();
-    let domain =
-        Eip712Domain::new(Some("iExec Gateway".into()), Some("1".into()), Some(U256::from(chain_id)), None, None);
-    let hash = dragon::api::auth::Challenge { challenge: text }.eip712_signing_hash(&domain);
+    let hash = dragon::api::auth::challenge_hash(chain_id, &text);
     let sig = signature::sign_digest(key, &hash)?;
     Ok(format!("{hash:#x}_{sig}_{}", key.address()))
 }

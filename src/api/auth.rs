@@ -30,6 +30,13 @@ alloy::sol! {
     }
 }
 
+/// The EIP-712 hash a client signs for the challenge `text` (domain `iExec Gateway`, version `1`, chainId).
+pub fn challenge_hash(chain_id: u64, text: &str) -> B256 {
+    let domain =
+        Eip712Domain::new(Some("iExec Gateway".into()), Some("1".into()), Some(U256::from(chain_id)), None, None);
+    Challenge { challenge: text.to_owned() }.eip712_signing_hash(&domain)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("missing authorization header")]
@@ -90,14 +97,10 @@ impl Auth {
         Auth { store, reader, chain_id, limits, sessions: DashMap::new() }
     }
 
-    fn domain(&self) -> Eip712Domain {
-        Eip712Domain::new(Some("iExec Gateway".into()), Some("1".into()), Some(U256::from(self.chain_id)), None, None)
-    }
-
     /// Issues a challenge for `address`: its typed data, recorded by its EIP-712 hash.
     pub async fn challenge(&self, address: Address) -> Result<serde_json::Value, AuthError> {
         let text = format!("Sign this message to log into iExec Gateway: {}", random_hex());
-        let hash = Challenge { challenge: text.clone() }.eip712_signing_hash(&self.domain());
+        let hash = challenge_hash(self.chain_id, &text);
         let client = self.store.client().await?;
         crate::store::challenges::insert(&**client, &hash.0, address, self.limits.challenge_ttl()).await?;
         Ok(json!({

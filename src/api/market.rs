@@ -67,8 +67,8 @@ pub struct DealQuery {
     pub page_size: Option<usize>,
 }
 
-/// Deals on chain, newest first. Deals are recorded by chain sync, which comes with settlement: until then the
-/// list is empty (the engine's proposals are at `/requestorders/{hash}/proposals`).
+/// Deals on chain, newest first. Deals are recorded by chain sync, which comes with settlement (issue 8): until
+/// then the list is empty; the engine's proposals go out on the feed (`deal_proposed`).
 #[utoipa::path(params(DealQuery), responses((status = 200, description = "{ok, deals, count}")))]
 #[get("/deals")]
 pub async fn deals(state: web::Data<AppState>, q: web::Query<DealQuery>) -> Result<HttpResponse, ApiError> {

@@ -1,6 +1,6 @@
 //! What publication needs to know of the chain: asset owners, consumed volumes, presignatures, stakes,
 //! contract signers (ERC-1271) and categories. Owners and whether an address holds code change rarely and are
-//! cached for a while (chain sync invalidates an owner when its asset is transferred); stakes and consumed
+//! cached for a minute (chain sync, issue 8, is to drop an owner as soon as its asset is transferred); stakes and consumed
 //! volumes are read fresh, since a stale one would accept an order the hub would refuse.
 
 use super::ChainError;
@@ -71,11 +71,6 @@ impl ChainReader {
             self.owners.insert(asset, (owner, Instant::now()));
         }
         Ok(owner)
-    }
-
-    /// Drops a cached owner (its asset was transferred).
-    pub fn forget_owner(&self, asset: Address) {
-        self.owners.remove(&asset);
     }
 
     fn hub(&self) -> DragonHub::DragonHubInstance<&DynProvider> {

@@ -184,13 +184,6 @@ impl Book {
         }
         Page { orders, count }
     }
-
-    /// Every open order, in arrival order (for checks and rebuilds).
-    pub fn all_by_arrival(&self) -> Vec<Arc<OrderRecord>> {
-        let mut v: Vec<_> = self.read().by_hash.values().cloned().collect();
-        v.sort_by_key(|r| r.seq);
-        v
-    }
 }
 
 fn insert(g: &mut Inner, record: Arc<OrderRecord>) {

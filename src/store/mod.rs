@@ -123,12 +123,6 @@ impl Store {
         Ok(self.pool.get().await?)
     }
 
-    /// A round trip to the database, for health checks.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.client().await?.simple_query("SELECT 1").await?;
-        Ok(())
-    }
-
     /// The highest applied schema version.
     pub async fn schema_version(&self) -> Result<i32, StoreError> {
         Ok(self.client().await?.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await?.get(0))

@@ -55,15 +55,7 @@ async fn bearer(w: &World, base: &str, chain_id: u64) -> String {
         .await
         .expect("json");
     let text = c["data"]["message"]["challenge"].as_str().expect("text").to_owned();
-    let domain = alloy::sol_types::Eip712Domain::new(
-        Some("iExec Gateway".into()),
-        Some("1".into()),
-        Some(alloy::primitives::U256::from(chain_id)),
-        None,
-        None,
-    );
-    let hash =
-        alloy::sol_types::SolStruct::eip712_signing_hash(&dragon::api::auth::Challenge { challenge: text }, &domain);
+    let hash = dragon::api::auth::challenge_hash(chain_id, &text);
     let sig = dragon::order::signature::sign_digest(&w.owner, &hash).expect("sign");
     let auth = format!("{hash:#x}_{sig}_{}", w.owner.address());
     let s: Value = http

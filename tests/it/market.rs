@@ -6,7 +6,6 @@ use crate::harness::{AnvilGuard, anvil, database};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::{Eip712Domain, SolStruct};
 use dragon::chain::contracts::hub::{DragonHub, IexecLibOrders_v5 as sol};
 use dragon::chain::deploy::Deployment;
 use dragon::chain::setup;
@@ -208,14 +207,7 @@ impl Server {
         assert_eq!(data["primaryType"], "Challenge");
         assert_eq!(data["domain"]["name"], "iExec Gateway");
         let text = data["message"]["challenge"].as_str().expect("challenge text").to_owned();
-        let domain = Eip712Domain::new(
-            Some("iExec Gateway".into()),
-            Some("1".into()),
-            Some(U256::from(self.chain_id)),
-            None,
-            None,
-        );
-        let hash = dragon::api::auth::Challenge { challenge: text }.eip712_signing_hash(&domain);
+        let hash = dragon::api::auth::challenge_hash(self.chain_id, &text);
         let sig = signature::sign_digest(key, &hash).expect("sign");
         format!("{hash:#x}_{sig}_{}", key.address())
     }
@@ -755,14 +747,7 @@ async fn contract_accounts_sign_through_erc1271() {
         let (s, c) = server.get(&format!("/challenge?address={who}")).await;
         assert_eq!(s, 200, "{c}");
         let text = c["data"]["message"]["challenge"].as_str().expect("text").to_owned();
-        let domain = Eip712Domain::new(
-            Some("iExec Gateway".into()),
-            Some("1".into()),
-            Some(U256::from(server.chain_id)),
-            None,
-            None,
-        );
-        let hash = dragon::api::auth::Challenge { challenge: text }.eip712_signing_hash(&domain);
+        let hash = dragon::api::auth::challenge_hash(server.chain_id, &text);
         format!("{hash:#x}_0x{}_{who}", "ab".repeat(65))
     };
     let mut request = w.request(&w.requester, 8, 2, 0, 2);
