@@ -85,6 +85,11 @@ pub struct Config {
     pub limits: Limits,
     pub market: MarketConfig,
     pub store: StoreConfig,
+    /// The key that settles deals (`DRAGON_OPERATOR_KEY`, environment only). Without it the exchange keeps
+    /// its book and proposes deals, but nothing goes on chain.
+    pub operator_key: Option<alloy::signers::local::PrivateKeySigner>,
+    pub settler: crate::chain::settler::SettlerConfig,
+    pub sync: crate::chain::sync::SyncConfig,
 }
 
 impl Config {
@@ -98,6 +103,9 @@ impl Config {
             limits: Limits::default(),
             market: MarketConfig::default(),
             store: StoreConfig::default(),
+            operator_key: None,
+            settler: Default::default(),
+            sync: Default::default(),
         }
     }
 }
@@ -130,6 +138,10 @@ struct FileConfig {
     max_open_orders: Option<usize>,
     max_requests_per_asset: Option<usize>,
     max_orders_per_category: Option<usize>,
+    /// Blocks below the head before chain sync applies a block.
+    confirmations: Option<u64>,
+    /// Most deals per settlement batch.
+    settle_batch: Option<usize>,
     limits: Option<Limits>,
 }
 
@@ -157,8 +169,27 @@ impl ServeArgs {
         if let Some(n) = file.max_orders_per_category {
             config.market.max_orders_per_category = n;
         }
+        if let Some(n) = file.confirmations {
+            config.sync.confirmations = n;
+        }
+        if let Some(n) = file.settle_batch {
+            config.settler.max_batch = n;
+        }
+        config.operator_key = operator_key_from_env()?;
         validate(&config)?;
         Ok(config)
+    }
+}
+
+/// `DRAGON_OPERATOR_KEY`: a 32-byte hex private key (with or without 0x).
+pub fn operator_key_from_env() -> Result<Option<alloy::signers::local::PrivateKeySigner>, ConfigError> {
+    match std::env::var("DRAGON_OPERATOR_KEY") {
+        Err(_) => Ok(None),
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => v.trim().parse().map(Some).map_err(|_| ConfigError::Invalid {
+            field: "DRAGON_OPERATOR_KEY",
+            message: "must be a 32-byte private key in hex".into(),
+        }),
     }
 }
 
@@ -181,6 +212,7 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         ("max_open_orders", c.market.max_open_orders as u64),
         ("max_requests_per_asset", c.market.max_requests_per_asset as u64),
         ("max_orders_per_category", c.market.max_orders_per_category as u64),
+        ("settle_batch", c.settler.max_batch as u64),
     ];
     for (field, v) in positive {
         if v == 0 {

@@ -243,7 +243,12 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     let deployment = ensure_deployment(&anvil.url(), &args.data_dir.join("deployment.json")).await?;
     tracing::info!(hub = %deployment.hub, token = %deployment.token, "contracts deployed");
     tracing::info!(postgres = %pg.url("dragon"), chain = %anvil.url(), "local market started");
-    let config = crate::config::Config::new(args.listen, pg.url("dragon"), anvil.url(), deployment.clone());
+    let mut config = crate::config::Config::new(args.listen, pg.url("dragon"), anvil.url(), deployment.clone());
+    // The local exchange settles with anvil's tenth development account unless told otherwise.
+    config.operator_key = match crate::config::operator_key_from_env()? {
+        Some(k) => Some(k),
+        None => Some(ANVIL_OPERATOR_KEY.parse().context("operator key")?),
+    };
     let local_json = args.data_dir.join("local.json");
     let served = async {
         let state = crate::server::AppState::connect(&config).await?;
@@ -267,6 +272,9 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
 
 /// anvil's first development account: a public test key, used only against the local anvil.
 pub const ANVIL_DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+/// anvil's tenth development account: the local exchange's operator (settles deals). Public test key.
+pub const ANVIL_OPERATOR_KEY: &str = "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6";
 
 /// Reuses the deployment recorded in `path` when it is live on the chain, else deploys anew and records it.
 pub async fn ensure_deployment(rpc_url: &str, path: &Path) -> anyhow::Result<crate::chain::deploy::Deployment> {

@@ -5,6 +5,8 @@ use crate::api::auth::Auth;
 use crate::api::limits::RateLimits;
 use crate::chain::Chain;
 use crate::chain::reads::ChainReader;
+use crate::chain::settler::Settler;
+use crate::chain::sync::ChainSync;
 use crate::config::{Config, Limits};
 use crate::feed::{Feed, FeedConfig, Topic};
 use crate::market::{Listener, Market, MarketEvent};
@@ -29,6 +31,12 @@ pub struct AppState {
     /// The public live feed (`/ws` socket.io, `/feed` plain WebSocket).
     pub feed: Feed,
     pub queries: Arc<crate::api::orders::QueryCache>,
+    /// Chain sync's progress (head, cursor, reorgs).
+    pub sync: Arc<crate::chain::sync::SyncStats>,
+    /// The settler, when an operator key is configured.
+    pub settler: Option<crate::chain::settler::SettlerHandle>,
+    /// Stops chain sync and the settler at shutdown.
+    pub background: Arc<Background>,
     /// The runtime that owns the store's connections and the market's tasks. Handlers run on actix's
     /// per-worker runtimes; work that touches the store or the chain is spawned here, so it never depends on a
     /// worker's runtime (which stops first at shutdown).
@@ -47,6 +55,16 @@ impl AppState {
     }
 
     pub async fn connect_with(config: &Config, feed: Feed, listener: Listener) -> anyhow::Result<Self> {
+        // Proposals go to the settler through a queue made before the market, so none made while the engine
+        // rebuilds its book at start-up is missed.
+        let (settle_tx, settle_rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
+        let queue = settle_tx.clone();
+        let listener: Listener = Arc::new(move |e: &MarketEvent| {
+            if let MarketEvent::DealProposed { id, .. } = e {
+                let _ = queue.send(*id);
+            }
+            listener(e)
+        });
         let store = Store::connect(&config.database_url, config.store).await.context("opening the store")?;
         let d = &config.deployment;
         let chain = Chain::connect(&config.rpc_url, Some(d.hub))?;
@@ -62,9 +80,48 @@ impl AppState {
         ));
         let categories = reader.categories().await.context("reading the categories")?;
         crate::store::categories::upsert(&**store.client().await?, &categories).await?;
+        // The store catches up with the chain before the book is rebuilt from it; proposals the chain did
+        // not settle meanwhile fail, and the engine proposes again what is still possible.
+        let mut sync = ChainSync::new(store.clone(), reader.clone(), chain.provider().clone(), config.sync);
+        sync.catch_up().await.context("catching up with the chain")?;
+        let unsettled = crate::chain::sync::resolve_pending(&store, chain.provider(), d.chain_id)
+            .await
+            .context("resolving proposals pending at the last stop")?;
+        if unsettled > 0 {
+            tracing::info!(
+                proposals = unsettled,
+                "proposals pending at the last stop were not settled; matching again"
+            );
+        }
         let market = Market::start(store.clone(), reader.clone(), config.market, listener)
             .await
             .context("starting the market")?;
+        let background = Arc::new(Background::default());
+        let settler = match &config.operator_key {
+            Some(key) => {
+                let s = Settler::new(
+                    store.clone(),
+                    market.clone(),
+                    reader.clone(),
+                    &config.rpc_url,
+                    key.clone(),
+                    config.settler,
+                    sync.wake.clone(),
+                )?;
+                let (handle, task) = s.spawn(settle_tx, settle_rx).await?;
+                background.push(task);
+                tracing::info!(operator = %handle.operator, "settler started");
+                Some(handle)
+            }
+            None => {
+                tracing::warn!("DRAGON_OPERATOR_KEY is not set: deals are proposed but not settled on chain");
+                None
+            }
+        };
+        sync.attach(market.clone(), settler.clone());
+        let sync_stats = sync.stats.clone();
+        let stop = background.stop.clone();
+        background.push(tokio::spawn(sync.run(async move { stop.notified().await })));
         let rates = Arc::new(RateLimits::new(&config.limits));
         // Idle keys of the rate limiters are forgotten once a minute, so the maps stay as small as the
         // set of recent clients.
@@ -89,6 +146,9 @@ impl AppState {
             health: Arc::default(),
             feed,
             queries: Arc::default(),
+            sync: sync_stats,
+            settler,
+            background,
             rt: tokio::runtime::Handle::current(),
         })
     }
@@ -107,10 +167,44 @@ impl AppState {
     }
 }
 
+/// Background tasks stopped together at shutdown.
+#[derive(Debug, Default)]
+pub struct Background {
+    stop: Arc<tokio::sync::Notify>,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Background {
+    fn push(&self, t: tokio::task::JoinHandle<()>) {
+        if let Ok(mut g) = self.tasks.lock() {
+            g.push(t);
+        }
+    }
+
+    /// Stops chain sync after its current step, and the settler where it is: a transaction in flight is
+    /// already recorded as submitted, and the next start finds out what became of it.
+    pub async fn stop(&self) {
+        self.stop.notify_waiters();
+        let tasks: Vec<_> = self.tasks.lock().map(|mut t| t.drain(..).collect()).unwrap_or_default();
+        let mut tasks = tasks.into_iter();
+        let first = tasks.next();
+        for t in tasks {
+            t.abort();
+            let _ = t.await;
+        }
+        // The first is the settler when there is one; sync exits on the signal.
+        if let Some(t) = first {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` completes, then drains: in-flight requests finish (their
 /// orders are committed), then the market writes what the engine produced.
 pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let market = state.market.clone();
+    let background = state.background.clone();
     let limits = state.limits;
     let feed = web::Data::new(state.feed.clone());
     let data = web::Data::new(state);
@@ -136,6 +230,7 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
             Ok(())
         }
     };
+    background.stop().await;
     market.shutdown().await;
     res
 }
@@ -174,6 +269,17 @@ fn publish_event(feed: &Feed, chain_id: u64, e: &MarketEvent) {
                 "status": "proposed",
             });
             feed.publish(chain_id, Topic::Deals, Some(deal.category), "deal_proposed", &data);
+        }
+        MarketEvent::ProposalFailed { id, category, reason } => {
+            let data = serde_json::json!({"proposalId": id, "status": "failed", "reason": reason});
+            feed.publish(chain_id, Topic::Deals, *category, "deal_failed", &data);
+        }
+        MarketEvent::DealCreated(deal) => {
+            let category = deal.get("category").and_then(serde_json::Value::as_u64);
+            feed.publish(chain_id, Topic::Deals, category, "deal_created", deal);
+        }
+        MarketEvent::TaskUpdated(task) => {
+            feed.publish(chain_id, Topic::Deals, None, "task_updated", task);
         }
     }
 }

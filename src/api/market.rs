@@ -1,8 +1,7 @@
-//! Categories, deals, price history, metrics and depth: the read-only views of the market.
+//! Categories, metrics and depth: the read-only views of the market.
 
 use crate::api::check_chain;
 use crate::api::error::ApiError;
-use crate::order::json::parse_address;
 use crate::server::AppState;
 use actix_web::{HttpResponse, get, web};
 use serde::{Deserialize, Serialize};
@@ -51,76 +50,6 @@ pub async fn category(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
-pub struct DealQuery {
-    pub chain_id: u64,
-    pub requester: Option<String>,
-    pub beneficiary: Option<String>,
-    pub app: Option<String>,
-    pub dataset: Option<String>,
-    pub workerpool: Option<String>,
-    pub category: Option<u64>,
-    pub apporder_hash: Option<String>,
-    pub datasetorder_hash: Option<String>,
-    pub workerpoolorder_hash: Option<String>,
-    pub requestorder_hash: Option<String>,
-    pub page_index: Option<usize>,
-    pub page_size: Option<usize>,
-}
-
-/// Deals on chain, newest first. Deals are recorded by chain sync, which comes with settlement (issue 8): until
-/// then the list is empty; the engine's proposals go out on the feed (`deal_proposed`).
-#[utoipa::path(params(DealQuery), responses((status = 200, description = "{ok, deals, count}")))]
-#[get("/deals")]
-pub async fn deals(state: web::Data<AppState>, q: web::Query<DealQuery>) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
-    for (f, v) in [
-        ("requester", &q.requester),
-        ("beneficiary", &q.beneficiary),
-        ("app", &q.app),
-        ("dataset", &q.dataset),
-        ("workerpool", &q.workerpool),
-    ] {
-        if let Some(v) = v {
-            parse_address(v).map_err(|e| ApiError::BadRequest(format!("{f}: {e}")))?;
-        }
-    }
-    let size = q.page_size.unwrap_or(20);
-    if !(10..=1000).contains(&size) {
-        return Err(ApiError::BadRequest("pageSize: must be between 10 and 1000".into()));
-    }
-    Ok(HttpResponse::Ok().json(json!({"ok": true, "deals": [], "count": 0})))
-}
-
-/// One deal by id.
-#[utoipa::path(params(("dealid" = String, Path), CategoryQuery), responses((status = 404, body = crate::api::error::ErrorBody)))]
-#[get("/deals/{dealid}")]
-pub async fn deal(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-    q: web::Query<CategoryQuery>,
-) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
-    crate::order::json::parse_bytes32(&id).map_err(|e| ApiError::BadRequest(format!("dealid: {e}")))?;
-    Err(ApiError::NotFound("deal".into()))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct OhlcQuery {
-    pub chain_id: u64,
-    pub category: u64,
-}
-
-/// Price history of a category: `[[blockTimestamp, workerpoolprice, volume], ...]` from deals on chain.
-#[utoipa::path(params(OhlcQuery), responses((status = 200)))]
-#[get("/ohlc")]
-pub async fn ohlc(state: web::Data<AppState>, q: web::Query<OhlcQuery>) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
-    Ok(HttpResponse::Ok().json(json!({"ok": true, "ohlc": []})))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
 pub struct MetricsQuery {
     pub chain_id: Option<u64>,
 }
@@ -151,8 +80,41 @@ pub async fn metrics(state: web::Data<AppState>, q: web::Query<MetricsQuery>) ->
         ("dragon_orders_unpublished_total", "Orders taken out by their owners.", s.unpublished.load(Ordering::Relaxed)),
         ("dragon_group_commits_total", "Store commits of the sequencer.", s.commits.load(Ordering::Relaxed)),
         ("dragon_deals_proposed_total", "Deals the engine proposed.", s.deals_proposed.load(Ordering::Relaxed)),
+        ("dragon_sync_deals_total", "Deals chain sync recorded.", state.sync.deals.load(Ordering::Relaxed)),
+        ("dragon_sync_reorgs_total", "Reorgs undone by chain sync.", state.sync.reorgs.load(Ordering::Relaxed)),
     ] {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"));
+    }
+    let (head, cursor) = (state.sync.head.load(Ordering::Relaxed), state.sync.cursor.load(Ordering::Relaxed));
+    out.push_str(&format!(
+        "# HELP dragon_sync_lag_blocks Blocks between the chain's head and the last block applied.\n# TYPE dragon_sync_lag_blocks gauge\ndragon_sync_lag_blocks {}\n",
+        head.saturating_sub(cursor)
+    ));
+    if let Some(st) = state.settler.as_ref().map(|h| &h.stats) {
+        for (name, help, v) in [
+            (
+                "dragon_settle_transactions_total",
+                "Settlement transactions sent.",
+                st.transactions.load(Ordering::Relaxed),
+            ),
+            ("dragon_settle_batches_total", "Of which matchOrdersBatch.", st.batches.load(Ordering::Relaxed)),
+            (
+                "dragon_settle_replaced_total",
+                "Transactions replaced with higher fees.",
+                st.replaced.load(Ordering::Relaxed),
+            ),
+            (
+                "dragon_settle_retries_total",
+                "Sends retried after a retryable error.",
+                st.retries.load(Ordering::Relaxed),
+            ),
+        ] {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"));
+        }
+        out.push_str(&format!(
+            "# HELP dragon_settle_out_of_gas_money Whether the operator account cannot pay for gas.\n# TYPE dragon_settle_out_of_gas_money gauge\ndragon_settle_out_of_gas_money {}\n",
+            u8::from(st.out_of_gas_money.load(Ordering::Relaxed))
+        ));
     }
     out.push_str(&format!(
         "# HELP dragon_matching_up Whether the matching thread is alive.\n# TYPE dragon_matching_up gauge\ndragon_matching_up {}\n",

@@ -3,6 +3,7 @@
 //! test) with a Swagger UI at `/docs`.
 
 pub mod auth;
+pub mod deals;
 pub mod error;
 pub mod limits;
 pub mod market;
@@ -66,9 +67,11 @@ mod order_docs {
         auth::open_session,
         market::categories,
         market::category,
-        market::deals,
-        market::deal,
-        market::ohlc,
+        deals::deals,
+        deals::deal,
+        deals::ohlc,
+        deals::proposals,
+        deals::proposal,
         market::metrics,
         market::depth,
         order_docs::app_list,
@@ -147,9 +150,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
         .service(auth::open_session)
         .service(market::categories)
         .service(market::category)
-        .service(market::deals)
-        .service(market::deal)
-        .service(market::ohlc)
+        .service(deals::deals)
+        .service(deals::deal)
+        .service(deals::ohlc)
+        .service(deals::proposals)
+        .service(deals::proposal)
         .service(market::metrics)
         .service(market::depth)
         .route(

@@ -30,6 +30,31 @@ pub struct Health {
     pub chain: ChainHealth,
     /// Whether the matching thread is alive.
     pub matching: bool,
+    pub sync: SyncHealth,
+    /// Absent when no operator key is configured (nothing is settled on chain).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settler: Option<SettlerHealth>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncHealth {
+    /// Last block applied by chain sync.
+    pub block: u64,
+    /// Blocks between the chain's head and `block`.
+    pub lag: u64,
+    pub reorgs: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SettlerHealth {
+    pub operator: String,
+    /// The operator account cannot pay for gas: deals wait until it is funded. Does not make `ok` false: the
+    /// book keeps working.
+    pub out_of_gas_money: bool,
+    /// Proposals waiting to be sent.
+    pub queued: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -108,7 +133,15 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         }
     };
     let matching = state.market.matching_alive();
-    let body = Arc::new(Health { ok: database.ok && chain.ok && matching, database, chain, matching });
+    use std::sync::atomic::Ordering::Relaxed;
+    let (head, block) = (state.sync.head.load(Relaxed), state.sync.cursor.load(Relaxed));
+    let sync = SyncHealth { block, lag: head.saturating_sub(block), reorgs: state.sync.reorgs.load(Relaxed) };
+    let settler = state.settler.as_ref().map(|h| SettlerHealth {
+        operator: h.operator.to_checksum(None),
+        out_of_gas_money: h.stats.out_of_gas_money.load(Relaxed),
+        queued: h.stats.queued.load(Relaxed),
+    });
+    let body = Arc::new(Health { ok: database.ok && chain.ok && matching, database, chain, matching, sync, settler });
     state.health.put(body.clone());
     respond(body)
 }

@@ -3,7 +3,9 @@
 pub mod contracts;
 pub mod deploy;
 pub mod reads;
+pub mod settler;
 pub mod setup;
+pub mod sync;
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
@@ -88,5 +90,21 @@ impl Chain {
             }
         }
         Ok(ChainHead { chain_id, block_number, hub: self.hub })
+    }
+}
+
+/// A revert's reason as text: the message of `Error(string)`, a panic code, or the raw data in hex.
+pub fn revert_reason(data: &[u8]) -> String {
+    use alloy::sol_types::{Panic, Revert, SolError};
+    if let Ok(r) = Revert::abi_decode(data) {
+        return r.reason;
+    }
+    if let Ok(p) = Panic::abi_decode(data) {
+        return format!("panic {}", p.code);
+    }
+    if data.is_empty() {
+        "reverted without a reason".into()
+    } else {
+        format!("reverted with 0x{}", alloy::hex::encode(data))
     }
 }

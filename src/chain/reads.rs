@@ -73,6 +73,11 @@ impl ChainReader {
         Ok(owner)
     }
 
+    /// Drops a cached owner (chain sync saw the asset change hands).
+    pub fn forget_owner(&self, asset: Address) {
+        self.owners.remove(&asset);
+    }
+
     fn hub(&self) -> DragonHub::DragonHubInstance<&DynProvider> {
         DragonHub::new(self.deployment.hub, &self.provider)
     }

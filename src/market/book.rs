@@ -84,6 +84,12 @@ impl Book {
         insert(&mut g, record);
     }
 
+    /// Empties the index (the engine is being rebuilt from the store).
+    pub fn clear(&self) {
+        let mut g = self.write();
+        *g = Inner::default();
+    }
+
     /// Removes an order; returns it.
     pub fn remove(&self, hash: &OrderHash) -> Option<Arc<OrderRecord>> {
         let mut g = self.write();

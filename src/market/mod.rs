@@ -31,10 +31,13 @@ use crate::order::{Domain, OrderKind};
 use crate::store::{Store, StoreError};
 use alloy::primitives::U256;
 use book::Book;
+use dashmap::DashMap;
 use dragon_matching as m;
 use dragon_matching::pipeline::{EventSink, Input, Pipeline, PipelineConfig, Scope, Submitter};
 use record::{OrderRecord, OrderStatus};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -81,13 +84,58 @@ pub enum MarketEvent {
         id: i64,
         deal: m::Deal,
     },
+    /// A proposal failed on chain; its volume went back to the book.
+    ProposalFailed {
+        id: i64,
+        category: Option<u64>,
+        reason: String,
+    },
+    /// A deal appeared on chain (whoever matched it), in the API's form.
+    DealCreated(serde_json::Value),
+    /// A task changed status on chain, in the API's form.
+    TaskUpdated(serde_json::Value),
 }
 
 pub type Listener = Arc<dyn Fn(&MarketEvent) + Send + Sync>;
 
+/// What the chain did to the book, already written to the store by chain sync or the settler; the market
+/// brings the book index and the engine in line, in this order: closes, lowers, releases, confirmations.
+#[derive(Debug, Default)]
+pub struct ChainUpdate {
+    /// Proposals settled on chain (the engine's reservation becomes consumption).
+    pub confirmed: Vec<i64>,
+    /// Proposals that failed, with the reason: their volume goes back to the orders still open, after the
+    /// lowers below.
+    pub released: Vec<(i64, String)>,
+    /// Orders closed in the store (cancelled on chain, dead).
+    pub closed: Vec<OrderRecord>,
+    /// Orders whose remaining volume the store recomputed, as they now are in the store.
+    pub recomputed: Vec<OrderRecord>,
+    /// New deals on chain and task changes, in the API's form, for the feed.
+    pub deals: Vec<serde_json::Value>,
+    pub tasks: Vec<serde_json::Value>,
+}
+
+impl ChainUpdate {
+    pub fn is_empty(&self) -> bool {
+        self.confirmed.is_empty()
+            && self.released.is_empty()
+            && self.closed.is_empty()
+            && self.recomputed.is_empty()
+            && self.deals.is_empty()
+            && self.tasks.is_empty()
+    }
+}
+
+/// Store work run while the engine is stopped, before it is rebuilt from the store (a reorg's rollback).
+pub type RebuildStep = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
+
 enum Op {
     Publish { records: Vec<OrderRecord>, reply: oneshot::Sender<Vec<Result<Arc<OrderRecord>, PublishError>>> },
     Close { hashes: Vec<OrderHash>, status: OrderStatus, reply: oneshot::Sender<Result<Vec<OrderHash>, PublishError>> },
+    Chain { update: ChainUpdate, reply: oneshot::Sender<()> },
+    // In a mutex only to make `Op` Sync (group commits borrow ops across awaits); taken once.
+    Rebuild { before: Mutex<Option<RebuildStep>>, reply: oneshot::Sender<Result<usize, StoreError>> },
 }
 
 /// Counters for metrics.
@@ -107,9 +155,25 @@ pub struct Market {
     pub stats: Arc<MarketStats>,
     config: MarketConfig,
     ops: Mutex<Option<mpsc::Sender<Op>>>,
-    submitter: Submitter,
-    pipeline: Arc<Mutex<Option<Pipeline>>>,
+    engine: Arc<EngineSlot>,
+    /// The sequencer's task.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// The running engine: its pipeline, a submitter, the task writing its events, and its pending proposals
+/// (store id → the engine's deal). Replaced whole when the engine is rebuilt.
+#[derive(Default)]
+struct EngineSlot {
+    pipeline: Mutex<Option<Pipeline>>,
+    submitter: Mutex<Option<Submitter>>,
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    proposals: DashMap<i64, m::Deal>,
+}
+
+impl EngineSlot {
+    fn submitter(&self) -> Option<Submitter> {
+        self.submitter.lock().ok().and_then(|s| s.clone())
+    }
 }
 
 impl std::fmt::Debug for Market {
@@ -145,54 +209,36 @@ impl Market {
     ) -> Result<Arc<Market>, StoreError> {
         let chain_id = reader.deployment().chain_id;
         let domain = Domain::new(U256::from(chain_id), reader.deployment().hub);
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let pipeline = Pipeline::start(PipelineConfig::default(), ChannelSink(events_tx));
-        let submitter = pipeline.submitter();
         let book = Arc::new(Book::default());
-
-        // The book as it was: open orders in arrival order, with their stored remaining volumes.
-        let client = store.client().await?;
-        let open = crate::store::orders::load_open(&**client, chain_id).await?;
-        let next_seq = crate::store::orders::max_seq(&**client).await? + 1;
-        drop(client);
-        let rebuilt = open.len();
-        for r in open {
-            let order = r.engine_order();
-            book.insert(Arc::new(r));
-            if submitter.submit(Input::Add(order)).is_err() {
-                return Err(StoreError::Pool("the matching engine stopped while the book was rebuilt".into()));
-            }
-        }
-        tracing::info!(orders = rebuilt, next_seq, "book rebuilt from the store");
-
-        let (ops_tx, ops_rx) = mpsc::channel(1024);
         let stats = Arc::new(MarketStats::default());
+        let engine = Arc::new(EngineSlot::default());
+        let mut seq = Sequencer {
+            store: store.clone(),
+            book: book.clone(),
+            listener: listener.clone(),
+            next_seq: 0,
+            stats: stats.clone(),
+            max_group: config.max_group,
+            chain_id,
+            engine: engine.clone(),
+            submitter: None,
+        };
+        seq.start_engine().await?;
+        let (ops_tx, ops_rx) = mpsc::channel(1024);
         let market = Arc::new(Market {
             chain_id,
             domain,
-            book: book.clone(),
+            book,
             reader,
-            stats: stats.clone(),
+            stats,
             config,
             ops: Mutex::new(Some(ops_tx)),
-            submitter: submitter.clone(),
-            pipeline: Arc::new(Mutex::new(Some(pipeline))),
+            engine,
             tasks: Mutex::new(Vec::new()),
         });
-        let seq = Sequencer {
-            store: store.clone(),
-            book: book.clone(),
-            submitter,
-            listener: listener.clone(),
-            next_seq,
-            stats: stats.clone(),
-            max_group: config.max_group,
-        };
-        let writer = EventWriter { store, book, listener, chain_id, stats };
         let t1 = tokio::spawn(seq.run(ops_rx));
-        let t2 = tokio::spawn(writer.run(events_rx));
         if let Ok(mut t) = market.tasks.lock() {
-            t.extend([t1, t2]);
+            t.push(t1);
         }
         Ok(market)
     }
@@ -221,14 +267,43 @@ impl Market {
         rx.await.map_err(|_| PublishError::ShuttingDown)?
     }
 
+    /// Brings the book and the engine in line with what the chain did (already in the store).
+    pub async fn chain_update(&self, update: ChainUpdate) -> Result<(), PublishError> {
+        if update.is_empty() {
+            return Ok(());
+        }
+        let tx = self.sender()?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Op::Chain { update, reply }).await.map_err(|_| PublishError::ShuttingDown)?;
+        rx.await.map_err(|_| PublishError::ShuttingDown)
+    }
+
+    /// Stops the engine once every event it produced is written, runs `before` on the store, then rebuilds the
+    /// book and the engine from the store, as a restart does. Publications wait meanwhile. Returns the number
+    /// of open orders re-added. The engine's pending proposals are forgotten: `before` must settle their fate
+    /// in the store (a reorg's rollback fails them, and the new engine proposes again what is still possible).
+    pub async fn rebuild(&self, before: RebuildStep) -> Result<usize, PublishError> {
+        let tx = self.sender()?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Op::Rebuild { before: Mutex::new(Some(before)), reply })
+            .await
+            .map_err(|_| PublishError::ShuttingDown)?;
+        rx.await.map_err(|_| PublishError::ShuttingDown)?.map_err(PublishError::Store)
+    }
+
+    /// The engine's deal behind a pending proposal of the store.
+    pub fn proposal(&self, id: i64) -> Option<m::Deal> {
+        self.engine.proposals.get(&id).map(|d| *d)
+    }
+
     /// Whether the matching thread is alive.
     pub fn matching_alive(&self) -> bool {
-        self.submitter.check_alive().is_ok()
+        self.engine.submitter().is_some_and(|s| s.check_alive().is_ok())
     }
 
     /// The engine's latest snapshot (depth and best prices per category).
     pub fn snapshot(&self) -> Option<Arc<m::pipeline::Snapshot>> {
-        self.pipeline.lock().ok()?.as_ref().map(|p| p.snapshot(0))
+        self.engine.pipeline.lock().ok()?.as_ref().map(|p| p.snapshot(0))
     }
 
     /// Drains: refuses new work, lets the sequencer finish what it took, waits for the engine's events to be
@@ -238,45 +313,203 @@ impl Market {
             g.take();
         }
         let tasks: Vec<_> = self.tasks.lock().map(|mut t| t.drain(..).collect()).unwrap_or_default();
-        let mut tasks = tasks.into_iter();
         // The sequencer ends when the last sender is gone and its queue is empty.
-        if let Some(seq) = tasks.next() {
+        for seq in tasks {
             let _ = seq.await;
         }
+        stop_engine(&self.engine).await;
+    }
+}
+
+/// Waits until the engine has handled every input, stops it, and waits until its events are written.
+async fn stop_engine(engine: &EngineSlot) {
+    if let Some(s) = engine.submitter() {
         for _ in 0..500 {
-            if self.submitter.idle() || !self.matching_alive() {
+            if s.idle() || s.check_alive().is_err() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        // Stopping the pipeline drops the sink, which ends the event writer once it has written everything.
-        let pipeline = self.pipeline.lock().ok().and_then(|mut p| p.take());
-        if let Some(p) = pipeline {
-            let _ = tokio::task::spawn_blocking(move || drop(p.shutdown())).await;
-        }
-        for t in tasks {
-            let _ = t.await;
-        }
+    }
+    if let Ok(mut s) = engine.submitter.lock() {
+        s.take();
+    }
+    // Stopping the pipeline drops the sink, which ends the event writer once it has written everything.
+    let pipeline = engine.pipeline.lock().ok().and_then(|mut p| p.take());
+    if let Some(p) = pipeline {
+        let _ = tokio::task::spawn_blocking(move || drop(p.shutdown())).await;
+    }
+    let writer = engine.writer.lock().ok().and_then(|mut w| w.take());
+    if let Some(w) = writer {
+        let _ = w.await;
     }
 }
 
 struct Sequencer {
     store: Store,
     book: Arc<Book>,
-    submitter: Submitter,
     listener: Listener,
     next_seq: u64,
     stats: Arc<MarketStats>,
     max_group: usize,
+    chain_id: u64,
+    engine: Arc<EngineSlot>,
+    /// The current engine's submitter (a copy of the slot's, kept here off the slot's lock).
+    submitter: Option<Submitter>,
 }
 
 impl Sequencer {
+    fn submit(&self, input: Input) {
+        let ok = self.submitter.as_ref().is_some_and(|s| s.submit(input).is_ok());
+        if !ok {
+            tracing::error!("matching engine down: the change is stored, and applied to the engine at restart");
+        }
+    }
+
+    /// Starts an engine with the book as the store has it: open orders in arrival order, with their stored
+    /// remaining volumes.
+    async fn start_engine(&mut self) -> Result<usize, StoreError> {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let pipeline = Pipeline::start(PipelineConfig::default(), ChannelSink(events_tx));
+        let submitter = pipeline.submitter();
+        let client = self.store.client().await?;
+        let open = crate::store::orders::load_open(&**client, self.chain_id).await?;
+        self.next_seq = self.next_seq.max(crate::store::orders::max_seq(&**client).await? + 1);
+        drop(client);
+        self.book.clear();
+        self.engine.proposals.clear();
+        let rebuilt = open.len();
+        for r in open {
+            let order = r.engine_order();
+            self.book.insert(Arc::new(r));
+            if submitter.submit(Input::Add(order)).is_err() {
+                return Err(StoreError::Pool("the matching engine stopped while the book was rebuilt".into()));
+            }
+        }
+        tracing::info!(orders = rebuilt, next_seq = self.next_seq, "book rebuilt from the store");
+        let writer = EventWriter {
+            store: self.store.clone(),
+            book: self.book.clone(),
+            listener: self.listener.clone(),
+            chain_id: self.chain_id,
+            stats: self.stats.clone(),
+            engine: self.engine.clone(),
+        };
+        let handle = tokio::spawn(writer.run(events_rx));
+        if let (Ok(mut p), Ok(mut s), Ok(mut w)) =
+            (self.engine.pipeline.lock(), self.engine.submitter.lock(), self.engine.writer.lock())
+        {
+            *p = Some(pipeline);
+            *s = Some(submitter.clone());
+            *w = Some(handle);
+        }
+        self.submitter = Some(submitter);
+        Ok(rebuilt)
+    }
+
+    async fn rebuild(&mut self, before: Mutex<Option<RebuildStep>>) -> Result<usize, StoreError> {
+        self.submitter = None;
+        stop_engine(&self.engine).await;
+        let step = before.into_inner().ok().flatten();
+        let outcome = match step {
+            Some(f) => f.await,
+            None => Ok(()),
+        };
+        // The engine comes back whatever `before` did: the store is the truth either way.
+        let rebuilt = self.start_engine().await?;
+        outcome.map(|()| rebuilt)
+    }
+
+    /// See [`ChainUpdate`]. Lowers come before releases, so released volume never exceeds what the chain
+    /// still has; when the chain has less than a failed proposal held, the order is lowered to 0 first and to
+    /// its true remaining after the release.
+    fn apply_chain(&mut self, u: ChainUpdate) {
+        let mut released: Vec<(i64, m::Deal)> = Vec::new();
+        for (id, reason) in &u.released {
+            let deal = self.engine.proposals.remove(id);
+            let category = deal.map(|(_, d)| d.category);
+            (self.listener)(&MarketEvent::ProposalFailed { id: *id, category, reason: reason.clone() });
+            released.extend(deal);
+        }
+        let mut coming_back: HashMap<OrderHash, u64> = HashMap::new();
+        for (_, d) in &released {
+            for h in [Some(d.app), d.dataset, Some(d.workerpool), Some(d.request)].into_iter().flatten() {
+                *coming_back.entry(OrderHash(h.0.into())).or_default() += d.volume;
+            }
+        }
+        for r in u.closed {
+            if let Some(old) = self.book.remove(&r.hash) {
+                self.submit(Input::Cancel { hash: m::OrderHash(r.hash.0.0), scope: scope(&old) });
+                self.stats.unpublished.fetch_add(1, Ordering::Relaxed);
+            } else {
+                // Fully reserved orders are out of the book index but still in the engine.
+                self.submit(Input::Cancel { hash: m::OrderHash(r.hash.0.0), scope: scope(&r) });
+            }
+            (self.listener)(&MarketEvent::Unpublished { kind: r.kind(), hash: r.hash, category: r.category() });
+        }
+        let mut after_release = Vec::new();
+        for r in u.recomputed {
+            let hash = m::OrderHash(r.hash.0.0);
+            let current = self.book.get(&r.hash).map_or(0, |o| o.remaining);
+            let back = coming_back.get(&r.hash).copied().unwrap_or(0);
+            let before_release = r.remaining.saturating_sub(back);
+            if before_release < current {
+                self.submit(Input::Lower { hash, remaining: before_release, scope: scope(&r) });
+            }
+            if r.remaining < back {
+                after_release.push((hash, r.remaining, scope(&r)));
+            }
+            let r = Arc::new(r);
+            if r.remaining > 0 {
+                self.book.insert(r.clone());
+            } else {
+                self.book.remove(&r.hash);
+            }
+            (self.listener)(&MarketEvent::Updated(r));
+        }
+        for (_, d) in released {
+            self.submit(Input::Release(d.id));
+        }
+        for (hash, remaining, scope) in after_release {
+            self.submit(Input::Lower { hash, remaining, scope });
+        }
+        for id in u.confirmed {
+            if let Some((_, d)) = self.engine.proposals.remove(&id) {
+                self.submit(Input::Confirm(d.id));
+            }
+        }
+        for d in u.deals {
+            (self.listener)(&MarketEvent::DealCreated(d));
+        }
+        for t in u.tasks {
+            (self.listener)(&MarketEvent::TaskUpdated(t));
+        }
+    }
+
     async fn run(mut self, mut rx: mpsc::Receiver<Op>) {
         while let Some(first) = rx.recv().await {
+            let first = match first {
+                Op::Chain { update, reply } => {
+                    self.apply_chain(update);
+                    let _ = reply.send(());
+                    continue;
+                }
+                Op::Rebuild { before, reply } => {
+                    let _ = reply.send(self.rebuild(before).await);
+                    continue;
+                }
+                op => op,
+            };
             let mut ops = vec![first];
             let mut orders = op_size(&ops[0]);
+            let mut held = None;
             while orders < self.max_group {
                 match rx.try_recv() {
+                    Ok(op @ (Op::Chain { .. } | Op::Rebuild { .. })) => {
+                        // Applied after this group, in queue order.
+                        held = Some(op);
+                        break;
+                    }
                     Ok(op) => {
                         orders += op_size(&op);
                         ops.push(op);
@@ -285,6 +518,16 @@ impl Sequencer {
                 }
             }
             self.commit(ops).await;
+            match held {
+                Some(Op::Chain { update, reply }) => {
+                    self.apply_chain(update);
+                    let _ = reply.send(());
+                }
+                Some(Op::Rebuild { before, reply }) => {
+                    let _ = reply.send(self.rebuild(before).await);
+                }
+                _ => {}
+            }
         }
         tracing::debug!("sequencer drained");
     }
@@ -317,6 +560,7 @@ impl Sequencer {
                         Op::Close { reply, .. } => {
                             let _ = reply.send(Err(PublishError::Store(StoreError::Pool(e.to_string()))));
                         }
+                        Op::Chain { .. } | Op::Rebuild { .. } => {}
                     }
                 }
                 return;
@@ -335,21 +579,19 @@ impl Sequencer {
                         }
                         let r = Arc::new(r);
                         self.book.insert(r.clone());
-                        if self.submitter.submit(Input::Add(r.engine_order())).is_err() {
-                            tracing::error!("matching engine down: order stored, not matched until restart");
-                        }
+                        self.submit(Input::Add(r.engine_order()));
                         self.stats.published.fetch_add(1, Ordering::Relaxed);
                         (self.listener)(&MarketEvent::Published(r.clone()));
                         answers.push(Ok(r));
                     }
                     let _ = reply.send(answers);
                 }
+                Op::Chain { .. } | Op::Rebuild { .. } => {}
                 Op::Close { reply, .. } => {
                     let hashes = closed.next().unwrap_or_default();
                     for h in &hashes {
                         if let Some(r) = self.book.remove(h) {
-                            let _ =
-                                self.submitter.submit(Input::Cancel { hash: m::OrderHash(h.0.0), scope: scope(&r) });
+                            self.submit(Input::Cancel { hash: m::OrderHash(h.0.0), scope: scope(&r) });
                             self.stats.unpublished.fetch_add(1, Ordering::Relaxed);
                             (self.listener)(&MarketEvent::Unpublished {
                                 kind: r.kind(),
@@ -372,7 +614,7 @@ impl Sequencer {
             .iter()
             .flat_map(|op| match op {
                 Op::Publish { records, .. } => records.iter().collect::<Vec<_>>(),
-                Op::Close { .. } => Vec::new(),
+                _ => Vec::new(),
             })
             .collect();
         let inserted =
@@ -405,6 +647,7 @@ fn op_size(op: &Op) -> usize {
     match op {
         Op::Publish { records, .. } => records.len(),
         Op::Close { hashes, .. } => hashes.len(),
+        Op::Chain { .. } | Op::Rebuild { .. } => 0,
     }
 }
 
@@ -414,6 +657,7 @@ struct EventWriter {
     listener: Listener,
     chain_id: u64,
     stats: Arc<MarketStats>,
+    engine: Arc<EngineSlot>,
 }
 
 impl EventWriter {
@@ -485,6 +729,7 @@ impl EventWriter {
         }
         self.stats.deals_proposed.fetch_add(deals.len() as u64, Ordering::Relaxed);
         for (id, deal) in ids.into_iter().zip(deals) {
+            self.engine.proposals.insert(id, deal);
             (self.listener)(&MarketEvent::DealProposed { id, deal });
         }
     }

@@ -307,12 +307,7 @@ impl Market {
     async fn check_stake(&self, order: &AnyOrder, owner: Address, remaining: U256) -> Result<(), PublishError> {
         // What the hub locks when the whole remaining volume is matched (PoCo: the pool owner's stake is
         // 30% of the workerpool price per task; the requester pays the three prices per task).
-        let per_task = match order {
-            AnyOrder::Workerpool(o) => o.workerpoolprice.0 * U256::from(30) / U256::from(100),
-            AnyOrder::Request(o) => o.appmaxprice.0 + o.datasetmaxprice.0 + o.workerpoolmaxprice.0,
-            _ => return Ok(()),
-        };
-        let required = per_task.saturating_mul(remaining);
+        let required = required_stake(order, remaining);
         if required.is_zero() {
             return Ok(());
         }
@@ -353,4 +348,18 @@ impl Market {
         }
         Ok(())
     }
+}
+
+/// The free stake an order needs for its whole `remaining` volume, as the hub locks it at matching (PoCo: the
+/// pool owner's stake is 30% of the workerpool price per task; the requester pays the three prices per
+/// task). Zero for app and dataset orders.
+pub fn required_stake(order: &AnyOrder, remaining: U256) -> U256 {
+    let per_task = match order {
+        AnyOrder::Workerpool(o) => o.workerpoolprice.0.saturating_mul(U256::from(30)) / U256::from(100),
+        AnyOrder::Request(o) => {
+            o.appmaxprice.0.saturating_add(o.datasetmaxprice.0).saturating_add(o.workerpoolmaxprice.0)
+        }
+        _ => return U256::ZERO,
+    };
+    per_task.saturating_mul(remaining)
 }

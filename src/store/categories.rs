@@ -51,3 +51,32 @@ pub async fn list(client: &impl GenericClient, chain_id: u64) -> Result<Vec<Cate
         })
         .collect())
 }
+
+/// A category created on chain at `block` (chain sync); a reorg above `block` deletes it.
+pub async fn insert_at(client: &impl GenericClient, c: &Category, block: u64) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO categories (chain_id, catid, name, description, work_clock_time_ref, block_number)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (chain_id, catid) DO NOTHING",
+            &[
+                &(c.chain_id as i64),
+                &(c.catid as i64),
+                &c.name,
+                &c.description,
+                &(c.work_clock_time_ref as i64),
+                &(block as i64),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn delete_from(client: &impl GenericClient, chain_id: u64, block: u64) -> Result<(), StoreError> {
+    client
+        .execute(
+            "DELETE FROM categories WHERE chain_id = $1 AND block_number >= $2",
+            &[&(chain_id as i64), &(block as i64)],
+        )
+        .await?;
+    Ok(())
+}

@@ -8,8 +8,10 @@
 
 pub mod categories;
 pub mod challenges;
+pub mod deals;
 pub mod orders;
 pub mod proposals;
+pub mod sync;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::Duration;
@@ -19,6 +21,7 @@ use tokio_postgres::NoTls;
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "0001_orders.sql", include_str!("../../schema/0001_orders.sql")),
     (2, "0002_market.sql", include_str!("../../schema/0002_market.sql")),
+    (3, "0003_settlement.sql", include_str!("../../schema/0003_settlement.sql")),
 ];
 
 const MIGRATION_LOCK: i64 = 0x6472_6167_6f6e;

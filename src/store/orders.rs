@@ -204,3 +204,121 @@ fn record(row: &tokio_postgres::Row) -> Result<OrderRecord, StoreError> {
 pub fn volume_fits(v: U256) -> bool {
     v <= U256::from(i64::MAX as u64)
 }
+
+/// Orders by hash, in any status (those not stored are left out).
+pub async fn get_many(client: &impl GenericClient, hashes: &[OrderHash]) -> Result<Vec<OrderRecord>, StoreError> {
+    let hashes: Vec<&[u8]> = hashes.iter().map(|h| h.0.as_slice()).collect();
+    let rows = client
+        .query(&format!("SELECT {COLUMNS} FROM orders WHERE order_hash = ANY($1) ORDER BY seq"), &[&hashes])
+        .await?;
+    rows.iter().map(record).collect()
+}
+
+/// Sets the remaining volume of each given open or filled order to what the chain and the pending proposals
+/// leave of it: volume - volume of its deals on chain - volume of its proposals not yet settled. Returns the
+/// orders as they now are. This is the one definition of `remaining` that restarts and reorgs rely on.
+pub async fn recompute(client: &impl GenericClient, hashes: &[OrderHash]) -> Result<Vec<OrderRecord>, StoreError> {
+    if hashes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hashes: Vec<&[u8]> = hashes.iter().map(|h| h.0.as_slice()).collect();
+    let rows = client
+        .query(
+            &format!(
+                "WITH used AS (
+                    SELECT o.seq, o.volume - (
+                        (SELECT COALESCE(SUM(volume), 0) FROM deals WHERE app_hash = o.order_hash)
+                      + (SELECT COALESCE(SUM(volume), 0) FROM deals WHERE dataset_hash = o.order_hash)
+                      + (SELECT COALESCE(SUM(volume), 0) FROM deals WHERE workerpool_hash = o.order_hash)
+                      + (SELECT COALESCE(SUM(volume), 0) FROM deals WHERE request_hash = o.order_hash)
+                      + (SELECT COALESCE(SUM(volume), 0) FROM deal_proposals
+                          WHERE status IN ('proposed', 'submitted')
+                            AND (app_hash = o.order_hash OR dataset_hash = o.order_hash
+                                 OR workerpool_hash = o.order_hash OR request_hash = o.order_hash))
+                    ) AS left_
+                    FROM orders o
+                    WHERE o.order_hash = ANY($1) AND o.status IN ('open', 'filled')
+                )
+                UPDATE orders o SET remaining = GREATEST(0, used.left_)::bigint,
+                       status = CASE WHEN used.left_ > 0 THEN 'open' ELSE 'filled' END,
+                       updated_at = now()
+                FROM used WHERE o.seq = used.seq
+                RETURNING {}",
+                COLUMNS.replace("seq,", "o.seq,").replace("order_hash,", "o.order_hash,")
+            ),
+            &[&hashes],
+        )
+        .await?;
+    rows.iter().map(record).collect()
+}
+
+/// Closes open (or fully reserved) orders because of something the chain did at `block`: returns those closed.
+pub async fn close_at_block(
+    client: &impl GenericClient,
+    hashes: &[OrderHash],
+    status: OrderStatus,
+    block: u64,
+    reason: &str,
+) -> Result<Vec<OrderRecord>, StoreError> {
+    if hashes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hashes: Vec<&[u8]> = hashes.iter().map(|h| h.0.as_slice()).collect();
+    let rows = client
+        .query(
+            &format!(
+                "UPDATE orders SET status = $2, closed_block = $3, closed_reason = $4, updated_at = now()
+                 WHERE order_hash = ANY($1) AND status IN ('open', 'filled')
+                 RETURNING {COLUMNS}"
+            ),
+            &[&hashes, &status.as_str(), &(block as i64), &reason],
+        )
+        .await?;
+    rows.iter().map(record).collect()
+}
+
+/// Open (or fully reserved) orders whose `column` (owner, signer, asset) is `address`, of the given kinds.
+pub async fn live_by(
+    client: &impl GenericClient,
+    column: LiveBy,
+    address: Address,
+    kinds: &[OrderKind],
+) -> Result<Vec<OrderRecord>, StoreError> {
+    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    let col = match column {
+        LiveBy::Owner => "owner",
+        LiveBy::Signer => "signer",
+        LiveBy::Asset => "asset",
+    };
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM orders
+                 WHERE {col} = $1 AND kind = ANY($2) AND status IN ('open', 'filled') ORDER BY seq"
+            ),
+            &[&address.as_slice(), &kinds],
+        )
+        .await?;
+    rows.iter().map(record).collect()
+}
+
+/// Which address column [`live_by`] looks at.
+#[derive(Debug, Clone, Copy)]
+pub enum LiveBy {
+    Owner,
+    Signer,
+    Asset,
+}
+
+/// Reopens the orders chain sync closed at or above `block` (a reorg orphaned what closed them); returns their
+/// hashes, whose remaining volume the caller recomputes.
+pub async fn reopen_from(client: &impl GenericClient, block: u64) -> Result<Vec<OrderHash>, StoreError> {
+    let rows = client
+        .query(
+            "UPDATE orders SET status = 'open', closed_block = NULL, closed_reason = NULL, updated_at = now()
+             WHERE closed_block >= $1 RETURNING order_hash",
+            &[&(block as i64)],
+        )
+        .await?;
+    rows.iter().map(|r| Ok(OrderHash(B256::from(fixed::<32>("orders", r.get(0))?)))).collect()
+}

@@ -1,9 +1,223 @@
 //! The `deal_proposals` table: the deals the engine proposed, recorded in the same transaction as the volume
-//! changes they cause.
+//! changes they cause, and what settlement made of them (`proposed` → `submitted` → `settled` | `failed`).
 
-use super::StoreError;
+use super::{StoreError, fixed};
+use crate::ids::OrderHash;
+use alloy::primitives::B256;
 use dragon_matching::Deal;
+use serde::Serialize;
 use tokio_postgres::GenericClient;
+use utoipa::ToSchema;
+
+/// A proposal as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proposal {
+    pub id: i64,
+    pub app: OrderHash,
+    pub dataset: Option<OrderHash>,
+    pub workerpool: OrderHash,
+    pub request: OrderHash,
+    pub volume: u64,
+    pub category: u64,
+    pub status: String,
+    pub reason: Option<String>,
+    pub tx_hash: Option<B256>,
+    pub batch_index: Option<i32>,
+    pub deal_id: Option<B256>,
+    pub attempts: i32,
+}
+
+impl Proposal {
+    /// The orders of the deal: app, dataset (if any), workerpool, request.
+    pub fn orders(&self) -> impl Iterator<Item = OrderHash> + '_ {
+        [Some(self.app), self.dataset, Some(self.workerpool), Some(self.request)].into_iter().flatten()
+    }
+}
+
+/// A proposal in the API's form.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProposalView {
+    pub id: i64,
+    pub apporder_hash: String,
+    pub datasetorder_hash: Option<String>,
+    pub workerpoolorder_hash: String,
+    pub requestorder_hash: String,
+    pub volume: u64,
+    pub category: u64,
+    /// `proposed`, `submitted`, `settled` or `failed`.
+    pub status: String,
+    /// Why it failed (the hub's revert reason, decoded).
+    pub reason: Option<String>,
+    pub transaction_hash: Option<String>,
+    pub dealid: Option<String>,
+}
+
+impl From<&Proposal> for ProposalView {
+    fn from(p: &Proposal) -> Self {
+        ProposalView {
+            id: p.id,
+            apporder_hash: p.app.to_string(),
+            datasetorder_hash: p.dataset.map(|h| h.to_string()),
+            workerpoolorder_hash: p.workerpool.to_string(),
+            requestorder_hash: p.request.to_string(),
+            volume: p.volume,
+            category: p.category,
+            status: p.status.clone(),
+            reason: p.reason.clone(),
+            transaction_hash: p.tx_hash.map(|h| h.to_string()),
+            dealid: p.deal_id.map(|h| h.to_string()),
+        }
+    }
+}
+
+const COLUMNS: &str = "id, app_hash, dataset_hash, workerpool_hash, request_hash, volume, category, status, reason, \
+                       tx_hash, batch_index, deal_id, attempts";
+
+fn hash32(v: &[u8]) -> Result<B256, StoreError> {
+    Ok(B256::from(fixed::<32>("deal_proposals", v)?))
+}
+
+fn row(r: &tokio_postgres::Row) -> Result<Proposal, StoreError> {
+    let opt = |i: usize| -> Result<Option<B256>, StoreError> { r.get::<_, Option<&[u8]>>(i).map(hash32).transpose() };
+    Ok(Proposal {
+        id: r.get(0),
+        app: OrderHash(hash32(r.get(1))?),
+        dataset: opt(2)?.map(OrderHash),
+        workerpool: OrderHash(hash32(r.get(3))?),
+        request: OrderHash(hash32(r.get(4))?),
+        volume: r.get::<_, i64>(5) as u64,
+        category: r.get::<_, i64>(6) as u64,
+        status: r.get(7),
+        reason: r.get(8),
+        tx_hash: opt(9)?,
+        batch_index: r.get(10),
+        deal_id: opt(11)?,
+        attempts: r.get(12),
+    })
+}
+
+/// Proposals not yet settled nor failed, oldest first.
+pub async fn pending(client: &impl GenericClient, chain_id: u64) -> Result<Vec<Proposal>, StoreError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM deal_proposals
+                 WHERE status IN ('proposed', 'submitted') AND chain_id = $1 ORDER BY id"
+            ),
+            &[&(chain_id as i64)],
+        )
+        .await?;
+    rows.iter().map(row).collect()
+}
+
+pub async fn get(client: &impl GenericClient, id: i64) -> Result<Option<Proposal>, StoreError> {
+    let r = client.query_opt(&format!("SELECT {COLUMNS} FROM deal_proposals WHERE id = $1"), &[&id]).await?;
+    r.as_ref().map(row).transpose()
+}
+
+/// Proposals that involve an order, newest first.
+pub async fn by_order(client: &impl GenericClient, hash: &OrderHash, limit: i64) -> Result<Vec<Proposal>, StoreError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM deal_proposals
+                 WHERE app_hash = $1 OR dataset_hash = $1 OR workerpool_hash = $1 OR request_hash = $1
+                 ORDER BY id DESC LIMIT $2"
+            ),
+            &[&hash.0.as_slice(), &limit],
+        )
+        .await?;
+    rows.iter().map(row).collect()
+}
+
+/// Proposals sent in the given transactions, by transaction then batch index.
+pub async fn by_tx(client: &impl GenericClient, txs: &[B256]) -> Result<Vec<Proposal>, StoreError> {
+    let txs: Vec<&[u8]> = txs.iter().map(|t| t.as_slice()).collect();
+    let rows = client
+        .query(
+            &format!("SELECT {COLUMNS} FROM deal_proposals WHERE tx_hash = ANY($1) ORDER BY tx_hash, batch_index"),
+            &[&txs],
+        )
+        .await?;
+    rows.iter().map(row).collect()
+}
+
+/// Records that `ids` (in batch order) went out in transaction `tx`.
+pub async fn mark_submitted(client: &impl GenericClient, ids: &[i64], tx: B256) -> Result<(), StoreError> {
+    client
+        .execute(
+            "UPDATE deal_proposals p SET status = 'submitted', tx_hash = $2, batch_index = u.n - 1,
+                    attempts = attempts + 1, updated_at = now()
+             FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, n)
+             WHERE p.id = u.id AND p.status IN ('proposed', 'submitted')",
+            &[&ids, &tx.as_slice()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Back to `proposed` (a transaction that never made it: retried later).
+pub async fn unsubmit(client: &impl GenericClient, ids: &[i64]) -> Result<(), StoreError> {
+    client
+        .execute(
+            "UPDATE deal_proposals SET status = 'proposed', tx_hash = NULL, batch_index = NULL, updated_at = now()
+             WHERE id = ANY($1) AND status = 'submitted'",
+            &[&ids],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Marks pending proposals failed with a reason; returns those that were pending.
+pub async fn fail(client: &impl GenericClient, failures: &[(i64, String)]) -> Result<Vec<Proposal>, StoreError> {
+    let ids: Vec<i64> = failures.iter().map(|f| f.0).collect();
+    let reasons: Vec<&str> = failures.iter().map(|f| f.1.as_str()).collect();
+    let rows = client
+        .query(
+            &format!(
+                "UPDATE deal_proposals p SET status = 'failed', reason = u.reason, updated_at = now()
+                 FROM unnest($1::bigint[], $2::text[]) AS u(id, reason)
+                 WHERE p.id = u.id AND p.status IN ('proposed', 'submitted')
+                 RETURNING {}",
+                COLUMNS.split(", ").map(|c| format!("p.{}", c.trim())).collect::<Vec<_>>().join(", ")
+            ),
+            &[&ids, &reasons],
+        )
+        .await?;
+    rows.iter().map(row).collect()
+}
+
+/// Fails every pending proposal of the chain (at start-up, and before a reorg rebuilds the engine, which then
+/// proposes again what is still possible); returns them.
+pub async fn fail_all_pending(
+    client: &impl GenericClient,
+    chain_id: u64,
+    reason: &str,
+) -> Result<Vec<Proposal>, StoreError> {
+    let rows = client
+        .query(
+            &format!(
+                "UPDATE deal_proposals SET status = 'failed', reason = $2, updated_at = now()
+                 WHERE status IN ('proposed', 'submitted') AND chain_id = $1 RETURNING {COLUMNS}"
+            ),
+            &[&(chain_id as i64), &reason],
+        )
+        .await?;
+    rows.iter().map(row).collect()
+}
+
+/// A pending proposal settled as `deal_id`.
+pub async fn settle(client: &impl GenericClient, id: i64, deal_id: B256) -> Result<bool, StoreError> {
+    let n = client
+        .execute(
+            "UPDATE deal_proposals SET status = 'settled', deal_id = $2, reason = NULL, updated_at = now()
+             WHERE id = $1 AND status IN ('proposed', 'submitted')",
+            &[&id, &deal_id.as_slice()],
+        )
+        .await?;
+    Ok(n == 1)
+}
 
 /// Inserts the proposals of one chain; returns their ids, in the order given.
 pub async fn insert(client: &impl GenericClient, chain_id: u64, deals: &[Deal]) -> Result<Vec<i64>, StoreError> {

@@ -11,3 +11,4 @@ mod market;
 mod replay;
 mod sdk;
 mod server;
+mod settle;

@@ -1,0 +1,299 @@
+//! The `deals`, `tasks` and `task_events` tables: what chain sync saw on chain, keyed by block so a reorg
+//! deletes exactly what the orphaned blocks brought.
+
+use super::{StoreError, fixed};
+use crate::ids::{DealId, OrderHash, TaskId};
+use alloy::primitives::{Address, B256, U256};
+use serde_json::Value;
+use tokio_postgres::GenericClient;
+
+/// A deal as sync records it.
+#[derive(Debug, Clone)]
+pub struct DealRow {
+    pub deal_id: DealId,
+    pub block_number: u64,
+    /// Unix seconds.
+    pub block_timestamp: u64,
+    pub tx_hash: B256,
+    pub log_index: u32,
+    pub app_hash: OrderHash,
+    pub dataset_hash: Option<OrderHash>,
+    pub workerpool_hash: OrderHash,
+    pub request_hash: OrderHash,
+    pub volume: u64,
+    pub category: u64,
+    /// The deal in the market API's JSON form.
+    pub body: Value,
+    pub app: Address,
+    pub dataset: Address,
+    pub workerpool: Address,
+    pub requester: Address,
+    pub beneficiary: Address,
+    pub workerpool_price: U256,
+    pub bot_first: u64,
+    pub proposal_id: Option<i64>,
+}
+
+/// A task event as sync records it.
+#[derive(Debug, Clone)]
+pub struct TaskEvent {
+    pub task_id: TaskId,
+    pub block_number: u64,
+    pub log_index: u32,
+    /// `TaskInitialize`, `TaskContribute`, ... as the hub names them.
+    pub event: &'static str,
+    pub data: Value,
+}
+
+/// The peer's task statuses, from the last event of a task.
+pub fn task_status(last_event: Option<&str>) -> &'static str {
+    match last_event {
+        None => "UNSET",
+        Some("TaskInitialize" | "TaskContribute" | "TaskReopen") => "ACTIVE",
+        Some("TaskConsensus" | "TaskReveal") => "REVEALING",
+        Some("TaskFinalize") => "COMPLETED",
+        Some("TaskClaimed") => "FAILED",
+        Some(_) => "ACTIVE",
+    }
+}
+
+/// Inserts deals and their tasks; a deal already recorded is skipped. Returns the deals inserted.
+pub async fn insert(client: &impl GenericClient, chain_id: u64, deals: &[DealRow]) -> Result<Vec<DealId>, StoreError> {
+    let mut inserted = Vec::new();
+    for d in deals {
+        let n = client
+            .execute(
+                "INSERT INTO deals (chain_id, deal_id, block_number, block_timestamp, tx_hash, log_index, app_hash,
+                                    dataset_hash, workerpool_hash, request_hash, volume, category, body, app, dataset,
+                                    workerpool, requester, beneficiary, workerpool_price, proposal_id)
+                 VALUES ($1, $2, $3, to_timestamp($4), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                         $18, $19::text::numeric, $20)
+                 ON CONFLICT DO NOTHING",
+                &[
+                    &(chain_id as i64),
+                    &d.deal_id.0.as_slice(),
+                    &(d.block_number as i64),
+                    &(d.block_timestamp as f64),
+                    &d.tx_hash.as_slice(),
+                    &(d.log_index as i32),
+                    &d.app_hash.0.as_slice(),
+                    &d.dataset_hash.map(|h| h.0.to_vec()),
+                    &d.workerpool_hash.0.as_slice(),
+                    &d.request_hash.0.as_slice(),
+                    &(d.volume as i64),
+                    &(d.category as i64),
+                    &d.body,
+                    &d.app.as_slice(),
+                    &d.dataset.as_slice(),
+                    &d.workerpool.as_slice(),
+                    &d.requester.as_slice(),
+                    &d.beneficiary.as_slice(),
+                    &d.workerpool_price.to_string(),
+                    &d.proposal_id,
+                ],
+            )
+            .await?;
+        if n == 0 {
+            continue;
+        }
+        let ids: Vec<Vec<u8>> = (0..d.volume).map(|i| TaskId::of(d.deal_id, d.bot_first + i).0.to_vec()).collect();
+        let idx: Vec<i64> = (0..d.volume).map(|i| (d.bot_first + i) as i64).collect();
+        client
+            .execute(
+                "INSERT INTO tasks (chain_id, task_id, deal_id, idx)
+                 SELECT $1, t, $2, i FROM unnest($3::bytea[], $4::bigint[]) AS u(t, i) ON CONFLICT DO NOTHING",
+                &[&(chain_id as i64), &d.deal_id.0.as_slice(), &ids, &idx],
+            )
+            .await?;
+        inserted.push(d.deal_id);
+    }
+    Ok(inserted)
+}
+
+pub async fn insert_task_events(
+    client: &impl GenericClient,
+    chain_id: u64,
+    events: &[TaskEvent],
+) -> Result<(), StoreError> {
+    for e in events {
+        client
+            .execute(
+                "INSERT INTO task_events (chain_id, task_id, block_number, log_index, event, data)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                &[
+                    &(chain_id as i64),
+                    &e.task_id.0.as_slice(),
+                    &(e.block_number as i64),
+                    &(e.log_index as i32),
+                    &e.event,
+                    &e.data,
+                ],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// The deal a task belongs to, and its index, when the deal is known.
+pub async fn task_deal(
+    client: &impl GenericClient,
+    chain_id: u64,
+    task: TaskId,
+) -> Result<Option<(DealId, u64)>, StoreError> {
+    let r = client
+        .query_opt(
+            "SELECT deal_id, idx FROM tasks WHERE chain_id = $1 AND task_id = $2",
+            &[&(chain_id as i64), &task.0.as_slice()],
+        )
+        .await?;
+    r.map(|r| Ok((DealId(B256::from(fixed::<32>("tasks", r.get(0))?)), r.get::<_, i64>(1) as u64))).transpose()
+}
+
+/// Filters of the deal list (all optional, ANDed).
+#[derive(Debug, Default, Clone)]
+pub struct DealFilter {
+    pub category: Option<u64>,
+    pub requester: Option<Address>,
+    pub beneficiary: Option<Address>,
+    pub app: Option<Address>,
+    pub dataset: Option<Address>,
+    pub workerpool: Option<Address>,
+    pub app_hash: Option<OrderHash>,
+    pub dataset_hash: Option<OrderHash>,
+    pub workerpool_hash: Option<OrderHash>,
+    pub request_hash: Option<OrderHash>,
+}
+
+/// Deals, newest first, with the total count: `(bodies, count)`.
+pub async fn list(
+    client: &impl GenericClient,
+    chain_id: u64,
+    f: &DealFilter,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<Value>, i64), StoreError> {
+    let a = |x: &Option<Address>| x.map(|a| a.to_vec());
+    let h = |x: &Option<OrderHash>| x.map(|h| h.0.to_vec());
+    let cond = "chain_id = $1 AND ($2::bigint IS NULL OR category = $2) AND ($3::bytea IS NULL OR requester = $3)
+        AND ($4::bytea IS NULL OR beneficiary = $4) AND ($5::bytea IS NULL OR app = $5)
+        AND ($6::bytea IS NULL OR dataset = $6) AND ($7::bytea IS NULL OR workerpool = $7)
+        AND ($8::bytea IS NULL OR app_hash = $8) AND ($9::bytea IS NULL OR dataset_hash = $9)
+        AND ($10::bytea IS NULL OR workerpool_hash = $10) AND ($11::bytea IS NULL OR request_hash = $11)";
+    let category = f.category.map(|c| c as i64);
+    let (req, ben, app, ds, wp) = (a(&f.requester), a(&f.beneficiary), a(&f.app), a(&f.dataset), a(&f.workerpool));
+    let (ah, dh, wh, rh) = (h(&f.app_hash), h(&f.dataset_hash), h(&f.workerpool_hash), h(&f.request_hash));
+    let chain = chain_id as i64;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 11] =
+        [&chain, &category, &req, &ben, &app, &ds, &wp, &ah, &dh, &wh, &rh];
+    let count: i64 = client.query_one(&format!("SELECT COUNT(*) FROM deals WHERE {cond}"), &params).await?.get(0);
+    let mut with_page: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.to_vec();
+    with_page.push(&offset);
+    with_page.push(&limit);
+    let rows = client
+        .query(
+            &format!(
+                "SELECT body FROM deals WHERE {cond} ORDER BY block_number DESC, log_index DESC OFFSET $12 LIMIT $13"
+            ),
+            &with_page,
+        )
+        .await?;
+    Ok((rows.iter().map(|r| r.get(0)).collect(), count))
+}
+
+/// One deal, with its tasks: `(body, [(taskid, index, status, last event's block)])`.
+pub async fn get(
+    client: &impl GenericClient,
+    chain_id: u64,
+    id: DealId,
+) -> Result<Option<(Value, Vec<TaskView>)>, StoreError> {
+    let Some(row) = client
+        .query_opt(
+            "SELECT body FROM deals WHERE chain_id = $1 AND deal_id = $2",
+            &[&(chain_id as i64), &id.0.as_slice()],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let tasks = client
+        .query(
+            "SELECT t.task_id, t.idx, e.event, e.block_number, e.data
+             FROM tasks t LEFT JOIN LATERAL (
+                SELECT event, block_number, data FROM task_events x
+                WHERE x.chain_id = t.chain_id AND x.task_id = t.task_id
+                ORDER BY block_number DESC, log_index DESC LIMIT 1) e ON true
+             WHERE t.chain_id = $1 AND t.deal_id = $2 ORDER BY t.idx",
+            &[&(chain_id as i64), &id.0.as_slice()],
+        )
+        .await?;
+    let tasks = tasks
+        .iter()
+        .map(|r| {
+            let event: Option<String> = r.get(2);
+            Ok(TaskView {
+                task_id: TaskId(B256::from(fixed::<32>("tasks", r.get(0))?)),
+                index: r.get::<_, i64>(1) as u64,
+                status: task_status(event.as_deref()),
+                last_event: event,
+                block_number: r.get::<_, Option<i64>>(3).map(|b| b as u64),
+                results: r.get::<_, Option<Value>>(4).and_then(|d| d.get("results").cloned()),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Some((row.get(0), tasks)))
+}
+
+/// A task as the deal view shows it.
+#[derive(Debug, Clone)]
+pub struct TaskView {
+    pub task_id: TaskId,
+    pub index: u64,
+    pub status: &'static str,
+    pub last_event: Option<String>,
+    pub block_number: Option<u64>,
+    pub results: Option<Value>,
+}
+
+/// Price history of a category: `(unix seconds, workerpool price, volume)` per deal, oldest first.
+pub async fn ohlc(
+    client: &impl GenericClient,
+    chain_id: u64,
+    category: u64,
+    limit: i64,
+) -> Result<Vec<(i64, String, i64)>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT * FROM (
+                SELECT extract(epoch FROM block_timestamp)::bigint, workerpool_price::text, volume, block_number, log_index
+                FROM deals WHERE chain_id = $1 AND category = $2
+                ORDER BY block_number DESC, log_index DESC LIMIT $3) x
+             ORDER BY block_number, log_index",
+            &[&(chain_id as i64), &(category as i64), &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+}
+
+/// Deletes what blocks `from..` brought (a reorg orphaned them): their deals (and their tasks), task events.
+/// Returns the order hashes of the deleted deals, whose remaining volumes the caller recomputes.
+pub async fn delete_from(client: &impl GenericClient, chain_id: u64, from: u64) -> Result<Vec<OrderHash>, StoreError> {
+    let chain = chain_id as i64;
+    let from = from as i64;
+    client.execute("DELETE FROM task_events WHERE chain_id = $1 AND block_number >= $2", &[&chain, &from]).await?;
+    let rows = client
+        .query(
+            "DELETE FROM deals WHERE chain_id = $1 AND block_number >= $2
+             RETURNING app_hash, dataset_hash, workerpool_hash, request_hash",
+            &[&chain, &from],
+        )
+        .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        for i in 0..4 {
+            if let Some(h) = r.get::<_, Option<&[u8]>>(i) {
+                out.push(OrderHash(B256::from(fixed::<32>("deals", h)?)));
+            }
+        }
+    }
+    Ok(out)
+}
