@@ -448,6 +448,7 @@ impl Settler {
     pub async fn fail(&self, failures: Vec<(i64, String)>) {
         let mut delay = Duration::from_millis(100);
         loop {
+            let _order = self.market.chain_lock.lock().await;
             match self.try_fail(&failures).await {
                 Ok(update) => {
                     if let Err(e) = self.market.chain_update(update).await {
@@ -456,6 +457,7 @@ impl Settler {
                     return;
                 }
                 Err(e) => {
+                    drop(_order);
                     tracing::error!(error = %e, "recording failed settlements; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(self.config.max_backoff);

@@ -247,6 +247,10 @@ impl ChainSync {
         for l in &logs {
             self.read_log(l, &headers, &mut range).await?;
         }
+        let _order = match &self.market {
+            Some(m) => Some(m.chain_lock.lock().await),
+            None => None,
+        };
         let update = self.write_range(to, range).await?;
         if let Some(m) = &self.market
             && let Err(e) = m.chain_update(update).await
@@ -403,7 +407,7 @@ impl ChainSync {
         let volume = u64::try_from(e.volume).unwrap_or(u64::MAX);
         let category = u64::try_from(deal.category).unwrap_or(u64::MAX);
         let bot_first = u64::try_from(deal.botFirst).unwrap_or(u64::MAX);
-        let resource = |p: &super::contracts::hub::IexecLibCore_v5::Resource| json!({"pointer": p.pointer.to_checksum(None), "owner": p.owner.to_checksum(None), "price": p.price.to_string()});
+        let resource = |p: &super::contracts::hub::IexecLibCore_v5::Resource| json!({"pointer": p.pointer.to_checksum(None), "owner": p.owner.to_checksum(None), "price": number(p.price)});
         let body = json!({
             "chainId": self.chain_id(),
             "dealid": id.to_string(),
@@ -421,12 +425,12 @@ impl ChainSync {
             "botSize": u64::try_from(deal.botSize).unwrap_or(u64::MAX),
             "volume": volume,
             "category": category,
-            "trust": deal.trust.to_string(),
+            "trust": number(deal.trust),
             "tag": format!("{:#x}", deal.tag),
             "params": deal.params,
             "startTime": u64::try_from(deal.startTime).unwrap_or(u64::MAX),
-            "workerStake": deal.workerStake.to_string(),
-            "schedulerRewardRatio": deal.schedulerRewardRatio.to_string(),
+            "workerStake": number(deal.workerStake),
+            "schedulerRewardRatio": number(deal.schedulerRewardRatio),
             "sponsor": deal.sponsor.to_checksum(None),
             "blockNumber": block,
             "blockTimestamp": crate::api::iso_time(timestamp as i64 * 1000),
@@ -599,6 +603,15 @@ impl ChainSync {
         }
         self.stats.reorgs.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// The peer's deals carry JSON numbers; a value beyond what a JavaScript number holds exactly goes as a
+/// decimal string instead of being rounded.
+fn number(v: U256) -> Value {
+    match u64::try_from(v) {
+        Ok(n) if n <= (1 << 53) => json!(n),
+        _ => json!(v.to_string()),
     }
 }
 

@@ -155,6 +155,10 @@ pub struct Market {
     pub stats: Arc<MarketStats>,
     config: MarketConfig,
     ops: Mutex<Option<mpsc::Sender<Op>>>,
+    /// Held by chain sync and the settler from their store transaction until the market has applied it, so
+    /// the market applies chain changes in the order the store committed them (each recomputed volume then
+    /// includes every earlier change).
+    pub chain_lock: tokio::sync::Mutex<()>,
     engine: Arc<EngineSlot>,
     /// The sequencer's task.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -233,6 +237,7 @@ impl Market {
             stats,
             config,
             ops: Mutex::new(Some(ops_tx)),
+            chain_lock: tokio::sync::Mutex::new(()),
             engine,
             tasks: Mutex::new(Vec::new()),
         });

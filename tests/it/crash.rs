@@ -161,3 +161,149 @@ async fn nothing_answered_201_is_lost_by_a_kill_9() {
     assert_eq!(book(&server.base, &w, chain_id).await, listed);
     drop(server);
 }
+
+/// Chain sync killed with SIGKILL while a stream of deals and task events goes on chain: after a restart, the
+/// store holds every event exactly once (deals, tasks, remaining volumes agree with the chain).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_killed_mid_stream_misses_nothing_and_applies_nothing_twice() {
+    use alloy::providers::Provider;
+    use alloy::rpc::types::Filter;
+    use alloy::sol_types::SolEvent;
+    use dragon::chain::contracts::hub::DragonHub;
+
+    let w = World::new().await;
+    let chain_id = w.deployment.chain_id;
+    let db = database().await;
+    let mut server = spawn(&w, &db).await;
+    let token = bearer(&w, &server.base, chain_id).await;
+    let http = reqwest::Client::new();
+    let app = w.app_order(1, 1000, 1);
+    let pool = w.pool_order(2, 1000, 0, 2);
+    for o in [&app, &pool] {
+        let r = http
+            .post(format!("{}/{}orders?chainId={chain_id}", server.base, o.kind()))
+            .header("authorization", &token)
+            .json(&json!({"order": o.to_json()}))
+            .send()
+            .await
+            .expect("publish");
+        assert_eq!(r.status().as_u16(), 201);
+    }
+    // The stream: deals made directly on chain (requests Dragon never saw), each task initialized.
+    const DEALS: u64 = 24;
+    let stream = {
+        let (url, hub, domain) = (w.node.url(), w.deployment.hub, w.domain.clone());
+        let (requester, owner) = (w.requester.clone(), w.owner.clone());
+        let (app, pool) = (app.clone(), pool.clone());
+        let w_req: Vec<AnyOrder> = (0..DEALS).map(|i| w.request(&w.requester, 3, 1, 0, 100 + i as u8)).collect();
+        tokio::spawn(async move {
+            let as_requester = DragonHub::new(hub, crate::market::provider(&url, &requester));
+            let as_owner = DragonHub::new(hub, crate::market::provider(&url, &owner));
+            let (AnyOrder::App(a), AnyOrder::Workerpool(p)) = (&app, &pool) else { unreachable!() };
+            for r in &w_req {
+                let AnyOrder::Request(r) = r else { unreachable!() };
+                let receipt = as_requester
+                    .matchOrders(
+                        a.into(),
+                        dragon::chain::contracts::hub::IexecLibOrders_v5::DatasetOrder::none(),
+                        p.into(),
+                        r.into(),
+                    )
+                    .send()
+                    .await
+                    .expect("matchOrders")
+                    .get_receipt()
+                    .await
+                    .expect("mined");
+                let deal = receipt
+                    .inner
+                    .logs()
+                    .iter()
+                    .find_map(|l| l.log_decode::<DragonHub::OrdersMatched>().ok())
+                    .expect("OrdersMatched")
+                    .inner
+                    .data
+                    .dealid;
+                as_owner
+                    .initialize(deal, alloy::primitives::U256::ZERO)
+                    .send()
+                    .await
+                    .expect("init")
+                    .get_receipt()
+                    .await
+                    .expect("mined");
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+            let _ = domain;
+        })
+    };
+    // Kill while the stream runs, leave it dead for a few blocks, restart.
+    let deals_now = async |base: &str| -> u64 {
+        let v: Value =
+            reqwest::get(format!("{base}/deals?chainId={chain_id}")).await.expect("deals").json().await.expect("json");
+        v["count"].as_u64().unwrap_or(0)
+    };
+    let start = Instant::now();
+    while deals_now(&server.base).await < 6 {
+        assert!(start.elapsed() < Duration::from_secs(60), "the stream did not reach the server");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.child.start_kill().expect("kill -9");
+    let _ = server.child.wait().await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let server = spawn(&w, &db).await;
+    stream.await.expect("stream");
+
+    // What the chain says.
+    let p = crate::market::provider(&w.node.url(), &w.owner);
+    let logs =
+        p.get_logs(&Filter::new().address(w.deployment.hub).from_block(w.deployment.block_number)).await.expect("logs");
+    let chain_deals: BTreeSet<String> = logs
+        .iter()
+        .filter(|l| l.topic0() == Some(&DragonHub::OrdersMatched::SIGNATURE_HASH))
+        .filter_map(|l| l.log_decode::<DragonHub::OrdersMatched>().ok())
+        .map(|l| format!("{:#x}", l.inner.data.dealid))
+        .collect();
+    let inits = logs.iter().filter(|l| l.topic0() == Some(&DragonHub::TaskInitialize::SIGNATURE_HASH)).count();
+    assert_eq!(chain_deals.len() as u64, DEALS);
+    assert_eq!(inits as u64, DEALS);
+
+    // What Dragon says, once caught up.
+    let start = Instant::now();
+    while deals_now(&server.base).await < DEALS {
+        assert!(start.elapsed() < Duration::from_secs(60), "sync did not catch up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let v: Value = reqwest::get(format!("{}/deals?chainId={chain_id}&pageSize=100", server.base))
+        .await
+        .expect("deals")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["count"], DEALS, "no deal applied twice");
+    let listed: BTreeSet<String> =
+        v["deals"].as_array().expect("deals").iter().filter_map(|d| d["dealid"].as_str().map(str::to_owned)).collect();
+    assert_eq!(listed, chain_deals);
+    for d in &listed {
+        let one: Value = reqwest::get(format!("{}/deals/{d}?chainId={chain_id}", server.base))
+            .await
+            .expect("deal")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(one["tasks"][0]["status"], "ACTIVE", "the task event of {d} was applied: {one}");
+    }
+    let got: Value =
+        reqwest::get(format!("{}/workerpoolorders/{}?chainId={chain_id}", server.base, pool.order_hash(&w.domain)))
+            .await
+            .expect("pool")
+            .json()
+            .await
+            .expect("json");
+    assert_eq!(got["remaining"], 1000 - DEALS, "each deal lowered the pool's volume exactly once");
+    let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    let events: i64 = client.query_one("SELECT count(*) FROM task_events", &[]).await.expect("count").get(0);
+    assert_eq!(events as u64, DEALS, "each task event applied exactly once");
+    drop(server);
+}

@@ -504,17 +504,34 @@ async fn sdk8_publishes_lists_fetches_and_unpublishes_every_kind() {
     // What `iexec app run` does: the cheapest app and workerpool orders, as Dragon serves them (uint256 as
     // decimal strings), go into the SDK's matchOrders on Dragon's hub, and the deal is made on chain. Then the
     // requester's deals, with every filter the SDK sends.
-    let filters = json!({"appAddress": "$app", "datasetAddress": "$dataset", "workerpoolAddress": "$workerpool",
-                         "page": 1, "pageSize": 10});
-    let run =
-        flows.ok("deals", json!({"match": true, "timeoutMs": 0, "allowMissing": true, "dealOptions": filters})).await;
+    let filters = json!({"appAddress": "$app", "workerpoolAddress": "$workerpool", "page": 0, "pageSize": 10});
+    let run = flows.ok("deals", json!({"match": true, "timeoutMs": 30000, "dealOptions": filters})).await;
     let m = &run["match"];
     assert!(m["dealid"].as_str().is_some_and(|d| d.len() == 66), "{run}");
     assert_eq!(m["volume"], "1", "{run}");
     assert_eq!(m["apporder"]["appprice"], "1");
     assert_eq!(m["workerpoolorder"]["workerpoolprice"], "1");
     assert_eq!(m["workerpoolorder"]["trust"], "5", "the cheapest workerpool order of category 0 first");
-    assert!(run["deals"].is_array() && run["count"].is_u64(), "the envelope: {run}");
+    // Chain sync saw the deal the SDK made directly on chain: the SDK lists it among the requester's deals
+    // (with every filter), and Dragon's book lost the volume the deal consumed.
+    assert_eq!(run["found"], true, "fetchRequesterDeals lists the deal made on chain: {run}");
+    assert!(run["count"].as_u64().is_some_and(|c| c >= 1), "{run}");
+    // The deal has no dataset: a dataset filter leaves it out.
+    let with_dataset = json!({"appAddress": "$app", "datasetAddress": "$dataset", "page": 0, "pageSize": 10});
+    let none = flows.ok("deals", json!({"match": false, "dealOptions": with_dataset})).await;
+    assert_eq!(none["count"], 0, "{none}");
+    let (s, deal) = server.get(&format!("/deals/{}", m["dealid"].as_str().unwrap_or_default())).await;
+    assert_eq!(s, 200, "{deal}");
+    assert_eq!(
+        deal["requester"],
+        KEY1.parse::<alloy::signers::local::PrivateKeySigner>().expect("key").address().to_checksum(None)
+    );
+    for (kind, k) in [("app", OrderKind::App), ("workerpool", OrderKind::Workerpool)] {
+        let o = AnyOrder::from_json(k, &m[format!("{kind}order")].to_string()).expect("order");
+        let volume: u64 = m[format!("{kind}order")]["volume"].as_str().and_then(|v| v.parse().ok()).expect("volume");
+        let (_, got) = server.get(&format!("/{kind}orders/{}", o.order_hash(&w.domain))).await;
+        assert_eq!(got["remaining"], volume - 1, "{kind} order lowered by the direct deal: {got}");
+    }
 
     // Unpublish, per kind: 3 fresh orders, then by hash, last, all (requests in category 1 again: no match).
     let out = flows

@@ -144,7 +144,7 @@ async fn a_posted_request_becomes_a_deal_on_chain_with_no_other_action() {
     assert_eq!(on_chain.requester, w.requester.address());
     assert_eq!(deal["requester"], w.requester.address().to_checksum(None));
     assert_eq!(deal["volume"], 3);
-    assert_eq!(deal["workerpool"]["price"], "5");
+    assert_eq!(deal["workerpool"]["price"], 5);
     assert_eq!(deal["app"]["pointer"], w.app.to_checksum(None));
     assert_eq!(deal["requestHash"], h(&w, &req));
     // The deal with its tasks, not yet initialized.
@@ -261,7 +261,9 @@ async fn without_gas_money_deals_wait_then_settle_in_one_batch_with_one_failing_
     // The pool's remaining volume is what the chain consumed: 2 + 2 + 1.
     assert_eq!(consumed(&w, &h(&w, &pool)).await, U256::from(5));
     until("the pool's remaining", async || {
-        (order(&server, "workerpool", &h(&w, &pool)).await["remaining"] == 95).then_some(())
+        let o = order(&server, "workerpool", &h(&w, &pool)).await;
+
+        (o["remaining"] == 95).then_some(())
     })
     .await;
     server.shutdown().await;
