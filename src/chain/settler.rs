@@ -294,7 +294,7 @@ impl Settler {
         if let Err(e) = self.mark_submitted(&ids, hash).await {
             tracing::warn!(error = %e, "recording a submitted settlement failed; chain sync will still see it");
         }
-        let receipt = match self.receipt(pending, tx, &ids, &mut hash, stats).await {
+        let receipt = match self.receipt(pending, &tx, &ids, &mut hash, stats).await {
             Some(r) => r,
             None => {
                 let reason = "transaction dropped (not mined after every fee bump)".to_string();
@@ -313,7 +313,8 @@ impl Settler {
                     let _ = Box::pin(self.settle(&[*id], stats)).await;
                 }
             } else {
-                self.fail(vec![(ids[0], format!("transaction {hash} reverted"))]).await;
+                let reason = self.replay(&tx).await.unwrap_or_else(|| format!("transaction {hash} reverted"));
+                self.fail(vec![(ids[0], reason)]).await;
             }
             return Ok(());
         }
@@ -339,7 +340,7 @@ impl Settler {
     async fn receipt(
         &self,
         first: alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
-        tx: TransactionRequest,
+        tx: &TransactionRequest,
         ids: &[i64],
         hash: &mut B256,
         stats: &SettlerStats,
@@ -385,6 +386,19 @@ impl Settler {
             }
         }
         None
+    }
+
+    /// Why a mined transaction reverted: the same call simulated on the latest state, whose revert reason is
+    /// what the next attempt would meet (the state it reverted on may be gone already).
+    async fn replay(&self, tx: &TransactionRequest) -> Option<String> {
+        let call = tx.clone().with_from(self.operator);
+        match self.provider.call(call).await {
+            Ok(_) => None,
+            Err(e) => match classify(&alloy::contract::Error::TransportError(e)) {
+                SendError::Final(reason) => Some(reason),
+                _ => None,
+            },
+        }
     }
 
     async fn mark_submitted(&self, ids: &[i64], tx: B256) -> Result<(), crate::store::StoreError> {
@@ -515,6 +529,9 @@ impl Settler {
         }
         dead.sort();
         dead.dedup();
+        for h in &dead {
+            tracing::info!(order = %h, "order closed as dead: its settlement cannot succeed");
+        }
         let closed =
             crate::store::orders::close_at_block(&*tx, &dead, OrderStatus::Dead, 0, "refused by the hub").await?;
         // The chain's consumed volume bounds what can come back, even before chain sync has seen why.

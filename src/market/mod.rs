@@ -453,6 +453,7 @@ impl Sequencer {
             (self.listener)(&MarketEvent::Unpublished { kind: r.kind(), hash: r.hash, category: r.category() });
         }
         let mut after_release = Vec::new();
+        let mut readd = Vec::new();
         for r in u.recomputed {
             let hash = m::OrderHash(r.hash.0.0);
             let current = self.book.get(&r.hash).map_or(0, |o| o.remaining);
@@ -462,7 +463,23 @@ impl Sequencer {
                 self.submit(Input::Lower { hash, remaining: before_release, scope: scope(&r) });
             }
             if r.remaining < back {
-                after_release.push((hash, r.remaining, scope(&r)));
+                // The chain has less than the failed proposals held (someone else consumed it meanwhile). A
+                // release would hand the engine volume that is gone, and the engine matches released volume at
+                // once; so the order leaves the engine first (a cancelled order gets nothing back) and returns
+                // with what is truly left, as a new arrival. Other pending proposals still holding it keep it
+                // in the engine: then it is lowered right after the release instead.
+                let held_elsewhere = self.engine.proposals.iter().any(|p| {
+                    let d = p.value();
+                    [Some(d.app), d.dataset, Some(d.workerpool), Some(d.request)].contains(&Some(hash))
+                });
+                if held_elsewhere {
+                    after_release.push((hash, r.remaining, scope(&r)));
+                } else {
+                    self.submit(Input::Cancel { hash, scope: scope(&r) });
+                    if r.remaining > 0 {
+                        readd.push(r.engine_order());
+                    }
+                }
             }
             let r = Arc::new(r);
             if r.remaining > 0 {
@@ -477,6 +494,9 @@ impl Sequencer {
         }
         for (hash, remaining, scope) in after_release {
             self.submit(Input::Lower { hash, remaining, scope });
+        }
+        for order in readd {
+            self.submit(Input::Add(order));
         }
         for id in u.confirmed {
             if let Some((_, d)) = self.engine.proposals.remove(&id) {

@@ -428,3 +428,169 @@ async fn a_reorg_is_undone_exactly() {
     .await;
     server.shutdown().await;
 }
+
+async fn mine(w: &World, blocks: u64) {
+    let p = provider(&w.node.url(), &w.owner);
+    for _ in 0..blocks {
+        let _: Value = p.raw_request("evm_mine".into(), ()).await.expect("evm_mine");
+    }
+}
+
+async fn automine(w: &World, on: bool) {
+    let p = provider(&w.node.url(), &w.owner);
+    let _: Value = p.raw_request("evm_setAutomine".into(), (on,)).await.expect("evm_setAutomine");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_carries_deals_and_task_changes_and_confirmations_delay_them() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let w = World::new().await;
+    let mut config = settling(&w, database().await);
+    config.sync.confirmations = 2;
+    let server = Server::start(config).await;
+    let url = format!("{}/feed", server.base.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect /feed");
+    let sub = serde_json::json!({"op": "subscribe", "chainId": w.deployment.chain_id, "topic": "deals"});
+    ws.send(Message::text(sub.to_string())).await.expect("send");
+    let mut next = async || loop {
+        let m = tokio::time::timeout(Duration::from_secs(20), ws.next()).await.expect("an event in time");
+        if let Some(Ok(Message::Text(t))) = m {
+            let v: Value = serde_json::from_str(t.as_str()).expect("JSON");
+            if v.get("event").is_some() {
+                return v;
+            }
+        }
+    };
+    let app = w.app_order(2, 100, 1);
+    let pool = w.pool_order(5, 10, 1, 2);
+    let req = w.request(&w.requester, 8, 1, 1, 3);
+    for (key, o) in [(&w.owner, &app), (&w.owner, &pool), (&w.requester, &req)] {
+        assert_eq!(server.publish(key, o).await.0, 201);
+    }
+    assert_eq!(next().await["event"], "deal_proposed");
+    // Settled on chain at once, but listed only after two more blocks (confirmations = 2).
+    let proposal = until("the settlement transaction", async || {
+        proposals(&server, &h(&w, &req)).await.into_iter().find(|p| p["transactionHash"].is_string())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(deals_of(&server, &h(&w, &req)).await.is_empty(), "not listed before its confirmations");
+    assert_eq!(proposals(&server, &h(&w, &req)).await[0]["status"], "submitted", "{proposal}");
+    mine(&w, 2).await;
+    let created = next().await;
+    assert_eq!(created["event"], "deal_created", "{created}");
+    let dealid = created["data"]["dealid"].as_str().expect("dealid").to_owned();
+    assert_eq!(created["data"]["requestHash"], h(&w, &req));
+    assert_eq!(deals_of(&server, &h(&w, &req)).await.len(), 1);
+    // A task initialized on chain: `task_updated` once confirmed.
+    let hub = DragonHub::new(w.deployment.hub, provider(&w.node.url(), &w.owner));
+    hub.initialize(dealid.parse().expect("id"), U256::ZERO)
+        .send()
+        .await
+        .expect("init")
+        .get_receipt()
+        .await
+        .expect("mined");
+    mine(&w, 2).await;
+    let task = next().await;
+    assert_eq!(
+        (task["event"].as_str(), task["data"]["status"].as_str()),
+        (Some("task_updated"), Some("ACTIVE")),
+        "{task}"
+    );
+    assert_eq!(task["data"]["dealid"], dealid);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_settlement_is_replaced_with_higher_fees_and_settles_once() {
+    let w = World::new().await;
+    let mut config = settling(&w, database().await);
+    config.settler.receipt_timeout = Duration::from_secs(2);
+    let server = Server::start(config).await;
+    let app = w.app_order(2, 100, 1);
+    let pool = w.pool_order(5, 10, 1, 2);
+    for o in [&app, &pool] {
+        assert_eq!(server.publish(&w.owner, o).await.0, 201);
+    }
+    // Blocks stop: the settlement waits in the mempool past the receipt timeout and is replaced.
+    automine(&w, false).await;
+    let req = w.request(&w.requester, 8, 2, 1, 3);
+    assert_eq!(server.publish(&w.requester, &req).await.0, 201);
+    let first = until("the first transaction", async || {
+        proposals(&server, &h(&w, &req))
+            .await
+            .into_iter()
+            .find_map(|p| p["transactionHash"].as_str().map(str::to_owned))
+    })
+    .await;
+    let second = until("a replacement", async || {
+        let p = proposals(&server, &h(&w, &req)).await;
+        p[0]["transactionHash"].as_str().filter(|t| *t != first).map(str::to_owned)
+    })
+    .await;
+    mine(&w, 1).await;
+    automine(&w, true).await;
+    let deal = until("the deal", async || deals_of(&server, &h(&w, &req)).await.into_iter().next()).await;
+    assert_eq!(deal["transactionHash"], second, "the replacement was mined, not the original");
+    assert_eq!(consumed(&w, &h(&w, &req)).await, U256::from(2), "settled once");
+    let p = proposals(&server, &h(&w, &req)).await;
+    assert_eq!((p.len(), p[0]["status"].as_str()), (1, Some("settled")));
+    let metrics = reqwest::get(format!("{}/metrics", server.base)).await.expect("metrics").text().await.expect("text");
+    assert!(
+        metrics.lines().any(|l| l.strip_prefix("dragon_settle_replaced_total ").is_some_and(|v| v != "0")),
+        "{metrics}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volume_consumed_by_someone_else_meanwhile_is_never_released_to_the_book() {
+    let w = World::new().await;
+    let server = Server::start(settling(&w, database().await)).await;
+    let op = operator().address();
+    set_balance(&w, op, U256::ZERO).await;
+    let app = w.app_order(2, 100, 1);
+    let pool = w.pool_order(5, 3, 1, 2);
+    for o in [&app, &pool] {
+        assert_eq!(server.publish(&w.owner, o).await.0, 201);
+    }
+    // Dragon proposes the pool's whole volume to a request; the settler cannot send it yet.
+    let req = w.request(&w.requester, 8, 3, 1, 3);
+    assert_eq!(server.publish(&w.requester, &req).await.0, 201);
+    until("the proposal", async || proposals(&server, &h(&w, &req)).await.into_iter().next()).await;
+    // Meanwhile someone matches the same pool order directly on chain, for all of its volume.
+    let theirs = w.request(&w.other, 8, 3, 1, 4);
+    let (AnyOrder::App(a), AnyOrder::Workerpool(p), AnyOrder::Request(r)) = (&app, &pool, &theirs) else {
+        unreachable!()
+    };
+    let hub = DragonHub::new(w.deployment.hub, provider(&w.node.url(), &w.other));
+    hub.matchOrders(a.into(), sol::DatasetOrder::none(), p.into(), r.into())
+        .send()
+        .await
+        .expect("matchOrders")
+        .get_receipt()
+        .await
+        .expect("mined");
+    // Gas money back: Dragon's deal fails (nothing left), and the pool's volume does not come back.
+    set_balance(&w, op, U256::from(10u128.pow(20))).await;
+    let failed = until("the failure", async || {
+        proposals(&server, &h(&w, &req)).await.into_iter().find(|p| p["status"] == "failed")
+    })
+    .await;
+    assert!(failed["reason"].as_str().is_some_and(|r| r.contains("0x60")), "volume 0 on chain: {failed}");
+    let o = until("the request back in the book", async || {
+        let o = order(&server, "request", &h(&w, &req)).await;
+        (o["status"] == "open").then_some(o)
+    })
+    .await;
+    assert_eq!(o["remaining"], 3);
+    let pool_now = order(&server, "workerpool", &h(&w, &pool)).await;
+    assert_eq!((pool_now["status"].as_str(), pool_now["remaining"].as_u64()), (Some("filled"), Some(0)), "{pool_now}");
+    // No new proposal: nothing left to match it with.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(proposals(&server, &h(&w, &req)).await.len(), 1);
+    assert_eq!(server.get("/deals").await.1["count"], 1, "only their deal");
+    server.shutdown().await;
+}
