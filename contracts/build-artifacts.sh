@@ -3,7 +3,8 @@
 #   contracts/artifacts/<Name>.json = {"abi": [...], "bytecode": "0x..."}
 # With --check, writes them to a temporary directory instead and fails if they differ from the
 # committed ones (CI runs this). Both modes also check that the hub's ABI has PoCo's interface
-# (scripts/check-poco-abi.js).
+# (scripts/check-poco-abi.js, against the ABI published in npm @iexec/poco) and that the hub and its
+# delegatecalled task module have the same storage layout (scripts/check-storage-layout.js).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -18,6 +19,7 @@ if [ ! -x node_modules/.bin/forge ]; then
   npm ci --no-audit --no-fund
 fi
 node_modules/.bin/forge build --skip test --skip script
+node scripts/check-storage-layout.js out
 
 if [ "$check" = 1 ]; then
   tmp=$(mktemp -d)

@@ -1,180 +1,140 @@
 #!/usr/bin/env node
-// Checks that artifacts/DragonHub.json exposes PoCo v5's hub interface: every function and event
-// signature below (written from iExec's published interfaces IexecPoco1/2, IexecOrderManagement,
-// IexecEscrowToken, IexecERC20, IexecCategoryManager, IexecPocoAccessors, IexecAccessorsABILegacy,
-// IexecConfiguration, IOwnable) must be present with the same canonical types.
-// Not provided by Dragon (admin or v6-only): configure, importScore, setTeeBroker, setCallbackGas,
-// changeRegistries, assertDatasetDealCompatibility.
+// Checks that DragonHub's ABI is PoCo v5's hub interface, against the ABI iExec publishes in npm
+// `@iexec/poco` (pinned in package.json): the hardhat artifacts of `IexecInterfaceToken` (the token-mode
+// hub the SDK talks to) and `IexecInterfaceTokenABILegacy` (the legacy accessors iExec's Java middleware
+// calls). Every function and event there must exist in DragonHub with the same canonical signature,
+// the same outputs (clients decode them), the same indexed topics (log filters and decoders depend on
+// them) and a compatible mutability, unless it is in EXCLUDED below.
+// Usage: check-poco-abi.js [DragonHub artifact]
 'use strict';
 const fs = require('fs');
 const path = require('path');
 
+const POCO = path.join(__dirname, '..', 'node_modules', '@iexec', 'poco');
+const PUBLISHED = [
+  'artifacts/contracts/IexecInterfaceToken.sol/IexecInterfaceToken.json',
+  'artifacts/contracts/IexecInterfaceTokenABILegacy.sol/IexecInterfaceTokenABILegacy.json',
+];
+
 const APP = '(address,uint256,uint256,bytes32,address,address,address,bytes32,bytes)';
-const DATASET = APP;
 const POOL = '(address,uint256,uint256,bytes32,uint256,uint256,address,address,address,bytes32,bytes)';
 const REQ =
   '(address,uint256,address,uint256,address,uint256,address,uint256,bytes32,uint256,uint256,address,address,string,bytes32,bytes)';
-const ORDERS = `${APP},${DATASET},${POOL},${REQ}`;
 
-const functions = [
-  // IexecPoco1
-  'verifySignature(address,bytes32,bytes)',
-  'verifyPresignature(address,bytes32)',
-  'verifyPresignatureOrSignature(address,bytes32,bytes)',
-  `matchOrders(${ORDERS})`,
-  `sponsorMatchOrders(${ORDERS})`,
-  // IexecPoco2
-  'initialize(bytes32,uint256)',
-  'claim(bytes32)',
-  'contribute(bytes32,bytes32,bytes32,address,bytes,bytes)',
-  'contributeAndFinalize(bytes32,bytes32,bytes,bytes,address,bytes,bytes)',
-  'reveal(bytes32,bytes32)',
-  'reopen(bytes32)',
-  'finalize(bytes32,bytes,bytes)',
-  'initializeArray(bytes32[],uint256[])',
-  'claimArray(bytes32[])',
-  'initializeAndClaimArray(bytes32[],uint256[])',
-  // IexecOrderManagement
-  `manageAppOrder((${APP},uint8,bytes))`,
-  `manageDatasetOrder((${DATASET},uint8,bytes))`,
-  `manageWorkerpoolOrder((${POOL},uint8,bytes))`,
-  `manageRequestOrder((${REQ},uint8,bytes))`,
-  // IexecEscrowToken + IexecTokenSpender
-  'deposit(uint256)',
-  'depositFor(uint256,address)',
-  'depositForArray(uint256[],address[])',
-  'withdraw(uint256)',
-  'withdrawTo(uint256,address)',
-  'recover()',
-  'receiveApproval(address,uint256,address,bytes)',
-  // IexecERC20
-  'transfer(address,uint256)',
-  'approve(address,uint256)',
-  'transferFrom(address,address,uint256)',
-  'increaseAllowance(address,uint256)',
-  'decreaseAllowance(address,uint256)',
-  'approveAndCall(address,uint256,bytes)',
-  // IexecCategoryManager
-  'createCategory(string,string,uint256)',
-  // IexecPocoAccessors
-  'viewDeal(bytes32)',
-  'viewTask(bytes32)',
-  `computeDealVolume(${ORDERS})`,
-  'viewConsumed(bytes32)',
-  'viewPresigned(bytes32)',
-  'viewContribution(bytes32,address)',
-  'viewScore(address)',
-  'resultFor(bytes32)',
-  'name()',
-  'symbol()',
-  'decimals()',
-  'totalSupply()',
-  'balanceOf(address)',
-  'frozenOf(address)',
-  'allowance(address,address)',
-  'viewAccount(address)',
-  'token()',
-  'viewCategory(uint256)',
-  'countCategory()',
-  'appregistry()',
-  'datasetregistry()',
-  'workerpoolregistry()',
-  'teebroker()',
-  'callbackgas()',
-  'viewDataset(address)',
-  'viewApp(address)',
-  'viewWorkerpool(address)',
-  'contribution_deadline_ratio()',
-  'reveal_deadline_ratio()',
-  'final_deadline_ratio()',
-  'workerpool_stake_ratio()',
-  'kitty_ratio()',
-  'kitty_min()',
-  'kitty_address()',
-  'groupmember_purpose()',
-  'eip712domain_separator()',
-  // IexecAccessorsABILegacy
-  'viewAccountABILegacy(address)',
-  'viewDealABILegacy_pt1(bytes32)',
-  'viewDealABILegacy_pt2(bytes32)',
-  'viewTaskABILegacy(bytes32)',
-  'viewContributionABILegacy(bytes32,address)',
-  'viewCategoryABILegacy(uint256)',
-  'viewConfigABILegacy(bytes32)',
-  // IexecConfiguration / IOwnable
-  'domain()',
-  'updateDomainSeparator()',
-  'owner()',
-  'renounceOwnership()',
-  'transferOwnership(address)',
-];
-
-const events = [
-  'Transfer(address,address,uint256)',
-  'Approval(address,address,uint256)',
-  'Reward(address,uint256,bytes32)',
-  'Seize(address,uint256,bytes32)',
-  'Lock(address,uint256)',
-  'Unlock(address,uint256)',
-  'CreateCategory(uint256,string,string,uint256)',
-  'SignedAppOrder(bytes32)',
-  'SignedDatasetOrder(bytes32)',
-  'SignedWorkerpoolOrder(bytes32)',
-  'SignedRequestOrder(bytes32)',
-  'ClosedAppOrder(bytes32)',
-  'ClosedDatasetOrder(bytes32)',
-  'ClosedWorkerpoolOrder(bytes32)',
-  'ClosedRequestOrder(bytes32)',
-  'SchedulerNotice(address,bytes32)',
-  'OrdersMatched(bytes32,bytes32,bytes32,bytes32,bytes32,uint256)',
-  'DealSponsored(bytes32,address)',
-  'AccurateContribution(address,bytes32)',
-  'FaultyContribution(address,bytes32)',
-  'TaskInitialize(bytes32,address)',
-  'TaskContribute(bytes32,address,bytes32)',
-  'TaskConsensus(bytes32,bytes32)',
-  'TaskReveal(bytes32,address,bytes32)',
-  'TaskReopen(bytes32)',
-  'TaskFinalize(bytes32,bytes)',
-  'TaskClaimed(bytes32)',
-  'OwnershipTransferred(address,address)',
-];
-
-// Output shapes clients decode (viewDeal / viewTask / viewContribution / viewAccount / viewCategory).
-const outputs = {
-  'viewDeal(bytes32)':
-    '((address,address,uint256),(address,address,uint256),(address,address,uint256),uint256,uint256,bytes32,address,address,address,string,uint256,uint256,uint256,uint256,uint256,address)',
-  'viewTask(bytes32)':
-    '(uint8,bytes32,uint256,uint256,uint256,uint256,uint256,bytes32,uint256,uint256,address[],bytes32,bytes,uint256,bytes)',
-  'viewContribution(bytes32,address)': '(uint8,bytes32,bytes32,address,uint256)',
-  'viewAccount(address)': '(uint256,uint256)',
-  'viewCategory(uint256)': '(string,string,uint256)',
-  'domain()': '(string,string,uint256,address)',
-};
+// What Dragon deliberately does not provide. Each entry must still be in the published ABI and absent from
+// DragonHub: a stale entry fails the check, so the list cannot hide a regression.
+const EXCLUDED = new Map([
+  // Administration of PoCo's proxy deployment: Dragon's hub is configured once by its constructor.
+  ['function configure(address,string,string,uint8,address,address,address,address)', 'admin: constructor does it'],
+  ['function setTeeBroker(address)', 'admin: no TEE broker on Dragon (teebroker() is zero)'],
+  ['function setCallbackGas(uint256)', 'admin: callback gas is a constant'],
+  ['function setName(address,string)', 'admin: ENS reverse names'],
+  ['function importScore(address)', 'v3 -> v5 score migration: no v3 hub to import from'],
+  // On-chain order broadcast: Dragon's order book is the exchange server, not event logs.
+  [`function broadcastAppOrder(${APP})`, 'order book is off chain'],
+  [`function broadcastDatasetOrder(${APP})`, 'order book is off chain'],
+  [`function broadcastWorkerpoolOrder(${POOL})`, 'order book is off chain'],
+  [`function broadcastRequestOrder(${REQ})`, 'order book is off chain'],
+  [`event BroadcastAppOrder(${APP})`, 'order book is off chain'],
+  [`event BroadcastDatasetOrder(${APP})`, 'order book is off chain'],
+  [`event BroadcastWorkerpoolOrder(${POOL})`, 'order book is off chain'],
+  [`event BroadcastRequestOrder(${REQ})`, 'order book is off chain'],
+  // IexecEscrowTokenSwap: native-currency deposits swapped to RLC through Uniswap; Dragon is token mode only.
+  ['function UniswapV2Router()', 'no Uniswap swap module'],
+  ['function depositEth()', 'no Uniswap swap module'],
+  ['function depositEthFor(address)', 'no Uniswap swap module'],
+  ['function safeDepositEth(uint256)', 'no Uniswap swap module'],
+  ['function safeDepositEthFor(uint256,address)', 'no Uniswap swap module'],
+  ['function withdrawEth(uint256)', 'no Uniswap swap module'],
+  ['function withdrawEthTo(uint256,address)', 'no Uniswap swap module'],
+  ['function safeWithdrawEth(uint256,uint256)', 'no Uniswap swap module'],
+  ['function safeWithdrawEthTo(uint256,uint256,address)', 'no Uniswap swap module'],
+  ['function estimateDepositEthSent(uint256)', 'no Uniswap swap module'],
+  ['function estimateDepositTokenWanted(uint256)', 'no Uniswap swap module'],
+  ['function estimateWithdrawEthWanted(uint256)', 'no Uniswap swap module'],
+  ['function estimateWithdrawTokenSent(uint256)', 'no Uniswap swap module'],
+  ['function requestToken(uint256)', 'no Uniswap swap module'],
+  ['function requestTokenFor(uint256,address)', 'no Uniswap swap module'],
+  [`function matchOrdersWithEth(${APP},${APP},${POOL},${REQ})`, 'no Uniswap swap module'],
+]);
 
 function canon(p) {
   if (p.type.startsWith('tuple')) return `(${p.components.map(canon).join(',')})${p.type.slice(5)}`;
   return p.type;
 }
 
-const file = process.argv[2] || path.join(__dirname, '..', 'artifacts', 'DragonHub.json');
-const abi = JSON.parse(fs.readFileSync(file, 'utf8')).abi;
-const have = new Map();
-for (const e of abi) {
-  if (e.type === 'function' || e.type === 'event') {
-    have.set(`${e.type} ${e.name}(${e.inputs.map(canon).join(',')})`, e);
+function key(e) {
+  return `${e.type} ${e.name}(${e.inputs.map(canon).join(',')})`;
+}
+
+// view and pure are both read-only calls for a client; what matters is read-only vs state-changing and
+// whether value can be sent.
+function mutabilityClass(m) {
+  return m === 'view' || m === 'pure' ? 'read-only' : m;
+}
+
+function loadAbi(file) {
+  return JSON.parse(fs.readFileSync(file, 'utf8')).abi;
+}
+
+const published = [];
+for (const rel of PUBLISHED) {
+  const file = path.join(POCO, rel);
+  if (!fs.existsSync(file)) {
+    console.error(`${file} not found: run npm ci in contracts/ (@iexec/poco is a pinned devDependency)`);
+    process.exit(1);
+  }
+  published.push(...loadAbi(file));
+}
+const pocoVersion = JSON.parse(fs.readFileSync(path.join(POCO, 'package.json'), 'utf8')).version;
+
+const hubFile = process.argv[2] || path.join(__dirname, '..', 'artifacts', 'DragonHub.json');
+const hub = new Map();
+for (const e of loadAbi(hubFile)) if (e.type === 'function' || e.type === 'event') hub.set(key(e), e);
+
+const problems = [];
+const checked = new Set();
+let functions = 0;
+let events = 0;
+for (const p of published) {
+  // PoCo's proxy fallback/receive are not part of the interface a client calls by name.
+  if (p.type !== 'function' && p.type !== 'event') continue;
+  const k = key(p);
+  if (checked.has(k)) continue;
+  checked.add(k);
+  const h = hub.get(k);
+  if (EXCLUDED.has(k)) {
+    if (h) problems.push(`${k} is implemented: remove it from EXCLUDED in check-poco-abi.js`);
+    continue;
+  }
+  if (!h) {
+    problems.push(`missing ${k}`);
+    continue;
+  }
+  if (p.type === 'function') {
+    ++functions;
+    const want = p.outputs.map(canon).join(',');
+    const got = h.outputs.map(canon).join(',');
+    if (want !== got) problems.push(`${k} returns (${got}), PoCo returns (${want})`);
+    if (mutabilityClass(p.stateMutability) !== mutabilityClass(h.stateMutability)) {
+      problems.push(`${k} is ${h.stateMutability}, PoCo's is ${p.stateMutability}`);
+    }
+  } else {
+    ++events;
+    const want = p.inputs.map((i) => (i.indexed ? 'indexed ' : '') + canon(i)).join(',');
+    const got = h.inputs.map((i) => (i.indexed ? 'indexed ' : '') + canon(i)).join(',');
+    if (want !== got || !!p.anonymous !== !!h.anonymous) problems.push(`${k} is (${got}), PoCo's is (${want})`);
   }
 }
-const missing = [];
-for (const f of functions) if (!have.has(`function ${f}`)) missing.push(`function ${f}`);
-for (const e of events) if (!have.has(`event ${e}`)) missing.push(`event ${e}`);
-for (const [f, out] of Object.entries(outputs)) {
-  const e = have.get(`function ${f}`);
-  const got = e && e.outputs.map(canon).join(',');
-  if (e && got !== out) missing.push(`function ${f} returns ${out} (has ${got})`);
+for (const k of EXCLUDED.keys()) {
+  if (!checked.has(k)) problems.push(`${k} is in EXCLUDED but not in @iexec/poco ${pocoVersion}'s ABI: remove it`);
 }
-if (missing.length) {
-  console.error('DragonHub ABI is not PoCo-compatible; missing or different:\n  ' + missing.join('\n  '));
+
+if (problems.length) {
+  console.error(`DragonHub ABI differs from @iexec/poco ${pocoVersion}'s hub interface:\n  ${problems.join('\n  ')}`);
   process.exit(1);
 }
-console.log(`PoCo ABI check: ${functions.length} functions and ${events.length} events present`);
+console.log(
+  `PoCo ABI check (@iexec/poco ${pocoVersion}): ${functions} functions and ${events} events match, ` +
+    `${EXCLUDED.size} deliberately excluded`,
+);

@@ -44,6 +44,9 @@ const artifacts = {
   Dataset: load('Datasets.sol', 'Dataset'),
   Workerpool: load('Workerpools.sol', 'Workerpool'),
   DragonHub: mergedHub(),
+  // The task module on its own: never deployed by clients (the hub's constructor does it), but its ABI is
+  // what the Rust side decodes the module's custom errors with (src/chain/revert.rs).
+  DragonTasks: load('DragonTasks.sol', 'DragonTasks'),
 };
 
 fs.mkdirSync(dest, { recursive: true });

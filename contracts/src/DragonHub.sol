@@ -347,6 +347,13 @@ contract DragonHub is HubStorage {
             if (wi.owner == address(0)) return (0, "iExecV5-matchOrders-0x40");
             if (!_signedBy(wi.owner, wi.hash, w.sign)) return (0, "iExecV5-matchOrders-0x41");
             (uint256 stakeRatio, uint256 rewardRatio) = IWorkerpoolPolicies(workerpool).policies();
+            // Dragon's Workerpool bounds both in changePolicy, but a hub deployed over another registry
+            // reads whatever its workerpools answer. Out-of-range policies are a reason like any other
+            // (not a SafeCast revert): a revert here would sink every other deal of a batch, and a
+            // scheduler ratio above 100 would make the deal's tasks impossible to finalize.
+            if (stakeRatio > type(uint128).max || rewardRatio > 100) {
+                return (0, "Dragon: workerpool policy out of range");
+            }
             wi.workerStakeRatio = uint128(stakeRatio);
             wi.schedulerRewardRatio = uint8(rewardRatio);
             wi.verified = true;

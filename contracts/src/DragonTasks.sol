@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {HubStorage} from "./HubStorage.sol";
 import {IexecLibCore_v5} from "./libs/IexecLibCore_v5.sol";
 import {App} from "./registries/Apps.sol";
@@ -30,16 +31,63 @@ contract DragonTasks is HubStorage {
     uint8 private constant C_REJECTED = 3;
 
     // =====================================================================================================
+    // Errors
+    // =====================================================================================================
+    // PoCo's task functions revert without a reason; these carry what a settler or a worker needs to tell
+    // a lost race (someone initialized or finalized first) from a late call or a bad signature without
+    // replaying the transaction. Statuses are PoCo's numbering (task: 0 UNSET, 1 ACTIVE, 2 REVEALING,
+    // 3 COMPLETED, 4 FAILED; contribution: 0 UNSET, 1 CONTRIBUTED, 2 PROVED, 3 REJECTED).
+
+    /// `idx` is outside the deal's [botFirst, botFirst + botSize) (an unknown deal has botSize 0).
+    error TaskIndexOutOfRange(bytes32 dealid, uint256 idx, uint256 botFirst, uint256 botSize);
+    error TaskAlreadyInitialized(bytes32 taskid);
+    error TaskNotActive(bytes32 taskid, uint8 status);
+    error TaskNotRevealing(bytes32 taskid, uint8 status);
+    /// Only ACTIVE and REVEALING tasks can fail by claim.
+    error TaskNotClaimable(bytes32 taskid, uint8 status);
+    error ContributionDeadlineReached(bytes32 taskid, uint256 deadline);
+    error RevealDeadlineReached(bytes32 taskid, uint256 deadline);
+    error FinalDeadlineReached(bytes32 taskid, uint256 deadline);
+    error FinalDeadlineNotReached(bytes32 taskid, uint256 deadline);
+    error AlreadyContributed(bytes32 taskid, address worker);
+    /// A TEE task (tag bit 0) needs an enclave challenge.
+    error EnclaveChallengeRequired(bytes32 taskid);
+    /// The scheduler's EIP-191 signature over (worker, taskid, enclaveChallenge) does not check out.
+    error InvalidAuthorization(bytes32 taskid, address worker, address scheduler);
+    error InvalidEnclaveSignature(bytes32 taskid, address enclaveChallenge);
+    /// Only a CONTRIBUTED contribution can be revealed (not an absent, proved or rejected one).
+    error ContributionNotRevealable(bytes32 taskid, address worker, uint8 status);
+    error ContributionNotInConsensus(bytes32 taskid, address worker, bytes32 resultHash, bytes32 consensus);
+    /// The digest does not hash to the contributed result hash.
+    error ResultHashMismatch(bytes32 taskid, address worker);
+    /// The digest does not hash to the contributed result seal.
+    error ResultSealMismatch(bytes32 taskid, address worker);
+    /// reopen / finalize are the scheduler's (the workerpool owner recorded in the deal).
+    error NotScheduler(bytes32 taskid, address caller, address scheduler);
+    /// reopen needs the reveal deadline passed with nobody having revealed.
+    error CannotReopen(bytes32 taskid, uint256 revealDeadline, uint256 revealCounter);
+    /// finalize needs every winner revealed, or at least one reveal once the reveal deadline passed.
+    error CannotFinalize(bytes32 taskid, uint256 revealCounter, uint256 winnerCounter, uint256 revealDeadline);
+    /// Callback data must be empty without a callback, and otherwise hash to the result digest.
+    error ResultsCallbackMismatch(bytes32 taskid);
+    /// contributeAndFinalize is for a task nobody contributed to yet.
+    error TaskHasContributions(bytes32 taskid);
+    /// contributeAndFinalize is for trust-1 deals only.
+    error TrustNotOne(bytes32 taskid, uint256 trust);
+    error ArrayLengthMismatch(uint256 dealids, uint256 idxs);
+
+    // =====================================================================================================
     // Lifecycle
     // =====================================================================================================
 
     function initialize(bytes32 dealid, uint256 idx) public returns (bytes32 taskid) {
         DealStore storage deal = _deals[dealid];
         uint256 botFirst = deal.botFirst;
-        require(idx >= botFirst && idx < botFirst + deal.botSize);
+        uint256 botSize = deal.botSize;
+        if (idx < botFirst || idx >= botFirst + botSize) revert TaskIndexOutOfRange(dealid, idx, botFirst, botSize);
         taskid = keccak256(abi.encodePacked(dealid, idx));
         TaskStore storage task = _tasks[taskid];
-        require(task.status == UNSET);
+        if (task.status != UNSET) revert TaskAlreadyInitialized(taskid);
         task.dealid = dealid;
         task.status = ACTIVE;
         task.idx = uint48(idx);
@@ -59,9 +107,9 @@ contract DragonTasks is HubStorage {
         DealStore storage deal = _deals[task.dealid];
         ContributionStore storage contribution = _contributions[taskid][msg.sender];
         uint256 timeref = task.timeref;
-        require(task.status == ACTIVE);
-        require(deal.startTime + timeref * CONTRIBUTION_DEADLINE_RATIO > block.timestamp);
-        require(contribution.status == UNSET);
+        _requireStatus(task, taskid, ACTIVE);
+        _requireBeforeContributionDeadline(deal, taskid, timeref);
+        if (contribution.status != UNSET) revert AlreadyContributed(taskid, msg.sender);
         _checkAuthorization(deal, taskid, resultHash, resultSeal, enclaveChallenge, enclaveSign, authorizationSign);
 
         contribution.status = C_CONTRIBUTED;
@@ -103,13 +151,20 @@ contract DragonTasks is HubStorage {
     function reveal(bytes32 taskid, bytes32 resultDigest) external {
         TaskStore storage task = _tasks[taskid];
         ContributionStore storage contribution = _contributions[taskid][msg.sender];
-        require(task.status == REVEALING);
-        require(task.revealDeadline > block.timestamp);
-        require(contribution.status == C_CONTRIBUTED);
+        _requireStatus(task, taskid, REVEALING);
+        uint256 revealDeadline = task.revealDeadline;
+        if (revealDeadline <= block.timestamp) revert RevealDeadlineReached(taskid, revealDeadline);
+        uint8 cstatus = contribution.status;
+        if (cstatus != C_CONTRIBUTED) revert ContributionNotRevealable(taskid, msg.sender, cstatus);
         bytes32 resultHash = contribution.resultHash;
-        require(resultHash == task.consensusValue);
-        require(resultHash == keccak256(abi.encodePacked(taskid, resultDigest)));
-        require(contribution.resultSeal == keccak256(abi.encodePacked(msg.sender, taskid, resultDigest)));
+        bytes32 consensus = task.consensusValue;
+        if (resultHash != consensus) revert ContributionNotInConsensus(taskid, msg.sender, resultHash, consensus);
+        if (resultHash != keccak256(abi.encodePacked(taskid, resultDigest))) {
+            revert ResultHashMismatch(taskid, msg.sender);
+        }
+        if (contribution.resultSeal != keccak256(abi.encodePacked(msg.sender, taskid, resultDigest))) {
+            revert ResultSealMismatch(taskid, msg.sender);
+        }
         contribution.status = C_PROVED;
         task.revealCounter += 1;
         task.resultDigest = resultDigest;
@@ -121,10 +176,12 @@ contract DragonTasks is HubStorage {
     function reopen(bytes32 taskid) external {
         TaskStore storage task = _tasks[taskid];
         DealStore storage deal = _deals[task.dealid];
-        require(msg.sender == deal.workerpoolOwner);
-        require(task.status == REVEALING);
-        require(deal.startTime + uint256(task.timeref) * FINAL_DEADLINE_RATIO > block.timestamp);
-        require(task.revealDeadline <= block.timestamp && task.revealCounter == 0);
+        _requireScheduler(deal, taskid);
+        _requireStatus(task, taskid, REVEALING);
+        _requireBeforeFinalDeadline(deal, task, taskid);
+        if (task.revealDeadline > block.timestamp || task.revealCounter != 0) {
+            revert CannotReopen(taskid, task.revealDeadline, task.revealCounter);
+        }
         bytes32 consensus = task.consensusValue;
         address[] storage contributors = task.contributors;
         for (uint256 i = 0; i < contributors.length; ++i) {
@@ -144,18 +201,18 @@ contract DragonTasks is HubStorage {
         TaskStore storage task = _tasks[taskid];
         bytes32 dealid = task.dealid;
         DealStore storage deal = _deals[dealid];
-        require(msg.sender == deal.workerpoolOwner);
-        require(task.status == REVEALING);
-        require(deal.startTime + uint256(task.timeref) * FINAL_DEADLINE_RATIO > block.timestamp);
+        _requireScheduler(deal, taskid);
+        _requireStatus(task, taskid, REVEALING);
+        _requireBeforeFinalDeadline(deal, task, taskid);
         uint256 revealCounter = task.revealCounter;
-        require(
-            revealCounter == task.winnerCounter || (revealCounter > 0 && task.revealDeadline <= block.timestamp)
-        );
+        if (
+            revealCounter != task.winnerCounter && (revealCounter == 0 || task.revealDeadline > block.timestamp)
+        ) revert CannotFinalize(taskid, revealCounter, task.winnerCounter, task.revealDeadline);
         address callback = deal.callback;
-        require(
-            (callback == address(0) && resultsCallback.length == 0)
-                || keccak256(resultsCallback) == task.resultDigest
-        );
+        if (
+            !(callback == address(0) && resultsCallback.length == 0)
+                && keccak256(resultsCallback) != task.resultDigest
+        ) revert ResultsCallbackMismatch(taskid);
         task.status = COMPLETED;
         if (results.length != 0) task.results = results;
         if (resultsCallback.length != 0) task.resultsCallback = resultsCallback;
@@ -179,16 +236,17 @@ contract DragonTasks is HubStorage {
         TaskStore storage task = _tasks[taskid];
         DealStore storage deal = _deals[task.dealid];
         uint256 timeref = task.timeref;
-        require(task.status == ACTIVE);
-        require(deal.startTime + timeref * CONTRIBUTION_DEADLINE_RATIO > block.timestamp);
-        require(task.contributors.length == 0);
-        require(_dealTrust(deal) == 1);
+        _requireStatus(task, taskid, ACTIVE);
+        _requireBeforeContributionDeadline(deal, taskid, timeref);
+        if (task.contributors.length != 0) revert TaskHasContributions(taskid);
+        uint256 trust = _dealTrust(deal);
+        if (trust != 1) revert TrustNotOne(taskid, trust);
         bytes32 resultHash = keccak256(abi.encodePacked(taskid, resultDigest));
         bytes32 resultSeal = keccak256(abi.encodePacked(msg.sender, taskid, resultDigest));
         address callback = deal.callback;
-        require(
-            (callback == address(0) && resultsCallback.length == 0) || keccak256(resultsCallback) == resultDigest
-        );
+        if (!(callback == address(0) && resultsCallback.length == 0) && keccak256(resultsCallback) != resultDigest) {
+            revert ResultsCallbackMismatch(taskid);
+        }
         _checkAuthorization(deal, taskid, resultHash, resultSeal, enclaveChallenge, enclaveSign, authorizationSign);
 
         ContributionStore storage contribution = _contributions[taskid][msg.sender];
@@ -222,9 +280,10 @@ contract DragonTasks is HubStorage {
     function claim(bytes32 taskid) public {
         TaskStore storage task = _tasks[taskid];
         uint8 status = task.status;
-        require(status == ACTIVE || status == REVEALING);
+        if (status != ACTIVE && status != REVEALING) revert TaskNotClaimable(taskid, status);
         DealStore storage deal = _deals[task.dealid];
-        require(deal.startTime + uint256(task.timeref) * FINAL_DEADLINE_RATIO <= block.timestamp);
+        uint256 finalDeadline = deal.startTime + uint256(task.timeref) * FINAL_DEADLINE_RATIO;
+        if (finalDeadline > block.timestamp) revert FinalDeadlineNotReached(taskid, finalDeadline);
         task.status = FAILED;
 
         uint256 workerpoolPrice = deal.workerpoolPrice;
@@ -232,7 +291,7 @@ contract DragonTasks is HubStorage {
         _unlock(_sponsorOf(deal), deal.appPrice + deal.datasetPrice + workerpoolPrice);
         _seize(deal.workerpoolOwner, poolStake, taskid);
         // PoCo: the seized pool stake is rewarded to the kitty and locked there in one step.
-        _accounts[KITTY_ADDRESS].locked += uint128(poolStake);
+        _accounts[KITTY_ADDRESS].locked += SafeCast.toUint128(poolStake);
         emit Reward(KITTY_ADDRESS, poolStake, taskid);
         emit Lock(KITTY_ADDRESS, poolStake);
 
@@ -245,7 +304,7 @@ contract DragonTasks is HubStorage {
     }
 
     function initializeArray(bytes32[] calldata dealids, uint256[] calldata idxs) external returns (bool) {
-        require(dealids.length == idxs.length);
+        if (dealids.length != idxs.length) revert ArrayLengthMismatch(dealids.length, idxs.length);
         for (uint256 i = 0; i < dealids.length; ++i) {
             initialize(dealids[i], idxs[i]);
         }
@@ -260,7 +319,7 @@ contract DragonTasks is HubStorage {
     }
 
     function initializeAndClaimArray(bytes32[] calldata dealids, uint256[] calldata idxs) external returns (bool) {
-        require(dealids.length == idxs.length);
+        if (dealids.length != idxs.length) revert ArrayLengthMismatch(dealids.length, idxs.length);
         for (uint256 i = 0; i < dealids.length; ++i) {
             claim(initialize(dealids[i], idxs[i]));
         }
@@ -283,18 +342,45 @@ contract DragonTasks is HubStorage {
         bytes calldata enclaveSign,
         bytes calldata authorizationSign
     ) private view {
-        require(enclaveChallenge != address(0) || (deal.tag[31] & 0x01 == 0));
-        require(
-            _verifyEthSigned(
-                deal.workerpoolOwner,
-                keccak256(abi.encodePacked(msg.sender, taskid, enclaveChallenge)),
-                authorizationSign
+        if (enclaveChallenge == address(0) && (deal.tag[31] & 0x01 != 0)) revert EnclaveChallengeRequired(taskid);
+        address scheduler = deal.workerpoolOwner;
+        if (
+            !_verifyEthSigned(
+                scheduler, keccak256(abi.encodePacked(msg.sender, taskid, enclaveChallenge)), authorizationSign
             )
-        );
-        require(
-            enclaveChallenge == address(0)
-                || _verifyEthSigned(enclaveChallenge, keccak256(abi.encodePacked(resultHash, resultSeal)), enclaveSign)
-        );
+        ) revert InvalidAuthorization(taskid, msg.sender, scheduler);
+        if (
+            enclaveChallenge != address(0)
+                && !_verifyEthSigned(enclaveChallenge, keccak256(abi.encodePacked(resultHash, resultSeal)), enclaveSign)
+        ) revert InvalidEnclaveSignature(taskid, enclaveChallenge);
+    }
+
+    function _requireStatus(TaskStore storage task, bytes32 taskid, uint8 expected) private view {
+        uint8 status = task.status;
+        if (status == expected) return;
+        if (expected == ACTIVE) revert TaskNotActive(taskid, status);
+        revert TaskNotRevealing(taskid, status);
+    }
+
+    function _requireBeforeContributionDeadline(DealStore storage deal, bytes32 taskid, uint256 timeref)
+        private
+        view
+    {
+        uint256 deadline = deal.startTime + timeref * CONTRIBUTION_DEADLINE_RATIO;
+        if (deadline <= block.timestamp) revert ContributionDeadlineReached(taskid, deadline);
+    }
+
+    function _requireBeforeFinalDeadline(DealStore storage deal, TaskStore storage task, bytes32 taskid)
+        private
+        view
+    {
+        uint256 deadline = deal.startTime + uint256(task.timeref) * FINAL_DEADLINE_RATIO;
+        if (deadline <= block.timestamp) revert FinalDeadlineReached(taskid, deadline);
+    }
+
+    function _requireScheduler(DealStore storage deal, bytes32 taskid) private view {
+        address scheduler = deal.workerpoolOwner;
+        if (msg.sender != scheduler) revert NotScheduler(taskid, msg.sender, scheduler);
     }
 
     function _sponsorOf(DealStore storage deal) private view returns (address) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IHubEvents} from "./interfaces/IHubEvents.sol";
 import {IexecLibCore_v5} from "./libs/IexecLibCore_v5.sol";
 
@@ -196,10 +197,12 @@ abstract contract HubStorage is IHubEvents {
         emit Seize(account, value, ref);
     }
 
+    /// Rewards only hand back value seized or locked in the same transaction, so the stake cannot exceed
+    /// the total supply (< 2^128); the checked cast turns a broken invariant into a revert
+    /// (`SafeCastOverflowedUintDowncast`) instead of a stake wrapped to a small number.
     function _reward(address account, uint256 value, bytes32 ref) internal {
-        unchecked {
-            _accounts[account].stake += uint128(value);
-        }
+        AccountStore storage a = _accounts[account];
+        a.stake = SafeCast.toUint128(a.stake + value);
         emit Reward(account, value, ref);
     }
 

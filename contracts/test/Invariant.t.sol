@@ -5,13 +5,21 @@ import {Test} from "./utils/Test.sol";
 import {HubFixture} from "./utils/HubFixture.sol";
 import {DragonHub} from "../src/DragonHub.sol";
 import {IexecLibOrders_v5 as O} from "../src/libs/IexecLibOrders_v5.sol";
+import {console} from "./utils/console.sol";
 
 /// Drives the hub through random sequences of deposits, withdrawals, escrow transfers, deals (single and
 /// batched), successful and failed tasks, and replicated tasks with slashing.
 contract EscrowHandler is HubFixture {
     uint256 public ghostDeposited;
     uint256 public ghostWithdrawn;
-    uint256 public dealsMatched;
+    // Ghost counters: what the random run actually did, so a run that only reverted cannot pass unnoticed.
+    uint256 public matchCalls; // matchOne + matchBatch calls
+    uint256 public dealsExpected; // deals whose payer and pool could pay and whose orders were valid
+    uint256 public dealsMatched; // deals the hub settled
+    uint256 public dealsRejected; // deals refused (badly signed or not fundable), as expected
+    uint256 public unexpectedMatchFailures; // a fundable, valid deal that did not settle
+    string public lastUnexpectedFailure;
+    uint256 public tasksInitialized;
     uint256 public tasksDone;
     uint256 public tasksClaimed;
     uint256 private nonce;
@@ -90,26 +98,65 @@ contract EscrowHandler is HubFixture {
         _sign(a);
     }
 
+    uint256 private constant DEAL_COST = APP_PRICE + WORKERPOOL_PRICE; // per task, no dataset
+    uint256 private constant POOL_STAKE = WORKERPOOL_PRICE * 30 / 100; // per task
+
+    /// Whether `payer` and the pool can lock a deal of `volume` tasks now (the only reason a valid deal of
+    /// this handler may be refused).
+    function _fundable(address payer, uint256 volume) internal view returns (bool) {
+        return hub.balanceOf(payer) >= DEAL_COST * volume && hub.balanceOf(scheduler) >= POOL_STAKE * volume;
+    }
+
+    function _unexpected(string memory what) internal {
+        ++unexpectedMatchFailures;
+        lastUnexpectedFailure = what;
+    }
+
     function matchOne(uint256 volume, uint256 trust, bool sponsored) external {
-        O.RequestOrder memory r = _freshRequest(bound(volume, 1, 5), bound(trust, 1, 4));
+        ++matchCalls;
+        volume = bound(volume, 1, 5);
+        O.RequestOrder memory r = _freshRequest(volume, bound(trust, 1, 4));
         O.AppOrder memory a = _app();
         O.WorkerpoolOrder memory w = _pool();
         O.DatasetOrder memory d = _noDatasetOrder();
+        bool fundable = _fundable(sponsored ? sponsor : requester, volume);
+        if (fundable) ++dealsExpected;
+        bool ok;
+        bytes32 id;
+        string memory reason;
         if (sponsored) {
             vm.prank(sponsor);
-            try hub.sponsorMatchOrders(a, d, w, r) returns (bytes32 id) {
-                openDeals.push(id);
-                ++dealsMatched;
-            } catch {}
+            try hub.sponsorMatchOrders(a, d, w, r) returns (bytes32 id_) {
+                (ok, id) = (true, id_);
+            } catch Error(string memory why) {
+                reason = why;
+            } catch {
+                reason = "revert without a reason string";
+            }
         } else {
-            try hub.matchOrders(a, d, w, r) returns (bytes32 id) {
-                openDeals.push(id);
-                ++dealsMatched;
-            } catch {}
+            try hub.matchOrders(a, d, w, r) returns (bytes32 id_) {
+                (ok, id) = (true, id_);
+            } catch Error(string memory why) {
+                reason = why;
+            } catch {
+                reason = "revert without a reason string";
+            }
+        }
+        if (ok) {
+            openDeals.push(id);
+            ++dealsMatched;
+            if (!fundable) _unexpected("settled a deal its payer could not fund");
+        } else {
+            ++dealsRejected;
+            // Only the escrow may refuse a valid deal, and only when it is not fundable.
+            if (fundable || keccak256(bytes(reason)) != keccak256("IexecEscrow: Transfer amount exceeds balance")) {
+                _unexpected(reason);
+            }
         }
     }
 
     function matchBatch(uint256 n, uint256 badMask) external {
+        ++matchCalls;
         n = bound(n, 1, 6);
         O.AppOrder[] memory as_ = new O.AppOrder[](1);
         as_[0] = _app();
@@ -123,12 +170,27 @@ contract EscrowHandler is HubFixture {
             if ((badMask >> i) & 1 == 1) rs[i].sign = hex"00";
             ms[i] = DragonHub.BatchMatch(0, 0, 0, uint32(i));
         }
+        // Which deals should settle: well signed, and fundable after the deals before them locked.
+        uint256 payerLeft = hub.balanceOf(requester);
+        uint256 poolLeft = hub.balanceOf(scheduler);
+        bool[] memory expected = new bool[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            if ((badMask >> i) & 1 == 1 || payerLeft < DEAL_COST || poolLeft < POOL_STAKE) continue;
+            expected[i] = true;
+            payerLeft -= DEAL_COST;
+            poolLeft -= POOL_STAKE;
+            ++dealsExpected;
+        }
         bytes32[] memory ids = hub.matchOrdersBatch(as_, ds, ws, rs, ms);
         for (uint256 i = 0; i < n; ++i) {
-            if (ids[i] != bytes32(0)) {
+            bool settled = ids[i] != bytes32(0);
+            if (settled) {
                 openDeals.push(ids[i]);
                 ++dealsMatched;
+            } else {
+                ++dealsRejected;
             }
+            if (settled != expected[i]) _unexpected(string.concat("batch deal ", vm.toString(i)));
         }
     }
 
@@ -144,6 +206,7 @@ contract EscrowHandler is HubFixture {
         }
         nextIdx[dealid] = idx + 1;
         taskid = tasks.initialize(dealid, idx);
+        ++tasksInitialized;
         ok = true;
     }
 
@@ -204,6 +267,22 @@ contract EscrowHandler is HubFixture {
         ++tasksClaimed;
     }
 
+    /// Liveness after whatever the run did: a freshly funded requester's deal settles and its trust-1 task
+    /// completes, paying the worker.
+    function probeSettlement() external returns (bytes32 dealid) {
+        _fund(requester, DEAL_COST);
+        _fund(scheduler, POOL_STAKE);
+        ghostDeposited += DEAL_COST + POOL_STAKE;
+        O.RequestOrder memory r = _freshRequest(1, 1);
+        dealid = hub.matchOrders(_app(), _noDatasetOrder(), _pool(), r);
+        bytes32 taskid = tasks.initialize(dealid, 0);
+        address worker = workers[0];
+        uint256 before = hub.balanceOf(worker);
+        vm.prank(worker);
+        tasks.contributeAndFinalize(taskid, keccak256("probe"), "", "", address(0), "", _authorization(worker, taskid, address(0)));
+        require(hub.balanceOf(worker) > before, "probe: worker not paid");
+    }
+
     function sumOfAccounts() external view returns (uint256 sum) {
         address[] memory list = actors();
         for (uint256 i = 0; i < list.length; ++i) {
@@ -252,6 +331,23 @@ contract EscrowInvariantTest is Test {
         assertEq(supply, handler.initialSupply() + handler.ghostDeposited() - handler.ghostWithdrawn(), "deposits - withdrawals");
         assertEq(handler.sumOfAccounts(), supply, "sum of accounts");
         assertEq(_rlcBalance(address(hub)), supply, "token balance");
+    }
+
+    /// Every deal the handler expected to settle did (and no other), so the runs are not passing by
+    /// reverting; then, whatever state the run left, a new deal still settles and its task completes.
+    /// The counters are printed (forge test -vv) to show what each run exercised.
+    function afterInvariant() public {
+        console.log("match calls", handler.matchCalls());
+        console.log("deals settled", handler.dealsMatched());
+        console.log("deals expected to settle", handler.dealsExpected());
+        console.log("deals refused as expected", handler.dealsRejected());
+        console.log("tasks initialized", handler.tasksInitialized());
+        console.log("tasks completed", handler.tasksDone());
+        console.log("tasks claimed", handler.tasksClaimed());
+        assertEq(handler.unexpectedMatchFailures(), 0, handler.lastUnexpectedFailure());
+        assertEq(handler.dealsMatched(), handler.dealsExpected(), "deals settled vs expected");
+        assertNotEq(handler.probeSettlement(), bytes32(0));
+        invariant_escrowConservation();
     }
 
     function _hub() internal view returns (address) {

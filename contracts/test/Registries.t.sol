@@ -6,6 +6,7 @@ import {App} from "../src/registries/Apps.sol";
 import {Dataset} from "../src/registries/Datasets.sol";
 import {Workerpool} from "../src/registries/Workerpools.sol";
 import {IexecLibCore_v5 as C} from "../src/libs/IexecLibCore_v5.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 contract RegistriesTest is HubFixture {
     function test_app() public {
@@ -60,8 +61,11 @@ contract RegistriesTest is HubFixture {
         vm.expectRevert(bytes("caller is not the owner"));
         wp.changePolicy(50, 10);
         vm.startPrank(scheduler);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(Workerpool.InvalidSchedulerRewardRatio.selector, 101));
         wp.changePolicy(50, 101);
+        uint256 tooBig = uint256(type(uint128).max) + 1;
+        vm.expectRevert(abi.encodeWithSelector(SafeCast.SafeCastOverflowedUintDowncast.selector, 128, tooBig));
+        wp.changePolicy(tooBig, 10);
         wp.changePolicy(50, 10);
         vm.stopPrank();
         assertEq(wp.m_workerStakeRatioPolicy(), 50);

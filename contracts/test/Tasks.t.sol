@@ -6,6 +6,7 @@ import {Vm} from "./utils/Vm.sol";
 import {IexecLibOrders_v5 as O} from "../src/libs/IexecLibOrders_v5.sol";
 import {IexecLibCore_v5 as C} from "../src/libs/IexecLibCore_v5.sol";
 import {MockCallback, RevertingCallback} from "./mocks/Mocks.sol";
+import {DragonTasks as D} from "../src/DragonTasks.sol";
 
 contract TasksTest is HubFixture {
     uint256 constant T = 300; // category 0
@@ -28,6 +29,12 @@ contract TasksTest is HubFixture {
         return new address[](0);
     }
 
+    // PoCo's numbering, as the custom errors report statuses.
+    uint8 constant S_UNSET = 0;
+    uint8 constant S_COMPLETED = 3;
+    uint8 constant S_FAILED = 4;
+    uint8 constant CS_PROVED = 2;
+
     // ------------------------------------------------------------------ initialize
 
     function test_initialize() public {
@@ -49,12 +56,13 @@ contract TasksTest is HubFixture {
 
     function test_initialize_reverts() public {
         bytes32 dealid = _deal(1, 3);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.TaskIndexOutOfRange.selector, dealid, 3, 0, 3));
         tasks.initialize(dealid, 3); // idx >= botFirst + botSize
-        vm.expectRevert();
-        tasks.initialize(keccak256("no such deal"), 0);
+        bytes32 unknown = keccak256("no such deal");
+        vm.expectRevert(abi.encodeWithSelector(D.TaskIndexOutOfRange.selector, unknown, 0, 0, 0));
+        tasks.initialize(unknown, 0);
         tasks.initialize(dealid, 0);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.TaskAlreadyInitialized.selector, _taskid(dealid, 0)));
         tasks.initialize(dealid, 0); // twice
     }
 
@@ -68,7 +76,7 @@ contract TasksTest is HubFixture {
         _match(a, _noDatasetOrder(), w, r);
         a.salt = keccak256("second");
         bytes32 second = _match(a, _noDatasetOrder(), w, r);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.TaskIndexOutOfRange.selector, second, 0, 1, 1));
         tasks.initialize(second, 0);
         tasks.initialize(second, 1);
     }
@@ -98,19 +106,20 @@ contract TasksTest is HubFixture {
         // authorization signed for another worker
         bytes memory wrongAuth = _authorization(workers[1], taskid, address(0));
         vm.prank(workers[0]);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.InvalidAuthorization.selector, taskid, workers[0], scheduler));
         tasks.contribute(taskid, h, s, address(0), "", wrongAuth);
         // twice
         _contribute(workers[0], taskid, GOOD);
         bytes memory auth = _authorization(workers[0], taskid, address(0));
         vm.prank(workers[0]);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.AlreadyContributed.selector, taskid, workers[0]));
         tasks.contribute(taskid, h, s, address(0), "", auth);
         // after the contribution deadline
-        vm.warp(block.timestamp + 7 * T);
+        uint256 deadline = tasks.viewTask(taskid).contributionDeadline;
+        vm.warp(deadline);
         bytes memory auth1 = _authorization(workers[1], taskid, address(0));
         vm.prank(workers[1]);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.ContributionDeadlineReached.selector, taskid, deadline));
         tasks.contribute(taskid, h, s, address(0), "", auth1);
     }
 
@@ -118,7 +127,7 @@ contract TasksTest is HubFixture {
         bytes32 taskid = _taskid(_deal(3, 1), 0);
         bytes memory auth = _authorization(workers[0], taskid, address(0));
         vm.prank(workers[0]);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.TaskNotActive.selector, taskid, S_UNSET));
         tasks.contribute(taskid, bytes32(0), bytes32(0), address(0), "", auth);
     }
 
@@ -143,7 +152,7 @@ contract TasksTest is HubFixture {
         bytes32 h = _resultHash(taskid, GOOD);
         bytes32 s = _resultSeal(workers[0], taskid, GOOD);
         vm.prank(workers[0]);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.EnclaveChallengeRequired.selector, taskid));
         tasks.contribute(taskid, h, s, address(0), "", auth);
 
         // with an enclave challenge signed by the scheduler and the enclave's signature over (hash, seal)
@@ -153,7 +162,7 @@ contract TasksTest is HubFixture {
         bytes memory enclaveSign =
             _sig(enclaveKey, keccak256(abi.encodePacked("\x19Ethereum Signed Message:\n32", m)));
         vm.prank(workers[0]);
-        vm.expectRevert(); // wrong enclave signature
+        vm.expectRevert(abi.encodeWithSelector(D.InvalidEnclaveSignature.selector, taskid, enclave));
         tasks.contribute(taskid, h, s, enclave, _sig(appKey, m), auth2);
         vm.prank(workers[0]);
         tasks.contribute(taskid, h, s, enclave, enclaveSign, auth2);
@@ -227,11 +236,19 @@ contract TasksTest is HubFixture {
 
         // The bad worker cannot reveal.
         vm.prank(workers[3]);
-        vm.expectRevert();
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                D.ContributionNotInConsensus.selector,
+                taskid,
+                workers[3],
+                _resultHash(taskid, BAD),
+                _resultHash(taskid, GOOD)
+            )
+        );
         tasks.reveal(taskid, BAD);
         // A good worker cannot reveal a digest other than its own.
         vm.prank(workers[0]);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.ResultHashMismatch.selector, taskid, workers[0]));
         tasks.reveal(taskid, BAD);
 
         for (uint256 i = 0; i < 3; ++i) {
@@ -239,8 +256,8 @@ contract TasksTest is HubFixture {
         }
         _reveal(workers[4], taskid, GOOD);
         vm.prank(workers[0]);
-        vm.expectRevert(); // twice
-        tasks.reveal(taskid, GOOD);
+        vm.expectRevert(abi.encodeWithSelector(D.ContributionNotRevealable.selector, taskid, workers[0], CS_PROVED));
+        tasks.reveal(taskid, GOOD); // twice
 
         // give the bad worker a score to check the 2/3 rule: set by a previous success is overkill here,
         // score 0 stays 0; check the event and the seized stake instead.
@@ -304,16 +321,17 @@ contract TasksTest is HubFixture {
         _reveal(workers[0], taskid, GOOD);
         // not the scheduler
         vm.prank(requester);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.NotScheduler.selector, taskid, requester, scheduler));
         tasks.finalize(taskid, "", "");
         // one of two winners revealed, reveal deadline not reached
+        uint256 revealDeadline = tasks.viewTask(taskid).revealDeadline;
         vm.prank(scheduler);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.CannotFinalize.selector, taskid, 1, 2, revealDeadline));
         tasks.finalize(taskid, "", "");
         // results callback given without a callback and not matching the digest
-        vm.warp(block.timestamp + 2 * T);
+        vm.warp(revealDeadline);
         vm.prank(scheduler);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.ResultsCallbackMismatch.selector, taskid));
         tasks.finalize(taskid, "", "junk");
         // after the reveal deadline, one reveal is enough
         vm.prank(scheduler);
@@ -321,7 +339,7 @@ contract TasksTest is HubFixture {
         // the silent winner loses its stake
         assertEq(_locked(workers[1]), 0);
         vm.prank(scheduler);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.TaskNotRevealing.selector, taskid, S_COMPLETED));
         tasks.finalize(taskid, "", ""); // already completed
         _assertConservation(_noExtra());
     }
@@ -330,18 +348,20 @@ contract TasksTest is HubFixture {
         bytes32 taskid = tasks.initialize(_deal(1, 1), 0);
         _contribute(workers[0], taskid, GOOD);
         _reveal(workers[0], taskid, GOOD);
-        vm.warp(block.timestamp + 10 * T);
+        uint256 finalDeadline = tasks.viewTask(taskid).finalDeadline;
+        vm.warp(finalDeadline);
         vm.prank(scheduler);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.FinalDeadlineReached.selector, taskid, finalDeadline));
         tasks.finalize(taskid, "", "");
     }
 
     function test_reveal_afterDeadline() public {
         bytes32 taskid = tasks.initialize(_deal(1, 1), 0);
         _contribute(workers[0], taskid, GOOD);
-        vm.warp(block.timestamp + 2 * T);
+        uint256 revealDeadline = tasks.viewTask(taskid).revealDeadline;
+        vm.warp(revealDeadline);
         vm.prank(workers[0]);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.RevealDeadlineReached.selector, taskid, revealDeadline));
         tasks.reveal(taskid, GOOD);
     }
 
@@ -353,13 +373,14 @@ contract TasksTest is HubFixture {
         _contribute(workers[1], taskid, BAD);
         assertEq(uint256(_status(taskid)), uint256(C.TaskStatusEnum.REVEALING));
         // too early
+        uint256 revealDeadline = tasks.viewTask(taskid).revealDeadline;
         vm.prank(scheduler);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.CannotReopen.selector, taskid, revealDeadline, 0));
         tasks.reopen(taskid);
-        vm.warp(block.timestamp + 2 * T);
+        vm.warp(revealDeadline);
         // only the scheduler
         vm.prank(requester);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.NotScheduler.selector, taskid, requester, scheduler));
         tasks.reopen(taskid);
         vm.expectEmit(true, false, false, false, address(hub));
         emit TaskReopen(taskid);
@@ -388,9 +409,10 @@ contract TasksTest is HubFixture {
         bytes32 taskid = tasks.initialize(_deal(1, 1), 0);
         _contribute(workers[0], taskid, GOOD);
         _reveal(workers[0], taskid, GOOD);
-        vm.warp(block.timestamp + 2 * T);
+        uint256 revealDeadline = tasks.viewTask(taskid).revealDeadline;
+        vm.warp(revealDeadline);
         vm.prank(scheduler);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.CannotReopen.selector, taskid, revealDeadline, 1));
         tasks.reopen(taskid);
     }
 
@@ -402,8 +424,9 @@ contract TasksTest is HubFixture {
         _contribute(workers[0], taskid, GOOD);
         uint256 requesterBefore = _stake(requester);
         uint256 workerBefore = _stake(workers[0]);
-        vm.warp(block.timestamp + 10 * T - 1);
-        vm.expectRevert();
+        uint256 finalDeadline = tasks.viewTask(taskid).finalDeadline;
+        vm.warp(finalDeadline - 1);
+        vm.expectRevert(abi.encodeWithSelector(D.FinalDeadlineNotReached.selector, taskid, finalDeadline));
         tasks.claim(taskid);
         vm.warp(block.timestamp + 1);
         vm.expectEmit(true, false, false, false, address(hub));
@@ -415,7 +438,7 @@ contract TasksTest is HubFixture {
         assertEq(_locked(scheduler), 0, "pool stake seized");
         assertEq(_locked(KITTY), POOL_STAKE, "to the kitty");
         assertEq(_stake(workers[0]), workerBefore + WORKER_STAKE, "worker stake returned");
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.TaskNotClaimable.selector, taskid, S_FAILED));
         tasks.claim(taskid); // twice
         _assertConservation(_noExtra());
     }
@@ -426,7 +449,7 @@ contract TasksTest is HubFixture {
         vm.prank(workers[0]);
         tasks.contributeAndFinalize(taskid, GOOD, "", "", address(0), "", auth);
         vm.warp(block.timestamp + 10 * T);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(D.TaskNotClaimable.selector, taskid, S_COMPLETED));
         tasks.claim(taskid);
     }
 
@@ -466,8 +489,10 @@ contract TasksTest is HubFixture {
             idx[i] = i;
             taskids[i] = _taskid(dealid, i);
         }
-        vm.expectRevert();
-        tasks.initializeArray(ids, new uint256[](2)); // length mismatch
+        vm.expectRevert(abi.encodeWithSelector(D.ArrayLengthMismatch.selector, 3, 2));
+        tasks.initializeArray(ids, new uint256[](2));
+        vm.expectRevert(abi.encodeWithSelector(D.ArrayLengthMismatch.selector, 3, 2));
+        tasks.initializeAndClaimArray(ids, new uint256[](2));
         assertTrue(tasks.initializeArray(ids, idx));
         vm.warp(block.timestamp + 10 * T);
         uint256 before = _stake(requester);
@@ -527,21 +552,47 @@ contract TasksTest is HubFixture {
         bytes32 t3 = tasks.initialize(_deal(3, 1), 0);
         bytes memory auth = _authorization(workers[0], t3, address(0));
         vm.prank(workers[0]);
-        vm.expectRevert(); // trust != 1
+        vm.expectRevert(abi.encodeWithSelector(D.TrustNotOne.selector, t3, 3));
         tasks.contributeAndFinalize(t3, GOOD, "", "", address(0), "", auth);
 
         bytes32 t1 = tasks.initialize(_deal(1, 1), 0);
         bytes memory auth1 = _authorization(workers[0], t1, address(0));
         vm.prank(workers[0]);
-        vm.expectRevert(); // results callback without callback
+        vm.expectRevert(abi.encodeWithSelector(D.ResultsCallbackMismatch.selector, t1)); // no callback set
         tasks.contributeAndFinalize(t1, GOOD, "", "x", address(0), "", auth1);
         vm.prank(workers[1]);
-        vm.expectRevert(); // authorization for another worker
+        vm.expectRevert(abi.encodeWithSelector(D.InvalidAuthorization.selector, t1, workers[1], scheduler));
         tasks.contributeAndFinalize(t1, GOOD, "", "", address(0), "", auth1);
-        vm.warp(block.timestamp + 7 * T);
+        uint256 deadline = tasks.viewTask(t1).contributionDeadline;
+        vm.warp(deadline);
         vm.prank(workers[0]);
-        vm.expectRevert(); // after the contribution deadline
+        vm.expectRevert(abi.encodeWithSelector(D.ContributionDeadlineReached.selector, t1, deadline));
         tasks.contributeAndFinalize(t1, GOOD, "", "", address(0), "", auth1);
+    }
+
+    /// A trust-1 task whose only contribution was never revealed is reopened with that contribution
+    /// still listed: contributeAndFinalize must not finish it behind the rejected worker's back.
+    function test_contributeAndFinalize_afterReopen() public {
+        bytes32 taskid = tasks.initialize(_deal(1, 1), 0);
+        _contribute(workers[0], taskid, GOOD);
+        vm.warp(tasks.viewTask(taskid).revealDeadline);
+        vm.prank(scheduler);
+        tasks.reopen(taskid);
+        bytes memory auth = _authorization(workers[1], taskid, address(0));
+        vm.prank(workers[1]);
+        vm.expectRevert(abi.encodeWithSelector(D.TaskHasContributions.selector, taskid));
+        tasks.contributeAndFinalize(taskid, GOOD, "", "", address(0), "", auth);
+    }
+
+    /// A contribution whose seal is not the worker's own cannot be revealed, even with the right digest.
+    function test_reveal_sealMismatch() public {
+        bytes32 taskid = tasks.initialize(_deal(1, 1), 0);
+        bytes memory auth = _authorization(workers[0], taskid, address(0));
+        vm.prank(workers[0]);
+        tasks.contribute(taskid, _resultHash(taskid, GOOD), _resultSeal(workers[1], taskid, GOOD), address(0), "", auth);
+        vm.prank(workers[0]);
+        vm.expectRevert(abi.encodeWithSelector(D.ResultSealMismatch.selector, taskid, workers[0]));
+        tasks.reveal(taskid, GOOD);
     }
 
     // ------------------------------------------------------------------ scenarios
@@ -557,7 +608,7 @@ contract TasksTest is HubFixture {
         bytes32 digest = keccak256(data);
         bytes memory auth = _authorization(workers[0], taskid, address(0));
         vm.prank(workers[0]);
-        vm.expectRevert(); // callback data must hash to the digest
+        vm.expectRevert(abi.encodeWithSelector(D.ResultsCallbackMismatch.selector, taskid)); // must hash to the digest
         tasks.contributeAndFinalize(taskid, GOOD, "", data, address(0), "", auth);
         vm.prank(workers[0]);
         tasks.contributeAndFinalize(taskid, digest, "", data, address(0), "", auth);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Registry, RegistryEntry} from "./Registry.sol";
 
 contract Workerpool is RegistryEntry {
@@ -8,6 +9,9 @@ contract Workerpool is RegistryEntry {
     // Both policies in one slot: the hub reads them with a single call (`policies()`) when matching.
     uint128 private _workerStakeRatioPolicy; // % of the workerpool price a worker stakes per contribution
     uint128 private _schedulerRewardRatioPolicy; // % of the task reward kept by the scheduler
+
+    /// The scheduler's share of a task's reward is a percentage (PoCo's changePolicy bound).
+    error InvalidSchedulerRewardRatio(uint256 ratio);
 
     event PolicyUpdate(
         uint256 oldWorkerStakeRatioPolicy,
@@ -38,13 +42,13 @@ contract Workerpool is RegistryEntry {
         external
         onlyOwner
     {
-        require(newSchedulerRewardRatioPolicy <= 100);
-        require(newWorkerStakeRatioPolicy <= type(uint128).max);
+        if (newSchedulerRewardRatioPolicy > 100) revert InvalidSchedulerRewardRatio(newSchedulerRewardRatioPolicy);
+        uint128 stakeRatio = SafeCast.toUint128(newWorkerStakeRatioPolicy);
         emit PolicyUpdate(
             _workerStakeRatioPolicy, newWorkerStakeRatioPolicy, _schedulerRewardRatioPolicy, newSchedulerRewardRatioPolicy
         );
-        _workerStakeRatioPolicy = uint128(newWorkerStakeRatioPolicy);
-        _schedulerRewardRatioPolicy = uint128(newSchedulerRewardRatioPolicy);
+        _workerStakeRatioPolicy = stakeRatio;
+        _schedulerRewardRatioPolicy = uint128(newSchedulerRewardRatioPolicy); // <= 100
     }
 }
 
