@@ -5,7 +5,8 @@
 //! on processes, `no-new-privileges`, and the `IEXEC_*` environment with the container's paths. The container is
 //! killed on timeout, abort or output flood, and it is removed afterwards in every case: explicitly at the end of
 //! the run, or from `Drop` when the run's future is dropped half-way. Containers carry the label
-//! [`TASK_LABEL`], so that [`DockerExecutor::remove_leftovers`] can clear those of a worker that crashed.
+//! [`TASK_LABEL`] and [`OWNER_LABEL`], so that [`DockerExecutor::remove_leftovers`] can clear those of a worker
+//! that crashed without touching those of another worker on the same engine.
 //!
 //! Images are not pulled: the engine must hold the app's image (pulled or imported by the operator, see
 //! [`DockerExecutor::import_rootfs`]); a missing one is [`ExecError::ImageMissing`].
@@ -33,6 +34,9 @@ pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 /// The label (value: the task id) on every container this executor creates.
 pub const TASK_LABEL: &str = "dragon.task";
 
+/// The label (value: the executor's owner, see [`DockerExecutor::with_owner`]) on every container it creates.
+pub const OWNER_LABEL: &str = "dragon.owner";
+
 /// Timeout of one Engine API request, in seconds (runs themselves are bounded by the task's limit).
 const API_TIMEOUT_SECS: u64 = 120;
 
@@ -47,6 +51,7 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 pub struct DockerExecutor {
     docker: Docker,
     network: Option<String>,
+    owner: String,
 }
 
 fn docker_err(context: impl Into<String>) -> impl FnOnce(BollardError) -> ExecError {
@@ -64,13 +69,21 @@ impl DockerExecutor {
             .await
             .map_err(docker_err(format!("connecting to {host}")))?;
         docker.ping().await.map_err(docker_err(format!("pinging {host}")))?;
-        Ok(DockerExecutor { docker, network: None })
+        Ok(DockerExecutor { docker, network: None, owner: "dragon".to_owned() })
     }
 
     /// Attaches containers to the Docker network `network` instead of none.
     #[must_use]
     pub fn with_network(mut self, network: &str) -> Self {
         self.network = Some(network.to_owned());
+        self
+    }
+
+    /// Names the owner of the containers (a worker's address, say), so that workers sharing one engine only ever
+    /// clear their own leftovers; `"dragon"` by default.
+    #[must_use]
+    pub fn with_owner(mut self, owner: &str) -> Self {
+        self.owner = owner.to_owned();
         self
     }
 
@@ -99,9 +112,11 @@ impl DockerExecutor {
         Ok(())
     }
 
-    /// Removes the containers this executor left behind (a worker killed mid-task); returns how many.
+    /// Removes the containers of this executor's owner (a worker killed mid-task left them); returns how many. To
+    /// call when the worker starts, before it runs anything.
     pub async fn remove_leftovers(&self) -> Result<usize, ExecError> {
-        let filters = HashMap::from([("label", vec![TASK_LABEL])]);
+        let owner = format!("{OWNER_LABEL}={}", self.owner);
+        let filters = HashMap::from([("label", vec![TASK_LABEL, owner.as_str()])]);
         let opts = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
         let list = self.docker.list_containers(Some(opts)).await.map_err(docker_err("listing containers"))?;
         let mut removed = 0;
@@ -228,7 +243,10 @@ impl DockerExecutor {
             image: Some(image.clone()),
             cmd: (!args.is_empty()).then_some(args),
             env: Some(env),
-            labels: Some(HashMap::from([(TASK_LABEL.to_owned(), task.task_id.to_string())])),
+            labels: Some(HashMap::from([
+                (TASK_LABEL.to_owned(), task.task_id.to_string()),
+                (OWNER_LABEL.to_owned(), self.owner.clone()),
+            ])),
             network_disabled: Some(self.network.is_none()),
             attach_stdout: Some(true),
             attach_stderr: Some(true),

@@ -135,7 +135,7 @@ pub struct Workspace {
 
 impl Workspace {
     /// Creates `root/in` and `root/out` and places the task's input files and dataset in `in/` (hard links when
-    /// possible, else copies). `out/` must be empty: a leftover output would end up in the result.
+    /// possible, else copies; made read-only). `out/` must be empty: a leftover output would end up in the result.
     pub fn prepare(root: &Path, task: &TaskSpec) -> Result<Workspace, ExecError> {
         let io = |what: &str, p: &Path| {
             let context = format!("{what} {}", p.display());
@@ -168,6 +168,10 @@ impl Workspace {
             if std::fs::hard_link(src, &dst).is_err() {
                 std::fs::copy(src, &dst).map_err(io("copying", src))?;
             }
+            // A hard link shares its file with the worker's cache: read-only, so that an app (a native one, which
+            // runs without a read-only mount) does not change the cached copy by accident. Best effort: the
+            // worker may not own the cached file.
+            let _ = std::fs::set_permissions(&dst, std::os::unix::fs::PermissionsExt::from_mode(0o444));
         }
         Ok(Workspace { root, in_dir, out_dir })
     }
@@ -423,6 +427,9 @@ pub enum ExecutorConfig {
         /// A Docker network for apps that need one; none (no network at all) when absent.
         #[serde(default)]
         network: Option<String>,
+        /// Owner label of this worker's containers (see `DockerExecutor::with_owner`).
+        #[serde(default)]
+        owner: Option<String>,
     },
 }
 
@@ -433,11 +440,14 @@ impl ExecutorConfig {
             ExecutorConfig::Process { allow } => {
                 Arc::new(process::ProcessExecutor::new(allow.iter().copied().collect::<HashSet<_>>()))
             }
-            ExecutorConfig::Docker { host, network } => {
+            ExecutorConfig::Docker { host, network, owner } => {
                 let host = host.clone().unwrap_or_else(|| docker::DEFAULT_HOST.to_owned());
                 let mut d = docker::DockerExecutor::connect(&host).await?;
                 if let Some(n) = network {
                     d = d.with_network(n);
+                }
+                if let Some(o) = owner {
+                    d = d.with_owner(o);
                 }
                 Arc::new(d)
             }
@@ -471,6 +481,17 @@ mod tests {
         assert_eq!(args_from_params(r#"{"iexec_input_files":[]}"#), "");
         assert_eq!(args_from_params("plain words"), "plain words");
         assert_eq!(args_from_params(""), "");
+    }
+
+    #[test]
+    fn executor_config_reads_from_toml() {
+        let c: ExecutorConfig = toml::from_str("kind = \"docker\"\nhost = \"unix:///run/d.sock\"").expect("docker");
+        assert_eq!(c, ExecutorConfig::Docker { host: Some("unix:///run/d.sock".into()), network: None, owner: None });
+        let c: ExecutorConfig =
+            toml::from_str("kind = \"process\"\nallow = [\"0x00000000000000000000000000000000000000a1\"]")
+                .expect("process");
+        assert_eq!(c, ExecutorConfig::Process { allow: vec![Address::with_last_byte(0xa1)] });
+        assert!(toml::from_str::<ExecutorConfig>("kind = \"process\"\nallow = []\nextra = 1").is_err());
     }
 
     #[test]

@@ -82,8 +82,9 @@ fn utf8(p: &Path) -> Result<&str, ExecError> {
 struct GroupKill(Option<Pid>);
 
 impl GroupKill {
-    fn kill(&self) {
-        if let Some(pid) = self.0 {
+    /// Kills once: once the group is empty its id may be reused, and a second kill could reach a stranger.
+    fn kill(&mut self) {
+        if let Some(pid) = self.0.take() {
             // ESRCH (the group is already gone) is the expected case after a clean exit.
             let _ = kill_process_group(pid, Signal::KILL);
         }
@@ -159,7 +160,7 @@ impl ProcessExecutor {
         }
         let started = Instant::now();
         let mut child = cmd.spawn().map_err(ExecError::Spawn)?;
-        let group = GroupKill(child.id().and_then(|id| i32::try_from(id).ok()).and_then(Pid::from_raw));
+        let mut group = GroupKill(child.id().and_then(|id| i32::try_from(id).ok()).and_then(Pid::from_raw));
         let mut out = Pipe::new(child.stdout.take());
         let mut err = Pipe::new(child.stderr.take());
         let deadline = tokio::time::Instant::from_std(started + limits.max_duration);

@@ -7,7 +7,7 @@
 
 use crate::harness::root;
 use alloy::primitives::{Address, B256, keccak256};
-use dragon::executor::docker::{DockerExecutor, TASK_LABEL};
+use dragon::executor::docker::{DockerExecutor, OWNER_LABEL, TASK_LABEL};
 use dragon::executor::process::ProcessExecutor;
 use dragon::executor::result::{package, result_digest};
 use dragon::executor::{
@@ -65,9 +65,12 @@ impl Drop for Scratch {
     }
 }
 
+static NEXT_TASK: AtomicU32 = AtomicU32::new(0);
+
 fn task(mode: &str, multiaddr: &str) -> TaskSpec {
     TaskSpec {
-        task_id: keccak256(format!("task {mode} {}", std::process::id())),
+        // Unique per call: the Docker tests find their containers by task id.
+        task_id: keccak256(format!("task {mode} {} {}", std::process::id(), NEXT_TASK.fetch_add(1, Ordering::Relaxed))),
         deal_id: B256::repeat_byte(0xde),
         task_index: 2,
         bot_first: 1,
@@ -511,6 +514,34 @@ async fn docker_exit_code_output_limit_and_missing_image() {
     let ws = Workspace::prepare(&s.0.join("absent"), &t).expect("workspace");
     let r = d.run(&t, &ws, AbortSignal::never()).await;
     assert!(matches!(r, Err(ExecError::ImageMissing { .. })), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_leftovers_of_a_crashed_worker_are_removed_and_only_its_own() {
+    let d = docker().await;
+    let mine = d.clone().with_owner(&format!("crashed-{}", std::process::id()));
+    let theirs = d.clone().with_owner(&format!("other-{}", std::process::id()));
+    // A leftover: a container created with the executor's labels, as a worker killed mid-task leaves it.
+    let t = task("echo", IMAGE);
+    let create = |owner: &str| bollard::models::ContainerCreateBody {
+        image: Some(IMAGE.to_owned()),
+        labels: Some(HashMap::from([
+            (TASK_LABEL.to_owned(), t.task_id.to_string()),
+            (OWNER_LABEL.to_owned(), owner.to_owned()),
+        ])),
+        ..Default::default()
+    };
+    for owner in [format!("crashed-{}", std::process::id()), format!("other-{}", std::process::id())] {
+        d.client()
+            .create_container(None::<bollard::query_parameters::CreateContainerOptions>, create(&owner))
+            .await
+            .expect("create");
+    }
+    assert_eq!(containers_of(&d, &t).await.len(), 2);
+    assert_eq!(mine.remove_leftovers().await.expect("sweep"), 1);
+    assert_eq!(containers_of(&d, &t).await.len(), 1, "the other worker's container stays");
+    assert_eq!(theirs.remove_leftovers().await.expect("sweep"), 1);
+    assert!(containers_of(&d, &t).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
