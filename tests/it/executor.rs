@@ -218,6 +218,10 @@ async fn process_refuses_apps_off_the_allow_list() {
     let r = ProcessExecutor::new([other]).run(&t, &ws, AbortSignal::never()).await;
     assert!(matches!(r, Err(ExecError::NotAllowed { app }) if app == APP), "{r:?}");
     assert!(std::fs::read_dir(&ws.out_dir).expect("out").next().is_none(), "nothing ran");
+    let mut relative = t.clone();
+    relative.app.multiaddr = "tests/fixtures/executor/app.sh".into();
+    let r = ProcessExecutor::new([APP]).run(&relative, &ws, AbortSignal::never()).await;
+    assert!(matches!(r, Err(ExecError::BadApp { .. })), "a native app is named by an absolute path: {r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -492,7 +496,7 @@ async fn docker_timeout_kills_and_removes_the_container() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn docker_exit_code_output_limit_and_missing_image() {
+async fn docker_exit_code_output_and_memory_limits_and_missing_image() {
     let d = docker().await;
     let s = Scratch::new();
     let t = task("fail", IMAGE);
@@ -509,6 +513,14 @@ async fn docker_exit_code_output_limit_and_missing_image() {
     assert!(matches!(r, Err(ExecError::OutputTooLarge { .. })), "{r:?}");
     assert!(start.elapsed() < Duration::from_secs(10), "flood stopped after {:?}", start.elapsed());
     assert!(containers_of(&d, &t).await.is_empty(), "the flooding container is removed");
+
+    let mut t = task("oom", IMAGE);
+    t.limits.memory_bytes = Some(64 << 20);
+    let ws = Workspace::prepare(&s.0.join("oom"), &t).expect("workspace");
+    let o = d.run(&t, &ws, AbortSignal::never()).await.expect("an outcome");
+    // The memory cgroup kills dd (SIGKILL: 128 + 9), and `set -e` makes that the script's exit.
+    assert_eq!(o.exit_code, 137, "{o:?}");
+    assert!(!ws.out_dir.join("survived").exists());
 
     let t = task("echo", "dragon-test/absent:1");
     let ws = Workspace::prepare(&s.0.join("absent"), &t).expect("workspace");
