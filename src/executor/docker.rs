@@ -87,6 +87,14 @@ impl DockerExecutor {
         self
     }
 
+    /// Sets the timeout of one Engine API request (120 s by default). It bounds the wait for a response's
+    /// headers only; the streams a run follows (wait, attach) last as long as the task.
+    #[must_use]
+    pub fn with_api_timeout(mut self, timeout: Duration) -> Self {
+        self.docker = self.docker.with_timeout(timeout);
+        self
+    }
+
     /// The engine client (for inspection by tests and tools).
     pub fn client(&self) -> &Docker {
         &self.docker

@@ -294,6 +294,22 @@ async fn process_exit_code_and_logs_are_reported() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_dropping_a_run_kills_the_tree() {
+    let s = Scratch::new();
+    let t = native("tree");
+    let ws = Workspace::prepare(&s.0, &t).expect("workspace");
+    let exec = ProcessExecutor::new([APP]);
+    let run = exec.run(&t, &ws, AbortSignal::never());
+    // The worker gave up on the task without aborting it (its own task was cancelled, say).
+    let (r, pids) = tokio::join!(
+        tokio::time::timeout(Duration::from_millis(1500), run),
+        pids(&ws.out_dir, &["self", "child", "grandchild"])
+    );
+    assert!(r.is_err(), "still running when dropped: {r:?}");
+    assert_all_dead(&pids).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_task_overhead() {
     let exec = ProcessExecutor::new([APP]);
     let mut times = Vec::new();
@@ -554,6 +570,35 @@ async fn docker_leftovers_of_a_crashed_worker_are_removed_and_only_its_own() {
     assert_eq!(containers_of(&d, &t).await.len(), 1, "the other worker's container stays");
     assert_eq!(theirs.remove_leftovers().await.expect("sweep"), 1);
     assert!(containers_of(&d, &t).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_dropping_a_run_removes_its_container() {
+    let d = docker().await;
+    let s = Scratch::new();
+    let t = task("tree", IMAGE);
+    let ws = Workspace::prepare(&s.0, &t).expect("workspace");
+    let r = tokio::time::timeout(Duration::from_secs(2), d.run(&t, &ws, AbortSignal::never())).await;
+    assert!(r.is_err(), "still running when dropped: {r:?}");
+    assert!(ws.out_dir.join("grandchild").exists(), "the app ran");
+    let start = Instant::now();
+    while !containers_of(&d, &t).await.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "the dropped run's container is still there");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_runs_outlast_the_api_request_timeout() {
+    // The run's wait and attach streams are long requests: the per-request timeout must not cut them.
+    let d = docker().await.with_api_timeout(Duration::from_secs(1));
+    let s = Scratch::new();
+    let t = task("slow", IMAGE);
+    let ws = Workspace::prepare(&s.0, &t).expect("workspace");
+    let o = d.run(&t, &ws, AbortSignal::never()).await.expect("a run of 3 s with a 1 s request timeout");
+    assert_eq!(o.exit_code, 0);
+    assert!(o.duration >= Duration::from_secs(3));
+    assert!(o.computed.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
