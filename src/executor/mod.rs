@@ -106,7 +106,8 @@ pub struct Limits {
     pub memory_bytes: Option<u64>,
     /// CPU share in thousandths of a CPU (docker: `NanoCpus`; process: not enforced).
     pub milli_cpus: Option<u32>,
-    /// Bound on the output folder's size and, separately, on the bytes the app writes to stdout + stderr.
+    /// Bound on the output folder's size (each entry counting at least 4 KiB) and, separately, on the bytes the
+    /// app writes to stdout + stderr.
     pub max_output_bytes: u64,
     /// How much of stdout and of stderr is kept in the [`Outcome`] (the rest is counted and dropped).
     pub max_log_bytes: usize,
@@ -374,18 +375,35 @@ fn extra_env(task: &TaskSpec) -> impl Iterator<Item = &(String, String)> {
     task.env.iter().filter(|(k, _)| !k.starts_with("IEXEC_"))
 }
 
-/// Total size of the regular files under `dir` (symbolic links are not followed).
-pub fn dir_size(dir: &Path) -> std::io::Result<u64> {
+/// What one file or folder counts at least, as it costs at least one block on disk: an app cannot get around the
+/// output bound with a flood of empty files, and the walk that measures it stays short.
+const ENTRY_COST: u64 = 4096;
+
+/// The size of the tree under `dir` (symbolic links not followed), each entry counting at least [`ENTRY_COST`];
+/// the walk stops as soon as it passes `stop_above`. Entries that vanish while it walks (a running app deleting
+/// its temporary files) are skipped.
+pub fn dir_size(dir: &Path, stop_above: u64) -> std::io::Result<u64> {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let entry = entry?;
-            let meta = entry.metadata()?;
+        let entries = match std::fs::read_dir(&d) {
+            Ok(entries) => entries,
+            Err(e) if gone(&e) && d != dir => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let (path, meta) = match entry.and_then(|e| e.metadata().map(|m| (e.path(), m))) {
+                Ok(found) => found,
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            total += meta.len().max(ENTRY_COST);
+            if total > stop_above {
+                return Ok(total);
+            }
             if meta.is_dir() {
-                stack.push(entry.path());
-            } else {
-                total += meta.len();
+                stack.push(path);
             }
         }
     }
@@ -404,7 +422,7 @@ fn read_computed(out_dir: &Path) -> Result<Option<ComputedJson>, ExecError> {
 
 /// Fails with [`ExecError::OutputTooLarge`] when the output folder is over its bound.
 fn check_out_size(out_dir: &Path, limit: u64) -> Result<(), ExecError> {
-    let size = dir_size(out_dir)
+    let size = dir_size(out_dir, limit)
         .map_err(|source| ExecError::Io { context: format!("measuring {}", out_dir.display()), source })?;
     if size > limit { Err(ExecError::OutputTooLarge { what: "output folder", size, limit }) } else { Ok(()) }
 }
@@ -492,6 +510,19 @@ mod tests {
                 .expect("process");
         assert_eq!(c, ExecutorConfig::Process { allow: vec![Address::with_last_byte(0xa1)] });
         assert!(toml::from_str::<ExecutorConfig>("kind = \"process\"\nallow = []\nextra = 1").is_err());
+    }
+
+    #[test]
+    fn dir_size_counts_blocks_and_stops_early() {
+        let d = std::env::temp_dir().join(format!("dragon-dirsize-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("sub")).expect("mkdir");
+        std::fs::write(d.join("big"), vec![0u8; 10_000]).expect("write");
+        std::fs::write(d.join("sub/empty"), b"").expect("write");
+        // big (10 000) + sub (a folder: one block) + empty (one block).
+        assert_eq!(dir_size(&d, u64::MAX).expect("size"), 10_000 + 2 * ENTRY_COST);
+        assert!(dir_size(&d, 100).expect("size") > 100);
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
