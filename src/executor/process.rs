@@ -40,6 +40,11 @@ impl ProcessExecutor {
         ProcessExecutor { allow: allow.into_iter().collect() }
     }
 
+    /// The allow-list, for the pool's orders (their app restriction) and its status page.
+    pub fn allow_list(&self) -> impl Iterator<Item = Address> + '_ {
+        self.allow.iter().copied()
+    }
+
     /// Whether `app` is on the allow-list (a pool's workerpool orders restrict themselves to these apps).
     pub fn allows(&self, app: Address) -> bool {
         self.allow.contains(&app)
