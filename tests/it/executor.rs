@@ -41,7 +41,10 @@ fn sweep_stale(prefix: &str) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else { continue };
-        if !Path::new("/proc").join(pid).exists() {
+        // An engine outlives its test process by the few seconds of its shutdown: its own pid file says when.
+        let engine = std::fs::read_to_string(entry.path().join("pid")).unwrap_or_default();
+        let engine_alive = !engine.trim().is_empty() && Path::new("/proc").join(engine.trim()).exists();
+        if !Path::new("/proc").join(pid).exists() && !engine_alive {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
