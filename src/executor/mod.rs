@@ -379,7 +379,7 @@ fn extra_env(task: &TaskSpec) -> impl Iterator<Item = &(String, String)> {
 /// output bound with a flood of empty files, and the walk that measures it stays short.
 const ENTRY_COST: u64 = 4096;
 
-/// The size of the tree under `dir` (symbolic links not followed), each entry counting at least [`ENTRY_COST`];
+/// The size of the tree under `dir` (symbolic links not followed), each entry counting at least one 4 KiB block;
 /// the walk stops as soon as it passes `stop_above`. Entries that vanish while it walks (a running app deleting
 /// its temporary files) are skipped.
 pub fn dir_size(dir: &Path, stop_above: u64) -> std::io::Result<u64> {
