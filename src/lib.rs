@@ -18,6 +18,7 @@ pub mod api;
 pub mod chain;
 pub mod cli;
 pub mod config;
+pub mod executor;
 pub mod feed;
 pub mod ids;
 pub mod local;

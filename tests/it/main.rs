@@ -4,6 +4,7 @@ mod chain;
 mod cli;
 mod crash;
 mod ethers;
+mod executor;
 mod feed;
 mod fixtures;
 mod harness;
