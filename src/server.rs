@@ -279,7 +279,8 @@ fn publish_event(feed: &Feed, chain_id: u64, e: &MarketEvent) {
             feed.publish(chain_id, Topic::Deals, category, "deal_created", deal);
         }
         MarketEvent::TaskUpdated(task) => {
-            feed.publish(chain_id, Topic::Deals, None, "task_updated", task);
+            let category = task.get("category").and_then(serde_json::Value::as_u64);
+            feed.publish(chain_id, Topic::Tasks, category, "task_updated", task);
         }
     }
 }

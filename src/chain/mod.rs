@@ -3,6 +3,7 @@
 pub mod contracts;
 pub mod deploy;
 pub mod reads;
+pub mod revert;
 pub mod settler;
 pub mod setup;
 pub mod sync;
@@ -93,18 +94,8 @@ impl Chain {
     }
 }
 
-/// A revert's reason as text: the message of `Error(string)`, a panic code, or the raw data in hex.
+/// A revert's reason as one line for people (and the store): the hub's reason decoded with its meaning, a
+/// task module error with its fields, a panic code, or the raw data.
 pub fn revert_reason(data: &[u8]) -> String {
-    use alloy::sol_types::{Panic, Revert, SolError};
-    if let Ok(r) = Revert::abi_decode(data) {
-        return r.reason;
-    }
-    if let Ok(p) = Panic::abi_decode(data) {
-        return format!("panic {}", p.code);
-    }
-    if data.is_empty() {
-        "reverted without a reason".into()
-    } else {
-        format!("reverted with 0x{}", alloy::hex::encode(data))
-    }
+    revert::decode(data).to_string()
 }

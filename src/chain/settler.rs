@@ -326,7 +326,7 @@ impl Settler {
             if let Ok(ev) = log.log_decode::<DragonHub::MatchOrdersFailed>() {
                 let i = usize::try_from(ev.inner.data.index).unwrap_or(usize::MAX);
                 if let Some(id) = ids.get(i) {
-                    failures.push((*id, ev.inner.data.reason.clone()));
+                    failures.push((*id, super::revert::from_reason(&ev.inner.data.reason).to_string()));
                 }
             }
         }
@@ -567,8 +567,9 @@ const MAX_FAILURES: i64 = 3;
 /// The order a hub refusal names as unusable for good: its signature no longer verifies (the asset changed
 /// owner) or its asset is gone.
 fn unusable_order(p: &Proposal, reason: &str) -> Option<OrderHash> {
-    let code = reason.strip_prefix("iExecV5-matchOrders-0x")?;
-    match code {
+    const PREFIX: &str = "iExecV5-matchOrders-0x";
+    let at = reason.find(PREFIX)? + PREFIX.len();
+    match reason.get(at..at + 2)? {
         "20" | "21" => Some(p.app),
         "30" | "31" => p.dataset,
         "40" | "41" => Some(p.workerpool),

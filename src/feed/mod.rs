@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, watch};
 pub enum Topic {
     /// `<kind>order_published`, `<kind>order_updated`, `<kind>order_unpublished`.
     Orders,
-    /// `deal_created`.
+    /// `deal_proposed`, `deal_failed`, `deal_created`.
     Deals,
     /// Task life-cycle events.
     Tasks,

@@ -451,8 +451,10 @@ async fn the_feed_carries_deals_and_task_changes_and_confirmations_delay_them() 
     let server = Server::start(config).await;
     let url = format!("{}/feed", server.base.replace("http://", "ws://"));
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect /feed");
-    let sub = serde_json::json!({"op": "subscribe", "chainId": w.deployment.chain_id, "topic": "deals"});
-    ws.send(Message::text(sub.to_string())).await.expect("send");
+    for topic in ["deals", "tasks"] {
+        let sub = serde_json::json!({"op": "subscribe", "chainId": w.deployment.chain_id, "topic": topic});
+        ws.send(Message::text(sub.to_string())).await.expect("send");
+    }
     let mut next = async || loop {
         let m = tokio::time::timeout(Duration::from_secs(20), ws.next()).await.expect("an event in time");
         if let Some(Ok(Message::Text(t))) = m {
@@ -500,6 +502,7 @@ async fn the_feed_carries_deals_and_task_changes_and_confirmations_delay_them() 
         "{task}"
     );
     assert_eq!(task["data"]["dealid"], dealid);
+    assert_eq!(task["data"]["category"], 1);
     server.shutdown().await;
 }
 
