@@ -7,6 +7,10 @@ use alloy::primitives::{Address, B256, U256};
 use serde_json::Value;
 use tokio_postgres::GenericClient;
 
+/// Tasks recorded per deal (their ids are precomputed so task events find their deal). A deal's volume is
+/// bounded only by its orders' stakes; past this many tasks, the rest of a huge deal is not listed.
+pub const MAX_LISTED_TASKS: u64 = 10_000;
+
 /// A deal as sync records it.
 #[derive(Debug, Clone)]
 pub struct DealRow {
@@ -96,8 +100,9 @@ pub async fn insert(client: &impl GenericClient, chain_id: u64, deals: &[DealRow
         if n == 0 {
             continue;
         }
-        let ids: Vec<Vec<u8>> = (0..d.volume).map(|i| TaskId::of(d.deal_id, d.bot_first + i).0.to_vec()).collect();
-        let idx: Vec<i64> = (0..d.volume).map(|i| (d.bot_first + i) as i64).collect();
+        let listed = d.volume.min(MAX_LISTED_TASKS);
+        let ids: Vec<Vec<u8>> = (0..listed).map(|i| TaskId::of(d.deal_id, d.bot_first + i).0.to_vec()).collect();
+        let idx: Vec<i64> = (0..listed).map(|i| (d.bot_first + i) as i64).collect();
         client
             .execute(
                 "INSERT INTO tasks (chain_id, task_id, deal_id, idx)

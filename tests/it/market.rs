@@ -157,7 +157,8 @@ pub struct Server {
     pub base: String,
     pub chain_id: u64,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// None for a server running elsewhere (another process).
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     http: reqwest::Client,
 }
 
@@ -173,9 +174,14 @@ impl Server {
             base: format!("http://{}", config.listen),
             chain_id: config.deployment.chain_id,
             stop: Some(tx),
-            task,
+            task: Some(task),
             http: reqwest::Client::new(),
         }
+    }
+
+    /// A server another process runs, at `base`.
+    pub fn attach(base: &str, chain_id: u64) -> Server {
+        Server { base: base.to_owned(), chain_id, stop: None, task: None, http: reqwest::Client::new() }
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -222,7 +228,9 @@ impl Server {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        self.task.await.expect("server task").expect("server ran cleanly");
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server ran cleanly");
+        }
     }
 }
 

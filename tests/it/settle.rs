@@ -550,8 +550,14 @@ async fn a_stuck_settlement_is_replaced_with_higher_fees_and_settles_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn volume_consumed_by_someone_else_meanwhile_is_never_released_to_the_book() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
     let w = World::new().await;
     let server = Server::start(settling(&w, database().await)).await;
+    let url = format!("{}/feed", server.base.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect /feed");
+    let sub = serde_json::json!({"op": "subscribe", "chainId": w.deployment.chain_id, "topic": "deals"});
+    ws.send(Message::text(sub.to_string())).await.expect("send");
     let op = operator().address();
     set_balance(&w, op, U256::ZERO).await;
     let app = w.app_order(2, 100, 1);
@@ -583,6 +589,18 @@ async fn volume_consumed_by_someone_else_meanwhile_is_never_released_to_the_book
     })
     .await;
     assert!(failed["reason"].as_str().is_some_and(|r| r.contains("0x60")), "volume 0 on chain: {failed}");
+    // The feed said so too, with the same reason.
+    let event = loop {
+        let m = tokio::time::timeout(Duration::from_secs(20), ws.next()).await.expect("an event in time");
+        if let Some(Ok(Message::Text(t))) = m {
+            let v: Value = serde_json::from_str(t.as_str()).expect("JSON");
+            if v["event"] == "deal_failed" {
+                break v;
+            }
+        }
+    };
+    assert_eq!(event["data"]["proposalId"], failed["id"]);
+    assert_eq!(event["data"]["reason"], failed["reason"]);
     let o = until("the request back in the book", async || {
         let o = order(&server, "request", &h(&w, &req)).await;
         (o["status"] == "open").then_some(o)
@@ -596,4 +614,115 @@ async fn volume_consumed_by_someone_else_meanwhile_is_never_released_to_the_book
     assert_eq!(proposals(&server, &h(&w, &req)).await.len(), 1);
     assert_eq!(server.get("/deals").await.1["count"], 1, "only their deal");
     server.shutdown().await;
+}
+
+/// The README's run command (`dragon local`) as a user runs it: its own PostgreSQL and anvil, contracts
+/// deployed, and an operator that settles. Orders posted over HTTP end as a deal on its chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_market_settles_deals_on_its_own_chain() {
+    use dragon::local::free_port;
+    use dragon::order::{AppOrder, Domain, WorkerpoolOrder, signature};
+    let dir = std::env::temp_dir().join(format!("dragon-it-local-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("data dir");
+    let (pg, rpc, api) = (free_port().expect("port"), free_port().expect("port"), free_port().expect("port"));
+    let mut child = tokio::process::Command::new(crate::harness::dragon_bin())
+        .args(["local", "--pg-port", &pg.to_string(), "--anvil-port", &rpc.to_string()])
+        .args(["--listen", &format!("127.0.0.1:{api}"), "--data-dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .env_remove("DRAGON_OPERATOR_KEY")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn dragon local");
+    let info: Value = until("local.json", async || {
+        std::fs::read_to_string(dir.join("local.json")).ok().and_then(|t| serde_json::from_str(&t).ok())
+    })
+    .await;
+    let d = dragon::chain::deploy::Deployment::read(std::path::Path::new(info["deployment"].as_str().expect("path")))
+        .expect("deployment");
+    let url = info["rpc"].as_str().expect("rpc").to_owned();
+    let owner: PrivateKeySigner = crate::fixtures::KEY0.parse().expect("key");
+    let requester: PrivateKeySigner = crate::fixtures::KEY1.parse().expect("key");
+    let (o, r) = (setup::Account::new(&url, &owner).expect("a"), setup::Account::new(&url, &requester).expect("a"));
+    setup::fund(&d, &o, &[&o, &r], U256::from(1_000_000_000u64)).await.expect("fund");
+    let app = setup::create_app(&d, &o, "local", b"docker.io/dragon/local:1").await.expect("app");
+    let pool = setup::create_workerpool(&d, &o, "local pool").await.expect("pool");
+    let domain = Domain::new(U256::from(d.chain_id), d.hub);
+    let sign = |key: &PrivateKeySigner, mut order: AnyOrder| {
+        order.set_sign(signature::sign_digest(key, &order.order_hash(&domain).0).expect("sign"));
+        order
+    };
+    let app_order = sign(
+        &owner,
+        AnyOrder::App(AppOrder {
+            app,
+            appprice: Nrlc::from_u64(1),
+            volume: U256::from(10),
+            tag: B256::ZERO,
+            datasetrestrict: Address::ZERO,
+            workerpoolrestrict: Address::ZERO,
+            requesterrestrict: Address::ZERO,
+            salt: B256::repeat_byte(1),
+            sign: None,
+        }),
+    );
+    let pool_order = sign(
+        &owner,
+        AnyOrder::Workerpool(WorkerpoolOrder {
+            workerpool: pool,
+            workerpoolprice: Nrlc::from_u64(3),
+            volume: U256::from(10),
+            tag: B256::ZERO,
+            category: U256::ZERO,
+            trust: U256::from(1),
+            apprestrict: Address::ZERO,
+            datasetrestrict: Address::ZERO,
+            requesterrestrict: Address::ZERO,
+            salt: B256::repeat_byte(2),
+            sign: None,
+        }),
+    );
+    let request = sign(
+        &requester,
+        AnyOrder::Request(RequestOrder {
+            app,
+            appmaxprice: Nrlc::from_u64(1),
+            dataset: Address::ZERO,
+            datasetmaxprice: Nrlc::ZERO,
+            workerpool: Address::ZERO,
+            workerpoolmaxprice: Nrlc::from_u64(3),
+            requester: requester.address(),
+            volume: U256::from(2),
+            tag: B256::ZERO,
+            category: U256::ZERO,
+            trust: U256::from(1),
+            beneficiary: requester.address(),
+            callback: Address::ZERO,
+            params: "{\"iexec_args\":\"local\"}".into(),
+            salt: B256::repeat_byte(3),
+            sign: None,
+        }),
+    );
+    let server = Server::attach(info["api"].as_str().expect("api"), d.chain_id);
+    for (key, order) in [(&owner, &app_order), (&owner, &pool_order), (&requester, &request)] {
+        let (s, b) = server.publish(key, order).await;
+        assert_eq!(s, 201, "{b}");
+    }
+    let rh = request.order_hash(&domain).to_string();
+    let deal = until("the deal on the local chain", async || deals_of(&server, &rh).await.into_iter().next()).await;
+    assert_eq!(deal["volume"], 2);
+    let hub = DragonHub::new(d.hub, provider(&url, &owner));
+    assert_eq!(hub.viewConsumed(rh.parse().expect("hash")).call().await.expect("consumed"), U256::from(2));
+    let (_, health) = server.get("/health").await;
+    assert_eq!(
+        health["settler"]["operator"],
+        dragon::local::ANVIL_OPERATOR_KEY.parse::<PrivateKeySigner>().expect("key").address().to_checksum(None)
+    );
+    // Ctrl-C equivalent: drains and stops everything.
+    let pid = child.id().expect("pid");
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill -TERM");
+    let status = child.wait().await.expect("wait");
+    assert!(status.success(), "dragon local stops cleanly: {status}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
