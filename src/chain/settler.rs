@@ -647,3 +647,65 @@ impl<T> Indexed<T> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::sol_types::{Revert, SolError};
+    use alloy::transports::{RpcError, TransportErrorKind};
+
+    /// An error answer as a node sends it (the payload type is alloy's, inferred from the variant).
+    fn resp(message: &'static str, data: Option<&str>) -> alloy::contract::Error {
+        let body = match data {
+            Some(d) => serde_json::json!({"code": 3, "message": message, "data": d}),
+            None => serde_json::json!({"code": -32000, "message": message}),
+        };
+        let payload = serde_json::from_value(body).expect("an error payload");
+        alloy::contract::Error::TransportError(RpcError::ErrorResp(payload))
+    }
+
+    #[test]
+    fn reverts_are_final_with_their_decoded_reason_and_the_rest_is_retried() {
+        let data = format!("0x{}", alloy::hex::encode(Revert::from("iExecV5-matchOrders-0x60").abi_encode()));
+        let SendError::Final(reason) = classify(&resp("execution reverted", Some(&data))) else {
+            panic!("a revert with data is final")
+        };
+        assert!(reason.contains("iExecV5-matchOrders-0x60"), "{reason}");
+        assert!(matches!(classify(&resp("execution reverted", None)), SendError::Final(_)));
+        assert!(matches!(
+            classify(&resp("Insufficient funds for gas * price + value", None)),
+            SendError::NoGasMoney(_)
+        ));
+        assert!(matches!(classify(&resp("nonce too low", None)), SendError::Retryable(_)));
+        assert!(matches!(classify(&resp("replacement transaction underpriced", None)), SendError::Retryable(_)));
+        let transport = alloy::contract::Error::TransportError(RpcError::Transport(TransportErrorKind::BackendGone));
+        assert!(matches!(classify(&transport), SendError::Retryable(_)));
+    }
+
+    #[test]
+    fn a_refusal_names_the_order_it_makes_unusable() {
+        let h = |b: u8| OrderHash(B256::repeat_byte(b));
+        let p = Proposal {
+            id: 1,
+            app: h(1),
+            dataset: Some(h(2)),
+            workerpool: h(3),
+            request: h(4),
+            volume: 1,
+            category: 0,
+            status: "failed".into(),
+            reason: None,
+            tx_hash: None,
+            batch_index: None,
+            deal_id: None,
+            attempts: 1,
+        };
+        let said = |code: &str| unusable_order(&p, &format!("orders not matched: x (iExecV5-matchOrders-0x{code})"));
+        assert_eq!(said("21"), Some(h(1)));
+        assert_eq!(said("31"), Some(h(2)));
+        assert_eq!(said("41"), Some(h(3)));
+        assert_eq!(said("50"), Some(h(4)));
+        assert_eq!(said("60"), None, "volume 0 is the chain's consumed volume, handled by the cap");
+        assert_eq!(unusable_order(&p, "transaction dropped"), None);
+    }
+}
