@@ -367,9 +367,14 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
 async fn bench() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("dragon-bench-settle-{}", std::process::id()));
     let pg = PgCluster::start(&dir.join("pg"), free_port()?)?;
-    let anvil = Anvil::start(free_port()?, &[])?;
-    let result = phases(&pg, &anvil).await;
-    anvil.stop()?;
+    let result = match free_port().and_then(|port| Anvil::start(port, &[])) {
+        Ok(anvil) => {
+            let r = phases(&pg, &anvil).await;
+            anvil.stop()?;
+            r
+        }
+        Err(e) => Err(e),
+    };
     pg.stop()?;
     let _ = std::fs::remove_dir_all(&dir);
     result
