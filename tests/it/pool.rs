@@ -1,0 +1,379 @@
+//! The pool runtime end to end, with real components: anvil with Dragon's contracts, a settling exchange
+//! (`dragon serve` in process), the pool's scheduler and API (`dragon pool` in process, its own PostgreSQL
+//! database) and one worker (`dragon worker` in process) running a native shell-script app with the `process`
+//! executor. A request posted to the exchange becomes a deal, the pool initializes its task, the worker
+//! computes, contributes and reveals, the pool finalizes, and iExec's own SDK downloads the result from the pool.
+
+use crate::fixtures::KEY1;
+use crate::harness::{database, root};
+use crate::market::{Server, World, provider};
+use crate::settle::settling;
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider;
+use alloy::signers::local::PrivateKeySigner;
+use dragon::chain::contracts::hub::DragonHub;
+use dragon::chain::setup;
+use dragon::executor::ExecutorConfig;
+use dragon::money::Nrlc;
+use dragon::order::{AnyOrder, AppOrder, RequestOrder};
+use dragon::pool::PoolConfig;
+use dragon::pool::protocol::Capacity;
+use dragon::worker::WorkerConfig;
+use serde_json::{Value, json};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+
+/// Polls `f` until it gives a value, for at most `limit`.
+async fn until<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A `dragon pool` running in this process.
+struct Pool {
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), dragon::pool::PoolError>>,
+}
+
+impl Pool {
+    fn config(w: &World, db: String) -> PoolConfig {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let mut c = PoolConfig::new(w.pool, w.owner.clone(), w.node.url(), w.deployment.clone(), db, addr);
+        c.poll = Duration::from_millis(200);
+        c
+    }
+
+    fn start(config: PoolConfig) -> Pool {
+        let listener = TcpListener::bind(config.listen).expect("bind the pool's port");
+        let base = config.public_url.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(dragon::pool::run(config, listener, async move {
+            let _ = rx.await;
+        }));
+        Pool { base, stop: Some(tx), task }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let resp = reqwest::get(format!("{}{path}", self.base)).await.expect("pool request");
+        (resp.status().as_u16(), resp.text().await.expect("body"))
+    }
+
+    async fn status(&self) -> Value {
+        let (s, b) = self.get("/status").await;
+        assert_eq!(s, 200, "{b}");
+        serde_json::from_str(&b).expect("status JSON")
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.task.await.expect("pool task").expect("pool ran cleanly");
+    }
+}
+
+/// A `dragon worker` running in this process.
+struct Worker {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), dragon::worker::WorkerError>>,
+}
+
+impl Worker {
+    fn start(config: WorkerConfig) -> Worker {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(dragon::worker::run(config, async move {
+            let _ = rx.await;
+        }));
+        Worker { stop: Some(tx), task }
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.task.await.expect("worker task").expect("worker ran cleanly");
+    }
+}
+
+fn app_script() -> PathBuf {
+    root().join("tests/fixtures/pool/app.sh")
+}
+
+/// A fresh worker key with gas money and stake in the hub.
+async fn funded_worker(w: &World) -> PrivateKeySigner {
+    let key = PrivateKeySigner::random();
+    let p = provider(&w.node.url(), &w.owner);
+    let _: Value = p
+        .raw_request("anvil_setBalance".into(), (key.address(), U256::from(10u128.pow(20))))
+        .await
+        .expect("anvil_setBalance");
+    let url = w.node.url();
+    let minter = setup::Account::new(&url, &w.owner).expect("account");
+    let who = setup::Account::new(&url, &key).expect("account");
+    setup::fund(&w.deployment, &minter, &[&who], U256::from(1_000 * Nrlc::PER_RLC)).await.expect("fund");
+    key
+}
+
+fn worker_config(w: &World, pool: &Pool, key: PrivateKeySigner, app: Address, dir: PathBuf) -> WorkerConfig {
+    WorkerConfig {
+        key,
+        pool_url: pool.base.clone(),
+        rpc_url: w.node.url(),
+        deployment: w.deployment.clone(),
+        executor: ExecutorConfig::Process { allow: vec![app] },
+        work_dir: dir,
+        capacity: Capacity { cpu: 1, memory: 1 << 30, gpu: false },
+        poll: Duration::from_millis(200),
+    }
+}
+
+fn work_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("dragon-pool-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// The native app registered on chain by the World's owner, with the script's absolute path as multiaddr, and
+/// an app order for it.
+async fn native_app(w: &World) -> (Address, AnyOrder) {
+    let owner = setup::Account::new(&w.node.url(), &w.owner).expect("account");
+    let script = app_script();
+    let app = setup::create_app(&w.deployment, &owner, "pool-hello", script.to_str().expect("utf-8").as_bytes())
+        .await
+        .expect("create app");
+    let order = w.signed(
+        &w.owner,
+        AnyOrder::App(AppOrder {
+            app,
+            appprice: Nrlc::from_u64(1),
+            volume: U256::from(100),
+            tag: B256::ZERO,
+            datasetrestrict: Address::ZERO,
+            workerpoolrestrict: Address::ZERO,
+            requesterrestrict: Address::ZERO,
+            salt: B256::repeat_byte(0x51),
+            sign: None,
+        }),
+    );
+    (app, order)
+}
+
+fn request(w: &World, app: Address, volume: u64, args: &str, salt: u8) -> AnyOrder {
+    w.signed(
+        &w.requester,
+        AnyOrder::Request(RequestOrder {
+            app,
+            appmaxprice: Nrlc::from_u64(1),
+            dataset: Address::ZERO,
+            datasetmaxprice: Nrlc::ZERO,
+            workerpool: Address::ZERO,
+            workerpoolmaxprice: Nrlc::from_u64(5),
+            requester: w.requester.address(),
+            volume: U256::from(volume),
+            tag: B256::ZERO,
+            category: U256::from(1),
+            trust: U256::from(1),
+            beneficiary: w.requester.address(),
+            callback: Address::ZERO,
+            params: json!({"iexec_args": args}).to_string(),
+            salt: B256::repeat_byte(salt),
+            sign: None,
+        }),
+    )
+}
+
+/// Publishes the orders and waits for the deal on chain; returns its id.
+async fn deal_of(w: &World, server: &Server, orders: &[&AnyOrder]) -> String {
+    for o in orders {
+        let key = if matches!(o, AnyOrder::Request(_)) { &w.requester } else { &w.owner };
+        let (s, b) = server.publish(key, o).await;
+        assert_eq!(s, 201, "{b}");
+    }
+    let req = orders.iter().find(|o| matches!(o, AnyOrder::Request(_))).expect("a request");
+    let hash = req.order_hash(&w.domain).to_string();
+    until("the deal on chain", Duration::from_secs(30), async || {
+        let (_, b) = server.get(&format!("/deals?requestorderHash={hash}")).await;
+        b["deals"][0]["dealid"].as_str().map(str::to_owned)
+    })
+    .await
+}
+
+/// Waits until every task of the deal is COMPLETED in the exchange's deal view; returns the task ids.
+async fn completed_tasks(server: &Server, dealid: &str, limit: Duration) -> Vec<String> {
+    until("the tasks COMPLETED in GET /deals/{id}", limit, async || {
+        let (s, one) = server.get(&format!("/deals/{dealid}")).await;
+        assert_eq!(s, 200, "{one}");
+        let tasks = one["tasks"].as_array()?;
+        let done = !tasks.is_empty() && tasks.iter().all(|t| t["status"] == "COMPLETED");
+        done.then(|| tasks.iter().map(|t| t["taskid"].as_str().expect("taskid").to_owned()).collect())
+    })
+    .await
+}
+
+/// Runs the SDK's `results` flow: iExec's `task.fetchResults` with the pool as its IPFS gateway.
+async fn sdk_fetch_results(w: &World, server: &Server, pool: &Pool, taskid: &str) -> Value {
+    assert!(
+        root().join("tests/sdk/node_modules/iexec8").exists(),
+        "iExec's SDK is not installed: run scripts/setup.sh (npm ci in tests/sdk)"
+    );
+    let cfg = json!({
+        "flow": "results",
+        "rpc": w.node.url(),
+        "hub": w.deployment.hub.to_checksum(None),
+        "api": server.base,
+        "chainId": server.chain_id,
+        "keys": {"requester": KEY1},
+        "taskid": taskid,
+        "ipfsGatewayURL": pool.base,
+    });
+    let mut child = tokio::process::Command::new("node")
+        .arg(root().join("tests/sdk/flows.mjs"))
+        .current_dir(root().join("tests/sdk"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run node (on PATH?)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(cfg.to_string().as_bytes()).await.expect("write config");
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("flow results timed out")
+        .expect("node output");
+    assert!(out.status.success(), "flow results failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("flow output is JSON")
+}
+
+fn unzip_entry(zip: &[u8], name: &str) -> String {
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("a zip archive");
+    let mut f = z.by_name(name).unwrap_or_else(|_| panic!("{name} in the archive"));
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut f, &mut s).expect("inflate");
+    s
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|&c| c != b'=') {
+        let v = ALPHABET.iter().position(|&a| a == c).expect("base64") as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_runs_through_the_pool_and_the_sdk_downloads_the_result() {
+    let w = World::new().await;
+    let server = Server::start(settling(&w, database().await)).await;
+    let pool = Pool::start(Pool::config(&w, database().await));
+    let (app, app_order) = native_app(&w).await;
+    let key = funded_worker(&w).await;
+    let worker_address = key.address();
+    let worker = Worker::start(worker_config(&w, &pool, key, app, work_dir("e2e")));
+
+    let posted = Instant::now();
+    let pool_order = w.pool_order(5, 10, 1, 0x52);
+    let req = request(&w, app, 1, "world", 0x53);
+    let dealid = deal_of(&w, &server, &[&app_order, &pool_order, &req]).await;
+    let dealt = posted.elapsed();
+    let tasks = completed_tasks(&server, &dealid, Duration::from_secs(60)).await;
+    let completed = posted.elapsed();
+    eprintln!("pool e2e: POST to deal {dealt:?}, POST to COMPLETED {completed:?}");
+    assert_eq!(tasks.len(), 1);
+    let taskid = &tasks[0];
+
+    // On chain: COMPLETED, with the result link iExec's SDK decodes.
+    let hub = DragonHub::new(w.deployment.hub, provider(&w.node.url(), &w.owner));
+    let t = hub.viewTask(taskid.parse().expect("taskid")).call().await.expect("viewTask");
+    assert_eq!(t.status, 3);
+    let link: Value = serde_json::from_slice(&t.results).expect("results are JSON");
+    assert_eq!(link, json!({"storage": "ipfs", "location": format!("/results/{taskid}")}));
+    assert_eq!(t.contributors, vec![worker_address]);
+
+    // The pool's view: the task, its replicate, the worker; and its metrics.
+    let status = pool.status().await;
+    assert_eq!(status["tasks"][0]["taskid"], taskid.as_str(), "{status}");
+    assert_eq!(status["tasks"][0]["status"], "COMPLETED", "{status}");
+    assert_eq!(status["replicates"][0]["status"], "COMPLETED", "{status}");
+    assert_eq!(status["workers"][0]["address"], worker_address.to_checksum(None), "{status}");
+    assert_eq!(status["workers"][0]["alive"], true, "{status}");
+    let (s, metrics) = pool.get("/metrics").await;
+    assert_eq!(s, 200);
+    assert!(metrics.contains("dragon_pool_tasks{status=\"COMPLETED\"} 1"), "{metrics}");
+    assert!(metrics.contains("dragon_pool_workers{state=\"alive\"} 1"), "{metrics}");
+    assert!(metrics.contains("dragon_pool_queue_depth 0"), "{metrics}");
+
+    // iExec's SDK downloads exactly the archive the pool serves, and it holds the app's output.
+    let (s, _) = pool.get(&format!("/results/{taskid}")).await;
+    assert_eq!(s, 200);
+    let served = reqwest::get(format!("{}/results/{taskid}", pool.base)).await.expect("get").bytes().await.expect("b");
+    let fetched = sdk_fetch_results(&w, &server, &pool, taskid).await;
+    let zip = base64_decode(fetched["base64"].as_str().expect("base64"));
+    assert_eq!(zip, served.to_vec());
+    assert_eq!(fetched["bytes"], zip.len());
+    assert_eq!(unzip_entry(&zip, "result.txt"), "hello world\n");
+    let (s, body) = pool.get(&format!("/results/{}", B256::repeat_byte(7))).await;
+    assert_eq!(s, 404, "{body}");
+    assert!(body.contains("\"code\":\"not_found\""), "{body}");
+
+    worker.shutdown().await;
+    pool.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_restarted_mid_deal_finishes_the_deal() {
+    let w = World::new().await;
+    let server = Server::start(settling(&w, database().await)).await;
+    let pool_db = database().await;
+    let config = Pool::config(&w, pool_db);
+    let pool = Pool::start(config.clone());
+    let (app, app_order) = native_app(&w).await;
+
+    // No worker yet: the pool initializes the tasks, then stops.
+    let pool_order = w.pool_order(5, 10, 1, 0x54);
+    let req = request(&w, app, 2, "again", 0x55);
+    let dealid = deal_of(&w, &server, &[&app_order, &pool_order, &req]).await;
+    until("both tasks INITIALIZED", Duration::from_secs(30), async || {
+        let s = pool.status().await;
+        let tasks = s["tasks"].as_array()?;
+        (tasks.len() == 2 && tasks.iter().all(|t| t["status"] == "INITIALIZED")).then_some(())
+    })
+    .await;
+    let (_, metrics) = pool.get("/metrics").await;
+    assert!(metrics.contains("dragon_pool_queue_depth 2"), "{metrics}");
+    pool.shutdown().await;
+
+    // A new pool process on the same database, and a worker: the deal completes.
+    let pool = Pool::start(config);
+    let key = funded_worker(&w).await;
+    let worker = Worker::start(worker_config(&w, &pool, key, app, work_dir("restart")));
+    let tasks = completed_tasks(&server, &dealid, Duration::from_secs(90)).await;
+    assert_eq!(tasks.len(), 2);
+    let status = pool.status().await;
+    assert!(status["tasks"].as_array().expect("tasks").iter().all(|t| t["status"] == "COMPLETED"), "{status}");
+    worker.shutdown().await;
+    pool.shutdown().await;
+    server.shutdown().await;
+}
