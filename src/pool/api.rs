@@ -37,6 +37,10 @@ pub enum PoolApiError {
     NotFound(String),
     #[error("the worker is not registered: POST /workers/register first")]
     NotRegistered,
+    #[error("the result archive is not usable: {0}")]
+    BadArchive(String),
+    #[error("the archive's digest {found:#x} is not the reported result digest {reported:#x}")]
+    ResultMismatch { found: B256, reported: B256 },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -49,6 +53,8 @@ impl PoolApiError {
             PoolApiError::Forbidden(_) => "forbidden",
             PoolApiError::NotFound(_) => "not_found",
             PoolApiError::NotRegistered => "not_registered",
+            PoolApiError::BadArchive(_) => "bad_archive",
+            PoolApiError::ResultMismatch { .. } => "result_mismatch",
             PoolApiError::Internal(_) => "internal",
         }
     }
@@ -68,6 +74,7 @@ impl ResponseError for PoolApiError {
             PoolApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             PoolApiError::NotFound(_) => StatusCode::NOT_FOUND,
             PoolApiError::NotRegistered => StatusCode::CONFLICT,
+            PoolApiError::BadArchive(_) | PoolApiError::ResultMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             PoolApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -296,11 +303,21 @@ async fn upload(
     let worker = state.worker(&req).await?;
     let taskid = parse_taskid(&path)?;
     let c = state.store.client().await?;
-    if !store::has_replicate(&**c, worker, taskid).await? {
-        return Err(PoolApiError::Forbidden(format!("this worker has no replicate of task {taskid:#x}")));
-    }
-    if body.is_empty() {
-        return Err(PoolApiError::BadRequest("empty result archive".into()));
+    let (reported, callback) = store::upload_context(&**c, worker, taskid)
+        .await?
+        .ok_or_else(|| PoolApiError::Forbidden(format!("this worker has no replicate of task {taskid:#x}")))?;
+    let reported = reported.ok_or_else(|| {
+        PoolApiError::BadRequest("report COMPUTED with the result digest before uploading the archive".into())
+    })?;
+    // The archive must be the result the worker computed (and will reveal): unpacking and digesting it is
+    // blocking work.
+    let zip = body.clone();
+    let found = web::block(move || super::results::archive_digest(&zip, taskid, callback != Address::ZERO))
+        .await
+        .map_err(|e| PoolApiError::Internal(anyhow::anyhow!("digesting an archive: {e}")))?
+        .map_err(|e| PoolApiError::BadArchive(e.to_string()))?;
+    if found != reported {
+        return Err(PoolApiError::ResultMismatch { found, reported });
     }
     store::put_result(&**c, taskid, worker, &body).await?;
     tracing::info!(worker = %worker, task = %taskid, bytes = body.len(), "result uploaded");

@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod protocol;
+pub mod results;
 pub mod scheduler;
 pub mod store;
 

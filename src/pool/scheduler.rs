@@ -212,8 +212,13 @@ impl Scheduler {
             REVEALING => {
                 let revealed = on_chain.revealCounter > U256::ZERO;
                 let all_revealed = revealed && on_chain.revealCounter == on_chain.winnerCounter;
-                let uploaded = store::result_uploader(&**c, t.task_id).await?.is_some();
-                if all_revealed && uploaded {
+                let uploaded = store::uploaded_digest(&**c, t.task_id).await?;
+                if uploaded.is_some_and(|d| d != on_chain.resultDigest) {
+                    // Checked at upload against the worker's report; a worker that reported one digest and
+                    // revealed another gets no finalize with its archive.
+                    tracing::warn!(task = %t.task_id, "the uploaded archive is not the revealed result");
+                }
+                if all_revealed && uploaded == Some(on_chain.resultDigest) {
                     self.finalize(t, on_chain.resultDigest).await?;
                 } else {
                     let status = if revealed { "AT_LEAST_ONE_REVEALED" } else { "CONSENSUS_REACHED" };

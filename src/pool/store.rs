@@ -258,13 +258,28 @@ pub async fn update_replicate(c: &impl GenericClient, worker: Address, u: &Statu
     Ok(n == 1)
 }
 
-pub async fn has_replicate(c: &impl GenericClient, worker: Address, task: B256) -> Result<bool, StoreError> {
-    Ok(c.query_opt(
-        "SELECT 1 FROM pool_replicates WHERE task_id = $1 AND worker = $2",
-        &[&task.as_slice(), &worker.as_slice()],
-    )
-    .await?
-    .is_some())
+/// For an upload by `worker`: the digest its replicate reported (if any yet) and the deal's callback address;
+/// `None` when the worker has no replicate of the task.
+pub async fn upload_context(
+    c: &impl GenericClient,
+    worker: Address,
+    task: B256,
+) -> Result<Option<(Option<B256>, Address)>, StoreError> {
+    let r = c
+        .query_opt(
+            "SELECT r.result_digest, d.callback FROM pool_replicates r
+             JOIN pool_tasks t USING (task_id) JOIN pool_deals d USING (deal_id)
+             WHERE r.task_id = $1 AND r.worker = $2",
+            &[&task.as_slice(), &worker.as_slice()],
+        )
+        .await?;
+    let Some(r) = r else { return Ok(None) };
+    let digest: Option<Vec<u8>> = r.get("result_digest");
+    let digest = digest.map(|d| B256::try_from(d.as_slice())).transpose().map_err(|_| StoreError::Corrupt {
+        table: "pool_replicates",
+        detail: "result_digest is not 32 bytes".into(),
+    })?;
+    Ok(Some((digest, address(&r, "callback")?)))
 }
 
 /// The callback data of the replicate that revealed `digest` (empty when there is none).
@@ -297,10 +312,17 @@ pub async fn result_zip(c: &impl GenericClient, task: B256) -> Result<Option<Vec
     Ok(r.map(|r| r.get(0)))
 }
 
-/// Who uploaded the task's result, if anyone.
-pub async fn result_uploader(c: &impl GenericClient, task: B256) -> Result<Option<Address>, StoreError> {
-    let r = c.query_opt("SELECT worker FROM pool_results WHERE task_id = $1", &[&task.as_slice()]).await?;
-    r.map(|r| address(&r, "worker")).transpose()
+/// The digest of the uploaded archive (checked at upload against what its worker reported), if any.
+pub async fn uploaded_digest(c: &impl GenericClient, task: B256) -> Result<Option<B256>, StoreError> {
+    let r = c
+        .query_opt(
+            "SELECT p.result_digest FROM pool_results r
+             JOIN pool_replicates p ON p.task_id = r.task_id AND p.worker = r.worker
+             WHERE r.task_id = $1",
+            &[&task.as_slice()],
+        )
+        .await?;
+    Ok(r.and_then(|r| r.get::<_, Option<Vec<u8>>>(0)).and_then(|d| B256::try_from(d.as_slice()).ok()))
 }
 
 // ---- the status API and metrics ------------------------------------------------------------------------------
