@@ -42,6 +42,11 @@ impl PoolClient {
         self.token.is_some()
     }
 
+    /// Forgets the session: the next round logs in again.
+    pub fn logout(&mut self) {
+        self.token = None;
+    }
+
     /// Challenge, EIP-191 signature, token.
     pub async fn login(&mut self, key: &PrivateKeySigner) -> Result<(), ClientError> {
         let url = format!("{}/challenge?address={:#x}", self.base, key.address());

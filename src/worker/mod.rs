@@ -38,6 +38,28 @@ use std::time::Duration;
 /// How often a worker sends a heartbeat (iExec: every 10 s, lost after 60 s).
 const PING_EVERY: Duration = Duration::from_secs(10);
 
+/// The heartbeat task of one session; stopped when dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Heartbeat {
+    fn start(pool: PoolClient) -> Heartbeat {
+        Heartbeat(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PING_EVERY).await;
+                if let Err(e) = pool.ping().await {
+                    tracing::warn!(error = %e, "heartbeat failed");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExecutorKind {
     Process,
@@ -202,22 +224,21 @@ impl Worker {
 
     async fn main_loop(&self, abort: AbortSignal) -> Result<(), WorkerError> {
         let mut pool = PoolClient::new(&self.config.pool_url)?;
-        let mut last_ping = tokio::time::Instant::now();
+        // Heartbeats run beside the work, so that a long app run does not make the worker look lost.
+        let mut heartbeat: Option<Heartbeat> = None;
         loop {
             if !pool.logged_in() {
                 match self.join(&mut pool).await {
-                    Ok(()) => tracing::info!(worker = %self.me(), pool = %self.config.pool_url, "joined the pool"),
+                    Ok(()) => {
+                        tracing::info!(worker = %self.me(), pool = %self.config.pool_url, "joined the pool");
+                        // The previous session's heartbeat (if any) stops as it is replaced.
+                        heartbeat.replace(Heartbeat::start(pool.clone()));
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot join the pool; retrying");
                         tokio::time::sleep(self.config.poll.max(Duration::from_secs(1))).await;
                         continue;
                     }
-                }
-            }
-            if last_ping.elapsed() >= PING_EVERY {
-                last_ping = tokio::time::Instant::now();
-                if let Err(e) = pool.ping().await {
-                    self.on_pool_error(&mut pool, e);
                 }
             }
             match pool.work().await {
@@ -236,6 +257,9 @@ impl Worker {
                 Ok(None) => {}
                 Err(e) => self.on_pool_error(&mut pool, e),
             }
+            if !pool.logged_in() {
+                heartbeat.take();
+            }
             tokio::time::sleep(self.config.poll).await;
         }
     }
@@ -244,7 +268,7 @@ impl Worker {
         tracing::warn!(error = %e, "pool call failed");
         if matches!(e, ClientError::Unauthorized | ClientError::Status { status: 409, .. }) {
             // The pool lost the session or the registration (a new database): join again.
-            *pool = PoolClient::new(&self.config.pool_url).unwrap_or_else(|_| pool.clone());
+            pool.logout();
         }
     }
 
@@ -283,7 +307,7 @@ impl Worker {
                 ));
             }
             _ => {
-                pool.status(&report(ReplicateStatus::Computing)).await?;
+                tell(pool, &report(ReplicateStatus::Computing)).await;
                 let (digest, callback) = self.compute(a, &deal, &dir, has_callback, abort).await?;
                 state.digest = Some(digest);
                 state.callback = callback;
@@ -298,11 +322,11 @@ impl Worker {
         computed.result_hash = Some(hash);
         computed.result_seal = Some(seal);
         computed.callback_data = state.callback.clone();
-        pool.status(&computed).await?;
+        tell(pool, &computed).await;
 
         // 2. Contribute.
         if contribution.status == 0 {
-            pool.status(&report(ReplicateStatus::Contributing)).await?;
+            tell(pool, &report(ReplicateStatus::Contributing)).await;
             let sent = self
                 .hub()
                 .contribute(taskid, hash, seal, Address::ZERO, Bytes::new(), a.authorization.sign.clone())
@@ -316,19 +340,19 @@ impl Worker {
             }
             tracing::info!(task = %taskid, "contributed");
         }
-        pool.status(&report(ReplicateStatus::Contributed)).await?;
+        tell(pool, &report(ReplicateStatus::Contributed)).await;
 
         // 3. Reveal, once the task reached consensus.
         let task = self.wait_revealing(taskid).await?;
         if task.status == 2 {
             let c = self.hub().viewContribution(taskid, self.me()).call().await?;
             if c.status == 1 {
-                pool.status(&report(ReplicateStatus::Revealing)).await?;
+                tell(pool, &report(ReplicateStatus::Revealing)).await;
                 let sent = self.hub().reveal(taskid, digest).send().await;
                 self.mined(sent, "reveal").await?;
                 tracing::info!(task = %taskid, "revealed");
             }
-            pool.status(&report(ReplicateStatus::Revealed)).await?;
+            tell(pool, &report(ReplicateStatus::Revealed)).await;
         } else if task.status != 3 {
             return Err(WorkerError::Task(format!(
                 "the task is in status {} on chain after contributing",
@@ -336,8 +360,10 @@ impl Worker {
             )));
         }
 
-        // 4. Upload the archive.
+        // 4. Upload the archive. The pool checks it against the reported digest: report it again, in case the
+        // first report was lost.
         if !state.uploaded {
+            pool.status(&computed).await?;
             let zip = std::fs::read(dir.join("result.zip")).map_err(io_err("reading", &dir.join("result.zip")))?;
             pool.upload(taskid, zip).await?;
             state.uploaded = true;
@@ -345,7 +371,7 @@ impl Worker {
         }
         pool.status(&report(ReplicateStatus::ResultUploaded)).await?;
         // The run folders are not needed any more; state.json and the archive stay until the task is done.
-        let _ = std::fs::remove_dir_all(dir.join("run"));
+        let _ = std::fs::remove_dir_all(run_dir(&self.config.work_dir, taskid));
         Ok(())
     }
 
@@ -382,7 +408,7 @@ impl Worker {
             limits: Limits { max_duration: Duration::from_secs(secs.max(1)), ..Limits::default() },
         };
         // A run interrupted earlier left a partial output: start over from an empty folder.
-        let root = dir.join("run");
+        let root = run_dir(&self.config.work_dir, a.taskid);
         let _ = std::fs::remove_dir_all(&root);
         let ws = Workspace::prepare(&root, &spec)?;
         let outcome = self.executor.run(&spec, &ws, abort).await?;
@@ -452,6 +478,20 @@ impl Worker {
             return Err(WorkerError::Task(format!("{what} transaction {:#x} reverted", receipt.transaction_hash)));
         }
         Ok(())
+    }
+}
+
+/// Where task `taskid` runs: the pool relies on this layout (`<taskid>/run/out` is the output folder) to read an
+/// output path a native app declared by its absolute host path.
+pub fn run_dir(work_dir: &Path, taskid: B256) -> PathBuf {
+    work_dir.join(format!("{taskid:#x}")).join("run")
+}
+
+/// Reports a status change, best effort: the chain steps go on while the pool is unreachable, and the
+/// replicate is handed back (and reported again) once it answers.
+async fn tell(pool: &PoolClient, u: &StatusUpdate) {
+    if let Err(e) = pool.status(u).await {
+        tracing::warn!(task = %u.taskid, status = u.status.as_str(), error = %e, "status report lost");
     }
 }
 
