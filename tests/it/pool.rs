@@ -377,3 +377,114 @@ async fn a_pool_restarted_mid_deal_finishes_the_deal() {
     pool.shutdown().await;
     server.shutdown().await;
 }
+
+/// The first replicate in the pool's status that has `status`.
+async fn replicate_in(pool: &Pool, status: &str) -> Value {
+    until(&format!("a replicate {status}"), Duration::from_secs(30), async || {
+        let s = pool.status().await;
+        s["replicates"].as_array()?.iter().find(|r| r["status"] == status).cloned()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_restarted_mid_run_resumes_its_replicate() {
+    let w = World::new().await;
+    let server = Server::start(settling(&w, database().await)).await;
+    let pool = Pool::start(Pool::config(&w, database().await));
+    let (app, app_order) = native_app(&w).await;
+    let key = funded_worker(&w).await;
+    let dir = work_dir("worker-restart");
+    let worker = Worker::start(worker_config(&w, &pool, key.clone(), app, dir.clone()));
+
+    // The app sleeps 3 s: the worker is stopped while it runs (its process group is killed with it).
+    let pool_order = w.pool_order(5, 10, 1, 0x56);
+    let req = request(&w, app, 1, "slow 3", 0x57);
+    let dealid = deal_of(&w, &server, &[&app_order, &pool_order, &req]).await;
+    let replicate = replicate_in(&pool, "COMPUTING").await;
+    worker.shutdown().await;
+    let taskid: B256 = replicate["taskid"].as_str().expect("taskid").parse().expect("taskid");
+    let hub = DragonHub::new(w.deployment.hub, provider(&w.node.url(), &w.owner));
+    assert_eq!(hub.viewTask(taskid).call().await.expect("viewTask").status, 1, "still ACTIVE, nobody contributed");
+
+    // The same worker (key and work dir) starts again: the pool hands its replicate back, and it finishes.
+    let worker = Worker::start(worker_config(&w, &pool, key.clone(), app, dir));
+    completed_tasks(&server, &dealid, Duration::from_secs(60)).await;
+    let t = hub.viewTask(taskid).call().await.expect("viewTask");
+    assert_eq!(t.contributors, vec![key.address()]);
+    let status = pool.status().await;
+    let replicates = status["replicates"].as_array().expect("replicates");
+    assert_eq!(replicates.len(), 1, "one replicate, handed back rather than a second one: {status}");
+    assert_eq!(replicates[0]["status"], "COMPLETED", "{status}");
+    worker.shutdown().await;
+    pool.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_api_answers_refusals_with_stable_codes() {
+    let w = World::new().await;
+    let pool = Pool::start(Pool::config(&w, database().await));
+    let http = reqwest::Client::new();
+    let key = PrivateKeySigner::random();
+    let code = |v: &Value| v["code"].as_str().map(str::to_owned);
+    let post = async |path: &str, token: Option<&str>, body: Value| -> (u16, Value) {
+        let mut req = http.post(format!("{}{path}", pool.base)).json(&body);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = req.send().await.expect("request");
+        (resp.status().as_u16(), resp.json().await.expect("JSON body"))
+    };
+    let challenge = async || -> String {
+        let (s, b) = pool.get(&format!("/challenge?address={}", key.address())).await;
+        assert_eq!(s, 200, "{b}");
+        serde_json::from_str::<Value>(&b).expect("JSON")["challenge"].as_str().expect("challenge").to_owned()
+    };
+    let sign = |text: &str, k: &PrivateKeySigner| {
+        use alloy::signers::SignerSync;
+        alloy::hex::encode_prefixed(k.sign_message_sync(text.as_bytes()).expect("sign").as_bytes())
+    };
+
+    // No token, a bad token.
+    let (s, b) = post("/workers/work", None, json!({})).await;
+    assert_eq!((s, code(&b).as_deref()), (401, Some("unauthorized")), "{b}");
+    let (s, b) = post("/workers/ping", Some("nope"), json!({})).await;
+    assert_eq!((s, code(&b).as_deref()), (401, Some("unauthorized")), "{b}");
+    // A challenge signed by someone else, then a challenge used twice.
+    let text = challenge().await;
+    let other = PrivateKeySigner::random();
+    let login = json!({"address": key.address(), "challenge": text, "signature": sign(&text, &other)});
+    let (s, b) = post("/workers/login", None, login).await;
+    assert_eq!((s, code(&b).as_deref()), (401, Some("unauthorized")), "{b}");
+    let login = json!({"address": key.address(), "challenge": text, "signature": sign(&text, &key)});
+    let (s, b) = post("/workers/login", None, login).await;
+    assert_eq!((s, code(&b).as_deref()), (401, Some("unauthorized")), "a challenge is single-use: {b}");
+    // A good login; work before registering; a malformed body; an upload for a task it does not run.
+    let text = challenge().await;
+    let login = json!({"address": key.address(), "challenge": text, "signature": sign(&text, &key)});
+    let (s, b) = post("/workers/login", None, login).await;
+    assert_eq!(s, 200, "{b}");
+    let token = b["token"].as_str().expect("token").to_owned();
+    let (s, b) = post("/workers/work", Some(&token), json!({})).await;
+    assert_eq!((s, code(&b).as_deref()), (409, Some("not_registered")), "{b}");
+    let (s, b) = post("/workers/register", Some(&token), json!({"cpu": "many"})).await;
+    assert_eq!((s, code(&b).as_deref()), (400, Some("bad_request")), "{b}");
+    let (s, b) = post("/workers/register", Some(&token), json!({"cpu": 2, "memory": 1024, "gpu": false})).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = post("/workers/work", Some(&token), json!({})).await;
+    assert_eq!((s, &b["work"]), (200, &Value::Null), "no deal, no work: {b}");
+    let resp = http
+        .post(format!("{}/results/{}", pool.base, B256::repeat_byte(3)))
+        .header("authorization", format!("Bearer {token}"))
+        .body(vec![1u8, 2, 3])
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(resp.status().as_u16(), 403);
+    let b: Value = resp.json().await.expect("JSON");
+    assert_eq!(code(&b).as_deref(), Some("forbidden"), "{b}");
+    let status = pool.status().await;
+    assert_eq!(status["workers"][0]["cpu"], 2, "{status}");
+    pool.shutdown().await;
+}
