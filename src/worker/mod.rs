@@ -165,7 +165,13 @@ impl WorkerArgs {
                 }
                 ExecutorConfig::Process { allow: self.allow_app }
             }
-            ExecutorKind::Docker => ExecutorConfig::Docker { host: self.docker_host, network: None, owner: None },
+            // Labelled with the worker's address, so that workers sharing an engine keep off each other's
+            // containers.
+            ExecutorKind::Docker => ExecutorConfig::Docker {
+                host: self.docker_host,
+                network: None,
+                owner: Some(format!("{:#x}", key.address())),
+            },
         };
         Ok(WorkerConfig {
             key,

@@ -488,3 +488,51 @@ async fn the_worker_api_answers_refusals_with_stable_codes() {
     assert_eq!(status["workers"][0]["cpu"], 2, "{status}");
     pool.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_runs_in_docker_through_the_pool() {
+    // The executor tests' engine and image (busybox with their app.sh as entrypoint).
+    crate::executor::docker().await;
+    let host = tokio::task::spawn_blocking(crate::executor::engine_host).await.expect("engine");
+    let w = World::new().await;
+    let server = Server::start(settling(&w, database().await)).await;
+    let pool = Pool::start(Pool::config(&w, database().await));
+    let owner = setup::Account::new(&w.node.url(), &w.owner).expect("account");
+    let image = crate::executor::IMAGE;
+    let app = setup::create_app(&w.deployment, &owner, "pool-docker", image.as_bytes()).await.expect("app");
+    let app_order = w.signed(
+        &w.owner,
+        AnyOrder::App(AppOrder {
+            app,
+            appprice: Nrlc::from_u64(1),
+            volume: U256::from(10),
+            tag: B256::ZERO,
+            datasetrestrict: Address::ZERO,
+            workerpoolrestrict: Address::ZERO,
+            requesterrestrict: Address::ZERO,
+            salt: B256::repeat_byte(0x58),
+            sign: None,
+        }),
+    );
+    let key = funded_worker(&w).await;
+    let mut config = worker_config(&w, &pool, key.clone(), app, work_dir("docker"));
+    config.executor =
+        ExecutorConfig::Docker { host: Some(host.to_owned()), network: None, owner: Some("dragon-pool-test".into()) };
+    let worker = Worker::start(config);
+
+    let posted = Instant::now();
+    let pool_order = w.pool_order(5, 10, 1, 0x59);
+    let req = request(&w, app, 1, "in a container", 0x5a);
+    let dealid = deal_of(&w, &server, &[&app_order, &pool_order, &req]).await;
+    let tasks = completed_tasks(&server, &dealid, Duration::from_secs(90)).await;
+    eprintln!("pool docker e2e: POST to COMPLETED {:?}", posted.elapsed());
+    let taskid = &tasks[0];
+    let fetched = sdk_fetch_results(&w, &server, &pool, taskid).await;
+    let zip = base64_decode(fetched["base64"].as_str().expect("base64"));
+    // The app saw the task through the container's mounts and wrote its answer under /iexec_out/result.
+    assert_eq!(unzip_entry(&zip, "result/answer.txt"), format!("answer of {taskid}\n"));
+    assert_eq!(unzip_entry(&zip, "args.txt"), "[in]\n[a]\n[container]\n");
+    worker.shutdown().await;
+    pool.shutdown().await;
+    server.shutdown().await;
+}
