@@ -536,3 +536,31 @@ async fn a_request_runs_in_docker_through_the_pool() {
     pool.shutdown().await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deal_of_ten_tasks_completes_through_one_worker() {
+    let w = World::new().await;
+    let server = Server::start(settling(&w, database().await)).await;
+    let pool = Pool::start(Pool::config(&w, database().await));
+    let (app, app_order) = native_app(&w).await;
+    let key = funded_worker(&w).await;
+    let worker = Worker::start(worker_config(&w, &pool, key, app, work_dir("ten")));
+    let posted = Instant::now();
+    let pool_order = w.pool_order(5, 10, 1, 0x5b);
+    let req = request(&w, app, 10, "many", 0x5c);
+    let dealid = deal_of(&w, &server, &[&app_order, &pool_order, &req]).await;
+    let tasks = completed_tasks(&server, &dealid, Duration::from_secs(120)).await;
+    let took = posted.elapsed();
+    eprintln!(
+        "pool throughput: 10 tasks, one worker, POST to all COMPLETED {took:?} ({:.0} tasks/min)",
+        600.0 / took.as_secs_f64()
+    );
+    assert_eq!(tasks.len(), 10);
+    let status = pool.status().await;
+    let replicates = status["replicates"].as_array().expect("replicates");
+    assert_eq!(replicates.len(), 10, "{status}");
+    assert!(replicates.iter().all(|r| r["status"] == "COMPLETED"), "{status}");
+    worker.shutdown().await;
+    pool.shutdown().await;
+    server.shutdown().await;
+}
