@@ -83,3 +83,15 @@ CREATE TABLE pool_results (
     sha256      BYTEA NOT NULL,
     uploaded_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+
+-- Every status change of a task and of its replicates, in order: the task's timeline in the status API, and the
+-- stage latencies (initialize, run, contribute, reveal, upload, finalize) for the benchmarks.
+CREATE TABLE pool_events (
+    id          BIGSERIAL PRIMARY KEY,
+    task_id     BYTEA NOT NULL,
+    -- NULL for the task's own statuses; the worker for a replicate's.
+    worker      BYTEA,
+    status      TEXT NOT NULL,
+    at          TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX pool_events_task ON pool_events (task_id, id);

@@ -169,6 +169,7 @@ pub async fn serve(
                 .route("/results/{taskid}", web::post().to(upload))
                 .route("/results/{taskid}", web::get().to(download))
                 .route("/status", web::get().to(status))
+                .route("/status/tasks/{taskid}", web::get().to(task_timeline))
                 .route("/metrics", web::get().to(metrics))
                 .default_service(web::to(|| async { PoolApiError::NotFound("route".into()).error_response() }))
         })
@@ -351,6 +352,16 @@ async fn status(state: web::Data<PoolState>, q: web::Query<StatusQuery>) -> Res<
         "tasks": tasks,
         "replicates": replicates,
     })))
+}
+
+/// One task's timeline: every status change of the task and of its replicates, oldest first.
+async fn task_timeline(state: web::Data<PoolState>, path: web::Path<String>) -> Res<HttpResponse> {
+    let taskid = parse_taskid(&path)?;
+    let events = store::events(&**state.store.client().await?, taskid).await?;
+    if events.is_empty() {
+        return Err(PoolApiError::NotFound(format!("task {taskid:#x}")));
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({"taskid": taskid, "events": events})))
 }
 
 /// Prometheus text: tasks by status, workers (alive or not), and the queue (initialized tasks nobody runs yet).

@@ -76,6 +76,7 @@ pub async fn insert_deal(c: &impl GenericClient, d: &NewDeal) -> Result<(), Stor
             &[&task.as_slice(), &d.deal_id.as_slice(), &(idx as i64)],
         )
         .await?;
+        event(c, task, None, "RECEIVED").await?;
     }
     Ok(())
 }
@@ -121,14 +122,67 @@ pub async fn set_task_status(
     error: Option<&str>,
     tx: Option<B256>,
 ) -> Result<(), StoreError> {
+    let changed = c
+        .execute(
+            "UPDATE pool_tasks SET status = $2, error = COALESCE($3, error), last_tx = COALESCE($4, last_tx),
+                    updated_at = now()
+             WHERE task_id = $1 AND status <> $2",
+            &[&task.as_slice(), &status, &error, &tx.as_ref().map(|t| t.as_slice())],
+        )
+        .await?;
+    if changed == 1 {
+        event(c, task, None, status).await?;
+    }
+    Ok(())
+}
+
+/// Appends a status change to the task's timeline.
+async fn event(c: &impl GenericClient, task: B256, worker: Option<Address>, status: &str) -> Result<(), StoreError> {
     c.execute(
-        "UPDATE pool_tasks SET status = $2, error = COALESCE($3, error), last_tx = COALESCE($4, last_tx),
-                updated_at = now()
-         WHERE task_id = $1",
-        &[&task.as_slice(), &status, &error, &tx.as_ref().map(|t| t.as_slice())],
+        "INSERT INTO pool_events (task_id, worker, status) VALUES ($1, $2, $3)",
+        &[&task.as_slice(), &worker.as_ref().map(|w| w.as_slice()), &status],
     )
     .await?;
     Ok(())
+}
+
+/// One entry of a task's timeline.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView {
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_checksum")]
+    pub worker: Option<Address>,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+}
+
+fn opt_checksum<S: serde::Serializer>(v: &Option<Address>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(a) => s.collect_str(&a.to_checksum(None)),
+        None => s.serialize_none(),
+    }
+}
+
+/// The timeline of a task, oldest first.
+pub async fn events(c: &impl GenericClient, task: B256) -> Result<Vec<EventView>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT status, worker, (EXTRACT(EPOCH FROM at) * 1000)::int8 AS at FROM pool_events
+             WHERE task_id = $1 ORDER BY id",
+            &[&task.as_slice()],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let worker: Option<Vec<u8>> = r.get("worker");
+            Ok(EventView {
+                status: r.get("status"),
+                worker: worker.map(|_| address(r, "worker")).transpose()?,
+                at: r.get("at"),
+            })
+        })
+        .collect()
 }
 
 pub async fn set_task_results(c: &impl GenericClient, task: B256, results: &[u8]) -> Result<(), StoreError> {
@@ -225,17 +279,21 @@ pub async fn claim_task(c: &impl GenericClient, worker: Address) -> Result<Optio
         &[&handed.task_id.as_slice(), &worker.as_slice()],
     )
     .await?;
-    c.execute(
-        "UPDATE pool_tasks SET status = 'RUNNING', updated_at = now() WHERE task_id = $1 AND status = 'INITIALIZED'",
-        &[&handed.task_id.as_slice()],
-    )
-    .await?;
+    event(c, handed.task_id, Some(worker), "CREATED").await?;
+    set_task_status(c, handed.task_id, "RUNNING", None, None).await?;
     Ok(Some(handed))
 }
 
 /// Records a replicate's status change; false when the worker has no replicate of that task.
 pub async fn update_replicate(c: &impl GenericClient, worker: Address, u: &StatusUpdate) -> Result<bool, StoreError> {
     let opt = |b: &Option<B256>| b.map(|b| b.to_vec());
+    let before = c
+        .query_opt(
+            "SELECT status FROM pool_replicates WHERE task_id = $1 AND worker = $2",
+            &[&u.taskid.as_slice(), &worker.as_slice()],
+        )
+        .await?
+        .map(|r| r.get::<_, String>(0));
     let n = c
         .execute(
             "UPDATE pool_replicates SET status = $3,
@@ -255,6 +313,10 @@ pub async fn update_replicate(c: &impl GenericClient, worker: Address, u: &Statu
             ],
         )
         .await?;
+    // The timeline records changes only: a worker repeats a report when it is not sure the first one arrived.
+    if n == 1 && before.as_deref() != Some(u.status.as_str()) {
+        event(c, u.taskid, Some(worker), u.status.as_str()).await?;
+    }
     Ok(n == 1)
 }
 

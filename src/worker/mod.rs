@@ -323,16 +323,21 @@ impl Worker {
         };
         let hash = result_hash(taskid, digest);
         let seal = result_seal(self.me(), taskid, digest);
-        let mut computed = report(ReplicateStatus::Computed);
-        computed.result_digest = Some(digest);
-        computed.result_hash = Some(hash);
-        computed.result_seal = Some(seal);
-        computed.callback_data = state.callback.clone();
-        tell(pool, &computed).await;
+        // From here on every report carries the result, so that the pool has it whichever report gets through.
+        let callback = state.callback.clone();
+        let with_result = |status: ReplicateStatus| {
+            let mut u = report(status);
+            u.result_digest = Some(digest);
+            u.result_hash = Some(hash);
+            u.result_seal = Some(seal);
+            u.callback_data = callback.clone();
+            u
+        };
+        tell(pool, &with_result(ReplicateStatus::Computed)).await;
 
         // 2. Contribute.
         if contribution.status == 0 {
-            tell(pool, &report(ReplicateStatus::Contributing)).await;
+            tell(pool, &with_result(ReplicateStatus::Contributing)).await;
             let sent = self
                 .hub()
                 .contribute(taskid, hash, seal, Address::ZERO, Bytes::new(), a.authorization.sign.clone())
@@ -346,19 +351,18 @@ impl Worker {
             }
             tracing::info!(task = %taskid, "contributed");
         }
-        tell(pool, &report(ReplicateStatus::Contributed)).await;
+        tell(pool, &with_result(ReplicateStatus::Contributed)).await;
 
         // 3. Reveal, once the task reached consensus.
         let task = self.wait_revealing(taskid).await?;
         if task.status == 2 {
             let c = self.hub().viewContribution(taskid, self.me()).call().await?;
             if c.status == 1 {
-                tell(pool, &report(ReplicateStatus::Revealing)).await;
+                tell(pool, &with_result(ReplicateStatus::Revealing)).await;
                 let sent = self.hub().reveal(taskid, digest).send().await;
                 self.mined(sent, "reveal").await?;
                 tracing::info!(task = %taskid, "revealed");
             }
-            tell(pool, &report(ReplicateStatus::Revealed)).await;
         } else if task.status != 3 {
             return Err(WorkerError::Task(format!(
                 "the task is in status {} on chain after contributing",
@@ -366,10 +370,9 @@ impl Worker {
             )));
         }
 
-        // 4. Upload the archive. The pool checks it against the reported digest: report it again, in case the
-        // first report was lost.
+        // 4. Upload the archive. The pool checks it against the reported digest: this report must get through.
+        pool.status(&with_result(ReplicateStatus::Revealed)).await?;
         if !state.uploaded {
-            pool.status(&computed).await?;
             let zip = std::fs::read(dir.join("result.zip")).map_err(io_err("reading", &dir.join("result.zip")))?;
             pool.upload(taskid, zip).await?;
             state.uploaded = true;

@@ -318,6 +318,39 @@ async fn a_request_runs_through_the_pool_and_the_sdk_downloads_the_result() {
     assert_eq!(status["replicates"][0]["status"], "COMPLETED", "{status}");
     assert_eq!(status["workers"][0]["address"], worker_address.to_checksum(None), "{status}");
     assert_eq!(status["workers"][0]["alive"], true, "{status}");
+    let (s, timeline) = pool.get(&format!("/status/tasks/{taskid}")).await;
+    assert_eq!(s, 200, "{timeline}");
+    let timeline: Value = serde_json::from_str(&timeline).expect("JSON");
+    let events = timeline["events"].as_array().expect("events");
+    let of = |worker: bool| -> Vec<&str> {
+        events
+            .iter()
+            .filter(|e| e.get("worker").is_some() == worker)
+            .map(|e| e["status"].as_str().expect("s"))
+            .collect()
+    };
+    let replicate = ["CREATED", "COMPUTING", "COMPUTED", "CONTRIBUTING", "CONTRIBUTED", "REVEALING", "REVEALED"];
+    assert_eq!(of(true), [&replicate[..], &["RESULT_UPLOADED"]].concat(), "{timeline}");
+    let task = of(false);
+    assert_eq!(task[..3], ["RECEIVED", "INITIALIZED", "RUNNING"], "{timeline}");
+    assert_eq!(task[task.len() - 2..], ["FINALIZING", "COMPLETED"], "{timeline}");
+    let at = |status: &str, worker: bool| -> i64 {
+        events
+            .iter()
+            .find(|e| e["status"] == status && e.get("worker").is_some() == worker)
+            .and_then(|e| e["at"].as_i64())
+            .unwrap_or_else(|| panic!("{status} in {timeline}"))
+    };
+    eprintln!(
+        "pool e2e stages (ms): initialize {}, hand-out {}, run {}, contribute {}, reveal {}, upload {}, finalize {}",
+        at("INITIALIZED", false) - at("RECEIVED", false),
+        at("CREATED", true) - at("INITIALIZED", false),
+        at("COMPUTED", true) - at("COMPUTING", true),
+        at("CONTRIBUTED", true) - at("CONTRIBUTING", true),
+        at("REVEALED", true) - at("REVEALING", true),
+        at("RESULT_UPLOADED", true) - at("REVEALED", true),
+        at("COMPLETED", false) - at("RESULT_UPLOADED", true),
+    );
     let (s, metrics) = pool.get("/metrics").await;
     assert_eq!(s, 200);
     assert!(metrics.contains("dragon_pool_tasks{status=\"COMPLETED\"} 1"), "{metrics}");
