@@ -25,6 +25,17 @@ pub enum ClientError {
     Sign(String),
 }
 
+impl ClientError {
+    /// Whether the pool may take the same call later: it was unreachable, or failed on its side.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Http(_) => true,
+            ClientError::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PoolClient {
     base: String,

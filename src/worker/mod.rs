@@ -250,12 +250,21 @@ impl Worker {
             match pool.work().await {
                 Ok(Some(a)) => {
                     let task = a.taskid;
-                    if let Err(e) = self.handle(&pool, &a, abort.clone()).await {
-                        tracing::warn!(task = %task, error = %e, "task failed");
-                        let mut u = StatusUpdate::new(task, ReplicateStatus::Failed);
-                        u.error = Some(e.to_string());
-                        if let Err(e) = pool.status(&u).await {
-                            self.on_pool_error(&mut pool, e);
+                    match self.handle(&pool, &a, abort.clone()).await {
+                        Ok(()) => {}
+                        // The pool is unreachable or failing: the replicate is not failed, it is handed back
+                        // once the pool answers, and resumes from the work dir and the chain.
+                        Err(WorkerError::Pool(e)) if e.is_transient() => {
+                            tracing::warn!(task = %task, error = %e, "pool unreachable; the task resumes later");
+                            tokio::time::sleep(self.config.poll.max(Duration::from_secs(1))).await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(task = %task, error = %e, "task failed");
+                            let mut u = StatusUpdate::new(task, ReplicateStatus::Failed);
+                            u.error = Some(e.to_string());
+                            if let Err(e) = pool.status(&u).await {
+                                self.on_pool_error(&mut pool, e);
+                            }
                         }
                     }
                     continue;

@@ -597,3 +597,37 @@ async fn a_deal_of_ten_tasks_completes_through_one_worker() {
     pool.shutdown().await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_down_while_its_worker_computes_finalizes_when_it_is_back() {
+    let w = World::new().await;
+    let server = Server::start(settling(&w, database().await)).await;
+    let config = Pool::config(&w, database().await);
+    let pool = Pool::start(config.clone());
+    let (app, app_order) = native_app(&w).await;
+    let key = funded_worker(&w).await;
+    let worker = Worker::start(worker_config(&w, &pool, key.clone(), app, work_dir("pool-down")));
+
+    let pool_order = w.pool_order(5, 10, 1, 0x5d);
+    let req = request(&w, app, 1, "offline 2", 0x5e);
+    let dealid = deal_of(&w, &server, &[&app_order, &pool_order, &req]).await;
+    let replicate = replicate_in(&pool, "COMPUTING").await;
+    pool.shutdown().await;
+    // Without its pool the worker still contributes and reveals on chain; only the upload has to wait.
+    let taskid: B256 = replicate["taskid"].as_str().expect("taskid").parse().expect("taskid");
+    let hub = DragonHub::new(w.deployment.hub, provider(&w.node.url(), &w.owner));
+    until("the reveal on chain while the pool is down", Duration::from_secs(30), async || {
+        let t = hub.viewTask(taskid).call().await.expect("viewTask");
+        (t.status == 2 && t.revealCounter == U256::from(1)).then_some(())
+    })
+    .await;
+    // The pool comes back on the same address and database: the worker uploads, the pool finalizes.
+    let pool = Pool::start(config);
+    completed_tasks(&server, &dealid, Duration::from_secs(60)).await;
+    let status = pool.status().await;
+    assert_eq!(status["replicates"][0]["status"], "COMPLETED", "{status}");
+    assert_eq!(hub.viewTask(taskid).call().await.expect("viewTask").contributors, vec![key.address()]);
+    worker.shutdown().await;
+    pool.shutdown().await;
+    server.shutdown().await;
+}
