@@ -224,6 +224,11 @@ async fn completed_tasks(server: &Server, dealid: &str, limit: Duration) -> Vec<
 
 /// Runs the SDK's `results` flow: iExec's `task.fetchResults` with the pool as its IPFS gateway.
 async fn sdk_fetch_results(w: &World, server: &Server, pool: &Pool, taskid: &str) -> Value {
+    sdk_fetch_results_with(w, server, pool, taskid, 8).await
+}
+
+/// The same with SDK `version` (8 or 9).
+async fn sdk_fetch_results_with(w: &World, server: &Server, pool: &Pool, taskid: &str, version: u8) -> Value {
     assert!(
         root().join("tests/sdk/node_modules/iexec8").exists(),
         "iExec's SDK is not installed: run scripts/setup.sh (npm ci in tests/sdk)"
@@ -237,6 +242,7 @@ async fn sdk_fetch_results(w: &World, server: &Server, pool: &Pool, taskid: &str
         "keys": {"requester": KEY1},
         "taskid": taskid,
         "ipfsGatewayURL": pool.base,
+        "sdk": version,
     });
     let mut child = tokio::process::Command::new("node")
         .arg(root().join("tests/sdk/flows.mjs"))
@@ -366,6 +372,8 @@ async fn a_request_runs_through_the_pool_and_the_sdk_downloads_the_result() {
     assert_eq!(zip, served.to_vec());
     assert_eq!(fetched["bytes"], zip.len());
     assert_eq!(unzip_entry(&zip, "result.txt"), "hello world\n");
+    let fetched9 = sdk_fetch_results_with(&w, &server, &pool, taskid, 9).await;
+    assert_eq!(fetched9["sha256"], fetched["sha256"], "SDK 9 downloads the same bytes");
     let (s, body) = pool.get(&format!("/results/{}", B256::repeat_byte(7))).await;
     assert_eq!(s, 404, "{body}");
     assert!(body.contains("\"code\":\"not_found\""), "{body}");
