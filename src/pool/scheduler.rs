@@ -6,7 +6,7 @@
 //!
 //! | on chain  | pool row                 | action                                                        |
 //! |-----------|--------------------------|---------------------------------------------------------------|
-//! | UNSET     | RECEIVED                 | `initialize(deal, idx)` → INITIALIZED                         |
+//! | UNSET     | RECEIVED                 | `initializeArray` of all such tasks → INITIALIZED             |
 //! | ACTIVE    | RECEIVED                 | (initialized by a previous run) → INITIALIZED                 |
 //! | ACTIVE    | INITIALIZED / RUNNING    | workers pull it (`POST /workers/work`)                        |
 //! | REVEALING | any                      | CONSENSUS_REACHED; once revealed AT_LEAST_ONE_REVEALED; once  |
@@ -70,6 +70,12 @@ impl From<tokio_postgres::Error> for SchedulerError {
     fn from(e: tokio_postgres::Error) -> Self {
         SchedulerError::Store(e.into())
     }
+}
+
+/// What [`Scheduler::drive`] leaves to do.
+enum Step {
+    Done,
+    Initialize,
 }
 
 /// How a transaction of the scheduler ended.
@@ -136,9 +142,57 @@ impl Scheduler {
     pub async fn tick(&self) -> Result<(), SchedulerError> {
         while self.scan_notices().await? {}
         let open = store::open_tasks(&**self.store.client().await?).await?;
+        let mut uninitialized = Vec::new();
         for t in open {
-            if let Err(e) = self.drive(&t).await {
-                tracing::warn!(task = %t.task_id, error = %e, "task step failed; retrying next tick");
+            match self.drive(&t).await {
+                Ok(Step::Initialize) => uninitialized.push(t),
+                Ok(Step::Done) => {}
+                Err(e) => tracing::warn!(task = %t.task_id, error = %e, "task step failed; retrying next tick"),
+            }
+        }
+        if !uninitialized.is_empty() {
+            self.initialize_all(&uninitialized).await?;
+        }
+        Ok(())
+    }
+
+    /// Initializes tasks in one `initializeArray` transaction (one per tick, however many deals came), or one by
+    /// one when there is a single task or the batch is refused: then each refusal is attributed to its task.
+    async fn initialize_all(&self, tasks: &[OpenTask]) -> Result<(), SchedulerError> {
+        let c = self.store.client().await?;
+        if tasks.len() > 1 {
+            let hub = self.hub();
+            let call = hub.initializeArray(
+                tasks.iter().map(|t| t.deal_id).collect(),
+                tasks.iter().map(|t| U256::from(t.idx)).collect(),
+            );
+            match self.send(call.send().await).await? {
+                Sent::Mined(tx) => {
+                    tracing::info!(tasks = tasks.len(), "tasks initialized");
+                    for t in tasks {
+                        store::set_task_status(&**c, t.task_id, "INITIALIZED", None, Some(tx)).await?;
+                    }
+                    return Ok(());
+                }
+                Sent::Refused(r) => tracing::debug!(reason = %r, "initializeArray refused; one by one"),
+            }
+        }
+        for t in tasks {
+            let hub = self.hub();
+            let call = hub.initialize(t.deal_id, U256::from(t.idx));
+            match self.send(call.send().await).await {
+                Ok(Sent::Mined(tx)) => {
+                    tracing::info!(task = %t.task_id, "task initialized");
+                    store::set_task_status(&**c, t.task_id, "INITIALIZED", None, Some(tx)).await?;
+                }
+                // Initialized by someone else (anyone may): the next tick sees it ACTIVE.
+                Ok(Sent::Refused(Revert::Task(TaskError::TaskAlreadyInitialized(_)))) => {}
+                Ok(Sent::Refused(r)) => {
+                    let why = format!("initialize refused: {r}");
+                    tracing::warn!(task = %t.task_id, reason = %why, "task failed");
+                    store::set_task_status(&**c, t.task_id, "FAILED", Some(&why), None).await?;
+                }
+                Err(e) => tracing::warn!(task = %t.task_id, error = %e, "initialize failed; retrying next tick"),
             }
         }
         Ok(())
@@ -188,24 +242,13 @@ impl Scheduler {
         Ok(to < head)
     }
 
-    /// Moves one task forward according to the chain.
-    async fn drive(&self, t: &OpenTask) -> Result<(), SchedulerError> {
+    /// Moves one task forward according to the chain; tasks to initialize are left to the caller, which
+    /// batches them.
+    async fn drive(&self, t: &OpenTask) -> Result<Step, SchedulerError> {
         let c = self.store.client().await?;
         let on_chain = self.hub().viewTask(t.task_id).call().await?;
         match on_chain.status {
-            UNSET if t.status == "RECEIVED" => match self.initialize(t).await? {
-                Sent::Mined(tx) => {
-                    tracing::info!(task = %t.task_id, "task initialized");
-                    store::set_task_status(&**c, t.task_id, "INITIALIZED", None, Some(tx)).await?;
-                    // Workers waiting for work can have it now.
-                }
-                Sent::Refused(Revert::Task(TaskError::TaskAlreadyInitialized(_))) => {}
-                Sent::Refused(r) => {
-                    let why = format!("initialize refused: {r}");
-                    tracing::warn!(task = %t.task_id, reason = %why, "task failed");
-                    store::set_task_status(&**c, t.task_id, "FAILED", Some(&why), None).await?;
-                }
-            },
+            UNSET if t.status == "RECEIVED" => return Ok(Step::Initialize),
             ACTIVE if t.status == "RECEIVED" => {
                 store::set_task_status(&**c, t.task_id, "INITIALIZED", None, None).await?;
             }
@@ -238,13 +281,7 @@ impl Scheduler {
             }
             _ => {}
         }
-        Ok(())
-    }
-
-    async fn initialize(&self, t: &OpenTask) -> Result<Sent, SchedulerError> {
-        let hub = self.hub();
-        let call = hub.initialize(t.deal_id, U256::from(t.idx));
-        self.send(call.send().await).await
+        Ok(Step::Done)
     }
 
     async fn finalize(&self, t: &OpenTask, digest: B256) -> Result<(), SchedulerError> {

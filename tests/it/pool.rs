@@ -222,6 +222,17 @@ async fn completed_tasks(server: &Server, dealid: &str, limit: Duration) -> Vec<
     .await
 }
 
+/// The pool's status once it shows `n` tasks COMPLETED (the exchange can see a finalize before the pool has
+/// recorded its receipt).
+async fn pool_completed(pool: &Pool, n: usize) -> Value {
+    until("the tasks COMPLETED in the pool's status", Duration::from_secs(30), async || {
+        let s = pool.status().await;
+        let done = s["tasks"].as_array()?.iter().filter(|t| t["status"] == "COMPLETED").count();
+        (done == n).then_some(s)
+    })
+    .await
+}
+
 /// Runs the SDK's `results` flow: iExec's `task.fetchResults` with the pool as its IPFS gateway.
 async fn sdk_fetch_results(w: &World, server: &Server, pool: &Pool, taskid: &str) -> Value {
     sdk_fetch_results_with(w, server, pool, taskid, 8).await
@@ -318,7 +329,7 @@ async fn a_request_runs_through_the_pool_and_the_sdk_downloads_the_result() {
     assert_eq!(t.contributors, vec![worker_address]);
 
     // The pool's view: the task, its replicate, the worker; and its metrics.
-    let status = pool.status().await;
+    let status = pool_completed(&pool, 1).await;
     assert_eq!(status["tasks"][0]["taskid"], taskid.as_str(), "{status}");
     assert_eq!(status["tasks"][0]["status"], "COMPLETED", "{status}");
     assert_eq!(status["replicates"][0]["status"], "COMPLETED", "{status}");
@@ -412,7 +423,7 @@ async fn a_pool_restarted_mid_deal_finishes_the_deal() {
     let worker = Worker::start(worker_config(&w, &pool, key, app, work_dir("restart")));
     let tasks = completed_tasks(&server, &dealid, Duration::from_secs(90)).await;
     assert_eq!(tasks.len(), 2);
-    let status = pool.status().await;
+    let status = pool_completed(&pool, 2).await;
     assert!(status["tasks"].as_array().expect("tasks").iter().all(|t| t["status"] == "COMPLETED"), "{status}");
     worker.shutdown().await;
     pool.shutdown().await;
@@ -453,7 +464,7 @@ async fn a_worker_restarted_mid_run_resumes_its_replicate() {
     completed_tasks(&server, &dealid, Duration::from_secs(60)).await;
     let t = hub.viewTask(taskid).call().await.expect("viewTask");
     assert_eq!(t.contributors, vec![key.address()]);
-    let status = pool.status().await;
+    let status = pool_completed(&pool, 1).await;
     let replicates = status["replicates"].as_array().expect("replicates");
     assert_eq!(replicates.len(), 1, "one replicate, handed back rather than a second one: {status}");
     assert_eq!(replicates[0]["status"], "COMPLETED", "{status}");
@@ -597,7 +608,7 @@ async fn a_deal_of_ten_tasks_completes_through_one_worker() {
         600.0 / took.as_secs_f64()
     );
     assert_eq!(tasks.len(), 10);
-    let status = pool.status().await;
+    let status = pool_completed(&pool, 10).await;
     let replicates = status["replicates"].as_array().expect("replicates");
     assert_eq!(replicates.len(), 10, "{status}");
     assert!(replicates.iter().all(|r| r["status"] == "COMPLETED"), "{status}");
@@ -632,7 +643,7 @@ async fn a_pool_down_while_its_worker_computes_finalizes_when_it_is_back() {
     // The pool comes back on the same address and database: the worker uploads, the pool finalizes.
     let pool = Pool::start(config);
     completed_tasks(&server, &dealid, Duration::from_secs(60)).await;
-    let status = pool.status().await;
+    let status = pool_completed(&pool, 1).await;
     assert_eq!(status["replicates"][0]["status"], "COMPLETED", "{status}");
     assert_eq!(hub.viewTask(taskid).call().await.expect("viewTask").contributors, vec![key.address()]);
     worker.shutdown().await;
