@@ -5,7 +5,7 @@
 //! computes, contributes and reveals, the pool finalizes, and iExec's own SDK downloads the result from the pool.
 
 use crate::fixtures::KEY1;
-use crate::harness::{database, root};
+use crate::harness::{database, dragon_bin, root};
 use crate::market::{Server, World, provider};
 use crate::settle::settling;
 use alloy::primitives::{Address, B256, U256};
@@ -648,5 +648,57 @@ async fn a_pool_down_while_its_worker_computes_finalizes_when_it_is_back() {
     assert_eq!(hub.viewTask(taskid).call().await.expect("viewTask").contributors, vec![key.address()]);
     worker.shutdown().await;
     pool.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_and_worker_commands_run_a_task_and_stop_on_sigterm() {
+    let w = World::new().await;
+    let server = Server::start(settling(&w, database().await)).await;
+    let (app, app_order) = native_app(&w).await;
+    let key = funded_worker(&w).await;
+    let port = dragon::local::free_port().expect("port");
+    let base = format!("http://127.0.0.1:{port}");
+    // Keys and the database URL from the environment only; everything else from flags.
+    let mut pool = tokio::process::Command::new(dragon_bin())
+        .args(["pool", "--workerpool", &w.pool.to_string(), "--rpc-url", &w.node.url(), "--deployment"])
+        .arg(&w.deployment_path)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--poll-ms", "200"])
+        .env("DRAGON_POOL_KEY", crate::fixtures::KEY0)
+        .env("DATABASE_URL", database().await)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn dragon pool");
+    let dir = work_dir("commands");
+    let mut worker = tokio::process::Command::new(dragon_bin())
+        .args(["worker", "--pool", &base, "--rpc-url", &w.node.url(), "--deployment"])
+        .arg(&w.deployment_path)
+        .args(["--executor", "process", "--allow-app", &app.to_string(), "--poll-ms", "200", "--work-dir"])
+        .arg(&dir)
+        .env("DRAGON_WORKER_KEY", alloy::hex::encode_prefixed(key.to_bytes()))
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn dragon worker");
+    let worker_seen = async || -> Option<()> {
+        let s: Value = reqwest::get(format!("{base}/status")).await.ok()?.json().await.ok()?;
+        (s["workers"][0]["address"] == key.address().to_checksum(None)).then_some(())
+    };
+    until("the worker registered with the pool", Duration::from_secs(60), worker_seen).await;
+
+    let pool_order = w.pool_order(5, 10, 1, 0x5f);
+    let req = request(&w, app, 1, "processes", 0x60);
+    let dealid = deal_of(&w, &server, &[&app_order, &pool_order, &req]).await;
+    let tasks = completed_tasks(&server, &dealid, Duration::from_secs(60)).await;
+    let zip = reqwest::get(format!("{base}/results/{}", tasks[0])).await.expect("get").bytes().await.expect("zip");
+    assert_eq!(unzip_entry(&zip, "result.txt"), "hello processes\n");
+
+    for (name, child) in [("worker", &mut worker), ("pool", &mut pool)] {
+        let pid = child.id().expect("pid");
+        std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill -TERM");
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exit").expect("wait");
+        assert!(status.success(), "dragon {name} stops cleanly on SIGTERM: {status}");
+    }
     server.shutdown().await;
 }
