@@ -158,3 +158,55 @@ pub fn challenge_text(workerpool: Address, worker: Address, nonce: B256) -> Stri
 pub fn authorization_hash(worker: Address, taskid: B256, enclave_challenge: Address) -> B256 {
     alloy::primitives::keccak256([worker.as_slice(), taskid.as_slice(), enclave_challenge.as_slice()].concat())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::signers::SignerSync;
+    use alloy::signers::local::PrivateKeySigner;
+
+    #[test]
+    fn replicate_statuses_serialize_as_their_names() {
+        use ReplicateStatus::*;
+        let all = [
+            Created,
+            Started,
+            Computing,
+            Computed,
+            Contributing,
+            Contributed,
+            Revealing,
+            Revealed,
+            ResultUploaded,
+            Completed,
+            Failed,
+            Aborted,
+        ];
+        for s in all {
+            assert_eq!(serde_json::to_value(s).expect("json"), serde_json::json!(s.as_str()));
+        }
+        assert!(ReplicateStatus::UNFINISHED.iter().all(|n| all.iter().any(|s| s.as_str() == *n)));
+    }
+
+    #[test]
+    fn the_result_link_is_what_the_sdk_decodes() {
+        let t = B256::repeat_byte(0xab);
+        let link: serde_json::Value = serde_json::from_slice(&result_link(t)).expect("JSON bytes");
+        assert_eq!(link["storage"], "ipfs");
+        assert_eq!(link["location"], format!("/results/0x{}", "ab".repeat(32)));
+    }
+
+    #[test]
+    fn an_authorization_recovers_to_the_owner_over_the_hubs_digest() {
+        let owner = PrivateKeySigner::random();
+        let (worker, taskid) = (Address::repeat_byte(1), B256::repeat_byte(2));
+        let hash = authorization_hash(worker, taskid, Address::ZERO);
+        // keccak256(abi.encodePacked(address, bytes32, address)): 20 + 32 + 20 bytes.
+        let mut packed = worker.to_vec();
+        packed.extend_from_slice(taskid.as_slice());
+        packed.extend_from_slice(Address::ZERO.as_slice());
+        assert_eq!(hash, alloy::primitives::keccak256(packed));
+        let sig = owner.sign_message_sync(hash.as_slice()).expect("sign");
+        assert_eq!(sig.recover_address_from_msg(hash.as_slice()).expect("recover"), owner.address());
+    }
+}
