@@ -47,6 +47,10 @@ pub enum Command {
     Chain(ChainCommand),
     /// Print the OpenAPI document of the REST API.
     Openapi,
+    /// Run the scheduler of one workerpool (owner key in DRAGON_POOL_KEY, database in DATABASE_URL).
+    Pool(crate::pool::PoolArgs),
+    /// Run a worker that joins a pool (key in DRAGON_WORKER_KEY).
+    Worker(crate::worker::WorkerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,7 +140,7 @@ pub fn main() -> ExitCode {
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
-    if matches!(cli.command, Command::Serve(_) | Command::Local(_)) {
+    if matches!(cli.command, Command::Serve(_) | Command::Local(_) | Command::Pool(_) | Command::Worker(_)) {
         crate::server::init_tracing();
     }
     match cli.command {
@@ -176,6 +180,34 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             println!("{}", crate::api::openapi_json());
             Ok(())
         }
+        Command::Pool(args) => {
+            let config = args.into_config().map_err(|e| CliError::Input(e.to_string()))?;
+            let listener = std::net::TcpListener::bind(config.listen)
+                .map_err(|e| CliError::Failure(anyhow::anyhow!("cannot listen on {}: {e}", config.listen)))?;
+            runtime()?
+                .block_on(crate::pool::run(config, listener, shutdown_signal()))
+                .map_err(|e| CliError::Failure(e.into()))
+        }
+        Command::Worker(args) => {
+            let config = args.into_config().map_err(|e| CliError::Input(e.to_string()))?;
+            runtime()?.block_on(crate::worker::run(config, shutdown_signal())).map_err(|e| CliError::Failure(e.into()))
+        }
+    }
+}
+
+/// Resolves at Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`api`]: the REST API and its OpenAPI document; [`server`] composes them;
 //! - [`feed`]: the public live feed (socket.io on `/ws`, plain WebSocket on `/feed`);
 //! - [`config`]: the typed configuration of `dragon serve`;
+//! - [`pool`], [`worker`]: the pool runtime (`dragon pool`, `dragon worker`) that runs deals through [`executor`];
 //! - [`local`]: the local market (PostgreSQL cluster + anvil) used by `dragon local` and the tests;
 //! - [`cli`]: the `dragon` command.
 
@@ -25,6 +26,8 @@ pub mod local;
 pub mod market;
 pub mod money;
 pub mod order;
+pub mod pool;
 pub mod replay;
 pub mod server;
 pub mod store;
+pub mod worker;

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 const APP: Address = Address::repeat_byte(0xa1);
-const IMAGE: &str = "dragon-test/app:1";
+pub(crate) const IMAGE: &str = "dragon-test/app:1";
 
 fn fixture(name: &str) -> PathBuf {
     root().join("tests/fixtures/executor").join(name)
@@ -332,7 +332,7 @@ async fn process_task_overhead() {
 // docker
 
 /// The socket URL of this test binary's Docker engine, started on first use; it stops with the process.
-fn engine_host() -> &'static str {
+pub(crate) fn engine_host() -> &'static str {
     static ENGINE: OnceLock<Result<String, String>> = OnceLock::new();
     match ENGINE.get_or_init(start_engine) {
         Ok(host) => host,
@@ -398,7 +398,7 @@ fn start_engine() -> Result<String, String> {
 }
 
 /// A client of the test engine, with the test image imported (once per process).
-async fn docker() -> DockerExecutor {
+pub(crate) async fn docker() -> DockerExecutor {
     static IMPORTED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     let host = tokio::task::spawn_blocking(engine_host).await.expect("engine start-up");
     let d = DockerExecutor::connect(host).await.expect("connect to the test engine");

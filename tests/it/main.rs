@@ -9,6 +9,7 @@ mod feed;
 mod fixtures;
 mod harness;
 mod market;
+mod pool;
 mod replay;
 mod sdk;
 mod server;

@@ -14,6 +14,7 @@
 import { IExec as IExec9, utils as utils9 } from 'iexec';
 import { IExec as IExec8 } from 'iexec8';
 import { Contract, JsonRpcProvider } from 'ethers';
+import { createHash } from 'node:crypto';
 
 const NULL_ADDRESS = '0x0000000000000000000000000000000000000000';
 const NULL_TAG = '0x0000000000000000000000000000000000000000000000000000000000000000';
@@ -406,9 +407,32 @@ async function deals() {
   }
 }
 
+// results: downloads a completed task's result archive with `task.fetchResults`, which reads `{storage, location}`
+// from the task on chain and fetches `ipfsGatewayURL + location` (here, a Dragon pool serving its results).
+// Options: `taskid`, `ipfsGatewayURL` (the pool's public URL).
+// Output: {taskid, bytes, sha256 (hex), base64 (the archive as downloaded)}.
+async function results() {
+  if (!cfg.taskid || !cfg.ipfsGatewayURL) throw new ConfigError('config: `results` needs `taskid` and `ipfsGatewayURL`');
+  const key = cfg.keys?.requester;
+  if (!key) throw new ConfigError('config: missing `keys.requester`');
+  const options = { hubAddress: cfg.hub, iexecGatewayURL: cfg.api, ipfsGatewayURL: cfg.ipfsGatewayURL };
+  const iexec =
+    Number(cfg.sdk ?? 8) === 8
+      ? new IExec8({ ethProvider: signer(key) }, { ...options, isNative: false })
+      : new IExec9({ ethProvider: signer(key) }, options);
+  const response = await iexec.task.fetchResults(cfg.taskid);
+  const bytes = Buffer.from(await response.arrayBuffer());
+  return {
+    taskid: cfg.taskid,
+    bytes: bytes.length,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    base64: bytes.toString('base64'),
+  };
+}
+
 // ---- main ----------------------------------------------------------------------------------------------------
 
-const FLOWS = { setup, publish: publishFlow, orderbook, fetch: fetchFlow, unpublish: unpublishFlow, deals };
+const FLOWS = { setup, publish: publishFlow, orderbook, fetch: fetchFlow, unpublish: unpublishFlow, deals, results };
 
 function describe(e) {
   let text = e?.message ?? String(e);

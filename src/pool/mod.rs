@@ -1,0 +1,164 @@
+//! `dragon pool`: the scheduler of one workerpool.
+//!
+//! ```text
+//!  chain ──SchedulerNotice(pool, deal)──▶ scheduler ──initialize──▶ chain
+//!                                            │  tasks, replicates, results: PostgreSQL (schema/0004_pool.sql)
+//!  worker ──login / register / ping / work / status / upload──▶ api (HTTP, pull: a worker behind NAT works)
+//!                                            │
+//!  chain ◀──finalize(results = {"storage":"ipfs","location":"/results/<taskid>"})── scheduler
+//!  iExec SDK task.fetchResults ──GET <public-url>/results/<taskid>──▶ api
+//! ```
+//!
+//! - [`scheduler`] reads the pool's deals from a stored cursor, records their tasks, initializes them, and
+//!   finalizes each one once its contribution is revealed and its result uploaded. Each tick it reads every open
+//!   task on chain and moves its row forward, so a restart (or a lost update) resumes where the chain is.
+//! - [`api`] is the workers' protocol and the pool's observability (`/status`, `/metrics`); it signs each
+//!   worker's authorization (the owner's EIP-191 signature the hub checks in `contribute`).
+//! - [`protocol`] holds the messages, shared with the worker's client ([`crate::worker`]).
+//!
+//! Not yet (see `docs/pool.md`): replication beyond trust 1 is scheduled but not tested, a lost worker's task is
+//! not handed to another, nothing is claimed after the final deadline, and there is no market-maker bot.
+
+pub mod api;
+pub mod protocol;
+pub mod results;
+pub mod scheduler;
+pub mod store;
+
+use crate::chain::ChainError;
+use crate::chain::deploy::Deployment;
+use crate::store::{Store, StoreConfig, StoreError};
+use alloy::primitives::Address;
+use alloy::signers::local::PrivateKeySigner;
+use clap::Args;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The flags of `dragon pool`. Secrets come from the environment only: the owner's key (`DRAGON_POOL_KEY`) and
+/// the database URL (`DATABASE_URL`, which may hold a password).
+#[derive(Debug, Args)]
+pub struct PoolArgs {
+    /// The workerpool this scheduler runs (its owner's key is DRAGON_POOL_KEY).
+    #[arg(long, value_parser = crate::order::json::parse_address)]
+    pub workerpool: Address,
+    /// JSON-RPC endpoint of the chain.
+    #[arg(long, env = "DRAGON_RPC_URL")]
+    pub rpc_url: String,
+    /// Deployment file of Dragon's contracts (from `dragon chain deploy`).
+    #[arg(long, value_name = "PATH")]
+    pub deployment: PathBuf,
+    /// Address the workers' HTTP API listens on.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub listen: SocketAddr,
+    /// The base URL under which requesters reach this pool: the `ipfsGatewayURL` to give iExec's SDK.
+    /// Default: http://<listen>.
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// How often the scheduler polls the chain, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub poll_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0:#x} is not the owner of workerpool {1:#x} (its owner is {2:#x})")]
+    NotOwner(Address, Address, Address),
+    #[error("HTTP server: {0}")]
+    Http(#[source] std::io::Error),
+}
+
+/// The typed configuration of one pool.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub workerpool: Address,
+    pub owner: PrivateKeySigner,
+    pub rpc_url: String,
+    pub deployment: Deployment,
+    pub database_url: String,
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub poll: Duration,
+    /// Largest result archive a worker may upload.
+    pub max_result_bytes: usize,
+}
+
+impl PoolConfig {
+    pub fn new(
+        workerpool: Address,
+        owner: PrivateKeySigner,
+        rpc_url: String,
+        deployment: Deployment,
+        database_url: String,
+        listen: SocketAddr,
+    ) -> Self {
+        PoolConfig {
+            workerpool,
+            owner,
+            rpc_url,
+            deployment,
+            database_url,
+            listen,
+            public_url: format!("http://{listen}"),
+            poll: Duration::from_secs(1),
+            max_result_bytes: 64 << 20,
+        }
+    }
+}
+
+impl PoolArgs {
+    pub fn into_config(self) -> Result<PoolConfig, PoolError> {
+        let key = std::env::var("DRAGON_POOL_KEY").map_err(|_| {
+            PoolError::Config("DRAGON_POOL_KEY is not set: the workerpool owner's hex private key".into())
+        })?;
+        // Never echo the key in an error.
+        let owner: PrivateKeySigner = key
+            .trim()
+            .parse()
+            .map_err(|_| PoolError::Config("DRAGON_POOL_KEY is not a valid secp256k1 private key".into()))?;
+        let database_url = std::env::var("DATABASE_URL")
+            .map_err(|_| PoolError::Config("DATABASE_URL is not set: the pool's PostgreSQL database".into()))?;
+        let deployment = Deployment::read(&self.deployment)?;
+        let mut c = PoolConfig::new(self.workerpool, owner, self.rpc_url, deployment, database_url, self.listen);
+        if let Some(url) = self.public_url {
+            c.public_url = url.trim_end_matches('/').to_owned();
+        }
+        c.poll = Duration::from_millis(self.poll_ms.max(50));
+        Ok(c)
+    }
+}
+
+/// Runs the pool until `shutdown` resolves: checks the owner, migrates the database, then runs the scheduler
+/// and the workers' API side by side; one shutdown stops both.
+pub async fn run(
+    config: PoolConfig,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), PoolError> {
+    let store = Store::connect(&config.database_url, StoreConfig::default()).await?;
+    let owner = crate::chain::setup::Account::new(&config.rpc_url, &config.owner)?;
+    let hub = crate::chain::contracts::hub::DragonHub::new(config.deployment.hub, &owner.provider);
+    let info = hub.viewWorkerpool(config.workerpool).call().await.map_err(ChainError::from)?;
+    if info.owner != owner.address {
+        return Err(PoolError::NotOwner(owner.address, config.workerpool, info.owner));
+    }
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let scheduler = scheduler::Scheduler::new(store.clone(), owner, &config, wake.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sched = tokio::spawn(scheduler.run(stop_rx));
+    let state = api::PoolState::new(store, &config, wake);
+    tracing::info!(workerpool = %config.workerpool, listen = %config.listen, "pool started");
+    let res = api::serve(listener, state, config.max_result_bytes, shutdown).await;
+    let _ = stop_tx.send(true);
+    if let Err(e) = sched.await {
+        tracing::error!(error = %e, "scheduler task ended abnormally");
+    }
+    res
+}

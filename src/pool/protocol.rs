@@ -1,0 +1,212 @@
+//! The worker protocol's messages, shared by the pool's HTTP API and the worker's client so that the two cannot
+//! drift apart. JSON, camelCase; hashes and addresses as 0x-hex. `docs/pool.md` documents each exchange.
+
+use alloy::primitives::{Address, B256, Bytes};
+use serde::{Deserialize, Serialize};
+
+/// `GET /challenge?address=`: the text the worker signs (EIP-191 `personal_sign`) to log in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Challenge {
+    pub challenge: String,
+}
+
+/// `POST /workers/login`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Login {
+    pub address: Address,
+    pub challenge: String,
+    /// 65 bytes, r ‖ s ‖ v, over the EIP-191 message of `challenge`.
+    pub signature: Bytes,
+}
+
+/// The answer to a login: the bearer token of every later call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub token: String,
+}
+
+/// `POST /workers/register`: what the worker offers.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Capacity {
+    pub cpu: u32,
+    /// Bytes of memory the worker gives to apps.
+    pub memory: u64,
+    pub gpu: bool,
+}
+
+/// The scheduler's permission for one worker to contribute to one task: the workerpool owner's EIP-191
+/// signature over `keccak256(abi.encodePacked(worker, taskid, enclaveChallenge))`, which the hub checks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Authorization {
+    pub worker: Address,
+    pub taskid: B256,
+    pub enclave_challenge: Address,
+    pub sign: Bytes,
+}
+
+/// `POST /workers/work` answers `{"work": null}` or one of these. A worker that asks again while a replicate of
+/// its own is unfinished gets that replicate back (how it recovers after a restart).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignment {
+    pub taskid: B256,
+    pub dealid: B256,
+    pub index: u64,
+    pub authorization: Authorization,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Work {
+    pub work: Option<Assignment>,
+}
+
+/// A replicate's status as the worker reports it (iExec's names; the pool sets the ones after upload).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReplicateStatus {
+    Created,
+    Started,
+    Computing,
+    Computed,
+    Contributing,
+    Contributed,
+    Revealing,
+    Revealed,
+    ResultUploaded,
+    Completed,
+    Failed,
+    Aborted,
+}
+
+impl ReplicateStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplicateStatus::Created => "CREATED",
+            ReplicateStatus::Started => "STARTED",
+            ReplicateStatus::Computing => "COMPUTING",
+            ReplicateStatus::Computed => "COMPUTED",
+            ReplicateStatus::Contributing => "CONTRIBUTING",
+            ReplicateStatus::Contributed => "CONTRIBUTED",
+            ReplicateStatus::Revealing => "REVEALING",
+            ReplicateStatus::Revealed => "REVEALED",
+            ReplicateStatus::ResultUploaded => "RESULT_UPLOADED",
+            ReplicateStatus::Completed => "COMPLETED",
+            ReplicateStatus::Failed => "FAILED",
+            ReplicateStatus::Aborted => "ABORTED",
+        }
+    }
+
+    /// Statuses in which the worker still has something to do: the replicate is handed back to it on request.
+    pub const UNFINISHED: [&'static str; 8] =
+        ["CREATED", "STARTED", "COMPUTING", "COMPUTED", "CONTRIBUTING", "CONTRIBUTED", "REVEALING", "REVEALED"];
+}
+
+/// `POST /workers/status`: one change of a replicate. The result fields come with COMPUTED (and may be
+/// repeated later); `error` with FAILED.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusUpdate {
+    pub taskid: B256,
+    pub status: ReplicateStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_digest: Option<B256>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_hash: Option<B256>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_seal: Option<B256>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_data: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl StatusUpdate {
+    pub fn new(taskid: B256, status: ReplicateStatus) -> Self {
+        StatusUpdate {
+            taskid,
+            status,
+            result_digest: None,
+            result_hash: None,
+            result_seal: None,
+            callback_data: None,
+            error: None,
+        }
+    }
+}
+
+/// The `results` bytes put on chain with finalize: the JSON iExec's SDK decodes in `task.fetchResults`, which
+/// then downloads `ipfsGatewayURL + location`. Storage "ipfs" is what the SDK accepts; the pool's HTTP server
+/// plays the gateway.
+pub fn result_link(taskid: B256) -> Vec<u8> {
+    serde_json::json!({"storage": "ipfs", "location": result_path(taskid)}).to_string().into_bytes()
+}
+
+/// Where the pool serves (and takes) a task's result archive.
+pub fn result_path(taskid: B256) -> String {
+    format!("/results/{taskid:#x}")
+}
+
+/// The text a worker signs to log in to `workerpool`.
+pub fn challenge_text(workerpool: Address, worker: Address, nonce: B256) -> String {
+    format!("Dragon pool {workerpool:#x}: log in as worker {worker:#x} (nonce {nonce:#x})")
+}
+
+/// The digest the hub checks an authorization against (before the EIP-191 prefix).
+pub fn authorization_hash(worker: Address, taskid: B256, enclave_challenge: Address) -> B256 {
+    alloy::primitives::keccak256([worker.as_slice(), taskid.as_slice(), enclave_challenge.as_slice()].concat())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::signers::SignerSync;
+    use alloy::signers::local::PrivateKeySigner;
+
+    #[test]
+    fn replicate_statuses_serialize_as_their_names() {
+        use ReplicateStatus::*;
+        let all = [
+            Created,
+            Started,
+            Computing,
+            Computed,
+            Contributing,
+            Contributed,
+            Revealing,
+            Revealed,
+            ResultUploaded,
+            Completed,
+            Failed,
+            Aborted,
+        ];
+        for s in all {
+            assert_eq!(serde_json::to_value(s).expect("json"), serde_json::json!(s.as_str()));
+        }
+        assert!(ReplicateStatus::UNFINISHED.iter().all(|n| all.iter().any(|s| s.as_str() == *n)));
+    }
+
+    #[test]
+    fn the_result_link_is_what_the_sdk_decodes() {
+        let t = B256::repeat_byte(0xab);
+        let link: serde_json::Value = serde_json::from_slice(&result_link(t)).expect("JSON bytes");
+        assert_eq!(link["storage"], "ipfs");
+        assert_eq!(link["location"], format!("/results/0x{}", "ab".repeat(32)));
+    }
+
+    #[test]
+    fn an_authorization_recovers_to_the_owner_over_the_hubs_digest() {
+        let owner = PrivateKeySigner::random();
+        let (worker, taskid) = (Address::repeat_byte(1), B256::repeat_byte(2));
+        let hash = authorization_hash(worker, taskid, Address::ZERO);
+        // keccak256(abi.encodePacked(address, bytes32, address)): 20 + 32 + 20 bytes.
+        let mut packed = worker.to_vec();
+        packed.extend_from_slice(taskid.as_slice());
+        packed.extend_from_slice(Address::ZERO.as_slice());
+        assert_eq!(hash, alloy::primitives::keccak256(packed));
+        let sig = owner.sign_message_sync(hash.as_slice()).expect("sign");
+        assert_eq!(sig.recover_address_from_msg(hash.as_slice()).expect("recover"), owner.address());
+    }
+}

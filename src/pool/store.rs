@@ -1,0 +1,506 @@
+//! The pool's tables (`schema/0004_pool.sql`). Functions take a client or a transaction; ids are stored as raw
+//! bytes.
+
+use crate::pool::protocol::{Capacity, ReplicateStatus, StatusUpdate};
+use crate::store::StoreError;
+use alloy::primitives::{Address, B256, Bytes};
+use serde::Serialize;
+use tokio_postgres::GenericClient;
+
+fn b256(row: &tokio_postgres::Row, i: &str) -> Result<B256, StoreError> {
+    let v: Vec<u8> = row.get(i);
+    B256::try_from(v.as_slice())
+        .map_err(|_| StoreError::Corrupt { table: "pool", detail: format!("{i} is {} bytes", v.len()) })
+}
+
+fn address(row: &tokio_postgres::Row, i: &str) -> Result<Address, StoreError> {
+    let v: Vec<u8> = row.get(i);
+    Address::try_from(v.as_slice())
+        .map_err(|_| StoreError::Corrupt { table: "pool", detail: format!("{i} is {} bytes", v.len()) })
+}
+
+pub async fn cursor(c: &impl GenericClient, pool: Address) -> Result<Option<u64>, StoreError> {
+    let r = c.query_opt("SELECT block FROM pool_cursor WHERE workerpool = $1", &[&pool.as_slice()]).await?;
+    Ok(r.map(|r| r.get::<_, i64>(0) as u64))
+}
+
+pub async fn set_cursor(c: &impl GenericClient, pool: Address, block: u64) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO pool_cursor (workerpool, block) VALUES ($1, $2)
+         ON CONFLICT (workerpool) DO UPDATE SET block = EXCLUDED.block",
+        &[&pool.as_slice(), &(block as i64)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A deal of the pool, as read from the hub when its notice came.
+#[derive(Debug, Clone)]
+pub struct NewDeal {
+    pub deal_id: B256,
+    pub workerpool: Address,
+    pub block: u64,
+    pub bot_first: u64,
+    pub bot_size: u64,
+    pub trust: u64,
+    pub category: u64,
+    pub callback: Address,
+}
+
+/// Records a deal and its tasks (RECEIVED); a deal seen twice changes nothing.
+pub async fn insert_deal(c: &impl GenericClient, d: &NewDeal) -> Result<(), StoreError> {
+    let n = c
+        .execute(
+            "INSERT INTO pool_deals (deal_id, workerpool, block, bot_first, bot_size, trust, category, callback)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            &[
+                &d.deal_id.as_slice(),
+                &d.workerpool.as_slice(),
+                &(d.block as i64),
+                &(d.bot_first as i64),
+                &(d.bot_size as i64),
+                &(d.trust as i64),
+                &(d.category as i64),
+                &d.callback.as_slice(),
+            ],
+        )
+        .await?;
+    if n == 0 {
+        return Ok(());
+    }
+    for idx in d.bot_first..d.bot_first + d.bot_size {
+        let task = crate::ids::TaskId::of(crate::ids::DealId(d.deal_id), idx).0;
+        c.execute(
+            "INSERT INTO pool_tasks (task_id, deal_id, idx, status) VALUES ($1, $2, $3, 'RECEIVED')
+             ON CONFLICT DO NOTHING",
+            &[&task.as_slice(), &d.deal_id.as_slice(), &(idx as i64)],
+        )
+        .await?;
+        event(c, task, None, "RECEIVED").await?;
+    }
+    Ok(())
+}
+
+/// A task the scheduler still has to drive.
+#[derive(Debug, Clone)]
+pub struct OpenTask {
+    pub task_id: B256,
+    pub deal_id: B256,
+    pub idx: u64,
+    pub status: String,
+    pub callback: Address,
+    pub trust: u64,
+}
+
+pub async fn open_tasks(c: &impl GenericClient) -> Result<Vec<OpenTask>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT t.task_id, t.deal_id, t.idx, t.status, d.callback, d.trust
+             FROM pool_tasks t JOIN pool_deals d USING (deal_id)
+             WHERE t.status NOT IN ('COMPLETED', 'FAILED') ORDER BY t.created_at, t.idx",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OpenTask {
+                task_id: b256(r, "task_id")?,
+                deal_id: b256(r, "deal_id")?,
+                idx: r.get::<_, i64>("idx") as u64,
+                status: r.get("status"),
+                callback: address(r, "callback")?,
+                trust: r.get::<_, i64>("trust") as u64,
+            })
+        })
+        .collect()
+}
+
+pub async fn set_task_status(
+    c: &impl GenericClient,
+    task: B256,
+    status: &str,
+    error: Option<&str>,
+    tx: Option<B256>,
+) -> Result<(), StoreError> {
+    let changed = c
+        .execute(
+            "UPDATE pool_tasks SET status = $2, error = COALESCE($3, error), last_tx = COALESCE($4, last_tx),
+                    updated_at = now()
+             WHERE task_id = $1 AND status <> $2",
+            &[&task.as_slice(), &status, &error, &tx.as_ref().map(|t| t.as_slice())],
+        )
+        .await?;
+    if changed == 1 {
+        event(c, task, None, status).await?;
+    }
+    Ok(())
+}
+
+/// Appends a status change to the task's timeline.
+async fn event(c: &impl GenericClient, task: B256, worker: Option<Address>, status: &str) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO pool_events (task_id, worker, status) VALUES ($1, $2, $3)",
+        &[&task.as_slice(), &worker.as_ref().map(|w| w.as_slice()), &status],
+    )
+    .await?;
+    Ok(())
+}
+
+/// One entry of a task's timeline.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView {
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_checksum")]
+    pub worker: Option<Address>,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+}
+
+fn opt_checksum<S: serde::Serializer>(v: &Option<Address>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(a) => s.collect_str(&a.to_checksum(None)),
+        None => s.serialize_none(),
+    }
+}
+
+/// The timeline of a task, oldest first.
+pub async fn events(c: &impl GenericClient, task: B256) -> Result<Vec<EventView>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT status, worker, (EXTRACT(EPOCH FROM at) * 1000)::int8 AS at FROM pool_events
+             WHERE task_id = $1 ORDER BY id",
+            &[&task.as_slice()],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let worker: Option<Vec<u8>> = r.get("worker");
+            Ok(EventView {
+                status: r.get("status"),
+                worker: worker.map(|_| address(r, "worker")).transpose()?,
+                at: r.get("at"),
+            })
+        })
+        .collect()
+}
+
+pub async fn set_task_results(c: &impl GenericClient, task: B256, results: &[u8]) -> Result<(), StoreError> {
+    c.execute("UPDATE pool_tasks SET results = $2 WHERE task_id = $1", &[&task.as_slice(), &results]).await?;
+    Ok(())
+}
+
+/// Marks the task's replicates that are still running as finished with the task (COMPLETED or ABORTED).
+pub async fn close_replicates(c: &impl GenericClient, task: B256, status: &str) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE pool_replicates SET status = $2, updated_at = now()
+         WHERE task_id = $1 AND status NOT IN ('FAILED', 'ABORTED', 'COMPLETED')",
+        &[&task.as_slice(), &status],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn upsert_worker(c: &impl GenericClient, worker: Address, cap: &Capacity) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO pool_workers (address, cpu, memory, gpu) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (address) DO UPDATE SET cpu = EXCLUDED.cpu, memory = EXCLUDED.memory, gpu = EXCLUDED.gpu,
+                                             last_seen = now()",
+        &[&worker.as_slice(), &(cap.cpu as i32), &(cap.memory as i64), &cap.gpu],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A heartbeat; false when the worker never registered.
+pub async fn touch_worker(c: &impl GenericClient, worker: Address) -> Result<bool, StoreError> {
+    Ok(c.execute("UPDATE pool_workers SET last_seen = now() WHERE address = $1", &[&worker.as_slice()]).await? == 1)
+}
+
+pub async fn insert_session(c: &impl GenericClient, token: &str, worker: Address) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO pool_sessions (token, worker, expires_at) VALUES ($1, $2, now() + interval '1 day')",
+        &[&token, &worker.as_slice()],
+    )
+    .await?;
+    c.execute("DELETE FROM pool_sessions WHERE expires_at < now()", &[]).await?;
+    Ok(())
+}
+
+pub async fn session(c: &impl GenericClient, token: &str) -> Result<Option<Address>, StoreError> {
+    let r = c.query_opt("SELECT worker FROM pool_sessions WHERE token = $1 AND expires_at > now()", &[&token]).await?;
+    r.map(|r| address(&r, "worker")).transpose()
+}
+
+/// What `POST /workers/work` hands out.
+#[derive(Debug, Clone)]
+pub struct Handed {
+    pub task_id: B256,
+    pub deal_id: B256,
+    pub idx: u64,
+}
+
+/// The worker's own unfinished replicate, if any (it is handed back: the worker restarted or lost track).
+pub async fn unfinished_replicate(c: &impl GenericClient, worker: Address) -> Result<Option<Handed>, StoreError> {
+    let r = c
+        .query_opt(
+            "SELECT t.task_id, t.deal_id, t.idx FROM pool_replicates r JOIN pool_tasks t USING (task_id)
+             WHERE r.worker = $1 AND r.status = ANY($2) AND t.status NOT IN ('COMPLETED', 'FAILED')
+             ORDER BY r.created_at LIMIT 1",
+            &[&worker.as_slice(), &&ReplicateStatus::UNFINISHED[..]],
+        )
+        .await?;
+    r.map(|r| {
+        Ok(Handed { task_id: b256(&r, "task_id")?, deal_id: b256(&r, "deal_id")?, idx: r.get::<_, i64>("idx") as u64 })
+    })
+    .transpose()
+}
+
+/// Takes the oldest initialized task that has fewer live replicates than its trust asks for (at trust 1, one),
+/// and gives it to `worker` as a new replicate. Run in a transaction: `FOR UPDATE SKIP LOCKED` keeps two
+/// workers asking at once from getting the same slot.
+pub async fn claim_task(c: &impl GenericClient, worker: Address) -> Result<Option<Handed>, StoreError> {
+    let r = c
+        .query_opt(
+            "SELECT t.task_id, t.deal_id, t.idx FROM pool_tasks t JOIN pool_deals d USING (deal_id)
+             WHERE t.status IN ('INITIALIZED', 'RUNNING')
+               AND NOT EXISTS (SELECT 1 FROM pool_replicates r WHERE r.task_id = t.task_id AND r.worker = $1)
+               AND (SELECT count(*) FROM pool_replicates r
+                    WHERE r.task_id = t.task_id AND r.status NOT IN ('FAILED', 'ABORTED')) < GREATEST(d.trust, 1)
+             ORDER BY t.created_at, t.idx LIMIT 1 FOR UPDATE OF t SKIP LOCKED",
+            &[&worker.as_slice()],
+        )
+        .await?;
+    let Some(r) = r else { return Ok(None) };
+    let handed =
+        Handed { task_id: b256(&r, "task_id")?, deal_id: b256(&r, "deal_id")?, idx: r.get::<_, i64>("idx") as u64 };
+    c.execute(
+        "INSERT INTO pool_replicates (task_id, worker, status) VALUES ($1, $2, 'CREATED')",
+        &[&handed.task_id.as_slice(), &worker.as_slice()],
+    )
+    .await?;
+    event(c, handed.task_id, Some(worker), "CREATED").await?;
+    set_task_status(c, handed.task_id, "RUNNING", None, None).await?;
+    Ok(Some(handed))
+}
+
+/// Records a replicate's status change; false when the worker has no replicate of that task.
+pub async fn update_replicate(c: &impl GenericClient, worker: Address, u: &StatusUpdate) -> Result<bool, StoreError> {
+    let opt = |b: &Option<B256>| b.map(|b| b.to_vec());
+    let before = c
+        .query_opt(
+            "SELECT status FROM pool_replicates WHERE task_id = $1 AND worker = $2",
+            &[&u.taskid.as_slice(), &worker.as_slice()],
+        )
+        .await?
+        .map(|r| r.get::<_, String>(0));
+    let n = c
+        .execute(
+            "UPDATE pool_replicates SET status = $3,
+                 result_digest = COALESCE($4, result_digest), result_hash = COALESCE($5, result_hash),
+                 result_seal = COALESCE($6, result_seal), callback_data = COALESCE($7, callback_data),
+                 error = COALESCE($8, error), updated_at = now()
+             WHERE task_id = $1 AND worker = $2",
+            &[
+                &u.taskid.as_slice(),
+                &worker.as_slice(),
+                &u.status.as_str(),
+                &opt(&u.result_digest),
+                &opt(&u.result_hash),
+                &opt(&u.result_seal),
+                &u.callback_data.as_ref().map(|b| b.to_vec()),
+                &u.error.as_deref(),
+            ],
+        )
+        .await?;
+    // The timeline records changes only: a worker repeats a report when it is not sure the first one arrived.
+    if n == 1 && before.as_deref() != Some(u.status.as_str()) {
+        event(c, u.taskid, Some(worker), u.status.as_str()).await?;
+    }
+    Ok(n == 1)
+}
+
+/// For an upload by `worker`: the digest its replicate reported (if any yet) and the deal's callback address;
+/// `None` when the worker has no replicate of the task.
+pub async fn upload_context(
+    c: &impl GenericClient,
+    worker: Address,
+    task: B256,
+) -> Result<Option<(Option<B256>, Address)>, StoreError> {
+    let r = c
+        .query_opt(
+            "SELECT r.result_digest, d.callback FROM pool_replicates r
+             JOIN pool_tasks t USING (task_id) JOIN pool_deals d USING (deal_id)
+             WHERE r.task_id = $1 AND r.worker = $2",
+            &[&task.as_slice(), &worker.as_slice()],
+        )
+        .await?;
+    let Some(r) = r else { return Ok(None) };
+    let digest: Option<Vec<u8>> = r.get("result_digest");
+    let digest = digest.map(|d| B256::try_from(d.as_slice())).transpose().map_err(|_| StoreError::Corrupt {
+        table: "pool_replicates",
+        detail: "result_digest is not 32 bytes".into(),
+    })?;
+    Ok(Some((digest, address(&r, "callback")?)))
+}
+
+/// The callback data of the replicate that revealed `digest` (empty when there is none).
+pub async fn callback_of(c: &impl GenericClient, task: B256, digest: B256) -> Result<Bytes, StoreError> {
+    let r = c
+        .query_opt(
+            "SELECT callback_data FROM pool_replicates
+             WHERE task_id = $1 AND result_digest = $2 AND callback_data IS NOT NULL LIMIT 1",
+            &[&task.as_slice(), &digest.as_slice()],
+        )
+        .await?;
+    Ok(r.map(|r| Bytes::from(r.get::<_, Vec<u8>>(0))).unwrap_or_default())
+}
+
+pub async fn put_result(c: &impl GenericClient, task: B256, worker: Address, zip: &[u8]) -> Result<(), StoreError> {
+    use sha2::Digest;
+    let sha: [u8; 32] = sha2::Sha256::digest(zip).into();
+    c.execute(
+        "INSERT INTO pool_results (task_id, worker, zip, sha256) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (task_id) DO UPDATE SET worker = EXCLUDED.worker, zip = EXCLUDED.zip, sha256 = EXCLUDED.sha256,
+                                             uploaded_at = now()",
+        &[&task.as_slice(), &worker.as_slice(), &zip, &sha.as_slice()],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn result_zip(c: &impl GenericClient, task: B256) -> Result<Option<Vec<u8>>, StoreError> {
+    let r = c.query_opt("SELECT zip FROM pool_results WHERE task_id = $1", &[&task.as_slice()]).await?;
+    Ok(r.map(|r| r.get(0)))
+}
+
+/// The digest of the uploaded archive (checked at upload against what its worker reported), if any.
+pub async fn uploaded_digest(c: &impl GenericClient, task: B256) -> Result<Option<B256>, StoreError> {
+    let r = c
+        .query_opt(
+            "SELECT p.result_digest FROM pool_results r
+             JOIN pool_replicates p ON p.task_id = r.task_id AND p.worker = r.worker
+             WHERE r.task_id = $1",
+            &[&task.as_slice()],
+        )
+        .await?;
+    Ok(r.and_then(|r| r.get::<_, Option<Vec<u8>>>(0)).and_then(|d| B256::try_from(d.as_slice()).ok()))
+}
+
+// ---- the status API and metrics ------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerView {
+    #[serde(with = "crate::order::json::address")]
+    pub address: Address,
+    pub cpu: i32,
+    pub memory: i64,
+    pub gpu: bool,
+    /// Seconds since the last heartbeat.
+    pub last_seen_secs: f64,
+    pub alive: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskView {
+    pub taskid: B256,
+    pub dealid: B256,
+    pub index: i64,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub result_uploaded: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicateView {
+    pub taskid: B256,
+    #[serde(with = "crate::order::json::address")]
+    pub worker: Address,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result_hash: Option<B256>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A worker is alive while its last heartbeat is younger than this (iExec: lost after 60 s).
+pub const ALIVE_SECS: f64 = 60.0;
+
+pub async fn workers(c: &impl GenericClient) -> Result<Vec<WorkerView>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT address, cpu, memory, gpu, EXTRACT(EPOCH FROM now() - last_seen)::float8 AS age
+             FROM pool_workers ORDER BY registered_at",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let age: f64 = r.get("age");
+            Ok(WorkerView {
+                address: address(r, "address")?,
+                cpu: r.get("cpu"),
+                memory: r.get("memory"),
+                gpu: r.get("gpu"),
+                last_seen_secs: age,
+                alive: age < ALIVE_SECS,
+            })
+        })
+        .collect()
+}
+
+/// The most recent tasks (at most `limit`), newest first.
+pub async fn tasks(c: &impl GenericClient, limit: i64) -> Result<Vec<TaskView>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT t.task_id, t.deal_id, t.idx, t.status, t.error,
+                    EXISTS (SELECT 1 FROM pool_results r WHERE r.task_id = t.task_id) AS uploaded
+             FROM pool_tasks t ORDER BY t.created_at DESC, t.idx DESC LIMIT $1",
+            &[&limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(TaskView {
+                taskid: b256(r, "task_id")?,
+                dealid: b256(r, "deal_id")?,
+                index: r.get("idx"),
+                status: r.get("status"),
+                error: r.get("error"),
+                result_uploaded: r.get("uploaded"),
+            })
+        })
+        .collect()
+}
+
+pub async fn replicates(c: &impl GenericClient, limit: i64) -> Result<Vec<ReplicateView>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT task_id, worker, status, result_hash, error FROM pool_replicates
+             ORDER BY created_at DESC LIMIT $1",
+            &[&limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let hash: Option<Vec<u8>> = r.get("result_hash");
+            Ok(ReplicateView {
+                taskid: b256(r, "task_id")?,
+                worker: address(r, "worker")?,
+                status: r.get("status"),
+                result_hash: hash.and_then(|h| B256::try_from(h.as_slice()).ok()),
+                error: r.get("error"),
+            })
+        })
+        .collect()
+}
+
+/// Tasks by status.
+pub async fn task_counts(c: &impl GenericClient) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = c.query("SELECT status, count(*) FROM pool_tasks GROUP BY status ORDER BY status", &[]).await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}

@@ -1,0 +1,122 @@
+//! The worker's side of the pool protocol ([`crate::pool::protocol`]): plain HTTP calls, all initiated by the
+//! worker.
+
+use crate::pool::protocol::{Assignment, Capacity, Challenge, Login, Session, StatusUpdate, Work};
+use alloy::primitives::{B256, Bytes};
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::transports::http::reqwest;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("pool unreachable: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The token was refused: log in again.
+    #[error("the pool refused the session")]
+    Unauthorized,
+    #[error("the pool answered {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("the pool's answer is not what the protocol says: {0}")]
+    Decode(String),
+    #[error("signing the login challenge: {0}")]
+    Sign(String),
+}
+
+impl ClientError {
+    /// Whether the pool may take the same call later: it was unreachable, or failed on its side.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Http(_) => true,
+            ClientError::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolClient {
+    base: String,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+impl PoolClient {
+    pub fn new(base: &str) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+        Ok(PoolClient { base: base.trim_end_matches('/').to_owned(), http, token: None })
+    }
+
+    pub fn logged_in(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Forgets the session: the next round logs in again.
+    pub fn logout(&mut self) {
+        self.token = None;
+    }
+
+    /// Challenge, EIP-191 signature, token.
+    pub async fn login(&mut self, key: &PrivateKeySigner) -> Result<(), ClientError> {
+        let url = format!("{}/challenge?address={:#x}", self.base, key.address());
+        let c: Challenge = decode(self.http.get(url).send().await?).await?;
+        let sig = key.sign_message_sync(c.challenge.as_bytes()).map_err(|e| ClientError::Sign(e.to_string()))?;
+        let login = Login { address: key.address(), challenge: c.challenge, signature: Bytes::from(sig.as_bytes()) };
+        let s: Session = self.post_json("/workers/login", &login).await?;
+        self.token = Some(s.token);
+        Ok(())
+    }
+
+    pub async fn register(&self, cap: &Capacity) -> Result<(), ClientError> {
+        self.post_json::<_, serde_json::Value>("/workers/register", cap).await.map(drop)
+    }
+
+    pub async fn ping(&self) -> Result<(), ClientError> {
+        self.post_json::<_, serde_json::Value>("/workers/ping", &serde_json::json!({})).await.map(drop)
+    }
+
+    pub async fn work(&self) -> Result<Option<Assignment>, ClientError> {
+        let w: Work = self.post_json("/workers/work", &serde_json::json!({})).await?;
+        Ok(w.work)
+    }
+
+    pub async fn status(&self, u: &StatusUpdate) -> Result<(), ClientError> {
+        self.post_json::<_, serde_json::Value>("/workers/status", u).await.map(drop)
+    }
+
+    pub async fn upload(&self, taskid: B256, zip: Vec<u8>) -> Result<(), ClientError> {
+        let req = self
+            .http
+            .post(format!("{}{}", self.base, crate::pool::protocol::result_path(taskid)))
+            .header("content-type", "application/zip")
+            .body(zip);
+        decode::<serde_json::Value>(self.auth(req).send().await?).await.map(drop)
+    }
+
+    fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.header("authorization", format!("Bearer {t}")),
+            None => req,
+        }
+    }
+
+    async fn post_json<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let req = self.http.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(bytes);
+        decode(self.auth(req).send().await?).await
+    }
+}
+
+async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ClientError> {
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await?;
+    if status == 401 {
+        return Err(ClientError::Unauthorized);
+    }
+    if !(200..300).contains(&status) {
+        return Err(ClientError::Status { status, body: String::from_utf8_lossy(&body).into_owned() });
+    }
+    serde_json::from_slice(&body).map_err(|e| ClientError::Decode(e.to_string()))
+}

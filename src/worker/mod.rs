@@ -1,0 +1,539 @@
+//! `dragon worker`: joins a pool over HTTP and runs its tasks.
+//!
+//! ```text
+//!  login (challenge) → register {cpu, memory, gpu} → loop { ping every 10 s; POST /workers/work }
+//!  task: viewDeal, viewApp, viewCategory ─▶ Executor::run ─▶ result::package (zip + digest)
+//!        ─▶ contribute(hash, seal, authorization) ─▶ wait for REVEALING ─▶ reveal(digest) ─▶ upload zip
+//!        (each step reported with POST /workers/status)
+//! ```
+//!
+//! The worker contributes and reveals with its own key, so its account needs the deal's worker stake in the
+//! hub. Each task has a folder `<work-dir>/<taskid>/` holding `state.json` (the digest and how far the task
+//! went) and `result.zip`, written before the step they enable: after a restart the pool hands the unfinished
+//! replicate back, and the worker goes on from what the chain and that folder say, never computing or
+//! contributing twice.
+
+pub mod client;
+
+use crate::chain::ChainError;
+use crate::chain::contracts::hub::DragonHub;
+use crate::chain::deploy::Deployment;
+use crate::chain::revert::{self, Revert, TaskError};
+use crate::chain::setup::Account;
+use crate::executor::result::{package, result_hash, result_seal};
+use crate::executor::{
+    AbortSignal, AppRef, Executor, ExecutorConfig, Limits, TaskSpec, Workspace, abort_pair, args_from_params,
+};
+use crate::pool::protocol::{Assignment, Capacity, ReplicateStatus, StatusUpdate};
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::DynProvider;
+use alloy::signers::local::PrivateKeySigner;
+use clap::{Args, ValueEnum};
+use client::{ClientError, PoolClient};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a worker sends a heartbeat (iExec: every 10 s, lost after 60 s).
+const PING_EVERY: Duration = Duration::from_secs(10);
+
+/// The heartbeat task of one session; stopped when dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Heartbeat {
+    fn start(pool: PoolClient) -> Heartbeat {
+        Heartbeat(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PING_EVERY).await;
+                if let Err(e) = pool.ping().await {
+                    tracing::warn!(error = %e, "heartbeat failed");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorKind {
+    Process,
+    Docker,
+}
+
+/// The flags of `dragon worker`. The key comes from the environment only (`DRAGON_WORKER_KEY`).
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Base URL of the pool's worker API.
+    #[arg(long)]
+    pub pool: String,
+    /// JSON-RPC endpoint of the chain.
+    #[arg(long, env = "DRAGON_RPC_URL")]
+    pub rpc_url: String,
+    /// Deployment file of Dragon's contracts.
+    #[arg(long, value_name = "PATH")]
+    pub deployment: PathBuf,
+    /// How apps run: native programs (allow-listed) or Docker images.
+    #[arg(long, value_enum, default_value = "docker")]
+    pub executor: ExecutorKind,
+    /// An app the `process` executor may run (repeat for several).
+    #[arg(long = "allow-app", value_parser = crate::order::json::parse_address)]
+    pub allow_app: Vec<Address>,
+    /// Docker engine for the `docker` executor (`unix:///path/docker.sock`); Docker's default when absent.
+    #[arg(long)]
+    pub docker_host: Option<String>,
+    /// Where tasks run and their state is kept across restarts.
+    #[arg(long, default_value = ".dragon/worker")]
+    pub work_dir: PathBuf,
+    /// CPUs offered to the pool.
+    #[arg(long, default_value_t = 1)]
+    pub cpu: u32,
+    /// Memory offered to the pool, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub memory_mib: u64,
+    /// How often the worker asks for work when it has none, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub poll_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Pool(#[from] ClientError),
+    #[error("executor: {0}")]
+    Exec(#[from] crate::executor::ExecError),
+    #[error("result: {0}")]
+    Result(#[from] crate::executor::ResultError),
+    #[error("the hub refused {what}: {revert}")]
+    // Boxed: a decoded revert is large, and this error travels through every step of a task.
+    Refused { what: &'static str, revert: Box<Revert> },
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Task(String),
+}
+
+impl From<alloy::contract::Error> for WorkerError {
+    fn from(e: alloy::contract::Error) -> Self {
+        WorkerError::Chain(e.into())
+    }
+}
+
+impl From<alloy::providers::PendingTransactionError> for WorkerError {
+    fn from(e: alloy::providers::PendingTransactionError) -> Self {
+        WorkerError::Chain(e.into())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub key: PrivateKeySigner,
+    pub pool_url: String,
+    pub rpc_url: String,
+    pub deployment: Deployment,
+    pub executor: ExecutorConfig,
+    pub work_dir: PathBuf,
+    pub capacity: Capacity,
+    pub poll: Duration,
+}
+
+impl WorkerArgs {
+    pub fn into_config(self) -> Result<WorkerConfig, WorkerError> {
+        let key = std::env::var("DRAGON_WORKER_KEY")
+            .map_err(|_| WorkerError::Config("DRAGON_WORKER_KEY is not set: the worker's hex private key".into()))?;
+        let key: PrivateKeySigner = key
+            .trim()
+            .parse()
+            .map_err(|_| WorkerError::Config("DRAGON_WORKER_KEY is not a valid secp256k1 private key".into()))?;
+        let executor = match self.executor {
+            ExecutorKind::Process => {
+                if self.allow_app.is_empty() {
+                    return Err(WorkerError::Config("--executor process needs at least one --allow-app".into()));
+                }
+                ExecutorConfig::Process { allow: self.allow_app }
+            }
+            // Labelled with the worker's address, so that workers sharing an engine keep off each other's
+            // containers.
+            ExecutorKind::Docker => ExecutorConfig::Docker {
+                host: self.docker_host,
+                network: None,
+                owner: Some(format!("{:#x}", key.address())),
+            },
+        };
+        Ok(WorkerConfig {
+            key,
+            pool_url: self.pool,
+            rpc_url: self.rpc_url,
+            deployment: Deployment::read(&self.deployment)?,
+            executor,
+            work_dir: self.work_dir,
+            capacity: Capacity { cpu: self.cpu, memory: self.memory_mib << 20, gpu: false },
+            poll: Duration::from_millis(self.poll_ms.max(50)),
+        })
+    }
+}
+
+/// What the worker keeps of a task in `<work-dir>/<taskid>/state.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LocalState {
+    digest: Option<B256>,
+    callback: Option<Bytes>,
+    uploaded: bool,
+}
+
+/// Runs the worker until `shutdown` resolves. A task in progress is aborted at shutdown and resumed at the
+/// next start.
+pub async fn run(config: WorkerConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), WorkerError> {
+    let executor = config.executor.build().await?;
+    let account = Account::new(&config.rpc_url, &config.key)?;
+    std::fs::create_dir_all(&config.work_dir).map_err(io_err("creating", &config.work_dir))?;
+    let worker = Worker { config, executor, account };
+    let (abort, signal) = abort_pair();
+    tokio::pin!(shutdown);
+    tokio::select! {
+        () = &mut shutdown => {
+            abort.abort();
+            Ok(())
+        }
+        res = worker.main_loop(signal) => res,
+    }
+}
+
+struct Worker {
+    config: WorkerConfig,
+    executor: Arc<dyn Executor>,
+    account: Account,
+}
+
+impl Worker {
+    fn hub(&self) -> DragonHub::DragonHubInstance<&DynProvider> {
+        DragonHub::new(self.config.deployment.hub, &self.account.provider)
+    }
+
+    fn me(&self) -> Address {
+        self.account.address
+    }
+
+    async fn main_loop(&self, abort: AbortSignal) -> Result<(), WorkerError> {
+        let mut pool = PoolClient::new(&self.config.pool_url)?;
+        // Heartbeats run beside the work, so that a long app run does not make the worker look lost.
+        let mut heartbeat: Option<Heartbeat> = None;
+        loop {
+            if !pool.logged_in() {
+                match self.join(&mut pool).await {
+                    Ok(()) => {
+                        tracing::info!(worker = %self.me(), pool = %self.config.pool_url, "joined the pool");
+                        // The previous session's heartbeat (if any) stops as it is replaced.
+                        heartbeat.replace(Heartbeat::start(pool.clone()));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot join the pool; retrying");
+                        tokio::time::sleep(self.config.poll.max(Duration::from_secs(1))).await;
+                        continue;
+                    }
+                }
+            }
+            match pool.work().await {
+                Ok(Some(a)) => {
+                    let task = a.taskid;
+                    match self.handle(&pool, &a, abort.clone()).await {
+                        Ok(()) => {}
+                        // The pool is unreachable or failing: the replicate is not failed, it is handed back
+                        // once the pool answers, and resumes from the work dir and the chain.
+                        Err(WorkerError::Pool(e)) if e.is_transient() => {
+                            tracing::warn!(task = %task, error = %e, "pool unreachable; the task resumes later");
+                            tokio::time::sleep(self.config.poll.max(Duration::from_secs(1))).await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(task = %task, error = %e, "task failed");
+                            let mut u = StatusUpdate::new(task, ReplicateStatus::Failed);
+                            u.error = Some(e.to_string());
+                            if let Err(e) = pool.status(&u).await {
+                                self.on_pool_error(&mut pool, e);
+                            }
+                        }
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => self.on_pool_error(&mut pool, e),
+            }
+            if !pool.logged_in() {
+                heartbeat.take();
+            }
+            tokio::time::sleep(self.config.poll).await;
+        }
+    }
+
+    fn on_pool_error(&self, pool: &mut PoolClient, e: ClientError) {
+        tracing::warn!(error = %e, "pool call failed");
+        if matches!(e, ClientError::Unauthorized | ClientError::Status { status: 409, .. }) {
+            // The pool lost the session or the registration (a new database): join again.
+            pool.logout();
+        }
+    }
+
+    async fn join(&self, pool: &mut PoolClient) -> Result<(), ClientError> {
+        pool.login(&self.config.key).await?;
+        pool.register(&self.config.capacity).await
+    }
+
+    /// Takes one replicate as far as this worker can: computed, contributed, revealed, uploaded.
+    async fn handle(&self, pool: &PoolClient, a: &Assignment, abort: AbortSignal) -> Result<(), WorkerError> {
+        let taskid = a.taskid;
+        if a.authorization.worker != self.me() || a.authorization.taskid != taskid {
+            return Err(WorkerError::Task("the authorization is not for this worker and task".into()));
+        }
+        let dir = self.config.work_dir.join(format!("{taskid:#x}"));
+        std::fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        let mut state = read_state(&dir)?;
+        let report = |status: ReplicateStatus| StatusUpdate::new(taskid, status);
+
+        let task = self.hub().viewTask(taskid).call().await?;
+        if task.status != 1 && task.status != 2 {
+            // UNSET cannot be handed out; COMPLETED or FAILED: nothing left to do for it.
+            pool.status(&report(ReplicateStatus::Aborted)).await?;
+            return Ok(());
+        }
+        let contribution = self.hub().viewContribution(taskid, self.me()).call().await?;
+        let deal = self.hub().viewDeal(a.dealid).call().await?;
+        let has_callback = deal.callback != Address::ZERO;
+
+        // 1. Compute, unless a digest from an earlier run is kept.
+        let digest = match state.digest {
+            Some(d) if dir.join("result.zip").exists() => d,
+            _ if contribution.status != 0 => {
+                return Err(WorkerError::Task(
+                    "contributed on chain, but the result is lost from the work dir: cannot reveal".into(),
+                ));
+            }
+            _ => {
+                tell(pool, &report(ReplicateStatus::Computing)).await;
+                let (digest, callback) = self.compute(a, &deal, &dir, has_callback, abort).await?;
+                state.digest = Some(digest);
+                state.callback = callback;
+                write_state(&dir, &state)?;
+                digest
+            }
+        };
+        let hash = result_hash(taskid, digest);
+        let seal = result_seal(self.me(), taskid, digest);
+        // From here on every report carries the result, so that the pool has it whichever report gets through.
+        let callback = state.callback.clone();
+        let with_result = |status: ReplicateStatus| {
+            let mut u = report(status);
+            u.result_digest = Some(digest);
+            u.result_hash = Some(hash);
+            u.result_seal = Some(seal);
+            u.callback_data = callback.clone();
+            u
+        };
+        tell(pool, &with_result(ReplicateStatus::Computed)).await;
+
+        // 2. Contribute.
+        if contribution.status == 0 {
+            tell(pool, &with_result(ReplicateStatus::Contributing)).await;
+            let sent = self
+                .hub()
+                .contribute(taskid, hash, seal, Address::ZERO, Bytes::new(), a.authorization.sign.clone())
+                .send()
+                .await;
+            match self.mined(sent, "contribute").await {
+                Ok(()) => {}
+                Err(WorkerError::Refused { revert, .. })
+                    if matches!(*revert, Revert::Task(TaskError::AlreadyContributed(_))) => {}
+                Err(e) => return Err(e),
+            }
+            tracing::info!(task = %taskid, "contributed");
+        }
+        tell(pool, &with_result(ReplicateStatus::Contributed)).await;
+
+        // 3. Reveal, once the task reached consensus.
+        let task = self.wait_revealing(taskid).await?;
+        if task.status == 2 {
+            let c = self.hub().viewContribution(taskid, self.me()).call().await?;
+            if c.status == 1 {
+                tell(pool, &with_result(ReplicateStatus::Revealing)).await;
+                let sent = self.hub().reveal(taskid, digest).send().await;
+                self.mined(sent, "reveal").await?;
+                tracing::info!(task = %taskid, "revealed");
+            }
+        } else if task.status != 3 {
+            return Err(WorkerError::Task(format!(
+                "the task is in status {} on chain after contributing",
+                task.status
+            )));
+        }
+
+        // 4. Upload the archive. The pool checks it against the reported digest: this report must get through.
+        pool.status(&with_result(ReplicateStatus::Revealed)).await?;
+        if !state.uploaded {
+            let zip = std::fs::read(dir.join("result.zip")).map_err(io_err("reading", &dir.join("result.zip")))?;
+            pool.upload(taskid, zip).await?;
+            state.uploaded = true;
+            write_state(&dir, &state)?;
+        }
+        pool.status(&report(ReplicateStatus::ResultUploaded)).await?;
+        // The run folders are not needed any more; state.json and the archive stay until the task is done.
+        let _ = std::fs::remove_dir_all(run_dir(&self.config.work_dir, taskid));
+        Ok(())
+    }
+
+    /// Runs the app and packages its output into `dir/result.zip`; returns the digest and callback data.
+    async fn compute(
+        &self,
+        a: &Assignment,
+        deal: &crate::chain::contracts::hub::IexecLibCore_v5::Deal,
+        dir: &Path,
+        has_callback: bool,
+        abort: AbortSignal,
+    ) -> Result<(B256, Option<Bytes>), WorkerError> {
+        if deal.dataset.pointer != Address::ZERO {
+            return Err(WorkerError::Task("datasets are not supported by this worker yet".into()));
+        }
+        let app = self.hub().viewApp(deal.app.pointer).call().await?;
+        let category = self.hub().viewCategory(deal.category).call().await?;
+        let secs = u64::try_from(category.workClockTimeRef).unwrap_or(u64::MAX);
+        let n = |v: U256| u64::try_from(v).unwrap_or(u64::MAX);
+        let spec = TaskSpec {
+            task_id: a.taskid,
+            deal_id: a.dealid,
+            task_index: a.index,
+            bot_first: n(deal.botFirst),
+            bot_size: n(deal.botSize),
+            app: AppRef {
+                address: deal.app.pointer,
+                multiaddr: String::from_utf8_lossy(&app.m_appMultiaddr).into_owned(),
+            },
+            args: args_from_params(&deal.params),
+            input_files: Vec::new(),
+            dataset: None,
+            env: Vec::new(),
+            limits: Limits { max_duration: Duration::from_secs(secs.max(1)), ..Limits::default() },
+        };
+        // A run interrupted earlier left a partial output: start over from an empty folder.
+        let root = run_dir(&self.config.work_dir, a.taskid);
+        let _ = std::fs::remove_dir_all(&root);
+        let ws = Workspace::prepare(&root, &spec)?;
+        let outcome = self.executor.run(&spec, &ws, abort).await?;
+        tracing::info!(task = %a.taskid, exit = outcome.exit_code, secs = outcome.duration.as_secs_f64(), "app ran");
+        if outcome.exit_code != 0 {
+            return Err(WorkerError::Task(format!(
+                "the app exited with code {}: {}",
+                outcome.exit_code,
+                outcome.stderr.text().trim()
+            )));
+        }
+        let packaged = package(&outcome.out_dir, outcome.computed.as_ref(), has_callback)?;
+        let zip_path = dir.join("result.zip");
+        let tmp = dir.join("result.zip.tmp");
+        std::fs::write(&tmp, &packaged.zip).map_err(io_err("writing", &tmp))?;
+        std::fs::rename(&tmp, &zip_path).map_err(io_err("writing", &zip_path))?;
+        let callback = if has_callback {
+            let data = outcome.computed.as_ref().and_then(|c| c.callback_data.as_deref()).unwrap_or_default();
+            Some(Bytes::from(
+                alloy::hex::decode(data).map_err(|e| WorkerError::Task(format!("callback-data is not hex: {e}")))?,
+            ))
+        } else {
+            None
+        };
+        Ok((packaged.digest, callback))
+    }
+
+    /// Polls the task until it leaves ACTIVE (consensus, or done, or failed), at most until its contribution
+    /// deadline.
+    async fn wait_revealing(
+        &self,
+        taskid: B256,
+    ) -> Result<crate::chain::contracts::hub::IexecLibCore_v5::Task, WorkerError> {
+        loop {
+            let t = self.hub().viewTask(taskid).call().await?;
+            if t.status != 1 {
+                return Ok(t);
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            if U256::from(now) > t.contributionDeadline {
+                return Err(WorkerError::Task("no consensus before the contribution deadline".into()));
+            }
+            tokio::time::sleep(self.config.poll.min(Duration::from_secs(2))).await;
+        }
+    }
+
+    /// Waits for a transaction; a refusal by the hub is [`WorkerError::Refused`] with its decoded reason.
+    async fn mined(
+        &self,
+        sent: Result<alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>, alloy::contract::Error>,
+        what: &'static str,
+    ) -> Result<(), WorkerError> {
+        let pending = match sent {
+            Ok(p) => p,
+            Err(e) => {
+                return Err(match e.as_revert_data() {
+                    Some(data) => WorkerError::Refused { what, revert: Box::new(revert::decode(&data)) },
+                    None => e.into(),
+                });
+            }
+        };
+        let receipt = pending.with_timeout(Some(Duration::from_secs(60))).get_receipt().await?;
+        if !receipt.status() {
+            return Err(WorkerError::Task(format!("{what} transaction {:#x} reverted", receipt.transaction_hash)));
+        }
+        Ok(())
+    }
+}
+
+/// Where task `taskid` runs: the pool relies on this layout (`<taskid>/run/out` is the output folder) to read an
+/// output path a native app declared by its absolute host path.
+pub fn run_dir(work_dir: &Path, taskid: B256) -> PathBuf {
+    work_dir.join(format!("{taskid:#x}")).join("run")
+}
+
+/// Reports a status change, best effort: the chain steps go on while the pool is unreachable, and the
+/// replicate is handed back (and reported again) once it answers.
+async fn tell(pool: &PoolClient, u: &StatusUpdate) {
+    if let Err(e) = pool.status(u).await {
+        tracing::warn!(task = %u.taskid, status = u.status.as_str(), error = %e, "status report lost");
+    }
+}
+
+fn io_err(what: &str, p: &Path) -> impl FnOnce(std::io::Error) -> WorkerError {
+    let context = format!("{what} {}", p.display());
+    move |source| WorkerError::Io { context, source }
+}
+
+fn read_state(dir: &Path) -> Result<LocalState, WorkerError> {
+    let path = dir.join("state.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|e| WorkerError::Task(format!("{} is corrupt: {e}", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LocalState::default()),
+        Err(e) => Err(io_err("reading", &path)(e)),
+    }
+}
+
+/// Writes through a temporary file and a rename, so a crash leaves the old state or the new one.
+fn write_state(dir: &Path, s: &LocalState) -> Result<(), WorkerError> {
+    let path = dir.join("state.json");
+    let tmp = dir.join("state.json.tmp");
+    let bytes = serde_json::to_vec_pretty(s).map_err(|e| WorkerError::Task(e.to_string()))?;
+    std::fs::write(&tmp, bytes).map_err(io_err("writing", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io_err("writing", &path))
+}
