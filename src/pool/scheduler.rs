@@ -35,6 +35,8 @@ use tokio::sync::{Notify, watch};
 
 /// Most blocks read per `eth_getLogs`.
 const MAX_RANGE: u64 = 2_000;
+/// Most tasks per `initializeArray`: about 50k gas each, so a batch stays far below a block's gas limit.
+const INIT_BATCH: usize = 100;
 /// How long a sent transaction may wait for its receipt before the tick gives up (it is looked at again on
 /// chain at the next tick).
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -150,14 +152,14 @@ impl Scheduler {
                 Err(e) => tracing::warn!(task = %t.task_id, error = %e, "task step failed; retrying next tick"),
             }
         }
-        if !uninitialized.is_empty() {
-            self.initialize_all(&uninitialized).await?;
+        for batch in uninitialized.chunks(INIT_BATCH) {
+            self.initialize_all(batch).await?;
         }
         Ok(())
     }
 
-    /// Initializes tasks in one `initializeArray` transaction (one per tick, however many deals came), or one by
-    /// one when there is a single task or the batch is refused: then each refusal is attributed to its task.
+    /// Initializes tasks in one `initializeArray` transaction (whichever deals they come from), or one by one when
+    /// there is a single task or the batch is refused: then each refusal is attributed to its task.
     async fn initialize_all(&self, tasks: &[OpenTask]) -> Result<(), SchedulerError> {
         let c = self.store.client().await?;
         if tasks.len() > 1 {
