@@ -185,29 +185,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let listener = std::net::TcpListener::bind(config.listen)
                 .map_err(|e| CliError::Failure(anyhow::anyhow!("cannot listen on {}: {e}", config.listen)))?;
             runtime()?
-                .block_on(crate::pool::run(config, listener, shutdown_signal()))
+                .block_on(crate::pool::run(config, listener, crate::server::shutdown_signal()))
                 .map_err(|e| CliError::Failure(e.into()))
         }
         Command::Worker(args) => {
             let config = args.into_config().map_err(|e| CliError::Input(e.to_string()))?;
-            runtime()?.block_on(crate::worker::run(config, shutdown_signal())).map_err(|e| CliError::Failure(e.into()))
+            runtime()?
+                .block_on(crate::worker::run(config, crate::server::shutdown_signal()))
+                .map_err(|e| CliError::Failure(e.into()))
         }
-    }
-}
-
-/// Resolves at Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
     }
 }
 

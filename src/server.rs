@@ -57,8 +57,7 @@ impl AppState {
     pub async fn connect_with(config: &Config, feed: Feed, listener: Listener) -> anyhow::Result<Self> {
         // Proposals go to the settler through a queue made before the market, so none made while the engine
         // rebuilds its book at start-up is missed.
-        let (settle_tx, settle_rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
-        let queue = settle_tx.clone();
+        let (queue, settle_rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
         let listener: Listener = Arc::new(move |e: &MarketEvent| {
             if let MarketEvent::DealProposed { id, .. } = e {
                 let _ = queue.send(*id);
@@ -108,7 +107,7 @@ impl AppState {
                     config.settler,
                     sync.wake.clone(),
                 )?;
-                let (handle, task) = s.spawn(settle_tx, settle_rx).await?;
+                let (handle, task) = s.spawn(settle_rx);
                 background.push(task);
                 tracing::info!(operator = %handle.operator, "settler started");
                 Some(handle)
@@ -305,7 +304,8 @@ pub async fn serve_state(
     run(listener, state, shutdown_signal()).await
 }
 
-async fn shutdown_signal() {
+/// Resolves at Ctrl-C or SIGTERM: the one shutdown signal of every long-running command.
+pub async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -318,7 +318,7 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         () = term => {}
     }
-    tracing::info!("shutting down: draining requests and the market");
+    tracing::info!("shutting down");
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: info).

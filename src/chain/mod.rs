@@ -93,9 +93,3 @@ impl Chain {
         Ok(ChainHead { chain_id, block_number, hub: self.hub })
     }
 }
-
-/// A revert's reason as one line for people (and the store): the hub's reason decoded with its meaning, a
-/// task module error with its fields, a panic code, or the raw data.
-pub fn revert_reason(data: &[u8]) -> String {
-    revert::decode(data).to_string()
-}

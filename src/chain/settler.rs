@@ -13,7 +13,6 @@
 
 use super::contracts::hub::{DragonHub, IexecLibOrders_v5 as sol};
 use super::reads::ChainReader;
-use super::revert_reason;
 use crate::ids::OrderHash;
 use crate::market::record::{OrderRecord, OrderStatus};
 use crate::market::{ChainUpdate, Market};
@@ -64,7 +63,6 @@ impl Default for SettlerConfig {
 pub struct SettlerStats {
     pub transactions: AtomicU64,
     pub batches: AtomicU64,
-    pub failed: AtomicU64,
     pub replaced: AtomicU64,
     pub retries: AtomicU64,
     /// Set while sending fails for lack of gas money; cleared by the next transaction that goes out.
@@ -92,7 +90,7 @@ pub fn classify(e: &alloy::contract::Error) -> SendError {
     match t {
         RpcError::ErrorResp(payload) => {
             if let Some(data) = payload.as_revert_data() {
-                return SendError::Final(revert_reason(&data));
+                return SendError::Final(super::revert::decode(&data).to_string());
             }
             let m = payload.message.to_lowercase();
             if m.contains("insufficient funds") || m.contains("gas required exceeds allowance") {
@@ -110,18 +108,12 @@ pub fn classify(e: &alloy::contract::Error) -> SendError {
 /// Controls a running settler.
 #[derive(Debug, Clone)]
 pub struct SettlerHandle {
-    queue: mpsc::UnboundedSender<i64>,
     gate: Arc<RwLock<()>>,
     pub stats: Arc<SettlerStats>,
     pub operator: Address,
 }
 
 impl SettlerHandle {
-    /// Queues a stored proposal for settlement.
-    pub fn settle(&self, proposal: i64) {
-        let _ = self.queue.send(proposal);
-    }
-
     /// Waits until no transaction is in flight and holds the settler still until the guard is dropped.
     pub async fn pause(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
         self.gate.clone().write_owned().await
@@ -174,26 +166,14 @@ impl Settler {
         Ok(Settler { store, market, reader, hub, config, sync, provider, operator })
     }
 
-    /// Starts the settler on the queue `(tx, rx)` the market's listener feeds. Proposals still pending in the
-    /// store are queued first (a proposal queued twice is settled once).
-    pub async fn spawn(
-        self,
-        tx: mpsc::UnboundedSender<i64>,
-        rx: mpsc::UnboundedReceiver<i64>,
-    ) -> Result<(SettlerHandle, tokio::task::JoinHandle<()>), crate::store::StoreError> {
-        let pending = proposals::pending(&**self.store.client().await?, self.market.chain_id).await?;
-        for p in &pending {
-            let _ = tx.send(p.id);
-        }
-        let handle = SettlerHandle {
-            queue: tx,
-            gate: Arc::new(RwLock::new(())),
-            stats: Arc::default(),
-            operator: self.operator,
-        };
+    /// Starts the settler on the queue the market's listener feeds with the ids of new proposals (a proposal
+    /// queued twice is settled once). Proposals pending at start-up were resolved before the market started
+    /// (`sync::resolve_pending`), so the queue is all there is to settle.
+    pub fn spawn(self, rx: mpsc::UnboundedReceiver<i64>) -> (SettlerHandle, tokio::task::JoinHandle<()>) {
+        let handle = SettlerHandle { gate: Arc::new(RwLock::new(())), stats: Arc::default(), operator: self.operator };
         let (gate, stats) = (handle.gate.clone(), handle.stats.clone());
         let task = tokio::spawn(self.run(rx, gate, stats));
-        Ok((handle, task))
+        (handle, task)
     }
 
     async fn run(self, mut rx: mpsc::UnboundedReceiver<i64>, gate: Arc<RwLock<()>>, stats: Arc<SettlerStats>) {

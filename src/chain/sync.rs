@@ -555,26 +555,14 @@ impl ChainSync {
         for d in r.deals.iter().filter(|d| inserted.contains(&d.deal_id)) {
             update.deals.push(d.body.clone());
         }
-        let mut categories: HashMap<Option<DealId>, Option<u64>> = HashMap::new();
         for e in &r.task_events {
             let deal = crate::store::deals::task_deal(&**client, chain_id, e.task_id).await?;
-            if let Some((d, _)) = deal
-                && !categories.contains_key(&Some(d))
-            {
-                let row = client
-                    .query_opt(
-                        "SELECT category FROM deals WHERE chain_id = $1 AND deal_id = $2",
-                        &[&(chain_id as i64), &d.0.as_slice()],
-                    )
-                    .await?;
-                categories.insert(Some(d), row.map(|r| r.get::<_, i64>(0) as u64));
-            }
             update.tasks.push(json!({
                 "chainId": chain_id,
                 "taskid": e.task_id.to_string(),
                 "dealid": deal.map(|d| d.0.to_string()),
                 "idx": deal.map(|d| d.1),
-                "category": categories.get(&deal.map(|d| d.0)).copied().flatten(),
+                "category": deal.map(|d| d.2),
                 "status": crate::store::deals::task_status(Some(e.event)),
                 "event": e.event,
                 "blockNumber": e.block_number,

@@ -296,11 +296,6 @@ impl Market {
         rx.await.map_err(|_| PublishError::ShuttingDown)?.map_err(PublishError::Store)
     }
 
-    /// The engine's deal behind a pending proposal of the store.
-    pub fn proposal(&self, id: i64) -> Option<m::Deal> {
-        self.engine.proposals.get(&id).map(|d| *d)
-    }
-
     /// Whether the matching thread is alive.
     pub fn matching_alive(&self) -> bool {
         self.engine.submitter().is_some_and(|s| s.check_alive().is_ok())
@@ -445,7 +440,6 @@ impl Sequencer {
         for r in u.closed {
             if let Some(old) = self.book.remove(&r.hash) {
                 self.submit(Input::Cancel { hash: m::OrderHash(r.hash.0.0), scope: scope(&old) });
-                self.stats.unpublished.fetch_add(1, Ordering::Relaxed);
             } else {
                 // Fully reserved orders are out of the book index but still in the engine.
                 self.submit(Input::Cancel { hash: m::OrderHash(r.hash.0.0), scope: scope(&r) });

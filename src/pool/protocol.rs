@@ -82,6 +82,21 @@ pub enum ReplicateStatus {
 }
 
 impl ReplicateStatus {
+    pub const ALL: [ReplicateStatus; 12] = [
+        ReplicateStatus::Created,
+        ReplicateStatus::Started,
+        ReplicateStatus::Computing,
+        ReplicateStatus::Computed,
+        ReplicateStatus::Contributing,
+        ReplicateStatus::Contributed,
+        ReplicateStatus::Revealing,
+        ReplicateStatus::Revealed,
+        ReplicateStatus::ResultUploaded,
+        ReplicateStatus::Completed,
+        ReplicateStatus::Failed,
+        ReplicateStatus::Aborted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ReplicateStatus::Created => "CREATED",
@@ -167,21 +182,7 @@ mod tests {
 
     #[test]
     fn replicate_statuses_serialize_as_their_names() {
-        use ReplicateStatus::*;
-        let all = [
-            Created,
-            Started,
-            Computing,
-            Computed,
-            Contributing,
-            Contributed,
-            Revealing,
-            Revealed,
-            ResultUploaded,
-            Completed,
-            Failed,
-            Aborted,
-        ];
+        let all = ReplicateStatus::ALL;
         for s in all {
             assert_eq!(serde_json::to_value(s).expect("json"), serde_json::json!(s.as_str()));
         }

@@ -139,19 +139,24 @@ pub async fn insert_task_events(
     Ok(())
 }
 
-/// The deal a task belongs to, and its index, when the deal is known.
+/// The deal a task belongs to, with the task's index and the deal's category, when the deal is known.
 pub async fn task_deal(
     client: &impl GenericClient,
     chain_id: u64,
     task: TaskId,
-) -> Result<Option<(DealId, u64)>, StoreError> {
+) -> Result<Option<(DealId, u64, u64)>, StoreError> {
     let r = client
         .query_opt(
-            "SELECT deal_id, idx FROM tasks WHERE chain_id = $1 AND task_id = $2",
+            "SELECT t.deal_id, t.idx, d.category FROM tasks t JOIN deals d USING (chain_id, deal_id)
+             WHERE t.chain_id = $1 AND t.task_id = $2",
             &[&(chain_id as i64), &task.0.as_slice()],
         )
         .await?;
-    r.map(|r| Ok((DealId(B256::from(fixed::<32>("tasks", r.get(0))?)), r.get::<_, i64>(1) as u64))).transpose()
+    r.map(|r| {
+        let deal = DealId(B256::from(fixed::<32>("tasks", r.get(0))?));
+        Ok((deal, r.get::<_, i64>(1) as u64, r.get::<_, i64>(2) as u64))
+    })
+    .transpose()
 }
 
 /// Filters of the deal list (all optional, ANDed).

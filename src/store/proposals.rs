@@ -131,18 +131,6 @@ pub async fn by_order(client: &impl GenericClient, hash: &OrderHash, limit: i64)
     rows.iter().map(row).collect()
 }
 
-/// Proposals sent in the given transactions, by transaction then batch index.
-pub async fn by_tx(client: &impl GenericClient, txs: &[B256]) -> Result<Vec<Proposal>, StoreError> {
-    let txs: Vec<&[u8]> = txs.iter().map(|t| t.as_slice()).collect();
-    let rows = client
-        .query(
-            &format!("SELECT {COLUMNS} FROM deal_proposals WHERE tx_hash = ANY($1) ORDER BY tx_hash, batch_index"),
-            &[&txs],
-        )
-        .await?;
-    rows.iter().map(row).collect()
-}
-
 /// Records that `ids` (in batch order) went out in transaction `tx`.
 pub async fn mark_submitted(client: &impl GenericClient, ids: &[i64], tx: B256) -> Result<(), StoreError> {
     client

@@ -192,38 +192,14 @@ async fn sync_killed_mid_stream_misses_nothing_and_applies_nothing_twice() {
     // The stream: deals made directly on chain (requests Dragon never saw), each task initialized.
     const DEALS: u64 = 24;
     let stream = {
-        let (url, hub, domain) = (w.node.url(), w.deployment.hub, w.domain.clone());
+        let (url, hub) = (w.node.url(), w.deployment.hub);
         let (requester, owner) = (w.requester.clone(), w.owner.clone());
         let (app, pool) = (app.clone(), pool.clone());
         let w_req: Vec<AnyOrder> = (0..DEALS).map(|i| w.request(&w.requester, 3, 1, 0, 100 + i as u8)).collect();
         tokio::spawn(async move {
-            let as_requester = DragonHub::new(hub, crate::market::provider(&url, &requester));
             let as_owner = DragonHub::new(hub, crate::market::provider(&url, &owner));
-            let (AnyOrder::App(a), AnyOrder::Workerpool(p)) = (&app, &pool) else { unreachable!() };
             for r in &w_req {
-                let AnyOrder::Request(r) = r else { unreachable!() };
-                let receipt = as_requester
-                    .matchOrders(
-                        a.into(),
-                        dragon::chain::contracts::hub::IexecLibOrders_v5::DatasetOrder::none(),
-                        p.into(),
-                        r.into(),
-                    )
-                    .send()
-                    .await
-                    .expect("matchOrders")
-                    .get_receipt()
-                    .await
-                    .expect("mined");
-                let deal = receipt
-                    .inner
-                    .logs()
-                    .iter()
-                    .find_map(|l| l.log_decode::<DragonHub::OrdersMatched>().ok())
-                    .expect("OrdersMatched")
-                    .inner
-                    .data
-                    .dealid;
+                let deal = crate::market::match_on_chain(&url, hub, &requester, [&app, &pool, r]).await;
                 as_owner
                     .initialize(deal, alloy::primitives::U256::ZERO)
                     .send()
@@ -234,7 +210,6 @@ async fn sync_killed_mid_stream_misses_nothing_and_applies_nothing_twice() {
                     .expect("mined");
                 tokio::time::sleep(Duration::from_millis(40)).await;
             }
-            let _ = domain;
         })
     };
     // Kill while the stream runs, leave it dead for a few blocks, restart.

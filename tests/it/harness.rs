@@ -116,3 +116,15 @@ pub fn dragon_bin() -> &'static str {
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Polls `f` every 100 ms until it gives a value; fails the test after `limit`.
+pub async fn until_within<T>(what: &str, limit: std::time::Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

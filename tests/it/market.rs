@@ -64,20 +64,7 @@ impl World {
     }
 
     pub fn app_order(&self, price: u64, volume: u64, salt: u8) -> AnyOrder {
-        self.signed(
-            &self.owner,
-            AnyOrder::App(AppOrder {
-                app: self.app,
-                appprice: Nrlc::from_u64(price),
-                volume: U256::from(volume),
-                tag: B256::ZERO,
-                datasetrestrict: Address::ZERO,
-                workerpoolrestrict: Address::ZERO,
-                requesterrestrict: Address::ZERO,
-                salt: B256::repeat_byte(salt),
-                sign: None,
-            }),
-        )
+        self.signed(&self.owner, app_order_of(self.app, price, volume, salt))
     }
 
     pub fn dataset_order(&self, price: u64, volume: u64, salt: u8) -> AnyOrder {
@@ -98,51 +85,27 @@ impl World {
     }
 
     pub fn pool_order(&self, price: u64, volume: u64, category: u64, salt: u8) -> AnyOrder {
-        self.signed(
-            &self.owner,
-            AnyOrder::Workerpool(WorkerpoolOrder {
-                workerpool: self.pool,
-                workerpoolprice: Nrlc::from_u64(price),
-                volume: U256::from(volume),
-                tag: B256::ZERO,
-                category: U256::from(category),
-                trust: U256::from(1),
-                apprestrict: Address::ZERO,
-                datasetrestrict: Address::ZERO,
-                requesterrestrict: Address::ZERO,
-                salt: B256::repeat_byte(salt),
-                sign: None,
-            }),
-        )
+        self.signed(&self.owner, pool_order_of(self.pool, price, volume, category, salt))
     }
 
     pub fn request(&self, who: &PrivateKeySigner, max_price: u64, volume: u64, category: u64, salt: u8) -> AnyOrder {
-        self.signed(
-            who,
-            AnyOrder::Request(RequestOrder {
-                app: self.app,
-                appmaxprice: Nrlc::from_u64(10),
-                dataset: Address::ZERO,
-                datasetmaxprice: Nrlc::ZERO,
-                workerpool: Address::ZERO,
-                workerpoolmaxprice: Nrlc::from_u64(max_price),
-                requester: who.address(),
-                volume: U256::from(volume),
-                tag: B256::ZERO,
-                category: U256::from(category),
-                trust: U256::from(1),
-                beneficiary: who.address(),
-                callback: Address::ZERO,
-                params: "{\"iexec_args\":\"42\"}".into(),
-                salt: B256::repeat_byte(salt),
-                sign: None,
-            }),
-        )
+        let r = request_of(who.address(), self.app, [10, max_price], volume, category, "{\"iexec_args\":\"42\"}", salt);
+        self.signed(who, r)
     }
 
-    pub fn signed(&self, key: &PrivateKeySigner, mut o: AnyOrder) -> AnyOrder {
-        o.set_sign(signature::sign_digest(key, &o.order_hash(&self.domain).0).expect("sign"));
-        o
+    pub fn signed(&self, key: &PrivateKeySigner, o: AnyOrder) -> AnyOrder {
+        signed_in(&self.domain, key, o)
+    }
+
+    /// A deal made directly on chain by `who` (see [`match_on_chain`]); returns the deal id.
+    pub async fn match_directly(
+        &self,
+        who: &PrivateKeySigner,
+        app: &AnyOrder,
+        pool: &AnyOrder,
+        req: &AnyOrder,
+    ) -> B256 {
+        match_on_chain(&self.node.url(), self.deployment.hub, who, [app, pool, req]).await
     }
 
     pub fn config(&self, database_url: String) -> Config {
@@ -151,6 +114,100 @@ impl World {
         drop(listener);
         Config::new(addr, database_url, self.node.url(), self.deployment.clone())
     }
+}
+
+/// An unsigned app order of `app`: public, zero tag.
+pub fn app_order_of(app: Address, price: u64, volume: u64, salt: u8) -> AnyOrder {
+    AnyOrder::App(AppOrder {
+        app,
+        appprice: Nrlc::from_u64(price),
+        volume: U256::from(volume),
+        tag: B256::ZERO,
+        datasetrestrict: Address::ZERO,
+        workerpoolrestrict: Address::ZERO,
+        requesterrestrict: Address::ZERO,
+        salt: B256::repeat_byte(salt),
+        sign: None,
+    })
+}
+
+/// An unsigned workerpool order of `pool` at trust 1: public, zero tag.
+pub fn pool_order_of(pool: Address, price: u64, volume: u64, category: u64, salt: u8) -> AnyOrder {
+    AnyOrder::Workerpool(WorkerpoolOrder {
+        workerpool: pool,
+        workerpoolprice: Nrlc::from_u64(price),
+        volume: U256::from(volume),
+        tag: B256::ZERO,
+        category: U256::from(category),
+        trust: U256::from(1),
+        apprestrict: Address::ZERO,
+        datasetrestrict: Address::ZERO,
+        requesterrestrict: Address::ZERO,
+        salt: B256::repeat_byte(salt),
+        sign: None,
+    })
+}
+
+/// An unsigned request of `requester` (its own beneficiary) for `app`, no dataset, any pool, trust 1, paying at
+/// most `[app price, workerpool price]`.
+pub fn request_of(
+    requester: Address,
+    app: Address,
+    [app_price, pool_price]: [u64; 2],
+    volume: u64,
+    category: u64,
+    params: &str,
+    salt: u8,
+) -> AnyOrder {
+    AnyOrder::Request(RequestOrder {
+        app,
+        appmaxprice: Nrlc::from_u64(app_price),
+        dataset: Address::ZERO,
+        datasetmaxprice: Nrlc::ZERO,
+        workerpool: Address::ZERO,
+        workerpoolmaxprice: Nrlc::from_u64(pool_price),
+        requester,
+        volume: U256::from(volume),
+        tag: B256::ZERO,
+        category: U256::from(category),
+        trust: U256::from(1),
+        beneficiary: requester,
+        callback: Address::ZERO,
+        params: params.into(),
+        salt: B256::repeat_byte(salt),
+        sign: None,
+    })
+}
+
+/// A deal made directly on chain by `who` from `[app order, workerpool order, request]`, as iExec's SDK
+/// `order.matchOrders` makes it (Dragon's settler plays no part); returns the deal id.
+pub async fn match_on_chain(url: &str, hub: Address, who: &PrivateKeySigner, orders: [&AnyOrder; 3]) -> B256 {
+    let [AnyOrder::App(a), AnyOrder::Workerpool(p), AnyOrder::Request(r)] = orders else {
+        panic!("an app order, a workerpool order and a request")
+    };
+    let receipt = DragonHub::new(hub, provider(url, who))
+        .matchOrders(a.into(), sol::DatasetOrder::none(), p.into(), r.into())
+        .send()
+        .await
+        .expect("matchOrders")
+        .get_receipt()
+        .await
+        .expect("mined");
+    receipt
+        .inner
+        .logs()
+        .iter()
+        .find_map(|l| l.log_decode::<DragonHub::OrdersMatched>().ok())
+        .expect("OrdersMatched")
+        .inner
+        .data
+        .dealid
+}
+
+/// `o` signed by `key` in `domain`.
+pub fn signed_in(domain: &Domain, key: &PrivateKeySigner, mut o: AnyOrder) -> AnyOrder {
+    o.set_sign(signature::sign_digest(key, &o.order_hash(domain).0).expect("sign"));
+    o
 }
 
 pub struct Server {

@@ -5,8 +5,8 @@
 //! computes, contributes and reveals, the pool finalizes, and iExec's own SDK downloads the result from the pool.
 
 use crate::fixtures::KEY1;
-use crate::harness::{database, dragon_bin, root};
-use crate::market::{Server, World, provider};
+use crate::harness::{database, dragon_bin, root, until_within as until};
+use crate::market::{Server, World, app_order_of, provider, request_of};
 use crate::settle::settling;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
@@ -15,29 +15,16 @@ use dragon::chain::contracts::hub::DragonHub;
 use dragon::chain::setup;
 use dragon::executor::ExecutorConfig;
 use dragon::money::Nrlc;
-use dragon::order::{AnyOrder, AppOrder, RequestOrder};
+use dragon::order::AnyOrder;
 use dragon::pool::PoolConfig;
 use dragon::pool::protocol::Capacity;
 use dragon::worker::WorkerConfig;
 use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
 
 /// Polls `f` until it gives a value, for at most `limit`.
-async fn until<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// A `dragon pool` running in this process.
 struct Pool {
     base: String,
@@ -153,45 +140,12 @@ async fn native_app(w: &World) -> (Address, AnyOrder) {
     let app = setup::create_app(&w.deployment, &owner, "pool-hello", script.to_str().expect("utf-8").as_bytes())
         .await
         .expect("create app");
-    let order = w.signed(
-        &w.owner,
-        AnyOrder::App(AppOrder {
-            app,
-            appprice: Nrlc::from_u64(1),
-            volume: U256::from(100),
-            tag: B256::ZERO,
-            datasetrestrict: Address::ZERO,
-            workerpoolrestrict: Address::ZERO,
-            requesterrestrict: Address::ZERO,
-            salt: B256::repeat_byte(0x51),
-            sign: None,
-        }),
-    );
-    (app, order)
+    (app, w.signed(&w.owner, app_order_of(app, 1, 100, 0x51)))
 }
 
 fn request(w: &World, app: Address, volume: u64, args: &str, salt: u8) -> AnyOrder {
-    w.signed(
-        &w.requester,
-        AnyOrder::Request(RequestOrder {
-            app,
-            appmaxprice: Nrlc::from_u64(1),
-            dataset: Address::ZERO,
-            datasetmaxprice: Nrlc::ZERO,
-            workerpool: Address::ZERO,
-            workerpoolmaxprice: Nrlc::from_u64(5),
-            requester: w.requester.address(),
-            volume: U256::from(volume),
-            tag: B256::ZERO,
-            category: U256::from(1),
-            trust: U256::from(1),
-            beneficiary: w.requester.address(),
-            callback: Address::ZERO,
-            params: json!({"iexec_args": args}).to_string(),
-            salt: B256::repeat_byte(salt),
-            sign: None,
-        }),
-    )
+    let params = json!({"iexec_args": args}).to_string();
+    w.signed(&w.requester, request_of(w.requester.address(), app, [1, 5], volume, 1, &params, salt))
 }
 
 /// Publishes the orders and waits for the deal on chain; returns its id.
@@ -255,24 +209,7 @@ async fn sdk_fetch_results_with(w: &World, server: &Server, pool: &Pool, taskid:
         "ipfsGatewayURL": pool.base,
         "sdk": version,
     });
-    let mut child = tokio::process::Command::new("node")
-        .arg(root().join("tests/sdk/flows.mjs"))
-        .current_dir(root().join("tests/sdk"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run node (on PATH?)");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(cfg.to_string().as_bytes()).await.expect("write config");
-    drop(stdin);
-    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .expect("flow results timed out")
-        .expect("node output");
-    assert!(out.status.success(), "flow results failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("flow output is JSON")
+    crate::sdk::run_flow(cfg).await.unwrap_or_else(|e| panic!("flow results failed: {e}"))
 }
 
 fn unzip_entry(zip: &[u8], name: &str) -> String {
@@ -281,22 +218,6 @@ fn unzip_entry(zip: &[u8], name: &str) -> String {
     let mut s = String::new();
     std::io::Read::read_to_string(&mut f, &mut s).expect("inflate");
     s
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes().filter(|&c| c != b'=') {
-        let v = ALPHABET.iter().position(|&a| a == c).expect("base64") as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,7 +300,7 @@ async fn a_request_runs_through_the_pool_and_the_sdk_downloads_the_result() {
     assert_eq!(s, 200);
     let served = reqwest::get(format!("{}/results/{taskid}", pool.base)).await.expect("get").bytes().await.expect("b");
     let fetched = sdk_fetch_results(&w, &server, &pool, taskid).await;
-    let zip = base64_decode(fetched["base64"].as_str().expect("base64"));
+    let zip = alloy::hex::decode(fetched["hex"].as_str().expect("hex")).expect("hex archive");
     assert_eq!(zip, served.to_vec());
     assert_eq!(fetched["bytes"], zip.len());
     assert_eq!(unzip_entry(&zip, "result.txt"), "hello world\n");
@@ -552,20 +473,7 @@ async fn a_request_runs_in_docker_through_the_pool() {
     let owner = setup::Account::new(&w.node.url(), &w.owner).expect("account");
     let image = crate::executor::IMAGE;
     let app = setup::create_app(&w.deployment, &owner, "pool-docker", image.as_bytes()).await.expect("app");
-    let app_order = w.signed(
-        &w.owner,
-        AnyOrder::App(AppOrder {
-            app,
-            appprice: Nrlc::from_u64(1),
-            volume: U256::from(10),
-            tag: B256::ZERO,
-            datasetrestrict: Address::ZERO,
-            workerpoolrestrict: Address::ZERO,
-            requesterrestrict: Address::ZERO,
-            salt: B256::repeat_byte(0x58),
-            sign: None,
-        }),
-    );
+    let app_order = w.signed(&w.owner, app_order_of(app, 1, 10, 0x58));
     let key = funded_worker(&w).await;
     let mut config = worker_config(&w, &pool, key.clone(), app, work_dir("docker"));
     config.executor =
@@ -580,7 +488,7 @@ async fn a_request_runs_in_docker_through_the_pool() {
     eprintln!("pool docker e2e: POST to COMPLETED {:?}", posted.elapsed());
     let taskid = &tasks[0];
     let fetched = sdk_fetch_results(&w, &server, &pool, taskid).await;
-    let zip = base64_decode(fetched["base64"].as_str().expect("base64"));
+    let zip = alloy::hex::decode(fetched["hex"].as_str().expect("hex")).expect("hex archive");
     // The app saw the task through the container's mounts and wrote its answer under /iexec_out/result.
     assert_eq!(unzip_entry(&zip, "result/answer.txt"), format!("answer of {taskid}\n"));
     assert_eq!(unzip_entry(&zip, "args.txt"), "[in]\n[a]\n[container]\n");

@@ -29,6 +29,34 @@ const KINDS: [(&str, OrderKind); 4] = [
     ("requestorder", OrderKind::Request),
 ];
 
+/// Runs `tests/sdk/flows.mjs` with `cfg` (its `flow` names the flow): the flow's JSON output, or its stderr
+/// (the SDK's error message) when it exits 1.
+pub async fn run_flow(cfg: Value) -> Result<Value, String> {
+    let flow = cfg["flow"].as_str().unwrap_or("?").to_owned();
+    let mut child = tokio::process::Command::new("node")
+        .arg(root().join("tests/sdk/flows.mjs"))
+        .current_dir(root().join("tests/sdk"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run node (on PATH?)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(cfg.to_string().as_bytes()).await.expect("write config");
+    drop(stdin);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(180), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("flow {flow} timed out"))
+        .expect("node output");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    match out.status.code() {
+        Some(0) => Ok(serde_json::from_slice(&out.stdout).expect("flow output is JSON")),
+        Some(1) => Err(stderr),
+        other => panic!("flow {flow} exited with {other:?} (bad config?): {stderr}"),
+    }
+}
+
 /// Runs `tests/sdk/flows.mjs` with a config built on the World's chain and the server's URL.
 struct Flows {
     base: Value,
@@ -63,28 +91,7 @@ impl Flows {
         for (k, v) in options.as_object().expect("options are an object") {
             cfg[k] = v.clone();
         }
-        let mut child = tokio::process::Command::new("node")
-            .arg(root().join("tests/sdk/flows.mjs"))
-            .current_dir(root().join("tests/sdk"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("run node (on PATH?)");
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(cfg.to_string().as_bytes()).await.expect("write config");
-        drop(stdin);
-        let out = tokio::time::timeout(std::time::Duration::from_secs(180), child.wait_with_output())
-            .await
-            .unwrap_or_else(|_| panic!("flow {flow} timed out"))
-            .expect("node output");
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        match out.status.code() {
-            Some(0) => Ok(serde_json::from_slice(&out.stdout).expect("flow output is JSON")),
-            Some(1) => Err(stderr),
-            other => panic!("flow {flow} exited with {other:?} (bad config?): {stderr}"),
-        }
+        run_flow(cfg).await
     }
 
     async fn ok(&self, flow: &str, options: Value) -> Value {

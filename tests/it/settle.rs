@@ -4,18 +4,17 @@
 //! undone or absorbed without losing anything.
 
 use crate::harness::database;
-use crate::market::{Server, World, provider};
-use alloy::primitives::{Address, B256, Bytes, U256};
+use crate::market::{Server, World, app_order_of, pool_order_of, provider, request_of, signed_in};
+use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use dragon::chain::contracts::app_registry::AppRegistry;
 use dragon::chain::contracts::hub::{DragonHub, IexecLibOrders_v5 as sol};
 use dragon::chain::setup;
 use dragon::config::Config;
-use dragon::money::Nrlc;
-use dragon::order::{AnyOrder, RequestOrder};
+use dragon::order::AnyOrder;
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// anvil's fourth development account: the exchange's operator in these tests.
 pub const OPERATOR: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
@@ -35,15 +34,8 @@ pub fn settling(w: &World, db: String) -> Config {
 }
 
 /// Polls `f` until it gives a value, for at most 30 s.
-pub async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+pub async fn until<T>(what: &str, f: impl AsyncFnMut() -> Option<T>) -> T {
+    crate::harness::until_within(what, Duration::from_secs(30), f).await
 }
 
 fn h(w: &World, o: &AnyOrder) -> String {
@@ -59,27 +51,16 @@ fn exact_request(
     volume: u64,
     salt: u8,
 ) -> AnyOrder {
-    w.signed(
-        who,
-        AnyOrder::Request(RequestOrder {
-            app: w.app,
-            appmaxprice: Nrlc::from_u64(app_price),
-            dataset: Address::ZERO,
-            datasetmaxprice: Nrlc::ZERO,
-            workerpool: Address::ZERO,
-            workerpoolmaxprice: Nrlc::from_u64(pool_price),
-            requester: who.address(),
-            volume: U256::from(volume),
-            tag: B256::ZERO,
-            category: U256::from(1),
-            trust: U256::from(1),
-            beneficiary: who.address(),
-            callback: Address::ZERO,
-            params: "{\"iexec_args\":\"settle\"}".into(),
-            salt: B256::repeat_byte(salt),
-            sign: None,
-        }),
-    )
+    let r = request_of(who.address(), w.app, [app_price, pool_price], volume, 1, "{\"iexec_args\":\"settle\"}", salt);
+    w.signed(who, r)
+}
+
+/// Cancels an app order on chain, as its owner.
+async fn close_on_chain(w: &World, order: &AnyOrder) {
+    let AnyOrder::App(a) = order else { panic!("an app order") };
+    let hub = DragonHub::new(w.deployment.hub, provider(&w.node.url(), &w.owner));
+    let close = sol::AppOrderOperation { order: sol::AppOrder::from(a), operation: 1, sign: Bytes::new() };
+    hub.manageAppOrder(close).send().await.expect("close").get_receipt().await.expect("mined");
 }
 
 async fn deals_of(server: &Server, request: &str) -> Vec<Value> {
@@ -282,9 +263,7 @@ async fn orders_cancelled_on_chain_or_left_without_stake_or_owner_leave_the_book
     let hub = DragonHub::new(w.deployment.hub, provider(&w.node.url(), &w.owner));
 
     // Cancelled on chain by its owner.
-    let AnyOrder::App(a) = &app else { unreachable!() };
-    let close = sol::AppOrderOperation { order: sol::AppOrder::from(a), operation: 1, sign: Bytes::new() };
-    hub.manageAppOrder(close).send().await.expect("close").get_receipt().await.expect("mined");
+    close_on_chain(&w, &app).await;
     let o = until("the cancelled order", async || {
         let o = order(&server, "app", &h(&w, &app)).await;
         (o["status"] != "open").then_some(o)
@@ -376,23 +355,8 @@ async fn a_reorg_is_undone_exactly() {
 
     // On chain, outside Dragon: a deal on Dragon's app and pool orders, and a cancellation.
     let req = w.request(&w.requester, 8, 2, 1, 7);
-    let (AnyOrder::App(a), AnyOrder::Workerpool(wp), AnyOrder::Request(r), AnyOrder::App(a2)) =
-        (&app, &pool, &req, &app2)
-    else {
-        unreachable!()
-    };
-    let as_requester = DragonHub::new(w.deployment.hub, provider(&w.node.url(), &w.requester));
-    as_requester
-        .matchOrders(a.into(), sol::DatasetOrder::none(), wp.into(), r.into())
-        .send()
-        .await
-        .expect("matchOrders")
-        .get_receipt()
-        .await
-        .expect("mined");
-    let hub = DragonHub::new(w.deployment.hub, p.clone());
-    let close = sol::AppOrderOperation { order: sol::AppOrder::from(a2), operation: 1, sign: Bytes::new() };
-    hub.manageAppOrder(close).send().await.expect("close").get_receipt().await.expect("mined");
+    w.match_directly(&w.requester, &app, &pool, &req).await;
+    close_on_chain(&w, &app2).await;
     until("the foreign deal in the book", async || {
         (order(&server, "workerpool", &h(&w, &pool)).await["remaining"] == 8).then_some(())
     })
@@ -571,17 +535,7 @@ async fn volume_consumed_by_someone_else_meanwhile_is_never_released_to_the_book
     until("the proposal", async || proposals(&server, &h(&w, &req)).await.into_iter().next()).await;
     // Meanwhile someone matches the same pool order directly on chain, for all of its volume.
     let theirs = w.request(&w.other, 8, 3, 1, 4);
-    let (AnyOrder::App(a), AnyOrder::Workerpool(p), AnyOrder::Request(r)) = (&app, &pool, &theirs) else {
-        unreachable!()
-    };
-    let hub = DragonHub::new(w.deployment.hub, provider(&w.node.url(), &w.other));
-    hub.matchOrders(a.into(), sol::DatasetOrder::none(), p.into(), r.into())
-        .send()
-        .await
-        .expect("matchOrders")
-        .get_receipt()
-        .await
-        .expect("mined");
+    w.match_directly(&w.other, &app, &pool, &theirs).await;
     // Gas money back: Dragon's deal fails (nothing left), and the pool's volume does not come back.
     set_balance(&w, op, U256::from(10u128.pow(20))).await;
     let failed = until("the failure", async || {
@@ -621,7 +575,7 @@ async fn volume_consumed_by_someone_else_meanwhile_is_never_released_to_the_book
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_market_settles_deals_on_its_own_chain() {
     use dragon::local::free_port;
-    use dragon::order::{AppOrder, Domain, WorkerpoolOrder, signature};
+    use dragon::order::Domain;
     let dir = std::env::temp_dir().join(format!("dragon-it-local-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("data dir");
@@ -649,60 +603,12 @@ async fn the_local_market_settles_deals_on_its_own_chain() {
     let app = setup::create_app(&d, &o, "local", b"docker.io/dragon/local:1").await.expect("app");
     let pool = setup::create_workerpool(&d, &o, "local pool").await.expect("pool");
     let domain = Domain::new(U256::from(d.chain_id), d.hub);
-    let sign = |key: &PrivateKeySigner, mut order: AnyOrder| {
-        order.set_sign(signature::sign_digest(key, &order.order_hash(&domain).0).expect("sign"));
-        order
-    };
-    let app_order = sign(
-        &owner,
-        AnyOrder::App(AppOrder {
-            app,
-            appprice: Nrlc::from_u64(1),
-            volume: U256::from(10),
-            tag: B256::ZERO,
-            datasetrestrict: Address::ZERO,
-            workerpoolrestrict: Address::ZERO,
-            requesterrestrict: Address::ZERO,
-            salt: B256::repeat_byte(1),
-            sign: None,
-        }),
-    );
-    let pool_order = sign(
-        &owner,
-        AnyOrder::Workerpool(WorkerpoolOrder {
-            workerpool: pool,
-            workerpoolprice: Nrlc::from_u64(3),
-            volume: U256::from(10),
-            tag: B256::ZERO,
-            category: U256::ZERO,
-            trust: U256::from(1),
-            apprestrict: Address::ZERO,
-            datasetrestrict: Address::ZERO,
-            requesterrestrict: Address::ZERO,
-            salt: B256::repeat_byte(2),
-            sign: None,
-        }),
-    );
-    let request = sign(
+    let app_order = signed_in(&domain, &owner, app_order_of(app, 1, 10, 1));
+    let pool_order = signed_in(&domain, &owner, pool_order_of(pool, 3, 10, 0, 2));
+    let request = signed_in(
+        &domain,
         &requester,
-        AnyOrder::Request(RequestOrder {
-            app,
-            appmaxprice: Nrlc::from_u64(1),
-            dataset: Address::ZERO,
-            datasetmaxprice: Nrlc::ZERO,
-            workerpool: Address::ZERO,
-            workerpoolmaxprice: Nrlc::from_u64(3),
-            requester: requester.address(),
-            volume: U256::from(2),
-            tag: B256::ZERO,
-            category: U256::ZERO,
-            trust: U256::from(1),
-            beneficiary: requester.address(),
-            callback: Address::ZERO,
-            params: "{\"iexec_args\":\"local\"}".into(),
-            salt: B256::repeat_byte(3),
-            sign: None,
-        }),
+        request_of(requester.address(), app, [1, 3], 2, 0, "{\"iexec_args\":\"local\"}", 3),
     );
     let server = Server::attach(info["api"].as_str().expect("api"), d.chain_id);
     for (key, order) in [(&owner, &app_order), (&owner, &pool_order), (&requester, &request)] {

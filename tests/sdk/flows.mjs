@@ -410,7 +410,7 @@ async function deals() {
 // results: downloads a completed task's result archive with `task.fetchResults`, which reads `{storage, location}`
 // from the task on chain and fetches `ipfsGatewayURL + location` (here, a Dragon pool serving its results).
 // Options: `taskid`, `ipfsGatewayURL` (the pool's public URL).
-// Output: {taskid, bytes, sha256 (hex), base64 (the archive as downloaded)}.
+// Output: {taskid, bytes, sha256 (hex), hex (the archive as downloaded)}.
 async function results() {
   if (!cfg.taskid || !cfg.ipfsGatewayURL) throw new ConfigError('config: `results` needs `taskid` and `ipfsGatewayURL`');
   const key = cfg.keys?.requester;
@@ -426,7 +426,7 @@ async function results() {
     taskid: cfg.taskid,
     bytes: bytes.length,
     sha256: createHash('sha256').update(bytes).digest('hex'),
-    base64: bytes.toString('base64'),
+    hex: bytes.toString('hex'),
   };
 }
 
