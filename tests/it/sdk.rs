@@ -760,3 +760,31 @@ async fn sdk9_bulk_dataset_orders_are_published() {
     assert_eq!(got["bulk"], true, "{got}");
     server.shutdown().await;
 }
+
+/// The requester's whole path with iExec's SDK alone against a settling exchange: the SDK publishes the offers
+/// and the request, Dragon matches and settles with no other action, and the SDK lists the deal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk8_request_is_settled_by_dragon_and_listed() {
+    let w = World::new().await;
+    let server = Server::start(crate::settle::settling(&w, database().await)).await;
+    let flows = Flows::new(&w, &server);
+    let published =
+        flows.ok("publish", json!({"sdk": 8, "kinds": ["apporder", "workerpoolorder", "requestorder"]})).await;
+    let request = published["requestorder"]["hash"].as_str().expect("request hash").to_owned();
+    let filters = json!({"appAddress": "$app", "page": 0, "pageSize": 10});
+    let listed = crate::settle::until("the SDK to list the deal", async || {
+        let out = flows.ok("deals", json!({"match": false, "dealOptions": filters})).await;
+        out["deals"].as_array()?.iter().find(|d| d["requestHash"] == request.as_str()).cloned()
+    })
+    .await;
+    assert_eq!(listed["volume"], 5, "the request's whole volume: {listed}");
+    assert_eq!(
+        listed["requester"],
+        KEY1.parse::<alloy::signers::local::PrivateKeySigner>().expect("key").address().to_checksum(None)
+    );
+    let (_, got) = server.get(&format!("/requestorders/{request}")).await;
+    assert_eq!(got["status"], "filled", "{got}");
+    let (_, p) = server.get(&format!("/proposals?orderHash={request}")).await;
+    assert_eq!(p["proposals"][0]["status"], "settled", "{p}");
+    server.shutdown().await;
+}
