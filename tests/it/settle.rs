@@ -579,10 +579,15 @@ async fn the_local_market_settles_deals_on_its_own_chain() {
     let dir = std::env::temp_dir().join(format!("dragon-it-local-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("data dir");
-    let (pg, rpc, api) = (free_port().expect("port"), free_port().expect("port"), free_port().expect("port"));
+    let (pg, rpc, api, pool) = (
+        free_port().expect("port"),
+        free_port().expect("port"),
+        free_port().expect("port"),
+        free_port().expect("port"),
+    );
     let mut child = tokio::process::Command::new(crate::harness::dragon_bin())
         .args(["local", "--pg-port", &pg.to_string(), "--anvil-port", &rpc.to_string()])
-        .args(["--listen", &format!("127.0.0.1:{api}"), "--data-dir"])
+        .args(["--listen", &format!("127.0.0.1:{api}"), "--pool-listen", &format!("127.0.0.1:{pool}"), "--data-dir"])
         .arg(&dir)
         .env("RUST_LOG", "warn")
         .env_remove("DRAGON_OPERATOR_KEY")

@@ -1,10 +1,12 @@
 //! The local market on embedded defaults: a PostgreSQL cluster in a data folder, an anvil chain, and the
-//! server. `dragon local` (the README's run command) and the integration-test harness both start their
+//! server, beside a demo pool ([`demo`]). `dragon local` (the README's run command) and the integration-test harness both start their
 //! PostgreSQL and anvil through this module, so what the tests run is what a user runs.
 //!
 //! Child processes are started under `setpriv --pdeathsig`, so they die with the process that started them,
 //! even when it is killed or a test panics: nothing is left running. (The parent is the *thread* that spawned
 //! the child, so callers spawn from a thread that lives as long as they need the child.)
+
+pub mod demo;
 
 use anyhow::{Context, anyhow, bail};
 use std::io::{BufRead, BufReader};
@@ -220,7 +222,7 @@ impl Anvil {
 /// Arguments of `dragon local`.
 #[derive(Debug, clap::Args)]
 pub struct LocalArgs {
-    /// Folder holding the local PostgreSQL cluster (kept across runs).
+    /// Folder holding the local PostgreSQL cluster, the chain's state and the demo's files (kept across runs).
     #[arg(long, default_value = ".dragon")]
     pub data_dir: PathBuf,
     /// PostgreSQL port.
@@ -232,42 +234,143 @@ pub struct LocalArgs {
     /// Address the REST API listens on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
+    /// Address the local pool listens on (its workers' API and the results requesters download).
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub pool_listen: std::net::SocketAddr,
+    /// Run the exchange alone: no demo app, pool, worker or bot.
+    #[arg(long)]
+    pub no_pool: bool,
 }
 
-/// Starts PostgreSQL and anvil, creates the database, serves until Ctrl-C, then stops everything.
+/// Starts PostgreSQL and anvil, creates the databases, then serves the exchange beside the demo pool, its
+/// worker and its bot until Ctrl-C or SIGTERM; then stops everything.
 pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     // Spawned from this (main) thread, which outlives both children.
     let pg = PgCluster::start(&args.data_dir.join("pg"), args.pg_port)?;
     let anvil = Anvil::start(args.anvil_port, &["--state", &args.data_dir.join("anvil-state.json").to_string_lossy()])?;
+    let local_json = args.data_dir.join("local.json");
+    let served = serve(&args, &pg, &anvil, &local_json).await;
+    let _ = std::fs::remove_file(&local_json);
+    anvil.stop()?;
+    pg.stop()?;
+    served
+}
+
+async fn serve(args: &LocalArgs, pg: &PgCluster, anvil: &Anvil, local_json: &Path) -> anyhow::Result<()> {
     crate::store::ensure_database(&pg.url("postgres"), "dragon").await?;
     let deployment = ensure_deployment(&anvil.url(), &args.data_dir.join("deployment.json")).await?;
     tracing::info!(hub = %deployment.hub, token = %deployment.token, "contracts deployed");
-    tracing::info!(postgres = %pg.url("dragon"), chain = %anvil.url(), "local market started");
     let mut config = crate::config::Config::new(args.listen, pg.url("dragon"), anvil.url(), deployment.clone());
     // The local exchange settles with anvil's tenth development account unless told otherwise.
     config.operator_key = match crate::config::operator_key_from_env()? {
         Some(k) => Some(k),
         None => Some(ANVIL_OPERATOR_KEY.parse().context("operator key")?),
     };
-    let local_json = args.data_dir.join("local.json");
-    let served = async {
-        let state = crate::server::AppState::connect(&config).await?;
-        let deployment_path = std::fs::canonicalize(args.data_dir.join("deployment.json"))?;
-        // Written once the market is ready: scripts wait for this file to find the endpoints.
-        let info = serde_json::json!({
-            "api": format!("http://{}", args.listen),
-            "rpc": anvil.url(),
-            "chainId": deployment.chain_id,
-            "hub": deployment.hub.to_checksum(None),
-            "deployment": deployment_path,
-        });
-        crate::server::serve_state(config.clone(), state, Some((local_json.clone(), format!("{info:#}\n")))).await
+    let demo = if args.no_pool { None } else { Some(demo::ensure(&anvil.url(), &deployment, &args.data_dir).await?) };
+    let state = crate::server::AppState::connect(&config).await?;
+    let deployment_path = std::fs::canonicalize(args.data_dir.join("deployment.json"))?;
+    let mut info = serde_json::json!({
+        "api": format!("http://{}", args.listen),
+        "rpc": anvil.url(),
+        "chainId": deployment.chain_id,
+        "hub": deployment.hub.to_checksum(None),
+        "deployment": deployment_path,
+    });
+    // One shutdown for everything: Ctrl-C or SIGTERM stops the exchange, the pool and the worker together.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = std::sync::Arc::new(stop_tx);
+    // A part that fails on its own stops the rest through the same signal.
+    let supervised = |part: &'static str, f: std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>| {
+        let stop = stop_tx.clone();
+        async move {
+            let res = f.await.context(part);
+            if res.is_err() {
+                let _ = stop.send(true);
+            }
+            res
+        }
+    };
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut side = tokio::task::JoinSet::new();
+    if let Some(demo) = &demo {
+        let domain = crate::order::Domain::new(alloy::primitives::U256::from(deployment.chain_id), deployment.hub);
+        for (owner, order) in demo::app_orders(demo, &domain)? {
+            match state.market.check(order, None, owner).await {
+                Ok(record) => {
+                    for res in state.market.publish(vec![record]).await {
+                        res.context("publishing the demo app's order")?;
+                    }
+                }
+                // Published at an earlier start: it is still in the book.
+                Err(crate::market::publish::PublishError::Duplicate(_)) => {}
+                Err(e) => return Err(e).context("publishing the demo app's order"),
+            }
+        }
+        crate::store::ensure_database(&pg.url("postgres"), "dragon_pool").await?;
+        let pool_listener = std::net::TcpListener::bind(args.pool_listen)
+            .with_context(|| format!("binding the pool's address {}", args.pool_listen))?;
+        let pool = crate::pool::PoolConfig::new(
+            demo.workerpool,
+            demo::pool_owner()?,
+            anvil.url(),
+            deployment.clone(),
+            pg.url("dragon_pool"),
+            args.pool_listen,
+        );
+        let pool_url = pool.public_url.clone();
+        let stopped_pool = stopped();
+        side.spawn(supervised(
+            "the local pool",
+            Box::pin(async move { Ok(crate::pool::run(pool, pool_listener, stopped_pool).await?) }),
+        ));
+        let worker = crate::worker::WorkerConfig {
+            key: demo::worker()?,
+            pool_url: pool_url.clone(),
+            rpc_url: anvil.url(),
+            deployment: deployment.clone(),
+            executor: crate::executor::ExecutorConfig::Process { allow: demo.apps.iter().map(|a| a.address).collect() },
+            work_dir: args.data_dir.join("worker"),
+            capacity: crate::pool::protocol::Capacity { cpu: 1, memory: 1 << 30, gpu: false },
+            poll: std::time::Duration::from_secs(1),
+        };
+        let stopped_worker = stopped();
+        side.spawn(supervised(
+            "the local worker",
+            Box::pin(async move { Ok(crate::worker::run(worker, stopped_worker).await?) }),
+        ));
+        info["pool"] = serde_json::json!(pool_url);
+        info["results"] = serde_json::json!(pool_url);
+        info["workerpool"] = serde_json::json!(demo.workerpool.to_checksum(None));
+        info["apps"] = demo
+            .apps
+            .iter()
+            .map(|a| serde_json::json!({"name": a.name, "address": a.address.to_checksum(None)}))
+            .collect();
     }
-    .await;
-    let _ = std::fs::remove_file(&local_json);
-    anvil.stop()?;
-    pg.stop()?;
-    served
+    tracing::info!(postgres = %pg.url("dragon"), chain = %anvil.url(), "local market started");
+    let stop = stop_tx.clone();
+    tokio::spawn(async move {
+        crate::server::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
+    // Written once everything listens: scripts wait for this file to find the endpoints.
+    std::fs::write(local_json, format!("{info:#}\n")).with_context(|| format!("writing {}", local_json.display()))?;
+    let served = crate::server::run(listener, state, stopped()).await;
+    let mut first_err = served.err();
+    while let Some(done) = side.join_next().await {
+        let res = done.map_err(anyhow::Error::from).and_then(|r| r);
+        if let Err(e) = res {
+            tracing::error!(error = %format!("{e:#}"), "a part of the local market failed");
+            first_err.get_or_insert(e);
+        }
+    }
+    first_err.map_or(Ok(()), Err)
 }
 
 /// anvil's first development account: a public test key, used only against the local anvil.
