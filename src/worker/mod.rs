@@ -14,6 +14,7 @@
 //! contributing twice.
 
 pub mod client;
+pub mod inputs;
 
 use crate::chain::ChainError;
 use crate::chain::contracts::hub::DragonHub;
