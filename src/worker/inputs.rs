@@ -13,6 +13,7 @@
 
 use crate::executor::{DatasetFile, InputFile};
 use alloy::primitives::{Address, B256};
+use alloy::transports::http::reqwest;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
