@@ -1,0 +1,183 @@
+//! The explorer page in a real headless Chromium (Debian's `chromium`, driven by npm `playwright-core` from
+//! `tests/browser/explorer.mjs`), against a settling server on anvil and PostgreSQL: orders published over the
+//! API appear without a reload within a second, deals and task statuses arrive live, charts render, the order,
+//! deal, task, pool and address pages and the search work, and the page logs no error.
+//!
+//! With `DRAGON_SCREENSHOTS=<dir>` the script saves the main views there (`docs/img/` holds the committed ones).
+
+use crate::harness::{database, root};
+use crate::market::{Server, World, provider};
+use crate::settle::{settling, until};
+use alloy::primitives::U256;
+use dragon::chain::contracts::hub::DragonHub;
+use dragon::order::AnyOrder;
+use serde_json::{Value, json};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const CATEGORY: u64 = 1;
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+async fn publish_all(server: &Server, w: &World, orders: &[AnyOrder]) {
+    for o in orders {
+        let key = if o.kind() == dragon::order::OrderKind::Request { &w.requester } else { &w.owner };
+        let (s, b) = server.publish(key, o).await;
+        assert_eq!(s, 201, "{b}");
+    }
+}
+
+/// The deals of a request, once chain sync has recorded as many as `n`.
+async fn deals_of(server: &Server, w: &World, req: &AnyOrder, n: usize) -> Vec<Value> {
+    let h = req.order_hash(&w.domain);
+    until("the request's deals on chain", async || {
+        let (_, b) = server.get(&format!("/deals?requestorderHash={h}")).await;
+        let deals = b["deals"].as_array().cloned().unwrap_or_default();
+        (deals.len() >= n).then_some(deals)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_explorer_shows_the_market_live_in_a_real_browser() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(std::path::Path::new(&chromium).exists(), "{chromium} is missing: run `make setup` (apt chromium)");
+    assert!(
+        root().join("tests/browser/node_modules/playwright-core").exists(),
+        "playwright-core is not installed: run `make setup` (npm ci in tests/browser)"
+    );
+    let w = World::new().await;
+    let server = Server::start(settling(&w, database().await)).await;
+
+    // A book with some depth on both sides, and a price history: a request crossing two offers makes two
+    // deals (10 tasks at 5 nRLC, 2 at 6), a later one 3 more at 6.
+    let asks = [w.pool_order(5, 10, CATEGORY, 2), w.pool_order(6, 8, CATEGORY, 3), w.pool_order(9, 20, CATEGORY, 4)];
+    let bids = [w.request(&w.requester, 3, 5, CATEGORY, 5), w.request(&w.requester, 4, 3, CATEGORY, 6)];
+    publish_all(&server, &w, &[w.app_order(2, 1000, 1)]).await;
+    publish_all(&server, &w, &asks).await;
+    publish_all(&server, &w, &bids).await;
+    let first = w.request(&w.requester, 6, 12, CATEGORY, 7);
+    publish_all(&server, &w, std::slice::from_ref(&first)).await;
+    deals_of(&server, &w, &first, 2).await;
+    let second = w.request(&w.requester, 6, 3, CATEGORY, 8);
+    publish_all(&server, &w, std::slice::from_ref(&second)).await;
+    deals_of(&server, &w, &second, 1).await;
+
+    let mut child = tokio::process::Command::new("node")
+        .arg(root().join("tests/browser/explorer.mjs"))
+        .arg(&server.base)
+        .arg(json!({"category": CATEGORY}).to_string())
+        .env("CHROMIUM", &chromium)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run node");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next = async || -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("a line from the browser script in time")
+            .expect("read")
+            .expect("the browser script ended early");
+        let v: Value = serde_json::from_str(&line).expect("a JSON line");
+        assert_ne!(v["step"], "error", "{v}");
+        v
+    };
+
+    // The market of category 1: depth (two areas), price history (three deals), both sides of the book, the
+    // deals, amounts in RLC with the exact nRLC on hover.
+    let ready = next().await;
+    assert_eq!(ready["step"], "ready", "{ready}");
+    assert_eq!(ready["depthPaths"], 2, "asks and bids drawn: {ready}");
+    assert_eq!(ready["priceDots"], 3, "one point per deal: {ready}");
+    assert_eq!((ready["asks"].as_u64(), ready["bids"].as_u64()), (Some(2), Some(2)), "{ready}");
+    assert_eq!(ready["deals"], 3, "{ready}");
+    assert!(ready["copy"].as_u64().is_some_and(|n| n >= 6), "hashes have copy buttons: {ready}");
+    // The cheapest offer left: 6 nRLC (the one at 5 was consumed).
+    assert_eq!(ready["rlc"], "0.000000006 RLC6 nRLC", "{ready}");
+    assert_eq!(ready["nrlcTitle"], "6 nRLC", "{ready}");
+
+    // An order published over the API shows within a second, without a reload.
+    let fresh = w.pool_order(7, 4, CATEGORY, 9);
+    let h = fresh.order_hash(&w.domain).to_string();
+    stdin.write_all(format!("watch {h}\n").as_bytes()).await.expect("stdin");
+    assert_eq!(next().await["step"], "watching");
+    let auth = server.login(&w.owner).await;
+    let sent = now_ms();
+    let (s, b) =
+        server.send(reqwest::Method::POST, "/workerpoolorders", &auth, &json!({"order": fresh.to_json()})).await;
+    assert_eq!(s, 201, "{b}");
+    let seen = next().await;
+    let at = seen["at"].as_i64().unwrap_or_else(|| panic!("the order never showed: {seen}"));
+    let latency = at - sent;
+    eprintln!("explorer: order on the page {latency} ms after the POST was sent");
+    assert!(latency < 1000, "the order showed {latency} ms after publication (at most 1000)");
+    assert_eq!(seen["sameLoad"], true, "no reload");
+    assert_eq!(seen["offered"], "27", "the book's totals follow: 8 - 2 - 3 + 20 + 4 tasks offered: {seen}");
+
+    // A request crossing the new offer: the deal appears among the recent deals, its tasks with their
+    // statuses, and a task initialized on chain turns ACTIVE on the page.
+    let live = w.request(&w.requester, 7, 2, CATEGORY, 10);
+    publish_all(&server, &w, std::slice::from_ref(&live)).await;
+    let deal = deals_of(&server, &w, &live, 1).await.remove(0);
+    let dealid = deal["dealid"].as_str().expect("dealid").to_owned();
+    stdin.write_all(format!("deal {dealid}\n").as_bytes()).await.expect("stdin");
+    let shown = next().await;
+    assert_eq!((shown["step"].as_str(), shown["sameLoad"].as_bool()), (Some("deal"), Some(true)), "{shown}");
+    assert_eq!(shown["priceDots"], 4, "the price history follows the deals: {shown}");
+    let hub = DragonHub::new(w.deployment.hub, provider(&w.node.url(), &w.owner));
+    let receipt = hub
+        .initialize(dealid.parse().expect("id"), U256::ZERO)
+        .send()
+        .await
+        .expect("initialize")
+        .get_receipt()
+        .await
+        .expect("mined");
+    assert!(receipt.status());
+    let (_, one) = server.get(&format!("/deals/{dealid}")).await;
+    let taskid = one["tasks"][0]["taskid"].as_str().expect("taskid").to_owned();
+    stdin.write_all(format!("status {taskid} ACTIVE\n").as_bytes()).await.expect("stdin");
+    let status = next().await;
+    assert_eq!((status["step"].as_str(), status["sameLoad"].as_bool()), (Some("status"), Some(true)), "{status}");
+
+    // The pages and the search.
+    let request = live.order_hash(&w.domain).to_string();
+    let pool = w.pool.to_checksum(None);
+    let requester = w.requester.address().to_checksum(None);
+    let cfg = json!({"dealid": dealid, "taskid": taskid, "pool": pool, "request": request, "requester": requester});
+    stdin.write_all(format!("pages {cfg}\n").as_bytes()).await.expect("stdin");
+    let pages = next().await;
+    assert_eq!(pages["step"], "pages", "{pages}");
+    assert_eq!(pages["dealTasks"], 2, "the deal lists its two tasks: {pages}");
+    assert_eq!(pages["dealActive"], 1, "{pages}");
+    assert_eq!(pages["dealRequestLink"], 1, "{pages}");
+    assert_eq!(pages["orderStatus"], "filled", "{pages}");
+    assert_eq!(pages["orderDealLink"], 1, "{pages}");
+    assert_eq!(pages["orderSettled"], 1, "{pages}");
+    assert!(pages["taskEvents"][0].as_str().is_some_and(|e| e.starts_with("TaskInitialize")), "{pages}");
+    assert_eq!(pages["searchDeal"], format!("#/deal/{dealid}"), "{pages}");
+    assert_eq!(pages["searchPool"], format!("#/pool/{pool}"), "{pages}");
+    assert_eq!(pages["poolRate"], "—", "no task of the pool has finished: {pages}");
+    assert_eq!(pages["poolDeals"], 4, "{pages}");
+    assert_eq!(pages["poolOrders"], 3, "offers at 6, 9 and 7 are open: {pages}");
+    assert_eq!(pages["searchRequester"], format!("#/address/{requester}"), "{pages}");
+    assert_eq!(pages["requesterDeals"], 4, "{pages}");
+    assert_eq!(pages["searchUnknown"], format!("#/search/0x{}", "ab".repeat(32)), "{pages}");
+    assert!(pages["malformedToast"].as_str().is_some_and(|t| t.starts_with("Enter an address")), "{pages}");
+    assert_eq!(pages["dealsListed"], 4, "{pages}");
+    assert_eq!(pages["tasksListed"], 17, "every task of the four deals: {pages}");
+    assert_eq!(pages["sameLoad"], true, "hash routes never reload the page: {pages}");
+
+    let done = next().await;
+    assert_eq!(done["step"], "done", "{done}");
+    assert_eq!(done["errors"], json!([]), "the page logged errors");
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("node exits").expect("wait");
+    assert!(status.success(), "node failed");
+    server.shutdown().await;
+}
