@@ -43,7 +43,7 @@
     if (!iso) return '—';
     const t = new Date(iso);
     const s = Math.max(0, Math.round((Date.now() - t.getTime()) / 1000));
-    const rel = s < 60 ? `${s} s ago` : s < 3600 ? `${Math.floor(s / 60)} min ago` : s < 86400 ? `${Math.floor(s / 3600)} h ago` : t.toISOString().slice(0, 10);
+    const rel = s < 2 ? "just now" : s < 60 ? `${s} s ago` : s < 3600 ? `${Math.floor(s / 60)} min ago` : s < 86400 ? `${Math.floor(s / 3600)} h ago` : t.toISOString().slice(0, 10);
     return `<time datetime="${esc(iso)}" title="${esc(t.toISOString())}">${rel}</time>`;
   }
   const catName = (id) => {
@@ -153,7 +153,9 @@
 
   const SVG = 'http://www.w3.org/2000/svg';
   function priceUnit(max) {
-    return max < 100000n ? { name: 'nRLC', f: (v) => group(v.toString()) } : { name: 'RLC', f: (v) => rlcText(v).replace(' RLC', '') };
+    // Axis labels are rounded (three significant digits); exact amounts are in the tooltips and tables.
+    const rlc = (v) => (Number(v) / 1e9).toLocaleString('en-US', { maximumSignificantDigits: 3 });
+    return max < 100000n ? { name: 'nRLC', f: (v) => group(v.toString()) } : { name: 'RLC', f: rlc };
   }
   function ticks(min, max, n) {
     if (max <= min) return [min];
@@ -182,12 +184,15 @@
       return;
     }
     const w = chartWidth(el);
-    const h = 240;
-    const pad = { l: 48, r: 12, t: 10, b: 30 };
+    const h = 270;
+    const pad = { l: 56, r: 12, t: 22, b: 30 };
     const prices = [...A, ...B].map((x) => x.p);
     let lo = prices.reduce((a, b) => (b < a ? b : a));
     let hi = prices.reduce((a, b) => (b > a ? b : a));
-    if (lo === hi) { lo = lo > 0n ? lo - 1n : 0n; hi += 1n; }
+    // A margin on both sides, so that the extreme levels show as steps rather than on the frame.
+    const margin = (hi - lo) / 8n || (hi / 8n) || 1n;
+    lo = lo > margin ? lo - margin : 0n;
+    hi += margin;
     const span = Number(hi - lo);
     const maxV = Math.max(...A.map((x) => x.v), ...B.map((x) => x.v), 1);
     const x = (p) => pad.l + (Number(p - lo) / span) * (w - pad.l - pad.r);
@@ -206,11 +211,12 @@
     for (const v of ticks(0, maxV, 4)) {
       s += `<line class="axis" x1="${pad.l}" x2="${w - pad.r}" y1="${y(v)}" y2="${y(v)}"/><text x="${pad.l - 6}" y="${y(v) + 4}" text-anchor="end">${Math.round(v)}</text>`;
     }
-    for (const t of ticks(Number(lo), Number(hi), 4)) {
-      const p = BigInt(Math.round(t));
-      s += `<text x="${x(p)}" y="${h - 10}" text-anchor="middle">${esc(unit.f(p))}</text>`;
+    const distinct = [...new Set(prices)];
+    const labelled = distinct.length <= 8 ? distinct : ticks(Number(lo), Number(hi), 4).map((t) => BigInt(Math.round(t)));
+    for (const p of labelled) {
+      s += `<line class="axis" x1="${x(p)}" x2="${x(p)}" y1="${h - pad.b}" y2="${h - pad.b + 4}"/><text x="${x(p)}" y="${h - 10}" text-anchor="middle">${esc(unit.f(p))}</text>`;
     }
-    s += `<text x="${w - pad.r}" y="${h - 10 + 0}" text-anchor="end" dy="0">${unit.name}</text>`;
+    s += `<text x="${pad.l - 6}" y="12" text-anchor="end">tasks</text><text x="${w - pad.r}" y="12" text-anchor="end">price per task, ${unit.name}</text>`;
     if (B.length) s += `<path class="bid" d="${step(B, false)}"><title>Requests: ${B.length} price levels</title></path>`;
     if (A.length) s += `<path class="ask" d="${step(A, true)}"><title>Offers: ${A.length} price levels</title></path>`;
     el.innerHTML = `${s}</svg>`;
@@ -223,37 +229,39 @@
       return;
     }
     const w = chartWidth(el);
-    const h = 240;
-    const pad = { l: 48, r: 12, t: 12, b: 30 };
-    const pts = rows.map(([t, p, v]) => ({ t: new Date(t).getTime(), p: big(p), v: Number(v), iso: t }));
-    let t0 = pts[0].t;
-    let t1 = pts[pts.length - 1].t;
-    if (t1 === t0) { t0 -= 30000; t1 += 30000; }
+    const h = 270;
+    const pad = { l: 56, r: 12, t: 22, b: 30 };
+    // One step per deal, in chain order: deals come in bursts, so a time axis would pile them up.
+    const pts = rows.map(([t, p, v], i) => ({ i, t: new Date(t).getTime(), p: big(p), v: Number(v) }));
+    const n = Math.max(pts.length - 1, 1);
     let lo = pts.reduce((a, b) => (b.p < a ? b.p : a), pts[0].p);
     let hi = pts.reduce((a, b) => (b.p > a ? b.p : a), pts[0].p);
-    if (lo === hi) { lo = lo > 0n ? lo - 1n : 0n; hi += 1n; }
+    const margin = (hi - lo) / 6n || (hi / 6n) || 1n;
+    lo = lo > margin ? lo - margin : 0n;
+    hi += margin;
     const maxV = Math.max(...pts.map((p) => p.v), 1);
-    const x = (t) => pad.l + ((t - t0) / (t1 - t0)) * (w - pad.l - pad.r);
+    const x = (i) => pad.l + 8 + (i / n) * (w - pad.l - pad.r - 16);
     const y = (p) => pad.t + (1 - Number(p - lo) / Number(hi - lo)) * (h - pad.t - pad.b - 36);
     const vy = (v) => (v / maxV) * 32;
     const unit = priceUnit(hi);
     let s = svgOpen(w, h, 'Price history');
-    for (const t of ticks(Number(lo), Number(hi), 3)) {
-      const p = BigInt(Math.round(t));
+    const distinct = [...new Set(pts.map((q) => q.p))];
+    const labelled = distinct.length <= 6 ? distinct : ticks(Number(lo), Number(hi), 3).map((t) => BigInt(Math.round(t)));
+    for (const p of labelled) {
       s += `<line class="axis" x1="${pad.l}" x2="${w - pad.r}" y1="${y(p)}" y2="${y(p)}"/><text x="${pad.l - 6}" y="${y(p) + 4}" text-anchor="end">${esc(unit.f(p))}</text>`;
     }
     for (const p of pts) {
       const bh = vy(p.v);
-      s += `<rect class="vol" x="${x(p.t) - 2}" y="${h - pad.b - bh}" width="4" height="${bh}"/>`;
+      s += `<rect class="vol" x="${x(p.i) - 3}" y="${h - pad.b - bh}" width="6" height="${bh}"/>`;
     }
-    const line = pts.map((p, i) => `${i ? 'L' : 'M'}${x(p.t)},${y(p.p)}`).join(' ');
+    const line = pts.map((p, i) => (i ? `L${x(p.i)},${y(pts[i - 1].p)} L${x(p.i)},${y(p.p)}` : `M${x(p.i)},${y(p.p)}`)).join(' ');
     s += `<path class="price" d="${line}"/>`;
     for (const p of pts) {
-      s += `<circle class="dot" cx="${x(p.t)}" cy="${y(p.p)}" r="3"><title>${esc(new Date(p.t).toISOString())}: ${esc(rlcText(p.p))} (${group(p.p.toString())} nRLC) × ${p.v}</title></circle>`;
+      s += `<circle class="dot" cx="${x(p.i)}" cy="${y(p.p)}" r="3.5"><title>${esc(new Date(p.t).toISOString())}: ${esc(rlcText(p.p))} (${group(p.p.toString())} nRLC) × ${p.v}</title></circle>`;
     }
-    const first = new Date(t0).toISOString().slice(11, 19);
-    const last = new Date(t1).toISOString().slice(11, 19);
-    s += `<text x="${pad.l}" y="${h - 10}">${first} UTC</text><text x="${w - pad.r}" y="${h - 10}" text-anchor="end">${last} UTC · price in ${unit.name}</text>`;
+    const when = (t) => new Date(t).toISOString().replace('T', ' ').slice(0, 19);
+    s += `<text x="${pad.l}" y="${h - 10}">${when(pts[0].t)} UTC</text><text x="${w - pad.r}" y="${h - 10}" text-anchor="end">${pts.length} deal${pts.length > 1 ? 's' : ''} · ${when(pts[pts.length - 1].t)} UTC</text>`;
+    s += `<text x="${pad.l - 6}" y="10" text-anchor="end">${unit.name}</text>`;
     el.innerHTML = `${s}</svg>`;
   }
 
@@ -261,24 +269,26 @@
   // Rows shared by several views
 
   const dealPrice = (d) => big(d.app?.price) + big(d.dataset?.price) + big(d.workerpool?.price);
-  function dealRow(d) {
+  // Columns of a deal table; `compact` (the market's, one category) leaves out category and requester.
+  function dealRow(d, compact) {
     return `<tr data-deal="${esc(d.dealid)}">
       <td>${hash(d.dealid, 'deal')}</td>
-      <td>${catName(d.category)}</td>
+      ${compact ? '' : `<td>${catName(d.category)}</td>`}
       <td>${hash(d.workerpool?.pointer, 'pool')}</td>
+      ${compact ? '' : `<td>${hash(d.requester, 'address')}</td>`}
       <td class="num">${esc(d.volume)}</td>
-      <td class="num">${amount(dealPrice(d))}</td>
-      <td>${ago(d.blockTimestamp)}</td></tr>`;
+      <td class="num">${amount(d.workerpool?.price, { inline: compact })}</td>
+      <td class="when">${ago(d.blockTimestamp)}</td></tr>`;
   }
-  const dealHead = '<tr><th>Deal</th><th>Category</th><th>Pool</th><th class="num">Tasks</th><th class="num">Price / task</th><th>When</th></tr>';
-  function dealTable(deals, empty = 'No deal yet') {
-    return `<div class="scroll"><table class="deals"><thead>${dealHead}</thead><tbody>${deals.map(dealRow).join('') || `<tr class="none"><td colspan="6" class="empty">${esc(empty)}</td></tr>`}</tbody></table></div>`;
+  function dealTable(deals, empty = 'No deal yet', compact = false) {
+    const head = `<tr><th>Deal</th>${compact ? '' : '<th>Category</th>'}<th>Pool</th>${compact ? '' : '<th>Requester</th>'}<th class="num">Tasks</th><th class="num">${compact ? 'Price' : 'Pool price / task'}</th><th>When</th></tr>`;
+    return `<div class="scroll"><table class="deals${compact ? ' compact' : ''}"><thead>${head}</thead><tbody>${deals.map((d) => dealRow(d, compact)).join('') || `<tr class="none"><td colspan="7" class="empty">${esc(empty)}</td></tr>`}</tbody></table></div>`;
   }
   function prependDeal(el, d, limit) {
     const body = el.querySelector('table.deals tbody');
     if (!body || body.querySelector(`tr[data-deal="${CSS.escape(d.dealid)}"]`)) return;
     body.querySelector('tr.none')?.remove();
-    body.insertAdjacentHTML('afterbegin', dealRow(d));
+    body.insertAdjacentHTML('afterbegin', dealRow(d, el.querySelector('table.deals.compact') !== null));
     body.firstElementChild.classList.add('flash');
     while (body.children.length > limit) body.lastElementChild.remove();
   }
@@ -393,8 +403,8 @@
         <section class="panel span-7"><header><h2>Depth</h2><span class="legend"><span><i style="background:var(--bid)"></i>requests (bids)</span><span><i style="background:var(--ask)"></i>offers (asks)</span></span></header><div id="m-depth" class="chart-box"></div></section>
         <section class="panel span-5"><header><h2>Best offers</h2><span class="hint">workerpool orders, cheapest first</span></header><div id="m-asks" class="scroll"></div>
           <header style="margin-top:.8rem"><h2>Best requests</h2><span class="hint">highest price first</span></header><div id="m-bids" class="scroll"></div></section>
-        <section class="panel span-7"><header><h2>Price history</h2><span class="hint">workerpool price of each deal</span></header><div id="m-prices" class="chart-box"></div></section>
-        <section class="panel span-5"><header><h2>Recent deals</h2><a class="hint" href="#/deals">all deals →</a></header><div id="m-deals"></div></section>
+        <section class="panel span-6"><header><h2>Price history</h2><span class="hint">workerpool price of each deal</span></header><div id="m-prices" class="chart-box"></div></section>
+        <section class="panel span-6"><header><h2>Recent deals</h2><a class="hint" href="#/deals">all deals →</a></header><div id="m-deals"></div></section>
         <section class="panel span-12"><header><h2>Tasks</h2><span class="hint">statuses follow the chain live</span></header><div id="m-tasks"></div></section>
       </div>`);
 
@@ -438,7 +448,7 @@
     redrawBook();
     prices = ohlc.ohlc;
     priceChart(document.getElementById('m-prices'), prices);
-    document.getElementById('m-deals').innerHTML = dealTable(deals.deals, 'No deal in this category yet');
+    document.getElementById('m-deals').innerHTML = dealTable(deals.deals, 'No deal in this category yet', true);
     for (const d of deals.deals) known.add(d.dealid);
     for (const d of pendingDeals.splice(0)) handlers.deal_created(d);
     document.getElementById('m-tasks').innerHTML = taskTable(tasks.tasks, 'No task in this category yet');

@@ -16,6 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const CATEGORY: u64 = 1;
+/// A cent of RLC in nRLC: the workerpool prices of this test are realistic ones.
+const CENT: u64 = 10_000_000;
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -52,16 +54,20 @@ async fn the_explorer_shows_the_market_live_in_a_real_browser() {
     let server = Server::start(settling(&w, database().await)).await;
 
     // A book with some depth on both sides, and a price history: a request crossing two offers makes two
-    // deals (10 tasks at 5 nRLC, 2 at 6), a later one 3 more at 6.
-    let asks = [w.pool_order(5, 10, CATEGORY, 2), w.pool_order(6, 8, CATEGORY, 3), w.pool_order(9, 20, CATEGORY, 4)];
-    let bids = [w.request(&w.requester, 3, 5, CATEGORY, 5), w.request(&w.requester, 4, 3, CATEGORY, 6)];
+    // deals (10 tasks at 0.05 RLC, 2 at 0.06), a later one 3 more at 0.06.
+    let asks = [
+        w.pool_order(5 * CENT, 10, CATEGORY, 2),
+        w.pool_order(6 * CENT, 8, CATEGORY, 3),
+        w.pool_order(9 * CENT, 20, CATEGORY, 4),
+    ];
+    let bids = [w.request(&w.requester, 3 * CENT, 5, CATEGORY, 5), w.request(&w.requester, 4 * CENT, 3, CATEGORY, 6)];
     publish_all(&server, &w, &[w.app_order(2, 1000, 1)]).await;
     publish_all(&server, &w, &asks).await;
     publish_all(&server, &w, &bids).await;
-    let first = w.request(&w.requester, 6, 12, CATEGORY, 7);
+    let first = w.request(&w.requester, 6 * CENT, 12, CATEGORY, 7);
     publish_all(&server, &w, std::slice::from_ref(&first)).await;
     deals_of(&server, &w, &first, 2).await;
-    let second = w.request(&w.requester, 6, 3, CATEGORY, 8);
+    let second = w.request(&w.requester, 6 * CENT, 3, CATEGORY, 8);
     publish_all(&server, &w, std::slice::from_ref(&second)).await;
     deals_of(&server, &w, &second, 1).await;
 
@@ -97,12 +103,12 @@ async fn the_explorer_shows_the_market_live_in_a_real_browser() {
     assert_eq!((ready["asks"].as_u64(), ready["bids"].as_u64()), (Some(2), Some(2)), "{ready}");
     assert_eq!(ready["deals"], 3, "{ready}");
     assert!(ready["copy"].as_u64().is_some_and(|n| n >= 6), "hashes have copy buttons: {ready}");
-    // The cheapest offer left: 6 nRLC (the one at 5 was consumed).
-    assert_eq!(ready["rlc"], "0.000000006 RLC6 nRLC", "{ready}");
-    assert_eq!(ready["nrlcTitle"], "6 nRLC", "{ready}");
+    // The cheapest offer left: 0.06 RLC (the one at 0.05 was consumed).
+    assert_eq!(ready["rlc"], "0.06 RLC60,000,000 nRLC", "{ready}");
+    assert_eq!(ready["nrlcTitle"], "60,000,000 nRLC", "{ready}");
 
     // An order published over the API shows within a second, without a reload.
-    let fresh = w.pool_order(7, 4, CATEGORY, 9);
+    let fresh = w.pool_order(7 * CENT, 4, CATEGORY, 9);
     let h = fresh.order_hash(&w.domain).to_string();
     stdin.write_all(format!("watch {h}\n").as_bytes()).await.expect("stdin");
     assert_eq!(next().await["step"], "watching");
@@ -121,7 +127,7 @@ async fn the_explorer_shows_the_market_live_in_a_real_browser() {
 
     // A request crossing the new offer: the deal appears among the recent deals, its tasks with their
     // statuses, and a task initialized on chain turns ACTIVE on the page.
-    let live = w.request(&w.requester, 7, 2, CATEGORY, 10);
+    let live = w.request(&w.requester, 7 * CENT, 2, CATEGORY, 10);
     publish_all(&server, &w, std::slice::from_ref(&live)).await;
     let deal = deals_of(&server, &w, &live, 1).await.remove(0);
     let dealid = deal["dealid"].as_str().expect("dealid").to_owned();
@@ -164,7 +170,7 @@ async fn the_explorer_shows_the_market_live_in_a_real_browser() {
     assert_eq!(pages["searchPool"], format!("#/pool/{pool}"), "{pages}");
     assert_eq!(pages["poolRate"], "—", "no task of the pool has finished: {pages}");
     assert_eq!(pages["poolDeals"], 4, "{pages}");
-    assert_eq!(pages["poolOrders"], 3, "offers at 6, 9 and 7 are open: {pages}");
+    assert_eq!(pages["poolOrders"], 3, "offers at 0.06, 0.09 and 0.07 RLC are open: {pages}");
     assert_eq!(pages["searchRequester"], format!("#/address/{requester}"), "{pages}");
     assert_eq!(pages["requesterDeals"], 4, "{pages}");
     assert_eq!(pages["searchUnknown"], format!("#/search/0x{}", "ab".repeat(32)), "{pages}");
@@ -179,5 +185,99 @@ async fn the_explorer_shows_the_market_live_in_a_real_browser() {
     drop(stdin);
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("node exits").expect("wait");
     assert!(status.success(), "node failed");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_and_its_routes_answer_with_types_caching_and_clear_errors() {
+    let w = World::new().await;
+    let server = Server::start(settling(&w, database().await)).await;
+    let http = reqwest::Client::new();
+    // The page names the chain; assets carry their type, an ETag, and revalidate to a 304.
+    let page = http.get(format!("{}/", server.base)).send().await.expect("page");
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let html = page.text().await.expect("html");
+    assert!(html.contains(&format!("content=\"{}\"", w.deployment.chain_id)), "{html}");
+    for (path, ty) in [
+        ("/explorer/app.js", "text/javascript; charset=utf-8"),
+        ("/explorer/app.css", "text/css; charset=utf-8"),
+        ("/favicon.svg", "image/svg+xml"),
+    ] {
+        let r = http.get(format!("{}{path}", server.base)).send().await.expect("asset");
+        assert_eq!((r.status().as_u16(), r.headers()["content-type"].to_str().ok()), (200, Some(ty)), "{path}");
+        assert_eq!(r.headers()["cache-control"], "no-cache");
+        let etag = r.headers()["etag"].clone();
+        assert!(!r.bytes().await.expect("body").is_empty());
+        let again =
+            http.get(format!("{}{path}", server.base)).header("if-none-match", etag).send().await.expect("asset");
+        assert_eq!(again.status().as_u16(), 304, "{path}");
+    }
+
+    // A deal with three tasks, one initialized.
+    for o in [w.app_order(2, 100, 1), w.pool_order(5, 10, CATEGORY, 2)] {
+        assert_eq!(server.publish(&w.owner, &o).await.0, 201);
+    }
+    let req = w.request(&w.requester, 8, 3, CATEGORY, 3);
+    assert_eq!(server.publish(&w.requester, &req).await.0, 201);
+    let deal = deals_of(&server, &w, &req, 1).await.remove(0);
+    let dealid = deal["dealid"].as_str().expect("dealid").to_owned();
+    let hub = DragonHub::new(w.deployment.hub, provider(&w.node.url(), &w.owner));
+    hub.initialize(dealid.parse().expect("id"), U256::from(1))
+        .send()
+        .await
+        .expect("initialize")
+        .get_receipt()
+        .await
+        .expect("mined");
+    let tasks = until("the task ACTIVE in /tasks", async || {
+        let (s, b) = server.get(&format!("/tasks?category={CATEGORY}")).await;
+        assert_eq!(s, 200, "{b}");
+        let t = b["tasks"].as_array().cloned().unwrap_or_default();
+        t.iter().any(|t| t["status"] == "ACTIVE").then_some(t)
+    })
+    .await;
+    assert_eq!(tasks.len(), 3);
+    assert_eq!(tasks.iter().map(|t| t["idx"].as_u64()).collect::<Vec<_>>(), [Some(0), Some(1), Some(2)]);
+    assert_eq!(tasks[1]["status"], "ACTIVE");
+    assert_eq!(tasks[1]["lastEvent"], "TaskInitialize");
+    assert_eq!(tasks[0]["dealid"], dealid.as_str());
+    assert_eq!(server.get("/tasks?category=4").await.1["tasks"], json!([]));
+    let taskid = tasks[1]["taskid"].as_str().expect("taskid");
+    let (s, one) = server.get(&format!("/tasks/{taskid}")).await;
+    assert_eq!(s, 200, "{one}");
+    assert_eq!(one["events"][0]["event"], "TaskInitialize");
+    assert_eq!(one["workerpool"], w.pool.to_checksum(None));
+
+    let (_, pool) = server.get(&format!("/pools/{}", w.pool)).await;
+    assert_eq!((pool["deals"].as_u64(), pool["volume"].as_u64()), (Some(1), Some(3)), "{pool}");
+    assert_eq!(pool["tasks"], json!({"UNSET": 2, "ACTIVE": 1, "REVEALING": 0, "COMPLETED": 0, "FAILED": 0}));
+    assert_eq!(pool["successRate"], Value::Null, "no task finished");
+
+    // Search: each kind of id, an address's roles, something unknown.
+    let find = async |q: &str| server.get(&format!("/search?q={q}")).await.1;
+    assert_eq!(find(&dealid).await["type"], "deal");
+    assert_eq!(find(taskid).await["type"], "task");
+    assert_eq!(find(&req.order_hash(&w.domain).to_string()).await["type"], "requestorder");
+    let pool_found = find(&format!("{:#x}", w.pool)).await;
+    assert_eq!(pool_found["type"], "address");
+    assert_eq!(pool_found["id"], w.pool.to_checksum(None));
+    assert_eq!(pool_found["roles"], json!({"workerpool": 1, "workerpoolorders": 1}));
+    assert_eq!(find(&format!("0x{}", "ab".repeat(32))).await["type"], Value::Null);
+
+    // Bad input: a 400 or a 404 with the JSON error body, never a 500.
+    for (path, status) in [
+        ("/search?q=nope", 400),
+        ("/search?q=0xzz00000000000000000000000000000000000000", 400),
+        ("/tasks?pageSize=0", 400),
+        ("/tasks?pageSize=201", 400),
+        ("/tasks?workerpool=0x12", 400),
+        ("/tasks/0x1234", 400),
+        ("/pools/nope", 400),
+    ] {
+        let (s, b) = server.get(path).await;
+        assert_eq!((s, b["code"].as_str()), (status, Some("bad_request")), "{path}: {b}");
+    }
+    let (s, b) = server.get(&format!("/tasks/0x{}", "cd".repeat(32))).await;
+    assert_eq!((s, b["code"].as_str()), (404, Some("not_found")), "{b}");
     server.shutdown().await;
 }
