@@ -43,7 +43,7 @@
     if (!iso) return '—';
     const t = new Date(iso);
     const s = Math.max(0, Math.round((Date.now() - t.getTime()) / 1000));
-    const rel = s < 2 ? "just now" : s < 60 ? `${s} s ago` : s < 3600 ? `${Math.floor(s / 60)} min ago` : s < 86400 ? `${Math.floor(s / 3600)} h ago` : t.toISOString().slice(0, 10);
+    const rel = s < 2 ? 'just now' : s < 60 ? `${s} s ago` : s < 3600 ? `${Math.floor(s / 60)} min ago` : s < 86400 ? `${Math.floor(s / 3600)} h ago` : t.toISOString().slice(0, 10);
     return `<time datetime="${esc(iso)}" title="${esc(t.toISOString())}">${rel}</time>`;
   }
   const catName = (id) => {
