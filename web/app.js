@@ -56,7 +56,15 @@
     try {
       const b = new Uint8Array(hex.slice(2).match(/../g).map((x) => parseInt(x, 16)));
       const t = new TextDecoder('utf-8', { fatal: true }).decode(b);
-      if (/^[\x20-\x7e\s]*$/.test(t)) return /^https?:\/\//.test(t) ? `<a href="${esc(t)}" rel="noreferrer">${esc(t)}</a>` : `<code>${esc(t)}</code>`;
+      if (!/^[\x20-\x7e\s]*$/.test(t)) return `<code>${esc(hex)}</code>`;
+      // PoCo's result link: {"storage": "ipfs", "location": "/results/0x…"}; the whole text on hover and copy.
+      let link = null;
+      try { link = JSON.parse(t); } catch { /* plain text */ }
+      if (link && typeof link.location === 'string') {
+        const where = link.location.replace(/0x[0-9a-fA-F]{16,}/g, (h) => short(h));
+        return `<span class="hash" title="${esc(t)}"><code>${esc(link.storage || 'result')}: ${esc(where)}</code><button type="button" class="copy" data-copy="${esc(link.location)}" aria-label="Copy the result's location" title="Copy">${COPY_ICON}</button></span>`;
+      }
+      return /^https?:\/\//.test(t) ? `<a href="${esc(t)}" rel="noreferrer">${esc(t)}</a>` : `<code>${esc(t)}</code>`;
     } catch { /* not text */ }
     return `<code>${esc(hex)}</code>`;
   }

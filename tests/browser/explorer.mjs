@@ -4,6 +4,11 @@
 //   deal <dealid>              the market page must list this deal among recent deals
 //   status <taskid> <STATUS>   the market page must show this task with this status
 //   pages <JSON>               visit the deal, order, task, pool and address pages, and search
+//   goto <route> <view>        open a hash route (#/deal/0x…) and wait for its view to be ready
+//   wait <selector>            wait (up to 60 s) for an element, then report its text
+//   copy <selector>            click a copy button, report what the clipboard holds
+//   shot <name>                save a screenshot (with DRAGON_SCREENSHOTS)
+//   quit                       report the errors seen and stop
 // Usage: node explorer.mjs <base URL> '{"category": N}'; `pages` brings {dealid, taskid, pool, request, requester}.
 // With DRAGON_SCREENSHOTS=<dir>, the main views are saved there as PNG files.
 import { chromium } from 'playwright-core';
@@ -50,14 +55,29 @@ try {
     bids: await count('#m-bids tbody tr'),
     deals: await count('#m-deals tr[data-deal]'),
     copy: await count('#m-deals button.copy'),
-    rlc: await page.locator('#m-asks .amt').first().textContent(),
-    nrlcTitle: await page.locator('#m-asks .amt').first().getAttribute('title'),
+    rlc: (await count('#m-asks .amt')) ? await page.locator('#m-asks .amt').first().textContent() : null,
+    nrlcTitle: (await count('#m-asks .amt')) ? await page.locator('#m-asks .amt').first().getAttribute('title') : null,
   });
 
   const lines = createInterface({ input: process.stdin });
   for await (const line of lines) {
     const [cmd, a, b] = line.trim().split(/\s+/);
-    if (cmd === 'watch') {
+    const rest = line.trim().slice(cmd.length).trim();
+    if (cmd === 'quit') break;
+    if (cmd === 'goto') {
+      await page.evaluate((r) => { location.hash = r; }, a);
+      await ready(b);
+      say({ step: 'at', statuses: await page.locator('tr[data-task]').evaluateAll((rows) => rows.map((r) => r.dataset.status)) });
+    } else if (cmd === 'wait') {
+      const el = await page.waitForSelector(rest, { timeout: 60000 });
+      say({ step: 'found', text: (await el.textContent()).trim(), sameLoad: await stillLoaded() });
+    } else if (cmd === 'copy') {
+      await page.click(rest);
+      say({ step: 'copied', text: await page.evaluate(() => navigator.clipboard.readText()), toast: await page.locator('#toast').textContent() });
+    } else if (cmd === 'shot') {
+      await shot(a);
+      say({ step: 'shot' });
+    } else if (cmd === 'watch') {
       // Observe before the order exists, so the time it appears is taken by the page itself.
       await page.evaluate((h) => {
         const sel = `tr[data-order="${h}"]`;
@@ -86,7 +106,6 @@ try {
       out.dealTasks = await count('table.tasks tr[data-task]');
       out.dealActive = await count(`table.tasks tr[data-task="${cfg.taskid}"][data-status="ACTIVE"]`);
       out.dealRequestLink = await count(`a[href="#/order/${cfg.request}"]`);
-      await shot('deal');
       // The request: its settled proposal and its deal.
       await page.click(`a[href="#/order/${cfg.request}"]`);
       await ready('order');
@@ -112,7 +131,6 @@ try {
       out.poolRate = await page.locator('#p-rate').textContent();
       out.poolDeals = await count('table.deals tr[data-deal]');
       out.poolOrders = await count('tr[data-order]');
-      await shot('pool');
       await search(cfg.requester);
       await ready('address');
       out.searchRequester = await page.evaluate(() => location.hash);
@@ -132,7 +150,6 @@ try {
       out.tasksListed = await count('table.tasks tr[data-task]');
       out.sameLoad = await stillLoaded();
       say(out);
-      break;
     }
   }
   say({ step: 'done', errors });

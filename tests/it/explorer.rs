@@ -42,14 +42,71 @@ async fn deals_of(server: &Server, w: &World, req: &AnyOrder, n: usize) -> Vec<V
     .await
 }
 
+/// `tests/browser/explorer.mjs` driving headless Chromium on the explorer of `base`: commands go in one a line,
+/// each answer is a JSON line.
+struct Browser {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Browser {
+    fn start(base: &str) -> Browser {
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        assert!(std::path::Path::new(&chromium).exists(), "{chromium} is missing: run `make setup` (apt chromium)");
+        assert!(
+            root().join("tests/browser/node_modules/playwright-core").exists(),
+            "playwright-core is not installed: run `make setup` (npm ci in tests/browser)"
+        );
+        let mut child = tokio::process::Command::new("node")
+            .arg(root().join("tests/browser/explorer.mjs"))
+            .arg(base)
+            .arg(json!({"category": CATEGORY}).to_string())
+            .env("CHROMIUM", &chromium)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("run node");
+        let stdin = child.stdin.take().expect("stdin");
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        Browser { child, stdin, lines }
+    }
+
+    async fn send(&mut self, command: &str) {
+        self.stdin.write_all(format!("{command}\n").as_bytes()).await.expect("stdin");
+    }
+
+    async fn next(&mut self) -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(90), self.lines.next_line())
+            .await
+            .expect("a line from the browser script in time")
+            .expect("read")
+            .expect("the browser script ended early");
+        let v: Value = serde_json::from_str(&line).expect("a JSON line");
+        assert_ne!(v["step"], "error", "{v}");
+        v
+    }
+
+    async fn ask(&mut self, command: &str) -> Value {
+        self.send(command).await;
+        self.next().await
+    }
+
+    /// Ends the script; fails the test when the page logged any error.
+    async fn finish(mut self) {
+        let done = self.ask("quit").await;
+        assert_eq!(done["step"], "done", "{done}");
+        assert_eq!(done["errors"], json!([]), "the page logged errors");
+        drop(self.stdin);
+        let status =
+            tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.expect("node exits").expect("wait");
+        assert!(status.success(), "node failed");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_explorer_shows_the_market_live_in_a_real_browser() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(std::path::Path::new(&chromium).exists(), "{chromium} is missing: run `make setup` (apt chromium)");
-    assert!(
-        root().join("tests/browser/node_modules/playwright-core").exists(),
-        "playwright-core is not installed: run `make setup` (npm ci in tests/browser)"
-    );
     let w = World::new().await;
     let server = Server::start(settling(&w, database().await)).await;
 
@@ -71,32 +128,11 @@ async fn the_explorer_shows_the_market_live_in_a_real_browser() {
     publish_all(&server, &w, std::slice::from_ref(&second)).await;
     deals_of(&server, &w, &second, 1).await;
 
-    let mut child = tokio::process::Command::new("node")
-        .arg(root().join("tests/browser/explorer.mjs"))
-        .arg(&server.base)
-        .arg(json!({"category": CATEGORY}).to_string())
-        .env("CHROMIUM", &chromium)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run node");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut next = async || -> Value {
-        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .expect("a line from the browser script in time")
-            .expect("read")
-            .expect("the browser script ended early");
-        let v: Value = serde_json::from_str(&line).expect("a JSON line");
-        assert_ne!(v["step"], "error", "{v}");
-        v
-    };
+    let mut browser = Browser::start(&server.base);
 
     // The market of category 1: depth (two areas), price history (three deals), both sides of the book, the
     // deals, amounts in RLC with the exact nRLC on hover.
-    let ready = next().await;
+    let ready = browser.next().await;
     assert_eq!(ready["step"], "ready", "{ready}");
     assert_eq!(ready["depthPaths"], 2, "asks and bids drawn: {ready}");
     assert_eq!(ready["priceDots"], 3, "one point per deal: {ready}");
@@ -110,14 +146,13 @@ async fn the_explorer_shows_the_market_live_in_a_real_browser() {
     // An order published over the API shows within a second, without a reload.
     let fresh = w.pool_order(7 * CENT, 4, CATEGORY, 9);
     let h = fresh.order_hash(&w.domain).to_string();
-    stdin.write_all(format!("watch {h}\n").as_bytes()).await.expect("stdin");
-    assert_eq!(next().await["step"], "watching");
+    assert_eq!(browser.ask(&format!("watch {h}")).await["step"], "watching");
     let auth = server.login(&w.owner).await;
     let sent = now_ms();
     let (s, b) =
         server.send(reqwest::Method::POST, "/workerpoolorders", &auth, &json!({"order": fresh.to_json()})).await;
     assert_eq!(s, 201, "{b}");
-    let seen = next().await;
+    let seen = browser.next().await;
     let at = seen["at"].as_i64().unwrap_or_else(|| panic!("the order never showed: {seen}"));
     let latency = at - sent;
     eprintln!("explorer: order on the page {latency} ms after the POST was sent");
@@ -131,8 +166,7 @@ async fn the_explorer_shows_the_market_live_in_a_real_browser() {
     publish_all(&server, &w, std::slice::from_ref(&live)).await;
     let deal = deals_of(&server, &w, &live, 1).await.remove(0);
     let dealid = deal["dealid"].as_str().expect("dealid").to_owned();
-    stdin.write_all(format!("deal {dealid}\n").as_bytes()).await.expect("stdin");
-    let shown = next().await;
+    let shown = browser.ask(&format!("deal {dealid}")).await;
     assert_eq!((shown["step"].as_str(), shown["sameLoad"].as_bool()), (Some("deal"), Some(true)), "{shown}");
     assert_eq!(shown["priceDots"], 4, "the price history follows the deals: {shown}");
     let hub = DragonHub::new(w.deployment.hub, provider(&w.node.url(), &w.owner));
@@ -147,8 +181,7 @@ async fn the_explorer_shows_the_market_live_in_a_real_browser() {
     assert!(receipt.status());
     let (_, one) = server.get(&format!("/deals/{dealid}")).await;
     let taskid = one["tasks"][0]["taskid"].as_str().expect("taskid").to_owned();
-    stdin.write_all(format!("status {taskid} ACTIVE\n").as_bytes()).await.expect("stdin");
-    let status = next().await;
+    let status = browser.ask(&format!("status {taskid} ACTIVE")).await;
     assert_eq!((status["step"].as_str(), status["sameLoad"].as_bool()), (Some("status"), Some(true)), "{status}");
 
     // The pages and the search.
@@ -156,8 +189,7 @@ async fn the_explorer_shows_the_market_live_in_a_real_browser() {
     let pool = w.pool.to_checksum(None);
     let requester = w.requester.address().to_checksum(None);
     let cfg = json!({"dealid": dealid, "taskid": taskid, "pool": pool, "request": request, "requester": requester});
-    stdin.write_all(format!("pages {cfg}\n").as_bytes()).await.expect("stdin");
-    let pages = next().await;
+    let pages = browser.ask(&format!("pages {cfg}")).await;
     assert_eq!(pages["step"], "pages", "{pages}");
     assert_eq!(pages["dealTasks"], 2, "the deal lists its two tasks: {pages}");
     assert_eq!(pages["dealActive"], 1, "{pages}");
@@ -179,12 +211,50 @@ async fn the_explorer_shows_the_market_live_in_a_real_browser() {
     assert_eq!(pages["tasksListed"], 17, "every task of the four deals: {pages}");
     assert_eq!(pages["sameLoad"], true, "hash routes never reload the page: {pages}");
 
-    let done = next().await;
-    assert_eq!(done["step"], "done", "{done}");
-    assert_eq!(done["errors"], json!([]), "the page logged errors");
-    drop(stdin);
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("node exits").expect("wait");
-    assert!(status.success(), "node failed");
+    browser.finish().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_computed_by_a_pool_is_followed_live_to_its_result() {
+    use crate::pool::{Pool, Worker, funded_worker, native_app, request, work_dir, worker_config};
+    let w = World::new().await;
+    let server = Server::start(settling(&w, database().await)).await;
+    let pool = Pool::start(Pool::config(&w, database().await));
+    let (app, app_order) = native_app(&w).await;
+    let key = funded_worker(&w).await;
+    let worker = Worker::start(worker_config(&w, &pool, key, app, work_dir("explorer")));
+    let mut browser = Browser::start(&server.base);
+    assert_eq!(browser.next().await["step"], "ready");
+
+    // Two tasks bought from the World's pool; the page opens the deal as soon as it is on chain.
+    let req = request(&w, app, 2, "explorer", 0x53);
+    publish_all(&server, &w, &[app_order, w.pool_order(5, 10, CATEGORY, 0x52), req.clone()]).await;
+    let deal = deals_of(&server, &w, &req, 1).await.remove(0);
+    let dealid = deal["dealid"].as_str().expect("dealid").to_owned();
+    let at = browser.ask(&format!("goto #/deal/{dealid} deal")).await;
+    eprintln!("explorer: the deal page opened with its tasks {}", at["statuses"]);
+    assert_eq!(at["statuses"].as_array().map(Vec::len), Some(2), "{at}");
+    let (_, one) = server.get(&format!("/deals/{dealid}")).await;
+    for t in one["tasks"].as_array().expect("tasks") {
+        let taskid = t["taskid"].as_str().expect("taskid");
+        let done =
+            browser.ask(&format!("wait tr[data-task=\"{taskid}\"][data-status=\"COMPLETED\"] td.result code")).await;
+        assert_eq!(done["sameLoad"], true, "{done}");
+        let short = format!("{}…{}", &taskid[..6], &taskid[taskid.len() - 4..]);
+        assert_eq!(done["text"], format!("ipfs: /results/{short}"), "the result's location is shown: {done}");
+        let copied = browser.ask(&format!("copy tr[data-task=\"{taskid}\"] td.result button.copy")).await;
+        assert_eq!(copied["text"], format!("/results/{taskid}"), "{copied}");
+    }
+    assert_eq!(browser.ask("shot deal").await["step"], "shot");
+    let at = browser.ask(&format!("goto #/pool/{} pool", w.pool.to_checksum(None))).await;
+    assert_eq!(at["statuses"], json!(["COMPLETED", "COMPLETED"]), "{at}");
+    let rate = browser.ask("wait #p-rate").await;
+    assert_eq!(rate["text"], "100.0%", "both tasks completed: {rate}");
+    assert_eq!(browser.ask("shot pool").await["step"], "shot");
+    browser.finish().await;
+    worker.shutdown().await;
+    pool.shutdown().await;
     server.shutdown().await;
 }
 
