@@ -91,7 +91,7 @@
       document.execCommand('copy');
       ta.remove();
     }
-    toast(`Copied ${short(text)}`);
+    toast(`Copied ${text.length > 24 ? `${text.slice(0, 12)}…${text.slice(-6)}` : text}`);
   });
 
   // ---------------------------------------------------------------------------------------------------------
@@ -277,26 +277,33 @@
   // Rows shared by several views
 
   const dealPrice = (d) => big(d.app?.price) + big(d.dataset?.price) + big(d.workerpool?.price);
-  // Columns of a deal table; `compact` (the market's, one category) leaves out category and requester.
-  function dealRow(d, compact) {
+  // Columns of a deal table: `market` (one category: no category, no requester) or `pool` (no pool column).
+  const DEAL_COLUMNS = {
+    all: { category: true, pool: true, requester: true },
+    market: { category: false, pool: true, requester: false },
+    pool: { category: true, pool: false, requester: true },
+  };
+  function dealRow(d, kind = 'all') {
+    const c = DEAL_COLUMNS[kind];
     return `<tr data-deal="${esc(d.dealid)}">
       <td>${hash(d.dealid, 'deal')}</td>
-      ${compact ? '' : `<td>${catName(d.category)}</td>`}
-      <td>${hash(d.workerpool?.pointer, 'pool')}</td>
-      ${compact ? '' : `<td>${hash(d.requester, 'address')}</td>`}
+      ${c.category ? `<td>${catName(d.category)}</td>` : ''}
+      ${c.pool ? `<td>${hash(d.workerpool?.pointer, 'pool')}</td>` : ''}
+      ${c.requester ? `<td>${hash(d.requester, 'address')}</td>` : ''}
       <td class="num">${esc(d.volume)}</td>
-      <td class="num">${amount(d.workerpool?.price, { inline: compact })}</td>
+      <td class="num">${amount(d.workerpool?.price, { inline: kind !== 'all' })}</td>
       <td class="when">${ago(d.blockTimestamp)}</td></tr>`;
   }
-  function dealTable(deals, empty = 'No deal yet', compact = false) {
-    const head = `<tr><th>Deal</th>${compact ? '' : '<th>Category</th>'}<th>Pool</th>${compact ? '' : '<th>Requester</th>'}<th class="num">Tasks</th><th class="num">${compact ? 'Price' : 'Pool price / task'}</th><th>When</th></tr>`;
-    return `<div class="scroll"><table class="deals${compact ? ' compact' : ''}"><thead>${head}</thead><tbody>${deals.map((d) => dealRow(d, compact)).join('') || `<tr class="none"><td colspan="7" class="empty">${esc(empty)}</td></tr>`}</tbody></table></div>`;
+  function dealTable(deals, empty = 'No deal yet', kind = 'all') {
+    const c = DEAL_COLUMNS[kind];
+    const head = `<tr><th>Deal</th>${c.category ? '<th>Category</th>' : ''}${c.pool ? '<th>Pool</th>' : ''}${c.requester ? '<th>Requester</th>' : ''}<th class="num">Tasks</th><th class="num">${kind === 'all' ? 'Pool price / task' : 'Price'}</th><th>When</th></tr>`;
+    return `<div class="scroll"><table class="deals" data-kind="${kind}"><thead>${head}</thead><tbody>${deals.map((d) => dealRow(d, kind)).join('') || `<tr class="none"><td colspan="7" class="empty">${esc(empty)}</td></tr>`}</tbody></table></div>`;
   }
   function prependDeal(el, d, limit) {
     const body = el.querySelector('table.deals tbody');
     if (!body || body.querySelector(`tr[data-deal="${CSS.escape(d.dealid)}"]`)) return;
     body.querySelector('tr.none')?.remove();
-    body.insertAdjacentHTML('afterbegin', dealRow(d, el.querySelector('table.deals.compact') !== null));
+    body.insertAdjacentHTML('afterbegin', dealRow(d, el.querySelector('table.deals').dataset.kind));
     body.firstElementChild.classList.add('flash');
     while (body.children.length > limit) body.lastElementChild.remove();
   }
@@ -456,7 +463,7 @@
     redrawBook();
     prices = ohlc.ohlc;
     priceChart(document.getElementById('m-prices'), prices);
-    document.getElementById('m-deals').innerHTML = dealTable(deals.deals, 'No deal in this category yet', true);
+    document.getElementById('m-deals').innerHTML = dealTable(deals.deals, 'No deal in this category yet', 'market');
     for (const d of deals.deals) known.add(d.dealid);
     for (const d of pendingDeals.splice(0)) handlers.deal_created(d);
     document.getElementById('m-tasks').innerHTML = taskTable(tasks.tasks, 'No task in this category yet');
@@ -630,7 +637,7 @@
         </div>
         <div class="grid">
           <section class="panel span-6"><header><h2>Open orders</h2></header>${orders.orders.length ? `<table><thead><tr><th>Order</th><th>Category</th><th class="num">Tasks left</th><th class="num">Price / task</th></tr></thead><tbody>${orders.orders.map((o) => `<tr data-order="${esc(o.orderHash)}"><td>${hash(o.orderHash, 'order')}</td><td>${catName(o.order.category)}</td><td class="num">${esc(o.remaining)}</td><td class="num">${amount(o.order.workerpoolprice)}</td></tr>`).join('')}</tbody></table>` : '<div class="empty">No open order</div>'}</section>
-          <section class="panel span-6"><header><h2>Deals</h2></header>${dealTable(deals.deals, 'No deal yet')}</section>
+          <section class="panel span-6"><header><h2>Deals</h2></header>${dealTable(deals.deals, 'No deal yet', 'pool')}</section>
           <section class="panel span-12"><header><h2>Tasks</h2><span class="hint">live</span></header>${taskTable(tasks.tasks)}</section>
         </div>`);
       view.dataset.ready = 'pool';

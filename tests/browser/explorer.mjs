@@ -36,7 +36,8 @@ try {
   const ready = (name) => page.waitForSelector(`#view[data-ready="${name}"]`, { timeout: 15000 });
   const shot = async (name) => {
     if (!shots) return;
-    await page.waitForTimeout(200); // let the flash of fresh rows fade a little
+    await page.evaluate(() => document.getElementById('toast').classList.remove('show'));
+    await page.waitForTimeout(400); // let the flash of fresh rows and the toast fade
     await page.screenshot({ path: join(shots, `explorer-${name}.png`), fullPage: true });
   };
   const count = (sel) => page.locator(sel).count();
