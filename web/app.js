@@ -456,6 +456,9 @@
       api('/tasks', { category: current, pageSize: 12 }),
     ]);
     if (my !== token) return;
+    if (offers.count > offers.orders.length || requests.count > requests.orders.length) {
+      document.getElementById('m-asks').insertAdjacentHTML('beforebegin', `<p class="hint">The book shows the best ${offers.orders.length} of ${offers.count} offers and ${requests.orders.length} of ${requests.count} requests.</p>`);
+    }
     for (const o of offers.orders) book.asks.set(o.orderHash, toOrder(o));
     for (const o of requests.orders) book.bids.set(o.orderHash, toOrder(o));
     loaded = true;

@@ -152,11 +152,17 @@ async fn the_explorer_shows_the_market_live_in_a_real_browser() {
     let (s, b) =
         server.send(reqwest::Method::POST, "/workerpoolorders", &auth, &json!({"order": fresh.to_json()})).await;
     assert_eq!(s, 201, "{b}");
+    let answered = now_ms();
     let seen = browser.next().await;
     let at = seen["at"].as_i64().unwrap_or_else(|| panic!("the order never showed: {seen}"));
-    let latency = at - sent;
-    eprintln!("explorer: order on the page {latency} ms after the POST was sent");
-    assert!(latency < 1000, "the order showed {latency} ms after publication (at most 1000)");
+    // From the moment the POST leaves: the publication itself is part of what a user waits for. (The page can
+    // show the order before the 201 arrives: the feed goes out at commit.)
+    eprintln!(
+        "explorer: order on the page {} ms after the POST was sent ({} ms after its 201)",
+        at - sent,
+        at - answered
+    );
+    assert!(at - sent < 1000, "the order showed {} ms after the POST was sent (at most 1000)", at - sent);
     assert_eq!(seen["sameLoad"], true, "no reload");
     assert_eq!(seen["offered"], "27", "the book's totals follow: 8 - 2 - 3 + 20 + 4 tasks offered: {seen}");
 
