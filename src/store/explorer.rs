@@ -46,6 +46,8 @@ fn task_row(r: &tokio_postgres::Row) -> Result<TaskRow, StoreError> {
 }
 
 /// Tasks of the most recent deals (newest deal first, then by index), optionally of one category or workerpool.
+/// Every deal has a task, so the latest `limit` deals hold the answer: they are picked first (by the block
+/// index), and only their tasks are joined and sorted, however many deals the chain holds.
 pub async fn recent_tasks(
     client: &impl GenericClient,
     chain_id: u64,
@@ -56,9 +58,12 @@ pub async fn recent_tasks(
     let rows = client
         .query(
             &format!(
-                "SELECT {TASK_COLUMNS} FROM tasks t JOIN deals d USING (chain_id, deal_id) {LAST_EVENT}
-                 WHERE t.chain_id = $1 AND ($2::bigint IS NULL OR d.category = $2)
-                   AND ($3::bytea IS NULL OR d.workerpool = $3)
+                "WITH d AS (
+                    SELECT chain_id, deal_id, category, workerpool, block_number, log_index FROM deals
+                    WHERE chain_id = $1 AND ($2::bigint IS NULL OR category = $2)
+                      AND ($3::bytea IS NULL OR workerpool = $3)
+                    ORDER BY block_number DESC, log_index DESC LIMIT $4)
+                 SELECT {TASK_COLUMNS} FROM d JOIN tasks t USING (chain_id, deal_id) {LAST_EVENT}
                  ORDER BY d.block_number DESC, d.log_index DESC, t.idx LIMIT $4"
             ),
             &[&(chain_id as i64), &category.map(|c| c as i64), &workerpool.map(|a| a.to_vec()), &limit],
