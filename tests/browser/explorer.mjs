@@ -141,6 +141,7 @@ try {
       out.searchUnknown = await page.evaluate(() => location.hash);
       await search('not a hash');
       out.malformedToast = await page.locator('#toast').textContent();
+      await page.fill('#search-input', '');
       // The deal list and the tasks list.
       await page.click('a[data-nav="deals"]');
       await ready('deals');
