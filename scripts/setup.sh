@@ -17,6 +17,8 @@ command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 # (a dynamic one cannot run inside the images built from it).
 command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || need_apt+=(busybox-static)
+# A headless browser for the explorer's tests (driven by playwright-core from tests/browser).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -32,8 +34,9 @@ fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
 
 # Pinned JavaScript toolchains: Foundry (anvil, forge, cast), solc, OpenZeppelin; ethers for the cross-check;
-# iExec's SDK (8 and 9) for the SDK compatibility flows; socket.io-client for the feed tests.
-for dir in contracts tests/ethers tests/sdk tests/socketio; do
+# iExec's SDK (8 and 9) for the SDK compatibility flows; socket.io-client for the feed tests; playwright-core
+# for the explorer's browser tests.
+for dir in contracts tests/ethers tests/sdk tests/socketio tests/browser; do
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
     echo "setup: npm ci in $dir" >&2
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)

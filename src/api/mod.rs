@@ -5,11 +5,15 @@
 pub mod auth;
 pub mod deals;
 pub mod error;
+pub mod explorer;
 pub mod limits;
 pub mod market;
 pub mod orders;
+pub mod pools;
+pub mod search;
 pub mod swagger;
 pub mod system;
+pub mod tasks;
 
 use crate::order::OrderKind;
 use crate::server::AppState;
@@ -74,6 +78,10 @@ mod order_docs {
         deals::proposal,
         market::metrics,
         market::depth,
+        tasks::tasks,
+        tasks::task,
+        pools::pool,
+        search::search,
         order_docs::app_list,
         order_docs::app_get,
         order_docs::app_post,
@@ -157,6 +165,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
         .service(deals::proposal)
         .service(market::metrics)
         .service(market::depth)
+        .service(tasks::tasks)
+        .service(tasks::task)
+        .service(pools::pool)
+        .service(search::search)
+        .service(explorer::index)
+        .service(explorer::script)
+        .service(explorer::style)
+        .service(explorer::icon)
         .route(
             "/openapi.json",
             web::get()

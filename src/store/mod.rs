@@ -9,6 +9,7 @@
 pub mod categories;
 pub mod challenges;
 pub mod deals;
+pub mod explorer;
 pub mod orders;
 pub mod proposals;
 pub mod sync;

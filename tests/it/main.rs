@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod ethers;
 mod executor;
+mod explorer;
 mod feed;
 mod fixtures;
 mod harness;

@@ -1,0 +1,91 @@
+//! Beyond the peer: tasks across deals with their live statuses, and one task with its history, for the
+//! explorer (the peer lists tasks only inside their deal).
+
+use crate::api::check_chain;
+use crate::api::error::ApiError;
+use crate::ids::TaskId;
+use crate::order::json::{parse_address, parse_bytes32};
+use crate::server::AppState;
+use crate::store::explorer::TaskRow;
+use actix_web::{HttpResponse, get, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::IntoParams;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskQuery {
+    pub chain_id: u64,
+    pub category: Option<u64>,
+    /// Tasks of this workerpool's deals.
+    pub workerpool: Option<String>,
+    /// 1..=200, default 20.
+    pub page_size: Option<i64>,
+}
+
+pub fn view(t: &TaskRow) -> Value {
+    json!({
+        "taskid": t.task_id.to_string(),
+        "dealid": t.deal_id.to_string(),
+        "idx": t.index,
+        "category": t.category,
+        "workerpool": t.workerpool.to_checksum(None),
+        "status": t.status,
+        "lastEvent": t.last_event,
+        "blockNumber": t.block_number,
+        "results": t.results,
+    })
+}
+
+/// Tasks of the most recent deals, newest deal first, with their statuses (`UNSET`, `ACTIVE`, `REVEALING`,
+/// `COMPLETED`, `FAILED`); the feed's `task_updated` events keep them current.
+#[utoipa::path(params(TaskQuery), responses((status = 200, description = "{ok, tasks}"), (status = 400, body = crate::api::error::ErrorBody)))]
+#[get("/tasks")]
+pub async fn tasks(state: web::Data<AppState>, q: web::Query<TaskQuery>) -> Result<HttpResponse, ApiError> {
+    check_chain(&state, q.chain_id)?;
+    let size = q.page_size.unwrap_or(20);
+    if !(1..=200).contains(&size) {
+        return Err(ApiError::BadRequest("pageSize: must be between 1 and 200".into()));
+    }
+    let pool = q
+        .workerpool
+        .as_deref()
+        .map(|a| parse_address(a).map_err(|e| ApiError::BadRequest(format!("workerpool: {e}"))))
+        .transpose()?;
+    let store = state.store.clone();
+    let (chain_id, category) = (state.market.chain_id, q.category);
+    let rows = state
+        .on_main(async move {
+            crate::store::explorer::recent_tasks(&**store.client().await?, chain_id, category, pool, size).await
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({"ok": true, "tasks": rows.iter().map(view).collect::<Vec<_>>()})))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct ChainQuery {
+    pub chain_id: u64,
+}
+
+/// One task by id: its deal, status, results and every event the hub emitted for it.
+#[utoipa::path(params(("taskid" = String, Path), ChainQuery), responses((status = 200), (status = 404, body = crate::api::error::ErrorBody)))]
+#[get("/tasks/{taskid}")]
+pub async fn task(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<ChainQuery>,
+) -> Result<HttpResponse, ApiError> {
+    check_chain(&state, q.chain_id)?;
+    let id = TaskId(parse_bytes32(&id).map_err(|e| ApiError::BadRequest(format!("taskid: {e}")))?);
+    let store = state.store.clone();
+    let chain_id = state.market.chain_id;
+    let found = state
+        .on_main(async move { crate::store::explorer::task(&**store.client().await?, chain_id, id).await })
+        .await?;
+    let (t, events) = found.ok_or_else(|| ApiError::NotFound("task".into()))?;
+    let mut body = view(&t);
+    body["events"] = events.iter().map(|(e, b)| json!({"event": e, "blockNumber": b})).collect();
+    body["ok"] = json!(true);
+    Ok(HttpResponse::Ok().json(body))
+}
