@@ -99,8 +99,8 @@ pub async fn download(
 
 pub async fn result(a: ResultArgs) -> Result<(), CliError> {
     let ctx = Ctx::resolve(&a.conn)?;
-    let d = ctx.deployment()?;
     let gateway = ctx.gateway()?;
+    let d = ctx.deployment()?;
     let task = a.task.to_string();
     let dir = a.out.unwrap_or_else(|| PathBuf::from(&task));
     let files = download(&ctx, &d, gateway, &task, &dir).await?;
@@ -112,8 +112,8 @@ pub async fn result(a: ResultArgs) -> Result<(), CliError> {
 
 pub async fn stdout(a: StdoutArgs) -> Result<(), CliError> {
     let ctx = Ctx::resolve(&a.conn)?;
-    let d = ctx.deployment()?;
     let gateway = ctx.gateway()?;
+    let d = ctx.deployment()?;
     let task = a.task.to_string();
     let zip = archive(&ctx, &d, gateway, &task).await?;
     let mut z = zip::ZipArchive::new(std::io::Cursor::new(zip))

@@ -123,6 +123,7 @@ fn salt() -> Result<B256, CliError> {
 pub async fn publish(a: &SubmitArgs) -> Result<Submitted, CliError> {
     let ctx = Ctx::resolve(&a.conn)?;
     let key = ctx.key()?;
+    ctx.api()?;
     let d = ctx.deployment()?;
     if a.volume == 0 {
         return Err(input("--volume must be at least 1"));
