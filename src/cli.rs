@@ -52,7 +52,7 @@ pub enum Command {
     /// Run a worker that joins a pool (key in DRAGON_WORKER_KEY).
     Worker(crate::worker::WorkerArgs),
     #[command(flatten)]
-    Client(crate::client::ClientCommand),
+    Client(Box<crate::client::ClientCommand>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,7 +200,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 .block_on(crate::worker::run(config, crate::server::shutdown_signal()))
                 .map_err(|e| CliError::Failure(e.into()))
         }
-        Command::Client(cmd) => crate::client::run(cmd),
+        Command::Client(cmd) => crate::client::run(*cmd),
     }
 }
 

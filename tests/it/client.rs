@@ -175,7 +175,9 @@ async fn a_requester_gets_a_computed_result_through_the_cli_alone() {
     let bal = place.ok(Some(&me), &["account", "balance"]).await;
     assert!(bal.contains("free    1 RLC (1000000000 nRLC)"), "{bal}");
     assert!(bal.contains("wallet  9 RLC (9000000000 nRLC)"), "{bal}");
-    let out = place.ok(Some(&me), &["submit", "--app", &app.to_string(), "--max-price", "10", "--args", "12", "--no-wait"]).await;
+    let out = place
+        .ok(Some(&me), &["submit", "--app", &app.to_string(), "--max-price", "10", "--args", "12", "--no-wait"])
+        .await;
     let request = out.trim().strip_prefix("request ").unwrap_or_else(|| panic!("{out}")).to_owned();
     let out = place.ok(None, &["wait", &request, "--timeout", "120"]).await;
     assert!(out.contains("completed: 1 task(s)"), "{out}");
@@ -203,11 +205,14 @@ async fn a_requester_gets_a_computed_result_through_the_cli_alone() {
     assert!(out.contains("withdrew 0.5 RLC (500000000 nRLC)"), "{out}");
 
     // `dragon run`: submit, wait and download in one command.
-    let out = place.ok(Some(&me), &["run", "--app", &app.to_string(), "--max-price", "10", "--args", "7", "--out", "runs"]).await;
+    let out = place
+        .ok(Some(&me), &["run", "--app", &app.to_string(), "--max-price", "10", "--args", "7", "--out", "runs"])
+        .await;
     assert!(out.starts_with("request 0x"), "{out}");
     let tasks = task_ids(&out, "COMPLETED");
     assert_eq!(tasks.len(), 1, "{out}");
-    let computed = std::fs::read_to_string(place.dir.join("runs").join(&tasks[0]).join("result.txt")).expect("unpacked");
+    let computed =
+        std::fs::read_to_string(place.dir.join("runs").join(&tasks[0]).join("result.txt")).expect("unpacked");
     assert_eq!(computed, "49\n");
 
     worker.shutdown().await;
@@ -271,7 +276,11 @@ async fn every_cli_error_is_one_line_with_its_exit_code() {
         .await;
     assert!(line.contains(&format!("at a max price of {}", dragon_amount(10))), "{line}");
     assert!(
-        line.contains(&format!("the best offer in category 0 is {} from workerpool {}", dragon_amount(50), w.pool.to_checksum(None))),
+        line.contains(&format!(
+            "the best offer in category 0 is {} from workerpool {}",
+            dragon_amount(50),
+            w.pool.to_checksum(None)
+        )),
         "{line}"
     );
     // The same through `dragon wait` on a request left open.
