@@ -278,6 +278,15 @@ impl<'a> Follow<'a> {
     }
 }
 
+/// Hashes shortened (`0x2258b074…f696`), so that a line fits a terminal's width: a wrapped line would throw
+/// the in-place redraw off by a row.
+fn abbreviate(text: &str) -> String {
+    text.split(' ')
+        .map(|w| if w.len() == 66 && w.starts_with("0x") { format!("{}…{}", &w[..10], &w[62..]) } else { w.to_owned() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The progress display.
 struct Shown {
     tty: bool,
@@ -294,6 +303,7 @@ impl Shown {
                 let _ = write!(out, "\x1b[{}A", self.drawn);
             }
             for (i, (_, text)) in lines.iter().enumerate() {
+                let text = abbreviate(text);
                 let clock = if i == 0 { format!("  [{:.0} s]", elapsed.as_secs_f64()) } else { String::new() };
                 let _ = writeln!(out, "\x1b[2K{text}{clock}");
             }
@@ -335,4 +345,17 @@ pub async fn status(a: StatusArgs) -> Result<(), CliError> {
         State::Unmatched | State::Running => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hashes_are_shortened_for_the_terminal() {
+        let id = format!("0x{}", "ab".repeat(32));
+        assert_eq!(
+            super::abbreviate(&format!("  task 0 {id} ACTIVE: computing")),
+            "  task 0 0xabababab…abab ACTIVE: computing"
+        );
+        assert_eq!(super::abbreviate("deal 0x12"), "deal 0x12");
+    }
 }

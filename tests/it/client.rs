@@ -48,8 +48,23 @@ impl Place {
     /// Runs `dragon args` here, with `key` as DRAGON_PRIVATE_KEY; nothing else of the caller's environment
     /// that the CLI reads.
     async fn dragon(&self, key: Option<&PrivateKeySigner>, args: &[&str]) -> Output {
-        let mut cmd = tokio::process::Command::new(dragon_bin());
-        cmd.args(args).current_dir(&self.dir).env("HOME", self.dir.join("home"));
+        self.run(key, args, false).await
+    }
+
+    /// Runs `dragon args` here, on a terminal (util-linux `script` gives it a pseudo-terminal) when `tty`.
+    async fn run(&self, key: Option<&PrivateKeySigner>, args: &[&str], tty: bool) -> Output {
+        let mut cmd = if tty {
+            let mut c = tokio::process::Command::new("script");
+            let line: Vec<String> =
+                std::iter::once(dragon_bin()).chain(args.iter().copied()).map(|a| format!("'{a}'")).collect();
+            c.args(["-qec", &line.join(" "), "/dev/null"]);
+            c
+        } else {
+            let mut c = tokio::process::Command::new(dragon_bin());
+            c.args(args);
+            c
+        };
+        cmd.current_dir(&self.dir).env("HOME", self.dir.join("home"));
         cmd.env_remove("XDG_CONFIG_HOME");
         for v in ["DRAGON_PRIVATE_KEY", "DRAGON_API", "DRAGON_RPC_URL", "DRAGON_DEPLOYMENT", "DRAGON_GATEWAY"] {
             cmd.env_remove(v);
@@ -186,6 +201,12 @@ async fn a_requester_gets_a_computed_result_through_the_cli_alone() {
     let task = &tasks[0];
     // Plain lines (stdout is a pipe): one per change, no terminal control codes.
     assert!(!out.contains('\x1b'), "{out:?}");
+    // On a terminal: the block is redrawn in place (cursor up, lines cleared), with a clock.
+    let shown = place.run(None, &["wait", &request, "--timeout", "30"], true).await;
+    assert!(shown.status.success(), "{shown:?}");
+    let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(shown.contains("\x1b[2K") && shown.contains(" s]"), "{shown:?}");
+    assert!(shown.contains("completed: 1 task(s)"), "{shown:?}");
     let status = place.ok(None, &["status", task]).await;
     assert!(status.contains(&format!("{task} COMPLETED")), "{status}");
     let status = place.ok(None, &["status", &request]).await;
