@@ -267,6 +267,11 @@ async fn every_cli_error_is_one_line_with_its_exit_code() {
     elsewhere.fails(Some(requester), &["submit", "--app", &app], 2, "no exchange: pass --api URL").await;
     elsewhere.fails(None, &["result", &format!("{:#066x}", 1)], 2, "no result gateway").await;
 
+    // A configuration file named but absent.
+    place
+        .fails(None, &["orderbook", "--config", "nowhere.toml"], 2, "cannot read the configuration file `nowhere.toml`")
+        .await;
+
     // The exchange unreachable.
     let port = dragon::local::free_port().expect("port");
     let api = format!("http://127.0.0.1:{port}");
@@ -315,6 +320,27 @@ async fn every_cli_error_is_one_line_with_its_exit_code() {
     let unknown = format!("{:#066x}", 7);
     place.fails(None, &["wait", &unknown], 2, "unknown id").await;
     place.fails(None, &["stdout", &unknown, "--gateway", "http://127.0.0.1:1"], 2, "unknown task").await;
+
+    // An owner's order taken out of the book, then again: the exchange's refusal, with its code.
+    let order = w.app_order(5, 10, 0x74);
+    let file = place.write("app2.json", &order_json(&order));
+    let hash = place.ok(Some(&w.owner), &["order", "publish", "--kind", "app", &file]).await;
+    let out = place.ok(Some(&w.owner), &["order", "unpublish", "--kind", "app", hash.trim()]).await;
+    assert_eq!(out.trim(), hash.trim());
+    place.fails(Some(&w.owner), &["order", "unpublish", "--kind", "app", hash.trim()], 2, "(order_not_open)").await;
+    // A requester cannot publish an owner's order.
+    place.fails(Some(requester), &["order", "publish", "--kind", "app", &file], 2, "the exchange refused").await;
+
+    // Datasets and workerpools are registered and shown like apps.
+    let ds = place
+        .ok(Some(&w.owner), &["dataset", "register", "--name", "prices", "--multiaddr", "https://example.org/p.csv"])
+        .await;
+    let shown = place.ok(None, &["dataset", "show", ds.trim()]).await;
+    assert!(shown.contains("prices") && shown.contains("https://example.org/p.csv"), "{shown}");
+    let wp = place.ok(Some(&w.owner), &["workerpool", "register", "--description", "my pool"]).await;
+    let shown = place.ok(None, &["workerpool", "show", wp.trim()]).await;
+    assert!(shown.contains("my pool") && shown.contains("worker stake 30%"), "{shown}");
+    place.fails(None, &["workerpool", "show", &nobody], 2, "unknown workerpool").await;
 
     // Once the offer is cheap enough, the open request matches and its deal shows.
     let (s, b) = server.publish(&w.owner, &w.pool_order(10, 10, 0, 0x73)).await;
