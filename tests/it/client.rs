@@ -8,10 +8,12 @@ use crate::harness::{database, dragon_bin, until_within as until};
 use crate::market::{Server, World, app_order_of, pool_order_of, provider};
 use crate::pool::{Pool, Worker, funded_worker, work_dir, worker_config};
 use crate::settle::settling;
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
+use dragon::chain::contracts::hub::DragonHub;
 use dragon::chain::contracts::token::RLC;
+use dragon::ids::{DealId, TaskId};
 use dragon::money::Nrlc;
 use dragon::order::AnyOrder;
 use serde_json::{Value, json};
@@ -351,6 +353,19 @@ async fn every_cli_error_is_one_line_with_its_exit_code() {
     })
     .await;
     assert!(status.contains("filled"), "{status}");
+
+    // A task that fails: initialized, then claimed past its final deadline; `wait` exits 1 and names it.
+    let dealid: B256 = status.lines().find_map(|l| l.strip_prefix("deal ")).expect("a deal line").parse().expect("id");
+    let p = provider(&w.node.url(), &w.owner);
+    let hub = DragonHub::new(w.deployment.hub, &p);
+    hub.initialize(dealid, U256::ZERO).send().await.expect("initialize").get_receipt().await.expect("mined");
+    let _: Value = p.raw_request("evm_increaseTime".into(), (100_000_000u64,)).await.expect("evm_increaseTime");
+    let _: Value = p.raw_request("evm_mine".into(), ()).await.expect("evm_mine");
+    let task = TaskId::of(DealId(dealid), 0).0;
+    let receipt = hub.claim(task).send().await.expect("claim").get_receipt().await.expect("mined");
+    assert!(receipt.status(), "claimed");
+    let line = place.fails(None, &["wait", &request, "--timeout", "30"], 1, "failed").await;
+    assert!(line.contains(&format!("task {task} failed")), "{line}");
 
     server.shutdown().await;
 }
