@@ -192,11 +192,12 @@ async fn a_requester_gets_a_computed_result_through_the_cli_alone() {
     let bal = place.ok(Some(&me), &["account", "balance"]).await;
     assert!(bal.contains("free    1 RLC (1000000000 nRLC)"), "{bal}");
     assert!(bal.contains("wallet  9 RLC (9000000000 nRLC)"), "{bal}");
-    let out = place
-        .ok(Some(&me), &["submit", "--app", &app.to_string(), "--max-price", "10", "--args", "12", "--no-wait"])
-        .await;
-    let request = out.trim().strip_prefix("request ").unwrap_or_else(|| panic!("{out}")).to_owned();
+    let out = place.ok(Some(&me), &["submit", "--app", &app.to_string(), "--max-price", "10", "--args", "12"]).await;
+    let mut lines = out.lines();
+    let request = lines.next().and_then(|l| l.strip_prefix("request ")).unwrap_or_else(|| panic!("{out}")).to_owned();
+    let deal = lines.next().and_then(|l| l.strip_prefix("deal ")).unwrap_or_else(|| panic!("{out}")).to_owned();
     let out = place.ok(None, &["wait", &request, "--timeout", "120"]).await;
+    assert!(out.contains(&format!("deal {deal}")), "{out}");
     assert!(out.contains("completed: 1 task(s)"), "{out}");
     let tasks = task_ids(&out, "COMPLETED");
     assert_eq!(tasks.len(), 1, "{out}");
