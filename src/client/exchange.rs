@@ -86,6 +86,15 @@ impl Exchange {
         self.answer(self.http.get(self.url(path))).await
     }
 
+    /// Best effort: a JSON answer from another service (a pool's status API), or nothing.
+    pub async fn peek(&self, url: &str) -> Option<Value> {
+        let resp = self.http.get(url).timeout(Duration::from_secs(5)).send().await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        serde_json::from_slice(&resp.bytes().await.ok()?).ok()
+    }
+
     /// The authorization header of one write: a fresh challenge signed as EIP-712 typed data.
     async fn authorization(&self, key: &PrivateKeySigner) -> Result<String, CliError> {
         let c = self.get(&format!("/challenge?address={}", key.address())).await?;

@@ -114,6 +114,16 @@ impl<'a> Follow<'a> {
         Err(input(format!("unknown id {h}: neither a request nor a deal the exchange knows, nor a task on chain")))
     }
 
+    /// The finer stage the pool's timeline gives (`RUNNING`, `COMPUTING`, `CONTRIBUTED`, ...), when the gateway
+    /// (the pool's public URL) is known and answers.
+    async fn pool_stage(&self, task: &str) -> Option<String> {
+        let gateway = self.ctx.gateway().ok()?;
+        let t = self.ex.peek(&format!("{gateway}/status/tasks/{task}")).await?;
+        let last = t["events"].as_array()?.last()?;
+        let status = last["status"].as_str()?;
+        Some(if last.get("worker").is_some() { format!("replicate {status}") } else { status.to_owned() })
+    }
+
     async fn deal_lines(
         &self,
         dealid: &str,
@@ -130,7 +140,11 @@ impl<'a> Follow<'a> {
             }
             n += 1;
             let status = t["status"].as_str().unwrap_or("?");
-            lines.push((id.clone(), format!("  task {} {id} {status}: {}", t["idx"], stage(status))));
+            let pool = match self.pool_stage(&id).await {
+                Some(s) => format!(" (pool: {s})"),
+                None => String::new(),
+            };
+            lines.push((id.clone(), format!("  task {} {id} {status}: {}{pool}", t["idx"], stage(status))));
             match status {
                 "COMPLETED" => done.push(id),
                 "FAILED" => failed.push(id),

@@ -212,6 +212,8 @@ async fn a_requester_gets_a_computed_result_through_the_cli_alone() {
     assert!(shown.contains("completed: 1 task(s)"), "{shown:?}");
     let status = place.ok(None, &["status", task]).await;
     assert!(status.contains(&format!("{task} COMPLETED")), "{status}");
+    // With the gateway known, the pool's own stage too.
+    assert!(status.contains("(pool: COMPLETED)"), "{status}");
     let status = place.ok(None, &["status", &request]).await;
     assert!(status.contains("filled") && status.contains("completed: 1 task(s)"), "{status}");
 
