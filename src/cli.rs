@@ -51,6 +51,8 @@ pub enum Command {
     Pool(crate::pool::PoolArgs),
     /// Run a worker that joins a pool (key in DRAGON_WORKER_KEY).
     Worker(crate::worker::WorkerArgs),
+    #[command(flatten)]
+    Client(Box<crate::client::ClientCommand>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +86,10 @@ pub enum OrderCommand {
     },
     /// Print the checksummed address that signed the order.
     Verify(OrderArgs),
+    /// Publish an order to the exchange (signed with the key when unsigned); prints its hash.
+    Publish(crate::client::order::PublishArgs),
+    /// Take an open order (or all of an asset's) out of the exchange's book; prints the hashes.
+    Unpublish(crate::client::order::UnpublishArgs),
 }
 
 #[derive(Debug, Args)]
@@ -194,10 +200,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 .block_on(crate::worker::run(config, crate::server::shutdown_signal()))
                 .map_err(|e| CliError::Failure(e.into()))
         }
+        Command::Client(cmd) => crate::client::run(*cmd),
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -220,6 +227,8 @@ fn order_command(cmd: OrderCommand) -> Result<(), CliError> {
             order.set_sign(sign);
             order.to_json().to_string()
         }
+        OrderCommand::Publish(a) => return crate::client::run_order(crate::client::order::OrderWrite::Publish(a)),
+        OrderCommand::Unpublish(a) => return crate::client::run_order(crate::client::order::OrderWrite::Unpublish(a)),
         OrderCommand::Verify(args) => {
             let (order, domain) = load(&args)?;
             let sign: &Bytes = order.sign().ok_or_else(|| CliError::Input("field `sign`: missing signature".into()))?;
@@ -250,7 +259,7 @@ pub fn read_input(path: &std::path::Path) -> Result<String, CliError> {
     Ok(text)
 }
 
-fn signing_key(key_file: Option<PathBuf>) -> Result<PrivateKeySigner, CliError> {
+pub(crate) fn signing_key(key_file: Option<PathBuf>) -> Result<PrivateKeySigner, CliError> {
     let (text, source) = match key_file {
         Some(path) => {
             let text = std::fs::read_to_string(&path)

@@ -13,11 +13,12 @@
 //! - [`config`]: the typed configuration of `dragon serve`;
 //! - [`pool`], [`worker`]: the pool runtime (`dragon pool`, `dragon worker`) that runs deals through [`executor`];
 //! - [`local`]: the local market (PostgreSQL cluster + anvil) used by `dragon local` and the tests;
-//! - [`cli`]: the `dragon` command.
+//! - [`cli`]: the `dragon` command; [`client`]: its requesters' and owners' commands (submit, wait, result...).
 
 pub mod api;
 pub mod chain;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod executor;
 pub mod feed;

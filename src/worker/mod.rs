@@ -439,6 +439,9 @@ impl Worker {
                 outcome.stderr.text().trim()
             )));
         }
+        // As iExec's worker: what the app printed goes with its result (`dragon stdout` reads it).
+        let stdout_txt = outcome.out_dir.join("stdout.txt");
+        std::fs::write(&stdout_txt, &outcome.stdout.head).map_err(io_err("writing", &stdout_txt))?;
         let packaged = package(&outcome.out_dir, outcome.computed.as_ref(), has_callback)?;
         let zip_path = dir.join("result.zip");
         let tmp = dir.join("result.zip.tmp");

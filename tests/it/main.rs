@@ -2,6 +2,7 @@
 
 mod chain;
 mod cli;
+mod client;
 mod crash;
 mod ethers;
 mod executor;

@@ -26,14 +26,14 @@ use std::time::{Duration, Instant};
 
 /// Polls `f` until it gives a value, for at most `limit`.
 /// A `dragon pool` running in this process.
-pub(crate) struct Pool {
-    base: String,
+pub struct Pool {
+    pub base: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), dragon::pool::PoolError>>,
 }
 
 impl Pool {
-    pub(crate) fn config(w: &World, db: String) -> PoolConfig {
+    pub fn config(w: &World, db: String) -> PoolConfig {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         drop(listener);
@@ -42,7 +42,7 @@ impl Pool {
         c
     }
 
-    pub(crate) fn start(config: PoolConfig) -> Pool {
+    pub fn start(config: PoolConfig) -> Pool {
         let listener = TcpListener::bind(config.listen).expect("bind the pool's port");
         let base = config.public_url.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -63,7 +63,7 @@ impl Pool {
         serde_json::from_str(&b).expect("status JSON")
     }
 
-    pub(crate) async fn shutdown(mut self) {
+    pub async fn shutdown(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -72,13 +72,13 @@ impl Pool {
 }
 
 /// A `dragon worker` running in this process.
-pub(crate) struct Worker {
+pub struct Worker {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), dragon::worker::WorkerError>>,
 }
 
 impl Worker {
-    pub(crate) fn start(config: WorkerConfig) -> Worker {
+    pub fn start(config: WorkerConfig) -> Worker {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(dragon::worker::run(config, async move {
             let _ = rx.await;
@@ -86,7 +86,7 @@ impl Worker {
         Worker { stop: Some(tx), task }
     }
 
-    pub(crate) async fn shutdown(mut self) {
+    pub async fn shutdown(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -99,7 +99,7 @@ fn app_script() -> PathBuf {
 }
 
 /// A fresh worker key with gas money and stake in the hub.
-pub(crate) async fn funded_worker(w: &World) -> PrivateKeySigner {
+pub async fn funded_worker(w: &World) -> PrivateKeySigner {
     let key = PrivateKeySigner::random();
     let p = provider(&w.node.url(), &w.owner);
     let _: Value = p
@@ -113,7 +113,7 @@ pub(crate) async fn funded_worker(w: &World) -> PrivateKeySigner {
     key
 }
 
-pub(crate) fn worker_config(w: &World, pool: &Pool, key: PrivateKeySigner, app: Address, dir: PathBuf) -> WorkerConfig {
+pub fn worker_config(w: &World, pool: &Pool, key: PrivateKeySigner, app: Address, dir: PathBuf) -> WorkerConfig {
     WorkerConfig {
         key,
         pool_url: pool.base.clone(),
@@ -126,7 +126,7 @@ pub(crate) fn worker_config(w: &World, pool: &Pool, key: PrivateKeySigner, app: 
     }
 }
 
-pub(crate) fn work_dir(name: &str) -> PathBuf {
+pub fn work_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("dragon-pool-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
