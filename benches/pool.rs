@@ -335,7 +335,7 @@ async fn bench(trust: u64) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let pg = PgCluster::start(&dir.join("pg"), free_port()?)?;
-    let anvil = Anvil::start(free_port()?, &["--silent"])?;
+    let anvil = Anvil::start(free_port()?, &[])?;
     let res = phases(&pg, &anvil, &dir, trust).await;
     anvil.stop()?;
     pg.stop()?;
