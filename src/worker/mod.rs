@@ -35,17 +35,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How often a worker sends a heartbeat (iExec: every 10 s, lost after 60 s).
-const PING_EVERY: Duration = Duration::from_secs(10);
-
 /// The heartbeat task of one session; stopped when dropped.
 struct Heartbeat(tokio::task::JoinHandle<()>);
 
 impl Heartbeat {
-    fn start(pool: PoolClient) -> Heartbeat {
+    fn start(pool: PoolClient, every: Duration) -> Heartbeat {
         Heartbeat(tokio::spawn(async move {
             loop {
-                tokio::time::sleep(PING_EVERY).await;
+                tokio::time::sleep(every).await;
                 if let Err(e) = pool.ping().await {
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
@@ -99,6 +96,23 @@ pub struct WorkerArgs {
     /// How often the worker asks for work when it has none, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub poll_ms: u64,
+    /// How often the worker tells the pool it is alive, in milliseconds (iExec: every 10 s; the pool gives a
+    /// silent worker's tasks to others after --worker-lost-after, 60 s by default).
+    #[arg(long, default_value_t = 10_000)]
+    pub heartbeat_ms: u64,
+    /// An environment variable given to every app this worker runs, as NAME=VALUE (repeat for several): site
+    /// settings such as a proxy. The app's result must not depend on them, or the worker is outvoted and
+    /// slashed under replication.
+    #[arg(long = "app-env", value_parser = parse_env)]
+    pub app_env: Vec<(String, String)>,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?} is not NAME=VALUE"))?;
+    if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || k.starts_with("IEXEC_") {
+        return Err(format!("{k:?} is not a usable variable name (letters, digits, _; not IEXEC_*)"));
+    }
+    Ok((k.to_owned(), v.to_owned()))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +162,9 @@ pub struct WorkerConfig {
     pub work_dir: PathBuf,
     pub capacity: Capacity,
     pub poll: Duration,
+    pub heartbeat: Duration,
+    /// Extra environment of every app run (`--app-env`).
+    pub app_env: Vec<(String, String)>,
 }
 
 impl WorkerArgs {
@@ -182,6 +199,8 @@ impl WorkerArgs {
             work_dir: self.work_dir,
             capacity: Capacity { cpu: self.cpu, memory: self.memory_mib << 20, gpu: false },
             poll: Duration::from_millis(self.poll_ms.max(50)),
+            heartbeat: Duration::from_millis(self.heartbeat_ms.max(100)),
+            app_env: self.app_env,
         })
     }
 }
@@ -238,7 +257,7 @@ impl Worker {
                     Ok(()) => {
                         tracing::info!(worker = %self.me(), pool = %self.config.pool_url, "joined the pool");
                         // The previous session's heartbeat (if any) stops as it is replaced.
-                        heartbeat.replace(Heartbeat::start(pool.clone()));
+                        heartbeat.replace(Heartbeat::start(pool.clone(), self.config.heartbeat));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot join the pool; retrying");
@@ -379,6 +398,16 @@ impl Worker {
             )));
         }
 
+        // Outvoted (another result won), or rejected at a reopen: the archive is not the task's result.
+        let mine = self.hub().viewContribution(taskid, self.me()).call().await?;
+        if mine.status != 2 {
+            return Err(WorkerError::Task(format!(
+                "this contribution is not a revealed winner (contribution status {}): the consensus is another \
+                 result, or the reveal came too late",
+                mine.status
+            )));
+        }
+
         // 4. Upload the archive. The pool checks it against the reported digest: this report must get through.
         pool.status(&with_result(ReplicateStatus::Revealed)).await?;
         if !state.uploaded {
@@ -422,7 +451,7 @@ impl Worker {
             args: args_from_params(&deal.params),
             input_files: Vec::new(),
             dataset: None,
-            env: Vec::new(),
+            env: self.config.app_env.clone(),
             limits: Limits { max_duration: Duration::from_secs(secs.max(1)), ..Limits::default() },
         };
         // A run interrupted earlier left a partial output: start over from an empty folder.

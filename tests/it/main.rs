@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod ethers;
 mod executor;
+mod faults;
 mod feed;
 mod fixtures;
 mod harness;

@@ -26,14 +26,14 @@ use std::time::{Duration, Instant};
 
 /// Polls `f` until it gives a value, for at most `limit`.
 /// A `dragon pool` running in this process.
-struct Pool {
-    base: String,
+pub(crate) struct Pool {
+    pub(crate) base: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), dragon::pool::PoolError>>,
 }
 
 impl Pool {
-    fn config(w: &World, db: String) -> PoolConfig {
+    pub(crate) fn config(w: &World, db: String) -> PoolConfig {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         drop(listener);
@@ -42,7 +42,7 @@ impl Pool {
         c
     }
 
-    fn start(config: PoolConfig) -> Pool {
+    pub(crate) fn start(config: PoolConfig) -> Pool {
         let listener = TcpListener::bind(config.listen).expect("bind the pool's port");
         let base = config.public_url.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -52,18 +52,18 @@ impl Pool {
         Pool { base, stop: Some(tx), task }
     }
 
-    async fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, String) {
         let resp = reqwest::get(format!("{}{path}", self.base)).await.expect("pool request");
         (resp.status().as_u16(), resp.text().await.expect("body"))
     }
 
-    async fn status(&self) -> Value {
+    pub(crate) async fn status(&self) -> Value {
         let (s, b) = self.get("/status").await;
         assert_eq!(s, 200, "{b}");
         serde_json::from_str(&b).expect("status JSON")
     }
 
-    async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -72,13 +72,13 @@ impl Pool {
 }
 
 /// A `dragon worker` running in this process.
-struct Worker {
+pub(crate) struct Worker {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), dragon::worker::WorkerError>>,
 }
 
 impl Worker {
-    fn start(config: WorkerConfig) -> Worker {
+    pub(crate) fn start(config: WorkerConfig) -> Worker {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(dragon::worker::run(config, async move {
             let _ = rx.await;
@@ -86,7 +86,7 @@ impl Worker {
         Worker { stop: Some(tx), task }
     }
 
-    async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -94,12 +94,12 @@ impl Worker {
     }
 }
 
-fn app_script() -> PathBuf {
+pub(crate) fn app_script() -> PathBuf {
     root().join("tests/fixtures/pool/app.sh")
 }
 
 /// A fresh worker key with gas money and stake in the hub.
-async fn funded_worker(w: &World) -> PrivateKeySigner {
+pub(crate) async fn funded_worker(w: &World) -> PrivateKeySigner {
     let key = PrivateKeySigner::random();
     let p = provider(&w.node.url(), &w.owner);
     let _: Value = p
@@ -113,7 +113,7 @@ async fn funded_worker(w: &World) -> PrivateKeySigner {
     key
 }
 
-fn worker_config(w: &World, pool: &Pool, key: PrivateKeySigner, app: Address, dir: PathBuf) -> WorkerConfig {
+pub(crate) fn worker_config(w: &World, pool: &Pool, key: PrivateKeySigner, app: Address, dir: PathBuf) -> WorkerConfig {
     WorkerConfig {
         key,
         pool_url: pool.base.clone(),
@@ -123,10 +123,12 @@ fn worker_config(w: &World, pool: &Pool, key: PrivateKeySigner, app: Address, di
         work_dir: dir,
         capacity: Capacity { cpu: 1, memory: 1 << 30, gpu: false },
         poll: Duration::from_millis(200),
+        heartbeat: Duration::from_secs(10),
+        app_env: Vec::new(),
     }
 }
 
-fn work_dir(name: &str) -> PathBuf {
+pub(crate) fn work_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("dragon-pool-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
@@ -134,7 +136,7 @@ fn work_dir(name: &str) -> PathBuf {
 
 /// The native app registered on chain by the World's owner, with the script's absolute path as multiaddr, and
 /// an app order for it.
-async fn native_app(w: &World) -> (Address, AnyOrder) {
+pub(crate) async fn native_app(w: &World) -> (Address, AnyOrder) {
     let owner = setup::Account::new(&w.node.url(), &w.owner).expect("account");
     let script = app_script();
     let app = setup::create_app(&w.deployment, &owner, "pool-hello", script.to_str().expect("utf-8").as_bytes())
@@ -143,7 +145,7 @@ async fn native_app(w: &World) -> (Address, AnyOrder) {
     (app, w.signed(&w.owner, app_order_of(app, 1, 100, 0x51)))
 }
 
-fn request(w: &World, app: Address, volume: u64, args: &str, salt: u8) -> AnyOrder {
+pub(crate) fn request(w: &World, app: Address, volume: u64, args: &str, salt: u8) -> AnyOrder {
     let params = json!({"iexec_args": args}).to_string();
     w.signed(&w.requester, request_of(w.requester.address(), app, [1, 5], volume, 1, &params, salt))
 }
@@ -178,7 +180,7 @@ async fn completed_tasks(server: &Server, dealid: &str, limit: Duration) -> Vec<
 
 /// The pool's status once it shows `n` tasks COMPLETED (the exchange can see a finalize before the pool has
 /// recorded its receipt).
-async fn pool_completed(pool: &Pool, n: usize) -> Value {
+pub(crate) async fn pool_completed(pool: &Pool, n: usize) -> Value {
     until("the tasks COMPLETED in the pool's status", Duration::from_secs(30), async || {
         let s = pool.status().await;
         let done = s["tasks"].as_array()?.iter().filter(|t| t["status"] == "COMPLETED").count();
@@ -212,7 +214,7 @@ async fn sdk_fetch_results_with(w: &World, server: &Server, pool: &Pool, taskid:
     crate::sdk::run_flow(cfg).await.unwrap_or_else(|e| panic!("flow results failed: {e}"))
 }
 
-fn unzip_entry(zip: &[u8], name: &str) -> String {
+pub(crate) fn unzip_entry(zip: &[u8], name: &str) -> String {
     let mut z = zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("a zip archive");
     let mut f = z.by_name(name).unwrap_or_else(|_| panic!("{name} in the archive"));
     let mut s = String::new();
@@ -352,7 +354,7 @@ async fn a_pool_restarted_mid_deal_finishes_the_deal() {
 }
 
 /// The first replicate in the pool's status that has `status`.
-async fn replicate_in(pool: &Pool, status: &str) -> Value {
+pub(crate) async fn replicate_in(pool: &Pool, status: &str) -> Value {
     until(&format!("a replicate {status}"), Duration::from_secs(30), async || {
         let s = pool.status().await;
         s["replicates"].as_array()?.iter().find(|r| r["status"] == status).cloned()
