@@ -4,8 +4,8 @@
 //! `{"ok": false, "error": "...", "code": "..."}`; internal causes are logged, never sent.
 
 use super::protocol::{
-    Assignment, Authorization, Capacity, Challenge, Login, Session, StatusUpdate, Work, authorization_hash,
-    challenge_text,
+    Assignment, Authorization, Capacity, Challenge, Login, Session, StatusUpdate, Work, WorkRequest,
+    authorization_hash, challenge_text,
 };
 use super::{PoolConfig, PoolError, store};
 use crate::store::{Store, StoreError};
@@ -251,26 +251,28 @@ async fn register(state: web::Data<PoolState>, req: HttpRequest, body: web::Json
 
 async fn ping(state: web::Data<PoolState>, req: HttpRequest) -> Res<HttpResponse> {
     let worker = state.worker(&req).await?;
-    if !store::touch_worker(&**state.store.client().await?, worker).await? {
+    if store::touch_worker(&**state.store.client().await?, worker).await?.is_none() {
         return Err(PoolApiError::NotRegistered);
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({"ok": true})))
 }
 
-async fn work(state: web::Data<PoolState>, req: HttpRequest) -> Res<HttpResponse> {
+async fn work(state: web::Data<PoolState>, req: HttpRequest, body: web::Json<WorkRequest>) -> Res<HttpResponse> {
     let worker = state.worker(&req).await?;
     let mut c = state.store.client().await?;
-    if !store::touch_worker(&**c, worker).await? {
+    let Some(cpu) = store::touch_worker(&**c, worker).await? else {
         return Err(PoolApiError::NotRegistered);
-    }
-    let handed = match store::unfinished_replicate(&**c, worker).await? {
+    };
+    let handed = match store::unfinished_replicate(&**c, worker, &body.running).await? {
         Some(h) => Some(h),
-        None => {
+        // One replicate per registered CPU at most.
+        None if store::busy_replicates(&**c, worker).await? < i64::from(cpu.max(1)) => {
             let tx = c.transaction().await.map_err(StoreError::from)?;
             let h = store::claim_task(&*tx, worker).await?;
             tx.commit().await.map_err(StoreError::from)?;
             h
         }
+        None => None,
     };
     let work = match handed {
         Some(h) => {

@@ -63,6 +63,15 @@ pub struct Work {
     pub work: Option<Assignment>,
 }
 
+/// `POST /workers/work`: the tasks the worker is running now (`{}` is none). The pool hands back an unfinished
+/// replicate of the worker that is not among them (it restarted and lost track), else a new one while the worker
+/// runs fewer replicates than the CPUs it registered.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WorkRequest {
+    #[serde(default)]
+    pub running: Vec<B256>,
+}
+
 /// A replicate's status as the worker reports it (iExec's names; the pool sets the ones after upload).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

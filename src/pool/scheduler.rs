@@ -421,6 +421,9 @@ impl Scheduler {
                 if !revealed && reveal_closed {
                     return self.reopen(t, on_chain.consensusValue).await.map(|()| Step::Done);
                 }
+                if t.trust > 1 {
+                    store::outvote_replicates(&**c, t.task_id, on_chain.consensusValue).await?;
+                }
                 // Every winner revealed, or some did and the others are out of time (they will be slashed).
                 let ready = revealed && (on_chain.revealCounter == on_chain.winnerCounter || reveal_closed);
                 let uploaded = store::uploaded_digest(&**c, t.task_id).await?;

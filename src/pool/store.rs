@@ -215,9 +215,24 @@ pub async fn upsert_worker(c: &impl GenericClient, worker: Address, cap: &Capaci
     Ok(())
 }
 
-/// A heartbeat; false when the worker never registered.
-pub async fn touch_worker(c: &impl GenericClient, worker: Address) -> Result<bool, StoreError> {
-    Ok(c.execute("UPDATE pool_workers SET last_seen = now() WHERE address = $1", &[&worker.as_slice()]).await? == 1)
+/// A heartbeat; the worker's registered CPUs, `None` when it never registered.
+pub async fn touch_worker(c: &impl GenericClient, worker: Address) -> Result<Option<i32>, StoreError> {
+    let r = c
+        .query_opt("UPDATE pool_workers SET last_seen = now() WHERE address = $1 RETURNING cpu", &[&worker.as_slice()])
+        .await?;
+    Ok(r.map(|r| r.get(0)))
+}
+
+/// How many unfinished replicates of open tasks the worker holds (each takes one of its CPUs).
+pub async fn busy_replicates(c: &impl GenericClient, worker: Address) -> Result<i64, StoreError> {
+    let r = c
+        .query_one(
+            "SELECT count(*) FROM pool_replicates r JOIN pool_tasks t USING (task_id)
+             WHERE r.worker = $1 AND r.status = ANY($2) AND t.status NOT IN ('COMPLETED', 'FAILED')",
+            &[&worker.as_slice(), &&ReplicateStatus::UNFINISHED[..]],
+        )
+        .await?;
+    Ok(r.get(0))
 }
 
 pub async fn insert_session(c: &impl GenericClient, token: &str, worker: Address) -> Result<(), StoreError> {
@@ -243,14 +258,21 @@ pub struct Handed {
     pub idx: u64,
 }
 
-/// The worker's own unfinished replicate, if any (it is handed back: the worker restarted or lost track).
-pub async fn unfinished_replicate(c: &impl GenericClient, worker: Address) -> Result<Option<Handed>, StoreError> {
+/// The worker's own unfinished replicate that it is not `running`, if any (it is handed back: the worker
+/// restarted or lost track).
+pub async fn unfinished_replicate(
+    c: &impl GenericClient,
+    worker: Address,
+    running: &[B256],
+) -> Result<Option<Handed>, StoreError> {
+    let running: Vec<&[u8]> = running.iter().map(|t| t.as_slice()).collect();
     let r = c
         .query_opt(
             "SELECT t.task_id, t.deal_id, t.idx FROM pool_replicates r JOIN pool_tasks t USING (task_id)
              WHERE r.worker = $1 AND r.status = ANY($2) AND t.status NOT IN ('COMPLETED', 'FAILED')
+               AND r.task_id <> ALL($3)
              ORDER BY r.created_at LIMIT 1",
-            &[&worker.as_slice(), &&ReplicateStatus::UNFINISHED[..]],
+            &[&worker.as_slice(), &&ReplicateStatus::UNFINISHED[..], &running],
         )
         .await?;
     r.map(|r| {
@@ -348,6 +370,24 @@ pub async fn mark_replicate(
     Ok(n == 1)
 }
 
+/// Once the task reached consensus: the replicates that reported another result hash are outvoted (they will
+/// be slashed at finalize). FAILED here at once, so that the task's end does not mark them COMPLETED.
+pub async fn outvote_replicates(c: &impl GenericClient, task: B256, consensus: B256) -> Result<(), StoreError> {
+    let rows = c
+        .query(
+            "UPDATE pool_replicates SET status = 'FAILED', updated_at = now(),
+                 error = 'outvoted: contributed another result than the consensus'
+             WHERE task_id = $1 AND result_hash IS NOT NULL AND result_hash <> $2 AND status <> ALL($3)
+             RETURNING worker",
+            &[&task.as_slice(), &consensus.as_slice(), &&ReplicateStatus::DEAD[..]],
+        )
+        .await?;
+    for r in &rows {
+        event(c, task, Some(address(r, "worker")?), "FAILED").await?;
+    }
+    Ok(())
+}
+
 /// After a `reopen`: the replicates that contributed the consensus and did not reveal are rejected on chain;
 /// they end ABORTED here, which frees their places.
 pub async fn reject_replicates(c: &impl GenericClient, task: B256, consensus: B256) -> Result<(), StoreError> {
@@ -381,7 +421,7 @@ pub async fn update_replicate(c: &impl GenericClient, worker: Address, u: &Statu
                  result_digest = COALESCE($4, result_digest), result_hash = COALESCE($5, result_hash),
                  result_seal = COALESCE($6, result_seal), callback_data = COALESCE($7, callback_data),
                  error = COALESCE($8, error), updated_at = now()
-             WHERE task_id = $1 AND worker = $2",
+             WHERE task_id = $1 AND worker = $2 AND status NOT IN ('COMPLETED', 'ABORTED')",
             &[
                 &u.taskid.as_slice(),
                 &worker.as_slice(),
@@ -398,7 +438,9 @@ pub async fn update_replicate(c: &impl GenericClient, worker: Address, u: &Statu
     if n == 1 && before.as_deref() != Some(u.status.as_str()) {
         event(c, u.taskid, Some(worker), u.status.as_str()).await?;
     }
-    Ok(n == 1)
+    // A replicate closed with its task (COMPLETED or ABORTED) keeps that status: a winner's late report of
+    // its own upload, say, is taken and ignored.
+    Ok(before.is_some())
 }
 
 /// For an upload by `worker`: the digest its replicate reported (if any yet) and the deal's callback address;
@@ -447,6 +489,18 @@ pub async fn put_result(c: &impl GenericClient, task: B256, worker: Address, zip
         &[&task.as_slice(), &worker.as_slice(), &zip, &sha.as_slice()],
     )
     .await?;
+    // The upload is the replicate's RESULT_UPLOADED, whether or not the worker's report of it comes before the
+    // task is finalized (after which a report no longer changes the replicate).
+    let n = c
+        .execute(
+            "UPDATE pool_replicates SET status = 'RESULT_UPLOADED', updated_at = now()
+             WHERE task_id = $1 AND worker = $2 AND status NOT IN ('RESULT_UPLOADED', 'COMPLETED', 'ABORTED')",
+            &[&task.as_slice(), &worker.as_slice()],
+        )
+        .await?;
+    if n == 1 {
+        event(c, task, Some(worker), "RESULT_UPLOADED").await?;
+    }
     Ok(())
 }
 

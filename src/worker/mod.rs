@@ -8,7 +8,7 @@
 //! ```
 //!
 //! The worker contributes and reveals with its own key, so its account needs the deal's worker stake in the
-//! hub. Each task has a folder `<work-dir>/<taskid>/` holding `state.json` (the digest and how far the task
+//! hub. It runs up to `--cpu` replicates at once, each in its own task. Each task has a folder `<work-dir>/<taskid>/` holding `state.json` (the digest and how far the task
 //! went) and `result.zip`, written before the step they enable: after a restart the pool hands the unfinished
 //! replicate back, and the worker goes on from what the chain and that folder say, never computing or
 //! contributing twice.
@@ -31,9 +31,11 @@ use alloy::signers::local::PrivateKeySigner;
 use clap::{Args, ValueEnum};
 use client::{ClientError, PoolClient};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinSet;
 
 /// The heartbeat task of one session; stopped when dropped.
 struct Heartbeat(tokio::task::JoinHandle<()>);
@@ -220,7 +222,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl std::future::Future<Output
     let executor = config.executor.build().await?;
     let account = Account::new(&config.rpc_url, &config.key)?;
     std::fs::create_dir_all(&config.work_dir).map_err(io_err("creating", &config.work_dir))?;
-    let worker = Worker { config, executor, account };
+    let worker = Arc::new(Worker { config, executor, account });
     let (abort, signal) = abort_pair();
     tokio::pin!(shutdown);
     tokio::select! {
@@ -247,10 +249,15 @@ impl Worker {
         self.account.address
     }
 
-    async fn main_loop(&self, abort: AbortSignal) -> Result<(), WorkerError> {
+    /// Asks for work while fewer replicates than its CPUs run, and runs each one as its own task.
+    async fn main_loop(self: &Arc<Self>, abort: AbortSignal) -> Result<(), WorkerError> {
         let mut pool = PoolClient::new(&self.config.pool_url)?;
+        let slots = self.config.capacity.cpu.max(1) as usize;
         // Heartbeats run beside the work, so that a long app run does not make the worker look lost.
         let mut heartbeat: Option<Heartbeat> = None;
+        // Dropped (with the loop, at shutdown) it aborts the replicates still running.
+        let mut tasks: JoinSet<Result<(), WorkerError>> = JoinSet::new();
+        let mut running: HashMap<tokio::task::Id, B256> = HashMap::new();
         loop {
             if !pool.logged_in() {
                 match self.join(&mut pool).await {
@@ -266,41 +273,83 @@ impl Worker {
                     }
                 }
             }
-            match pool.work().await {
-                Ok(Some(a)) => {
-                    let task = a.taskid;
-                    match self.handle(&pool, &a, abort.clone()).await {
-                        Ok(()) => {}
-                        // The pool is unreachable or failing: the replicate is not failed, it is handed back
-                        // once the pool answers, and resumes from the work dir and the chain.
-                        Err(WorkerError::Pool(e)) if e.is_transient() => {
-                            tracing::warn!(task = %task, error = %e, "pool unreachable; the task resumes later");
-                            tokio::time::sleep(self.config.poll.max(Duration::from_secs(1))).await;
-                        }
-                        Err(e) => {
-                            tracing::warn!(task = %task, error = %e, "task failed");
-                            let mut u = StatusUpdate::new(task, ReplicateStatus::Failed);
-                            u.error = Some(e.to_string());
-                            if let Err(e) = pool.status(&u).await {
-                                self.on_pool_error(&mut pool, e);
-                            }
-                        }
+            while let Some(done) = tasks.try_join_next_with_id() {
+                self.finished(&mut pool, &mut running, done).await;
+            }
+            if tasks.len() < slots {
+                let ids: Vec<B256> = running.values().copied().collect();
+                match pool.work(&ids).await {
+                    Ok(Some(a)) => {
+                        let (me, p, ab, taskid) = (Arc::clone(self), pool.clone(), abort.clone(), a.taskid);
+                        let h = tasks.spawn(async move { me.run_replicate(&p, &a, ab).await });
+                        running.insert(h.id(), taskid);
+                        continue;
                     }
-                    continue;
+                    Ok(None) => {}
+                    Err(e) => self.on_pool_error(&mut pool, e),
                 }
-                Ok(None) => {}
-                Err(e) => self.on_pool_error(&mut pool, e),
             }
             if !pool.logged_in() {
                 heartbeat.take();
             }
-            tokio::time::sleep(self.config.poll).await;
+            tokio::select! {
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    self.finished(&mut pool, &mut running, done).await;
+                }
+                () = tokio::time::sleep(self.config.poll) => {}
+            }
+        }
+    }
+
+    /// One replicate, in its own task.
+    async fn run_replicate(&self, pool: &PoolClient, a: &Assignment, abort: AbortSignal) -> Result<(), WorkerError> {
+        let res = self.handle(pool, a, abort).await;
+        if let Err(WorkerError::Pool(e)) = &res
+            && e.is_transient()
+        {
+            // The pool is unreachable or failing: the replicate is not failed, it is handed back once the pool
+            // answers, and resumes from the work dir and the chain. Its slot waits meanwhile.
+            tracing::warn!(task = %a.taskid, error = %e, "pool unreachable; the task resumes later");
+            tokio::time::sleep(self.config.poll.max(Duration::from_secs(1))).await;
+        }
+        res
+    }
+
+    /// What a finished replicate task leaves to do: report a failure, or join the pool again.
+    async fn finished(
+        &self,
+        pool: &mut PoolClient,
+        running: &mut HashMap<tokio::task::Id, B256>,
+        done: Result<(tokio::task::Id, Result<(), WorkerError>), tokio::task::JoinError>,
+    ) {
+        let (id, res) = match done {
+            Ok(d) => d,
+            Err(e) => {
+                let task = running.remove(&e.id());
+                tracing::error!(task = ?task, error = %e, "replicate task ended abnormally; it resumes when handed back");
+                return;
+            }
+        };
+        let Some(task) = running.remove(&id) else { return };
+        match res {
+            Ok(()) => {}
+            Err(WorkerError::Pool(e)) if e.is_transient() => {}
+            // The session changed while it ran: not the task's fault; it is handed back after the new login.
+            Err(WorkerError::Pool(e)) if e.is_session() => self.on_pool_error(pool, e),
+            Err(e) => {
+                tracing::warn!(task = %task, error = %e, "task failed");
+                let mut u = StatusUpdate::new(task, ReplicateStatus::Failed);
+                u.error = Some(e.to_string());
+                if let Err(e) = pool.status(&u).await {
+                    self.on_pool_error(pool, e);
+                }
+            }
         }
     }
 
     fn on_pool_error(&self, pool: &mut PoolClient, e: ClientError) {
         tracing::warn!(error = %e, "pool call failed");
-        if matches!(e, ClientError::Unauthorized | ClientError::Status { status: 409, .. }) {
+        if e.is_session() {
             // The pool lost the session or the registration (a new database): join again.
             pool.logout();
         }

@@ -320,3 +320,43 @@ async fn tasks_past_their_final_deadline_are_claimed_and_the_requester_refunded(
     assert_eq!(claims[0].transaction_hash, claims[1].transaction_hash, "claimed in one transaction");
     pool.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_with_two_cpus_runs_two_tasks_at_once() {
+    let w = World::new().await;
+    let pool = Pool::start(Pool::config(&w, database().await));
+    let (app, app_order) = native_app(&w).await;
+    let key = funded_worker(&w).await;
+    let mut config = worker_config(&w, &pool, key, app, work_dir("two-cpus"));
+    config.capacity.cpu = 2;
+    // Runs long enough to be seen side by side.
+    config.app_env = vec![("APP_DELAY".into(), "2".into())];
+    let worker = Worker::start(config);
+    let started = Instant::now();
+    w.match_directly(
+        &w.requester,
+        &app_order,
+        &w.pool_order(5, 10, 1, 0x77),
+        &request_at(&w, app, 1, 5, 3, "cpus", 0x78),
+    )
+    .await;
+    let unfinished =
+        ["CREATED", "STARTED", "COMPUTING", "COMPUTED", "CONTRIBUTING", "CONTRIBUTED", "REVEALING", "REVEALED"];
+    let mut most = 0;
+    let status = until("three tasks COMPLETED", Duration::from_secs(60), async || {
+        let s = pool.status().await;
+        let replicates = s["replicates"].as_array()?;
+        let busy = replicates.iter().filter(|r| unfinished.iter().any(|u| r["status"] == *u)).count();
+        let computing = replicates.iter().filter(|r| r["status"] == "COMPUTING").count();
+        assert!(busy <= 2, "never more replicates than CPUs: {s}");
+        most = most.max(computing);
+        let done = s["tasks"].as_array()?.iter().filter(|t| t["status"] == "COMPLETED").count();
+        (done == 3).then_some(s)
+    })
+    .await;
+    let took = started.elapsed();
+    eprintln!("two CPUs: three 2-second tasks in {took:?}");
+    assert_eq!(most, 2, "two apps ran at once: {status}");
+    worker.shutdown().await;
+    pool.shutdown().await;
+}
