@@ -360,3 +360,124 @@ async fn a_worker_with_two_cpus_runs_two_tasks_at_once() {
     worker.shutdown().await;
     pool.shutdown().await;
 }
+
+/// A worker of the pool driven by hand over its HTTP protocol: it logs in, registers and takes a task.
+async fn hand_worker(pool: &Pool, key: &alloy::signers::local::PrivateKeySigner) -> (String, Value) {
+    use alloy::signers::SignerSync;
+    let http = reqwest::Client::new();
+    let (s, b) = pool.get(&format!("/challenge?address={}", key.address())).await;
+    assert_eq!(s, 200, "{b}");
+    let text = serde_json::from_str::<Value>(&b).expect("JSON")["challenge"].as_str().expect("text").to_owned();
+    let sign = alloy::hex::encode_prefixed(key.sign_message_sync(text.as_bytes()).expect("sign").as_bytes());
+    let login: Value = http
+        .post(format!("{}/workers/login", pool.base))
+        .json(&json!({"address": key.address(), "challenge": text, "signature": sign}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("JSON");
+    let token = login["token"].as_str().expect("token").to_owned();
+    let post = async |path: &str, body: Value| -> Value {
+        let r = http.post(format!("{}{path}", pool.base)).bearer_auth(&token).json(&body).send().await.expect("post");
+        assert_eq!(r.status().as_u16(), 200);
+        r.json().await.expect("JSON")
+    };
+    post("/workers/register", json!({"cpu": 1, "memory": 1 << 20, "gpu": false})).await;
+    let work = until("a task for the hand-driven worker", Duration::from_secs(30), async || {
+        let w = post("/workers/work", json!({})).await;
+        (!w["work"].is_null()).then(|| w["work"].clone())
+    })
+    .await;
+    (token, work)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_whose_winner_never_reveals_is_reopened_and_completed_by_another_worker() {
+    let w = World::new().await;
+    let pool = Pool::start(Pool::config(&w, database().await));
+    let (app, app_order) = native_app(&w).await;
+    let price = 1_000;
+    let deal = w
+        .match_directly(
+            &w.requester,
+            &app_order,
+            &w.pool_order(price, 10, 1, 0x79),
+            &request_at(&w, app, 1, price, 1, "reopened", 0x7a),
+        )
+        .await;
+    let task = task_of(deal, 0);
+
+    // A worker takes the task, contributes (a consensus at trust 1), reports it, and is never heard of again.
+    let silent = funded_worker(&w).await;
+    let (token, work) = hand_worker(&pool, &silent).await;
+    assert_eq!(work["taskid"], task.to_string());
+    let sign: alloy::primitives::Bytes = work["authorization"]["sign"].as_str().expect("sign").parse().expect("hex");
+    let (stake0, _) = account(&w, silent.address()).await;
+    let digest = B256::repeat_byte(0x42);
+    let hash = dragon::executor::result::result_hash(task, digest);
+    let seal = dragon::executor::result::result_seal(silent.address(), task, digest);
+    DragonHub::new(w.deployment.hub, provider(&w.node.url(), &silent))
+        .contribute(task, hash, seal, Address::ZERO, Default::default(), sign)
+        .send()
+        .await
+        .expect("contribute")
+        .get_receipt()
+        .await
+        .expect("mined");
+    let report = json!({"taskid": task, "status": "CONTRIBUTED", "resultDigest": digest, "resultHash": hash,
+                        "resultSeal": seal});
+    let r = reqwest::Client::new()
+        .post(format!("{}/workers/status", pool.base))
+        .bearer_auth(&token)
+        .json(&report)
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(r.status().as_u16(), 200);
+
+    // The chain's clock passes the reveal deadline (not the final one): the pool reopens the task.
+    let t = task_on_chain(&w, task, 2, Duration::from_secs(10)).await;
+    let p = provider(&w.node.url(), &w.owner);
+    let next = u64::try_from(t.revealDeadline).expect("u64") + 1;
+    let _: Value = p.raw_request("evm_setNextBlockTimestamp".into(), [next]).await.expect("set time");
+    let _: Value = p.raw_request("evm_mine".into(), ()).await.expect("mine");
+    let key = funded_worker(&w).await;
+    let worker = Worker::start(worker_config(&w, &pool, key.clone(), app, work_dir("after-reopen")));
+
+    let t = task_on_chain(&w, task, 3, Duration::from_secs(60)).await;
+    assert_eq!(t.contributors, vec![silent.address(), key.address()]);
+    let h = hub(&w);
+    assert_eq!(h.viewContribution(task, silent.address()).call().await.expect("contribution").status, 3, "REJECTED");
+    let reopens = p
+        .get_logs(
+            &Filter::new()
+                .address(w.deployment.hub)
+                .event_signature(DragonHub::TaskReopen::SIGNATURE_HASH)
+                .from_block(0),
+        )
+        .await
+        .expect("logs");
+    assert_eq!(reopens.len(), 1);
+    // The silent winner lost its stake at finalize (30% of the workerpool price).
+    let (stake1, locked1) = account(&w, silent.address()).await;
+    assert_eq!((stake1, locked1), (stake0 - U256::from(price * 30 / 100), U256::ZERO));
+    let zip = reqwest::get(format!("{}/results/{task}", pool.base)).await.expect("get").bytes().await.expect("zip");
+    assert_eq!(unzip_entry(&zip, "result.txt"), "hello reopened\n");
+
+    let status = pool_completed(&pool, 1).await;
+    let replicates = status["replicates"].as_array().expect("replicates");
+    let of = |a: Address| replicates.iter().find(|r| r["worker"] == a.to_checksum(None)).expect("replicate");
+    assert_eq!(of(silent.address())["status"], "ABORTED", "{status}");
+    assert_eq!(
+        of(silent.address())["error"],
+        "contributed the consensus but did not reveal in time: rejected at reopen",
+        "{status}"
+    );
+    assert_eq!(of(key.address())["status"], "COMPLETED", "{status}");
+    let (_, timeline) = pool.get(&format!("/status/tasks/{task}")).await;
+    assert!(timeline.contains("\"REOPENED\""), "{timeline}");
+    worker.shutdown().await;
+    pool.shutdown().await;
+}
