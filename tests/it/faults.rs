@@ -224,6 +224,8 @@ async fn a_worker_lost_mid_task_is_replaced_and_the_task_completes() {
     let t = task_on_chain(&w, task, 3, Duration::from_secs(60)).await;
     eprintln!("worker lost: stopped to COMPLETED by another worker in {:?}", stopped.elapsed());
     assert_eq!(t.contributors, vec![key.address()], "only the replacement contributed");
+    let gas = gas_by_step(&w, 0).await;
+    eprintln!("trust 1 gas per task: {gas:?}, total {}", gas.values().map(|(_, g)| g).sum::<u64>());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
     assert!(U256::from(now) < t.finalDeadline, "completed before the deadline");
     let status = pool_completed(&pool, 1).await;
