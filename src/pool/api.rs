@@ -359,7 +359,7 @@ struct StatusQuery {
 async fn status(state: web::Data<PoolState>, q: web::Query<StatusQuery>) -> Res<HttpResponse> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let c = state.store.client().await?;
-    let workers = store::workers(&**c, state.worker_lost_after).await?;
+    let workers = store::workers_within(&**c, state.worker_lost_after).await?;
     let tasks = store::tasks(&**c, limit).await?;
     let replicates = store::replicates(&**c, limit).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
@@ -384,7 +384,7 @@ async fn task_timeline(state: web::Data<PoolState>, path: web::Path<String>) -> 
 async fn metrics(state: web::Data<PoolState>) -> Res<HttpResponse> {
     let c = state.store.client().await?;
     let counts = store::task_counts(&**c).await?;
-    let workers = store::workers(&**c, state.worker_lost_after).await?;
+    let workers = store::workers_within(&**c, state.worker_lost_after).await?;
     let alive = workers.iter().filter(|w| w.alive).count();
     let queue = counts.iter().find(|(s, _)| s == "INITIALIZED").map_or(0, |(_, n)| *n);
     let mut out = String::new();

@@ -521,3 +521,41 @@ impl Scheduler {
         Ok(Sent::Mined(receipt.transaction_hash))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newcomers_needed_by_trust_before_any_contribution() {
+        let needed: Vec<u64> = (0..=5).map(|trust| contributions_needed(trust, [])).collect();
+        assert_eq!(needed, [1, 1, 1, 2, 2, 3]);
+    }
+
+    #[test]
+    fn a_dissent_at_trust_3_asks_for_three_agreeing_newcomers() {
+        // The dissenter alone: its own group needs one more newcomer (the pool then hands out two in all).
+        assert_eq!(contributions_needed(3, [2]), 1);
+        // One dissenter, one agreeing: two more.
+        assert_eq!(contributions_needed(3, [2, 2]), 2);
+        // One dissenter, two agreeing: one more.
+        assert_eq!(contributions_needed(3, [2, 4]), 1);
+        // One dissenter, three agreeing: the hub's consensus holds (8 * 3 > 11 * 2).
+        assert_eq!(contributions_needed(3, [2, 8]), 0);
+    }
+
+    #[test]
+    fn results_that_keep_disagreeing_are_bounded() {
+        let many = vec![2u128; 200];
+        assert_eq!(contributions_needed(1000, many), MAX_EXTRA_REPLICATES);
+    }
+
+    #[test]
+    fn weights_follow_poco_score_policy() {
+        assert_eq!(worker_weight(U256::ZERO), 2);
+        assert_eq!(worker_weight(U256::from(11)), 2);
+        assert_eq!(worker_weight(U256::from(12)), 3);
+        assert_eq!(worker_weight(U256::from(300)), 99);
+        assert_eq!(worker_weight(U256::MAX), u128::MAX - 1);
+    }
+}

@@ -562,8 +562,20 @@ pub struct ReplicateView {
     pub error: Option<String>,
 }
 
-/// The workers; alive while their last heartbeat is younger than `lost_after` (the pool's --worker-lost-after).
-pub async fn workers(c: &impl GenericClient, lost_after: std::time::Duration) -> Result<Vec<WorkerView>, StoreError> {
+/// A worker is alive while its last heartbeat is younger than this, unless the pool says otherwise
+/// (`--worker-lost-after`; iExec: lost after 60 s).
+pub const ALIVE_SECS: f64 = 60.0;
+
+/// The workers, alive while their last heartbeat is younger than [`ALIVE_SECS`].
+pub async fn workers(c: &impl GenericClient) -> Result<Vec<WorkerView>, StoreError> {
+    workers_within(c, std::time::Duration::from_secs_f64(ALIVE_SECS)).await
+}
+
+/// The workers, alive while their last heartbeat is younger than `lost_after` (the pool's --worker-lost-after).
+pub async fn workers_within(
+    c: &impl GenericClient,
+    lost_after: std::time::Duration,
+) -> Result<Vec<WorkerView>, StoreError> {
     let rows = c
         .query(
             "SELECT address, cpu, memory, gpu, EXTRACT(EPOCH FROM now() - last_seen)::float8 AS age
