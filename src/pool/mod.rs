@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  chain ──SchedulerNotice(pool, deal)──▶ scheduler ──initialize──▶ chain
-//!                                            │  tasks, replicates, results: PostgreSQL (schema/0004_pool.sql, 0005_pool_replication.sql)
+//!                                            │  tasks, replicates, results: PostgreSQL (schema/0004, 0005)
 //!  worker ──login / register / ping / work / status / upload──▶ api (HTTP, pull: a worker behind NAT works)
 //!                                            │
 //!  chain ◀──finalize(results = {"storage":"ipfs","location":"/results/<taskid>"})── scheduler

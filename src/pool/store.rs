@@ -1,5 +1,5 @@
-//! The pool's tables (`schema/0004_pool.sql`, `0005_pool_replication.sql`). Functions take a client or a transaction; ids are stored as raw
-//! bytes.
+//! The pool's tables (`schema/0004_pool.sql`, `0005_pool_replication.sql`). Functions take a client or a
+//! transaction; ids are stored as raw bytes.
 
 use crate::pool::protocol::{Capacity, ReplicateStatus, StatusUpdate};
 use crate::store::StoreError;

@@ -8,10 +8,10 @@
 //! ```
 //!
 //! The worker contributes and reveals with its own key, so its account needs the deal's worker stake in the
-//! hub. It runs up to `--cpu` replicates at once, each in its own task. Each task has a folder `<work-dir>/<taskid>/` holding `state.json` (the digest and how far the task
-//! went) and `result.zip`, written before the step they enable: after a restart the pool hands the unfinished
-//! replicate back, and the worker goes on from what the chain and that folder say, never computing or
-//! contributing twice.
+//! hub. It runs up to `--cpu` replicates at once, each in its own task. Each task has a folder
+//! `<work-dir>/<taskid>/` holding `state.json` (the digest and how far the task went) and `result.zip`, written
+//! before the step they enable: after a restart the pool hands the unfinished replicate back, and the worker goes
+//! on from what the chain and that folder say, never computing or contributing twice.
 
 pub mod client;
 
@@ -326,7 +326,8 @@ impl Worker {
             Ok(d) => d,
             Err(e) => {
                 let task = running.remove(&e.id());
-                tracing::error!(task = ?task, error = %e, "replicate task ended abnormally; it resumes when handed back");
+                let why = "replicate task ended abnormally; it resumes when handed back";
+                tracing::error!(task = ?task, error = %e, "{why}");
                 return;
             }
         };
