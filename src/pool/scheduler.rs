@@ -260,8 +260,8 @@ impl Scheduler {
                 Sent::Mined(tx) => {
                     tracing::info!(tasks = tasks.len(), "tasks claimed after their final deadline");
                     for t in tasks {
-                        store::set_task_status(&**c, t.task_id, "FAILED", Some(WHY), Some(tx)).await?;
                         store::close_replicates(&**c, t.task_id, "ABORTED").await?;
+                        store::set_task_status(&**c, t.task_id, "FAILED", Some(WHY), Some(tx)).await?;
                     }
                     return Ok(());
                 }
@@ -273,8 +273,8 @@ impl Scheduler {
             match self.send(hub.claim(t.task_id).send().await).await {
                 Ok(Sent::Mined(tx)) => {
                     tracing::info!(task = %t.task_id, "task claimed after its final deadline");
-                    store::set_task_status(&**c, t.task_id, "FAILED", Some(WHY), Some(tx)).await?;
                     store::close_replicates(&**c, t.task_id, "ABORTED").await?;
+                    store::set_task_status(&**c, t.task_id, "FAILED", Some(WHY), Some(tx)).await?;
                 }
                 // Claimed (or finalized) by someone else meanwhile: the next tick reads it on chain.
                 Ok(Sent::Refused(r)) => tracing::debug!(task = %t.task_id, reason = %r, "claim refused"),
@@ -442,13 +442,13 @@ impl Scheduler {
                 }
             }
             COMPLETED => {
-                store::set_task_status(&**c, t.task_id, "COMPLETED", None, None).await?;
                 store::close_replicates(&**c, t.task_id, "COMPLETED").await?;
+                store::set_task_status(&**c, t.task_id, "COMPLETED", None, None).await?;
             }
             FAILED => {
+                store::close_replicates(&**c, t.task_id, "ABORTED").await?;
                 store::set_task_status(&**c, t.task_id, "FAILED", Some("the task failed on chain (claimed)"), None)
                     .await?;
-                store::close_replicates(&**c, t.task_id, "ABORTED").await?;
             }
             _ => {}
         }
@@ -488,8 +488,9 @@ impl Scheduler {
         match self.send(call.send().await).await? {
             Sent::Mined(tx) => {
                 tracing::info!(task = %t.task_id, "task finalized");
-                store::set_task_status(&**c, t.task_id, "COMPLETED", None, Some(tx)).await?;
+                // Replicates first: a task shown COMPLETED has its replicates closed.
                 store::close_replicates(&**c, t.task_id, "COMPLETED").await?;
+                store::set_task_status(&**c, t.task_id, "COMPLETED", None, Some(tx)).await?;
             }
             Sent::Refused(r) => {
                 // Not final for the task: the chain is read again next tick (a deadline passed, or someone
