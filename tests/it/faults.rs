@@ -19,6 +19,11 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+/// The folder `work_dir(name)` gave (without emptying it again).
+fn work_dir_of(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("dragon-pool-{}-{name}", std::process::id()))
+}
+
 /// A request for `app` at `trust` (its own beneficiary), paying at most `pool_price` to the workerpool.
 fn request_at(w: &World, app: Address, trust: u64, pool_price: u64, volume: u64, args: &str, salt: u8) -> AnyOrder {
     let params = json!({"iexec_args": args}).to_string();
@@ -178,6 +183,24 @@ async fn replication_outvotes_and_slashes_a_dishonest_worker() {
     for a in &addresses[1..] {
         assert_eq!(of(*a)["status"], "COMPLETED", "{status}");
     }
+
+    // The dissenter's own archive (kept in its work dir) is refused: it is not the consensus.
+    let bad_zip = std::fs::read(work_dir_of("bad").join(format!("{task:#x}")).join("result.zip")).expect("its zip");
+    assert_eq!(unzip_entry(&bad_zip, "result.txt"), "goodbye replicas\n");
+    let token = login(&pool, &keys[0]).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/results/{task}", pool.base))
+        .bearer_auth(token)
+        .header("content-type", "application/zip")
+        .body(bad_zip)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status().as_u16(), 403);
+    let b: Value = r.json().await.expect("JSON");
+    assert_eq!(b["code"], "forbidden", "{b}");
+    let served = reqwest::get(format!("{}/results/{task}", pool.base)).await.expect("get").bytes().await.expect("zip");
+    assert_eq!(served, zip, "the winners' archive stays");
 
     let gas = gas_by_step(&w, start_block).await;
     let total: u64 = gas.values().map(|(_, g)| g).sum();
@@ -363,8 +386,8 @@ async fn a_worker_with_two_cpus_runs_two_tasks_at_once() {
     pool.shutdown().await;
 }
 
-/// A worker of the pool driven by hand over its HTTP protocol: it logs in, registers and takes a task.
-async fn hand_worker(pool: &Pool, key: &alloy::signers::local::PrivateKeySigner) -> (String, Value) {
+/// Logs in to the pool by hand as `key`; returns the session token.
+async fn login(pool: &Pool, key: &alloy::signers::local::PrivateKeySigner) -> String {
     use alloy::signers::SignerSync;
     let http = reqwest::Client::new();
     let (s, b) = pool.get(&format!("/challenge?address={}", key.address())).await;
@@ -380,7 +403,13 @@ async fn hand_worker(pool: &Pool, key: &alloy::signers::local::PrivateKeySigner)
         .json()
         .await
         .expect("JSON");
-    let token = login["token"].as_str().expect("token").to_owned();
+    login["token"].as_str().expect("token").to_owned()
+}
+
+/// A worker of the pool driven by hand over its HTTP protocol: it logs in, registers and takes a task.
+async fn hand_worker(pool: &Pool, key: &alloy::signers::local::PrivateKeySigner) -> (String, Value) {
+    let http = reqwest::Client::new();
+    let token = login(pool, key).await;
     let post = async |path: &str, body: Value| -> Value {
         let r = http.post(format!("{}{path}", pool.base)).bearer_auth(&token).json(&body).send().await.expect("post");
         assert_eq!(r.status().as_u16(), 200);
