@@ -279,6 +279,8 @@ fn start_worker(env: &Env, pool: &str, key: PrivateKeySigner, apps: &[Address], 
         work_dir: env.dir.join(format!("worker-{n}")),
         capacity: Capacity { cpu: 1, memory: 1 << 30, gpu: false },
         poll: POLL,
+        heartbeat: Duration::from_secs(1),
+        app_env: Vec::new(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

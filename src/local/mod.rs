@@ -337,6 +337,8 @@ async fn serve(args: &LocalArgs, pg: &PgCluster, anvil: &Anvil, local_json: &Pat
             work_dir: args.data_dir.join("worker"),
             capacity: crate::pool::protocol::Capacity { cpu: 1, memory: 1 << 30, gpu: false },
             poll: std::time::Duration::from_secs(1),
+            heartbeat: std::time::Duration::from_secs(10),
+            app_env: Vec::new(),
         };
         let stopped_worker = stopped();
         side.spawn(supervised(

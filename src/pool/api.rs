@@ -4,8 +4,8 @@
 //! `{"ok": false, "error": "...", "code": "..."}`; internal causes are logged, never sent.
 
 use super::protocol::{
-    Assignment, Authorization, Capacity, Challenge, Login, Session, StatusUpdate, Work, authorization_hash,
-    challenge_text,
+    Assignment, Authorization, Capacity, Challenge, Login, Session, StatusUpdate, Work, WorkRequest,
+    authorization_hash, challenge_text,
 };
 use super::{PoolConfig, PoolError, store};
 use crate::store::{Store, StoreError};
@@ -100,6 +100,10 @@ pub struct PoolState {
     challenges: DashMap<Address, (String, Instant)>,
     /// Wakes the scheduler when a worker reports progress, so that finalize does not wait a whole poll.
     wake: Arc<Notify>,
+    /// Reads the hub: an upload is taken only when its archive is the consensus on chain.
+    chain: alloy::providers::DynProvider,
+    hub: Address,
+    worker_lost_after: Duration,
 }
 
 impl std::fmt::Debug for PoolState {
@@ -109,13 +113,16 @@ impl std::fmt::Debug for PoolState {
 }
 
 impl PoolState {
-    pub fn new(store: Store, config: &PoolConfig, wake: Arc<Notify>) -> Self {
+    pub fn new(store: Store, config: &PoolConfig, wake: Arc<Notify>, chain: alloy::providers::DynProvider) -> Self {
         PoolState {
             store,
             workerpool: config.workerpool,
             owner: config.owner.clone(),
             challenges: DashMap::new(),
             wake,
+            chain,
+            hub: config.deployment.hub,
+            worker_lost_after: config.worker_lost_after,
         }
     }
 
@@ -244,26 +251,28 @@ async fn register(state: web::Data<PoolState>, req: HttpRequest, body: web::Json
 
 async fn ping(state: web::Data<PoolState>, req: HttpRequest) -> Res<HttpResponse> {
     let worker = state.worker(&req).await?;
-    if !store::touch_worker(&**state.store.client().await?, worker).await? {
+    if store::touch_worker(&**state.store.client().await?, worker).await?.is_none() {
         return Err(PoolApiError::NotRegistered);
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({"ok": true})))
 }
 
-async fn work(state: web::Data<PoolState>, req: HttpRequest) -> Res<HttpResponse> {
+async fn work(state: web::Data<PoolState>, req: HttpRequest, body: web::Json<WorkRequest>) -> Res<HttpResponse> {
     let worker = state.worker(&req).await?;
     let mut c = state.store.client().await?;
-    if !store::touch_worker(&**c, worker).await? {
+    let Some(cpu) = store::touch_worker(&**c, worker).await? else {
         return Err(PoolApiError::NotRegistered);
-    }
-    let handed = match store::unfinished_replicate(&**c, worker).await? {
+    };
+    let handed = match store::unfinished_replicate(&**c, worker, &body.running).await? {
         Some(h) => Some(h),
-        None => {
+        // One replicate per registered CPU at most.
+        None if store::busy_replicates(&**c, worker).await? < i64::from(cpu.max(1)) => {
             let tx = c.transaction().await.map_err(StoreError::from)?;
             let h = store::claim_task(&*tx, worker).await?;
             tx.commit().await.map_err(StoreError::from)?;
             h
         }
+        None => None,
     };
     let work = match handed {
         Some(h) => {
@@ -320,6 +329,13 @@ async fn upload(
     if found != reported {
         return Err(PoolApiError::ResultMismatch { found, reported });
     }
+    // Only the consensus result is kept: with replication, a worker outvoted (or lying) must not replace the
+    // archive the winners upload. The worker uploads after its reveal, so the consensus is on chain by then.
+    let hub = crate::chain::contracts::hub::DragonHub::new(state.hub, &state.chain);
+    let task = hub.viewTask(taskid).call().await.map_err(|e| PoolApiError::Internal(e.into()))?;
+    if task.consensusValue != crate::executor::result::result_hash(taskid, found) {
+        return Err(PoolApiError::Forbidden(format!("the archive is not the consensus result of task {taskid:#x}")));
+    }
     store::put_result(&**c, taskid, worker, &body).await?;
     tracing::info!(worker = %worker, task = %taskid, bytes = body.len(), "result uploaded");
     state.wake.notify_one();
@@ -343,7 +359,7 @@ struct StatusQuery {
 async fn status(state: web::Data<PoolState>, q: web::Query<StatusQuery>) -> Res<HttpResponse> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let c = state.store.client().await?;
-    let workers = store::workers(&**c).await?;
+    let workers = store::workers_within(&**c, state.worker_lost_after).await?;
     let tasks = store::tasks(&**c, limit).await?;
     let replicates = store::replicates(&**c, limit).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
@@ -368,7 +384,7 @@ async fn task_timeline(state: web::Data<PoolState>, path: web::Path<String>) -> 
 async fn metrics(state: web::Data<PoolState>) -> Res<HttpResponse> {
     let c = state.store.client().await?;
     let counts = store::task_counts(&**c).await?;
-    let workers = store::workers(&**c).await?;
+    let workers = store::workers_within(&**c, state.worker_lost_after).await?;
     let alive = workers.iter().filter(|w| w.alive).count();
     let queue = counts.iter().find(|(s, _)| s == "INITIALIZED").map_or(0, |(_, n)| *n);
     let mut out = String::new();

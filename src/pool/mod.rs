@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  chain ──SchedulerNotice(pool, deal)──▶ scheduler ──initialize──▶ chain
-//!                                            │  tasks, replicates, results: PostgreSQL (schema/0004_pool.sql)
+//!                                            │  tasks, replicates, results: PostgreSQL (schema/0004, 0005)
 //!  worker ──login / register / ping / work / status / upload──▶ api (HTTP, pull: a worker behind NAT works)
 //!                                            │
 //!  chain ◀──finalize(results = {"storage":"ipfs","location":"/results/<taskid>"})── scheduler
@@ -16,8 +16,9 @@
 //!   worker's authorization (the owner's EIP-191 signature the hub checks in `contribute`).
 //! - [`protocol`] holds the messages, shared with the worker's client ([`crate::worker`]).
 //!
-//! Not yet (see `docs/pool.md`): replication beyond trust 1 is scheduled but not tested, a lost worker's task is
-//! not handed to another, nothing is claimed after the final deadline, and there is no market-maker bot.
+//! The scheduler also keeps tasks going when things fail: replicates of silent workers are handed to others,
+//! replication asks for more replicates while results disagree, a task nobody revealed is reopened, and a task
+//! past its final deadline is claimed (the requester is refunded). See `docs/pool.md`.
 
 pub mod api;
 pub mod protocol;
@@ -59,6 +60,10 @@ pub struct PoolArgs {
     /// How often the scheduler polls the chain, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub poll_ms: u64,
+    /// Seconds without a heartbeat after which a worker's replicates not yet contributed are WORKER_LOST and
+    /// their tasks go to other workers.
+    #[arg(long, default_value_t = 60)]
+    pub worker_lost_after: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +91,8 @@ pub struct PoolConfig {
     pub listen: SocketAddr,
     pub public_url: String,
     pub poll: Duration,
+    /// Silence after which a worker's replicates not yet contributed are handed to other workers.
+    pub worker_lost_after: Duration,
     /// Largest result archive a worker may upload.
     pub max_result_bytes: usize,
 }
@@ -108,6 +115,7 @@ impl PoolConfig {
             listen,
             public_url: format!("http://{listen}"),
             poll: Duration::from_secs(1),
+            worker_lost_after: Duration::from_secs(60),
             max_result_bytes: 64 << 20,
         }
     }
@@ -131,6 +139,7 @@ impl PoolArgs {
             c.public_url = url.trim_end_matches('/').to_owned();
         }
         c.poll = Duration::from_millis(self.poll_ms.max(50));
+        c.worker_lost_after = Duration::from_secs(self.worker_lost_after.max(1));
         Ok(c)
     }
 }
@@ -150,10 +159,11 @@ pub async fn run(
         return Err(PoolError::NotOwner(owner.address, config.workerpool, info.owner));
     }
     let wake = Arc::new(tokio::sync::Notify::new());
+    let chain = owner.provider.clone();
     let scheduler = scheduler::Scheduler::new(store.clone(), owner, &config, wake.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let sched = tokio::spawn(scheduler.run(stop_rx));
-    let state = api::PoolState::new(store, &config, wake);
+    let state = api::PoolState::new(store, &config, wake, chain);
     tracing::info!(workerpool = %config.workerpool, listen = %config.listen, "pool started");
     let res = api::serve(listener, state, config.max_result_bytes, shutdown).await;
     let _ = stop_tx.send(true);

@@ -63,6 +63,15 @@ pub struct Work {
     pub work: Option<Assignment>,
 }
 
+/// `POST /workers/work`: the tasks the worker is running now (`{}` is none). The pool hands back an unfinished
+/// replicate of the worker that is not among them (it restarted and lost track), else a new one while the worker
+/// runs fewer replicates than the CPUs it registered.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WorkRequest {
+    #[serde(default)]
+    pub running: Vec<B256>,
+}
+
 /// A replicate's status as the worker reports it (iExec's names; the pool sets the ones after upload).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -79,10 +88,12 @@ pub enum ReplicateStatus {
     Completed,
     Failed,
     Aborted,
+    /// Set by the pool: the worker went silent before contributing, and the task was handed to another.
+    WorkerLost,
 }
 
 impl ReplicateStatus {
-    pub const ALL: [ReplicateStatus; 12] = [
+    pub const ALL: [ReplicateStatus; 13] = [
         ReplicateStatus::Created,
         ReplicateStatus::Started,
         ReplicateStatus::Computing,
@@ -95,6 +106,7 @@ impl ReplicateStatus {
         ReplicateStatus::Completed,
         ReplicateStatus::Failed,
         ReplicateStatus::Aborted,
+        ReplicateStatus::WorkerLost,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -111,12 +123,20 @@ impl ReplicateStatus {
             ReplicateStatus::Completed => "COMPLETED",
             ReplicateStatus::Failed => "FAILED",
             ReplicateStatus::Aborted => "ABORTED",
+            ReplicateStatus::WorkerLost => "WORKER_LOST",
         }
     }
 
     /// Statuses in which the worker still has something to do: the replicate is handed back to it on request.
     pub const UNFINISHED: [&'static str; 8] =
         ["CREATED", "STARTED", "COMPUTING", "COMPUTED", "CONTRIBUTING", "CONTRIBUTED", "REVEALING", "REVEALED"];
+
+    /// Statuses before the contribution: a replicate in one of these whose worker goes silent is lost, and
+    /// another worker can take its place in the consensus.
+    pub const BEFORE_CONTRIBUTION: [&'static str; 5] = ["CREATED", "STARTED", "COMPUTING", "COMPUTED", "CONTRIBUTING"];
+
+    /// Statuses that no longer hold a place in the task's consensus.
+    pub const DEAD: [&'static str; 3] = ["FAILED", "ABORTED", "WORKER_LOST"];
 }
 
 /// `POST /workers/status`: one change of a replicate. The result fields come with COMPUTED (and may be

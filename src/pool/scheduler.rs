@@ -8,11 +8,21 @@
 //! |-----------|--------------------------|---------------------------------------------------------------|
 //! | UNSET     | RECEIVED                 | `initializeArray` of all such tasks → INITIALIZED             |
 //! | ACTIVE    | RECEIVED                 | (initialized by a previous run) → INITIALIZED                 |
-//! | ACTIVE    | INITIALIZED / RUNNING    | workers pull it (`POST /workers/work`)                        |
+//! | ACTIVE    | INITIALIZED / RUNNING    | workers pull it (`POST /workers/work`); the number of         |
+//! |           |                          | replicates it still wants is worked out from the contributions|
 //! | REVEALING | any                      | CONSENSUS_REACHED; once revealed AT_LEAST_ONE_REVEALED; once  |
-//! |           |                          | the result is uploaded, `finalize` → COMPLETED                |
+//! |           |                          | every winner revealed (or one did and the reveal deadline     |
+//! |           |                          | passed) and the result is uploaded, `finalize` → COMPLETED    |
+//! | REVEALING | nobody revealed, reveal  | `reopen` → INITIALIZED: the silent winners are rejected and   |
+//! |           | deadline passed          | new replicates are handed out                                 |
+//! | ACTIVE or | final deadline passed    | `claimArray` of all such tasks → FAILED (requester refunded)  |
+//! | REVEALING |                          |                                                               |
 //! | COMPLETED | any                      | COMPLETED                                                     |
 //! | FAILED    | any                      | FAILED (claimed by someone)                                   |
+//!
+//! Before that, the replicates of workers silent for `worker_lost_after` that have not contributed on chain are
+//! marked WORKER_LOST, which frees their place for another worker. Deadlines are compared with the chain's
+//! time (the latest block's timestamp), which is what the hub checks.
 //!
 //! The chain is the truth and the row only records what was last seen, so nothing here needs to survive a
 //! crash besides the cursor and the rows: a transaction sent just before a crash shows on chain at the next
@@ -29,6 +39,7 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -37,6 +48,11 @@ use tokio::sync::{Notify, watch};
 const MAX_RANGE: u64 = 2_000;
 /// Most tasks per `initializeArray`: about 50k gas each, so a batch stays far below a block's gas limit.
 const INIT_BATCH: usize = 100;
+/// Most tasks per `claimArray` (a claim unlocks each contributor's stake: more gas per task than initialize).
+const CLAIM_BATCH: usize = 50;
+/// More replicates than this are never asked for one task (a task whose results keep disagreeing is left to
+/// its deadline rather than to every worker of the pool).
+const MAX_EXTRA_REPLICATES: u64 = 8;
 /// How long a sent transaction may wait for its receipt before the tick gives up (it is looked at again on
 /// chain at the next tick).
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -47,6 +63,41 @@ const ACTIVE: u8 = 1;
 const REVEALING: u8 = 2;
 const COMPLETED: u8 = 3;
 const FAILED: u8 = 4;
+// A contribution rejected by `reopen` no longer counts in the consensus.
+const C_REJECTED: u8 = 3;
+
+/// A worker's weight in PoCo's consensus (score policy 1/3): 2 for a newcomer, growing once its score
+/// reaches 12.
+pub fn worker_weight(score: U256) -> u128 {
+    let third = u128::try_from(score / U256::from(3)).unwrap_or(u128::MAX);
+    third.max(3) - 1
+}
+
+/// How many more contributions the hub needs before the best group of results wins, assuming they agree with
+/// it and come from newcomers (weight 2, the least there is): PoCo reaches consensus once
+/// `group * trust > (total + 1) * (trust - 1)`, where a group's value is the product of its members' weights and
+/// `total` the sum of all groups. `groups` are the values of the groups so far (none before any contribution).
+/// At trust 1 that is one contribution; at trust 3, two newcomers that agree, or three against one dissenter.
+pub fn contributions_needed(trust: u64, groups: impl IntoIterator<Item = u128>) -> u64 {
+    let trust = u128::from(trust.max(1));
+    let mut best = 0u128;
+    let mut total = 0u128;
+    for g in groups {
+        best = best.max(g);
+        total = total.saturating_add(g);
+    }
+    let mut needed = 0;
+    while best.saturating_mul(trust) <= total.saturating_add(1).saturating_mul(trust - 1) {
+        if needed == MAX_EXTRA_REPLICATES {
+            break;
+        }
+        let grown = best.max(1).saturating_mul(2);
+        total = total.saturating_add(grown - best);
+        best = grown;
+        needed += 1;
+    }
+    needed
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
@@ -74,10 +125,11 @@ impl From<tokio_postgres::Error> for SchedulerError {
     }
 }
 
-/// What [`Scheduler::drive`] leaves to do.
+/// What [`Scheduler::drive`] leaves to do (batched by the tick).
 enum Step {
     Done,
     Initialize,
+    Claim,
 }
 
 /// How a transaction of the scheduler ended.
@@ -94,6 +146,7 @@ pub struct Scheduler {
     workerpool: Address,
     start_block: u64,
     poll: Duration,
+    worker_lost_after: Duration,
     wake: Arc<Notify>,
 }
 
@@ -112,6 +165,7 @@ impl Scheduler {
             workerpool: config.workerpool,
             start_block: config.deployment.block_number,
             poll: config.poll,
+            worker_lost_after: config.worker_lost_after,
             wake,
         }
     }
@@ -140,14 +194,18 @@ impl Scheduler {
         tracing::debug!("scheduler stopped");
     }
 
-    /// One pass: new deals, then every open task.
+    /// One pass: new deals, lost workers, then every open task.
     pub async fn tick(&self) -> Result<(), SchedulerError> {
         while self.scan_notices().await? {}
+        self.mark_lost_workers().await?;
+        let now = self.chain_time().await?;
         let open = store::open_tasks(&**self.store.client().await?).await?;
         let mut uninitialized = Vec::new();
+        let mut late = Vec::new();
         for t in open {
-            match self.drive(&t).await {
+            match self.drive(&t, now).await {
                 Ok(Step::Initialize) => uninitialized.push(t),
+                Ok(Step::Claim) => late.push(t),
                 Ok(Step::Done) => {}
                 Err(e) => tracing::warn!(task = %t.task_id, error = %e, "task step failed; retrying next tick"),
             }
@@ -155,6 +213,99 @@ impl Scheduler {
         for batch in uninitialized.chunks(INIT_BATCH) {
             self.initialize_all(batch).await?;
         }
+        for batch in late.chunks(CLAIM_BATCH) {
+            self.claim_all(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// The latest block's timestamp: the time the hub's deadlines are checked against.
+    async fn chain_time(&self) -> Result<U256, SchedulerError> {
+        let block = self.owner.provider.get_block_by_number(alloy::eips::BlockNumberOrTag::Latest).await?;
+        Ok(U256::from(block.map(|b| b.header.timestamp).unwrap_or_default()))
+    }
+
+    /// Marks WORKER_LOST the replicates, not yet contributed, of workers silent for `worker_lost_after`, so that
+    /// `claim_task` hands their tasks to other workers. A replicate whose contribution is on chain is kept: the
+    /// hub takes one contribution per worker and task, so its place in the consensus cannot be given to anyone
+    /// else (if its worker never reveals, the others' reveals finalize after the reveal deadline and it is
+    /// slashed; if no winner reveals, the task is reopened).
+    async fn mark_lost_workers(&self) -> Result<(), SchedulerError> {
+        let c = self.store.client().await?;
+        let silent = store::silent_replicates(&**c, self.worker_lost_after).await?;
+        for (task, worker) in silent {
+            let contribution = self.hub().viewContribution(task, worker).call().await?;
+            if contribution.status == 0 {
+                let why = format!("no heartbeat for {} s", self.worker_lost_after.as_secs());
+                if store::mark_replicate(&**c, task, worker, "WORKER_LOST", Some(&why)).await? {
+                    tracing::warn!(task = %task, worker = %worker, "worker lost; its task goes to another worker");
+                }
+            } else {
+                // Its contribution was mined but not reported: keep it as what it is.
+                store::mark_replicate(&**c, task, worker, "CONTRIBUTED", None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Claims tasks past their final deadline in one `claimArray` (one by one when there is a single task or the
+    /// batch is refused). The hub refunds the requester and releases the contributors' stakes.
+    async fn claim_all(&self, tasks: &[OpenTask]) -> Result<(), SchedulerError> {
+        let c = self.store.client().await?;
+        const WHY: &str = "claimed after the final deadline: the requester is refunded";
+        if tasks.len() > 1 {
+            let hub = self.hub();
+            let call = hub.claimArray(tasks.iter().map(|t| t.task_id).collect());
+            match self.send(call.send().await).await? {
+                Sent::Mined(tx) => {
+                    tracing::info!(tasks = tasks.len(), "tasks claimed after their final deadline");
+                    for t in tasks {
+                        store::close_replicates(&**c, t.task_id, "ABORTED").await?;
+                        store::set_task_status(&**c, t.task_id, "FAILED", Some(WHY), Some(tx)).await?;
+                    }
+                    return Ok(());
+                }
+                Sent::Refused(r) => tracing::debug!(reason = %r, "claimArray refused; one by one"),
+            }
+        }
+        for t in tasks {
+            let hub = self.hub();
+            match self.send(hub.claim(t.task_id).send().await).await {
+                Ok(Sent::Mined(tx)) => {
+                    tracing::info!(task = %t.task_id, "task claimed after its final deadline");
+                    store::close_replicates(&**c, t.task_id, "ABORTED").await?;
+                    store::set_task_status(&**c, t.task_id, "FAILED", Some(WHY), Some(tx)).await?;
+                }
+                // Claimed (or finalized) by someone else meanwhile: the next tick reads it on chain.
+                Ok(Sent::Refused(r)) => tracing::debug!(task = %t.task_id, reason = %r, "claim refused"),
+                Err(e) => tracing::warn!(task = %t.task_id, error = %e, "claim failed; retrying next tick"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Works out how many live replicates an ACTIVE task wants: one per live contributor so far, plus the
+    /// contributions the hub still needs for a consensus (see [`contributions_needed`]). `claim_task` hands
+    /// out replicates until the task has that many live ones.
+    async fn plan_replicates(&self, t: &OpenTask, contributors: &[Address]) -> Result<(), SchedulerError> {
+        let c = self.store.client().await?;
+        let live = store::live_workers(&**c, t.task_id).await?;
+        let mut groups: HashMap<B256, u128> = HashMap::new();
+        let mut live_contributed = 0u64;
+        for w in contributors {
+            let k = self.hub().viewContribution(t.task_id, *w).call().await?;
+            if k.status == C_REJECTED {
+                continue;
+            }
+            let weight = worker_weight(self.hub().viewScore(*w).call().await?);
+            let g = groups.entry(k.resultHash).or_default();
+            *g = (*g).max(1).saturating_mul(weight);
+            if live.contains(w) {
+                live_contributed += 1;
+            }
+        }
+        let wanted = live_contributed + contributions_needed(t.trust, groups.into_values());
+        store::set_replicates_wanted(&**c, t.task_id, wanted).await?;
         Ok(())
     }
 
@@ -244,26 +395,44 @@ impl Scheduler {
         Ok(to < head)
     }
 
-    /// Moves one task forward according to the chain; tasks to initialize are left to the caller, which
-    /// batches them.
-    async fn drive(&self, t: &OpenTask) -> Result<Step, SchedulerError> {
+    /// Moves one task forward according to the chain; tasks to initialize or claim are left to the caller,
+    /// which batches them. `now` is the chain's time.
+    async fn drive(&self, t: &OpenTask, now: U256) -> Result<Step, SchedulerError> {
         let c = self.store.client().await?;
         let on_chain = self.hub().viewTask(t.task_id).call().await?;
+        let open = on_chain.status == ACTIVE || on_chain.status == REVEALING;
+        if open && on_chain.finalDeadline <= now {
+            return Ok(Step::Claim);
+        }
         match on_chain.status {
             UNSET if t.status == "RECEIVED" => return Ok(Step::Initialize),
-            ACTIVE if t.status == "RECEIVED" => {
-                store::set_task_status(&**c, t.task_id, "INITIALIZED", None, None).await?;
+            ACTIVE => {
+                // Also a task reopened (by this scheduler or after a crash): it is handed out again.
+                if t.status != "INITIALIZED" && t.status != "RUNNING" {
+                    store::set_task_status(&**c, t.task_id, "INITIALIZED", None, None).await?;
+                }
+                if !on_chain.contributors.is_empty() {
+                    self.plan_replicates(t, &on_chain.contributors).await?;
+                }
             }
             REVEALING => {
                 let revealed = on_chain.revealCounter > U256::ZERO;
-                let all_revealed = revealed && on_chain.revealCounter == on_chain.winnerCounter;
+                let reveal_closed = on_chain.revealDeadline <= now;
+                if !revealed && reveal_closed {
+                    return self.reopen(t, on_chain.consensusValue).await.map(|()| Step::Done);
+                }
+                if t.trust > 1 {
+                    store::outvote_replicates(&**c, t.task_id, on_chain.consensusValue).await?;
+                }
+                // Every winner revealed, or some did and the others are out of time (they will be slashed).
+                let ready = revealed && (on_chain.revealCounter == on_chain.winnerCounter || reveal_closed);
                 let uploaded = store::uploaded_digest(&**c, t.task_id).await?;
                 if uploaded.is_some_and(|d| d != on_chain.resultDigest) {
-                    // Checked at upload against the worker's report; a worker that reported one digest and
-                    // revealed another gets no finalize with its archive.
+                    // The upload is checked against the consensus on chain; this shows a digest that differs
+                    // from it all the same (a hash collision aside, a bug).
                     tracing::warn!(task = %t.task_id, "the uploaded archive is not the revealed result");
                 }
-                if all_revealed && uploaded == Some(on_chain.resultDigest) {
+                if ready && uploaded == Some(on_chain.resultDigest) {
                     self.finalize(t, on_chain.resultDigest).await?;
                 } else {
                     let status = if revealed { "AT_LEAST_ONE_REVEALED" } else { "CONSENSUS_REACHED" };
@@ -273,17 +442,35 @@ impl Scheduler {
                 }
             }
             COMPLETED => {
-                store::set_task_status(&**c, t.task_id, "COMPLETED", None, None).await?;
                 store::close_replicates(&**c, t.task_id, "COMPLETED").await?;
+                store::set_task_status(&**c, t.task_id, "COMPLETED", None, None).await?;
             }
             FAILED => {
+                store::close_replicates(&**c, t.task_id, "ABORTED").await?;
                 store::set_task_status(&**c, t.task_id, "FAILED", Some("the task failed on chain (claimed)"), None)
                     .await?;
-                store::close_replicates(&**c, t.task_id, "ABORTED").await?;
             }
             _ => {}
         }
         Ok(Step::Done)
+    }
+
+    /// Nobody revealed before the reveal deadline: contributions open again, the silent winners are rejected
+    /// (on chain and here), and the task goes back to the queue.
+    async fn reopen(&self, t: &OpenTask, consensus: B256) -> Result<(), SchedulerError> {
+        let c = self.store.client().await?;
+        let hub = self.hub();
+        match self.send(hub.reopen(t.task_id).send().await).await? {
+            Sent::Mined(tx) => {
+                tracing::warn!(task = %t.task_id, "no winner revealed in time: task reopened");
+                store::reject_replicates(&**c, t.task_id, consensus).await?;
+                store::set_task_status(&**c, t.task_id, "REOPENED", None, Some(tx)).await?;
+                store::set_task_status(&**c, t.task_id, "INITIALIZED", None, None).await?;
+            }
+            // Someone revealed at the last moment, or the final deadline came: the next tick reads the chain.
+            Sent::Refused(r) => tracing::warn!(task = %t.task_id, reason = %r, "reopen refused"),
+        }
+        Ok(())
     }
 
     async fn finalize(&self, t: &OpenTask, digest: B256) -> Result<(), SchedulerError> {
@@ -301,8 +488,9 @@ impl Scheduler {
         match self.send(call.send().await).await? {
             Sent::Mined(tx) => {
                 tracing::info!(task = %t.task_id, "task finalized");
-                store::set_task_status(&**c, t.task_id, "COMPLETED", None, Some(tx)).await?;
+                // Replicates first: a task shown COMPLETED has its replicates closed.
                 store::close_replicates(&**c, t.task_id, "COMPLETED").await?;
+                store::set_task_status(&**c, t.task_id, "COMPLETED", None, Some(tx)).await?;
             }
             Sent::Refused(r) => {
                 // Not final for the task: the chain is read again next tick (a deadline passed, or someone
@@ -332,5 +520,43 @@ impl Scheduler {
             return Ok(Sent::Refused(Revert::Message(format!("transaction {:#x} reverted", receipt.transaction_hash))));
         }
         Ok(Sent::Mined(receipt.transaction_hash))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newcomers_needed_by_trust_before_any_contribution() {
+        let needed: Vec<u64> = (0..=5).map(|trust| contributions_needed(trust, [])).collect();
+        assert_eq!(needed, [1, 1, 1, 2, 2, 3]);
+    }
+
+    #[test]
+    fn a_dissent_at_trust_3_asks_for_three_agreeing_newcomers() {
+        // The dissenter alone: its own group needs one more newcomer (the pool then hands out two in all).
+        assert_eq!(contributions_needed(3, [2]), 1);
+        // One dissenter, one agreeing: two more.
+        assert_eq!(contributions_needed(3, [2, 2]), 2);
+        // One dissenter, two agreeing: one more.
+        assert_eq!(contributions_needed(3, [2, 4]), 1);
+        // One dissenter, three agreeing: the hub's consensus holds (8 * 3 > 11 * 2).
+        assert_eq!(contributions_needed(3, [2, 8]), 0);
+    }
+
+    #[test]
+    fn results_that_keep_disagreeing_are_bounded() {
+        let many = vec![2u128; 200];
+        assert_eq!(contributions_needed(1000, many), MAX_EXTRA_REPLICATES);
+    }
+
+    #[test]
+    fn weights_follow_poco_score_policy() {
+        assert_eq!(worker_weight(U256::ZERO), 2);
+        assert_eq!(worker_weight(U256::from(11)), 2);
+        assert_eq!(worker_weight(U256::from(12)), 3);
+        assert_eq!(worker_weight(U256::from(300)), 99);
+        assert_eq!(worker_weight(U256::MAX), u128::MAX - 1);
     }
 }

@@ -1,5 +1,5 @@
-//! The pool's tables (`schema/0004_pool.sql`). Functions take a client or a transaction; ids are stored as raw
-//! bytes.
+//! The pool's tables (`schema/0004_pool.sql`, `0005_pool_replication.sql`). Functions take a client or a
+//! transaction; ids are stored as raw bytes.
 
 use crate::pool::protocol::{Capacity, ReplicateStatus, StatusUpdate};
 use crate::store::StoreError;
@@ -68,12 +68,14 @@ pub async fn insert_deal(c: &impl GenericClient, d: &NewDeal) -> Result<(), Stor
     if n == 0 {
         return Ok(());
     }
+    // Before any contribution, as many replicates as newcomers need to agree for a consensus.
+    let wanted = crate::pool::scheduler::contributions_needed(d.trust, []) as i32;
     for idx in d.bot_first..d.bot_first + d.bot_size {
         let task = crate::ids::TaskId::of(crate::ids::DealId(d.deal_id), idx).0;
         c.execute(
-            "INSERT INTO pool_tasks (task_id, deal_id, idx, status) VALUES ($1, $2, $3, 'RECEIVED')
-             ON CONFLICT DO NOTHING",
-            &[&task.as_slice(), &d.deal_id.as_slice(), &(idx as i64)],
+            "INSERT INTO pool_tasks (task_id, deal_id, idx, status, replicates_wanted)
+             VALUES ($1, $2, $3, 'RECEIVED', $4) ON CONFLICT DO NOTHING",
+            &[&task.as_slice(), &d.deal_id.as_slice(), &(idx as i64), &wanted],
         )
         .await?;
         event(c, task, None, "RECEIVED").await?;
@@ -190,12 +192,13 @@ pub async fn set_task_results(c: &impl GenericClient, task: B256, results: &[u8]
     Ok(())
 }
 
-/// Marks the task's replicates that are still running as finished with the task (COMPLETED or ABORTED).
+/// Marks the task's replicates that are still running as finished with the task (COMPLETED or ABORTED); the
+/// ones that ended before (FAILED, ABORTED, WORKER_LOST) keep how they ended.
 pub async fn close_replicates(c: &impl GenericClient, task: B256, status: &str) -> Result<(), StoreError> {
     c.execute(
         "UPDATE pool_replicates SET status = $2, updated_at = now()
-         WHERE task_id = $1 AND status NOT IN ('FAILED', 'ABORTED', 'COMPLETED')",
-        &[&task.as_slice(), &status],
+         WHERE task_id = $1 AND status <> 'COMPLETED' AND status <> ALL($3)",
+        &[&task.as_slice(), &status, &&ReplicateStatus::DEAD[..]],
     )
     .await?;
     Ok(())
@@ -212,9 +215,24 @@ pub async fn upsert_worker(c: &impl GenericClient, worker: Address, cap: &Capaci
     Ok(())
 }
 
-/// A heartbeat; false when the worker never registered.
-pub async fn touch_worker(c: &impl GenericClient, worker: Address) -> Result<bool, StoreError> {
-    Ok(c.execute("UPDATE pool_workers SET last_seen = now() WHERE address = $1", &[&worker.as_slice()]).await? == 1)
+/// A heartbeat; the worker's registered CPUs, `None` when it never registered.
+pub async fn touch_worker(c: &impl GenericClient, worker: Address) -> Result<Option<i32>, StoreError> {
+    let r = c
+        .query_opt("UPDATE pool_workers SET last_seen = now() WHERE address = $1 RETURNING cpu", &[&worker.as_slice()])
+        .await?;
+    Ok(r.map(|r| r.get(0)))
+}
+
+/// How many unfinished replicates of open tasks the worker holds (each takes one of its CPUs).
+pub async fn busy_replicates(c: &impl GenericClient, worker: Address) -> Result<i64, StoreError> {
+    let r = c
+        .query_one(
+            "SELECT count(*) FROM pool_replicates r JOIN pool_tasks t USING (task_id)
+             WHERE r.worker = $1 AND r.status = ANY($2) AND t.status NOT IN ('COMPLETED', 'FAILED')",
+            &[&worker.as_slice(), &&ReplicateStatus::UNFINISHED[..]],
+        )
+        .await?;
+    Ok(r.get(0))
 }
 
 pub async fn insert_session(c: &impl GenericClient, token: &str, worker: Address) -> Result<(), StoreError> {
@@ -240,14 +258,21 @@ pub struct Handed {
     pub idx: u64,
 }
 
-/// The worker's own unfinished replicate, if any (it is handed back: the worker restarted or lost track).
-pub async fn unfinished_replicate(c: &impl GenericClient, worker: Address) -> Result<Option<Handed>, StoreError> {
+/// The worker's own unfinished replicate that it is not `running`, if any (it is handed back: the worker
+/// restarted or lost track).
+pub async fn unfinished_replicate(
+    c: &impl GenericClient,
+    worker: Address,
+    running: &[B256],
+) -> Result<Option<Handed>, StoreError> {
+    let running: Vec<&[u8]> = running.iter().map(|t| t.as_slice()).collect();
     let r = c
         .query_opt(
             "SELECT t.task_id, t.deal_id, t.idx FROM pool_replicates r JOIN pool_tasks t USING (task_id)
              WHERE r.worker = $1 AND r.status = ANY($2) AND t.status NOT IN ('COMPLETED', 'FAILED')
+               AND r.task_id <> ALL($3)
              ORDER BY r.created_at LIMIT 1",
-            &[&worker.as_slice(), &&ReplicateStatus::UNFINISHED[..]],
+            &[&worker.as_slice(), &&ReplicateStatus::UNFINISHED[..], &running],
         )
         .await?;
     r.map(|r| {
@@ -256,9 +281,10 @@ pub async fn unfinished_replicate(c: &impl GenericClient, worker: Address) -> Re
     .transpose()
 }
 
-/// Takes the oldest initialized task that has fewer live replicates than its trust asks for (at trust 1, one),
-/// and gives it to `worker` as a new replicate. Run in a transaction: `FOR UPDATE SKIP LOCKED` keeps two
-/// workers asking at once from getting the same slot.
+/// Takes the oldest initialized task that has fewer live replicates (not FAILED, ABORTED or WORKER_LOST) than it
+/// wants (`replicates_wanted`, see `Scheduler::plan_replicates`; at trust 1, one), and gives it to `worker` as a
+/// new replicate. A worker gets at most one replicate of a task: the hub takes one contribution per worker. Run
+/// in a transaction: `FOR UPDATE SKIP LOCKED` keeps two workers asking at once from getting the same slot.
 pub async fn claim_task(c: &impl GenericClient, worker: Address) -> Result<Option<Handed>, StoreError> {
     let r = c
         .query_opt(
@@ -266,9 +292,10 @@ pub async fn claim_task(c: &impl GenericClient, worker: Address) -> Result<Optio
              WHERE t.status IN ('INITIALIZED', 'RUNNING')
                AND NOT EXISTS (SELECT 1 FROM pool_replicates r WHERE r.task_id = t.task_id AND r.worker = $1)
                AND (SELECT count(*) FROM pool_replicates r
-                    WHERE r.task_id = t.task_id AND r.status NOT IN ('FAILED', 'ABORTED')) < GREATEST(d.trust, 1)
+                    WHERE r.task_id = t.task_id AND r.status <> ALL($2))
+                   < COALESCE(t.replicates_wanted, GREATEST(d.trust, 1))
              ORDER BY t.created_at, t.idx LIMIT 1 FOR UPDATE OF t SKIP LOCKED",
-            &[&worker.as_slice()],
+            &[&worker.as_slice(), &&ReplicateStatus::DEAD[..]],
         )
         .await?;
     let Some(r) = r else { return Ok(None) };
@@ -282,6 +309,100 @@ pub async fn claim_task(c: &impl GenericClient, worker: Address) -> Result<Optio
     event(c, handed.task_id, Some(worker), "CREATED").await?;
     set_task_status(c, handed.task_id, "RUNNING", None, None).await?;
     Ok(Some(handed))
+}
+
+pub async fn set_replicates_wanted(c: &impl GenericClient, task: B256, wanted: u64) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE pool_tasks SET replicates_wanted = $2 WHERE task_id = $1 AND replicates_wanted IS DISTINCT FROM $2",
+        &[&task.as_slice(), &(wanted.min(i32::MAX as u64) as i32)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The workers holding a live replicate of the task (not FAILED, ABORTED or WORKER_LOST).
+pub async fn live_workers(c: &impl GenericClient, task: B256) -> Result<Vec<Address>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT worker FROM pool_replicates WHERE task_id = $1 AND status <> ALL($2)",
+            &[&task.as_slice(), &&ReplicateStatus::DEAD[..]],
+        )
+        .await?;
+    rows.iter().map(|r| address(r, "worker")).collect()
+}
+
+/// Replicates not yet contributed, of open tasks, whose worker has sent nothing for `silence`.
+pub async fn silent_replicates(
+    c: &impl GenericClient,
+    silence: std::time::Duration,
+) -> Result<Vec<(B256, Address)>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT r.task_id, r.worker FROM pool_replicates r
+             JOIN pool_workers w ON w.address = r.worker JOIN pool_tasks t ON t.task_id = r.task_id
+             WHERE r.status = ANY($1) AND t.status NOT IN ('COMPLETED', 'FAILED')
+               AND w.last_seen < now() - make_interval(secs => $2)",
+            &[&&ReplicateStatus::BEFORE_CONTRIBUTION[..], &silence.as_secs_f64()],
+        )
+        .await?;
+    rows.iter().map(|r| Ok((b256(r, "task_id")?, address(r, "worker")?))).collect()
+}
+
+/// Sets the status of a replicate the pool judges (lost, or contributed without saying so), if it is still
+/// before its contribution: a report that came in meanwhile wins. True when it changed.
+pub async fn mark_replicate(
+    c: &impl GenericClient,
+    task: B256,
+    worker: Address,
+    status: &str,
+    error: Option<&str>,
+) -> Result<bool, StoreError> {
+    let n = c
+        .execute(
+            "UPDATE pool_replicates SET status = $3, error = COALESCE($4, error), updated_at = now()
+             WHERE task_id = $1 AND worker = $2 AND status = ANY($5)",
+            &[&task.as_slice(), &worker.as_slice(), &status, &error, &&ReplicateStatus::BEFORE_CONTRIBUTION[..]],
+        )
+        .await?;
+    if n == 1 {
+        event(c, task, Some(worker), status).await?;
+    }
+    Ok(n == 1)
+}
+
+/// Once the task reached consensus: the replicates that reported another result hash are outvoted (they will
+/// be slashed at finalize). FAILED here at once, so that the task's end does not mark them COMPLETED.
+pub async fn outvote_replicates(c: &impl GenericClient, task: B256, consensus: B256) -> Result<(), StoreError> {
+    let rows = c
+        .query(
+            "UPDATE pool_replicates SET status = 'FAILED', updated_at = now(),
+                 error = 'outvoted: contributed another result than the consensus'
+             WHERE task_id = $1 AND result_hash IS NOT NULL AND result_hash <> $2 AND status <> ALL($3)
+             RETURNING worker",
+            &[&task.as_slice(), &consensus.as_slice(), &&ReplicateStatus::DEAD[..]],
+        )
+        .await?;
+    for r in &rows {
+        event(c, task, Some(address(r, "worker")?), "FAILED").await?;
+    }
+    Ok(())
+}
+
+/// After a `reopen`: the replicates that contributed the consensus and did not reveal are rejected on chain;
+/// they end ABORTED here, which frees their places.
+pub async fn reject_replicates(c: &impl GenericClient, task: B256, consensus: B256) -> Result<(), StoreError> {
+    let rows = c
+        .query(
+            "UPDATE pool_replicates SET status = 'ABORTED', updated_at = now(),
+                 error = 'contributed the consensus but did not reveal in time: rejected at reopen'
+             WHERE task_id = $1 AND result_hash = $2 AND status <> ALL($3) RETURNING worker",
+            &[&task.as_slice(), &consensus.as_slice(), &&ReplicateStatus::DEAD[..]],
+        )
+        .await?;
+    for r in &rows {
+        event(c, task, Some(address(r, "worker")?), "ABORTED").await?;
+    }
+    Ok(())
 }
 
 /// Records a replicate's status change; false when the worker has no replicate of that task.
@@ -300,7 +421,7 @@ pub async fn update_replicate(c: &impl GenericClient, worker: Address, u: &Statu
                  result_digest = COALESCE($4, result_digest), result_hash = COALESCE($5, result_hash),
                  result_seal = COALESCE($6, result_seal), callback_data = COALESCE($7, callback_data),
                  error = COALESCE($8, error), updated_at = now()
-             WHERE task_id = $1 AND worker = $2",
+             WHERE task_id = $1 AND worker = $2 AND status NOT IN ('COMPLETED', 'ABORTED')",
             &[
                 &u.taskid.as_slice(),
                 &worker.as_slice(),
@@ -317,7 +438,9 @@ pub async fn update_replicate(c: &impl GenericClient, worker: Address, u: &Statu
     if n == 1 && before.as_deref() != Some(u.status.as_str()) {
         event(c, u.taskid, Some(worker), u.status.as_str()).await?;
     }
-    Ok(n == 1)
+    // A replicate closed with its task (COMPLETED or ABORTED) keeps that status: a winner's late report of
+    // its own upload, say, is taken and ignored.
+    Ok(before.is_some())
 }
 
 /// For an upload by `worker`: the digest its replicate reported (if any yet) and the deal's callback address;
@@ -366,6 +489,18 @@ pub async fn put_result(c: &impl GenericClient, task: B256, worker: Address, zip
         &[&task.as_slice(), &worker.as_slice(), &zip, &sha.as_slice()],
     )
     .await?;
+    // The upload is the replicate's RESULT_UPLOADED, whether or not the worker's report of it comes before the
+    // task is finalized (after which a report no longer changes the replicate).
+    let n = c
+        .execute(
+            "UPDATE pool_replicates SET status = 'RESULT_UPLOADED', updated_at = now()
+             WHERE task_id = $1 AND worker = $2 AND status NOT IN ('RESULT_UPLOADED', 'COMPLETED', 'ABORTED')",
+            &[&task.as_slice(), &worker.as_slice()],
+        )
+        .await?;
+    if n == 1 {
+        event(c, task, Some(worker), "RESULT_UPLOADED").await?;
+    }
     Ok(())
 }
 
@@ -427,10 +562,20 @@ pub struct ReplicateView {
     pub error: Option<String>,
 }
 
-/// A worker is alive while its last heartbeat is younger than this (iExec: lost after 60 s).
+/// A worker is alive while its last heartbeat is younger than this, unless the pool says otherwise
+/// (`--worker-lost-after`; iExec: lost after 60 s).
 pub const ALIVE_SECS: f64 = 60.0;
 
+/// The workers, alive while their last heartbeat is younger than [`ALIVE_SECS`].
 pub async fn workers(c: &impl GenericClient) -> Result<Vec<WorkerView>, StoreError> {
+    workers_within(c, std::time::Duration::from_secs_f64(ALIVE_SECS)).await
+}
+
+/// The workers, alive while their last heartbeat is younger than `lost_after` (the pool's --worker-lost-after).
+pub async fn workers_within(
+    c: &impl GenericClient,
+    lost_after: std::time::Duration,
+) -> Result<Vec<WorkerView>, StoreError> {
     let rows = c
         .query(
             "SELECT address, cpu, memory, gpu, EXTRACT(EPOCH FROM now() - last_seen)::float8 AS age
@@ -447,7 +592,7 @@ pub async fn workers(c: &impl GenericClient) -> Result<Vec<WorkerView>, StoreErr
                 memory: r.get("memory"),
                 gpu: r.get("gpu"),
                 last_seen_secs: age,
-                alive: age < ALIVE_SECS,
+                alive: age < lost_after.as_secs_f64(),
             })
         })
         .collect()

@@ -1,7 +1,7 @@
 //! The worker's side of the pool protocol ([`crate::pool::protocol`]): plain HTTP calls, all initiated by the
 //! worker.
 
-use crate::pool::protocol::{Assignment, Capacity, Challenge, Login, Session, StatusUpdate, Work};
+use crate::pool::protocol::{Assignment, Capacity, Challenge, Login, Session, StatusUpdate, Work, WorkRequest};
 use alloy::primitives::{B256, Bytes};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
@@ -33,6 +33,11 @@ impl ClientError {
             ClientError::Status { status, .. } => *status >= 500,
             _ => false,
         }
+    }
+
+    /// Whether the pool lost the session or the registration (a new database): log in and register again.
+    pub fn is_session(&self) -> bool {
+        matches!(self, ClientError::Unauthorized | ClientError::Status { status: 409, .. })
     }
 }
 
@@ -77,8 +82,9 @@ impl PoolClient {
         self.post_json::<_, serde_json::Value>("/workers/ping", &serde_json::json!({})).await.map(drop)
     }
 
-    pub async fn work(&self) -> Result<Option<Assignment>, ClientError> {
-        let w: Work = self.post_json("/workers/work", &serde_json::json!({})).await?;
+    /// Asks for a replicate besides the ones `running`.
+    pub async fn work(&self, running: &[B256]) -> Result<Option<Assignment>, ClientError> {
+        let w: Work = self.post_json("/workers/work", &WorkRequest { running: running.to_vec() }).await?;
         Ok(w.work)
     }
 

@@ -8,10 +8,10 @@
 //! ```
 //!
 //! The worker contributes and reveals with its own key, so its account needs the deal's worker stake in the
-//! hub. Each task has a folder `<work-dir>/<taskid>/` holding `state.json` (the digest and how far the task
-//! went) and `result.zip`, written before the step they enable: after a restart the pool hands the unfinished
-//! replicate back, and the worker goes on from what the chain and that folder say, never computing or
-//! contributing twice.
+//! hub. It runs up to `--cpu` replicates at once, each in its own task. Each task has a folder
+//! `<work-dir>/<taskid>/` holding `state.json` (the digest and how far the task went) and `result.zip`, written
+//! before the step they enable: after a restart the pool hands the unfinished replicate back, and the worker goes
+//! on from what the chain and that folder say, never computing or contributing twice.
 
 pub mod client;
 pub mod inputs;
@@ -32,21 +32,20 @@ use alloy::signers::local::PrivateKeySigner;
 use clap::{Args, ValueEnum};
 use client::{ClientError, PoolClient};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// How often a worker sends a heartbeat (iExec: every 10 s, lost after 60 s).
-const PING_EVERY: Duration = Duration::from_secs(10);
+use tokio::task::JoinSet;
 
 /// The heartbeat task of one session; stopped when dropped.
 struct Heartbeat(tokio::task::JoinHandle<()>);
 
 impl Heartbeat {
-    fn start(pool: PoolClient) -> Heartbeat {
+    fn start(pool: PoolClient, every: Duration) -> Heartbeat {
         Heartbeat(tokio::spawn(async move {
             loop {
-                tokio::time::sleep(PING_EVERY).await;
+                tokio::time::sleep(every).await;
                 if let Err(e) = pool.ping().await {
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
@@ -100,6 +99,23 @@ pub struct WorkerArgs {
     /// How often the worker asks for work when it has none, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub poll_ms: u64,
+    /// How often the worker tells the pool it is alive, in milliseconds (iExec: every 10 s; the pool gives a
+    /// silent worker's tasks to others after --worker-lost-after, 60 s by default).
+    #[arg(long, default_value_t = 10_000)]
+    pub heartbeat_ms: u64,
+    /// An environment variable given to every app this worker runs, as NAME=VALUE (repeat for several): site
+    /// settings such as a proxy. The app's result must not depend on them, or the worker is outvoted and
+    /// slashed under replication.
+    #[arg(long = "app-env", value_parser = parse_env)]
+    pub app_env: Vec<(String, String)>,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?} is not NAME=VALUE"))?;
+    if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || k.starts_with("IEXEC_") {
+        return Err(format!("{k:?} is not a usable variable name (letters, digits, _; not IEXEC_*)"));
+    }
+    Ok((k.to_owned(), v.to_owned()))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +165,9 @@ pub struct WorkerConfig {
     pub work_dir: PathBuf,
     pub capacity: Capacity,
     pub poll: Duration,
+    pub heartbeat: Duration,
+    /// Extra environment of every app run (`--app-env`).
+    pub app_env: Vec<(String, String)>,
 }
 
 impl WorkerArgs {
@@ -183,6 +202,8 @@ impl WorkerArgs {
             work_dir: self.work_dir,
             capacity: Capacity { cpu: self.cpu, memory: self.memory_mib << 20, gpu: false },
             poll: Duration::from_millis(self.poll_ms.max(50)),
+            heartbeat: Duration::from_millis(self.heartbeat_ms.max(100)),
+            app_env: self.app_env,
         })
     }
 }
@@ -202,7 +223,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl std::future::Future<Output
     let executor = config.executor.build().await?;
     let account = Account::new(&config.rpc_url, &config.key)?;
     std::fs::create_dir_all(&config.work_dir).map_err(io_err("creating", &config.work_dir))?;
-    let worker = Worker { config, executor, account };
+    let worker = Arc::new(Worker { config, executor, account });
     let (abort, signal) = abort_pair();
     tokio::pin!(shutdown);
     tokio::select! {
@@ -229,17 +250,22 @@ impl Worker {
         self.account.address
     }
 
-    async fn main_loop(&self, abort: AbortSignal) -> Result<(), WorkerError> {
+    /// Asks for work while fewer replicates than its CPUs run, and runs each one as its own task.
+    async fn main_loop(self: &Arc<Self>, abort: AbortSignal) -> Result<(), WorkerError> {
         let mut pool = PoolClient::new(&self.config.pool_url)?;
+        let slots = self.config.capacity.cpu.max(1) as usize;
         // Heartbeats run beside the work, so that a long app run does not make the worker look lost.
         let mut heartbeat: Option<Heartbeat> = None;
+        // Dropped (with the loop, at shutdown) it aborts the replicates still running.
+        let mut tasks: JoinSet<Result<(), WorkerError>> = JoinSet::new();
+        let mut running: HashMap<tokio::task::Id, B256> = HashMap::new();
         loop {
             if !pool.logged_in() {
                 match self.join(&mut pool).await {
                     Ok(()) => {
                         tracing::info!(worker = %self.me(), pool = %self.config.pool_url, "joined the pool");
                         // The previous session's heartbeat (if any) stops as it is replaced.
-                        heartbeat.replace(Heartbeat::start(pool.clone()));
+                        heartbeat.replace(Heartbeat::start(pool.clone(), self.config.heartbeat));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot join the pool; retrying");
@@ -248,41 +274,84 @@ impl Worker {
                     }
                 }
             }
-            match pool.work().await {
-                Ok(Some(a)) => {
-                    let task = a.taskid;
-                    match self.handle(&pool, &a, abort.clone()).await {
-                        Ok(()) => {}
-                        // The pool is unreachable or failing: the replicate is not failed, it is handed back
-                        // once the pool answers, and resumes from the work dir and the chain.
-                        Err(WorkerError::Pool(e)) if e.is_transient() => {
-                            tracing::warn!(task = %task, error = %e, "pool unreachable; the task resumes later");
-                            tokio::time::sleep(self.config.poll.max(Duration::from_secs(1))).await;
-                        }
-                        Err(e) => {
-                            tracing::warn!(task = %task, error = %e, "task failed");
-                            let mut u = StatusUpdate::new(task, ReplicateStatus::Failed);
-                            u.error = Some(e.to_string());
-                            if let Err(e) = pool.status(&u).await {
-                                self.on_pool_error(&mut pool, e);
-                            }
-                        }
+            while let Some(done) = tasks.try_join_next_with_id() {
+                self.finished(&mut pool, &mut running, done).await;
+            }
+            if tasks.len() < slots {
+                let ids: Vec<B256> = running.values().copied().collect();
+                match pool.work(&ids).await {
+                    Ok(Some(a)) => {
+                        let (me, p, ab, taskid) = (Arc::clone(self), pool.clone(), abort.clone(), a.taskid);
+                        let h = tasks.spawn(async move { me.run_replicate(&p, &a, ab).await });
+                        running.insert(h.id(), taskid);
+                        continue;
                     }
-                    continue;
+                    Ok(None) => {}
+                    Err(e) => self.on_pool_error(&mut pool, e),
                 }
-                Ok(None) => {}
-                Err(e) => self.on_pool_error(&mut pool, e),
             }
             if !pool.logged_in() {
                 heartbeat.take();
             }
-            tokio::time::sleep(self.config.poll).await;
+            tokio::select! {
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    self.finished(&mut pool, &mut running, done).await;
+                }
+                () = tokio::time::sleep(self.config.poll) => {}
+            }
+        }
+    }
+
+    /// One replicate, in its own task.
+    async fn run_replicate(&self, pool: &PoolClient, a: &Assignment, abort: AbortSignal) -> Result<(), WorkerError> {
+        let res = self.handle(pool, a, abort).await;
+        if let Err(WorkerError::Pool(e)) = &res
+            && e.is_transient()
+        {
+            // The pool is unreachable or failing: the replicate is not failed, it is handed back once the pool
+            // answers, and resumes from the work dir and the chain. Its slot waits meanwhile.
+            tracing::warn!(task = %a.taskid, error = %e, "pool unreachable; the task resumes later");
+            tokio::time::sleep(self.config.poll.max(Duration::from_secs(1))).await;
+        }
+        res
+    }
+
+    /// What a finished replicate task leaves to do: report a failure, or join the pool again.
+    async fn finished(
+        &self,
+        pool: &mut PoolClient,
+        running: &mut HashMap<tokio::task::Id, B256>,
+        done: Result<(tokio::task::Id, Result<(), WorkerError>), tokio::task::JoinError>,
+    ) {
+        let (id, res) = match done {
+            Ok(d) => d,
+            Err(e) => {
+                let task = running.remove(&e.id());
+                let why = "replicate task ended abnormally; it resumes when handed back";
+                tracing::error!(task = ?task, error = %e, "{why}");
+                return;
+            }
+        };
+        let Some(task) = running.remove(&id) else { return };
+        match res {
+            Ok(()) => {}
+            Err(WorkerError::Pool(e)) if e.is_transient() => {}
+            // The session changed while it ran: not the task's fault; it is handed back after the new login.
+            Err(WorkerError::Pool(e)) if e.is_session() => self.on_pool_error(pool, e),
+            Err(e) => {
+                tracing::warn!(task = %task, error = %e, "task failed");
+                let mut u = StatusUpdate::new(task, ReplicateStatus::Failed);
+                u.error = Some(e.to_string());
+                if let Err(e) = pool.status(&u).await {
+                    self.on_pool_error(pool, e);
+                }
+            }
         }
     }
 
     fn on_pool_error(&self, pool: &mut PoolClient, e: ClientError) {
         tracing::warn!(error = %e, "pool call failed");
-        if matches!(e, ClientError::Unauthorized | ClientError::Status { status: 409, .. }) {
+        if e.is_session() {
             // The pool lost the session or the registration (a new database): join again.
             pool.logout();
         }
@@ -380,6 +449,16 @@ impl Worker {
             )));
         }
 
+        // Outvoted (another result won), or rejected at a reopen: the archive is not the task's result.
+        let mine = self.hub().viewContribution(taskid, self.me()).call().await?;
+        if mine.status != 2 {
+            return Err(WorkerError::Task(format!(
+                "this contribution is not a revealed winner (contribution status {}): the consensus is another \
+                 result, or the reveal came too late",
+                mine.status
+            )));
+        }
+
         // 4. Upload the archive. The pool checks it against the reported digest: this report must get through.
         pool.status(&with_result(ReplicateStatus::Revealed)).await?;
         if !state.uploaded {
@@ -423,7 +502,7 @@ impl Worker {
             args: args_from_params(&deal.params),
             input_files: Vec::new(),
             dataset: None,
-            env: Vec::new(),
+            env: self.config.app_env.clone(),
             limits: Limits { max_duration: Duration::from_secs(secs.max(1)), ..Limits::default() },
         };
         // A run interrupted earlier left a partial output: start over from an empty folder.

@@ -7,6 +7,7 @@ mod crash;
 mod ethers;
 mod executor;
 mod explorer;
+mod faults;
 mod feed;
 mod fixtures;
 mod harness;

@@ -52,12 +52,12 @@ impl Pool {
         Pool { base, stop: Some(tx), task }
     }
 
-    async fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, String) {
         let resp = reqwest::get(format!("{}{path}", self.base)).await.expect("pool request");
         (resp.status().as_u16(), resp.text().await.expect("body"))
     }
 
-    async fn status(&self) -> Value {
+    pub(crate) async fn status(&self) -> Value {
         let (s, b) = self.get("/status").await;
         assert_eq!(s, 200, "{b}");
         serde_json::from_str(&b).expect("status JSON")
@@ -94,7 +94,7 @@ impl Worker {
     }
 }
 
-fn app_script() -> PathBuf {
+pub(crate) fn app_script() -> PathBuf {
     root().join("tests/fixtures/pool/app.sh")
 }
 
@@ -123,6 +123,8 @@ pub fn worker_config(w: &World, pool: &Pool, key: PrivateKeySigner, app: Address
         work_dir: dir,
         capacity: Capacity { cpu: 1, memory: 1 << 30, gpu: false },
         poll: Duration::from_millis(200),
+        heartbeat: Duration::from_secs(10),
+        app_env: Vec::new(),
     }
 }
 
@@ -178,7 +180,7 @@ async fn completed_tasks(server: &Server, dealid: &str, limit: Duration) -> Vec<
 
 /// The pool's status once it shows `n` tasks COMPLETED (the exchange can see a finalize before the pool has
 /// recorded its receipt).
-async fn pool_completed(pool: &Pool, n: usize) -> Value {
+pub(crate) async fn pool_completed(pool: &Pool, n: usize) -> Value {
     until("the tasks COMPLETED in the pool's status", Duration::from_secs(30), async || {
         let s = pool.status().await;
         let done = s["tasks"].as_array()?.iter().filter(|t| t["status"] == "COMPLETED").count();
@@ -212,7 +214,7 @@ async fn sdk_fetch_results_with(w: &World, server: &Server, pool: &Pool, taskid:
     crate::sdk::run_flow(cfg).await.unwrap_or_else(|e| panic!("flow results failed: {e}"))
 }
 
-fn unzip_entry(zip: &[u8], name: &str) -> String {
+pub(crate) fn unzip_entry(zip: &[u8], name: &str) -> String {
     let mut z = zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("a zip archive");
     let mut f = z.by_name(name).unwrap_or_else(|_| panic!("{name} in the archive"));
     let mut s = String::new();
@@ -352,7 +354,7 @@ async fn a_pool_restarted_mid_deal_finishes_the_deal() {
 }
 
 /// The first replicate in the pool's status that has `status`.
-async fn replicate_in(pool: &Pool, status: &str) -> Value {
+pub(crate) async fn replicate_in(pool: &Pool, status: &str) -> Value {
     until(&format!("a replicate {status}"), Duration::from_secs(30), async || {
         let s = pool.status().await;
         s["replicates"].as_array()?.iter().find(|r| r["status"] == status).cloned()
