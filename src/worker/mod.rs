@@ -141,6 +141,8 @@ pub enum WorkerError {
     },
     #[error("{0}")]
     Task(String),
+    #[error(transparent)]
+    Input(#[from] inputs::InputError),
 }
 
 impl From<alloy::contract::Error> for WorkerError {
@@ -223,7 +225,8 @@ pub async fn run(config: WorkerConfig, shutdown: impl std::future::Future<Output
     let executor = config.executor.build().await?;
     let account = Account::new(&config.rpc_url, &config.key)?;
     std::fs::create_dir_all(&config.work_dir).map_err(io_err("creating", &config.work_dir))?;
-    let worker = Arc::new(Worker { config, executor, account });
+    let inputs = inputs::Inputs::new(config.work_dir.join("cache"), MAX_INPUT_BYTES)?;
+    let worker = Arc::new(Worker { config, executor, account, inputs });
     let (abort, signal) = abort_pair();
     tokio::pin!(shutdown);
     tokio::select! {
@@ -239,7 +242,11 @@ struct Worker {
     config: WorkerConfig,
     executor: Arc<dyn Executor>,
     account: Account,
+    inputs: inputs::Inputs,
 }
+
+/// Largest dataset or input file the worker fetches.
+const MAX_INPUT_BYTES: u64 = 1 << 30;
 
 impl Worker {
     fn hub(&self) -> DragonHub::DragonHubInstance<&DynProvider> {
@@ -482,10 +489,15 @@ impl Worker {
         has_callback: bool,
         abort: AbortSignal,
     ) -> Result<(B256, Option<Bytes>), WorkerError> {
-        if deal.dataset.pointer != Address::ZERO {
-            return Err(WorkerError::Task("datasets are not supported by this worker yet".into()));
-        }
         let app = self.hub().viewApp(deal.app.pointer).call().await?;
+        let dataset = if deal.dataset.pointer == Address::ZERO {
+            None
+        } else {
+            let d = self.hub().viewDataset(deal.dataset.pointer).call().await?;
+            let multiaddr = String::from_utf8_lossy(&d.m_datasetMultiaddr).into_owned();
+            Some(self.inputs.dataset(deal.dataset.pointer, &multiaddr, d.m_datasetChecksum).await?)
+        };
+        let input_files = self.inputs.files(a.dealid, &inputs::input_urls(&deal.params)).await?;
         let category = self.hub().viewCategory(deal.category).call().await?;
         let secs = u64::try_from(category.workClockTimeRef).unwrap_or(u64::MAX);
         let n = |v: U256| u64::try_from(v).unwrap_or(u64::MAX);
@@ -500,8 +512,8 @@ impl Worker {
                 multiaddr: String::from_utf8_lossy(&app.m_appMultiaddr).into_owned(),
             },
             args: args_from_params(&deal.params),
-            input_files: Vec::new(),
-            dataset: None,
+            input_files,
+            dataset,
             env: self.config.app_env.clone(),
             limits: Limits { max_duration: Duration::from_secs(secs.max(1)), ..Limits::default() },
         };
