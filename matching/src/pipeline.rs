@@ -449,7 +449,7 @@ fn publish_snapshot(s: usize, engine: &Engine, applied: u64, config: &PipelineCo
         .categories()
         .into_iter()
         .map(|c| CategoryView {
-            depth: engine.depth(c, config.depth_levels, 64 * config.depth_levels),
+            depth: engine.depth(c, config.depth_levels),
             top_asks: engine.top_asks(c, config.listed_orders),
             top_bids: engine.top_bids(c, config.listed_orders),
         })

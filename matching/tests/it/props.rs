@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 use dragon_matching::{
-    AppOrder, Command, DatasetOrder, Deal, Engine, Event, Nrlc, Order, OrderHash, ProposalId, RequestOrder,
+    AppOrder, Command, DatasetOrder, Deal, Engine, Event, Level, Nrlc, Order, OrderHash, ProposalId, RequestOrder,
     WorkerpoolOrder,
 };
 use proptest::prelude::*;
@@ -529,6 +529,55 @@ impl Observer {
         for (h, o) in &self.orders {
             let s = engine.order_state(h).expect("engine knows the order");
             assert_eq!((s.remaining, s.reserved, s.cancelled, s.seq), (o.remaining, o.reserved, o.cancelled, o.seq));
+        }
+        self.check_views(engine);
+    }
+
+    /// Best prices, depth and listings (kept from per-price counters and merged groups) against the live orders.
+    fn check_views(&self, engine: &Engine) {
+        let pools = self.pools();
+        let requests = self.requests();
+        let mut cats: Vec<u64> =
+            pools.iter().map(|x| x.2.category).chain(requests.iter().map(|x| x.2.category)).collect();
+        cats.sort_unstable();
+        cats.dedup();
+        assert_eq!(engine.categories(), cats, "categories with a book");
+        for c in cats {
+            let asks: Vec<(Nrlc, u64, OrderHash)> = pools
+                .iter()
+                .filter(|x| x.2.category == c)
+                .map(|x| (x.2.price, self.orders[&x.2.hash].remaining, x.2.hash))
+                .collect();
+            let bids: Vec<(Nrlc, u64, OrderHash)> = requests
+                .iter()
+                .filter(|x| x.2.category == c)
+                .map(|x| (x.2.workerpool_max_price, self.orders[&x.2.hash].remaining, x.2.hash))
+                .collect();
+            assert_eq!(engine.best_ask(c), asks.first().map(|x| x.0));
+            assert_eq!(engine.best_bid(c), bids.first().map(|x| x.0));
+            let levels = |side: &[(Nrlc, u64, OrderHash)], n: usize| {
+                let mut out: Vec<Level> = Vec::new();
+                for &(price, volume, _) in side {
+                    match out.last_mut() {
+                        Some(l) if l.price == price => {
+                            l.volume += volume;
+                            l.orders += 1;
+                        }
+                        _ => out.push(Level { price, volume, orders: 1 }),
+                    }
+                }
+                out.truncate(n);
+                out
+            };
+            let depth = engine.depth(c, 3);
+            assert_eq!(depth.asks, levels(&asks, 3), "ask depth of category {c}");
+            assert_eq!(depth.bids, levels(&bids, 3), "bid depth of category {c}");
+            assert_eq!((depth.ask_orders, depth.bid_orders), (asks.len(), bids.len()));
+            let top = |side: &[(Nrlc, u64, OrderHash)]| -> Vec<(OrderHash, Nrlc, u64)> {
+                side.iter().take(4).map(|&(p, v, h)| (h, p, v)).collect()
+            };
+            assert_eq!(engine.top_asks(c, 4), top(&asks), "ask listing of category {c}");
+            assert_eq!(engine.top_bids(c, 4), top(&bids), "bid listing of category {c}");
         }
     }
 }

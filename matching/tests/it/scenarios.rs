@@ -170,7 +170,7 @@ fn restrictions_and_datasets_steer_the_choice() {
     let d = deals(&add(&mut e, request(4, 1, 3, 5, 1, 0)));
     assert_eq!((d[0].workerpool, d[0].dataset), (h(11), Some(h(31))));
     // Depth shows what rests.
-    let depth = e.depth(0, 10, 100);
+    let depth = e.depth(0, 10);
     assert_eq!(depth.asks.iter().map(|l| (l.price, l.volume)).collect::<Vec<_>>(), vec![(Nrlc(1), 10), (Nrlc(2), 9)]);
 }
 
@@ -190,7 +190,7 @@ fn extreme_prices_and_volumes_do_not_overflow() {
     assert_eq!(d.len(), 1);
     assert_eq!((d[0].workerpool, d[0].volume, d[0].workerpool_price, d[0].category), (h(4), max, Nrlc(max), max));
     assert_eq!(e.execute(Command::Release(d[0].id)).len(), 1, "released volume is matched again at once");
-    let depth = e.depth(max, 5, 50);
+    let depth = e.depth(max, 5);
     assert_eq!(depth.asks.iter().map(|l| (l.price, l.volume)).collect::<Vec<_>>(), vec![(Nrlc(max), max)]);
 }
 
