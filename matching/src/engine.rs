@@ -530,7 +530,7 @@ fn top_of<'a, P: Ord + Copy + 'a>(
             found.extend(b.up_to(cutoff, move |s, i, _| valid(s, i, flag)).take(n));
         }
     }
-    found.sort_unstable_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
+    found.sort_unstable_by_key(|x| (x.0, x.1));
     found.truncate(n);
     found.into_iter().map(|(_, _, i)| i).collect()
 }
