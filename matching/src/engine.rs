@@ -37,6 +37,13 @@ pub enum Command {
     /// The proposed deal will not happen: its volume goes back to its orders (except cancelled ones), and matching
     /// runs again.
     Release(ProposalId),
+    /// `Release`, when the chain has less of some of the deal's orders than the engine counts (someone else consumed
+    /// them meanwhile): `caps` is, for the deal's app, dataset, workerpool and request orders in this order, the
+    /// most volume each may hold in the engine afterwards, remaining plus reserved (what the chain has left of it;
+    /// `u64::MAX` for no cap; the dataset's is ignored for a dataset-less deal). Each order keeps its arrival number
+    /// (its time priority) and gets back at most what its cap leaves once its other pending proposals are counted;
+    /// an order left with nothing, and nothing reserved, is `Filled`. Then matching runs as after `Release`.
+    ReleaseCapped { id: ProposalId, caps: [u64; 4] },
 }
 
 /// A deal the engine proposes: the four orders to pass to `matchOrders`, at the sellers' prices.
@@ -599,7 +606,8 @@ impl Engine {
             Command::Cancel(hash) => self.cancel(hash, out),
             Command::Lower { hash, remaining } => self.lower(hash, remaining, out),
             Command::Confirm(id) => self.confirm(id, out),
-            Command::Release(id) => self.release(id, out),
+            Command::Release(id) => self.release(id, [u64::MAX; 4], out),
+            Command::ReleaseCapped { id, caps } => self.release(id, caps, out),
         }
     }
 
@@ -813,28 +821,46 @@ impl Engine {
         }
     }
 
-    fn release(&mut self, id: ProposalId, out: &mut Vec<Event>) {
+    fn release(&mut self, id: ProposalId, caps: [u64; 4], out: &mut Vec<Event>) {
         let Some(p) = self.proposals.remove(&id) else {
             out.push(Event::Rejected { subject: Subject::Proposal(id), reason: RejectReason::UnknownProposal });
             return;
         };
         let mut back: [Option<OrderRef>; 4] = [None; 4];
-        for (slot, r) in back.iter_mut().zip(Self::proposal_refs(&p)) {
+        let members = [
+            Some((OrderRef::App(p.app), caps[0])),
+            p.dataset.map(|d| (OrderRef::Dataset(d), caps[1])),
+            Some((OrderRef::Workerpool(p.workerpool), caps[2])),
+            Some((OrderRef::Request(p.request), caps[3])),
+        ];
+        for (slot, (r, cap)) in back.iter_mut().zip(members.into_iter().flatten()) {
             let v = self.vol_mut(r);
             let (before, cancelled) = (v.remaining, v.cancelled);
             v.reserved -= p.volume;
             if cancelled {
                 let hash = self.hash_of(r);
                 self.forget_if_dead(r, hash);
-            } else {
-                v.remaining += p.volume;
-                if before == 0 {
+                continue;
+            }
+            let now = (before + p.volume).min(cap.saturating_sub(v.reserved));
+            v.remaining = now;
+            match (before, now) {
+                (_, 0) => {
+                    if before > 0 {
+                        self.remove_from_books(r, before);
+                    }
+                    let hash = self.hash_of(r);
+                    if self.forget_if_dead(r, hash) {
+                        out.push(Event::Filled { hash });
+                    }
+                }
+                (0, _) => {
                     // The order re-enters the book with its original arrival number: it keeps its time priority.
                     self.insert_in_books(r);
                     *slot = Some(r);
-                } else {
-                    self.level_change(r, before, before + p.volume);
                 }
+                _ if now != before => self.level_change(r, before, now),
+                _ => {}
             }
         }
         let back: Vec<OrderRef> = back.into_iter().flatten().collect();
