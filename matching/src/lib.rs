@@ -141,6 +141,10 @@
 //! `Release` gives it back (not to a cancelled order) and the order re-enters the book with its original
 //! arrival number, keeping its time priority. An order leaves the books when remaining reaches 0 and is forgotten
 //! when nothing is reserved either. `Lower` only ever lowers remaining (on-chain consumption seen by the edge).
+//! `ReleaseCapped` is `Release` for a deal whose orders were partly consumed on chain by someone else meanwhile:
+//! each order gets back at most what the chain still has of it (remaining plus reserved capped), keeps its
+//! arrival number, and is `Filled` if nothing is left; so the edge never has to cancel and re-add an order (which
+//! would lose its time priority) to keep released volume within the chain's.
 //!
 //! # Determinism and safety
 //! The engine iterates only ordered structures (B-trees, vectors); hash maps are only looked up. Sequence numbers
