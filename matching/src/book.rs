@@ -26,17 +26,23 @@ struct Level {
 pub(crate) struct LevelBook<P> {
     levels: BTreeMap<P, Level>,
     live: usize,
+    /// The best price, kept beside the tree: a scan probing many small groups (cold on a big book) reads it
+    /// without descending to the tree's first leaf.
+    first: Option<P>,
 }
 
 impl<P> Default for LevelBook<P> {
     fn default() -> Self {
-        LevelBook { levels: BTreeMap::new(), live: 0 }
+        LevelBook { levels: BTreeMap::new(), live: 0, first: None }
     }
 }
 
 impl<P: Ord + Copy> LevelBook<P> {
     /// Adds a matchable order (it must not be in the book already).
     pub(crate) fn insert(&mut self, price: P, seq: u64, ix: Ix, marks: Marks) {
+        if self.first.is_none_or(|f| price < f) {
+            self.first = Some(price);
+        }
         let level = self.levels.entry(price).or_default();
         level.live += 1;
         self.live += 1;
@@ -60,12 +66,16 @@ impl<P: Ord + Copy> LevelBook<P> {
         self.live -= 1;
         if level.live == 0 {
             self.levels.remove(&price);
+            if self.first == Some(price) {
+                self.first = self.levels.keys().next().copied();
+            }
         } else if level.queue.len() > 2 * level.live as usize + 8 {
             level.queue.retain(|&(s, i, m)| valid(s, i, m));
         }
     }
 
     /// Number of matchable orders.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.live
     }
@@ -76,7 +86,7 @@ impl<P: Ord + Copy> LevelBook<P> {
 
     /// The best price (every level present has a live order).
     pub(crate) fn first_price(&self) -> Option<P> {
-        self.levels.keys().next().copied()
+        self.first
     }
 
     /// Valid entries in (price, arrival) order, from `from` (inclusive) to price `hi` (inclusive). `valid` sees
@@ -113,6 +123,7 @@ impl<P: Ord + Copy> LevelBook<P> {
     }
 
     /// All valid entries, best first.
+    #[cfg(test)]
     pub(crate) fn iter<'a>(
         &'a self,
         valid: impl Fn(u64, Ix, Marks) -> bool + 'a,
@@ -122,6 +133,77 @@ impl<P: Ord + Copy> LevelBook<P> {
             .flat_map(|(p, l)| l.queue.iter().map(move |&(s, i, m)| (*p, s, i, m)))
             .filter(move |&(_, s, i, m)| valid(s, i, m))
             .map(|(p, s, i, _)| (p, s, i))
+    }
+}
+
+/// Per-price counters of one side of a category's book (orders and unreserved volume at each price): what best
+/// price and depth need, without a second copy of the orders (they live in one group each). Updating it costs one
+/// descent of a tree of distinct prices, which stays small and hot in cache however many orders rest.
+#[derive(Clone, Debug)]
+pub(crate) struct Levels<P> {
+    levels: BTreeMap<P, LevelCount>,
+    orders: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LevelCount {
+    pub(crate) orders: u32,
+    /// Sum of the remaining volumes; `u128` because a level of many `u64` volumes can pass `u64::MAX`.
+    pub(crate) volume: u128,
+}
+
+impl<P> Default for Levels<P> {
+    fn default() -> Self {
+        Levels { levels: BTreeMap::new(), orders: 0 }
+    }
+}
+
+impl<P: Ord + Copy> Levels<P> {
+    pub(crate) fn add(&mut self, price: P, volume: u64) {
+        let l = self.levels.entry(price).or_default();
+        l.orders += 1;
+        l.volume += u128::from(volume);
+        self.orders += 1;
+    }
+
+    /// Takes out an order that had `volume` remaining.
+    pub(crate) fn remove(&mut self, price: P, volume: u64) {
+        let Some(l) = self.levels.get_mut(&price) else {
+            debug_assert!(false, "removing from a missing level");
+            return;
+        };
+        l.orders -= 1;
+        l.volume -= u128::from(volume);
+        self.orders -= 1;
+        if l.orders == 0 {
+            self.levels.remove(&price);
+        }
+    }
+
+    /// An order at `price` went from `old` to `new` remaining (both non-zero).
+    pub(crate) fn change(&mut self, price: P, old: u64, new: u64) {
+        if let Some(l) = self.levels.get_mut(&price) {
+            l.volume = l.volume - u128::from(old) + u128::from(new);
+        } else {
+            debug_assert!(false, "changing a missing level");
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.orders
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.orders == 0
+    }
+
+    pub(crate) fn first_price(&self) -> Option<P> {
+        self.levels.keys().next().copied()
+    }
+
+    /// Levels, best first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (P, LevelCount)> + '_ {
+        self.levels.iter().map(|(p, l)| (*p, *l))
     }
 }
 

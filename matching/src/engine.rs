@@ -4,13 +4,13 @@
 //! ever iterated to take a decision (only looked up), arrival sequence numbers and proposal ids come from counters.
 
 use std::cmp::{Reverse, min};
-use std::collections::{BTreeMap, HashMap as StdHashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap as StdHashMap};
 use std::hash::Hash;
 
 /// Hash maps of the engine: looked up, never iterated (see `hash`).
 type HashMap<K, V> = StdHashMap<K, V, KeyedState>;
 
-use crate::book::{Ix, LevelBook, Marks};
+use crate::book::{Ix, LevelBook, Levels, Marks};
 use crate::compat::{app_may_serve, compatible, pool_may_serve};
 use crate::hash::KeyedState;
 use crate::types::{
@@ -37,6 +37,13 @@ pub enum Command {
     /// The proposed deal will not happen: its volume goes back to its orders (except cancelled ones), and matching
     /// runs again.
     Release(ProposalId),
+    /// `Release`, when the chain has less of some of the deal's orders than the engine counts (someone else consumed
+    /// them meanwhile): `caps` is, for the deal's app, dataset, workerpool and request orders in this order, the
+    /// most volume each may hold in the engine afterwards, remaining plus reserved (what the chain has left of it;
+    /// `u64::MAX` for no cap; the dataset's is ignored for a dataset-less deal). Each order keeps its arrival number
+    /// (its time priority) and gets back at most what its cap leaves once its other pending proposals are counted;
+    /// an order left with nothing, and nothing reserved, is `Filled`. Then matching runs as after `Release`.
+    ReleaseCapped { id: ProposalId, caps: [u64; 4] },
 }
 
 /// A deal the engine proposes: the four orders to pass to `matchOrders`, at the sellers' prices.
@@ -219,7 +226,11 @@ fn low64(a: &Address) -> u64 {
 
 /// The last 4 bytes of an address.
 fn low32(a: &Address) -> u64 {
-    u64::from(u32::from_be_bytes(a.0[16..].try_into().expect("4-byte slice")))
+    u64::from(low4(a))
+}
+
+fn low4(a: &Address) -> u32 {
+    u32::from_be_bytes(a.0[16..].try_into().expect("4-byte slice"))
 }
 
 /// Marks of a workerpool order in its ask group: (folded tag, low bits of its workerpool). The group key already
@@ -246,14 +257,20 @@ fn bid_marks_admit(m: Marks, w: &WorkerpoolOrder) -> bool {
         && (w.dataset_restrict.is_zero() || low32(&w.dataset_restrict) == m[1] & 0xffff_ffff)
 }
 
-/// Marks of a request in the by-app and by-dataset indices: (folded tag, low bits of its requester).
-fn index_marks(r: &RequestOrder) -> Marks {
-    [fold(&r.tag), low64(&r.requester)]
+/// The mark of a request in the by-app and by-dataset indices: the low bits of its requester (small, so that the
+/// indices' tree nodes stay few cache lines).
+fn index_mark(r: &RequestOrder) -> u32 {
+    low4(&r.requester)
 }
 
 /// Whether a book entry (arrival `seq`, slot `i`) still names a matchable order (see `book`).
 fn valid_entry<O>(slab: &Slab<Entry<O>>, seq: u64, i: Ix) -> bool {
     slab.items.get(i as usize).and_then(Option::as_ref).is_some_and(|e| e.v.seq == seq && e.v.live())
+}
+
+/// The same for the parked book of a category.
+fn valid_parked(slab: &Slab<Entry<RequestOrder>>, seq: u64, i: Ix) -> bool {
+    slab.items.get(i as usize).and_then(Option::as_ref).is_some_and(|e| e.v.seq == seq && e.v.live() && e.v.parked)
 }
 
 /// The same for a bid group, which holds only requests that are not parked.
@@ -310,19 +327,27 @@ type BidGroup = (Tag, Address, u64);
 
 #[derive(Clone, Debug, Default)]
 struct CategoryBook {
-    /// Every live workerpool order: best ask and depth.
-    asks: LevelBook<u64>,
-    /// Every live request, parked or not: best bid and depth.
-    bids: LevelBook<Reverse<u64>>,
-    /// The same asks, by what may block them: what requests scan.
+    /// Counters per price of every live workerpool order: best ask and depth.
+    asks: Levels<u64>,
+    /// Counters per price of every live request, parked or not: best bid and depth.
+    bids: Levels<Reverse<u64>>,
+    /// The asks, by what may block them: what requests scan, and (merged) the listings. Each live workerpool order
+    /// is in exactly one group.
     ask_groups: Groups<AskKey3, u64>,
+    /// The keys of `ask_groups`, ordered: what a listing merges (rarely, so the hash map is never iterated).
+    ask_keys: BTreeSet<(AskKey3, u64)>,
     /// Number of ask groups with a non-zero app, dataset and requester restriction: a request skips the lookups
     /// no group can answer (on most books, all but one).
     ask_restricted: [u32; 3],
     /// Number of ask groups of each trust level.
     ask_trusts: BTreeMap<u64, u32>,
-    /// The requests that are not parked, by what may block them: what workerpool orders scan.
+    /// The requests that are not parked, by what may block them: what workerpool orders scan. Each live request
+    /// is in exactly one group, or in `parked`.
     bid_groups: Groups<BidKey2, Reverse<u64>>,
+    /// The keys of `bid_groups`, ordered.
+    bid_keys: BTreeSet<(BidKey2, u64)>,
+    /// The parked requests (their app or dataset has no order): listed, never scanned by workerpool orders.
+    parked: LevelBook<Reverse<u64>>,
     /// Number of bid groups of each tag, to enumerate the tags a workerpool order covers (ordered, so iterable).
     bid_tags: BTreeMap<Tag, u32>,
     /// Number of bid groups with a workerpool restriction.
@@ -331,32 +356,35 @@ struct CategoryBook {
     bid_trusts: BTreeMap<u64, u32>,
 }
 
-/// Requests of one app (or dataset), per category, in bid priority.
-type RequestIndex = BTreeMap<u64, LevelBook<Reverse<u64>>>;
+/// Requests of one app (or dataset), per category, in bid priority: one flat tree keyed by (price, arrival) per
+/// category, holding exactly the live requests. Most prices hold one or two requests of a given app, so a tree of
+/// price levels (each a queue) would cost an allocation and one more cold node per add on a big book.
+type RequestIndex = BTreeMap<u64, IndexBook>;
 
-fn index_insert(
-    map: &mut HashMap<Address, RequestIndex>,
-    addr: Address,
-    cat: u64,
-    p: Reverse<u64>,
-    seq: u64,
-    i: Ix,
-    m: Marks,
-) {
-    map.entry(addr).or_default().entry(cat).or_default().insert(p, seq, i, m);
+/// One category of a request index, with its best entry kept beside the tree: a new app order looks at it in every
+/// category its app has requests in, and usually stops there (no request of the app reaches the best ask).
+#[derive(Clone, Debug, Default)]
+struct IndexBook {
+    first: Option<BidKey>,
+    tree: BTreeMap<BidKey, (Ix, u32)>,
 }
 
-fn index_remove(
-    map: &mut HashMap<Address, RequestIndex>,
-    addr: &Address,
-    cat: u64,
-    p: Reverse<u64>,
-    valid: impl Fn(u64, Ix, Marks) -> bool,
-) {
+fn index_insert(map: &mut HashMap<Address, RequestIndex>, addr: Address, cat: u64, key: BidKey, i: Ix, m: u32) {
+    let book = map.entry(addr).or_default().entry(cat).or_default();
+    if book.first.is_none_or(|f| key < f) {
+        book.first = Some(key);
+    }
+    book.tree.insert(key, (i, m));
+}
+
+fn index_remove(map: &mut HashMap<Address, RequestIndex>, addr: &Address, cat: u64, key: &BidKey) {
     if let Some(index) = map.get_mut(addr) {
         if let Some(book) = index.get_mut(&cat) {
-            book.remove(p, valid);
-            if book.is_empty() {
+            book.tree.remove(key);
+            if book.first == Some(*key) {
+                book.first = book.tree.keys().next().copied();
+            }
+            if book.tree.is_empty() {
                 index.remove(&cat);
             }
         }
@@ -444,7 +472,9 @@ pub struct Engine {
     requests_by_app: HashMap<Address, RequestIndex>,
     /// Requests naming a dataset, by dataset: what a new dataset order may match.
     requests_by_dataset: HashMap<Address, RequestIndex>,
-    proposals: HashMap<ProposalId, Proposal>,
+    /// Pending proposals. Ids come from a counter and most proposals are settled soon, so a B-tree keeps the
+    /// busy end (the newest ids) hot in cache, where a hash map would touch a random bucket of a big table.
+    proposals: BTreeMap<ProposalId, Proposal>,
     next_seq: u64,
     next_proposal: u64,
     proposal_stride: u64,
@@ -480,6 +510,38 @@ fn remove_keyed<P: Ord + Copy>(
     gone
 }
 
+/// The first `n` orders in priority among `books` (together holding every order that `levels` counts, each valid
+/// in one book: `valid` gets the flag that comes with the book): the counters give the price by which `n` orders
+/// have come, and only the books that start before it are read.
+fn top_of<'a, P: Ord + Copy + 'a>(
+    levels: &Levels<P>,
+    books: impl Iterator<Item = (&'a LevelBook<P>, bool)>,
+    n: usize,
+    valid: impl Fn(u64, Ix, bool) -> bool + Copy + 'a,
+) -> Vec<Ix> {
+    let mut seen = 0usize;
+    let mut cutoff = None;
+    for (p, l) in levels.iter() {
+        if seen >= n {
+            break;
+        }
+        seen += l.orders as usize;
+        cutoff = Some(p);
+    }
+    let Some(cutoff) = cutoff else {
+        return Vec::new();
+    };
+    let mut found: Vec<(P, u64, Ix)> = Vec::new();
+    for (b, flag) in books {
+        if b.first_price().is_some_and(|f| f <= cutoff) {
+            found.extend(b.up_to(cutoff, move |s, i, _| valid(s, i, flag)).take(n));
+        }
+    }
+    found.sort_unstable_by_key(|x| (x.0, x.1));
+    found.truncate(n);
+    found.into_iter().map(|(_, _, i)| i).collect()
+}
+
 impl Engine {
     /// An engine whose proposal ids are 1, 2, 3...
     pub fn new() -> Self {
@@ -500,7 +562,7 @@ impl Engine {
             dataset_book: HashMap::default(),
             requests_by_app: HashMap::default(),
             requests_by_dataset: HashMap::default(),
-            proposals: HashMap::default(),
+            proposals: BTreeMap::new(),
             next_seq: 0,
             next_proposal: first,
             proposal_stride: stride.max(1),
@@ -523,7 +585,6 @@ impl Engine {
     /// for the whole number, since the mix is not known.
     pub fn reserve_orders(&mut self, orders: usize) {
         self.by_hash.reserve(orders);
-        self.proposals.reserve(orders / 4);
         self.apps.items.reserve(orders / 8);
         self.datasets.items.reserve(orders / 8);
         self.pools.items.reserve(orders / 2);
@@ -545,7 +606,8 @@ impl Engine {
             Command::Cancel(hash) => self.cancel(hash, out),
             Command::Lower { hash, remaining } => self.lower(hash, remaining, out),
             Command::Confirm(id) => self.confirm(id, out),
-            Command::Release(id) => self.release(id, out),
+            Command::Release(id) => self.release(id, [u64::MAX; 4], out),
+            Command::ReleaseCapped { id, caps } => self.release(id, caps, out),
         }
     }
 
@@ -596,69 +658,61 @@ impl Engine {
         book.bids.first_price().map(|p| Nrlc(p.0))
     }
 
-    /// The first `max_levels` price levels of each side of a category's book. Walks at most `max_orders` orders
-    /// per side so that a reader's snapshot stays cheap on a deep book (the last level may then be partial).
-    pub fn depth(&self, category: u64, max_levels: usize, max_orders: usize) -> CategoryDepth {
+    /// The first `max_levels` price levels of each side of a category's book, from the per-price counters (no
+    /// order is read, so a reader's snapshot costs the same on a deep book).
+    pub fn depth(&self, category: u64, max_levels: usize) -> CategoryDepth {
         let Some(book) = self.categories.get(&category) else {
             return CategoryDepth { category, ..CategoryDepth::default() };
         };
-        let levels = |it: &mut dyn Iterator<Item = (u64, u64)>| {
-            let mut out: Vec<Level> = Vec::new();
-            for (price, volume) in it.take(max_orders) {
-                match out.last_mut() {
-                    Some(l) if l.price.0 == price => {
-                        l.volume = l.volume.saturating_add(volume);
-                        l.orders += 1;
-                    }
-                    _ => {
-                        if out.len() == max_levels {
-                            break;
-                        }
-                        out.push(Level { price: Nrlc(price), volume, orders: 1 });
-                    }
-                }
-            }
-            out
+        let level = |price: u64, l: crate::book::LevelCount| Level {
+            price: Nrlc(price),
+            volume: u64::try_from(l.volume).unwrap_or(u64::MAX),
+            orders: l.orders,
         };
-        let (pools, requests) = (&self.pools, &self.requests);
-        let asks = levels(
-            &mut book.asks.iter(|s, i, _| valid_entry(pools, s, i)).map(|(p, _, i)| (p, pools.get(i).v.remaining)),
-        );
-        let bids = levels(
-            &mut book
-                .bids
-                .iter(|s, i, _| valid_entry(requests, s, i))
-                .map(|(p, _, i)| (p.0, requests.get(i).v.remaining)),
-        );
+        let asks = book.asks.iter().take(max_levels).map(|(p, l)| level(p, l)).collect();
+        let bids = book.bids.iter().take(max_levels).map(|(p, l)| level(p.0, l)).collect();
         CategoryDepth { category, asks, bids, ask_orders: book.asks.len(), bid_orders: book.bids.len() }
     }
 
     /// The first `n` workerpool orders of a category in ask priority, with their remaining volume.
     pub fn top_asks(&self, category: u64, n: usize) -> Vec<(OrderHash, Nrlc, u64)> {
-        self.categories.get(&category).map_or_else(Vec::new, |b| {
-            b.asks
-                .iter(|s, i, _| valid_entry(&self.pools, s, i))
-                .take(n)
-                .map(|(_, _, i)| {
-                    let e = self.pools.get(i);
-                    (e.order.hash, e.order.price, e.v.remaining)
-                })
-                .collect()
-        })
+        let Some(b) = self.categories.get(&category) else {
+            return Vec::new();
+        };
+        let pools = &self.pools;
+        let groups = b.ask_keys.iter().filter_map(|k| b.ask_groups.get(k)).map(|g| (g, false));
+        top_of(&b.asks, groups, n, |s, i, _| valid_entry(pools, s, i))
+            .into_iter()
+            .map(|i| {
+                let e = pools.get(i);
+                (e.order.hash, e.order.price, e.v.remaining)
+            })
+            .collect()
     }
 
     /// The first `n` request orders of a category in bid priority, with their remaining volume.
     pub fn top_bids(&self, category: u64, n: usize) -> Vec<(OrderHash, Nrlc, u64)> {
-        self.categories.get(&category).map_or_else(Vec::new, |b| {
-            b.bids
-                .iter(|s, i, _| valid_entry(&self.requests, s, i))
-                .take(n)
-                .map(|(_, _, i)| {
-                    let e = self.requests.get(i);
-                    (e.order.hash, e.order.workerpool_max_price, e.v.remaining)
-                })
-                .collect()
+        let Some(b) = self.categories.get(&category) else {
+            return Vec::new();
+        };
+        let requests = &self.requests;
+        // A request moved between its group and the parked book may leave a tombstone in the other one.
+        let groups =
+            b.bid_keys.iter().filter_map(|k| b.bid_groups.get(k)).map(|g| (g, false)).chain([(&b.parked, true)]);
+        top_of(
+            &b.bids,
+            groups,
+            n,
+            |s, i, parked| {
+                if parked { valid_parked(requests, s, i) } else { valid_unparked(requests, s, i) }
+            },
+        )
+        .into_iter()
+        .map(|i| {
+            let e = requests.get(i);
+            (e.order.hash, e.order.workerpool_max_price, e.v.remaining)
         })
+        .collect()
     }
 
     // ----- commands -----
@@ -666,10 +720,11 @@ impl Engine {
     fn add(&mut self, order: Order, out: &mut Vec<Event>) {
         let hash = order.hash();
         let reject = |reason| Event::Rejected { subject: Subject::Order(hash), reason };
-        if self.by_hash.contains_key(&hash) {
+        // One probe of the order map (a cache miss on a big book) serves the duplicate check and the insertion.
+        let std::collections::hash_map::Entry::Vacant(slot) = self.by_hash.entry(hash) else {
             out.push(reject(RejectReason::DuplicateOrder));
             return;
-        }
+        };
         if order.volume() == 0 {
             out.push(reject(RejectReason::ZeroVolume));
             return;
@@ -692,7 +747,7 @@ impl Engine {
             Order::Workerpool(o) => OrderRef::Workerpool(self.pools.insert(Entry::new(o, seq, o.volume))),
             Order::Request(o) => OrderRef::Request(self.requests.insert(Entry::new(o, seq, o.volume))),
         };
-        self.by_hash.insert(hash, r);
+        slot.insert(r);
         // Match first, book after: the new order takes part in every scan as the fixed order (or as the request
         // being scanned), never through the books, so an order filled at once never touches them.
         self.unbooked = Some(r);
@@ -711,12 +766,12 @@ impl Engine {
             return;
         };
         let v = self.vol_mut(r);
-        let was_booked = v.remaining > 0;
+        let was = v.remaining;
         v.cancelled = true;
         v.remaining = 0;
         // After the state change: books remove lazily and check validity (see `book`).
-        if was_booked {
-            self.remove_from_books(r);
+        if was > 0 {
+            self.remove_from_books(r, was);
         }
         out.push(Event::Cancelled { hash });
         self.forget_if_dead(r, hash);
@@ -739,7 +794,9 @@ impl Engine {
         // keys (price, arrival) do not, so the order keeps its place.
         self.vol_mut(r).remaining = remaining;
         if remaining == 0 {
-            self.remove_from_books(r);
+            self.remove_from_books(r, current);
+        } else {
+            self.level_change(r, current, remaining);
         }
         if remaining > 0 {
             out.push(Event::Resting { hash, kind: r.kind(), remaining });
@@ -764,26 +821,46 @@ impl Engine {
         }
     }
 
-    fn release(&mut self, id: ProposalId, out: &mut Vec<Event>) {
+    fn release(&mut self, id: ProposalId, caps: [u64; 4], out: &mut Vec<Event>) {
         let Some(p) = self.proposals.remove(&id) else {
             out.push(Event::Rejected { subject: Subject::Proposal(id), reason: RejectReason::UnknownProposal });
             return;
         };
         let mut back: [Option<OrderRef>; 4] = [None; 4];
-        for (slot, r) in back.iter_mut().zip(Self::proposal_refs(&p)) {
+        let members = [
+            Some((OrderRef::App(p.app), caps[0])),
+            p.dataset.map(|d| (OrderRef::Dataset(d), caps[1])),
+            Some((OrderRef::Workerpool(p.workerpool), caps[2])),
+            Some((OrderRef::Request(p.request), caps[3])),
+        ];
+        for (slot, (r, cap)) in back.iter_mut().zip(members.into_iter().flatten()) {
             let v = self.vol_mut(r);
             let (before, cancelled) = (v.remaining, v.cancelled);
             v.reserved -= p.volume;
             if cancelled {
                 let hash = self.hash_of(r);
                 self.forget_if_dead(r, hash);
-            } else {
-                v.remaining += p.volume;
-                if before == 0 {
+                continue;
+            }
+            let now = (before + p.volume).min(cap.saturating_sub(v.reserved));
+            v.remaining = now;
+            match (before, now) {
+                (_, 0) => {
+                    if before > 0 {
+                        self.remove_from_books(r, before);
+                    }
+                    let hash = self.hash_of(r);
+                    if self.forget_if_dead(r, hash) {
+                        out.push(Event::Filled { hash });
+                    }
+                }
+                (0, _) => {
                     // The order re-enters the book with its original arrival number: it keeps its time priority.
                     self.insert_in_books(r);
                     *slot = Some(r);
                 }
+                _ if now != before => self.level_change(r, before, now),
+                _ => {}
             }
         }
         let back: Vec<OrderRef> = back.into_iter().flatten().collect();
@@ -959,19 +1036,21 @@ impl Engine {
     /// their category's best ask (any other cannot pay any workerpool order) and whose requester the new order's
     /// requester restriction admits.
     fn collect_crossing(&self, index: &RequestIndex, requester_restrict: Address, cands: &mut Vec<(BidKey, Ix)>) {
-        let requests = &self.requests;
-        let admits = |m: Marks| requester_restrict.is_zero() || low64(&requester_restrict) == m[1];
+        let admits = |m: u32| requester_restrict.is_zero() || low4(&requester_restrict) == m;
         for (&cat, book) in index {
             let Some(best_ask) = self.categories.get(&cat).and_then(|b| b.asks.first_price()) else {
                 continue;
             };
             // Usually no request of this app reaches the best ask: one look at the best bid settles it.
-            if book.first_price().is_none_or(|best_bid| best_bid > Reverse(best_ask)) {
+            if book.first.is_none_or(|best_bid| best_bid.0 > Reverse(best_ask)) {
                 continue;
             }
+            // The index holds exactly the live requests: the range is those that reach the best ask.
             cands.extend(
-                book.up_to(Reverse(best_ask), |s, i, m| admits(m) && valid_entry(requests, s, i))
-                    .map(|(p, s, i)| ((p, s), i)),
+                book.tree
+                    .range(..=(Reverse(best_ask), u64::MAX))
+                    .filter(|(_, (_, m))| admits(*m))
+                    .map(|(&key, &(i, _))| (key, i)),
             );
         }
     }
@@ -1225,8 +1304,33 @@ impl Engine {
         let v = self.vol_mut(r);
         v.remaining -= volume;
         v.reserved += volume;
-        if v.remaining == 0 && self.unbooked != Some(r) {
-            self.remove_from_books(r);
+        let remaining = v.remaining;
+        if self.unbooked != Some(r) {
+            if remaining == 0 {
+                self.remove_from_books(r, volume);
+            } else {
+                self.level_change(r, remaining + volume, remaining);
+            }
+        }
+    }
+
+    /// A booked workerpool order or request went from `old` to `new` remaining (both non-zero): its level's volume
+    /// follows.
+    fn level_change(&mut self, r: OrderRef, old: u64, new: u64) {
+        match r {
+            OrderRef::Workerpool(i) => {
+                let o = &self.pools.get(i).order;
+                if let Some(b) = self.categories.get_mut(&o.category) {
+                    b.asks.change(o.price.0, old, new);
+                }
+            }
+            OrderRef::Request(i) => {
+                let o = &self.requests.get(i).order;
+                if let Some(b) = self.categories.get_mut(&o.category) {
+                    b.bids.change(Reverse(o.workerpool_max_price.0), old, new);
+                }
+            }
+            OrderRef::App(_) | OrderRef::Dataset(_) => {}
         }
     }
 
@@ -1277,7 +1381,7 @@ impl Engine {
                 let e = self.pools.get(i);
                 let (o, seq) = (&e.order, e.v.seq);
                 let book = self.categories.entry(o.category).or_default();
-                book.asks.insert(o.price.0, seq, i, [0; 2]);
+                book.asks.add(o.price.0, e.v.remaining);
                 let key = ((o.app_restrict, o.dataset_restrict, o.requester_restrict), o.trust);
                 if group_insert(&mut book.ask_groups, key, (o.price.0, seq, i, ask_marks(o))) {
                     Self::count_ask_group(book, &key, true);
@@ -1289,21 +1393,24 @@ impl Engine {
                 e.v.parked = parked;
                 let (o, seq, p) = (&e.order, e.v.seq, Reverse(e.order.workerpool_max_price.0));
                 let book = self.categories.entry(o.category).or_default();
-                book.bids.insert(p, seq, i, [0; 2]);
-                if !parked {
+                book.bids.add(p, e.v.remaining);
+                if parked {
+                    book.parked.insert(p, seq, i, [0; 2]);
+                } else {
                     Self::bid_group_insert(book, o, seq, i);
                 }
-                let m = index_marks(o);
-                index_insert(&mut self.requests_by_app, o.app, o.category, p, seq, i, m);
+                let m = index_mark(o);
+                index_insert(&mut self.requests_by_app, o.app, o.category, (p, seq), i, m);
                 if !o.dataset.is_zero() {
-                    index_insert(&mut self.requests_by_dataset, o.dataset, o.category, p, seq, i, m);
+                    index_insert(&mut self.requests_by_dataset, o.dataset, o.category, (p, seq), i, m);
                 }
             }
         }
     }
 
-    /// Takes an order that stopped being matchable (its state already says so) out of the books.
-    fn remove_from_books(&mut self, r: OrderRef) {
+    /// Takes an order that stopped being matchable (its state already says so) out of the books; it had `was`
+    /// remaining before.
+    fn remove_from_books(&mut self, r: OrderRef, was: u64) {
         match r {
             OrderRef::App(i) => {
                 let (slab, e) = (&self.apps, self.apps.get(i));
@@ -1323,7 +1430,7 @@ impl Engine {
                 let (slab, o) = (&self.pools, &self.pools.get(i).order);
                 if let Some(b) = self.categories.get_mut(&o.category) {
                     let valid = |s, i, _| valid_entry(slab, s, i);
-                    b.asks.remove(o.price.0, valid);
+                    b.asks.remove(o.price.0, was);
                     let key = ((o.app_restrict, o.dataset_restrict, o.requester_restrict), o.trust);
                     if group_remove(&mut b.ask_groups, &key, o.price.0, valid) {
                         Self::count_ask_group(b, &key, false);
@@ -1336,19 +1443,21 @@ impl Engine {
             OrderRef::Request(i) => {
                 let (slab, e) = (&self.requests, self.requests.get(i));
                 let (o, p) = (&e.order, Reverse(e.order.workerpool_max_price.0));
-                let valid = |s, i, _| valid_entry(slab, s, i);
                 if let Some(b) = self.categories.get_mut(&o.category) {
-                    b.bids.remove(p, valid);
-                    if !e.v.parked {
+                    b.bids.remove(p, was);
+                    if e.v.parked {
+                        b.parked.remove(p, |s, i, _| valid_parked(slab, s, i));
+                    } else {
                         Self::bid_group_remove(b, o, slab);
                     }
                     if b.asks.is_empty() && b.bids.is_empty() {
                         self.categories.remove(&o.category);
                     }
                 }
-                index_remove(&mut self.requests_by_app, &o.app, o.category, p, valid);
+                let key = (p, e.v.seq);
+                index_remove(&mut self.requests_by_app, &o.app, o.category, &key);
                 if !o.dataset.is_zero() {
-                    index_remove(&mut self.requests_by_dataset, &o.dataset, o.category, p, valid);
+                    index_remove(&mut self.requests_by_dataset, &o.dataset, o.category, &key);
                 }
             }
         }
@@ -1367,6 +1476,11 @@ impl Engine {
             }
         }
         count(&mut book.ask_trusts, *trust, up);
+        if up {
+            book.ask_keys.insert(*key);
+        } else {
+            book.ask_keys.remove(key);
+        }
     }
 
     fn bid_group_insert(book: &mut CategoryBook, o: &RequestOrder, seq: u64, i: Ix) {
@@ -1388,6 +1502,12 @@ impl Engine {
     fn count_bid_group(book: &mut CategoryBook, o: &RequestOrder, up: bool) {
         count(&mut book.bid_tags, o.tag, up);
         count(&mut book.bid_trusts, o.trust, up);
+        let key = ((o.tag, o.workerpool), o.trust);
+        if up {
+            book.bid_keys.insert(key);
+        } else {
+            book.bid_keys.remove(&key);
+        }
         if !o.workerpool.is_zero() {
             if up {
                 book.bid_restricted += 1;
@@ -1416,9 +1536,8 @@ impl Engine {
         };
         let mut flipping = std::mem::take(&mut self.flipping);
         flipping.clear();
-        let requests = &self.requests;
         for book in index.values() {
-            flipping.extend(book.iter(|s, i, _| valid_entry(requests, s, i)).map(|(_, _, i)| i));
+            flipping.extend(book.tree.values().map(|&(i, _)| i));
         }
         for &ri in &flipping {
             let parked = !self.assets_available(&self.requests.get(ri).order);
@@ -1433,9 +1552,13 @@ impl Engine {
                 continue;
             };
             let o = &self.requests.get(ri).order;
+            let p = Reverse(o.workerpool_max_price.0);
+            let requests = &self.requests;
             if parked {
-                Self::bid_group_remove(book, o, &self.requests);
+                Self::bid_group_remove(book, o, requests);
+                book.parked.insert(p, seq, ri, [0; 2]);
             } else {
+                book.parked.remove(p, |s, i, _| valid_parked(requests, s, i));
                 Self::bid_group_insert(book, o, seq, ri);
             }
         }

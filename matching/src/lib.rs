@@ -51,8 +51,8 @@
 //! Per category: workerpool orders (asks, price ascending then arrival) and request orders (bids,
 //! `workerpoolmaxprice` descending then arrival). App orders are booked by app address and dataset orders by
 //! dataset address (price ascending then arrival). Arrival is a sequence number given when `Add` is applied.
-//! Two indices of requests, by app and by dataset, each keyed by (category, bid priority), tell which requests a
-//! new app or dataset order may serve.
+//! Two indices of requests, by app and by dataset, each a flat B-tree per category keyed by bid priority and
+//! holding exactly the live requests, tell which requests a new app or dataset order may serve.
 //!
 //! Each book is a B-tree of price levels, each level a FIFO of (arrival, slab index, marks) (`book.rs`): distinct
 //! prices are few, so the tree stays small and hot in cache, an add is a push at the back of its level, and a
@@ -61,8 +61,11 @@
 //! reading it.
 //!
 //! # Indexed by what blocks an order
-//! Besides the full ask and bid books (best price, depth, listings), each category groups its orders by what may
-//! keep them from the other side whatever the price, and scans look up only the groups that admit them:
+//! Each category keeps every resting workerpool order and request in exactly one book: the group of what may keep
+//! it from the other side whatever the price (or, for a request, the parked book). Best price and depth come from
+//! per-price counters (orders and volume at each price, a small tree that stays in cache), and listings merge the
+//! groups that start before the price by which enough orders have come. Scans look up only the groups that admit
+//! them:
 //! - **ask groups**, keyed by the workerpool order's (app restriction, dataset restriction, requester restriction,
 //!   trust): a request probes (by hash) the groups whose restrictions are zero or its own app, dataset and
 //!   requester (at most 8, 4 without a dataset, 1 when no ask of the category is restricted), for each trust level
@@ -95,8 +98,9 @@
 //!   times the trust levels present from its own up. Distinct restriction addresses cost nothing (one probe
 //!   each way), distinct tags and trust levels do.
 //!
-//! The groups are a second copy of every resting workerpool order and request: on a book of a million orders
-//! that is more memory touched per add and cancel (see `docs/benchmarks.md`, issue 11, for what it costs).
+//! Each resting order is in one group, the per-price counters and (requests) the by-app index: what a book of a
+//! million orders still pays per add is the cache misses of the order map and of that index (see
+//! `docs/benchmarks.md`, issue 11).
 //!
 //! # The matching rule
 //! After every command: take the resting requests in bid priority; for each request R, repeatedly walk the
@@ -137,6 +141,10 @@
 //! `Release` gives it back (not to a cancelled order) and the order re-enters the book with its original
 //! arrival number, keeping its time priority. An order leaves the books when remaining reaches 0 and is forgotten
 //! when nothing is reserved either. `Lower` only ever lowers remaining (on-chain consumption seen by the edge).
+//! `ReleaseCapped` is `Release` for a deal whose orders were partly consumed on chain by someone else meanwhile:
+//! each order gets back at most what the chain still has of it (remaining plus reserved capped), keeps its
+//! arrival number, and is `Filled` if nothing is left; so the edge never has to cancel and re-add an order (which
+//! would lose its time priority) to keep released volume within the chain's.
 //!
 //! # Determinism and safety
 //! The engine iterates only ordered structures (B-trees, vectors); hash maps are only looked up. Sequence numbers

@@ -100,10 +100,22 @@ pub enum Scope {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Input {
     Add(Order),
-    Cancel { hash: OrderHash, scope: Scope },
-    Lower { hash: OrderHash, remaining: u64, scope: Scope },
+    Cancel {
+        hash: OrderHash,
+        scope: Scope,
+    },
+    Lower {
+        hash: OrderHash,
+        remaining: u64,
+        scope: Scope,
+    },
     Confirm(ProposalId),
     Release(ProposalId),
+    /// See [`Command::ReleaseCapped`].
+    ReleaseCapped {
+        id: ProposalId,
+        caps: [u64; 4],
+    },
 }
 
 /// Receives each shard's events, in the shard's order, on the shard's writer thread. Must not block.
@@ -324,6 +336,9 @@ impl Submitter {
             }
             Input::Confirm(id) => self.push((id.0 % n as u64) as usize, Command::Confirm(id)),
             Input::Release(id) => self.push((id.0 % n as u64) as usize, Command::Release(id)),
+            Input::ReleaseCapped { id, caps } => {
+                self.push((id.0 % n as u64) as usize, Command::ReleaseCapped { id, caps })
+            }
         }
     }
 
@@ -449,7 +464,7 @@ fn publish_snapshot(s: usize, engine: &Engine, applied: u64, config: &PipelineCo
         .categories()
         .into_iter()
         .map(|c| CategoryView {
-            depth: engine.depth(c, config.depth_levels, 64 * config.depth_levels),
+            depth: engine.depth(c, config.depth_levels),
             top_asks: engine.top_asks(c, config.listed_orders),
             top_bids: engine.top_bids(c, config.listed_orders),
         })

@@ -420,9 +420,9 @@ impl Sequencer {
         outcome.map(|()| rebuilt)
     }
 
-    /// See [`ChainUpdate`]. Lowers come before releases, so released volume never exceeds what the chain
-    /// still has; when the chain has less than a failed proposal held, the order is lowered to 0 first and to
-    /// its true remaining after the release.
+    /// See [`ChainUpdate`]. Lowers come before releases, and a failed proposal is released with each of its
+    /// orders capped at what the chain still has of it (`ReleaseCapped`): released volume never exceeds the
+    /// chain's, and an order that someone else consumed meanwhile keeps its time priority.
     fn apply_chain(&mut self, u: ChainUpdate) {
         let mut released: Vec<(i64, m::Deal)> = Vec::new();
         for (id, reason) in &u.released {
@@ -446,34 +446,16 @@ impl Sequencer {
             }
             (self.listener)(&MarketEvent::Unpublished { kind: r.kind(), hash: r.hash, category: r.category() });
         }
-        let mut after_release = Vec::new();
-        let mut readd = Vec::new();
+        let mut caps: HashMap<OrderHash, u64> = HashMap::new();
         for r in u.recomputed {
             let hash = m::OrderHash(r.hash.0.0);
             let current = self.book.get(&r.hash).map_or(0, |o| o.remaining);
             let back = coming_back.get(&r.hash).copied().unwrap_or(0);
-            let before_release = r.remaining.saturating_sub(back);
-            if before_release < current {
-                self.submit(Input::Lower { hash, remaining: before_release, scope: scope(&r) });
-            }
-            if r.remaining < back {
-                // The chain has less than the failed proposals held (someone else consumed it meanwhile). A
-                // release would hand the engine volume that is gone, and the engine matches released volume at
-                // once; so the order leaves the engine first (a cancelled order gets nothing back) and returns
-                // with what is truly left, as a new arrival. Other pending proposals still holding it keep it
-                // in the engine: then it is lowered right after the release instead.
-                let held_elsewhere = self.engine.proposals.iter().any(|p| {
-                    let d = p.value();
-                    [Some(d.app), d.dataset, Some(d.workerpool), Some(d.request)].contains(&Some(hash))
-                });
-                if held_elsewhere {
-                    after_release.push((hash, r.remaining, scope(&r)));
-                } else {
-                    self.submit(Input::Cancel { hash, scope: scope(&r) });
-                    if r.remaining > 0 {
-                        readd.push(r.engine_order());
-                    }
-                }
+            if back > 0 {
+                // The capped release below gives it back at most what the chain has.
+                caps.insert(r.hash, r.remaining);
+            } else if r.remaining < current {
+                self.submit(Input::Lower { hash, remaining: r.remaining, scope: scope(&r) });
             }
             let r = Arc::new(r);
             if r.remaining > 0 {
@@ -484,13 +466,10 @@ impl Sequencer {
             (self.listener)(&MarketEvent::Updated(r));
         }
         for (_, d) in released {
-            self.submit(Input::Release(d.id));
-        }
-        for (hash, remaining, scope) in after_release {
-            self.submit(Input::Lower { hash, remaining, scope });
-        }
-        for order in readd {
-            self.submit(Input::Add(order));
+            let cap = |h: Option<m::OrderHash>| h.and_then(|h| caps.get(&OrderHash(h.0.into())).copied());
+            let caps =
+                [Some(d.app), d.dataset, Some(d.workerpool), Some(d.request)].map(|h| cap(h).unwrap_or(u64::MAX));
+            self.submit(Input::ReleaseCapped { id: d.id, caps });
         }
         for id in u.confirmed {
             if let Some((_, d)) = self.engine.proposals.remove(&id) {

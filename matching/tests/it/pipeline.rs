@@ -180,7 +180,7 @@ fn shards_replay_exactly_and_never_over_fill() {
         assert_eq!(snap.applied, r.journal.len() as u64);
         for c in r.engine.categories() {
             let view = snap.category(c).expect("every category of the engine is in the snapshot");
-            assert_eq!(view.depth, r.engine.depth(c, 8, 64 * 8));
+            assert_eq!(view.depth, r.engine.depth(c, 8));
             assert_eq!(view.top_asks, r.engine.top_asks(c, 5));
             assert_eq!(view.top_bids, r.engine.top_bids(c, 5));
             assert_eq!(snap.best_ask(c), r.engine.best_ask(c));

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 use dragon_matching::{
-    AppOrder, Command, DatasetOrder, Deal, Engine, Event, Nrlc, Order, OrderHash, ProposalId, RequestOrder,
+    AppOrder, Command, DatasetOrder, Deal, Engine, Event, Level, Nrlc, Order, OrderHash, ProposalId, RequestOrder,
     WorkerpoolOrder,
 };
 use proptest::prelude::*;
@@ -70,6 +70,13 @@ pub enum Op {
     Lower(usize, u64),
     Confirm(usize),
     Release(usize),
+    /// A release with caps per member (app, dataset, workerpool, request): `None` = no cap.
+    ReleaseCapped(usize, [Option<u64>; 4]),
+}
+
+fn caps() -> impl Strategy<Value = [Option<u64>; 4]> {
+    let cap = || proptest::option::weighted(0.5, 0u64..6);
+    (cap(), cap(), cap(), cap()).prop_map(|(a, b, c, d)| [a, b, c, d])
 }
 
 /// Tag bits 0-2 are the last byte's bits 0-2 (bit 0 = TEE), as in `support::tag`; bits 3-7 land in other bytes
@@ -151,6 +158,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         1 => (any::<usize>(), 0u64..4).prop_map(|(i, v)| Op::Lower(i, v)),
         2 => any::<usize>().prop_map(Op::Confirm),
         2 => any::<usize>().prop_map(Op::Release),
+        1 => (any::<usize>(), caps()).prop_map(|(i, c)| Op::ReleaseCapped(i, c)),
     ]
 }
 
@@ -216,6 +224,7 @@ pub fn blocking_op() -> impl Strategy<Value = Op> {
         1 => (any::<usize>(), 0u64..3).prop_map(|(i, v)| Op::Lower(i, v)),
         2 => any::<usize>().prop_map(Op::Confirm),
         2 => any::<usize>().prop_map(Op::Release),
+        1 => (any::<usize>(), caps()).prop_map(|(i, c)| Op::ReleaseCapped(i, c)),
     ]
 }
 
@@ -298,6 +307,10 @@ impl Driver {
             Op::Lower(i, v) => Command::Lower { hash: pick(&self.added, i), remaining: v },
             Op::Confirm(i) => Command::Confirm(ProposalId(i as u64 % (self.proposals + 1) + 1)),
             Op::Release(i) => Command::Release(ProposalId(i as u64 % (self.proposals + 1) + 1)),
+            Op::ReleaseCapped(i, caps) => Command::ReleaseCapped {
+                id: ProposalId(i as u64 % (self.proposals + 1) + 1),
+                caps: caps.map(|c| c.unwrap_or(u64::MAX)),
+            },
         };
         if let Command::Add(o) = cmd {
             self.added.push(o);
@@ -500,23 +513,32 @@ impl Observer {
                     self.forget_dead(&m);
                 }
             }
-            Command::Release(id) => {
-                let d = self.proposals.remove(&id).expect("released proposal known");
-                for m in members(&d) {
-                    let o = self.orders.get_mut(&m).expect("member");
-                    o.reserved -= d.volume;
-                    o.net -= d.volume;
-                    if !o.cancelled {
-                        o.remaining += d.volume;
-                    }
-                    self.forget_dead(&m);
-                }
-            }
+            Command::Release(id) => self.release(id, [u64::MAX; 4]),
+            Command::ReleaseCapped { id, caps } => self.release(id, caps),
         }
         for e in events {
             if let Event::DealProposed(d) = e {
                 self.deal(d);
             }
+        }
+    }
+
+    fn release(&mut self, id: ProposalId, caps: [u64; 4]) {
+        let d = self.proposals.remove(&id).expect("released proposal known");
+        let capped = [
+            Some((d.app, caps[0])),
+            d.dataset.map(|h| (h, caps[1])),
+            Some((d.workerpool, caps[2])),
+            Some((d.request, caps[3])),
+        ];
+        for (m, cap) in capped.into_iter().flatten() {
+            let o = self.orders.get_mut(&m).expect("member");
+            o.reserved -= d.volume;
+            o.net -= d.volume;
+            if !o.cancelled {
+                o.remaining = (o.remaining + d.volume).min(cap.saturating_sub(o.reserved));
+            }
+            self.forget_dead(&m);
         }
     }
 
@@ -529,6 +551,55 @@ impl Observer {
         for (h, o) in &self.orders {
             let s = engine.order_state(h).expect("engine knows the order");
             assert_eq!((s.remaining, s.reserved, s.cancelled, s.seq), (o.remaining, o.reserved, o.cancelled, o.seq));
+        }
+        self.check_views(engine);
+    }
+
+    /// Best prices, depth and listings (kept from per-price counters and merged groups) against the live orders.
+    fn check_views(&self, engine: &Engine) {
+        let pools = self.pools();
+        let requests = self.requests();
+        let mut cats: Vec<u64> =
+            pools.iter().map(|x| x.2.category).chain(requests.iter().map(|x| x.2.category)).collect();
+        cats.sort_unstable();
+        cats.dedup();
+        assert_eq!(engine.categories(), cats, "categories with a book");
+        for c in cats {
+            let asks: Vec<(Nrlc, u64, OrderHash)> = pools
+                .iter()
+                .filter(|x| x.2.category == c)
+                .map(|x| (x.2.price, self.orders[&x.2.hash].remaining, x.2.hash))
+                .collect();
+            let bids: Vec<(Nrlc, u64, OrderHash)> = requests
+                .iter()
+                .filter(|x| x.2.category == c)
+                .map(|x| (x.2.workerpool_max_price, self.orders[&x.2.hash].remaining, x.2.hash))
+                .collect();
+            assert_eq!(engine.best_ask(c), asks.first().map(|x| x.0));
+            assert_eq!(engine.best_bid(c), bids.first().map(|x| x.0));
+            let levels = |side: &[(Nrlc, u64, OrderHash)], n: usize| {
+                let mut out: Vec<Level> = Vec::new();
+                for &(price, volume, _) in side {
+                    match out.last_mut() {
+                        Some(l) if l.price == price => {
+                            l.volume += volume;
+                            l.orders += 1;
+                        }
+                        _ => out.push(Level { price, volume, orders: 1 }),
+                    }
+                }
+                out.truncate(n);
+                out
+            };
+            let depth = engine.depth(c, 3);
+            assert_eq!(depth.asks, levels(&asks, 3), "ask depth of category {c}");
+            assert_eq!(depth.bids, levels(&bids, 3), "bid depth of category {c}");
+            assert_eq!((depth.ask_orders, depth.bid_orders), (asks.len(), bids.len()));
+            let top = |side: &[(Nrlc, u64, OrderHash)]| -> Vec<(OrderHash, Nrlc, u64)> {
+                side.iter().take(4).map(|&(p, v, h)| (h, p, v)).collect()
+            };
+            assert_eq!(engine.top_asks(c, 4), top(&asks), "ask listing of category {c}");
+            assert_eq!(engine.top_bids(c, 4), top(&bids), "bid listing of category {c}");
         }
     }
 }

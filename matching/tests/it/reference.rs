@@ -124,28 +124,42 @@ impl Reference {
                     }
                 }
             },
-            Command::Release(id) => match self.proposals.iter().position(|p| p.0 == id) {
-                None => {
-                    out.push(Event::Rejected { subject: Subject::Proposal(id), reason: RejectReason::UnknownProposal })
-                }
-                Some(pi) => {
-                    let (_, members, v) = self.proposals.remove(pi);
-                    for i in members {
-                        let o = &mut self.orders[i];
-                        o.reserved -= v;
-                        if o.cancelled {
-                            if o.reserved == 0 {
-                                o.gone = true;
-                            }
-                        } else {
-                            o.remaining += v;
-                        }
-                    }
-                    self.run_rule(&mut out);
-                }
-            },
+            Command::Release(id) => self.release(id, [u64::MAX; 4], &mut out),
+            Command::ReleaseCapped { id, caps } => self.release(id, caps, &mut out),
         }
         out
+    }
+
+    /// Gives a proposal's volume back to its orders (not to cancelled ones), each up to its cap on remaining plus
+    /// reserved; an order left with nothing at all is filled. Then the rule runs.
+    fn release(&mut self, id: ProposalId, caps: [u64; 4], out: &mut Vec<Event>) {
+        let Some(pi) = self.proposals.iter().position(|p| p.0 == id) else {
+            out.push(Event::Rejected { subject: Subject::Proposal(id), reason: RejectReason::UnknownProposal });
+            return;
+        };
+        let (_, members, v) = self.proposals.remove(pi);
+        for i in members {
+            let o = &mut self.orders[i];
+            let cap = match o.order {
+                Order::App(_) => caps[0],
+                Order::Dataset(_) => caps[1],
+                Order::Workerpool(_) => caps[2],
+                Order::Request(_) => caps[3],
+            };
+            o.reserved -= v;
+            if o.cancelled {
+                if o.reserved == 0 {
+                    o.gone = true;
+                }
+            } else {
+                o.remaining = (o.remaining + v).min(cap.saturating_sub(o.reserved));
+                if o.remaining == 0 && o.reserved == 0 {
+                    o.gone = true;
+                    out.push(Event::Filled { hash: o.order.hash() });
+                }
+            }
+        }
+        self.run_rule(out);
     }
 
     fn sorted<T>(&self, pick: impl Fn(&Rec) -> Option<(T, u64)>) -> Vec<(usize, T)>

@@ -170,7 +170,7 @@ fn restrictions_and_datasets_steer_the_choice() {
     let d = deals(&add(&mut e, request(4, 1, 3, 5, 1, 0)));
     assert_eq!((d[0].workerpool, d[0].dataset), (h(11), Some(h(31))));
     // Depth shows what rests.
-    let depth = e.depth(0, 10, 100);
+    let depth = e.depth(0, 10);
     assert_eq!(depth.asks.iter().map(|l| (l.price, l.volume)).collect::<Vec<_>>(), vec![(Nrlc(1), 10), (Nrlc(2), 9)]);
 }
 
@@ -190,7 +190,7 @@ fn extreme_prices_and_volumes_do_not_overflow() {
     assert_eq!(d.len(), 1);
     assert_eq!((d[0].workerpool, d[0].volume, d[0].workerpool_price, d[0].category), (h(4), max, Nrlc(max), max));
     assert_eq!(e.execute(Command::Release(d[0].id)).len(), 1, "released volume is matched again at once");
-    let depth = e.depth(max, 5, 50);
+    let depth = e.depth(max, 5);
     assert_eq!(depth.asks.iter().map(|l| (l.price, l.volume)).collect::<Vec<_>>(), vec![(Nrlc(max), max)]);
 }
 
@@ -213,4 +213,37 @@ fn requests_wait_for_an_app_order_then_match_in_bid_priority_and_wait_again_when
     // A second app order serves request 20, at the cheapest pool.
     let last = deals(&add(&mut e, app(31, 1, 0, 5)));
     assert_eq!(last.iter().map(|d| (d.request, d.workerpool, d.app)).collect::<Vec<_>>(), vec![(h(20), h(12), h(31))]);
+}
+
+/// A failed deal whose orders were partly consumed on chain by someone else meanwhile: the capped release gives
+/// back only what the chain still has, keeps each order's arrival number, fills an order left with nothing, and
+/// matches what is left at once, in priority.
+#[test]
+fn capped_release_gives_back_what_the_chain_still_has_and_keeps_priority() {
+    let mut e = Engine::new();
+    add(&mut e, app(1, 1, 0, 10));
+    add(&mut e, pool(2, 5, 1, 3, 0));
+    let first = deals(&add(&mut e, request(3, 1, 0, 5, 3, 0)));
+    assert_eq!(first[0].volume, 3);
+    // A later request of the same price waits behind the first one.
+    add(&mut e, request(4, 1, 0, 5, 2, 0));
+    add(&mut e, pool(5, 6, 2, 1, 0)); // serves request 4 (request 3 is fully reserved)
+    let seq3 = e.order_state(&h(3)).map(|s| s.seq);
+    // On chain: the workerpool order has 2 left, the request 1; the app order is not capped.
+    let ev = e.execute(Command::ReleaseCapped { id: first[0].id, caps: [u64::MAX, u64::MAX, 2, 1] });
+    let d = deals(&ev);
+    // Request 3 keeps its priority (before request 4) and is served first, with its capped volume; request 4
+    // takes what the chain has left of the workerpool order.
+    let got: Vec<_> = d.iter().map(|d| (d.request, d.workerpool, d.volume)).collect();
+    assert_eq!(got, vec![(h(3), h(2), 1), (h(4), h(2), 1)]);
+    assert_eq!(e.order_state(&h(3)).map(|s| s.seq), seq3);
+    assert_eq!(e.order_state(&h(2)).map(|s| (s.remaining, s.reserved)), Some((0, 2)));
+    // A cap of 0 with nothing else reserved: the order is filled.
+    let ev = e.execute(Command::ReleaseCapped { id: d[0].id, caps: [u64::MAX, u64::MAX, u64::MAX, 0] });
+    assert!(ev.contains(&Event::Filled { hash: h(3) }), "{ev:?}");
+    assert_eq!(e.order_state(&h(3)), None);
+    assert_eq!(
+        e.execute(Command::ReleaseCapped { id: d[0].id, caps: [0; 4] }),
+        vec![Event::Rejected { subject: Subject::Proposal(d[0].id), reason: RejectReason::UnknownProposal }]
+    );
 }
