@@ -20,6 +20,7 @@
 //! not handed to another, nothing is claimed after the final deadline, and there is no market-maker bot.
 
 pub mod api;
+pub mod capacity;
 pub mod protocol;
 pub mod results;
 pub mod scheduler;
