@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 /// The last decision of one category.
 #[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CategoryView {
     pub category: u64,
     pub strategy: &'static str,

@@ -272,6 +272,9 @@ struct Bot {
     exchange: ExchangeClient,
     metrics: Metrics,
     held: BTreeMap<u64, Held>,
+    /// Categories whose last order was filled and not yet replaced: the next publication is its renewal, even
+    /// if capacity only comes back ticks later.
+    filled: std::collections::BTreeSet<u64>,
     /// Volume consumed from the bot's orders since it started, and the pool's task count when it started: their
     /// difference is volume dealt that the pool has not recorded as tasks yet (it reads deals every poll).
     consumed: u64,
@@ -302,6 +305,7 @@ pub async fn run(
         exchange: ExchangeClient::new(&config.exchange_url, config.deployment.chain_id, config.owner.clone())?,
         metrics: metrics.clone(),
         held: BTreeMap::new(),
+        filled: Default::default(),
         consumed: 0,
         tasks_at_start: None,
         config,
@@ -346,8 +350,21 @@ impl Bot {
         }
     }
 
-    /// One look at the pool and the book, and one decision per category.
+    /// One look at the book and the pool, and one decision per category. The bot's own orders are read first,
+    /// so that what deals consumed since the last tick counts before the capacity is.
     async fn tick(&mut self) {
+        let mut open = BTreeMap::new();
+        for category in self.config.categories.clone() {
+            match self.refresh(category).await {
+                Ok(o) => {
+                    open.insert(category, o);
+                }
+                Err(e) => {
+                    tracing::warn!(category, error = %e, "bot cannot read its order");
+                    self.metrics.error(category, e.label(), None);
+                }
+            }
+        }
         let (free, alive, why) = match self.pool.capacity().await {
             Ok(c) => {
                 let total = c.tasks.values().sum::<u64>();
@@ -368,13 +385,38 @@ impl Bot {
             }
         };
         self.metrics.capacity(alive, free);
-        let shares = capacity::split(free, self.config.categories.len(), self.config.max_volume);
+        // A task at trust t takes t workers' replicates: the slots free now run free / t such tasks.
+        let sellable = free / self.config.terms.trust.max(1);
+        let shares = capacity::split(sellable, self.config.categories.len(), self.config.max_volume);
         for (category, volume) in self.config.categories.clone().into_iter().zip(shares) {
-            if let Err((e, view)) = self.serve(category, volume, &why).await {
+            // A category whose order could not be read is left as it is until the next tick.
+            let Some(offer) = open.get(&category).copied() else { continue };
+            if let Err((e, view)) = self.serve(category, offer, volume, &why).await {
                 tracing::warn!(category, error = %e, "bot decision failed");
                 self.metrics.error(category, e.label(), view);
             }
         }
+    }
+
+    /// What is left of the bot's order in `category` (none when it left the book), counting what deals took.
+    async fn refresh(&mut self, category: u64) -> Result<Option<Offer>, ClientError> {
+        let Some(h) = self.held.get(&category).cloned() else { return Ok(None) };
+        let r = self.exchange.order(&h.hash).await?;
+        let remaining = if r.status == "open" { r.remaining } else { 0 };
+        if r.status == "filled" || r.status == "open" {
+            self.consumed += h.remaining.saturating_sub(remaining);
+        }
+        if r.status == "open" && remaining > 0 {
+            self.held.insert(category, Held { remaining, ..h });
+            return Ok(Some(Offer { price: h.price, remaining }));
+        }
+        tracing::info!(category, order = %h.hash, status = %r.status, "bot's order left the book");
+        // Matched to nothing left: the book may show it `open` with 0 remaining until the deal settles.
+        if r.status == "filled" || r.status == "open" {
+            self.filled.insert(category);
+        }
+        self.held.remove(&category);
+        Ok(None)
     }
 
     async fn market(&self, category: u64) -> Result<MarketView, ClientError> {
@@ -397,27 +439,12 @@ impl Bot {
     async fn serve(
         &mut self,
         category: u64,
+        open: Option<Offer>,
         volume: u64,
         capacity: &str,
     ) -> Result<(), (ClientError, Option<CategoryView>)> {
         let strategy = self.config.strategy.name();
-        // What is left of the held order.
-        let mut consumed = false;
-        let mut open = None;
-        if let Some(h) = self.held.get(&category).cloned() {
-            let r = self.exchange.order(&h.hash).await.map_err(|e| (e, None))?;
-            let remaining = if r.status == "open" { r.remaining } else { 0 };
-            if r.status == "filled" || r.status == "open" {
-                self.consumed += h.remaining.saturating_sub(remaining);
-            }
-            if r.status == "open" && remaining > 0 {
-                open = Some(Offer { price: h.price, remaining });
-                self.held.insert(category, Held { remaining, ..h });
-            } else {
-                consumed = r.status == "filled";
-                self.held.remove(&category);
-            }
-        }
+        let consumed = self.filled.contains(&category);
         let market = if self.config.strategy.reads_market() {
             self.market(category).await.map_err(|e| (e, None))?
         } else {
@@ -450,6 +477,7 @@ impl Bot {
                 (e, Some(failed))
             })?;
             self.metrics.order(category, "published");
+            self.filled.remove(&category);
             if action == Action::Renew {
                 self.metrics.order(category, "renewed");
             }

@@ -26,14 +26,14 @@ use std::time::{Duration, Instant};
 
 /// Polls `f` until it gives a value, for at most `limit`.
 /// A `dragon pool` running in this process.
-struct Pool {
-    base: String,
+pub(crate) struct Pool {
+    pub(crate) base: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), dragon::pool::PoolError>>,
 }
 
 impl Pool {
-    fn config(w: &World, db: String) -> PoolConfig {
+    pub(crate) fn config(w: &World, db: String) -> PoolConfig {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         drop(listener);
@@ -42,7 +42,7 @@ impl Pool {
         c
     }
 
-    fn start(config: PoolConfig) -> Pool {
+    pub(crate) fn start(config: PoolConfig) -> Pool {
         let listener = TcpListener::bind(config.listen).expect("bind the pool's port");
         let base = config.public_url.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -57,13 +57,13 @@ impl Pool {
         (resp.status().as_u16(), resp.text().await.expect("body"))
     }
 
-    async fn status(&self) -> Value {
+    pub(crate) async fn status(&self) -> Value {
         let (s, b) = self.get("/status").await;
         assert_eq!(s, 200, "{b}");
         serde_json::from_str(&b).expect("status JSON")
     }
 
-    async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -72,13 +72,13 @@ impl Pool {
 }
 
 /// A `dragon worker` running in this process.
-struct Worker {
+pub(crate) struct Worker {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), dragon::worker::WorkerError>>,
 }
 
 impl Worker {
-    fn start(config: WorkerConfig) -> Worker {
+    pub(crate) fn start(config: WorkerConfig) -> Worker {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(dragon::worker::run(config, async move {
             let _ = rx.await;
@@ -86,7 +86,7 @@ impl Worker {
         Worker { stop: Some(tx), task }
     }
 
-    async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -99,7 +99,7 @@ fn app_script() -> PathBuf {
 }
 
 /// A fresh worker key with gas money and stake in the hub.
-async fn funded_worker(w: &World) -> PrivateKeySigner {
+pub(crate) async fn funded_worker(w: &World) -> PrivateKeySigner {
     let key = PrivateKeySigner::random();
     let p = provider(&w.node.url(), &w.owner);
     let _: Value = p
@@ -113,7 +113,7 @@ async fn funded_worker(w: &World) -> PrivateKeySigner {
     key
 }
 
-fn worker_config(w: &World, pool: &Pool, key: PrivateKeySigner, app: Address, dir: PathBuf) -> WorkerConfig {
+pub(crate) fn worker_config(w: &World, pool: &Pool, key: PrivateKeySigner, app: Address, dir: PathBuf) -> WorkerConfig {
     WorkerConfig {
         key,
         pool_url: pool.base.clone(),
@@ -126,7 +126,7 @@ fn worker_config(w: &World, pool: &Pool, key: PrivateKeySigner, app: Address, di
     }
 }
 
-fn work_dir(name: &str) -> PathBuf {
+pub(crate) fn work_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("dragon-pool-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
@@ -134,7 +134,7 @@ fn work_dir(name: &str) -> PathBuf {
 
 /// The native app registered on chain by the World's owner, with the script's absolute path as multiaddr, and
 /// an app order for it.
-async fn native_app(w: &World) -> (Address, AnyOrder) {
+pub(crate) async fn native_app(w: &World) -> (Address, AnyOrder) {
     let owner = setup::Account::new(&w.node.url(), &w.owner).expect("account");
     let script = app_script();
     let app = setup::create_app(&w.deployment, &owner, "pool-hello", script.to_str().expect("utf-8").as_bytes())
@@ -143,13 +143,13 @@ async fn native_app(w: &World) -> (Address, AnyOrder) {
     (app, w.signed(&w.owner, app_order_of(app, 1, 100, 0x51)))
 }
 
-fn request(w: &World, app: Address, volume: u64, args: &str, salt: u8) -> AnyOrder {
+pub(crate) fn request(w: &World, app: Address, volume: u64, args: &str, salt: u8) -> AnyOrder {
     let params = json!({"iexec_args": args}).to_string();
     w.signed(&w.requester, request_of(w.requester.address(), app, [1, 5], volume, 1, &params, salt))
 }
 
 /// Publishes the orders and waits for the deal on chain; returns its id.
-async fn deal_of(w: &World, server: &Server, orders: &[&AnyOrder]) -> String {
+pub(crate) async fn deal_of(w: &World, server: &Server, orders: &[&AnyOrder]) -> String {
     for o in orders {
         let key = if matches!(o, AnyOrder::Request(_)) { &w.requester } else { &w.owner };
         let (s, b) = server.publish(key, o).await;
@@ -165,7 +165,7 @@ async fn deal_of(w: &World, server: &Server, orders: &[&AnyOrder]) -> String {
 }
 
 /// Waits until every task of the deal is COMPLETED in the exchange's deal view; returns the task ids.
-async fn completed_tasks(server: &Server, dealid: &str, limit: Duration) -> Vec<String> {
+pub(crate) async fn completed_tasks(server: &Server, dealid: &str, limit: Duration) -> Vec<String> {
     until("the tasks COMPLETED in GET /deals/{id}", limit, async || {
         let (s, one) = server.get(&format!("/deals/{dealid}")).await;
         assert_eq!(s, 200, "{one}");
