@@ -12,6 +12,17 @@ pub fn split(free: u64, n: usize, max_volume: u64) -> Vec<u64> {
     (0..n64).map(|i| (free / n64 + u64::from(i < free % n64)).min(max_volume)).collect()
 }
 
+/// The largest volume the owner's free `stake` lets one order at `price` carry: the exchange (and the hub at
+/// matching) wants 30% of the price per task in free stake, for the whole remaining volume of each order.
+pub fn stake_cap(stake: alloy::primitives::U256, price: u64) -> u64 {
+    let per_task = u128::from(price) * 30 / 100;
+    if per_task == 0 {
+        return u64::MAX;
+    }
+    let cap = stake / alloy::primitives::U256::from(per_task);
+    u64::try_from(cap).unwrap_or(u64::MAX)
+}
+
 /// The bot's open order in one category, as the exchange last showed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Offer {
@@ -78,6 +89,15 @@ mod tests {
         assert_eq!(split(7, 1, 4), [4]);
         assert_eq!(split(0, 2, 10), [0, 0]);
         assert!(split(3, 0, 10).is_empty());
+    }
+
+    #[test]
+    fn the_stake_caps_the_volume_as_the_exchange_checks_it() {
+        use alloy::primitives::U256;
+        assert_eq!(stake_cap(U256::from(30), 100), 1, "30% of 100 per task");
+        assert_eq!(stake_cap(U256::from(29), 100), 0);
+        assert_eq!(stake_cap(U256::from(90), 100), 3);
+        assert_eq!(stake_cap(U256::ZERO, 3), u64::MAX, "30% of 3 rounds to 0: nothing to lock");
     }
 
     #[test]

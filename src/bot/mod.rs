@@ -267,6 +267,8 @@ struct Held {
 
 struct Bot {
     config: BotConfig,
+    /// The owner's account on chain, to read its free stake.
+    account: crate::chain::setup::Account,
     domain: Domain,
     pool: PoolClient,
     exchange: ExchangeClient,
@@ -300,6 +302,7 @@ pub async fn run(
     }
     let metrics = Metrics::default();
     let mut bot = Bot {
+        account,
         domain: Domain::new(U256::from(config.deployment.chain_id), config.deployment.hub),
         pool: PoolClient::new(&config.pool_url)?,
         exchange: ExchangeClient::new(&config.exchange_url, config.deployment.chain_id, config.owner.clone())?,
@@ -385,13 +388,22 @@ impl Bot {
             }
         };
         self.metrics.capacity(alive, free);
+        let hub = DragonHub::new(self.config.deployment.hub, &self.account.provider);
+        let stake = match hub.viewAccount(self.account.address).call().await {
+            Ok(a) => Some(a.stake),
+            // The exchange checks the stake again at publication: without the cap the bot only risks a refusal.
+            Err(e) => {
+                tracing::warn!(error = %e, "bot cannot read the owner's stake");
+                None
+            }
+        };
         // A task at trust t takes t workers' replicates: the slots free now run free / t such tasks.
         let sellable = free / self.config.terms.trust.max(1);
         let shares = capacity::split(sellable, self.config.categories.len(), self.config.max_volume);
         for (category, volume) in self.config.categories.clone().into_iter().zip(shares) {
             // A category whose order could not be read is left as it is until the next tick.
             let Some(offer) = open.get(&category).copied() else { continue };
-            if let Err((e, view)) = self.serve(category, offer, volume, &why).await {
+            if let Err((e, view)) = self.serve(category, offer, volume, stake, &why).await {
                 tracing::warn!(category, error = %e, "bot decision failed");
                 self.metrics.error(category, e.label(), view);
             }
@@ -440,7 +452,8 @@ impl Bot {
         &mut self,
         category: u64,
         open: Option<Offer>,
-        volume: u64,
+        share: u64,
+        stake: Option<U256>,
         capacity: &str,
     ) -> Result<(), (ClientError, Option<CategoryView>)> {
         let strategy = self.config.strategy.name();
@@ -451,8 +464,15 @@ impl Bot {
             MarketView::default()
         };
         let (price, price_why) = self.config.strategy.price(category, &market);
+        let mut reason = format!("{capacity}; share {share}; {price_why}");
+        let volume = match stake.map(|s| capacity::stake_cap(s, price)) {
+            Some(cap) if cap < share => {
+                reason += &format!("; the owner's free stake covers {cap}");
+                cap
+            }
+            _ => share,
+        };
         let action = capacity::decide(open, consumed, volume, price);
-        let reason = format!("{capacity}; share {volume}; {price_why}");
         let view = |action: Action, held: Option<&Held>| CategoryView {
             category,
             strategy,
