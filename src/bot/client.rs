@@ -155,25 +155,29 @@ impl ExchangeClient {
     /// database) is opened again once.
     async fn write(&mut self, method: reqwest::Method, path: &str, body: &Value) -> Result<Value, ClientError> {
         let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Decode("the bot", e.to_string()))?;
-        for attempt in 0..2 {
-            let token = match &self.token {
-                Some(t) => t.clone(),
-                None => self.login().await?,
-            };
-            let resp = self
-                .http
-                .request(method.clone(), self.url(path))
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/json")
-                .body(bytes.clone())
-                .send()
-                .await;
-            match decode("the exchange", resp).await {
-                Err(e) if attempt == 0 && e.code() == Some("auth_session") => self.token = None,
-                other => return other,
+        match self.write_once(method.clone(), path, bytes.clone()).await {
+            Err(e) if e.code() == Some("auth_session") => {
+                self.token = None;
+                self.write_once(method, path, bytes).await
             }
+            other => other,
         }
-        unreachable!("the second attempt returns")
+    }
+
+    async fn write_once(&mut self, method: reqwest::Method, path: &str, body: Vec<u8>) -> Result<Value, ClientError> {
+        let token = match &self.token {
+            Some(t) => t.clone(),
+            None => self.login().await?,
+        };
+        let resp = self
+            .http
+            .request(method, self.url(path))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await;
+        decode("the exchange", resp).await
     }
 
     /// Publishes a signed order; returns its hash.

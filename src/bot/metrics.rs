@@ -34,8 +34,10 @@ struct Inner {
     decisions: BTreeMap<(u64, &'static str, &'static str), u64>,
     /// (category, event) → orders published, withdrawn, renewed.
     orders: BTreeMap<(u64, &'static str), u64>,
-    /// (category, reason) → failed calls.
+    /// (category, reason) → failed calls to the exchange.
     errors: BTreeMap<(u64, String), u64>,
+    /// reason → failed reads of the pool's capacity.
+    pool_errors: BTreeMap<String, u64>,
 }
 
 /// Shared between the loop and the listener.
@@ -77,6 +79,10 @@ impl Metrics {
                 m.categories.insert(category, v);
             }
         });
+    }
+
+    pub fn pool_error(&self, reason: String) {
+        self.with(|m| *m.pool_errors.entry(reason).or_default() += 1);
     }
 
     pub fn status(&self) -> serde_json::Value {
@@ -127,9 +133,13 @@ impl Metrics {
             for ((c, e), n) in &m.orders {
                 let _ = writeln!(o, "dragon_bot_orders_total{{category=\"{c}\",event=\"{e}\"}} {n}");
             }
-            head(&mut o, "dragon_bot_errors_total", "counter", "Failed calls to the pool or the exchange.");
+            head(&mut o, "dragon_bot_errors_total", "counter", "Failed calls to the exchange, by category.");
             for ((c, r), n) in &m.errors {
                 let _ = writeln!(o, "dragon_bot_errors_total{{category=\"{c}\",reason=\"{r}\"}} {n}");
+            }
+            head(&mut o, "dragon_bot_pool_errors_total", "counter", "Failed reads of the pool's capacity.");
+            for (r, n) in &m.pool_errors {
+                let _ = writeln!(o, "dragon_bot_pool_errors_total{{reason=\"{r}\"}} {n}");
             }
             o
         })

@@ -290,6 +290,14 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), BotError> {
+    if config.categories.is_empty() {
+        return Err(BotError::Config("no category to serve: --category ID".into()));
+    }
+    if let Strategy::Fixed(prices) = &config.strategy
+        && let Some(c) = config.categories.iter().find(|c| !prices.contains_key(c))
+    {
+        return Err(BotError::Config(format!("the fixed strategy has no price for category {c}")));
+    }
     let account = crate::chain::setup::Account::new(&config.rpc_url, &config.owner)?;
     let hub = DragonHub::new(config.deployment.hub, &account.provider);
     let info = hub.viewWorkerpool(config.workerpool).call().await.map_err(ChainError::from)?;
@@ -383,7 +391,7 @@ impl Bot {
             // Unknown capacity is no capacity: better no offer than deals the pool may not run.
             Err(e) => {
                 tracing::warn!(error = %e, "bot cannot read the pool's capacity");
-                self.metrics.error(0, e.label(), None);
+                self.metrics.pool_error(e.label());
                 (0, 0, format!("pool unreachable ({})", e.label()))
             }
         };

@@ -252,9 +252,17 @@ async fn the_follow_strategy_undercuts_within_its_bounds() {
     assert_eq!(counter(&m, "dragon_bot_price{category=\"1\",strategy=\"follow\"}"), 4, "{m}");
     assert!(counter(&m, "dragon_bot_decisions_total{category=\"1\",strategy=\"follow\",action=\"reprice\"}") >= 2);
 
-    bot.shutdown().await;
+    // The pool goes away: unknown capacity is no capacity, the offer leaves the book.
     worker.shutdown().await;
     pool.shutdown().await;
+    until("the offer withdrawn", Duration::from_secs(30), async || {
+        offers(&server, w.pool).await.is_empty().then_some(())
+    })
+    .await;
+    let m = bot.get("/metrics").await;
+    assert!(counter(&m, "dragon_bot_pool_errors_total{reason=\"unreachable\"}") >= 1, "{m}");
+    assert!(bot.decision().await["reason"].as_str().expect("reason").starts_with("pool unreachable"));
+    bot.shutdown().await;
     server.shutdown().await;
 }
 
