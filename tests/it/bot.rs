@@ -348,3 +348,35 @@ fn bad_bot_configuration_exits_2_with_one_line() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("--exchange `localhost:8080` is not an http(s) URL"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_command_supplies_the_book_and_withdraws_on_sigterm() {
+    let w = World::new().await;
+    let server = Server::start(settling(&w, database().await)).await;
+    let pool = Pool::start(Pool::config(&w, database().await));
+    let worker = Worker::start(worker_config(&w, &pool, funded_worker(&w).await, w.app, work_dir("bot-cmd")));
+    let port = dragon::local::free_port().expect("port");
+    let mut bot = tokio::process::Command::new(dragon_bin())
+        .args(["bot", "--workerpool", &w.pool.to_string(), "--exchange", &server.base, "--pool", &pool.base])
+        .args(["--rpc-url", &w.node.url(), "--deployment"])
+        .arg(&w.deployment_path)
+        .args(["--category", "1", "--strategy", "fixed", "--price", "7", "--tick-ms", "200"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("DRAGON_POOL_KEY", crate::fixtures::KEY0)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn dragon bot");
+    offered(&server, w.pool, 7, 1).await;
+    let m = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.expect("metrics").text().await.expect("m");
+    assert_eq!(counter(&m, "dragon_bot_volume{category=\"1\",strategy=\"fixed\"}"), 1, "{m}");
+
+    let pid = bot.id().expect("pid");
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill -TERM");
+    let status = tokio::time::timeout(Duration::from_secs(30), bot.wait()).await.expect("exit").expect("wait");
+    assert!(status.success(), "dragon bot stops cleanly on SIGTERM: {status}");
+    assert!(offers(&server, w.pool).await.is_empty(), "its offer withdrawn on the way out");
+    worker.shutdown().await;
+    pool.shutdown().await;
+    server.shutdown().await;
+}
