@@ -95,7 +95,7 @@ async fn offers(server: &Server, pool: Address) -> Vec<(String, u64, u64)> {
 /// Waits until the pool's only open order has `price` and `remaining`; returns its hash.
 async fn offered(server: &Server, pool: Address, price: u64, remaining: u64) -> String {
     let what = format!("one open order at {price} with {remaining} remaining");
-    until(&what, Duration::from_secs(60), async || {
+    until(&what, Duration::from_secs(90), async || {
         let o = offers(server, pool).await;
         (o.len() == 1 && o[0].1 == price && o[0].2 == remaining).then(|| o[0].0.clone())
     })
@@ -135,7 +135,7 @@ async fn the_bot_keeps_the_book_supplied_as_capacity_changes() {
     assert_eq!(s, 201, "{b}");
     let key_a = funded_worker(&w).await;
     let a = Worker::start(worker_config(&w, &pool, key_a.clone(), app, work_dir("bot-a")));
-    until("worker a registered", Duration::from_secs(30), async || {
+    until("worker a registered", Duration::from_secs(60), async || {
         (pool.status().await["workers"].as_array()?.len() == 1).then_some(())
     })
     .await;
@@ -173,7 +173,7 @@ async fn the_bot_keeps_the_book_supplied_as_capacity_changes() {
     // Worker a too: nothing left to sell, nothing in the book.
     a.shutdown().await;
     silence(&pool_db, key_a.address()).await;
-    until("the offer withdrawn", Duration::from_secs(30), async || {
+    until("the offer withdrawn", Duration::from_secs(60), async || {
         offers(&server, w.pool).await.is_empty().then_some(())
     })
     .await;
@@ -255,7 +255,7 @@ async fn the_follow_strategy_undercuts_within_its_bounds() {
     // The pool goes away: unknown capacity is no capacity, the offer leaves the book.
     worker.shutdown().await;
     pool.shutdown().await;
-    until("the offer withdrawn", Duration::from_secs(30), async || {
+    until("the offer withdrawn", Duration::from_secs(60), async || {
         offers(&server, w.pool).await.is_empty().then_some(())
     })
     .await;
