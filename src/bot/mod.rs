@@ -281,7 +281,14 @@ struct Bot {
     /// difference is volume dealt that the pool has not recorded as tasks yet (it reads deals every poll).
     consumed: u64,
     tasks_at_start: Option<u64>,
+    /// Since when that difference has been above zero. A deal the hub refused never becomes tasks: past
+    /// [`PENDING_LIMIT`] the bot stops waiting for them rather than under-offer for good.
+    pending_since: Option<std::time::Instant>,
 }
+
+/// How long consumed volume may wait for the pool to record it as tasks (the pool reads deals every poll,
+/// 1 s by default; settlement takes a block or a few).
+const PENDING_LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs the bot until `shutdown` resolves: checks the owner and the categories on chain, withdraws what an
 /// earlier run left in the book, then ticks; on the way out it withdraws its orders.
@@ -319,6 +326,7 @@ pub async fn run(
         filled: Default::default(),
         consumed: 0,
         tasks_at_start: None,
+        pending_since: None,
         config,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -380,7 +388,16 @@ impl Bot {
             Ok(c) => {
                 let total = c.tasks.values().sum::<u64>();
                 let start = *self.tasks_at_start.get_or_insert(total);
-                let pending = self.consumed.saturating_sub(total.saturating_sub(start));
+                let recorded = total.saturating_sub(start);
+                let mut pending = self.consumed.saturating_sub(recorded);
+                if pending == 0 {
+                    self.pending_since = None;
+                } else if self.pending_since.get_or_insert_with(std::time::Instant::now).elapsed() > PENDING_LIMIT {
+                    tracing::warn!(pending, "bot: dealt volume never reached the pool; no longer held back");
+                    self.consumed = recorded;
+                    self.pending_since = None;
+                    pending = 0;
+                }
                 let free = c.free.saturating_sub(pending);
                 let mut why = format!("{} alive workers, {} busy, {free} free", c.alive, c.busy);
                 if pending > 0 {
@@ -424,7 +441,8 @@ impl Bot {
         let r = self.exchange.order(&h.hash).await?;
         let remaining = if r.status == "open" { r.remaining } else { 0 };
         if r.status == "filled" || r.status == "open" {
-            self.consumed += h.remaining.saturating_sub(remaining);
+            // A settlement the hub refused gives volume back: it was never dealt.
+            self.consumed = (self.consumed + h.remaining).saturating_sub(remaining);
         }
         if r.status == "open" && remaining > 0 {
             self.held.insert(category, Held { remaining, ..h });
