@@ -513,8 +513,10 @@ impl Bot {
             self.metrics.decision(view(action, self.held.get(&category)), action.as_str());
             return Ok(());
         }
-        if let Some(h) = self.held.remove(&category) {
+        // Forgotten only once out of the book: an order the exchange did not take back is still the bot's.
+        if let Some(h) = self.held.get(&category).cloned() {
             self.exchange.unpublish(&h.hash).await.map_err(|e| (e, None))?;
+            self.held.remove(&category);
             self.metrics.order(category, "withdrawn");
         }
         if action != Action::Withdraw {
