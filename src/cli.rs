@@ -53,6 +53,9 @@ pub enum Command {
     Worker(crate::worker::WorkerArgs),
     #[command(flatten)]
     Client(Box<crate::client::ClientCommand>),
+    /// Keep the exchange supplied with a workerpool's orders, sized to the pool's free capacity (owner key in
+    /// DRAGON_POOL_KEY).
+    Bot(crate::bot::BotArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,7 +149,10 @@ pub fn main() -> ExitCode {
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
-    if matches!(cli.command, Command::Serve(_) | Command::Local(_) | Command::Pool(_) | Command::Worker(_)) {
+    if matches!(
+        cli.command,
+        Command::Serve(_) | Command::Local(_) | Command::Pool(_) | Command::Worker(_) | Command::Bot(_)
+    ) {
         crate::server::init_tracing();
     }
     match cli.command {
@@ -201,6 +207,19 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(|e| CliError::Failure(e.into()))
         }
         Command::Client(cmd) => crate::client::run(*cmd),
+        Command::Bot(args) => {
+            let config = args.into_config().map_err(|e| CliError::Input(e.to_string()))?;
+            let listener = std::net::TcpListener::bind(config.listen)
+                .map_err(|e| CliError::Failure(anyhow::anyhow!("cannot listen on {}: {e}", config.listen)))?;
+            runtime()?.block_on(crate::bot::run(config, listener, crate::server::shutdown_signal())).map_err(
+                |e| match e {
+                    crate::bot::BotError::Config(_) | crate::bot::BotError::NotOwner(..) => {
+                        CliError::Input(e.to_string())
+                    }
+                    e => CliError::Failure(e.into()),
+                },
+            )
+        }
     }
 }
 

@@ -12,10 +12,12 @@
 //! - [`feed`]: the public live feed (socket.io on `/ws`, plain WebSocket on `/feed`);
 //! - [`config`]: the typed configuration of `dragon serve`;
 //! - [`pool`], [`worker`]: the pool runtime (`dragon pool`, `dragon worker`) that runs deals through [`executor`];
+//! - [`bot`]: the market maker of a workerpool (`dragon bot`): orders sized to the pool's free capacity;
 //! - [`local`]: the local market (PostgreSQL cluster + anvil) used by `dragon local` and the tests;
 //! - [`cli`]: the `dragon` command; [`client`]: its requesters' and owners' commands (submit, wait, result...).
 
 pub mod api;
+pub mod bot;
 pub mod chain;
 pub mod cli;
 pub mod client;

@@ -92,7 +92,7 @@ type Res<T> = Result<T, PoolApiError>;
 
 /// What the handlers share.
 pub struct PoolState {
-    store: Store,
+    pub(super) store: Store,
     workerpool: Address,
     owner: PrivateKeySigner,
     /// Open login challenges by worker. In memory: a challenge lives minutes, and a restarted pool only makes
@@ -178,6 +178,7 @@ pub async fn serve(
                 .route("/status", web::get().to(status))
                 .route("/status/tasks/{taskid}", web::get().to(task_timeline))
                 .route("/metrics", web::get().to(metrics))
+                .route("/capacity", web::get().to(super::capacity::handler))
                 .default_service(web::to(|| async { PoolApiError::NotFound("route".into()).error_response() }))
         })
         .disable_signals()

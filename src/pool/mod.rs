@@ -21,6 +21,7 @@
 //! past its final deadline is claimed (the requester is refunded). See `docs/pool.md`.
 
 pub mod api;
+pub mod capacity;
 pub mod protocol;
 pub mod results;
 pub mod scheduler;

@@ -1,5 +1,6 @@
 //! Dragon's integration tests, compiled into one binary (one link, one shared PostgreSQL cluster).
 
+mod bot;
 mod chain;
 mod cli;
 mod client;

@@ -151,7 +151,7 @@ pub(crate) fn request(w: &World, app: Address, volume: u64, args: &str, salt: u8
 }
 
 /// Publishes the orders and waits for the deal on chain; returns its id.
-async fn deal_of(w: &World, server: &Server, orders: &[&AnyOrder]) -> String {
+pub(crate) async fn deal_of(w: &World, server: &Server, orders: &[&AnyOrder]) -> String {
     for o in orders {
         let key = if matches!(o, AnyOrder::Request(_)) { &w.requester } else { &w.owner };
         let (s, b) = server.publish(key, o).await;
@@ -167,7 +167,7 @@ async fn deal_of(w: &World, server: &Server, orders: &[&AnyOrder]) -> String {
 }
 
 /// Waits until every task of the deal is COMPLETED in the exchange's deal view; returns the task ids.
-async fn completed_tasks(server: &Server, dealid: &str, limit: Duration) -> Vec<String> {
+pub(crate) async fn completed_tasks(server: &Server, dealid: &str, limit: Duration) -> Vec<String> {
     until("the tasks COMPLETED in GET /deals/{id}", limit, async || {
         let (s, one) = server.get(&format!("/deals/{dealid}")).await;
         assert_eq!(s, 200, "{one}");
