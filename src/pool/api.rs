@@ -103,7 +103,7 @@ pub struct PoolState {
     /// Reads the hub: an upload is taken only when its archive is the consensus on chain.
     chain: alloy::providers::DynProvider,
     hub: Address,
-    worker_lost_after: Duration,
+    pub(super) worker_lost_after: Duration,
 }
 
 impl std::fmt::Debug for PoolState {

@@ -2,8 +2,8 @@
 //! sizes its workerpool orders to it.
 //!
 //! The rule, kept here so that the bot and the docs have one place to point at:
-//! - **slots**: one per alive worker (heartbeat younger than 60 s), because `/workers/work` hands a worker its
-//!   unfinished replicate before anything new, so a worker runs one task at a time;
+//! - **slots**: the CPUs of the alive workers (heartbeat younger than the pool's `--worker-lost-after`), because
+//!   `/workers/work` hands a worker new work only while it runs fewer replicates than the CPUs it registered;
 //! - **busy**: tasks that hold, or are about to take, a worker: `RECEIVED` and `INITIALIZED` (the queue), and
 //!   `RUNNING`, `CONSENSUS_REACHED`, `AT_LEAST_ONE_REVEALED` (a worker computes, reveals or uploads);
 //! - **free** = max(0, slots − busy). A lost worker's task still counts as busy: the pool may yet hand it to
@@ -18,9 +18,6 @@ use std::collections::BTreeMap;
 /// Tasks that occupy a worker or wait for one.
 const BUSY: [&str; 5] = ["RECEIVED", "INITIALIZED", "RUNNING", "CONSENSUS_REACHED", "AT_LEAST_ONE_REVEALED"];
 
-/// Tasks one worker runs at once (see the module's rule).
-const SLOTS_PER_WORKER: i64 = 1;
-
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct Capacity {
     pub alive: i64,
@@ -32,20 +29,22 @@ pub struct Capacity {
     pub tasks: BTreeMap<String, i64>,
 }
 
-/// The rule, apart from the database.
-pub fn capacity(alive: i64, lost: i64, tasks: &[(String, i64)]) -> Capacity {
+/// The rule, apart from the database: `alive_cpus` holds one entry per alive worker.
+pub fn capacity(alive_cpus: &[i64], lost: i64, tasks: &[(String, i64)]) -> Capacity {
     let busy = tasks.iter().filter(|(s, _)| BUSY.contains(&s.as_str())).map(|(_, n)| n).sum::<i64>();
-    let slots = alive * SLOTS_PER_WORKER;
+    let alive = alive_cpus.len() as i64;
+    // A worker registered with 0 CPUs still runs one replicate at a time.
+    let slots = alive_cpus.iter().map(|c| (*c).max(1)).sum::<i64>();
     Capacity { alive, lost, slots, busy, free: (slots - busy).max(0), tasks: tasks.iter().cloned().collect() }
 }
 
 pub(super) async fn handler(state: web::Data<PoolState>) -> Result<HttpResponse, PoolApiError> {
     let c = state.store.client().await?;
-    let workers = store::workers(&**c).await?;
+    let workers = store::workers_within(&**c, state.worker_lost_after).await?;
     let counts = store::task_counts(&**c).await?;
-    let alive = workers.iter().filter(|w| w.alive).count() as i64;
-    let lost = workers.len() as i64 - alive;
-    Ok(HttpResponse::Ok().json(capacity(alive, lost, &counts)))
+    let alive: Vec<i64> = workers.iter().filter(|w| w.alive).map(|w| i64::from(w.cpu)).collect();
+    let lost = (workers.len() - alive.len()) as i64;
+    Ok(HttpResponse::Ok().json(capacity(&alive, lost, &counts)))
 }
 
 #[cfg(test)]
@@ -53,12 +52,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn free_is_alive_slots_minus_busy_tasks_never_negative() {
+    fn free_is_alive_cpus_minus_busy_tasks_never_negative() {
         let t = |v: &[(&str, i64)]| v.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect::<Vec<_>>();
-        let c = capacity(3, 1, &t(&[("COMPLETED", 9), ("RUNNING", 1), ("INITIALIZED", 1), ("FINALIZING", 2)]));
-        assert_eq!((c.slots, c.busy, c.free), (3, 2, 1));
-        let c = capacity(1, 2, &t(&[("RUNNING", 2), ("RECEIVED", 1)]));
+        let c = capacity(&[1, 1, 1], 1, &t(&[("COMPLETED", 9), ("RUNNING", 1), ("INITIALIZED", 1), ("FINALIZING", 2)]));
+        assert_eq!((c.alive, c.slots, c.busy, c.free), (3, 3, 2, 1));
+        let c = capacity(&[1], 2, &t(&[("RUNNING", 2), ("RECEIVED", 1)]));
         assert_eq!((c.slots, c.busy, c.free), (1, 3, 0));
-        assert_eq!(capacity(0, 0, &[]).free, 0);
+        let c = capacity(&[4, 0], 0, &t(&[("RUNNING", 2)]));
+        assert_eq!((c.slots, c.free), (5, 3), "a 4-CPU worker offers four slots; 0 CPUs counts as one");
+        assert_eq!(capacity(&[], 0, &[]).free, 0);
     }
 }
