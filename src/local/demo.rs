@@ -30,6 +30,13 @@ pub const WORKER_KEY: &str = "0xdbda1821b80551c9d65939329250298aa3472ba22feea921
 /// owner and the worker stake it).
 const DEPOSIT_RLC: u64 = 1_000;
 
+/// The category the local pool serves (XS: the shortest tasks).
+pub const CATEGORY: u64 = 0;
+/// The local pool's price per task, in nRLC: 0.01 RLC.
+pub const POOL_PRICE_NRLC: u64 = Nrlc::PER_RLC / 100;
+/// Apps the local worker runs at once.
+pub const WORKER_CPUS: u32 = 2;
+
 /// The demo apps: name and the script the local worker runs (written under `<data-dir>/apps/`).
 const APPS: &[(&str, &str)] = &[("hello", HELLO_SH)];
 
@@ -119,6 +126,14 @@ fn write_scripts(data_dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
             Ok(path)
         })
         .collect()
+}
+
+/// What the local pool's orders restrict apps to: the demo app when there is one (PoCo restricts to one address).
+pub fn app_restriction(demo: &Demo) -> Address {
+    match demo.apps.as_slice() {
+        [one] => one.address,
+        _ => Address::ZERO,
+    }
 }
 
 /// Each demo app's standing offer: free, a million runs, open to everyone. The salt is fixed per app, so a

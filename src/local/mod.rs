@@ -237,6 +237,9 @@ pub struct LocalArgs {
     /// Address the local pool listens on (its workers' API and the results requesters download).
     #[arg(long, default_value = "127.0.0.1:8090")]
     pub pool_listen: std::net::SocketAddr,
+    /// Address the local bot's metrics and status listen on.
+    #[arg(long, default_value = "127.0.0.1:8091")]
+    pub bot_listen: std::net::SocketAddr,
     /// Run the exchange alone: no demo app, pool, worker or bot.
     #[arg(long)]
     pub no_pool: bool,
@@ -297,6 +300,10 @@ async fn serve(args: &LocalArgs, pg: &PgCluster, anvil: &Anvil, local_json: &Pat
         }
     };
     let mut side = tokio::task::JoinSet::new();
+    let (bot_stop_tx, bot_stop_rx) = tokio::sync::watch::channel(false);
+    let bot_stop_tx = std::sync::Arc::new(bot_stop_tx);
+    let (bot_done_tx, mut bot_done_rx) = tokio::sync::watch::channel(false);
+    let has_bot = demo.is_some();
     if let Some(demo) = &demo {
         let domain = crate::order::Domain::new(alloy::primitives::U256::from(deployment.chain_id), deployment.hub);
         for (owner, order) in demo::app_orders(demo, &domain)? {
@@ -335,7 +342,7 @@ async fn serve(args: &LocalArgs, pg: &PgCluster, anvil: &Anvil, local_json: &Pat
             deployment: deployment.clone(),
             executor: crate::executor::ExecutorConfig::Process { allow: demo.apps.iter().map(|a| a.address).collect() },
             work_dir: args.data_dir.join("worker"),
-            capacity: crate::pool::protocol::Capacity { cpu: 1, memory: 1 << 30, gpu: false },
+            capacity: crate::pool::protocol::Capacity { cpu: demo::WORKER_CPUS, memory: 1 << 30, gpu: false },
             poll: std::time::Duration::from_secs(1),
             heartbeat: std::time::Duration::from_secs(10),
             app_env: Vec::new(),
@@ -345,6 +352,38 @@ async fn serve(args: &LocalArgs, pg: &PgCluster, anvil: &Anvil, local_json: &Pat
             "the local worker",
             Box::pin(async move { Ok(crate::worker::run(worker, stopped_worker).await?) }),
         ));
+        // The bot offers the worker's free slots in the demo category, for the demo apps only (a native app is
+        // trusted code: the pool runs only its owner's apps, and its orders say so).
+        let bot = crate::bot::BotConfig {
+            workerpool: demo.workerpool,
+            owner: demo::pool_owner()?,
+            exchange_url: format!("http://{}", args.listen),
+            pool_url: pool_url.clone(),
+            rpc_url: anvil.url(),
+            deployment: deployment.clone(),
+            categories: vec![demo::CATEGORY],
+            strategy: crate::bot::strategy::Strategy::Fixed([(demo::CATEGORY, demo::POOL_PRICE_NRLC)].into()),
+            terms: crate::bot::OrderTerms { apprestrict: demo::app_restriction(demo), ..Default::default() },
+            max_volume: 100,
+            tick: std::time::Duration::from_secs(1),
+            listen: args.bot_listen,
+        };
+        let bot_listener = std::net::TcpListener::bind(args.bot_listen)
+            .with_context(|| format!("binding the bot's address {}", args.bot_listen))?;
+        // The bot stops first, on its own signal, so that it withdraws its orders while the exchange still runs.
+        let mut bot_rx = bot_stop_rx.clone();
+        let stopped_bot = async move {
+            let _ = bot_rx.wait_for(|s| *s).await;
+        };
+        side.spawn(supervised(
+            "the local bot",
+            Box::pin(async move {
+                let res = crate::bot::run(bot, bot_listener, stopped_bot).await;
+                let _ = bot_done_tx.send(true);
+                Ok(res?)
+            }),
+        ));
+        info["bot"] = serde_json::json!(format!("http://{}", args.bot_listen));
         info["pool"] = serde_json::json!(pool_url);
         info["results"] = serde_json::json!(pool_url);
         info["workerpool"] = serde_json::json!(demo.workerpool.to_checksum(None));
@@ -355,15 +394,22 @@ async fn serve(args: &LocalArgs, pg: &PgCluster, anvil: &Anvil, local_json: &Pat
             .collect();
     }
     tracing::info!(postgres = %pg.url("dragon"), chain = %anvil.url(), "local market started");
-    let stop = stop_tx.clone();
+    let (stop, bot_stop) = (stop_tx.clone(), bot_stop_tx.clone());
     tokio::spawn(async move {
         crate::server::shutdown_signal().await;
+        let _ = bot_stop.send(true);
+        if has_bot {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), bot_done_rx.wait_for(|d| *d)).await;
+        }
         let _ = stop.send(true);
     });
     let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
     // Written once everything listens: scripts wait for this file to find the endpoints.
     std::fs::write(local_json, format!("{info:#}\n")).with_context(|| format!("writing {}", local_json.display()))?;
     let served = crate::server::run(listener, state, stopped()).await;
+    // However the exchange ended, the rest ends with it.
+    let _ = bot_stop_tx.send(true);
+    let _ = stop_tx.send(true);
     let mut first_err = served.err();
     while let Some(done) = side.join_next().await {
         let res = done.map_err(anyhow::Error::from).and_then(|r| r);

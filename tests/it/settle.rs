@@ -576,8 +576,10 @@ async fn volume_consumed_by_someone_else_meanwhile_is_never_released_to_the_book
 async fn the_local_market_settles_deals_on_its_own_chain() {
     use dragon::local::free_port;
     use dragon::order::Domain;
-    let dir = std::env::temp_dir().join(format!("dragon-it-local-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    // The data folder is `.dragon` inside the user's folder, where the CLI finds `.dragon/local.json`.
+    let home = std::env::temp_dir().join(format!("dragon-it-local-{}", std::process::id()));
+    let dir = home.join(".dragon");
+    let _ = std::fs::remove_dir_all(&home);
     std::fs::create_dir_all(&dir).expect("data dir");
     let (pg, rpc, api, pool) = (
         free_port().expect("port"),
@@ -630,10 +632,48 @@ async fn the_local_market_settles_deals_on_its_own_chain() {
         health["settler"]["operator"],
         dragon::local::ANVIL_OPERATOR_KEY.parse::<PrivateKeySigner>().expect("key").address().to_checksum(None)
     );
+
+    // The demo pool beside it: its bot offers the worker's slots for the demo app, and a requester gets the
+    // demo app's result with the CLI alone, finding every endpoint in local.json.
+    let workerpool = info["workerpool"].as_str().expect("workerpool").to_owned();
+    assert_eq!(info["results"], info["pool"], "{info}");
+    let demo_app = info["apps"][0]["address"].as_str().expect("the demo app").to_owned();
+    assert_eq!(info["apps"][0]["name"], "hello");
+    let offer = until("the bot's offer", async || {
+        // Restricted to the demo app, so listed to those who ask for that app (the peer's rule).
+        let (_, b) = server.get(&format!("/workerpoolorders?workerpool={workerpool}&app={demo_app}")).await;
+        b["orders"].as_array().and_then(|o| o.first().cloned())
+    })
+    .await;
+    assert_eq!(offer["order"]["apprestrict"].as_str().map(str::to_lowercase), Some(demo_app.to_lowercase()), "{offer}");
+    let out = home.join("out");
+    let run = tokio::process::Command::new(crate::harness::dragon_bin())
+        .current_dir(&home)
+        .args(["run", "--app", &demo_app, "--workerpool", &workerpool, "--args", "local market"])
+        .args(["--max-price", "0.01RLC", "--out"])
+        .arg(&out)
+        .env("DRAGON_PRIVATE_KEY", dragon::local::demo::REQUESTER_KEY)
+        .output()
+        .await
+        .expect("dragon run");
+    let said = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "dragon run: {said}");
+    let task_dir = std::fs::read_dir(&out).expect("out").next().expect("one task folder").expect("entry").path();
+    assert_eq!(std::fs::read_to_string(task_dir.join("result.txt")).expect("result"), "Hello, local market!\n");
+    let (s, bot) = reqwest_get(info["bot"].as_str().expect("bot")).await;
+    assert_eq!(s, 200, "{bot}");
+    assert!(bot.contains("dragon_bot_price{category=\"0\",strategy=\"fixed\"} 10000000"), "{bot}");
+    assert!(bot.contains("dragon_bot_alive_workers 1"), "{bot}");
+
     // Ctrl-C equivalent: drains and stops everything.
     let pid = child.id().expect("pid");
     std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill -TERM");
     let status = child.wait().await.expect("wait");
     assert!(status.success(), "dragon local stops cleanly: {status}");
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+async fn reqwest_get(base: &str) -> (u16, String) {
+    let r = reqwest::get(format!("{base}/metrics")).await.expect("GET");
+    (r.status().as_u16(), r.text().await.expect("body"))
 }
