@@ -38,6 +38,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const KEY0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 const KEY1: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+/// The workerpool's owner: its own key, because the scheduler sends transactions while the bench funds workers
+/// (one sender per key keeps nonces straight).
+const KEY2: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
 const OPERATOR: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
 const POLL: Duration = Duration::from_millis(100);
 /// Requests followed one by one in phase 1.
@@ -71,6 +74,7 @@ struct Env {
     d: Deployment,
     domain: Domain,
     owner: PrivateKeySigner,
+    pool_owner: PrivateKeySigner,
     requester: PrivateKeySigner,
     admin: Account,
     pool: Address,
@@ -100,8 +104,7 @@ impl Env {
             ),
         )?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-        let owner = Account::new(&self.url, &self.owner)?;
-        let app = setup::create_app(&self.d, &owner, name, path.to_str().context("utf-8")?.as_bytes()).await?;
+        let app = setup::create_app(&self.d, &self.admin, name, path.to_str().context("utf-8")?.as_bytes()).await?;
         let order = self.signed(
             &self.owner,
             AnyOrder::App(AppOrder {
@@ -121,7 +124,7 @@ impl Env {
 
     fn pool_order(&self, volume: u64, trust: u64) -> anyhow::Result<AnyOrder> {
         self.signed(
-            &self.owner,
+            &self.pool_owner,
             AnyOrder::Workerpool(WorkerpoolOrder {
                 workerpool: self.pool,
                 workerpoolprice: Nrlc::from_u64(Nrlc::PER_RLC),
@@ -256,7 +259,7 @@ type Stopper = (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow
 fn start_pool(env: &Env, db: String) -> anyhow::Result<(String, Stopper)> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
-    let mut c = PoolConfig::new(env.pool, env.owner.clone(), env.url.clone(), env.d.clone(), db, addr);
+    let mut c = PoolConfig::new(env.pool, env.pool_owner.clone(), env.url.clone(), env.d.clone(), db, addr);
     c.poll = POLL;
     let base = c.public_url.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -351,13 +354,18 @@ async fn phases(pg: &PgCluster, anvil: &Anvil, dir: &Path, trust: u64) -> anyhow
     let d = dragon::chain::deploy::deploy(&url, owner.clone()).await?;
     let admin = Account::new(&url, &owner)?;
     let requester: PrivateKeySigner = KEY1.parse()?;
-    setup::fund(&d, &admin, &[&admin, &Account::new(&url, &requester)?], U256::from(1_000_000 * Nrlc::PER_RLC)).await?;
-    let pool = setup::create_workerpool(&d, &admin, "bench pool").await?;
+    let pool_owner: PrivateKeySigner = KEY2.parse()?;
+    let pool_account = Account::new(&url, &pool_owner)?;
+    let accounts = [&admin, &Account::new(&url, &requester)?, &pool_account];
+    setup::fund(&d, &admin, &accounts, U256::from(1_000_000 * Nrlc::PER_RLC)).await?;
+    let pool = setup::create_workerpool(&d, &pool_account, "bench pool").await?;
+    drop(pool_account);
     let env = Env {
         domain: Domain::new(U256::from(d.chain_id), d.hub),
         url: url.clone(),
         d,
         owner,
+        pool_owner,
         requester,
         admin,
         pool,
@@ -371,12 +379,13 @@ async fn phases(pg: &PgCluster, anvil: &Anvil, dir: &Path, trust: u64) -> anyhow
     let exchange = Exchange::start(&env, pg.url("exchange")).await?;
     let (pool_url, pool_stop) = start_pool(&env, pg.url("pool"))?;
     let owner_auth = exchange.bearer(&env, &env.owner).await?;
+    let pool_auth = exchange.bearer(&env, &env.pool_owner).await?;
     let requester_auth = exchange.bearer(&env, &env.requester).await?;
     let (quick, quick_order) = env.app("quick", "").await?;
     let (second, second_order) = env.app("second", "sleep 1").await?;
     exchange.publish(&env, &owner_auth, &quick_order).await?;
     exchange.publish(&env, &owner_auth, &second_order).await?;
-    exchange.publish(&env, &owner_auth, &env.pool_order(1_000_000, trust)?).await?;
+    exchange.publish(&env, &pool_auth, &env.pool_order(1_000_000, trust)?).await?;
     let apps = [quick, second];
 
     // 1. Latency by stage, one request at a time.
