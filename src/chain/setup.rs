@@ -56,15 +56,18 @@ pub async fn create_app(d: &Deployment, owner: &Account, name: &str, multiaddr: 
     Ok(app)
 }
 
+/// Registers a dataset owned by the provider's account; `checksum` is the SHA-256 of its file, which workers
+/// check before an app sees it.
 pub async fn create_dataset(
     d: &Deployment,
     owner: &Account,
     name: &str,
     multiaddr: &[u8],
+    checksum: B256,
 ) -> Result<Address, ChainError> {
     let who = owner.address;
     let registry = DatasetRegistry::new(d.dataset_registry, &owner.provider);
-    let c = registry.createDataset(who, name.into(), Bytes::copy_from_slice(multiaddr), B256::repeat_byte(2));
+    let c = registry.createDataset(who, name.into(), Bytes::copy_from_slice(multiaddr), checksum);
     let dataset = c.call().await?;
     c.send().await?.get_receipt().await?;
     Ok(dataset)

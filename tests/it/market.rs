@@ -57,7 +57,8 @@ impl World {
         let amount = U256::from(1_000_000u64 * Nrlc::PER_RLC);
         setup::fund(d, &ps[0], &ps.iter().collect::<Vec<_>>(), amount).await.expect("fund");
         let app = setup::create_app(d, &ps[0], "hello", b"docker.io/dragon/hello:1").await.expect("app");
-        let dataset = setup::create_dataset(d, &ps[0], "data", b"/ipfs/data").await.expect("dataset");
+        let dataset =
+            setup::create_dataset(d, &ps[0], "data", b"/ipfs/data", B256::repeat_byte(2)).await.expect("dataset");
         let pool = setup::create_workerpool(d, &ps[0], "pool").await.expect("pool");
         let domain = Domain::new(U256::from(d.chain_id), d.hub);
         World { node, deployment, deployment_path, owner, requester, other, app, dataset, pool, domain }
