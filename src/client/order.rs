@@ -102,6 +102,10 @@ pub struct OrderbookArgs {
     /// Offers shown per category.
     #[arg(long, default_value_t = 5)]
     pub depth: usize,
+    /// Include the offers restricted to this app (the exchange lists a restricted offer only to those who name
+    /// what it is restricted to).
+    #[arg(long, value_parser = crate::order::json::parse_address)]
+    pub app: Option<alloy::primitives::Address>,
     #[command(flatten)]
     pub conn: Conn,
 }
@@ -131,7 +135,9 @@ pub async fn orderbook(a: OrderbookArgs) -> Result<(), CliError> {
         if a.category.is_some_and(|want| want != id) {
             continue;
         }
-        let page = ex.get(&format!("/workerpoolorders?category={id}&pageSize={}", a.depth.clamp(10, 1000))).await?;
+        let app = a.app.map(|x| format!("&app={x:#x}")).unwrap_or_default();
+        let page =
+            ex.get(&format!("/workerpoolorders?category={id}&pageSize={}{app}", a.depth.clamp(10, 1000))).await?;
         let orders = page["orders"].as_array().cloned().unwrap_or_default();
         let name = format!("{id} {}", c["name"].as_str().unwrap_or_default());
         if orders.is_empty() {

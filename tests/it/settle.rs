@@ -646,6 +646,14 @@ async fn the_local_market_settles_deals_on_its_own_chain() {
     })
     .await;
     assert_eq!(offer["order"]["apprestrict"].as_str().map(str::to_lowercase), Some(demo_app.to_lowercase()), "{offer}");
+    let book = tokio::process::Command::new(crate::harness::dragon_bin())
+        .current_dir(&home)
+        .args(["orderbook", "--category", "0", "--app", &demo_app])
+        .output()
+        .await
+        .expect("dragon orderbook");
+    let table = String::from_utf8_lossy(&book.stdout);
+    assert!(book.status.success() && table.contains(&workerpool), "the README's orderbook shows the offer: {table}");
     let out = home.join("out");
     let run = tokio::process::Command::new(crate::harness::dragon_bin())
         .current_dir(&home)
