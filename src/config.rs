@@ -193,6 +193,13 @@ pub fn operator_key_from_env() -> Result<Option<alloy::signers::local::PrivateKe
     }
 }
 
+/// A required key from the environment (`var`), for the commands that sign with one (pool, bot, worker): keys
+/// never come from flags or files, and an error never echoes the value. `whose` says whose key it is.
+pub fn key_from_env(var: &str, whose: &str) -> Result<alloy::signers::local::PrivateKeySigner, String> {
+    let v = std::env::var(var).map_err(|_| format!("{var} is not set: {whose} hex private key"))?;
+    v.trim().parse().map_err(|_| format!("{var} is not a valid secp256k1 private key"))
+}
+
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let err = |message: String| ConfigError::File { path: path.to_owned(), message };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;

@@ -188,14 +188,8 @@ fn parse_prices(categories: &[u64], raw: &[String]) -> Result<BTreeMap<u64, u64>
 
 impl BotArgs {
     pub fn into_config(self) -> Result<BotConfig, BotError> {
-        let key = std::env::var("DRAGON_POOL_KEY").map_err(|_| {
-            BotError::Config("DRAGON_POOL_KEY is not set: the workerpool owner's hex private key".into())
-        })?;
-        // Never echo the key in an error.
-        let owner: PrivateKeySigner = key
-            .trim()
-            .parse()
-            .map_err(|_| BotError::Config("DRAGON_POOL_KEY is not a valid secp256k1 private key".into()))?;
+        let owner =
+            crate::config::key_from_env("DRAGON_POOL_KEY", "the workerpool owner's").map_err(BotError::Config)?;
         let mut categories = self.categories.clone();
         categories.sort_unstable();
         categories.dedup();

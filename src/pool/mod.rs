@@ -124,14 +124,8 @@ impl PoolConfig {
 
 impl PoolArgs {
     pub fn into_config(self) -> Result<PoolConfig, PoolError> {
-        let key = std::env::var("DRAGON_POOL_KEY").map_err(|_| {
-            PoolError::Config("DRAGON_POOL_KEY is not set: the workerpool owner's hex private key".into())
-        })?;
-        // Never echo the key in an error.
-        let owner: PrivateKeySigner = key
-            .trim()
-            .parse()
-            .map_err(|_| PoolError::Config("DRAGON_POOL_KEY is not a valid secp256k1 private key".into()))?;
+        let owner =
+            crate::config::key_from_env("DRAGON_POOL_KEY", "the workerpool owner's").map_err(PoolError::Config)?;
         let database_url = std::env::var("DATABASE_URL")
             .map_err(|_| PoolError::Config("DATABASE_URL is not set: the pool's PostgreSQL database".into()))?;
         let deployment = Deployment::read(&self.deployment)?;

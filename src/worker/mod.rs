@@ -174,12 +174,7 @@ pub struct WorkerConfig {
 
 impl WorkerArgs {
     pub fn into_config(self) -> Result<WorkerConfig, WorkerError> {
-        let key = std::env::var("DRAGON_WORKER_KEY")
-            .map_err(|_| WorkerError::Config("DRAGON_WORKER_KEY is not set: the worker's hex private key".into()))?;
-        let key: PrivateKeySigner = key
-            .trim()
-            .parse()
-            .map_err(|_| WorkerError::Config("DRAGON_WORKER_KEY is not a valid secp256k1 private key".into()))?;
+        let key = crate::config::key_from_env("DRAGON_WORKER_KEY", "the worker's").map_err(WorkerError::Config)?;
         let executor = match self.executor {
             ExecutorKind::Process => {
                 if self.allow_app.is_empty() {
