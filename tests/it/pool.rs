@@ -107,9 +107,20 @@ pub async fn funded_worker(w: &World) -> PrivateKeySigner {
         .await
         .expect("anvil_setBalance");
     let url = w.node.url();
-    let minter = setup::Account::new(&url, &w.owner).expect("account");
     let who = setup::Account::new(&url, &key).expect("account");
-    setup::fund(&w.deployment, &minter, &[&who], U256::from(1_000 * Nrlc::PER_RLC)).await.expect("fund");
+    // The token's minter is the World's owner, which is also the workerpool owner: a pool running in this test
+    // sends its own transactions with that key, so a mint can lose the nonce race. Only the mint can (the
+    // worker's own approve and deposit have no other sender), and a refused mint changed nothing: try again.
+    for attempt in 1.. {
+        let minter = setup::Account::new(&url, &w.owner).expect("account");
+        match setup::fund(&w.deployment, &minter, &[&who], U256::from(1_000 * Nrlc::PER_RLC)).await {
+            Ok(()) => break,
+            Err(e) if attempt < 5 && e.to_string().contains("nonce") => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("fund: {e}"),
+        }
+    }
     key
 }
 
