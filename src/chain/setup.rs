@@ -11,19 +11,40 @@ use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
+use std::sync::Arc;
 
-/// An account that sends transactions. Keep one per key: alloy's nonce filler caches nonces per provider.
+/// An account that sends transactions.
+///
+/// Each transaction takes the node's pending nonce of the account. alloy's default, a nonce cache, hands out
+/// the next nonce while it estimates gas, in parallel: a transaction the hub refuses at estimation (a task
+/// already initialized, a finalize too early) then leaves a gap, and every later transaction of the account
+/// waits behind it forever. Sends that may overlap within a process go through [`Account::one_at_a_time`].
 #[derive(Debug, Clone)]
 pub struct Account {
     pub address: Address,
     pub provider: DynProvider,
+    sending: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Account {
     pub fn new(rpc_url: &str, key: &PrivateKeySigner) -> Result<Self, ChainError> {
         let url = rpc_url.parse().map_err(|_| ChainError::BadUrl(rpc_url.to_owned()))?;
-        let provider = ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_http(url).erased();
-        Ok(Account { address: key.address(), provider })
+        let provider = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .fetch_chain_id()
+            .wallet(EthereumWallet::from(key.clone()))
+            .connect_http(url)
+            .erased();
+        Ok(Account { address: key.address(), provider, sending: Arc::default() })
+    }
+
+    /// Runs `send` (up to the node accepting the transaction, not its mining) while no other send of this
+    /// account runs: two sends in flight together would read the same pending nonce.
+    pub async fn one_at_a_time<T>(&self, send: impl std::future::Future<Output = T>) -> T {
+        let _turn = self.sending.lock().await;
+        send.await
     }
 }
 

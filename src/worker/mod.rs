@@ -419,10 +419,14 @@ impl Worker {
         // 2. Contribute.
         if contribution.status == 0 {
             tell(pool, &with_result(ReplicateStatus::Contributing)).await;
+            // Replicates run side by side and send from the same key.
             let sent = self
-                .hub()
-                .contribute(taskid, hash, seal, Address::ZERO, Bytes::new(), a.authorization.sign.clone())
-                .send()
+                .account
+                .one_at_a_time(
+                    self.hub()
+                        .contribute(taskid, hash, seal, Address::ZERO, Bytes::new(), a.authorization.sign.clone())
+                        .send(),
+                )
                 .await;
             match self.mined(sent, "contribute").await {
                 Ok(()) => {}
@@ -440,7 +444,7 @@ impl Worker {
             let c = self.hub().viewContribution(taskid, self.me()).call().await?;
             if c.status == 1 {
                 tell(pool, &with_result(ReplicateStatus::Revealing)).await;
-                let sent = self.hub().reveal(taskid, digest).send().await;
+                let sent = self.account.one_at_a_time(self.hub().reveal(taskid, digest).send()).await;
                 self.mined(sent, "reveal").await?;
                 tracing::info!(task = %taskid, "revealed");
             }

@@ -245,8 +245,10 @@ async fn the_follow_strategy_undercuts_within_its_bounds() {
     // The rival goes to 2: the bot follows down to its minimum, not below.
     publish_rival(2, 0x82).await;
     offered(&server, w.pool, 4, 1).await;
+    // The status shows the latest decision: the reprice, or a later tick keeping the price (the reprice is
+    // counted in the metrics below either way).
     let d = bot.decision().await;
-    assert_eq!(d["action"], "reprice", "{d}");
+    assert!(d["action"] == "reprice" || d["action"] == "keep", "{d}");
     assert!(d["reason"].as_str().expect("reason").contains("held at the minimum 4"), "{d}");
     let m = bot.get("/metrics").await;
     assert_eq!(counter(&m, "dragon_bot_price{category=\"1\",strategy=\"follow\"}"), 4, "{m}");

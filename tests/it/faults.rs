@@ -72,6 +72,32 @@ async fn task_on_chain(
     .await
 }
 
+/// The task once COMPLETED on chain; on timeout, fails with what the chain and the pool show of it.
+async fn task_completed_or_dump(
+    w: &World,
+    pool: &Pool,
+    task: B256,
+    limit: Duration,
+) -> dragon::chain::contracts::hub::IexecLibCore_v5::Task {
+    let h = hub(w);
+    let start = Instant::now();
+    loop {
+        let t = h.viewTask(task).call().await.expect("viewTask");
+        if t.status == 3 {
+            return t;
+        }
+        if start.elapsed() > limit {
+            let status = pool.status().await;
+            panic!(
+                "task {task:#x} not COMPLETED after {limit:?}: on chain status {}, contributors {:?}, reveals {}/{}, \
+                 consensus {:#x}; the pool's status: {status:#}",
+                t.status, t.contributors, t.revealCounter, t.winnerCounter, t.consensusValue
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Gas used by the hub's transactions from block `from` on, by the first task event each one emitted.
 async fn gas_by_step(w: &World, from: u64) -> BTreeMap<&'static str, (u64, u64)> {
     let p = provider(&w.node.url(), &w.owner);
@@ -135,7 +161,7 @@ async fn replication_outvotes_and_slashes_a_dishonest_worker() {
         .map(|(i, k)| Worker::start(worker_config(&w, &pool, k.clone(), app, work_dir(&format!("honest{i}")))))
         .collect();
 
-    let t = task_on_chain(&w, task, 3, Duration::from_secs(90)).await;
+    let t = task_completed_or_dump(&w, &pool, task, Duration::from_secs(90)).await;
     let addresses: Vec<Address> = keys.iter().map(|k| k.address()).collect();
     assert_eq!(t.contributors.len(), 4, "one dissenter and three agreeing workers contributed: {:?}", t.contributors);
     assert_eq!(t.contributors[0], addresses[0]);

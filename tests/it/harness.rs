@@ -107,6 +107,17 @@ impl Drop for AnvilGuard {
     }
 }
 
+/// Sends the in-process components' logs (`DRAGON_TEST_LOG`, by default `dragon=info`) to the test's captured
+/// output, so that a failing test shows what the pool and its workers did; passing tests print nothing.
+pub fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("DRAGON_TEST_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("dragon=info"));
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().with_ansi(false).try_init();
+    });
+}
+
 /// Path of the `dragon` binary built for these tests.
 pub fn dragon_bin() -> &'static str {
     env!("CARGO_BIN_EXE_dragon")

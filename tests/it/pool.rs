@@ -43,6 +43,7 @@ impl Pool {
     }
 
     pub fn start(config: PoolConfig) -> Pool {
+        crate::harness::capture_logs();
         let listener = TcpListener::bind(config.listen).expect("bind the pool's port");
         let base = config.public_url.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -79,6 +80,7 @@ pub struct Worker {
 
 impl Worker {
     pub fn start(config: WorkerConfig) -> Worker {
+        crate::harness::capture_logs();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(dragon::worker::run(config, async move {
             let _ = rx.await;
@@ -622,4 +624,28 @@ async fn the_pool_and_worker_commands_run_a_task_and_stop_on_sigterm() {
         assert!(status.success(), "dragon {name} stops cleanly on SIGTERM: {status}");
     }
     server.shutdown().await;
+}
+
+/// The pool and its workers send from accounts whose transactions the hub sometimes refuses at estimation (a
+/// task someone else initialized, a contribution already made). Such a refusal must not cost a nonce: with a
+/// gap, every later transaction of the account would wait behind it forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_refused_at_estimation_leaves_no_nonce_gap() {
+    let w = World::new().await;
+    let account = setup::Account::new(&w.node.url(), &w.owner).expect("account");
+    let hub = DragonHub::new(w.deployment.hub, &account.provider);
+    for _ in 0..3 {
+        let refused = account.one_at_a_time(hub.initialize(B256::repeat_byte(7), U256::ZERO).send()).await;
+        let e = refused.err().expect("initializing an unknown deal is refused");
+        assert!(e.as_revert_data().is_some(), "refused by the hub, at estimation: {e}");
+    }
+    let token = dragon::chain::contracts::token::RLC::new(w.deployment.token, &account.provider);
+    let mined = tokio::time::timeout(Duration::from_secs(20), async {
+        let pending = account.one_at_a_time(token.approve(w.deployment.hub, U256::from(1)).send()).await;
+        pending.expect("sent").get_receipt().await
+    })
+    .await
+    .expect("the next transaction is mined, not stuck behind a nonce gap")
+    .expect("approve");
+    assert!(mined.status());
 }
