@@ -636,7 +636,7 @@ async fn a_transaction_refused_at_estimation_leaves_no_nonce_gap() {
     let hub = DragonHub::new(w.deployment.hub, &account.provider);
     for _ in 0..3 {
         let refused = account.one_at_a_time(hub.initialize(B256::repeat_byte(7), U256::ZERO).send()).await;
-        let e = refused.err().expect("initializing an unknown deal is refused");
+        let e = refused.expect_err("initializing an unknown deal is refused");
         assert!(e.as_revert_data().is_some(), "refused by the hub, at estimation: {e}");
     }
     let token = dragon::chain::contracts::token::RLC::new(w.deployment.token, &account.provider);
