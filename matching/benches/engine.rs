@@ -373,6 +373,70 @@ fn latency_table(shape: Shape, n: usize) {
     }
 }
 
+/// Throughput per kind of operation: batches of 1,000 commands of one kind applied back to back and timed as a
+/// batch (as the engine's thread drains its queue), so that one command's cache misses may overlap the next
+/// one's work. Resting adds are cancelled (and matches settled) untimed after each batch, so the book keeps its
+/// size. Prints the median and the slowest tenth of the batches, in ns per command.
+fn batch_table(shape: Shape, n: usize) {
+    let (mut engine, mut g) = build(shape, n);
+    let label = if shape == Shape::Sparse { "sparse" } else { "dense" };
+    let batches: usize = std::env::var("DRAGON_BENCH_BATCHES").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
+    let chunk = 1_000usize;
+    let kinds = ["add req", "add pool", "add app", "cancel", "match", "mixed"];
+    let mut out = Vec::with_capacity(64);
+    for (kind, what) in kinds.iter().enumerate() {
+        let mut per_op = Vec::with_capacity(batches);
+        for _ in 0..batches {
+            let make = |g: &mut Gen, i: usize| match if kind == 5 { [0, 1, 2, 4][i % 4] } else { kind } {
+                0 | 3 => Command::Add(g.resting_request()),
+                1 => Command::Add(g.resting_pool()),
+                2 => {
+                    let app = g.rng.next(APPS);
+                    Command::Add(g.app(app))
+                }
+                _ => crossing_request(g),
+            };
+            let batch: Vec<Command> = (0..chunk).map(|i| make(&mut g, i)).collect();
+            let mut events = Vec::new();
+            let timed: Vec<Command> = if kind == 3 {
+                // Cancels: the batch's requests are added untimed first.
+                for c in &batch {
+                    out.clear();
+                    engine.apply(*c, &mut out);
+                    events.extend_from_slice(&out);
+                }
+                settle(&mut engine, &events);
+                events.clear();
+                batch
+                    .iter()
+                    .filter_map(|c| if let Command::Add(o) = c { Some(Command::Cancel(o.hash())) } else { None })
+                    .collect()
+            } else {
+                batch.clone()
+            };
+            let t = Instant::now();
+            for c in &timed {
+                out.clear();
+                engine.apply(*c, &mut out);
+                events.extend_from_slice(&out);
+            }
+            per_op.push(t.elapsed().as_nanos() as f64 / chunk as f64);
+            settle(&mut engine, &events);
+            if kind != 3 {
+                for c in &batch {
+                    if let Command::Add(o) = c {
+                        engine.apply(Command::Cancel(o.hash()), &mut Vec::new());
+                    }
+                }
+            }
+        }
+        per_op.sort_by(f64::total_cmp);
+        let p50 = per_op[per_op.len() / 2];
+        let p90 = per_op[(per_op.len() * 9 / 10).min(per_op.len() - 1)];
+        println!("| {label:6} | {n:>9} | {what:8} | {p50:>9.0} | {p90:>9.0} | {:>9.0} |", 1e9 / p50);
+    }
+}
+
 /// What keeps the resting orders of a blocked scenario from the new order, regardless of price.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Blocked {
@@ -649,6 +713,21 @@ fn main() {
             }
             for n in sizes() {
                 latency_table(shape, n);
+            }
+        }
+        if std::env::var_os("DRAGON_BENCH_NO_BATCH").is_none() {
+            println!();
+            println!("throughput per kind: batches of 1,000 commands of one kind, timed per batch (ns per command)");
+            println!("| book   |    orders | op       | p50 batch | p90 batch | ops/s (p50) |");
+            println!("|---|---:|---|---:|---:|---:|");
+            for shape in [Shape::Sparse, Shape::Dense] {
+                let name = if shape == Shape::Sparse { "sparse" } else { "dense" };
+                if shape_only.as_deref().is_some_and(|s| s != name) {
+                    continue;
+                }
+                for n in sizes() {
+                    batch_table(shape, n);
+                }
             }
         }
         println!();
