@@ -20,9 +20,6 @@ pub(crate) type Marks = [u64; 2];
 struct Level {
     queue: VecDeque<(u64, Ix, Marks)>,
     live: u32,
-    /// The arrival number at the back of the queue (0 when empty): an add compares with it here, in the tree node,
-    /// instead of reading the queue's last entry, a cache miss on a big book.
-    last: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -49,15 +46,13 @@ impl<P: Ord + Copy> LevelBook<P> {
         let level = self.levels.entry(price).or_default();
         level.live += 1;
         self.live += 1;
-        if !level.queue.is_empty() && level.last >= seq {
-            match level.queue.binary_search_by_key(&seq, |e| e.0) {
+        match level.queue.back() {
+            Some(&(last, _, _)) if last >= seq => match level.queue.binary_search_by_key(&seq, |e| e.0) {
                 // Its tombstone is still there: valid again.
                 Ok(_) => {}
                 Err(pos) => level.queue.insert(pos, (seq, ix, marks)),
-            }
-        } else {
-            level.queue.push_back((seq, ix, marks));
-            level.last = seq;
+            },
+            _ => level.queue.push_back((seq, ix, marks)),
         }
     }
 
@@ -76,7 +71,6 @@ impl<P: Ord + Copy> LevelBook<P> {
             }
         } else if level.queue.len() > 2 * level.live as usize + 8 {
             level.queue.retain(|&(s, i, m)| valid(s, i, m));
-            level.last = level.queue.back().map_or(0, |e| e.0);
         }
     }
 

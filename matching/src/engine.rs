@@ -10,7 +10,6 @@ use std::hash::Hash;
 /// Hash maps of the engine: looked up, never iterated (see `hash`).
 type HashMap<K, V> = StdHashMap<K, V, KeyedState>;
 
-use crate::bags::Bags;
 use crate::book::{Ix, LevelBook, Levels, Marks};
 use crate::compat::{app_may_serve, compatible, pool_may_serve};
 use crate::hash::KeyedState;
@@ -221,12 +220,6 @@ fn fold(t: &Tag) -> u64 {
 }
 
 /// The last 8 bytes of an address: different values mean different addresses.
-/// The first eight bytes of an order hash. Hashes are keccak digests, uniform whatever the order says.
-fn fingerprint(h: &OrderHash) -> u64 {
-    let [a, b, c, d, e, f, g, k, ..] = h.0;
-    u64::from_le_bytes([a, b, c, d, e, f, g, k])
-}
-
 fn low64(a: &Address) -> u64 {
     u64::from_be_bytes(a.0[12..].try_into().expect("8-byte slice"))
 }
@@ -363,21 +356,35 @@ struct CategoryBook {
     bid_trusts: BTreeMap<u64, u32>,
 }
 
-/// Requests of one app (or dataset), per category, keyed by bid priority, holding exactly the live requests (see
-/// [`Bags`] for why not a plain tree). A new app order looks at the best key in every category its app has
-/// requests in, and usually stops there (no request of the app reaches the best ask).
-type RequestIndex = BTreeMap<u64, Bags<BidKey, (Ix, u32)>>;
+/// Requests of one app (or dataset), per category, in bid priority: one flat tree keyed by (price, arrival) per
+/// category, holding exactly the live requests. Most prices hold one or two requests of a given app, so a tree of
+/// price levels (each a queue) would cost an allocation and one more cold node per add on a big book.
+type RequestIndex = BTreeMap<u64, IndexBook>;
+
+/// One category of a request index, with its best entry kept beside the tree: a new app order looks at it in every
+/// category its app has requests in, and usually stops there (no request of the app reaches the best ask).
+#[derive(Clone, Debug, Default)]
+struct IndexBook {
+    first: Option<BidKey>,
+    tree: BTreeMap<BidKey, (Ix, u32)>,
+}
 
 fn index_insert(map: &mut HashMap<Address, RequestIndex>, addr: Address, cat: u64, key: BidKey, i: Ix, m: u32) {
-    map.entry(addr).or_default().entry(cat).or_default().insert(key, (i, m));
+    let book = map.entry(addr).or_default().entry(cat).or_default();
+    if book.first.is_none_or(|f| key < f) {
+        book.first = Some(key);
+    }
+    book.tree.insert(key, (i, m));
 }
 
 fn index_remove(map: &mut HashMap<Address, RequestIndex>, addr: &Address, cat: u64, key: &BidKey) {
     if let Some(index) = map.get_mut(addr) {
         if let Some(book) = index.get_mut(&cat) {
-            let found = book.remove(key);
-            debug_assert!(found, "a live request is in its index");
-            if book.is_empty() {
+            book.tree.remove(key);
+            if book.first == Some(*key) {
+                book.first = book.tree.keys().next().copied();
+            }
+            if book.tree.is_empty() {
                 index.remove(&cat);
             }
         }
@@ -457,13 +464,7 @@ pub struct Engine {
     datasets: Slab<Entry<DatasetOrder>>,
     pools: Slab<Entry<WorkerpoolOrder>>,
     requests: Slab<Entry<RequestOrder>>,
-    /// Known orders by the first eight bytes of their hash (see [`fingerprint`]): 16-byte buckets instead of 40,
-    /// so a table of a million orders is 2.5 times smaller and more of it stays in cache. The full hash is checked
-    /// against the order's own record.
-    by_fp: HashMap<u64, OrderRef>,
-    /// Orders whose fingerprint another known order already holds, by full hash: never for honest hashes in
-    /// practice (2^-64 per pair), a few if someone grinds salts for it; either way the map stays exact.
-    clashing: HashMap<OrderHash, OrderRef>,
+    by_hash: HashMap<OrderHash, OrderRef>,
     categories: HashMap<u64, CategoryBook>,
     app_book: HashMap<Address, LevelBook<u64>>,
     dataset_book: HashMap<Address, LevelBook<u64>>,
@@ -555,8 +556,7 @@ impl Engine {
             datasets: Slab::default(),
             pools: Slab::default(),
             requests: Slab::default(),
-            by_fp: HashMap::default(),
-            clashing: HashMap::default(),
+            by_hash: HashMap::default(),
             categories: HashMap::default(),
             app_book: HashMap::default(),
             dataset_book: HashMap::default(),
@@ -584,7 +584,7 @@ impl Engine {
     /// Reserves room for `orders` more known orders (see [`Engine::with_capacity`]). Slabs are reserved per kind
     /// for the whole number, since the mix is not known.
     pub fn reserve_orders(&mut self, orders: usize) {
-        self.by_fp.reserve(orders);
+        self.by_hash.reserve(orders);
         self.apps.items.reserve(orders / 8);
         self.datasets.items.reserve(orders / 8);
         self.pools.items.reserve(orders / 2);
@@ -618,7 +618,7 @@ impl Engine {
 
     /// Number of known orders: resting, or out of the books but holding reserved volume.
     pub fn known_orders(&self) -> usize {
-        self.by_fp.len() + self.clashing.len()
+        self.by_hash.len()
     }
 
     /// Number of pending proposals.
@@ -628,7 +628,7 @@ impl Engine {
 
     /// The volumes of a known order (resting or holding reserved volume).
     pub fn order_state(&self, hash: &OrderHash) -> Option<OrderState> {
-        let r = self.known(hash)?;
+        let r = *self.by_hash.get(hash)?;
         let v = self.vol(r);
         Some(OrderState {
             kind: r.kind(),
@@ -720,16 +720,11 @@ impl Engine {
     fn add(&mut self, order: Order, out: &mut Vec<Event>) {
         let hash = order.hash();
         let reject = |reason| Event::Rejected { subject: Subject::Order(hash), reason };
-        let fp = fingerprint(&hash);
-        // A clashing order stays in `clashing` after the holder of its fingerprint is gone: look there too.
-        let holder = self.by_fp.get(&fp).copied();
-        if holder.is_some_and(|other| self.hash_of(other) == hash)
-            || (!self.clashing.is_empty() && self.clashing.contains_key(&hash))
-        {
+        // One probe of the order map (a cache miss on a big book) serves the duplicate check and the insertion.
+        let std::collections::hash_map::Entry::Vacant(slot) = self.by_hash.entry(hash) else {
             out.push(reject(RejectReason::DuplicateOrder));
             return;
-        }
-        let clash = holder.is_some();
+        };
         if order.volume() == 0 {
             out.push(reject(RejectReason::ZeroVolume));
             return;
@@ -752,12 +747,7 @@ impl Engine {
             Order::Workerpool(o) => OrderRef::Workerpool(self.pools.insert(Entry::new(o, seq, o.volume))),
             Order::Request(o) => OrderRef::Request(self.requests.insert(Entry::new(o, seq, o.volume))),
         };
-        // The second probe of the same bucket finds it in cache.
-        if clash {
-            self.clashing.insert(hash, r);
-        } else {
-            self.by_fp.insert(fp, r);
-        }
+        slot.insert(r);
         // Match first, book after: the new order takes part in every scan as the fixed order (or as the request
         // being scanned), never through the books, so an order filled at once never touches them.
         self.unbooked = Some(r);
@@ -1052,15 +1042,15 @@ impl Engine {
                 continue;
             };
             // Usually no request of this app reaches the best ask: one look at the best bid settles it.
-            if book.first().is_none_or(|best_bid| best_bid.0 > Reverse(best_ask)) {
+            if book.first.is_none_or(|best_bid| best_bid.0 > Reverse(best_ask)) {
                 continue;
             }
-            // The index holds exactly the live requests: these are those that reach the best ask (the caller sorts
-            // them).
+            // The index holds exactly the live requests: the range is those that reach the best ask.
             cands.extend(
-                book.up_to((Reverse(best_ask), u64::MAX))
+                book.tree
+                    .range(..=(Reverse(best_ask), u64::MAX))
                     .filter(|(_, (_, m))| admits(*m))
-                    .map(|(key, (i, _))| (key, i)),
+                    .map(|(&key, &(i, _))| (key, i)),
             );
         }
     }
@@ -1344,19 +1334,9 @@ impl Engine {
         }
     }
 
-    /// A known order (resting, or holding reserved volume).
-    fn known(&self, hash: &OrderHash) -> Option<OrderRef> {
-        if let Some(&r) = self.by_fp.get(&fingerprint(hash))
-            && self.hash_of(r) == *hash
-        {
-            return Some(r);
-        }
-        if self.clashing.is_empty() { None } else { self.clashing.get(hash).copied() }
-    }
-
     /// A known, not cancelled order.
     fn live_ref(&self, hash: &OrderHash) -> Option<OrderRef> {
-        let r = self.known(hash)?;
+        let r = *self.by_hash.get(hash)?;
         (!self.vol(r).cancelled).then_some(r)
     }
 
@@ -1370,12 +1350,7 @@ impl Engine {
                 OrderRef::Workerpool(i) => self.pools.remove(i),
                 OrderRef::Request(i) => self.requests.remove(i),
             }
-            let fp = fingerprint(&hash);
-            if self.by_fp.get(&fp) == Some(&r) {
-                self.by_fp.remove(&fp);
-            } else {
-                self.clashing.remove(&hash);
-            }
+            self.by_hash.remove(&hash);
         }
         dead
     }
@@ -1561,11 +1536,9 @@ impl Engine {
         };
         let mut flipping = std::mem::take(&mut self.flipping);
         flipping.clear();
-        // In arrival order (the bags keep none), so that each request goes back at the end of its level's queue.
-        let mut by_arrival: Vec<(u64, Ix)> =
-            index.values().flat_map(|b| b.iter().map(|((_, seq), (i, _))| (seq, i))).collect();
-        by_arrival.sort_unstable();
-        flipping.extend(by_arrival.into_iter().map(|(_, i)| i));
+        for book in index.values() {
+            flipping.extend(book.tree.values().map(|&(i, _)| i));
+        }
         for &ri in &flipping {
             let parked = !self.assets_available(&self.requests.get(ri).order);
             let e = self.requests.get_mut(ri);

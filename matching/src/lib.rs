@@ -154,7 +154,6 @@
 //! and readers load immutable snapshots through `ArcSwap` without ever blocking the writer (see [`pipeline`] for
 //! the routing of app and dataset orders across shards and what it costs).
 
-mod bags;
 mod book;
 pub mod compat;
 pub mod engine;

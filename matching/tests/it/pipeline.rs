@@ -160,7 +160,7 @@ fn shards_replay_exactly_and_never_over_fill() {
         let mut last_seen: HashMap<u64, u64> = HashMap::new();
         for cmd in &r.journal {
             if let Command::Add(o) = cmd {
-                let n = u64::from_be_bytes(o.hash().0[8..16].try_into().expect("8 bytes"));
+                let n = u64::from_be_bytes(o.hash().0[..8].try_into().expect("8 bytes"));
                 let (producer, i) = (n / 1_000_000, n % 1_000_000);
                 if let Some(prev) = last_seen.insert(producer, i) {
                     assert!(prev < i, "producer {producer}'s orders reordered in shard {}", r.shard);

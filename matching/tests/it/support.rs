@@ -3,12 +3,9 @@
 
 use dragon_matching::{Address, AppOrder, DatasetOrder, Nrlc, OrderHash, RequestOrder, Tag, WorkerpoolOrder};
 
-/// The hash of test order `n`. Orders `4k` to `4k + 3` share their first eight bytes, the engine's fingerprint of a
-/// hash, so every test also runs the engine's path for orders whose fingerprints clash.
 pub fn h(n: u64) -> OrderHash {
     let mut b = [0u8; 32];
-    b[..8].copy_from_slice(&(n / 4).to_be_bytes());
-    b[8..16].copy_from_slice(&n.to_be_bytes());
+    b[..8].copy_from_slice(&n.to_be_bytes());
     b[31] = 0xee;
     OrderHash(b)
 }
