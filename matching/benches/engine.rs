@@ -694,6 +694,16 @@ fn pipeline_throughput(shards: usize, producers: u64, per: u64) {
     );
 }
 
+/// The books the tables run on: both shapes (or `DRAGON_BENCH_SHAPE`'s), each at every size.
+fn tabled_books() -> Vec<(Shape, usize)> {
+    let only = std::env::var("DRAGON_BENCH_SHAPE").ok();
+    [(Shape::Sparse, "sparse"), (Shape::Dense, "dense")]
+        .into_iter()
+        .filter(|(_, name)| only.as_deref().is_none_or(|s| s == *name))
+        .flat_map(|(shape, _)| sizes().into_iter().map(move |n| (shape, n)))
+        .collect()
+}
+
 fn main() {
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
@@ -705,29 +715,16 @@ fn main() {
             "| book   |    orders | op       | mean ns | p50 ns | p99 ns | p99.9 ns |    max ns | >10us | ops/s     | req scanned/op |"
         );
         println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-        let shape_only = std::env::var("DRAGON_BENCH_SHAPE").ok();
-        for shape in [Shape::Sparse, Shape::Dense] {
-            let name = if shape == Shape::Sparse { "sparse" } else { "dense" };
-            if shape_only.as_deref().is_some_and(|s| s != name) {
-                continue;
-            }
-            for n in sizes() {
-                latency_table(shape, n);
-            }
+        for (shape, n) in tabled_books() {
+            latency_table(shape, n);
         }
         if std::env::var_os("DRAGON_BENCH_NO_BATCH").is_none() {
             println!();
             println!("throughput per kind: batches of 1,000 commands of one kind, timed per batch (ns per command)");
             println!("| book   |    orders | op       | p50 batch | p90 batch | ops/s (p50) |");
             println!("|---|---:|---|---:|---:|---:|");
-            for shape in [Shape::Sparse, Shape::Dense] {
-                let name = if shape == Shape::Sparse { "sparse" } else { "dense" };
-                if shape_only.as_deref().is_some_and(|s| s != name) {
-                    continue;
-                }
-                for n in sizes() {
-                    batch_table(shape, n);
-                }
+            for (shape, n) in tabled_books() {
+                batch_table(shape, n);
             }
         }
         println!();
