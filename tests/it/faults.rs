@@ -1,10 +1,10 @@
 //! The pool runtime when things go wrong, with real components (anvil with Dragon's contracts, PostgreSQL, the
-//! pool and its workers in process, the `process` executor and `tests/fixtures/pool/app.sh`): a dishonest worker
-//! outvoted and slashed under replication, a worker lost mid-task replaced by another, and tasks past their final
-//! deadline claimed so that the requester is refunded. Deals are made directly on chain (the exchange plays no
-//! part in what happens after the deal).
+//! pool and its workers in process or as `dragon worker` processes, the `process` executor and
+//! `tests/fixtures/pool/app.sh`): a dishonest worker outvoted and slashed under replication, a worker process
+//! killed (SIGKILL) mid-task replaced by another, and tasks past their final deadline claimed so that the requester
+//! is refunded. Deals are made directly on chain (the exchange plays no part in what happens after the deal).
 
-use crate::harness::{database, until_within as until};
+use crate::harness::{database, dragon_bin, until_within as until};
 use crate::market::{World, pool_order_of, provider, request_of};
 use crate::pool::{
     Pool, Worker, funded_worker, native_app, pool_completed, replicate_in, unzip_entry, work_dir, worker_config,
@@ -247,11 +247,18 @@ async fn a_worker_lost_mid_task_is_replaced_and_the_task_completes() {
     let pool = Pool::start(config);
     let (app, app_order) = native_app(&w).await;
     let lost_key = funded_worker(&w).await;
-    let mut lost = worker_config(&w, &pool, lost_key.clone(), app, work_dir("lost"));
-    // A long run, so that the worker is stopped in the middle of it.
-    lost.app_env = vec![("APP_DELAY".into(), "120".into())];
-    lost.heartbeat = Duration::from_millis(500);
-    let lost = Worker::start(lost);
+    // A `dragon worker` process, with a long app run (30 s), so that it is killed in the middle of it.
+    let mut lost = tokio::process::Command::new(dragon_bin())
+        .args(["worker", "--pool", &pool.base, "--rpc-url", &w.node.url(), "--deployment"])
+        .arg(&w.deployment_path)
+        .args(["--executor", "process", "--allow-app", &app.to_string(), "--poll-ms", "200"])
+        .args(["--heartbeat-ms", "500", "--app-env", "APP_DELAY=30", "--work-dir"])
+        .arg(work_dir("lost"))
+        .env("DRAGON_WORKER_KEY", alloy::hex::encode_prefixed(lost_key.to_bytes()))
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn dragon worker");
     let deal = w
         .match_directly(
             &w.requester,
@@ -262,8 +269,10 @@ async fn a_worker_lost_mid_task_is_replaced_and_the_task_completes() {
         .await;
     let task = task_of(deal, 0);
     replicate_in(&pool, "COMPUTING").await;
-    // Stopped without a word to the pool: no more heartbeats, no report.
-    lost.shutdown().await;
+    // Killed (SIGKILL): no more heartbeats, no report, no clean-up.
+    lost.start_kill().expect("kill -9 the worker");
+    let killed = lost.wait().await.expect("wait");
+    assert!(!killed.success(), "killed, not exited: {killed}");
     let stopped = Instant::now();
     let key = funded_worker(&w).await;
     let mut config = worker_config(&w, &pool, key.clone(), app, work_dir("replacement"));
@@ -271,7 +280,7 @@ async fn a_worker_lost_mid_task_is_replaced_and_the_task_completes() {
     let replacement = Worker::start(config);
 
     let t = task_on_chain(&w, task, 3, Duration::from_secs(60)).await;
-    eprintln!("worker lost: stopped to COMPLETED by another worker in {:?}", stopped.elapsed());
+    eprintln!("worker lost: killed to COMPLETED by another worker in {:?}", stopped.elapsed());
     assert_eq!(t.contributors, vec![key.address()], "only the replacement contributed");
     let gas = gas_by_step(&w, 0).await;
     eprintln!("trust 1 gas per task: {gas:?}, total {}", gas.values().map(|(_, g)| g).sum::<u64>());
