@@ -5,9 +5,12 @@ use super::{Conn, Ctx, chain_failure, failure, input};
 use crate::chain::contracts::hub::DragonHub;
 use crate::chain::contracts::workerpool_registry::WorkerpoolRegistry;
 use crate::chain::contracts::{app_registry::AppRegistry, dataset_registry::DatasetRegistry};
+use crate::chain::deploy::Deployment;
+use crate::chain::setup::Account;
 use crate::cli::CliError;
 use crate::order::json::{parse_address, parse_bytes32};
 use alloy::primitives::{Address, B256, Bytes};
+use alloy::providers::DynProvider;
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +101,44 @@ macro_rules! create {
     }};
 }
 
+/// What a `register` needs: the deployment (checked against the node's chain), the sending account and its
+/// address, and the RPC URL for error messages.
+struct Registrar {
+    d: Deployment,
+    acc: Account,
+    owner: Address,
+    rpc: String,
+}
+
+async fn registrar(conn: &Conn) -> Result<Registrar, CliError> {
+    let ctx = Ctx::resolve(conn)?;
+    let key = ctx.key()?;
+    let d = ctx.deployment()?;
+    ctx.check_chain(&d).await?;
+    let acc = ctx.account(&key)?;
+    Ok(Registrar { d, acc, owner: key.address(), rpc: ctx.rpc()?.to_owned() })
+}
+
+/// What a `show` needs: the deployment, a read-only provider and the RPC URL.
+async fn reader(conn: &Conn) -> Result<(Deployment, DynProvider, String), CliError> {
+    let ctx = Ctx::resolve(conn)?;
+    Ok((ctx.deployment()?, ctx.reader()?, ctx.rpc()?.to_owned()))
+}
+
+/// The registry's `isRegistered(address)` answer, as one clear line when the asset is unknown.
+fn registered(
+    rpc: &str,
+    kind: &str,
+    address: Address,
+    known: Result<bool, alloy::contract::Error>,
+) -> Result<(), CliError> {
+    if known.map_err(|e| chain_failure(rpc, &e))? {
+        Ok(())
+    } else {
+        Err(input(format!("unknown {kind} {address}: it is not registered in the {kind} registry")))
+    }
+}
+
 fn text(b: &Bytes) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -105,17 +146,12 @@ fn text(b: &Bytes) -> String {
 pub async fn run_app(cmd: AppCommand) -> Result<(), CliError> {
     match cmd {
         AppCommand::Register { name, multiaddr, r#type, checksum, conn } => {
-            let ctx = Ctx::resolve(&conn)?;
-            let key = ctx.key()?;
-            let d = ctx.deployment()?;
-            ctx.check_chain(&d).await?;
-            let acc = ctx.account(&key)?;
-            let registry = AppRegistry::new(d.app_registry, &acc.provider);
-            let rpc = ctx.rpc()?;
+            let r = registrar(&conn).await?;
+            let registry = AppRegistry::new(r.d.app_registry, &r.acc.provider);
             let app = create!(
-                rpc,
+                &r.rpc,
                 registry.createApp(
-                    key.address(),
+                    r.owner,
                     name,
                     r#type,
                     Bytes::from(multiaddr.into_bytes()),
@@ -127,15 +163,9 @@ pub async fn run_app(cmd: AppCommand) -> Result<(), CliError> {
             Ok(())
         }
         AppCommand::Show { address, conn } => {
-            let ctx = Ctx::resolve(&conn)?;
-            let d = ctx.deployment()?;
-            let rpc = ctx.rpc()?;
-            let p = ctx.reader()?;
-            let known = AppRegistry::new(d.app_registry, &p).isRegistered(address).call().await;
-            if !known.map_err(|e| chain_failure(rpc, &e))? {
-                return Err(input(format!("unknown app {address}: it is not registered in the app registry")));
-            }
-            let a = DragonHub::new(d.hub, &p).viewApp(address).call().await.map_err(|e| chain_failure(rpc, &e))?;
+            let (d, p, rpc) = reader(&conn).await?;
+            registered(&rpc, "app", address, AppRegistry::new(d.app_registry, &p).isRegistered(address).call().await)?;
+            let a = DragonHub::new(d.hub, &p).viewApp(address).call().await.map_err(|e| chain_failure(&rpc, &e))?;
             println!("app       {}", address.to_checksum(None));
             println!("owner     {}", a.owner.to_checksum(None));
             println!("name      {}", a.m_appName);
@@ -150,17 +180,12 @@ pub async fn run_app(cmd: AppCommand) -> Result<(), CliError> {
 pub async fn run_dataset(cmd: DatasetCommand) -> Result<(), CliError> {
     match cmd {
         DatasetCommand::Register { name, multiaddr, checksum, conn } => {
-            let ctx = Ctx::resolve(&conn)?;
-            let key = ctx.key()?;
-            let d = ctx.deployment()?;
-            ctx.check_chain(&d).await?;
-            let acc = ctx.account(&key)?;
-            let registry = DatasetRegistry::new(d.dataset_registry, &acc.provider);
-            let rpc = ctx.rpc()?;
+            let r = registrar(&conn).await?;
+            let registry = DatasetRegistry::new(r.d.dataset_registry, &r.acc.provider);
             let dataset = create!(
-                rpc,
+                &r.rpc,
                 registry.createDataset(
-                    key.address(),
+                    r.owner,
                     name,
                     Bytes::from(multiaddr.into_bytes()),
                     checksum.unwrap_or_default()
@@ -170,15 +195,10 @@ pub async fn run_dataset(cmd: DatasetCommand) -> Result<(), CliError> {
             Ok(())
         }
         DatasetCommand::Show { address, conn } => {
-            let ctx = Ctx::resolve(&conn)?;
-            let d = ctx.deployment()?;
-            let rpc = ctx.rpc()?;
-            let p = ctx.reader()?;
+            let (d, p, rpc) = reader(&conn).await?;
             let known = DatasetRegistry::new(d.dataset_registry, &p).isRegistered(address).call().await;
-            if !known.map_err(|e| chain_failure(rpc, &e))? {
-                return Err(input(format!("unknown dataset {address}: it is not registered in the dataset registry")));
-            }
-            let a = DragonHub::new(d.hub, &p).viewDataset(address).call().await.map_err(|e| chain_failure(rpc, &e))?;
+            registered(&rpc, "dataset", address, known)?;
+            let a = DragonHub::new(d.hub, &p).viewDataset(address).call().await.map_err(|e| chain_failure(&rpc, &e))?;
             println!("dataset   {}", address.to_checksum(None));
             println!("owner     {}", a.owner.to_checksum(None));
             println!("name      {}", a.m_datasetName);
@@ -192,30 +212,18 @@ pub async fn run_dataset(cmd: DatasetCommand) -> Result<(), CliError> {
 pub async fn run_workerpool(cmd: WorkerpoolCommand) -> Result<(), CliError> {
     match cmd {
         WorkerpoolCommand::Register { description, conn } => {
-            let ctx = Ctx::resolve(&conn)?;
-            let key = ctx.key()?;
-            let d = ctx.deployment()?;
-            ctx.check_chain(&d).await?;
-            let acc = ctx.account(&key)?;
-            let registry = WorkerpoolRegistry::new(d.workerpool_registry, &acc.provider);
-            let rpc = ctx.rpc()?;
-            let pool = create!(rpc, registry.createWorkerpool(key.address(), description));
+            let r = registrar(&conn).await?;
+            let registry = WorkerpoolRegistry::new(r.d.workerpool_registry, &r.acc.provider);
+            let pool = create!(&r.rpc, registry.createWorkerpool(r.owner, description));
             println!("{}", pool.to_checksum(None));
             Ok(())
         }
         WorkerpoolCommand::Show { address, conn } => {
-            let ctx = Ctx::resolve(&conn)?;
-            let d = ctx.deployment()?;
-            let rpc = ctx.rpc()?;
-            let p = ctx.reader()?;
+            let (d, p, rpc) = reader(&conn).await?;
             let known = WorkerpoolRegistry::new(d.workerpool_registry, &p).isRegistered(address).call().await;
-            if !known.map_err(|e| chain_failure(rpc, &e))? {
-                return Err(input(format!(
-                    "unknown workerpool {address}: it is not registered in the workerpool registry"
-                )));
-            }
+            registered(&rpc, "workerpool", address, known)?;
             let a =
-                DragonHub::new(d.hub, &p).viewWorkerpool(address).call().await.map_err(|e| chain_failure(rpc, &e))?;
+                DragonHub::new(d.hub, &p).viewWorkerpool(address).call().await.map_err(|e| chain_failure(&rpc, &e))?;
             println!("workerpool   {}", address.to_checksum(None));
             println!("owner        {}", a.owner.to_checksum(None));
             println!("description  {}", a.m_workerpoolDescription);
