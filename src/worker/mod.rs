@@ -141,8 +141,21 @@ pub enum WorkerError {
     },
     #[error("{0}")]
     Task(String),
+    #[error("{what} transaction {tx:#x} reverted")]
+    Reverted { what: &'static str, tx: B256 },
     #[error(transparent)]
     Input(#[from] inputs::InputError),
+}
+
+/// Gas above the estimate for a worker's transactions. The estimate is made against the chain as it is when the
+/// transaction is built; replicates of a task contribute side by side, and a contribution mined after another's
+/// may be the one that reaches the consensus, which costs more than estimated (it records the winners). Unused
+/// gas is not paid for.
+async fn with_headroom<P: alloy::providers::Provider, D: alloy::contract::CallDecoder>(
+    call: alloy::contract::CallBuilder<P, D>,
+) -> Result<alloy::contract::CallBuilder<P, D>, alloy::contract::Error> {
+    let estimate = call.estimate_gas().await?;
+    Ok(call.gas(estimate.saturating_add(estimate / 2).saturating_add(100_000)))
 }
 
 impl From<alloy::contract::Error> for WorkerError {
@@ -419,20 +432,31 @@ impl Worker {
         // 2. Contribute.
         if contribution.status == 0 {
             tell(pool, &with_result(ReplicateStatus::Contributing)).await;
-            // Replicates run side by side and send from the same key.
-            let sent = self
-                .account
-                .one_at_a_time(
-                    self.hub()
-                        .contribute(taskid, hash, seal, Address::ZERO, Bytes::new(), a.authorization.sign.clone())
-                        .send(),
-                )
-                .await;
-            match self.mined(sent, "contribute").await {
-                Ok(()) => {}
-                Err(WorkerError::Refused { revert, .. })
-                    if matches!(*revert, Revert::Task(TaskError::AlreadyContributed(_))) => {}
-                Err(e) => return Err(e),
+            for attempt in 1.. {
+                // Replicates run side by side and send from the same key.
+                let sent = self
+                    .account
+                    .one_at_a_time(async {
+                        let sign = a.authorization.sign.clone();
+                        let hub = self.hub();
+                        let call = hub.contribute(taskid, hash, seal, Address::ZERO, Bytes::new(), sign);
+                        with_headroom(call).await?.send().await
+                    })
+                    .await;
+                match self.mined(sent, "contribute").await {
+                    Ok(()) => break,
+                    Err(WorkerError::Refused { revert, .. })
+                        if matches!(*revert, Revert::Task(TaskError::AlreadyContributed(_))) =>
+                    {
+                        break;
+                    }
+                    // Mined, but the chain had moved since the estimate: sent again, on a new estimate (which
+                    // refuses, and says why, if the task no longer takes contributions).
+                    Err(WorkerError::Reverted { tx, .. }) if attempt < 3 => {
+                        tracing::warn!(task = %taskid, tx = %tx, attempt, "contribution reverted; sending it again");
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             tracing::info!(task = %taskid, "contributed");
         }
@@ -444,7 +468,10 @@ impl Worker {
             let c = self.hub().viewContribution(taskid, self.me()).call().await?;
             if c.status == 1 {
                 tell(pool, &with_result(ReplicateStatus::Revealing)).await;
-                let sent = self.account.one_at_a_time(self.hub().reveal(taskid, digest).send()).await;
+                let sent = self
+                    .account
+                    .one_at_a_time(async { with_headroom(self.hub().reveal(taskid, digest)).await?.send().await })
+                    .await;
                 self.mined(sent, "reveal").await?;
                 tracing::info!(task = %taskid, "revealed");
             }
@@ -587,7 +614,7 @@ impl Worker {
         };
         let receipt = pending.with_timeout(Some(Duration::from_secs(60))).get_receipt().await?;
         if !receipt.status() {
-            return Err(WorkerError::Task(format!("{what} transaction {:#x} reverted", receipt.transaction_hash)));
+            return Err(WorkerError::Reverted { what, tx: receipt.transaction_hash });
         }
         Ok(())
     }
