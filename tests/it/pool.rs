@@ -117,7 +117,12 @@ pub async fn funded_worker(w: &World) -> PrivateKeySigner {
         let minter = setup::Account::new(&url, &w.owner).expect("account");
         match setup::fund(&w.deployment, &minter, &[&who], U256::from(1_000 * Nrlc::PER_RLC)).await {
             Ok(()) => break,
-            Err(e) if attempt < 5 && e.to_string().contains("nonce") => {
+            // Lost to the pool's transaction of the same nonce: "nonce too low" once it is mined, "replacement
+            // transaction underpriced" while it is pending.
+            Err(e)
+                if attempt < 5
+                    && ["nonce", "underpriced", "already known"].iter().any(|m| e.to_string().contains(m)) =>
+            {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => panic!("fund: {e}"),
