@@ -240,10 +240,7 @@ fn order_command(cmd: OrderCommand) -> Result<(), CliError> {
         OrderCommand::Sign { order: args, key_file } => {
             let key = signing_key(key_file)?;
             let (mut order, domain) = load(&args)?;
-            let digest = order.order_hash(&domain).0;
-            let sign = signature::sign_digest(&key, &digest)
-                .map_err(|e| CliError::Failure(anyhow::anyhow!("signing failed: {e}")))?;
-            order.set_sign(sign);
+            order.sign_with(&domain, &key).map_err(|e| CliError::Failure(anyhow::anyhow!("signing failed: {e}")))?;
             order.to_json().to_string()
         }
         OrderCommand::Publish(a) => return crate::client::run_order(crate::client::order::OrderWrite::Publish(a)),

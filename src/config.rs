@@ -228,3 +228,14 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+/// The chain a pool, worker or bot works on.
+#[derive(Debug, clap::Args)]
+pub struct ChainArgs {
+    /// JSON-RPC endpoint of the chain.
+    #[arg(long, env = "DRAGON_RPC_URL")]
+    pub rpc_url: String,
+    /// Deployment file of Dragon's contracts (from `dragon chain deploy`).
+    #[arg(long, value_name = "PATH")]
+    pub deployment: PathBuf,
+}

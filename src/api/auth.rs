@@ -37,6 +37,18 @@ pub fn challenge_hash(chain_id: u64, text: &str) -> B256 {
     Challenge { challenge: text.to_owned() }.eip712_signing_hash(&domain)
 }
 
+/// The `authorization` header a client sends for the challenge `text`: `<hash>_<signature>_<address>`, the
+/// challenge's EIP-712 hash signed by `key`.
+pub fn authorization(
+    chain_id: u64,
+    text: &str,
+    key: &alloy::signers::local::PrivateKeySigner,
+) -> Result<String, alloy::signers::Error> {
+    let hash = challenge_hash(chain_id, text);
+    let sig = crate::order::signature::sign_digest(key, &hash)?;
+    Ok(format!("{hash:#x}_{sig}_{:#x}", key.address()))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("missing authorization header")]

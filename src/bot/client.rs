@@ -1,8 +1,8 @@
 //! The bot's HTTP calls: the pool's `GET /capacity`, and the exchange's REST API (session login, publication,
 //! unpublication, the book, recent deals).
 
-use crate::order::{AnyOrder, Domain, signature};
-use alloy::primitives::{Address, B256};
+use crate::order::AnyOrder;
+use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::transports::http::reqwest;
 use serde::Deserialize;
@@ -140,9 +140,8 @@ impl ExchangeClient {
         let text = c["data"]["message"]["challenge"]
             .as_str()
             .ok_or_else(|| ClientError::Decode("the exchange", "no challenge text".into()))?;
-        let hash = crate::api::auth::challenge_hash(self.chain_id, text);
-        let sig = signature::sign_digest(&self.key, &hash).map_err(|e| ClientError::Sign(e.to_string()))?;
-        let header = format!("{hash:#x}_{sig}_{:#x}", self.key.address());
+        let header = crate::api::auth::authorization(self.chain_id, text, &self.key)
+            .map_err(|e| ClientError::Sign(e.to_string()))?;
         let s: Value =
             decode("the exchange", self.http.post(self.url("/sessions")).header("authorization", header).send().await)
                 .await?;
@@ -233,24 +232,4 @@ impl ExchangeClient {
 /// A price as Dragon writes it (a decimal string, exact over uint256) or as the peer does (a number).
 fn number(v: &Value) -> Option<u64> {
     v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-}
-
-/// `o` signed by `key` in `domain`.
-pub fn sign(domain: &Domain, key: &PrivateKeySigner, mut o: AnyOrder) -> Result<AnyOrder, ClientError> {
-    let sig = signature::sign_digest(key, &o.order_hash(domain).0).map_err(|e| ClientError::Sign(e.to_string()))?;
-    o.set_sign(sig);
-    Ok(o)
-}
-
-/// A fresh salt: every order the bot signs is a new order, never the replay of one withdrawn.
-pub fn salt() -> B256 {
-    let mut b = [0u8; 32];
-    if getrandom::fill(&mut b).is_err() {
-        // Unique enough for a salt (not a secret): the time and a counter.
-        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        b[..16].copy_from_slice(&t.to_be_bytes());
-        b[16..24].copy_from_slice(&N.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_be_bytes());
-    }
-    B256::from(b)
 }

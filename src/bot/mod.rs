@@ -35,7 +35,6 @@ use client::{ClientError, ExchangeClient, PoolClient};
 use metrics::{CategoryView, Metrics};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
 use std::time::Duration;
 use strategy::{Bounds, MarketView, Strategy};
 
@@ -57,12 +56,10 @@ pub struct BotArgs {
     /// The pool's base URL (`dragon pool`), for its free capacity.
     #[arg(long)]
     pub pool: String,
-    /// JSON-RPC endpoint of the chain (to check the workerpool's owner and the categories).
-    #[arg(long, env = "DRAGON_RPC_URL")]
-    pub rpc_url: String,
-    /// Deployment file of Dragon's contracts: chain id and hub (the orders' EIP-712 domain).
-    #[arg(long, value_name = "PATH")]
-    pub deployment: PathBuf,
+    /// The chain: the workerpool's owner and the categories are checked there, and the deployment gives the
+    /// orders' EIP-712 domain.
+    #[command(flatten)]
+    pub chain: crate::config::ChainArgs,
     /// A category to serve (repeat for several); the free capacity is split between them.
     #[arg(long = "category", value_name = "ID", required = true)]
     pub categories: Vec<u64>,
@@ -226,13 +223,13 @@ impl BotArgs {
                 return Err(BotError::Config(format!("{name} `{url}` is not an http(s) URL")));
             }
         }
-        let deployment = Deployment::read(&self.deployment)?;
+        let deployment = Deployment::read(&self.chain.deployment)?;
         Ok(BotConfig {
             workerpool: self.workerpool,
             owner,
             exchange_url: self.exchange,
             pool_url: self.pool,
-            rpc_url: self.rpc_url,
+            rpc_url: self.chain.rpc_url,
             deployment,
             categories,
             strategy,
@@ -540,7 +537,7 @@ impl Bot {
 
     async fn publish(&mut self, category: u64, price: u64, volume: u64) -> Result<String, ClientError> {
         let t = self.config.terms;
-        let order = AnyOrder::Workerpool(WorkerpoolOrder {
+        let mut order = AnyOrder::Workerpool(WorkerpoolOrder {
             workerpool: self.config.workerpool,
             workerpoolprice: Nrlc::from_u64(price),
             volume: U256::from(volume),
@@ -550,10 +547,11 @@ impl Bot {
             apprestrict: t.apprestrict,
             datasetrestrict: t.datasetrestrict,
             requesterrestrict: t.requesterrestrict,
-            salt: client::salt(),
+            salt: crate::order::fresh_salt()
+                .map_err(|e| ClientError::Sign(format!("no randomness for the salt: {e}")))?,
             sign: None,
         });
-        let signed = client::sign(&self.domain, &self.config.owner, order)?;
-        self.exchange.publish(&signed).await
+        order.sign_with(&self.domain, &self.config.owner).map_err(|e| ClientError::Sign(e.to_string()))?;
+        self.exchange.publish(&order).await
     }
 }

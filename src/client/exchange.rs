@@ -3,7 +3,7 @@
 
 use super::{chain_of, failure, input};
 use crate::cli::CliError;
-use crate::order::{AnyOrder, OrderKind, signature};
+use crate::order::{AnyOrder, OrderKind};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::transports::http::reqwest;
 use serde_json::{Value, json};
@@ -101,9 +101,7 @@ impl Exchange {
         let text = c["data"]["message"]["challenge"]
             .as_str()
             .ok_or_else(|| failure(format!("the exchange at {} sent no login challenge", self.base)))?;
-        let hash = crate::api::auth::challenge_hash(self.chain_id, text);
-        let sig = signature::sign_digest(key, &hash).map_err(|e| failure(format!("signing failed: {e}")))?;
-        Ok(format!("{hash:#x}_{sig}_{}", key.address()))
+        crate::api::auth::authorization(self.chain_id, text, key).map_err(|e| failure(format!("signing failed: {e}")))
     }
 
     async fn write(

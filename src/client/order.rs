@@ -4,7 +4,7 @@
 use super::{Conn, Ctx, amount, input};
 use crate::cli::CliError;
 use crate::money::Nrlc;
-use crate::order::{AnyOrder, OrderKind, json::parse_bytes32, signature};
+use crate::order::{AnyOrder, OrderKind, json::parse_bytes32};
 use alloy::primitives::B256;
 use clap::Args;
 use serde_json::{Value, json};
@@ -58,9 +58,7 @@ pub async fn write(cmd: OrderWrite) -> Result<(), CliError> {
                 AnyOrder::from_json(a.kind, &text).map_err(|e| input(format!("invalid {} order: {e}", a.kind)))?;
             let domain = Ctx::domain(&d);
             if order.sign().is_none() {
-                let sign = signature::sign_digest(&key, &order.order_hash(&domain).0)
-                    .map_err(|e| super::failure(format!("signing failed: {e}")))?;
-                order.set_sign(sign);
+                order.sign_with(&domain, &key).map_err(|e| super::failure(format!("signing failed: {e}")))?;
             }
             let ex = ctx.exchange(&d)?;
             let rec = ex.publish(&key, &order).await.map_err(|r| r.into_cli(&ex.base))?;

@@ -7,7 +7,7 @@ use super::{Conn, Ctx, amount, chain_failure, exchange::Refusal, failure, input}
 use crate::chain::contracts::{app_registry::AppRegistry, dataset_registry::DatasetRegistry, hub::DragonHub};
 use crate::cli::CliError;
 use crate::money::Nrlc;
-use crate::order::{AnyOrder, RequestOrder, json::parse_address, json::parse_bytes32, signature};
+use crate::order::{AnyOrder, RequestOrder, json::parse_address, json::parse_bytes32};
 use alloy::primitives::{Address, B256, U256};
 use clap::Args;
 use serde_json::json;
@@ -115,9 +115,7 @@ async fn best_price(
 }
 
 fn salt() -> Result<B256, CliError> {
-    let mut b = [0u8; 32];
-    getrandom::fill(&mut b).map_err(|e| failure(format!("no randomness for the salt: {e}")))?;
-    Ok(B256::from(b))
+    crate::order::fresh_salt().map_err(|e| failure(format!("no randomness for the salt: {e}")))
 }
 
 pub async fn publish(a: &SubmitArgs) -> Result<Submitted, CliError> {
@@ -196,8 +194,7 @@ pub async fn publish(a: &SubmitArgs) -> Result<Submitted, CliError> {
         sign: None,
     });
     let domain = Ctx::domain(&d);
-    let hash = order.order_hash(&domain);
-    order.set_sign(signature::sign_digest(&key, &hash.0).map_err(|e| failure(format!("signing failed: {e}")))?);
+    let hash = order.sign_with(&domain, &key).map_err(|e| failure(format!("signing failed: {e}")))?;
     match ex.publish(&key, &order).await {
         Ok(_) => {}
         Err(Refusal::Refused { code, error, .. }) if code == "insufficient_stake" => {

@@ -10,7 +10,7 @@ use crate::chain::contracts::workerpool_registry::WorkerpoolRegistry;
 use crate::chain::deploy::Deployment;
 use crate::chain::setup::{self, Account};
 use crate::money::Nrlc;
-use crate::order::{AnyOrder, AppOrder, Domain, signature};
+use crate::order::{AnyOrder, AppOrder, Domain};
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::Context;
@@ -154,7 +154,7 @@ pub fn app_orders(demo: &Demo, domain: &Domain) -> anyhow::Result<Vec<(Address, 
                 salt: keccak256(a.address),
                 sign: None,
             });
-            order.set_sign(signature::sign_digest(&owner, &order.order_hash(domain).0)?);
+            order.sign_with(domain, &owner)?;
             Ok((owner.address(), order))
         })
         .collect()

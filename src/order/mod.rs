@@ -9,6 +9,13 @@ pub mod json;
 pub mod signature;
 pub mod typed;
 
+/// A fresh random salt: each order signed with one is a new order, never the replay of an earlier one.
+pub fn fresh_salt() -> Result<B256, getrandom::Error> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b)?;
+    Ok(B256::from(b))
+}
+
 use crate::ids::OrderHash;
 use crate::money::Nrlc;
 use alloy::primitives::{Address, B256, Bytes, U256};
@@ -342,6 +349,17 @@ impl AnyOrder {
 
     pub fn set_sign(&mut self, sign: Bytes) {
         each!(self, o => o.set_sign(sign))
+    }
+
+    /// Signs the order as `key` in `domain` (EIP-712, as iExec's tools do); returns its hash.
+    pub fn sign_with(
+        &mut self,
+        domain: &Domain,
+        key: &alloy::signers::local::PrivateKeySigner,
+    ) -> Result<OrderHash, alloy::signers::Error> {
+        let hash = self.order_hash(domain);
+        self.set_sign(signature::sign_digest(key, &hash.0)?);
+        Ok(hash)
     }
 
     /// The order's JSON text (the SDK's form), for storing and answering without building a `Value`.

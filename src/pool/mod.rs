@@ -34,7 +34,6 @@ use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
 use clap::Args;
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,12 +44,8 @@ pub struct PoolArgs {
     /// The workerpool this scheduler runs (its owner's key is DRAGON_POOL_KEY).
     #[arg(long, value_parser = crate::order::json::parse_address)]
     pub workerpool: Address,
-    /// JSON-RPC endpoint of the chain.
-    #[arg(long, env = "DRAGON_RPC_URL")]
-    pub rpc_url: String,
-    /// Deployment file of Dragon's contracts (from `dragon chain deploy`).
-    #[arg(long, value_name = "PATH")]
-    pub deployment: PathBuf,
+    #[command(flatten)]
+    pub chain: crate::config::ChainArgs,
     /// Address the workers' HTTP API listens on.
     #[arg(long, default_value = "127.0.0.1:8090")]
     pub listen: SocketAddr,
@@ -128,8 +123,8 @@ impl PoolArgs {
             crate::config::key_from_env("DRAGON_POOL_KEY", "the workerpool owner's").map_err(PoolError::Config)?;
         let database_url = std::env::var("DATABASE_URL")
             .map_err(|_| PoolError::Config("DATABASE_URL is not set: the pool's PostgreSQL database".into()))?;
-        let deployment = Deployment::read(&self.deployment)?;
-        let mut c = PoolConfig::new(self.workerpool, owner, self.rpc_url, deployment, database_url, self.listen);
+        let deployment = Deployment::read(&self.chain.deployment)?;
+        let mut c = PoolConfig::new(self.workerpool, owner, self.chain.rpc_url, deployment, database_url, self.listen);
         if let Some(url) = self.public_url {
             c.public_url = url.trim_end_matches('/').to_owned();
         }

@@ -72,12 +72,8 @@ pub struct WorkerArgs {
     /// Base URL of the pool's worker API.
     #[arg(long)]
     pub pool: String,
-    /// JSON-RPC endpoint of the chain.
-    #[arg(long, env = "DRAGON_RPC_URL")]
-    pub rpc_url: String,
-    /// Deployment file of Dragon's contracts.
-    #[arg(long, value_name = "PATH")]
-    pub deployment: PathBuf,
+    #[command(flatten)]
+    pub chain: crate::config::ChainArgs,
     /// How apps run: native programs (allow-listed) or Docker images.
     #[arg(long, value_enum, default_value = "docker")]
     pub executor: ExecutorKind,
@@ -206,8 +202,8 @@ impl WorkerArgs {
         Ok(WorkerConfig {
             key,
             pool_url: self.pool,
-            rpc_url: self.rpc_url,
-            deployment: Deployment::read(&self.deployment)?,
+            rpc_url: self.chain.rpc_url,
+            deployment: Deployment::read(&self.chain.deployment)?,
             executor,
             work_dir: self.work_dir,
             capacity: Capacity { cpu: self.cpu, memory: self.memory_mib << 20, gpu: false },

@@ -4,13 +4,13 @@
 //! never reaches an app: the replicate fails with the reason.
 
 use crate::harness::{database, root, until_within as until};
-use crate::market::{Server, World, app_order_of, request_of};
+use crate::market::{Server, World, app_order_of, dataset_order_of, request_of};
 use crate::pool::{Pool, Worker, completed_tasks, deal_of, funded_worker, work_dir, worker_config};
 use crate::settle::settling;
 use alloy::primitives::{Address, B256, U256};
 use dragon::chain::setup;
 use dragon::money::Nrlc;
-use dragon::order::{AnyOrder, DatasetOrder};
+use dragon::order::AnyOrder;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -41,20 +41,7 @@ async fn dataset(w: &World, name: &str, file: &std::path::Path, checksum: B256) 
 }
 
 fn dataset_order(w: &World, dataset: Address, salt: u8) -> AnyOrder {
-    w.signed(
-        &w.owner,
-        AnyOrder::Dataset(DatasetOrder {
-            dataset,
-            datasetprice: Nrlc::from_u64(1),
-            volume: U256::from(10),
-            tag: B256::ZERO,
-            apprestrict: Address::ZERO,
-            workerpoolrestrict: Address::ZERO,
-            requesterrestrict: Address::ZERO,
-            salt: B256::repeat_byte(salt),
-            sign: None,
-        }),
-    )
+    w.signed(&w.owner, dataset_order_of(dataset, 1, 10, salt))
 }
 
 fn request_with(w: &World, app: Address, dataset: Address, input: &str, salt: u8) -> AnyOrder {

@@ -69,20 +69,7 @@ impl World {
     }
 
     pub fn dataset_order(&self, price: u64, volume: u64, salt: u8) -> AnyOrder {
-        self.signed(
-            &self.owner,
-            AnyOrder::Dataset(DatasetOrder {
-                dataset: self.dataset,
-                datasetprice: Nrlc::from_u64(price),
-                volume: U256::from(volume),
-                tag: B256::ZERO,
-                apprestrict: Address::ZERO,
-                workerpoolrestrict: Address::ZERO,
-                requesterrestrict: Address::ZERO,
-                salt: B256::repeat_byte(salt),
-                sign: None,
-            }),
-        )
+        self.signed(&self.owner, dataset_order_of(self.dataset, price, volume, salt))
     }
 
     pub fn pool_order(&self, price: u64, volume: u64, category: u64, salt: u8) -> AnyOrder {
@@ -133,6 +120,21 @@ pub fn app_order_of(app: Address, price: u64, volume: u64, salt: u8) -> AnyOrder
 }
 
 /// An unsigned workerpool order of `pool` at trust 1: public, zero tag.
+/// An unsigned, unrestricted dataset order.
+pub fn dataset_order_of(dataset: Address, price: u64, volume: u64, salt: u8) -> AnyOrder {
+    AnyOrder::Dataset(DatasetOrder {
+        dataset,
+        datasetprice: Nrlc::from_u64(price),
+        volume: U256::from(volume),
+        tag: B256::ZERO,
+        apprestrict: Address::ZERO,
+        workerpoolrestrict: Address::ZERO,
+        requesterrestrict: Address::ZERO,
+        salt: B256::repeat_byte(salt),
+        sign: None,
+    })
+}
+
 pub fn pool_order_of(pool: Address, price: u64, volume: u64, category: u64, salt: u8) -> AnyOrder {
     AnyOrder::Workerpool(WorkerpoolOrder {
         workerpool: pool,
