@@ -593,12 +593,13 @@ async fn docker_dropping_a_run_removes_its_container() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_runs_outlast_the_api_request_timeout() {
-    // The run's wait and attach streams are long requests: the per-request timeout must not cut them.
-    let d = docker().await.with_api_timeout(Duration::from_secs(1));
+    // The run's wait and attach streams are long requests: the per-request timeout must not cut them. (2 s, not
+    // less: the short requests around a run must fit in it on a loaded machine.)
+    let d = docker().await.with_api_timeout(Duration::from_secs(2));
     let s = Scratch::new();
     let t = task("slow", IMAGE);
     let ws = Workspace::prepare(&s.0, &t).expect("workspace");
-    let o = d.run(&t, &ws, AbortSignal::never()).await.expect("a run of 3 s with a 1 s request timeout");
+    let o = d.run(&t, &ws, AbortSignal::never()).await.expect("a run of 3 s with a 2 s request timeout");
     assert_eq!(o.exit_code, 0);
     assert!(o.duration >= Duration::from_secs(3));
     assert!(o.computed.is_some());
