@@ -46,6 +46,8 @@ pub struct Limits {
     pub challenge_ttl_secs: u64,
     /// Seconds a session token stays valid.
     pub session_ttl_secs: u64,
+    /// Seconds between purges of expired challenges and sessions (and sweeps of idle rate-limit keys).
+    pub purge_interval_secs: u64,
 }
 
 impl Default for Limits {
@@ -59,6 +61,7 @@ impl Default for Limits {
             client_timeout_secs: 10,
             challenge_ttl_secs: 300,
             session_ttl_secs: 3_600,
+            purge_interval_secs: 30,
         }
     }
 }
@@ -69,6 +72,51 @@ impl Limits {
     }
     pub fn session_ttl(&self) -> Duration {
         Duration::from_secs(self.session_ttl_secs)
+    }
+    pub fn purge_interval(&self) -> Duration {
+        Duration::from_secs(self.purge_interval_secs)
+    }
+}
+
+/// Limits of the public live feed (`[feed]` in the TOML file); see `docs/feed.md`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "snake_case")]
+pub struct FeedLimits {
+    /// Open feed connections, both wire forms.
+    pub max_connections: usize,
+    /// Open feed connections from one client address.
+    pub max_connections_per_ip: usize,
+    /// Subscriptions (chain, topic) one connection may hold.
+    pub max_subscriptions_per_connection: usize,
+    /// Categories one subscription may filter on.
+    pub max_categories_per_subscription: usize,
+    /// Seconds a socket.io session may stay without connecting to its namespace.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for FeedLimits {
+    fn default() -> Self {
+        let d = crate::feed::FeedConfig::default();
+        FeedLimits {
+            max_connections: d.max_subscribers,
+            max_connections_per_ip: d.max_connections_per_ip,
+            max_subscriptions_per_connection: d.max_subscriptions_per_connection,
+            max_categories_per_subscription: d.max_categories_per_subscription,
+            connect_timeout_secs: d.connect_timeout.as_secs(),
+        }
+    }
+}
+
+impl FeedLimits {
+    pub fn feed_config(&self) -> crate::feed::FeedConfig {
+        crate::feed::FeedConfig {
+            max_subscribers: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_subscriptions_per_connection: self.max_subscriptions_per_connection,
+            max_categories_per_subscription: self.max_categories_per_subscription,
+            connect_timeout: Duration::from_secs(self.connect_timeout_secs),
+            ..crate::feed::FeedConfig::default()
+        }
     }
 }
 
@@ -83,6 +131,7 @@ pub struct Config {
     /// Dragon's contracts on that chain.
     pub deployment: Deployment,
     pub limits: Limits,
+    pub feed: FeedLimits,
     pub market: MarketConfig,
     pub store: StoreConfig,
     /// The key that settles deals (`DRAGON_OPERATOR_KEY`, environment only). Without it the exchange keeps
@@ -101,6 +150,7 @@ impl Config {
             rpc_url,
             deployment,
             limits: Limits::default(),
+            feed: FeedLimits::default(),
             market: MarketConfig::default(),
             store: StoreConfig::default(),
             operator_key: None,
@@ -114,7 +164,7 @@ impl Config {
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// TOML file with any of: listen, rpc_url, deployment, max_open_orders, max_requests_per_asset,
-    /// max_orders_per_category, [limits].
+    /// max_orders_per_category, max_order_bytes, max_params_bytes, confirmations, settle_batch, [limits], [feed].
     #[arg(long, env = "DRAGON_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Address the REST API listens on [default: 127.0.0.1:8080].
@@ -138,11 +188,15 @@ struct FileConfig {
     max_open_orders: Option<usize>,
     max_requests_per_asset: Option<usize>,
     max_orders_per_category: Option<usize>,
+    /// Largest order document (JSON bytes) and request `params` (bytes) accepted.
+    max_order_bytes: Option<usize>,
+    max_params_bytes: Option<usize>,
     /// Blocks below the head before chain sync applies a block.
     confirmations: Option<u64>,
     /// Most deals per settlement batch.
     settle_batch: Option<usize>,
     limits: Option<Limits>,
+    feed: Option<FeedLimits>,
 }
 
 impl ServeArgs {
@@ -160,6 +214,9 @@ impl ServeArgs {
         if let Some(limits) = file.limits {
             config.limits = limits;
         }
+        if let Some(feed) = file.feed {
+            config.feed = feed;
+        }
         if let Some(n) = file.max_open_orders {
             config.market.max_open_orders = n;
         }
@@ -168,6 +225,12 @@ impl ServeArgs {
         }
         if let Some(n) = file.max_orders_per_category {
             config.market.max_orders_per_category = n;
+        }
+        if let Some(n) = file.max_order_bytes {
+            config.market.max_order_bytes = n;
+        }
+        if let Some(n) = file.max_params_bytes {
+            config.market.max_params_bytes = n;
         }
         if let Some(n) = file.confirmations {
             config.sync.confirmations = n;
@@ -216,9 +279,16 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         ("limits.max_connections", l.max_connections as u64),
         ("limits.challenge_ttl_secs", l.challenge_ttl_secs),
         ("limits.session_ttl_secs", l.session_ttl_secs),
+        ("limits.purge_interval_secs", l.purge_interval_secs),
+        ("feed.max_connections", c.feed.max_connections as u64),
+        ("feed.max_connections_per_ip", c.feed.max_connections_per_ip as u64),
+        ("feed.max_subscriptions_per_connection", c.feed.max_subscriptions_per_connection as u64),
+        ("feed.connect_timeout_secs", c.feed.connect_timeout_secs),
         ("max_open_orders", c.market.max_open_orders as u64),
         ("max_requests_per_asset", c.market.max_requests_per_asset as u64),
         ("max_orders_per_category", c.market.max_orders_per_category as u64),
+        ("max_order_bytes", c.market.max_order_bytes as u64),
+        ("max_params_bytes", c.market.max_params_bytes as u64),
         ("settle_batch", c.settler.max_batch as u64),
     ];
     for (field, v) in positive {

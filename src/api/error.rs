@@ -71,12 +71,15 @@ impl ResponseError for ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Auth(crate::api::auth::AuthError::Store(_) | crate::api::auth::AuthError::Chain) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Auth(
+                crate::api::auth::AuthError::Store(_)
+                | crate::api::auth::AuthError::Chain
+                | crate::api::auth::AuthError::NoRandomness,
+            ) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Auth(_) => StatusCode::FORBIDDEN,
             ApiError::Publish(e) => match e {
                 P::InvalidOrder(_) | P::HashMismatch { .. } | P::ValueTooLarge(_) => StatusCode::BAD_REQUEST,
+                P::OrderTooLarge { .. } | P::ParamsTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 P::Duplicate(_) | P::Closed { .. } => StatusCode::CONFLICT,
                 P::NotFound(_) => StatusCode::NOT_FOUND,
                 P::Chain(_) | P::Store(_) | P::MatchingDown | P::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,

@@ -56,6 +56,12 @@ pub struct MarketConfig {
     pub max_orders_per_category: usize,
     /// Most orders written by one commit.
     pub max_group: usize,
+    /// Largest order document accepted, in bytes of its JSON text. iExec's clients send a few hundred bytes;
+    /// the bound is what keeps a flood of free orders from filling the exchange's memory and every page of the
+    /// books (docs/security.md).
+    pub max_order_bytes: usize,
+    /// Largest `params` of a request order, in bytes (UTF-8).
+    pub max_params_bytes: usize,
 }
 
 impl Default for MarketConfig {
@@ -65,6 +71,8 @@ impl Default for MarketConfig {
             max_requests_per_asset: 10_000,
             max_orders_per_category: 100_000,
             max_group: 4_096,
+            max_order_bytes: 16 * 1024,
+            max_params_bytes: 8 * 1024,
         }
     }
 }
@@ -153,7 +161,7 @@ pub struct Market {
     pub book: Arc<Book>,
     pub reader: Arc<ChainReader>,
     pub stats: Arc<MarketStats>,
-    config: MarketConfig,
+    pub config: MarketConfig,
     ops: Mutex<Option<mpsc::Sender<Op>>>,
     /// Held by chain sync and the settler from their store transaction until the market has applied it, so
     /// the market applies chain changes in the order the store committed them (each recomputed volume then

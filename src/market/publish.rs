@@ -21,6 +21,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub enum PublishError {
     #[error("invalid order: {0}")]
     InvalidOrder(String),
+    #[error("the order is {size} bytes of JSON, more than the {limit} this exchange accepts")]
+    OrderTooLarge { size: usize, limit: usize },
+    #[error("field `params` is {size} bytes, more than the {limit} this exchange accepts")]
+    ParamsTooLarge { size: usize, limit: usize },
     #[error("orderHash {claimed} does not match the order, whose hash is {actual}")]
     HashMismatch { claimed: OrderHash, actual: OrderHash },
     #[error("{0}")]
@@ -70,6 +74,8 @@ impl PublishError {
     pub fn code(&self) -> &'static str {
         match self {
             PublishError::InvalidOrder(_) => "invalid_order",
+            PublishError::OrderTooLarge { .. } => "order_too_large",
+            PublishError::ParamsTooLarge { .. } => "params_too_large",
             PublishError::HashMismatch { .. } => "hash_mismatch",
             PublishError::ValueTooLarge(_) => "value_too_large",
             PublishError::UnknownAsset { .. } => "unknown_asset",
@@ -135,6 +141,21 @@ fn role(kind: Option<OrderKind>) -> &'static str {
         Some(OrderKind::Workerpool) => "workerpool",
         _ => "requester",
     }
+}
+
+/// Reads a submitted order of `kind` from its JSON text, within the size bounds of `config`: the text is
+/// measured before it is parsed, so an oversized document costs no more than its bytes on the wire.
+pub fn parse_order(kind: OrderKind, text: &str, config: &super::MarketConfig) -> Result<AnyOrder, PublishError> {
+    if text.len() > config.max_order_bytes {
+        return Err(PublishError::OrderTooLarge { size: text.len(), limit: config.max_order_bytes });
+    }
+    let order = AnyOrder::from_json(kind, text).map_err(|e| PublishError::InvalidOrder(e.to_string()))?;
+    if let AnyOrder::Request(r) = &order
+        && r.params.len() > config.max_params_bytes
+    {
+        return Err(PublishError::ParamsTooLarge { size: r.params.len(), limit: config.max_params_bytes });
+    }
+    Ok(order)
 }
 
 impl Market {
