@@ -12,6 +12,7 @@ use crate::order::{AnyOrder, OrderKind};
 use crate::server::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use alloy::primitives::Address;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -249,23 +250,78 @@ fn filter(kind: OrderKind, q: &OrderQuery) -> Result<(Option<Address>, Filter), 
 
 /// Listings already answered, by query string, with the book version they were computed at: the same query
 /// between two changes of the book gets the same bytes without walking the book again.
+///
+/// Bounded by bytes, not entries: a stranger chooses both the query strings and (through what he publishes) the
+/// size of the pages, so only the bytes held say what the cache costs.
 #[derive(Debug, Default)]
-pub struct QueryCache(dashmap::DashMap<(OrderKind, String), (u64, bytes::Bytes)>);
+pub struct QueryCache {
+    map: dashmap::DashMap<(OrderKind, String), (u64, bytes::Bytes)>,
+    /// Bytes held: keys and bodies. Each insert adds its size before it is visible and each removal subtracts
+    /// the size of what it removed, so the count never drifts from the map's content.
+    bytes: std::sync::atomic::AtomicUsize,
+}
 
 impl QueryCache {
-    /// Entries kept at most; past that the cache starts over (queries are cheap to recompute).
-    const MAX: usize = 10_000;
+    /// Bytes held at most; past that the cache starts over (queries are cheap to recompute).
+    pub const MAX_BYTES: usize = 64 << 20;
+    /// Largest answer kept: bigger pages are streamed and never cached.
+    pub const MAX_ENTRY: usize = 256 << 10;
 
     fn get(&self, key: &(OrderKind, String), version: u64) -> Option<bytes::Bytes> {
-        self.0.get(key).filter(|e| e.0 == version).map(|e| e.1.clone())
+        self.map.get(key).filter(|e| e.0 == version).map(|e| e.1.clone())
     }
 
     fn put(&self, key: (OrderKind, String), version: u64, body: bytes::Bytes) {
-        if self.0.len() >= Self::MAX {
-            self.0.clear();
+        use std::sync::atomic::Ordering::Relaxed;
+        let size = key.1.len() + body.len();
+        if size > Self::MAX_ENTRY {
+            return;
         }
-        self.0.insert(key, (version, body));
+        if self.bytes.load(Relaxed) + size > Self::MAX_BYTES {
+            self.map.retain(|k, v| {
+                self.bytes.fetch_sub(k.1.len() + v.1.len(), Relaxed);
+                false
+            });
+        }
+        self.bytes.fetch_add(size, Relaxed);
+        if let Some((k, old)) = self.map.insert(key.clone(), (version, body)).map(|old| (key, old)) {
+            self.bytes.fetch_sub(k.1.len() + old.1.len(), Relaxed);
+        }
     }
+
+    /// Bytes held now.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Orders serialized per chunk of a streamed page.
+const CHUNK_ORDERS: usize = 16;
+
+/// A page's JSON as a stream of small chunks, so that a page of large orders never sits whole in memory: the
+/// orders are shared with the book (`Arc`), and each chunk is serialized as the client reads.
+fn stream_page(
+    orders: Vec<Arc<OrderRecord>>,
+    count: usize,
+    next_page: Option<usize>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, ApiError>> {
+    let head = futures_util::stream::once(async { Ok(bytes::Bytes::from_static(br#"{"ok":true,"orders":["#)) });
+    let chunks = futures_util::stream::iter((0..orders.len()).step_by(CHUNK_ORDERS)).map(move |start| {
+        let mut buf = Vec::new();
+        for (i, r) in orders[start..(start + CHUNK_ORDERS).min(orders.len())].iter().enumerate() {
+            if start + i > 0 {
+                buf.push(b',');
+            }
+            serde_json::to_writer(&mut buf, &OrderView::from(&**r)).map_err(|e| ApiError::Internal(e.into()))?;
+        }
+        Ok(bytes::Bytes::from(buf))
+    });
+    let tail = match next_page {
+        Some(n) => format!(r#"],"count":{count},"nextPage":{n}}}"#),
+        None => format!(r#"],"count":{count}}}"#),
+    };
+    let tail = futures_util::stream::once(async move { Ok(bytes::Bytes::from(tail)) });
+    head.chain(chunks).chain(tail)
 }
 
 pub async fn list(
@@ -294,11 +350,22 @@ pub async fn list(
     let (asset, f) = filter(kind, &q)?;
     let page = state.market.book.query(kind, asset, f, page_index, page_size);
     let full = page.orders.len() == page_size && page.count > (page_index + 1) * page_size;
+    let next_page = full.then_some(page_index + 1);
+    // What the record adds around its order's JSON (hash, signer, timestamp, field names): generous.
+    const RECORD_OVERHEAD: usize = 320;
+    let estimate: usize = page.orders.iter().map(|r| r.json.get().len() + RECORD_OVERHEAD).sum();
+    if estimate > QueryCache::MAX_ENTRY {
+        return Ok(HttpResponse::Ok().content_type("application/json").streaming(stream_page(
+            page.orders,
+            page.count,
+            next_page,
+        )));
+    }
     let list = OrderList {
         ok: true,
         orders: page.orders.iter().map(|r| OrderView::from(&**r)).collect(),
         count: page.count,
-        next_page: full.then_some(page_index + 1),
+        next_page,
     };
     let body = bytes::Bytes::from(serde_json::to_vec(&list).map_err(|e| ApiError::Internal(e.into()))?);
     state.queries.put(key, version, body.clone());
@@ -358,8 +425,12 @@ pub struct Published {
     pub published: OrderView,
 }
 
-fn parse_submission(kind: OrderKind, body: &PublishBody) -> Result<(AnyOrder, Option<OrderHash>), PublishError> {
-    let order = AnyOrder::from_json(kind, body.order.get()).map_err(|e| PublishError::InvalidOrder(e.to_string()))?;
+fn parse_submission(
+    kind: OrderKind,
+    body: &PublishBody,
+    config: &crate::market::MarketConfig,
+) -> Result<(AnyOrder, Option<OrderHash>), PublishError> {
+    let order = crate::market::publish::parse_order(kind, body.order.get(), config)?;
     let claimed = body
         .order_hash
         .as_deref()
@@ -380,7 +451,7 @@ async fn publish_all(
         let checks = bodies.iter().map(|b| {
             let market = market.clone();
             async move {
-                let (order, claimed) = parse_submission(kind, b)?;
+                let (order, claimed) = parse_submission(kind, b, &market.config)?;
                 market.check(order, claimed, who).await
             }
         });
@@ -598,4 +669,78 @@ pub fn routes(cfg: &mut web::ServiceConfig, kind: OrderKind) {
             get_one(s, kind, &p, q.into_inner()).await
         },
     )));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::market::record::raw_json;
+    use crate::order::{AppOrder, Domain};
+    use alloy::primitives::{B256, U256};
+
+    fn record(salt: u8) -> Arc<OrderRecord> {
+        let order = AnyOrder::App(AppOrder {
+            app: Address::repeat_byte(1),
+            appprice: crate::money::Nrlc(U256::from(5)),
+            volume: U256::from(3),
+            tag: B256::ZERO,
+            datasetrestrict: Address::ZERO,
+            workerpoolrestrict: Address::ZERO,
+            requesterrestrict: Address::ZERO,
+            salt: B256::repeat_byte(salt),
+            sign: None,
+        });
+        let hash = order.order_hash(&Domain::new(U256::from(1), Address::ZERO));
+        let view = crate::market::convert::engine_order(&order, hash, U256::from(3)).expect("small values");
+        Arc::new(OrderRecord {
+            seq: u64::from(salt),
+            hash,
+            chain_id: 1,
+            json: raw_json(&order),
+            order,
+            signer: Address::repeat_byte(2),
+            remaining: 3,
+            status: OrderStatus::Open,
+            published_ms: 1_700_000_000_000,
+            view,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_streamed_page_is_the_same_json_as_a_built_one() {
+        for n in [0usize, 1, CHUNK_ORDERS, CHUNK_ORDERS + 1, 3 * CHUNK_ORDERS + 5] {
+            let orders: Vec<_> = (0..n).map(|i| record(i as u8)).collect();
+            for next_page in [None, Some(4)] {
+                let built = OrderList {
+                    ok: true,
+                    orders: orders.iter().map(|r| OrderView::from(&**r)).collect(),
+                    count: 99,
+                    next_page,
+                };
+                let chunks: Vec<_> = stream_page(orders.clone(), 99, next_page).collect().await;
+                let streamed: Vec<u8> =
+                    chunks.into_iter().flat_map(|c| c.expect("chunk").to_vec()).collect::<Vec<u8>>();
+                let a: Value = serde_json::from_slice(&streamed).expect("streamed page is JSON");
+                assert_eq!(a, serde_json::to_value(&built).expect("json"), "{n} orders");
+            }
+        }
+    }
+
+    #[test]
+    fn the_query_cache_is_bounded_by_bytes() {
+        let cache = QueryCache::default();
+        let body = bytes::Bytes::from(vec![b'x'; 100 << 10]);
+        for i in 0..2_000 {
+            cache.put((OrderKind::App, format!("q={i}")), 1, body.clone());
+            assert!(cache.bytes() <= QueryCache::MAX_BYTES, "{} bytes after {i} puts", cache.bytes());
+        }
+        // The count is exact: what the map holds, keys included.
+        let held: usize = cache.map.iter().map(|e| e.key().1.len() + e.value().1.len()).sum();
+        assert_eq!(cache.bytes(), held);
+        // Replacing an entry does not count it twice; an answer past the entry bound is not kept.
+        cache.put((OrderKind::App, "q=1999".into()), 2, body.clone());
+        assert_eq!(cache.bytes(), cache.map.iter().map(|e| e.key().1.len() + e.value().1.len()).sum::<usize>());
+        cache.put((OrderKind::App, "big".into()), 1, bytes::Bytes::from(vec![0; QueryCache::MAX_ENTRY + 1]));
+        assert!(cache.get(&(OrderKind::App, "big".into()), 1).is_none());
+    }
 }
