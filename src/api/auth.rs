@@ -63,6 +63,10 @@ pub enum AuthError {
     Store(#[from] crate::store::StoreError),
     #[error("the chain is unavailable")]
     Chain,
+    #[error("no secure random source: try again later")]
+    NoRandomness,
+    #[error("invalid authorization: a session is opened with a signed challenge, not with another session")]
+    SessionFromSession,
 }
 
 impl AuthError {
@@ -74,6 +78,8 @@ impl AuthError {
             AuthError::Session => "auth_session",
             AuthError::Store(_) => "store_unavailable",
             AuthError::Chain => "chain_unavailable",
+            AuthError::NoRandomness => "no_randomness",
+            AuthError::SessionFromSession => "auth_session",
         }
     }
 }
@@ -89,14 +95,19 @@ pub struct Auth {
     sessions: DashMap<B256, (Address, Instant)>,
 }
 
-fn random_hex() -> String {
+/// 32 random bytes as hex, from `fill` (the OS generator in the server). A failing generator is an error, never a
+/// fallback: a challenge or a session token made of zeros (or of the time) would be guessable.
+fn random_hex_from(fill: impl FnOnce(&mut [u8]) -> Result<(), getrandom::Error>) -> Result<String, AuthError> {
     let mut b = [0u8; 32];
-    // The OS generator failing is not something to serve through: fall back to time-derived bytes would be
-    // guessable, so an all-zero buffer here would be a bug; getrandom only fails on exotic platforms.
-    if getrandom::fill(&mut b).is_err() {
-        tracing::error!("the OS random generator failed");
-    }
-    alloy::hex::encode(b)
+    fill(&mut b).map_err(|e| {
+        tracing::error!(error = %e, "the OS random generator failed");
+        AuthError::NoRandomness
+    })?;
+    Ok(alloy::hex::encode(b))
+}
+
+fn random_hex() -> Result<String, AuthError> {
+    random_hex_from(getrandom::fill)
 }
 
 impl Auth {
@@ -111,7 +122,7 @@ impl Auth {
 
     /// Issues a challenge for `address`: its typed data, recorded by its EIP-712 hash.
     pub async fn challenge(&self, address: Address) -> Result<serde_json::Value, AuthError> {
-        let text = format!("Sign this message to log into iExec Gateway: {}", random_hex());
+        let text = format!("Sign this message to log into iExec Gateway: {}", random_hex()?);
         let hash = challenge_hash(self.chain_id, &text);
         let client = self.store.client().await?;
         crate::store::challenges::insert(&**client, &hash.0, address, self.limits.challenge_ttl()).await?;
@@ -130,11 +141,19 @@ impl Auth {
         }))
     }
 
-    /// The address a request's `authorization` header proves.
+    /// The address a request's `authorization` header proves: a signed challenge or a session token.
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Address, AuthError> {
         let header = header.ok_or(AuthError::Missing)?.trim();
         if let Some(token) = header.strip_prefix("Bearer ") {
             return self.session(token.trim()).await;
+        }
+        self.signed_challenge(header).await
+    }
+
+    /// The address a signed challenge (`<hash>_<signature>_<address>`) proves; sessions are not accepted.
+    pub async fn signed_challenge(&self, header: &str) -> Result<Address, AuthError> {
+        if header.starts_with("Bearer ") {
+            return Err(AuthError::SessionFromSession);
         }
         let mut parts = header.split('_');
         let (Some(hash), Some(sig), Some(addr), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
@@ -179,9 +198,16 @@ impl Auth {
         Ok(address)
     }
 
-    /// Opens a session for an address that just proved itself; returns the token and its lifetime.
+    /// Forgets the cached sessions that expired: the cache holds no more than the sessions alive now.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        self.sessions.retain(|_, (_, expiry)| *expiry > now);
+    }
+
+    /// Opens a session for an address that just proved itself with a signed challenge; returns the token and
+    /// its lifetime.
     pub async fn open_session(&self, address: Address) -> Result<(String, Duration), AuthError> {
-        let token = random_hex();
+        let token = random_hex()?;
         let ttl = self.limits.session_ttl();
         let client = self.store.client().await?;
         crate::store::challenges::open_session(&**client, &keccak256(token.as_bytes()).0, address, ttl).await?;
@@ -241,15 +267,37 @@ pub struct SessionAnswer {
     pub expires_in: u64,
 }
 
-/// Opens a session from one signed challenge (`authorization: <hash>_<signature>_<address>`).
+/// Opens a session from one signed challenge (`authorization: <hash>_<signature>_<address>`). A session token
+/// cannot open another: a session ends when its lifetime does, whatever its holder does.
 #[utoipa::path(params(("chainId" = u64, Query)), responses(
     (status = 200, body = SessionAnswer),
     (status = 403, body = crate::api::error::ErrorBody)
 ))]
 #[post("/sessions")]
 pub async fn open_session(state: web::Data<AppState>, req: HttpRequest) -> Result<web::Json<SessionAnswer>, ApiError> {
-    let address = authenticated(&state, &req).await?;
+    let header = req.headers().get("authorization").and_then(|h| h.to_str().ok()).map(|h| h.trim().to_owned());
+    let auth = state.auth.clone();
+    let address = state
+        .on_main(async move {
+            let header = header.ok_or(AuthError::Missing)?;
+            auth.signed_challenge(&header).await
+        })
+        .await?;
     let auth = state.auth.clone();
     let (token, ttl) = state.on_main(async move { auth.open_session(address).await }).await?;
     Ok(web::Json(SessionAnswer { ok: true, token, address: address.to_checksum(None), expires_in: ttl.as_secs() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_random_source_is_an_error_not_zeros() {
+        let failed = random_hex_from(|_| Err(getrandom::Error::UNSUPPORTED));
+        assert!(matches!(failed, Err(AuthError::NoRandomness)), "{failed:?}");
+        let ok = random_hex().expect("the OS generator works here");
+        assert_eq!(ok.len(), 64);
+        assert_ne!(ok, "0".repeat(64));
+    }
 }
