@@ -8,7 +8,7 @@ use crate::chain::reads::ChainReader;
 use crate::chain::settler::Settler;
 use crate::chain::sync::ChainSync;
 use crate::config::{Config, Limits};
-use crate::feed::{Feed, FeedConfig, Topic};
+use crate::feed::{Feed, Topic};
 use crate::market::{Listener, Market, MarketEvent};
 use crate::store::Store;
 use actix_web::{App, HttpServer, web};
@@ -47,7 +47,7 @@ impl AppState {
     /// Connects the store (migrating it) and the chain, loads the categories, and starts the market, whose
     /// changes go out on the feed.
     pub async fn connect(config: &Config) -> anyhow::Result<Self> {
-        let feed = Feed::new(FeedConfig::default());
+        let feed = Feed::new(config.feed.feed_config());
         let chain_id = config.deployment.chain_id;
         let to_feed = feed.clone();
         let listener: Listener = Arc::new(move |e: &MarketEvent| publish_event(&to_feed, chain_id, e));
@@ -122,25 +122,19 @@ impl AppState {
         let stop = background.stop.clone();
         background.push(tokio::spawn(sync.run(async move { stop.notified().await })));
         let rates = Arc::new(RateLimits::new(&config.limits));
-        // Idle keys of the rate limiters are forgotten once a minute, so the maps stay as small as the
-        // set of recent clients.
-        let sweeper = Arc::downgrade(&rates);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                match sweeper.upgrade() {
-                    Some(r) => r.sweep(),
-                    None => break,
-                }
-            }
-        });
+        let auth = Arc::new(Auth::new(store.clone(), reader, d.chain_id, config.limits));
+        tokio::spawn(housekeeping(
+            store.clone(),
+            Arc::downgrade(&rates),
+            Arc::downgrade(&auth),
+            config.limits.purge_interval(),
+        ));
         Ok(AppState {
             store: store.clone(),
             chain,
             market,
             limits: config.limits,
-            auth: Arc::new(Auth::new(store, reader, d.chain_id, config.limits)),
+            auth,
             rates,
             health: Arc::default(),
             feed,
@@ -163,6 +157,30 @@ impl AppState {
     /// Runs `f` on the main runtime (see [`AppState::rt`]).
     pub async fn bg<T: Send + 'static>(&self, f: impl Future<Output = T> + Send + 'static) -> Option<T> {
         self.rt.spawn(f).await.ok()
+    }
+}
+
+/// Forgets what strangers made the server keep once it is no longer needed: idle keys of the rate limiters,
+/// expired sessions in the cache, expired challenges and sessions in the store. Ends with the server (when the
+/// state it sweeps is dropped).
+async fn housekeeping(store: Store, rates: std::sync::Weak<RateLimits>, auth: std::sync::Weak<Auth>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (Some(rates), Some(auth)) = (rates.upgrade(), auth.upgrade()) else { break };
+        rates.sweep();
+        auth.sweep();
+        drop((rates, auth));
+        let purged = match store.client().await {
+            Ok(c) => crate::store::challenges::purge(&**c).await,
+            Err(e) => Err(e),
+        };
+        match purged {
+            Ok(n) if n > 0 => tracing::debug!(rows = n, "expired challenges and sessions purged"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging expired challenges failed; retrying later"),
+        }
     }
 }
 

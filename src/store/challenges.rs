@@ -5,7 +5,7 @@ use alloy::primitives::Address;
 use std::time::Duration;
 use tokio_postgres::GenericClient;
 
-/// Records a challenge for `address`, valid for `ttl`; drops expired ones on the way.
+/// Records a challenge for `address`, valid for `ttl` (expired ones are dropped by [`purge`]).
 pub async fn insert(
     client: &impl GenericClient,
     hash: &[u8; 32],
@@ -14,8 +14,7 @@ pub async fn insert(
 ) -> Result<(), StoreError> {
     client
         .execute(
-            "WITH purge AS (DELETE FROM challenges WHERE expires_at < now())
-             INSERT INTO challenges (hash, address, expires_at)
+            "INSERT INTO challenges (hash, address, expires_at)
              VALUES ($1, $2, now() + make_interval(secs => $3))",
             &[&hash.as_slice(), &address.as_slice(), &ttl.as_secs_f64()],
         )
@@ -35,6 +34,13 @@ pub async fn take(client: &impl GenericClient, hash: &[u8; 32]) -> Result<Option
     }
 }
 
+/// Deletes the expired challenges and sessions (an index scan on their expiry); returns how many.
+pub async fn purge(client: &impl GenericClient) -> Result<u64, StoreError> {
+    let c = client.execute("DELETE FROM challenges WHERE expires_at < now()", &[]).await?;
+    let s = client.execute("DELETE FROM sessions WHERE expires_at < now()", &[]).await?;
+    Ok(c + s)
+}
+
 /// Opens a session for `address`; `token_hash` is the hash of the token handed to the client.
 pub async fn open_session(
     client: &impl GenericClient,
@@ -44,8 +50,7 @@ pub async fn open_session(
 ) -> Result<(), StoreError> {
     client
         .execute(
-            "WITH purge AS (DELETE FROM sessions WHERE expires_at < now())
-             INSERT INTO sessions (token_hash, address, expires_at)
+            "INSERT INTO sessions (token_hash, address, expires_at)
              VALUES ($1, $2, now() + make_interval(secs => $3))",
             &[&token_hash.as_slice(), &address.as_slice(), &ttl.as_secs_f64()],
         )
