@@ -28,6 +28,7 @@ use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -70,6 +71,14 @@ pub struct FeedConfig {
     pub max_subscribers: usize,
     /// Subscriptions one connection may hold (bounds the memory a client can make the feed keep).
     pub max_subscriptions_per_connection: usize,
+    /// Categories one subscription may filter on.
+    pub max_categories_per_subscription: usize,
+    /// Open connections from one client IP address (both wire forms together), so that one address cannot take
+    /// every slot of `max_subscribers`.
+    pub max_connections_per_ip: usize,
+    /// How long a socket.io session may stay without a socket.io CONNECT (a handshake that goes no further holds
+    /// a slot only this long).
+    pub connect_timeout: Duration,
     /// How often the server pings a connection (engine.io `pingInterval`; WebSocket pings on `/feed`).
     pub ping_interval: Duration,
     /// How long a ping may stay unanswered before the connection is closed (engine.io `pingTimeout`).
@@ -85,6 +94,9 @@ impl Default for FeedConfig {
             queue_capacity: 1024,
             max_subscribers: 10_000,
             max_subscriptions_per_connection: 256,
+            max_categories_per_subscription: 64,
+            max_connections_per_ip: 32,
+            connect_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
             max_payload: 64 * 1024,
@@ -119,6 +131,8 @@ struct Inner {
     dropped_slow: AtomicU64,
     next_conn: AtomicU64,
     sessions: socketio::Sessions,
+    /// Open connections per client address; an address leaves the map with its last connection.
+    per_ip: std::sync::Mutex<HashMap<IpAddr, usize>>,
 }
 
 type RouteKey = (u64, Topic);
@@ -206,15 +220,24 @@ impl Outbox {
     }
 }
 
-/// Refused: the feed already has `max_subscribers` connections.
+/// Refused: the feed has `max_subscribers` connections, or the client's address has `max_connections_per_ip`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("too many subscribers")]
-pub(crate) struct AtCapacity;
+pub(crate) enum AtCapacity {
+    #[error("too many subscribers: try again later")]
+    Full,
+    #[error("too many feed connections from this address")]
+    PerIp,
+}
 
-/// Refused: a connection asked for more than `max_subscriptions_per_connection` routes.
+/// Refused: a connection asked for more than `max_subscriptions_per_connection` routes, or a route for more than
+/// `max_categories_per_subscription` categories.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("too many subscriptions on this connection")]
-pub(crate) struct TooManySubscriptions;
+pub(crate) enum TooManySubscriptions {
+    #[error("too many subscriptions on this connection")]
+    Routes,
+    #[error("too many categories in one subscription: subscribe without a category to get them all")]
+    Categories,
+}
 
 impl Feed {
     pub fn new(config: FeedConfig) -> Self {
@@ -227,6 +250,7 @@ impl Feed {
                 dropped_slow: AtomicU64::new(0),
                 next_conn: AtomicU64::new(1),
                 sessions: socketio::Sessions::default(),
+                per_ip: std::sync::Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -275,13 +299,31 @@ impl Feed {
         &self.inner.config
     }
 
-    /// Opens a connection: a slot under `max_subscribers` and its bounded queue.
-    fn attach(&self, form: WireForm) -> Result<(Subscriber, mpsc::Receiver<ByteString>), AtCapacity> {
+    /// Opens a connection for a client at `ip` (when known): a slot under `max_subscribers` and under
+    /// `max_connections_per_ip`, and its bounded queue.
+    fn attach(
+        &self,
+        form: WireForm,
+        ip: Option<IpAddr>,
+    ) -> Result<(Subscriber, mpsc::Receiver<ByteString>), AtCapacity> {
+        if let Some(ip) = ip {
+            let mut per_ip = self.inner.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+            let n = per_ip.entry(ip).or_default();
+            if *n >= self.inner.config.max_connections_per_ip {
+                return Err(AtCapacity::PerIp);
+            }
+            *n += 1;
+        }
         let max = self.inner.config.max_subscribers;
-        self.inner
+        if self
+            .inner
             .subscribers
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
-            .map_err(|_| AtCapacity)?;
+            .is_err()
+        {
+            self.release_ip(ip);
+            return Err(AtCapacity::Full);
+        }
         let (tx, rx) = mpsc::channel(self.inner.config.queue_capacity.max(1));
         let outbox = Arc::new(Outbox {
             id: self.inner.next_conn.fetch_add(1, Ordering::Relaxed),
@@ -289,7 +331,18 @@ impl Feed {
             tx,
             close: watch::Sender::new(None),
         });
-        Ok((Subscriber { feed: self.clone(), outbox, keys: BTreeSet::new() }, rx))
+        Ok((Subscriber { feed: self.clone(), outbox, keys: BTreeSet::new(), ip }, rx))
+    }
+
+    fn release_ip(&self, ip: Option<IpAddr>) {
+        let Some(ip) = ip else { return };
+        let mut per_ip = self.inner.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&ip);
+            }
+        }
     }
 }
 
@@ -311,6 +364,8 @@ struct Subscriber {
     feed: Feed,
     outbox: Arc<Outbox>,
     keys: BTreeSet<RouteKey>,
+    /// The client's address, counted in `per_ip` while the connection lives.
+    ip: Option<IpAddr>,
 }
 
 impl Subscriber {
@@ -318,7 +373,7 @@ impl Subscriber {
     fn subscribe(&mut self, chain_id: u64, topic: Topic, category: Option<u64>) -> Result<(), TooManySubscriptions> {
         let key = (chain_id, topic);
         if !self.keys.contains(&key) && self.keys.len() >= self.feed.config().max_subscriptions_per_connection {
-            return Err(TooManySubscriptions);
+            return Err(TooManySubscriptions::Routes);
         }
         let mut routes = self.feed.inner.routes.write().unwrap_or_else(PoisonError::into_inner);
         let route = routes
@@ -330,6 +385,16 @@ impl Subscriber {
             (Filter::All, _) => {}
             (filter @ Filter::Categories(_), None) => *filter = Filter::All,
             (Filter::Categories(set), Some(c)) => {
+                if !set.contains(&c) && set.len() >= self.feed.config().max_categories_per_subscription {
+                    // A new route must not stay behind empty.
+                    if set.is_empty() {
+                        routes.get_mut(&key).map(|subs| subs.remove(&self.outbox.id));
+                        if routes.get(&key).is_some_and(HashMap::is_empty) {
+                            routes.remove(&key);
+                        }
+                    }
+                    return Err(TooManySubscriptions::Categories);
+                }
                 set.insert(c);
             }
         }
@@ -386,6 +451,7 @@ impl Drop for Subscriber {
         self.unsubscribe_all();
         self.outbox.close("closed");
         self.feed.inner.subscribers.fetch_sub(1, Ordering::AcqRel);
+        self.feed.release_ip(self.ip);
     }
 }
 
@@ -418,8 +484,8 @@ mod tests {
     #[test]
     fn routes_by_chain_topic_and_category() {
         let feed = Feed::new(FeedConfig::default());
-        let (mut all, mut rx_all) = feed.attach(WireForm::Plain).expect("slot");
-        let (mut cat5, mut rx_cat5) = feed.attach(WireForm::SocketIo).expect("slot");
+        let (mut all, mut rx_all) = feed.attach(WireForm::Plain, None).expect("slot");
+        let (mut cat5, mut rx_cat5) = feed.attach(WireForm::SocketIo, None).expect("slot");
         all.subscribe(1, Topic::Orders, None).expect("sub");
         cat5.subscribe(1, Topic::Orders, Some(5)).expect("sub");
         let data = json!({"a": 1});
@@ -444,8 +510,8 @@ mod tests {
     #[test]
     fn a_full_queue_closes_only_that_subscriber() {
         let feed = Feed::new(FeedConfig { queue_capacity: 2, ..FeedConfig::default() });
-        let (mut slow, _rx_slow) = feed.attach(WireForm::Plain).expect("slot");
-        let (mut fast, mut rx_fast) = feed.attach(WireForm::Plain).expect("slot");
+        let (mut slow, _rx_slow) = feed.attach(WireForm::Plain, None).expect("slot");
+        let (mut fast, mut rx_fast) = feed.attach(WireForm::Plain, None).expect("slot");
         slow.subscribe(7, Topic::Deals, None).expect("sub");
         fast.subscribe(7, Topic::Deals, None).expect("sub");
         for i in 0..5 {
@@ -461,21 +527,52 @@ mod tests {
     #[test]
     fn connection_limit_and_release() {
         let feed = Feed::new(FeedConfig { max_subscribers: 1, ..FeedConfig::default() });
-        let first = feed.attach(WireForm::Plain).expect("slot");
-        assert!(feed.attach(WireForm::Plain).is_err());
+        let first = feed.attach(WireForm::Plain, None).expect("slot");
+        assert!(feed.attach(WireForm::Plain, None).is_err());
         assert_eq!(feed.subscribers(), 1);
         drop(first);
         assert_eq!(feed.subscribers(), 0);
-        assert!(feed.attach(WireForm::SocketIo).is_ok());
+        assert!(feed.attach(WireForm::SocketIo, None).is_ok());
     }
 
     #[test]
     fn subscriptions_per_connection_are_bounded() {
         let feed = Feed::new(FeedConfig { max_subscriptions_per_connection: 2, ..FeedConfig::default() });
-        let (mut sub, _rx) = feed.attach(WireForm::Plain).expect("slot");
+        let (mut sub, _rx) = feed.attach(WireForm::Plain, None).expect("slot");
         sub.subscribe(1, Topic::Orders, Some(1)).expect("sub");
         sub.subscribe(1, Topic::Orders, Some(2)).expect("same route, another category");
         sub.subscribe(2, Topic::Orders, None).expect("sub");
-        assert_eq!(sub.subscribe(3, Topic::Orders, None), Err(TooManySubscriptions));
+        assert_eq!(sub.subscribe(3, Topic::Orders, None), Err(TooManySubscriptions::Routes));
+    }
+
+    #[test]
+    fn categories_per_subscription_are_bounded() {
+        let feed = Feed::new(FeedConfig { max_categories_per_subscription: 3, ..FeedConfig::default() });
+        let (mut sub, _rx) = feed.attach(WireForm::Plain, None).expect("slot");
+        for c in 0..3 {
+            sub.subscribe(1, Topic::Orders, Some(c)).expect("within the bound");
+        }
+        sub.subscribe(1, Topic::Orders, Some(2)).expect("a category already there");
+        assert_eq!(sub.subscribe(1, Topic::Orders, Some(3)), Err(TooManySubscriptions::Categories));
+        // Subscribing to every category is always possible, and replaces the list.
+        sub.subscribe(1, Topic::Orders, None).expect("all categories");
+        let feed = Feed::new(FeedConfig { max_categories_per_subscription: 0, ..FeedConfig::default() });
+        let (mut sub, _rx) = feed.attach(WireForm::Plain, None).expect("slot");
+        assert_eq!(sub.subscribe(1, Topic::Orders, Some(1)), Err(TooManySubscriptions::Categories));
+        assert!(feed.inner.routes.read().expect("lock").is_empty(), "no empty route is left behind");
+    }
+
+    #[test]
+    fn connections_per_ip_are_bounded_and_released() {
+        let feed = Feed::new(FeedConfig { max_connections_per_ip: 2, ..FeedConfig::default() });
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        let first = feed.attach(WireForm::Plain, Some(a)).expect("slot");
+        let _second = feed.attach(WireForm::SocketIo, Some(a)).expect("slot");
+        assert_eq!(feed.attach(WireForm::Plain, Some(a)).err(), Some(AtCapacity::PerIp));
+        let _other = feed.attach(WireForm::Plain, Some(b)).expect("another address is not affected");
+        drop(first);
+        let _again = feed.attach(WireForm::Plain, Some(a)).expect("a closed connection frees its address's slot");
+        assert_eq!(feed.attach(WireForm::Plain, Some(a)).err(), Some(AtCapacity::PerIp));
     }
 }

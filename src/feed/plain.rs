@@ -8,7 +8,7 @@
 //! handles client messages and liveness. They are separate futures so that a writer stuck behind a client
 //! that does not read can still be interrupted by the slow-consumer close.
 
-use super::{Feed, SLOW_CONSUMER, Subscriber, Topic, WireForm};
+use super::{AtCapacity, Feed, SLOW_CONSUMER, Subscriber, TooManySubscriptions, Topic, WireForm};
 use crate::api::error::ErrorBody;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
@@ -81,12 +81,22 @@ pub(super) async fn handle(
     body: web::Payload,
     feed: web::Data<Feed>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let Ok((subscriber, queue)) = feed.attach(WireForm::Plain) else {
-        return Ok(HttpResponse::ServiceUnavailable().json(ErrorBody {
-            ok: false,
-            error: "too many subscribers: try again later".into(),
-            code: "feed_full",
-        }));
+    let (subscriber, queue) = match feed.attach(WireForm::Plain, req.peer_addr().map(|a| a.ip())) {
+        Ok(attached) => attached,
+        Err(e @ AtCapacity::Full) => {
+            return Ok(HttpResponse::ServiceUnavailable().json(ErrorBody {
+                ok: false,
+                error: e.to_string(),
+                code: "feed_full",
+            }));
+        }
+        Err(e @ AtCapacity::PerIp) => {
+            return Ok(HttpResponse::TooManyRequests().json(ErrorBody {
+                ok: false,
+                error: e.to_string(),
+                code: "feed_ip_limit",
+            }));
+        }
     };
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let stream = stream.max_frame_size(feed.config().max_payload);
@@ -190,7 +200,11 @@ fn on_text(subscriber: &mut Subscriber, text: &str) -> String {
     let (op, sub) = match msg {
         ClientMessage::Subscribe(sub) => {
             if let Err(e) = subscriber.subscribe(sub.chain_id, sub.topic, sub.category) {
-                return error_message(&e.to_string(), "too_many_subscriptions");
+                let code = match e {
+                    TooManySubscriptions::Routes => "too_many_subscriptions",
+                    TooManySubscriptions::Categories => "too_many_categories",
+                };
+                return error_message(&e.to_string(), code);
             }
             ("subscribe", sub)
         }
@@ -210,7 +224,7 @@ mod tests {
     #[test]
     fn answers_bad_messages_with_errors() {
         let feed = Feed::new(FeedConfig::default());
-        let (mut sub, _rx) = feed.attach(WireForm::Plain).expect("slot");
+        let (mut sub, _rx) = feed.attach(WireForm::Plain, None).expect("slot");
         for bad in [
             "not json",
             r#"{"op":"subscribe","chainId":1,"topic":"blocks"}"#,

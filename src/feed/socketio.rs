@@ -90,6 +90,7 @@ enum EioError {
     BadRequest,
     UnsupportedVersion,
     Full,
+    PerIp,
 }
 
 impl EioError {
@@ -101,6 +102,7 @@ impl EioError {
             EioError::BadRequest => (StatusCode::BAD_REQUEST, 3, "Bad request"),
             EioError::UnsupportedVersion => (StatusCode::BAD_REQUEST, 5, "Unsupported protocol version"),
             EioError::Full => (StatusCode::SERVICE_UNAVAILABLE, 4, "Too many subscribers: try again later"),
+            EioError::PerIp => (StatusCode::TOO_MANY_REQUESTS, 4, "Too many feed connections from this address"),
         };
         HttpResponse::build(status)
             .insert_header(("Access-Control-Allow-Origin", "*"))
@@ -109,8 +111,11 @@ impl EioError {
 }
 
 impl From<AtCapacity> for EioError {
-    fn from(_: AtCapacity) -> Self {
-        EioError::Full
+    fn from(e: AtCapacity) -> Self {
+        match e {
+            AtCapacity::Full => EioError::Full,
+            AtCapacity::PerIp => EioError::PerIp,
+        }
     }
 }
 
@@ -152,7 +157,7 @@ fn text_response(body: impl actix_web::body::MessageBody + 'static) -> HttpRespo
 /// GET `/ws/`: a handshake, a long poll, or a WebSocket (new, or the upgrade of a polling session).
 pub(super) async fn get(req: HttpRequest, body: web::Payload, feed: web::Data<Feed>) -> HttpResponse {
     let result = match parse_query(&req) {
-        Ok((Transport::Polling, None)) => handshake(&feed),
+        Ok((Transport::Polling, None)) => handshake(&feed, client_ip(&req)),
         Ok((Transport::Polling, Some(sid))) => match feed.inner.sessions.get(&sid) {
             Some(session) => Ok(poll(&feed, &session).await),
             None => Err(EioError::UnknownSid),
@@ -204,8 +209,17 @@ pub(super) async fn bad_method() -> HttpResponse {
     EioError::BadRequest.response()
 }
 
-fn open_session(feed: &Feed, transport: Transport) -> Result<Arc<EioSession>, AtCapacity> {
-    let (subscriber, rx) = feed.attach(WireForm::SocketIo)?;
+/// The client's address, for the per-address connection bound.
+fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    req.peer_addr().map(|a| a.ip())
+}
+
+fn open_session(
+    feed: &Feed,
+    transport: Transport,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Arc<EioSession>, AtCapacity> {
+    let (subscriber, rx) = feed.attach(WireForm::SocketIo, ip)?;
     let session = Arc::new(EioSession {
         sid: random_id(),
         outbox: subscriber.outbox.clone(),
@@ -220,6 +234,7 @@ fn open_session(feed: &Feed, transport: Transport) -> Result<Arc<EioSession>, At
     });
     feed.inner.sessions.insert(session.clone());
     actix_web::rt::spawn(heartbeat(feed.clone(), session.clone()));
+    actix_web::rt::spawn(connect_deadline(feed.config().connect_timeout, session.clone()));
     Ok(session)
 }
 
@@ -234,8 +249,21 @@ fn open_packet(feed: &Feed, sid: &str, upgrades: &[&str]) -> String {
     )
 }
 
-fn handshake(feed: &Feed) -> Result<HttpResponse, EioError> {
-    let session = open_session(feed, Transport::Polling)?;
+/// Closes a session that did not connect to the socket.io namespace in time: a bare handshake must not hold one
+/// of the feed's slots for a whole ping cycle.
+async fn connect_deadline(timeout: Duration, session: Arc<EioSession>) {
+    tokio::select! {
+        _ = session.outbox.closed() => {}
+        () = tokio::time::sleep(timeout) => {
+            if !session.connected.load(Ordering::Acquire) {
+                session.outbox.close("connect timeout");
+            }
+        }
+    }
+}
+
+fn handshake(feed: &Feed, ip: Option<std::net::IpAddr>) -> Result<HttpResponse, EioError> {
+    let session = open_session(feed, Transport::Polling, ip)?;
     Ok(text_response(open_packet(feed, &session.sid, &["websocket"])))
 }
 
@@ -416,7 +444,7 @@ fn websocket(
     sid: Option<String>,
 ) -> Result<HttpResponse, EioError> {
     let (session, upgrade) = match sid {
-        None => (open_session(feed, Transport::WebSocket)?, false),
+        None => (open_session(feed, Transport::WebSocket, client_ip(req))?, false),
         Some(sid) => {
             let session = feed.inner.sessions.get(&sid).ok_or(EioError::UnknownSid)?;
             if session.websocket.load(Ordering::Acquire) || session.upgrading.swap(true, Ordering::AcqRel) {
