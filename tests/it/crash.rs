@@ -9,17 +9,23 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-struct Child {
-    base: String,
-    child: tokio::process::Child,
+pub(crate) struct Child {
+    pub(crate) base: String,
+    pub(crate) child: tokio::process::Child,
 }
 
 async fn spawn(w: &World, db: &str) -> Child {
+    // Limits loose enough for the load.
+    spawn_with(w, db, "[limits]\nper_ip_per_second = 100000\n").await
+}
+
+/// `dragon serve` (the binary) on `db` and `w`'s chain, configured by the TOML text `toml` (the listen address
+/// is added to it); returns once it answers /health.
+pub(crate) async fn spawn_with(w: &World, db: &str, toml: &str) -> Child {
     let port = dragon::local::free_port().expect("port");
-    // The TOML file gives the listen address and limits loose enough for the load (flags would win over it).
+    // The TOML file gives the listen address and the limits (flags would win over it).
     let config = std::env::temp_dir().join(format!("dragon-crash-{}-{port}.toml", std::process::id()));
-    std::fs::write(&config, format!("listen = \"127.0.0.1:{port}\"\n[limits]\nper_ip_per_second = 100000\n"))
-        .expect("write config");
+    std::fs::write(&config, format!("listen = \"127.0.0.1:{port}\"\n{toml}")).expect("write config");
     let child = tokio::process::Command::new(dragon_bin())
         .args(["serve", "--rpc-url", &w.node.url(), "--config"])
         .arg(&config)
