@@ -208,7 +208,7 @@ pub(crate) async fn pool_completed(pool: &Pool, n: usize) -> Value {
 }
 
 /// Runs the SDK's `results` flow: iExec's `task.fetchResults` with the pool as its IPFS gateway.
-async fn sdk_fetch_results(w: &World, server: &Server, pool: &Pool, taskid: &str) -> Value {
+pub(crate) async fn sdk_fetch_results(w: &World, server: &Server, pool: &Pool, taskid: &str) -> Value {
     sdk_fetch_results_with(w, server, pool, taskid, 8).await
 }
 
