@@ -541,6 +541,33 @@ async fn login_challenges_cannot_be_overwritten_and_sessions_are_bounded() {
     pool.shutdown().await;
 }
 
+/// The challenge book is bounded: a flood (here from one address, the per-IP limit raised) pushes out the
+/// oldest challenges and never grows the book past its bound; a fresh challenge still logs a worker in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_flood_is_bounded_and_fresh_logins_still_work() {
+    let w = World::new().await;
+    let mut config = Pool::config(&w, database().await);
+    config.limits.max_challenges = 100;
+    config.limits.per_ip_per_second = 100_000;
+    let pool = Pool::start(config);
+    let key = funded_worker(&w).await;
+    let (s, b) = challenge(&pool.base, key.address()).await;
+    assert_eq!(s, 200, "{b}");
+    let old = b["challenge"].as_str().expect("text").to_owned();
+    let http = reqwest::Client::new();
+    let flood = (0..300u32).map(|i| {
+        let who = Address::left_padding_from(&i.to_be_bytes());
+        let (http, url) = (http.clone(), format!("{}/challenge?address={who:#x}", pool.base));
+        async move { http.get(url).send().await.expect("request").status().as_u16() }
+    });
+    let answers = futures_util::future::join_all(flood).await;
+    assert!(answers.iter().all(|s| *s == 200), "challenges are always issued: {answers:?}");
+    refused("a challenge pushed out by the flood", &login_with(&pool.base, &key, &old).await, 401, "unauthorized");
+    let hand = Hand::login(&pool.base, &key).await.expect("a fresh challenge logs the worker in");
+    assert_eq!(hand.register(1, 1 << 30).await.0, 200);
+    pool.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_from_one_address_is_limited_and_the_honest_worker_finishes() {
     let w = World::new().await;
