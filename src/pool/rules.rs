@@ -123,12 +123,10 @@ pub fn slots(cpu: i64, proven: i64, vouched: bool) -> i64 {
 /// At most this many characters of a worker's error message are kept.
 pub const MAX_ERROR_CHARS: usize = 2_000;
 
-/// `text` cut to [`MAX_ERROR_CHARS`] characters.
-pub fn bounded_error(text: &str) -> &str {
-    match text.char_indices().nth(MAX_ERROR_CHARS) {
-        Some((at, _)) => &text[..at],
-        None => text,
-    }
+/// `text` cut to [`MAX_ERROR_CHARS`] characters, without NUL (which PostgreSQL's text refuses: a worker must not
+/// turn its report into the pool's internal error).
+pub fn bounded_error(text: &str) -> String {
+    text.chars().filter(|c| *c != '\0').take(MAX_ERROR_CHARS).collect()
 }
 
 #[cfg(test)]
@@ -211,5 +209,6 @@ mod tests {
         assert_eq!(bounded_error("short"), "short");
         let long = "é".repeat(5_000);
         assert_eq!(bounded_error(&long).chars().count(), MAX_ERROR_CHARS);
+        assert_eq!(bounded_error("a\0b"), "ab");
     }
 }

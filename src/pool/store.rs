@@ -496,6 +496,7 @@ pub async fn apply_report(
 ) -> Result<bool, StoreError> {
     let opt = |b: &Option<B256>| b.map(|b| b.to_vec());
     let error = u.error.as_deref().map(crate::pool::rules::bounded_error);
+    let error = error.as_deref();
     let n = c
         .execute(
             "UPDATE pool_replicates SET status = $4,

@@ -289,6 +289,9 @@ async fn lies_about_progress_are_refused_and_a_task_held_without_progress_goes_t
             "not_on_chain",
         );
     }
+    // Text PostgreSQL cannot store is no internal error.
+    let (s, b) = hostile.report(task, "STARTED", json!({"error": "a NUL \u{0} and more".repeat(500)})).await;
+    assert_eq!(s, 200, "{b}");
     // Forward only: a step back is taken and ignored.
     for status in ["COMPUTING", "COMPUTED", "COMPUTING", "STARTED"] {
         let (s, b) = hostile.report(task, status, json!({})).await;
@@ -305,7 +308,7 @@ async fn lies_about_progress_are_refused_and_a_task_held_without_progress_goes_t
         .filter(|e| e["worker"] == hostile_key.address().to_checksum(None))
         .map(|e| e["status"].as_str().expect("status"))
         .collect();
-    assert_eq!(mine, ["CREATED", "COMPUTING", "COMPUTED"], "{timeline}");
+    assert_eq!(mine, ["CREATED", "STARTED", "COMPUTING", "COMPUTED"], "{timeline}");
 
     // It keeps pinging and asking for work with the task "running", and never contributes.
     let pinger = {
