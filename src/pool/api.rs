@@ -2,6 +2,12 @@
 //! NAT works), the result archives, and the pool's status and metrics. This file is also where the pool's
 //! errors meet HTTP: [`PoolApiError`] gives every failure a status and the stable JSON body
 //! `{"ok": false, "error": "...", "code": "..."}`; internal causes are logged, never sent.
+//!
+//! Every caller is a stranger until proven otherwise, in this order: the per-IP limit comes before anything
+//! else; a token (or, for a login, a single-use challenge and its signature, then membership) before any body
+//! is read; the chain before any claim of progress or right to upload ([`super::rules`],
+//! [`super::membership`]). Each body is read with a bound on its size and its time. `docs/pool.md`, "Limits and
+//! what the pool trusts", lists the bounds.
 
 use super::challenges::{ChallengeBook, nonce_of};
 use super::membership::{Membership, MembershipError};
@@ -545,6 +551,7 @@ async fn status_update(state: web::Data<PoolState>, req: HttpRequest, payload: w
     };
     // Judged against the replicate as it is, and written only if it is still so (the scheduler may change it
     // meanwhile): a few tries.
+    let mut last = String::new();
     for _ in 0..3 {
         let current = store::replicate_status(&**state.store.client().await?, u.taskid, worker)
             .await?
@@ -568,6 +575,7 @@ async fn status_update(state: web::Data<PoolState>, req: HttpRequest, payload: w
         }
         let tx = c.transaction().await?;
         if !store::apply_report(&*tx, worker, &current, &report).await? {
+            last = current;
             continue;
         }
         if let (Some(hash), Some(seal)) = (report.result_hash, report.result_seal)
@@ -580,7 +588,7 @@ async fn status_update(state: web::Data<PoolState>, req: HttpRequest, payload: w
         state.wake.notify_one();
         return Ok(HttpResponse::Ok().json(serde_json::json!({"ok": true, "changed": true, "status": u.status})));
     }
-    Ok(ignored("?", "the replicate kept changing meanwhile: report again"))
+    Ok(ignored(&last, "the replicate kept changing meanwhile: report again"))
 }
 
 /// Takes a task's result archive, once: from a worker whose own contribution is revealed on chain with the
