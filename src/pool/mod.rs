@@ -69,13 +69,13 @@ pub struct PoolArgs {
     #[arg(long = "worker-allow", value_parser = crate::order::json::parse_address)]
     pub worker_allow: Vec<Address>,
     /// Public pool: the nRLC a worker must have in the hub (stake plus locked, `viewAccount`) to log in
-    /// [default: 1 RLC].
+    /// [default: 1000000000, 1 RLC].
     #[arg(long, conflicts_with = "worker_allow")]
     pub min_worker_stake: Option<u64>,
     /// Most CPUs a worker may register (a larger claim is refused with 400).
     #[arg(long, default_value_t = PoolLimits::default().max_cpu)]
     pub max_worker_cpu: u32,
-    /// Most memory a worker may register, in MiB (a larger claim is refused with 400) [default: 1 TiB].
+    /// Most memory a worker may register, in MiB (a larger claim is refused with 400; the default is 1 TiB).
     #[arg(long, default_value_t = PoolLimits::default().max_memory >> 20)]
     pub max_worker_memory_mib: u64,
     /// Seconds a replicate may go without a contribution on chain beyond its category's time before it is
