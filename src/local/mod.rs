@@ -321,7 +321,7 @@ async fn serve(args: &LocalArgs, pg: &PgCluster, anvil: &Anvil, local_json: &Pat
         crate::store::ensure_database(&pg.url("postgres"), "dragon_pool").await?;
         let pool_listener = std::net::TcpListener::bind(args.pool_listen)
             .with_context(|| format!("binding the pool's address {}", args.pool_listen))?;
-        let pool = crate::pool::PoolConfig::new(
+        let mut pool = crate::pool::PoolConfig::new(
             demo.workerpool,
             demo::pool_owner()?,
             anvil.url(),
@@ -329,6 +329,8 @@ async fn serve(args: &LocalArgs, pg: &PgCluster, anvil: &Anvil, local_json: &Pat
             pg.url("dragon_pool"),
             args.pool_listen,
         );
+        // The demo pool runs its own worker only: a private pool, whose member's CPUs are believed from the start.
+        pool.membership = crate::pool::membership::Membership::Private { allow: [demo::worker()?.address()].into() };
         let pool_url = pool.public_url.clone();
         let stopped_pool = stopped();
         side.spawn(supervised(

@@ -2,8 +2,11 @@
 //! sizes its workerpool orders to it.
 //!
 //! The rule, kept here so that the bot and the docs have one place to point at:
-//! - **slots**: the CPUs of the alive workers (heartbeat younger than the pool's `--worker-lost-after`), because
-//!   `/workers/work` hands a worker new work only while it runs fewer replicates than the CPUs it registered;
+//! - **slots**: the slots of the alive workers (heartbeat younger than the pool's `--worker-lost-after`), because
+//!   `/workers/work` hands a worker new work only while it runs fewer replicates than that: the CPUs it
+//!   registered, believed as far as its contributions prove them ([`super::rules::slots`]: one for a newcomer,
+//!   one more per contribution seen on chain, in a public pool), so that a worker claiming many CPUs does not
+//!   make the bot sell what nobody has shown it can run;
 //! - **busy**: tasks that hold, or are about to take, a worker: `RECEIVED` and `INITIALIZED` (the queue), and
 //!   `RUNNING`, `CONSENSUS_REACHED`, `AT_LEAST_ONE_REVEALED` (a worker computes, reveals or uploads);
 //! - **free** = max(0, slots − busy). A lost worker's task still counts as busy: the pool may yet hand it to
@@ -29,20 +32,20 @@ pub struct Capacity {
     pub tasks: BTreeMap<String, i64>,
 }
 
-/// The rule, apart from the database: `alive_cpus` holds one entry per alive worker.
-pub fn capacity(alive_cpus: &[i64], lost: i64, tasks: &[(String, i64)]) -> Capacity {
+/// The rule, apart from the database: `alive_slots` holds one entry per alive worker, its slots.
+pub fn capacity(alive_slots: &[i64], lost: i64, tasks: &[(String, i64)]) -> Capacity {
     let busy = tasks.iter().filter(|(s, _)| BUSY.contains(&s.as_str())).map(|(_, n)| n).sum::<i64>();
-    let alive = alive_cpus.len() as i64;
+    let alive = alive_slots.len() as i64;
     // A worker registered with 0 CPUs still runs one replicate at a time.
-    let slots = alive_cpus.iter().map(|c| (*c).max(1)).sum::<i64>();
+    let slots = alive_slots.iter().map(|c| (*c).max(1)).fold(0i64, |a, b| a.saturating_add(b));
     Capacity { alive, lost, slots, busy, free: (slots - busy).max(0), tasks: tasks.iter().cloned().collect() }
 }
 
 pub(super) async fn handler(state: web::Data<PoolState>) -> Result<HttpResponse, PoolApiError> {
     let c = state.store.client().await?;
-    let workers = store::workers_within(&**c, state.worker_lost_after).await?;
+    let workers = store::worker_slots(&**c, state.worker_lost_after, state.membership.vouched()).await?;
     let counts = store::task_counts(&**c).await?;
-    let alive: Vec<i64> = workers.iter().filter(|w| w.alive).map(|w| i64::from(w.cpu)).collect();
+    let alive: Vec<i64> = workers.iter().filter(|(_, alive)| *alive).map(|(slots, _)| *slots).collect();
     let lost = (workers.len() - alive.len()) as i64;
     Ok(HttpResponse::Ok().json(capacity(&alive, lost, &counts)))
 }

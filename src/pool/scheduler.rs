@@ -21,8 +21,11 @@
 //! | FAILED    | any                      | FAILED (claimed by someone)                                   |
 //!
 //! Before that, the replicates of workers silent for `worker_lost_after` that have not contributed on chain are
-//! marked WORKER_LOST, which frees their place for another worker. Deadlines are compared with the chain's
-//! time (the latest block's timestamp), which is what the hub checks.
+//! marked WORKER_LOST, which frees their place for another worker. So are, for each ACTIVE task, the replicates
+//! handed out longer ago than the task's progress bound (its category's time plus a margin,
+//! [`super::rules::progress_bound`]) that are still not contributed on chain, whether their worker pings or not:
+//! a worker cannot hold a task by staying alive. Deadlines are compared with the chain's time (the latest
+//! block's timestamp), which is what the hub checks.
 //!
 //! The chain is the truth and the row only records what was last seen, so nothing here needs to survive a
 //! crash besides the cursor and the rows: a transaction sent just before a crash shows on chain at the next
@@ -147,6 +150,7 @@ pub struct Scheduler {
     start_block: u64,
     poll: Duration,
     worker_lost_after: Duration,
+    progress_margin: Duration,
     wake: Arc<Notify>,
 }
 
@@ -166,6 +170,7 @@ impl Scheduler {
             start_block: config.deployment.block_number,
             poll: config.poll,
             worker_lost_after: config.worker_lost_after,
+            progress_margin: config.limits.progress_margin,
             wake,
         }
     }
@@ -242,6 +247,33 @@ impl Scheduler {
                 }
             } else {
                 // Its contribution was mined but not reported: keep it as what it is.
+                store::record_contribution(&**c, task, worker, contribution.resultHash, contribution.resultSeal)
+                    .await?;
+                store::mark_replicate(&**c, task, worker, "CONTRIBUTED", None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks WORKER_LOST the replicates of an ACTIVE task handed out longer than its progress bound ago and not
+    /// contributed on chain (their workers may well be pinging), so that `claim_task` hands the task to others;
+    /// such a worker's CPUs are believed again only as new contributions prove them. `timeref` is the task's
+    /// category time, as the hub recorded it at initialize.
+    async fn reclaim_stalled(&self, task: B256, timeref: U256) -> Result<(), SchedulerError> {
+        let secs = u64::try_from(timeref).unwrap_or(u64::MAX);
+        let bound = super::rules::progress_bound(Duration::from_secs(secs), self.progress_margin);
+        let c = self.store.client().await?;
+        for worker in store::stalled_replicates(&**c, task, bound).await? {
+            let contribution = self.hub().viewContribution(task, worker).call().await?;
+            if contribution.status == 0 {
+                let why = format!("no contribution within {} s", bound.as_secs());
+                if store::mark_replicate(&**c, task, worker, "WORKER_LOST", Some(&why)).await? {
+                    store::reset_proven(&**c, worker).await?;
+                    tracing::warn!(task = %task, worker = %worker, "no progress; the task goes to another worker");
+                }
+            } else {
+                store::record_contribution(&**c, task, worker, contribution.resultHash, contribution.resultSeal)
+                    .await?;
                 store::mark_replicate(&**c, task, worker, "CONTRIBUTED", None).await?;
             }
         }
@@ -411,6 +443,7 @@ impl Scheduler {
                 if t.status != "INITIALIZED" && t.status != "RUNNING" {
                     store::set_task_status(&**c, t.task_id, "INITIALIZED", None, None).await?;
                 }
+                self.reclaim_stalled(t.task_id, on_chain.timeref).await?;
                 if !on_chain.contributors.is_empty() {
                     self.plan_replicates(t, &on_chain.contributors).await?;
                 }

@@ -215,12 +215,23 @@ pub async fn upsert_worker(c: &impl GenericClient, worker: Address, cap: &Capaci
     Ok(())
 }
 
-/// A heartbeat; the worker's registered CPUs, `None` when it never registered.
-pub async fn touch_worker(c: &impl GenericClient, worker: Address) -> Result<Option<i32>, StoreError> {
+/// A heartbeat; the worker's registered CPUs and its proven contributions (see `schema/0007`), `None` when it
+/// never registered.
+pub async fn touch_worker(c: &impl GenericClient, worker: Address) -> Result<Option<(i32, i32)>, StoreError> {
     let r = c
-        .query_opt("UPDATE pool_workers SET last_seen = now() WHERE address = $1 RETURNING cpu", &[&worker.as_slice()])
+        .query_opt(
+            "UPDATE pool_workers SET last_seen = now() WHERE address = $1 RETURNING cpu, proven",
+            &[&worker.as_slice()],
+        )
         .await?;
-    Ok(r.map(|r| r.get(0)))
+    Ok(r.map(|r| (r.get(0), r.get(1))))
+}
+
+/// The worker lost a task for lack of progress: its claimed CPUs are believed again only as new contributions
+/// prove them.
+pub async fn reset_proven(c: &impl GenericClient, worker: Address) -> Result<(), StoreError> {
+    c.execute("UPDATE pool_workers SET proven = 0 WHERE address = $1", &[&worker.as_slice()]).await?;
+    Ok(())
 }
 
 /// How many unfinished replicates of open tasks the worker holds (each takes one of its CPUs).
@@ -235,10 +246,25 @@ pub async fn busy_replicates(c: &impl GenericClient, worker: Address) -> Result<
     Ok(r.get(0))
 }
 
-pub async fn insert_session(c: &impl GenericClient, token: &str, worker: Address) -> Result<(), StoreError> {
+/// Records a session valid for `ttl`; the worker's sessions beyond the newest `keep` end, and expired ones
+/// are purged (both by index).
+pub async fn insert_session(
+    c: &impl GenericClient,
+    token: &str,
+    worker: Address,
+    ttl: std::time::Duration,
+    keep: i64,
+) -> Result<(), StoreError> {
     c.execute(
-        "INSERT INTO pool_sessions (token, worker, expires_at) VALUES ($1, $2, now() + interval '1 day')",
-        &[&token, &worker.as_slice()],
+        "INSERT INTO pool_sessions (token, worker, expires_at)
+         VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))",
+        &[&token, &worker.as_slice(), &ttl.as_secs_f64()],
+    )
+    .await?;
+    c.execute(
+        "DELETE FROM pool_sessions WHERE worker = $1 AND token NOT IN
+             (SELECT token FROM pool_sessions WHERE worker = $1 ORDER BY expires_at DESC LIMIT $2)",
+        &[&worker.as_slice(), &keep.max(1)],
     )
     .await?;
     c.execute("DELETE FROM pool_sessions WHERE expires_at < now()", &[]).await?;
@@ -348,6 +374,44 @@ pub async fn silent_replicates(
     rows.iter().map(|r| Ok((b256(r, "task_id")?, address(r, "worker")?))).collect()
 }
 
+/// The workers of the task's replicates, not yet contributed, handed out longer than `bound` ago: they made no
+/// progress in the time the task allows (see `rules::progress_bound`), whether they ping or not.
+pub async fn stalled_replicates(
+    c: &impl GenericClient,
+    task: B256,
+    bound: std::time::Duration,
+) -> Result<Vec<Address>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT worker FROM pool_replicates
+             WHERE task_id = $1 AND status = ANY($2) AND created_at < now() - make_interval(secs => $3)",
+            &[&task.as_slice(), &&ReplicateStatus::BEFORE_CONTRIBUTION[..], &bound.as_secs_f64()],
+        )
+        .await?;
+    rows.iter().map(|r| address(r, "worker")).collect()
+}
+
+/// Records a contribution seen on chain: the replicate's result hash and seal become the chain's and stay so,
+/// and its worker's proven count goes up by one (once per replicate). True the first time.
+pub async fn record_contribution(
+    c: &impl GenericClient,
+    task: B256,
+    worker: Address,
+    hash: B256,
+    seal: B256,
+) -> Result<bool, StoreError> {
+    let n = c
+        .execute(
+            "WITH r AS (
+                 UPDATE pool_replicates SET result_hash = $3, result_seal = $4, contributed_at = now()
+                 WHERE task_id = $1 AND worker = $2 AND contributed_at IS NULL RETURNING worker)
+             UPDATE pool_workers SET proven = proven + 1 WHERE address IN (SELECT worker FROM r)",
+            &[&task.as_slice(), &worker.as_slice(), &hash.as_slice(), &seal.as_slice()],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
 /// Sets the status of a replicate the pool judges (lost, or contributed without saying so), if it is still
 /// before its contribution: a report that came in meanwhile wins. True when it changed.
 pub async fn mark_replicate(
@@ -405,90 +469,126 @@ pub async fn reject_replicates(c: &impl GenericClient, task: B256, consensus: B2
     Ok(())
 }
 
-/// Records a replicate's status change; false when the worker has no replicate of that task.
-pub async fn update_replicate(c: &impl GenericClient, worker: Address, u: &StatusUpdate) -> Result<bool, StoreError> {
-    let opt = |b: &Option<B256>| b.map(|b| b.to_vec());
-    let before = c
+/// The status of the worker's replicate of the task, if it has one.
+pub async fn replicate_status(
+    c: &impl GenericClient,
+    task: B256,
+    worker: Address,
+) -> Result<Option<String>, StoreError> {
+    let r = c
         .query_opt(
             "SELECT status FROM pool_replicates WHERE task_id = $1 AND worker = $2",
-            &[&u.taskid.as_slice(), &worker.as_slice()],
+            &[&task.as_slice(), &worker.as_slice()],
         )
-        .await?
-        .map(|r| r.get::<_, String>(0));
+        .await?;
+    Ok(r.map(|r| r.get(0)))
+}
+
+/// Moves a replicate from `from` to the reported status, with the report's fields, as judged by
+/// `rules::decide` (and the chain). The result fields are taken only while the contribution is not on record
+/// (after that they are the chain's); callback data only while there is none. False when the replicate is no
+/// longer in `from` (something else changed it meanwhile: the caller reads it again).
+pub async fn apply_report(
+    c: &impl GenericClient,
+    worker: Address,
+    from: &str,
+    u: &StatusUpdate,
+) -> Result<bool, StoreError> {
+    let opt = |b: &Option<B256>| b.map(|b| b.to_vec());
+    let error = u.error.as_deref().map(crate::pool::rules::bounded_error);
+    let error = error.as_deref();
     let n = c
         .execute(
-            "UPDATE pool_replicates SET status = $3,
-                 result_digest = COALESCE($4, result_digest), result_hash = COALESCE($5, result_hash),
-                 result_seal = COALESCE($6, result_seal), callback_data = COALESCE($7, callback_data),
-                 error = COALESCE($8, error), updated_at = now()
-             WHERE task_id = $1 AND worker = $2 AND status NOT IN ('COMPLETED', 'ABORTED')",
+            "UPDATE pool_replicates SET status = $4,
+                 result_digest = CASE WHEN contributed_at IS NULL THEN COALESCE($5, result_digest)
+                                      ELSE result_digest END,
+                 result_hash = CASE WHEN contributed_at IS NULL THEN COALESCE($6, result_hash) ELSE result_hash END,
+                 result_seal = CASE WHEN contributed_at IS NULL THEN COALESCE($7, result_seal) ELSE result_seal END,
+                 callback_data = COALESCE(callback_data, $8),
+                 error = COALESCE($9, error), updated_at = now()
+             WHERE task_id = $1 AND worker = $2 AND status = $3",
             &[
                 &u.taskid.as_slice(),
                 &worker.as_slice(),
+                &from,
                 &u.status.as_str(),
                 &opt(&u.result_digest),
                 &opt(&u.result_hash),
                 &opt(&u.result_seal),
                 &u.callback_data.as_ref().map(|b| b.to_vec()),
-                &u.error.as_deref(),
+                &error,
             ],
         )
         .await?;
-    // The timeline records changes only: a worker repeats a report when it is not sure the first one arrived.
-    if n == 1 && before.as_deref() != Some(u.status.as_str()) {
+    if n == 1 {
         event(c, u.taskid, Some(worker), u.status.as_str()).await?;
     }
-    // A replicate closed with its task (COMPLETED or ABORTED) keeps that status: a winner's late report of
-    // its own upload, say, is taken and ignored.
-    Ok(before.is_some())
+    Ok(n == 1)
 }
 
-/// For an upload by `worker`: the digest its replicate reported (if any yet) and the deal's callback address;
-/// `None` when the worker has no replicate of the task.
+/// For an upload by `worker`: the deal's callback address, or `None` when the worker has no replicate of the
+/// task.
 pub async fn upload_context(
     c: &impl GenericClient,
     worker: Address,
     task: B256,
-) -> Result<Option<(Option<B256>, Address)>, StoreError> {
+) -> Result<Option<Address>, StoreError> {
     let r = c
         .query_opt(
-            "SELECT r.result_digest, d.callback FROM pool_replicates r
+            "SELECT d.callback FROM pool_replicates r
              JOIN pool_tasks t USING (task_id) JOIN pool_deals d USING (deal_id)
              WHERE r.task_id = $1 AND r.worker = $2",
             &[&task.as_slice(), &worker.as_slice()],
         )
         .await?;
-    let Some(r) = r else { return Ok(None) };
-    let digest: Option<Vec<u8>> = r.get("result_digest");
-    let digest = digest.map(|d| B256::try_from(d.as_slice())).transpose().map_err(|_| StoreError::Corrupt {
-        table: "pool_replicates",
-        detail: "result_digest is not 32 bytes".into(),
-    })?;
-    Ok(Some((digest, address(&r, "callback")?)))
+    r.map(|r| address(&r, "callback")).transpose()
 }
 
-/// The callback data of the replicate that revealed `digest` (empty when there is none).
+/// The callback data whose keccak256 is the revealed `digest`, as the hub checks it at finalize (empty when no
+/// replicate reported it). Any replicate's report is a candidate, and only the right bytes are taken: a worker
+/// cannot make finalize fail by reporting other bytes under the consensus digest.
 pub async fn callback_of(c: &impl GenericClient, task: B256, digest: B256) -> Result<Bytes, StoreError> {
-    let r = c
-        .query_opt(
-            "SELECT callback_data FROM pool_replicates
-             WHERE task_id = $1 AND result_digest = $2 AND callback_data IS NOT NULL LIMIT 1",
-            &[&task.as_slice(), &digest.as_slice()],
+    let rows = c
+        .query(
+            "SELECT DISTINCT callback_data FROM pool_replicates WHERE task_id = $1 AND callback_data IS NOT NULL",
+            &[&task.as_slice()],
         )
         .await?;
-    Ok(r.map(|r| Bytes::from(r.get::<_, Vec<u8>>(0))).unwrap_or_default())
+    Ok(rows
+        .iter()
+        .map(|r| r.get::<_, Vec<u8>>(0))
+        .find(|d| alloy::primitives::keccak256(d) == digest)
+        .map(Bytes::from)
+        .unwrap_or_default())
 }
 
-pub async fn put_result(c: &impl GenericClient, task: B256, worker: Address, zip: &[u8]) -> Result<(), StoreError> {
+/// Whether the task's archive is stored (the first accepted one is final).
+pub async fn has_result(c: &impl GenericClient, task: B256) -> Result<bool, StoreError> {
+    let r = c.query_one("SELECT EXISTS (SELECT 1 FROM pool_results WHERE task_id = $1)", &[&task.as_slice()]).await?;
+    Ok(r.get(0))
+}
+
+/// Stores the task's archive, with the `digest` checked against the chain, unless one is stored already (the
+/// first accepted archive is final: false then, and nothing changes).
+pub async fn put_result(
+    c: &impl GenericClient,
+    task: B256,
+    worker: Address,
+    zip: &[u8],
+    digest: B256,
+) -> Result<bool, StoreError> {
     use sha2::Digest;
     let sha: [u8; 32] = sha2::Sha256::digest(zip).into();
-    c.execute(
-        "INSERT INTO pool_results (task_id, worker, zip, sha256) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (task_id) DO UPDATE SET worker = EXCLUDED.worker, zip = EXCLUDED.zip, sha256 = EXCLUDED.sha256,
-                                             uploaded_at = now()",
-        &[&task.as_slice(), &worker.as_slice(), &zip, &sha.as_slice()],
-    )
-    .await?;
+    let inserted = c
+        .execute(
+            "INSERT INTO pool_results (task_id, worker, zip, sha256, digest) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (task_id) DO NOTHING",
+            &[&task.as_slice(), &worker.as_slice(), &zip, &sha.as_slice(), &digest.as_slice()],
+        )
+        .await?;
+    if inserted == 0 {
+        return Ok(false);
+    }
     // The upload is the replicate's RESULT_UPLOADED, whether or not the worker's report of it comes before the
     // task is finalized (after which a report no longer changes the replicate).
     let n = c
@@ -501,7 +601,7 @@ pub async fn put_result(c: &impl GenericClient, task: B256, worker: Address, zip
     if n == 1 {
         event(c, task, Some(worker), "RESULT_UPLOADED").await?;
     }
-    Ok(())
+    Ok(true)
 }
 
 pub async fn result_zip(c: &impl GenericClient, task: B256) -> Result<Option<Vec<u8>>, StoreError> {
@@ -513,8 +613,8 @@ pub async fn result_zip(c: &impl GenericClient, task: B256) -> Result<Option<Vec
 pub async fn uploaded_digest(c: &impl GenericClient, task: B256) -> Result<Option<B256>, StoreError> {
     let r = c
         .query_opt(
-            "SELECT p.result_digest FROM pool_results r
-             JOIN pool_replicates p ON p.task_id = r.task_id AND p.worker = r.worker
+            "SELECT COALESCE(r.digest, p.result_digest) FROM pool_results r
+             LEFT JOIN pool_replicates p ON p.task_id = r.task_id AND p.worker = r.worker
              WHERE r.task_id = $1",
             &[&task.as_slice()],
         )
@@ -532,6 +632,8 @@ pub struct WorkerView {
     pub cpu: i32,
     pub memory: i64,
     pub gpu: bool,
+    /// Contributions seen on chain since the worker last lost a task for lack of progress.
+    pub proven: i32,
     /// Seconds since the last heartbeat.
     pub last_seen_secs: f64,
     pub alive: bool,
@@ -566,21 +668,23 @@ pub struct ReplicateView {
 /// (`--worker-lost-after`; iExec: lost after 60 s).
 pub const ALIVE_SECS: f64 = 60.0;
 
-/// The workers, alive while their last heartbeat is younger than [`ALIVE_SECS`].
-pub async fn workers(c: &impl GenericClient) -> Result<Vec<WorkerView>, StoreError> {
-    workers_within(c, std::time::Duration::from_secs_f64(ALIVE_SECS)).await
+/// The first `limit` workers, alive while their last heartbeat is younger than [`ALIVE_SECS`].
+pub async fn workers(c: &impl GenericClient, limit: i64) -> Result<Vec<WorkerView>, StoreError> {
+    workers_within(c, std::time::Duration::from_secs_f64(ALIVE_SECS), limit).await
 }
 
-/// The workers, alive while their last heartbeat is younger than `lost_after` (the pool's --worker-lost-after).
+/// The first `limit` workers to register, alive while their last heartbeat is younger than `lost_after` (the
+/// pool's --worker-lost-after).
 pub async fn workers_within(
     c: &impl GenericClient,
     lost_after: std::time::Duration,
+    limit: i64,
 ) -> Result<Vec<WorkerView>, StoreError> {
     let rows = c
         .query(
-            "SELECT address, cpu, memory, gpu, EXTRACT(EPOCH FROM now() - last_seen)::float8 AS age
-             FROM pool_workers ORDER BY registered_at",
-            &[],
+            "SELECT address, cpu, memory, gpu, proven, EXTRACT(EPOCH FROM now() - last_seen)::float8 AS age
+             FROM pool_workers ORDER BY registered_at LIMIT $1",
+            &[&limit],
         )
         .await?;
     rows.iter()
@@ -591,11 +695,34 @@ pub async fn workers_within(
                 cpu: r.get("cpu"),
                 memory: r.get("memory"),
                 gpu: r.get("gpu"),
+                proven: r.get("proven"),
                 last_seen_secs: age,
                 alive: age < lost_after.as_secs_f64(),
             })
         })
         .collect()
+}
+
+/// Every worker's slots ([`crate::pool::rules::slots`]: its CPUs as far as its contributions prove them) and
+/// whether it is alive (heartbeat younger than `lost_after`). One row per member that registered.
+pub async fn worker_slots(
+    c: &impl GenericClient,
+    lost_after: std::time::Duration,
+    vouched: bool,
+) -> Result<Vec<(i64, bool)>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT cpu, proven, last_seen > now() - make_interval(secs => $1) AS alive FROM pool_workers",
+            &[&lost_after.as_secs_f64()],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let (cpu, proven): (i32, i32) = (r.get("cpu"), r.get("proven"));
+            (crate::pool::rules::slots(i64::from(cpu), i64::from(proven), vouched), r.get("alive"))
+        })
+        .collect())
 }
 
 /// The most recent tasks (at most `limit`), newest first.

@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (3, "0003_settlement.sql", include_str!("../../schema/0003_settlement.sql")),
     (4, "0004_pool.sql", include_str!("../../schema/0004_pool.sql")),
     (5, "0005_pool_replication.sql", include_str!("../../schema/0005_pool_replication.sql")),
+    (7, "0007_pool_hardening.sql", include_str!("../../schema/0007_pool_hardening.sql")),
     (8, "0008_auth_expiry.sql", include_str!("../../schema/0008_auth_expiry.sql")),
 ];
 

@@ -17,8 +17,9 @@ pub enum ClientError {
     /// The token was refused: log in again.
     #[error("the pool refused the session")]
     Unauthorized,
+    /// Any other refusal; `code` is the pool's stable error code, when its body has one.
     #[error("the pool answered {status}: {body}")]
-    Status { status: u16, body: String },
+    Status { status: u16, code: Option<String>, body: String },
     #[error("the pool's answer is not what the protocol says: {0}")]
     Decode(String),
     #[error("signing the login challenge: {0}")]
@@ -26,20 +27,39 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// Whether the pool may take the same call later: it was unreachable, or failed on its side.
+    /// Whether the pool may take the same call later: it was unreachable, failed on its side (or could not read
+    /// the chain), asked to slow down (429), or does not see on chain yet what this worker just did there (its
+    /// node may lag behind the worker's).
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Http(_) => true,
-            ClientError::Status { status, .. } => *status >= 500,
+            ClientError::Status { status, code, .. } => {
+                *status >= 500 || *status == 429 || code.as_deref() == Some("not_on_chain")
+            }
             _ => false,
         }
     }
 
     /// Whether the pool lost the session or the registration (a new database): log in and register again.
     pub fn is_session(&self) -> bool {
-        matches!(self, ClientError::Unauthorized | ClientError::Status { status: 409, .. })
+        match self {
+            ClientError::Unauthorized => true,
+            ClientError::Status { status: 409, code, .. } => matches!(code.as_deref(), Some("not_registered") | None),
+            _ => false,
+        }
+    }
+
+    fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Status { code, .. } => code.as_deref(),
+            _ => None,
+        }
     }
 }
+
+/// How many times a status report the pool cannot yet check on chain is sent, and how long apart.
+const NOT_ON_CHAIN_TRIES: u32 = 3;
+const NOT_ON_CHAIN_PAUSE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct PoolClient {
@@ -88,17 +108,33 @@ impl PoolClient {
         Ok(w.work)
     }
 
+    /// Reports a status change. The pool checks `CONTRIBUTED` and later against the chain; a report it cannot
+    /// check yet (its node behind the worker's) is sent again a few times before the error is returned.
     pub async fn status(&self, u: &StatusUpdate) -> Result<(), ClientError> {
-        self.post_json::<_, serde_json::Value>("/workers/status", u).await.map(drop)
+        let mut tries = 1;
+        loop {
+            match self.post_json::<_, serde_json::Value>("/workers/status", u).await {
+                Err(e) if e.code() == Some("not_on_chain") && tries < NOT_ON_CHAIN_TRIES => {
+                    tries += 1;
+                    tokio::time::sleep(NOT_ON_CHAIN_PAUSE).await;
+                }
+                res => return res.map(drop),
+            }
+        }
     }
 
+    /// Uploads the result archive. The first archive the pool takes for a task is final: when another winner's
+    /// (or this worker's, from a try whose answer was lost) is stored already, there is nothing left to upload.
     pub async fn upload(&self, taskid: B256, zip: Vec<u8>) -> Result<(), ClientError> {
         let req = self
             .http
             .post(format!("{}{}", self.base, crate::pool::protocol::result_path(taskid)))
             .header("content-type", "application/zip")
             .body(zip);
-        decode::<serde_json::Value>(self.auth(req).send().await?).await.map(drop)
+        match decode::<serde_json::Value>(self.auth(req).send().await?).await {
+            Err(e) if e.code() == Some("result_exists") => Ok(()),
+            res => res.map(drop),
+        }
     }
 
     fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -122,7 +158,10 @@ async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, Clien
         return Err(ClientError::Unauthorized);
     }
     if !(200..300).contains(&status) {
-        return Err(ClientError::Status { status, body: String::from_utf8_lossy(&body).into_owned() });
+        let code = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_owned));
+        return Err(ClientError::Status { status, code, body: String::from_utf8_lossy(&body).into_owned() });
     }
     serde_json::from_slice(&body).map_err(|e| ClientError::Decode(e.to_string()))
 }

@@ -13,6 +13,7 @@ mod feed;
 mod fixtures;
 mod harness;
 mod hostile_client;
+mod hostile_pool;
 mod inputs;
 mod market;
 mod pool;

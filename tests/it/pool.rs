@@ -208,7 +208,7 @@ pub(crate) async fn pool_completed(pool: &Pool, n: usize) -> Value {
 }
 
 /// Runs the SDK's `results` flow: iExec's `task.fetchResults` with the pool as its IPFS gateway.
-async fn sdk_fetch_results(w: &World, server: &Server, pool: &Pool, taskid: &str) -> Value {
+pub(crate) async fn sdk_fetch_results(w: &World, server: &Server, pool: &Pool, taskid: &str) -> Value {
     sdk_fetch_results_with(w, server, pool, taskid, 8).await
 }
 
@@ -419,7 +419,8 @@ async fn the_worker_api_answers_refusals_with_stable_codes() {
     let w = World::new().await;
     let pool = Pool::start(Pool::config(&w, database().await));
     let http = reqwest::Client::new();
-    let key = PrivateKeySigner::random();
+    // A member: a public pool takes workers with stake in the hub (strangers: tests/it/hostile_pool.rs).
+    let key = funded_worker(&w).await;
     let code = |v: &Value| v["code"].as_str().map(str::to_owned);
     let post = async |path: &str, token: Option<&str>, body: Value| -> (u16, Value) {
         let mut req = http.post(format!("{}{path}", pool.base)).json(&body);
