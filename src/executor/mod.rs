@@ -17,6 +17,7 @@
 //! `docs/executors.md` says what each one isolates, and how a third executor (a cluster scheduler) plugs in.
 
 pub mod docker;
+pub mod outdir;
 pub mod process;
 pub mod result;
 
@@ -410,14 +411,23 @@ pub fn dir_size(dir: &Path, stop_above: u64) -> std::io::Result<u64> {
     Ok(total)
 }
 
-/// Reads `computed.json` from an output folder, if the app wrote one.
+/// Reads `computed.json` from an output folder, if the app wrote one (as a regular file: a link is not followed,
+/// see [`outdir`]).
 fn read_computed(out_dir: &Path) -> Result<Option<ComputedJson>, ExecError> {
     let path = out_dir.join("computed.json");
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| ExecError::ComputedJson(e.to_string())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(ExecError::Io { context: format!("reading {}", path.display()), source }),
+    let io = |source| ExecError::Io { context: format!("reading {}", path.display()), source };
+    let out = outdir::OutDir::open(out_dir).map_err(io)?;
+    match out.kind_of(Path::new("computed.json")).map_err(io)? {
+        None => return Ok(None),
+        Some(outdir::Kind::File) => {}
+        Some(_) => return Err(ExecError::ComputedJson("it is not a regular file".into())),
     }
+    let Some(mut f) = out.open_file(Path::new("computed.json")).map_err(io)? else {
+        return Err(ExecError::ComputedJson("it is not a regular file".into()));
+    };
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut f, &mut bytes).map_err(io)?;
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| ExecError::ComputedJson(e.to_string()))
 }
 
 /// Fails with [`ExecError::OutputTooLarge`] when the output folder is over its bound.

@@ -552,9 +552,13 @@ impl Worker {
                 outcome.stderr.text().trim()
             )));
         }
-        // As iExec's worker: what the app printed goes with its result (`dragon stdout` reads it).
+        // As iExec's worker: what the app printed goes with its result (`dragon stdout` reads it). Written through
+        // the opened folder: a link the app left as stdout.txt is replaced, never written through.
         let stdout_txt = outcome.out_dir.join("stdout.txt");
-        std::fs::write(&stdout_txt, &outcome.stdout.head).map_err(io_err("writing", &stdout_txt))?;
+        crate::executor::outdir::OutDir::open(&outcome.out_dir)
+            .and_then(|out| out.create("stdout.txt"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &outcome.stdout.head))
+            .map_err(io_err("writing", &stdout_txt))?;
         let packaged = package(&outcome.out_dir, outcome.computed.as_ref(), has_callback)?;
         let zip_path = dir.join("result.zip");
         let tmp = dir.join("result.zip.tmp");
