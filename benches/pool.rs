@@ -284,6 +284,7 @@ fn start_worker(env: &Env, pool: &str, key: PrivateKeySigner, apps: &[Address], 
         poll: POLL,
         heartbeat: Duration::from_secs(1),
         app_env: Vec::new(),
+        inputs: dragon::worker::inputs::InputPolicy::default(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

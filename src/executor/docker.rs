@@ -12,7 +12,7 @@
 //! [`DockerExecutor::import_rootfs`]); a missing one is [`ExecError::ImageMissing`].
 
 use super::{
-    AbortSignal, BoxFuture, CapturedLog, ExecError, Executor, OUT_CHECK_EVERY, Outcome, TaskSpec, Workspace,
+    AbortSignal, AppRef, BoxFuture, CapturedLog, ExecError, Executor, OUT_CHECK_EVERY, Outcome, TaskSpec, Workspace,
     check_out_size, extra_env, iexec_env, read_computed, split_args,
 };
 use bollard::Docker;
@@ -147,6 +147,10 @@ impl Executor for DockerExecutor {
         "docker"
     }
 
+    fn admits<'a>(&'a self, app: &'a AppRef) -> BoxFuture<'a, Result<(), ExecError>> {
+        Box::pin(async move { self.image_present(&app.multiaddr).await.map(|_| ()) })
+    }
+
     fn run<'a>(
         &'a self,
         task: &'a TaskSpec,
@@ -213,15 +217,20 @@ impl Drop for ContainerGuard {
 }
 
 impl DockerExecutor {
-    async fn run_task(&self, task: &TaskSpec, ws: &Workspace, abort: AbortSignal) -> Result<Outcome, ExecError> {
-        let image = image_of(&task.app.multiaddr)?;
+    /// The image of an app's multiaddr, if the engine holds it.
+    async fn image_present(&self, multiaddr: &str) -> Result<String, ExecError> {
+        let image = image_of(multiaddr)?;
         match self.docker.inspect_image(&image).await {
-            Ok(_) => {}
+            Ok(_) => Ok(image),
             Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
-                return Err(ExecError::ImageMissing { image });
+                Err(ExecError::ImageMissing { image })
             }
-            Err(e) => return Err(docker_err(format!("inspecting image {image}"))(e)),
+            Err(e) => Err(docker_err(format!("inspecting image {image}"))(e)),
         }
+    }
+
+    async fn run_task(&self, task: &TaskSpec, ws: &Workspace, abort: AbortSignal) -> Result<Outcome, ExecError> {
+        let image = self.image_present(&task.app.multiaddr).await?;
         let args = split_args(&task.args)?;
         let limits = &task.limits;
         let env = extra_env(task)

@@ -42,6 +42,10 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     /// A short name for logs and metrics (`"process"`, `"docker"`).
     fn kind(&self) -> &'static str;
 
+    /// Whether this executor would run `app` (on the allow-list, the program or image present): the worker asks
+    /// before it fetches anything for a task, so that a task it will refuse costs it no download.
+    fn admits<'a>(&'a self, app: &'a AppRef) -> BoxFuture<'a, Result<(), ExecError>>;
+
     /// Runs `task` in `ws` until it exits, its time limit passes, its output grows past its bound, or `abort`
     /// fires. A non-zero exit code is an [`Outcome`], not an error: PoCo lets the pool decide what it means.
     fn run<'a>(

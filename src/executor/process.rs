@@ -56,6 +56,10 @@ impl Executor for ProcessExecutor {
         "process"
     }
 
+    fn admits<'a>(&'a self, app: &'a AppRef) -> BoxFuture<'a, Result<(), ExecError>> {
+        Box::pin(async move { self.admit(app).map(|_| ()) })
+    }
+
     fn run<'a>(
         &'a self,
         task: &'a TaskSpec,
@@ -139,11 +143,16 @@ fn exit_code(status: ExitStatus) -> i32 {
 }
 
 impl ProcessExecutor {
-    async fn run_task(&self, task: &TaskSpec, ws: &Workspace, mut abort: AbortSignal) -> Result<Outcome, ExecError> {
-        if !self.allows(task.app.address) {
-            return Err(ExecError::NotAllowed { app: task.app.address });
+    /// The program of `app`, if this executor runs it.
+    fn admit(&self, app: &AppRef) -> Result<PathBuf, ExecError> {
+        if !self.allows(app.address) {
+            return Err(ExecError::NotAllowed { app: app.address });
         }
-        let program = program(&task.app)?;
+        program(app)
+    }
+
+    async fn run_task(&self, task: &TaskSpec, ws: &Workspace, mut abort: AbortSignal) -> Result<Outcome, ExecError> {
+        let program = self.admit(&task.app)?;
         let args = split_args(&task.args)?;
         let limits = &task.limits;
         let mut cmd = tokio::process::Command::new(&program);

@@ -346,6 +346,7 @@ async fn serve(args: &LocalArgs, pg: &PgCluster, anvil: &Anvil, local_json: &Pat
             poll: std::time::Duration::from_secs(1),
             heartbeat: std::time::Duration::from_secs(10),
             app_env: Vec::new(),
+            inputs: crate::worker::inputs::InputPolicy::default(),
         };
         let stopped_worker = stopped();
         side.spawn(supervised(

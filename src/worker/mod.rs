@@ -13,6 +13,7 @@
 //! before the step they enable: after a restart the pool hands the unfinished replicate back, and the worker goes
 //! on from what the chain and that folder say, never computing or contributing twice.
 
+pub mod address;
 pub mod client;
 pub mod inputs;
 
@@ -80,6 +81,32 @@ pub struct WorkerArgs {
     /// An app the `process` executor may run (repeat for several).
     #[arg(long = "allow-app", value_parser = crate::order::json::parse_address)]
     pub allow_app: Vec<Address>,
+    /// A HOST:PORT (as written in URLs) the worker may fetch inputs and datasets from although its address is not
+    /// public: an internal data server the operator trusts (repeat for several). Other non-public addresses
+    /// (loopback, private, link-local, reserved) are refused.
+    #[arg(long = "allow-input-host")]
+    pub allow_input_host: Vec<inputs::AllowedHost>,
+    /// The folder that datasets given by a local path must be in; without it, local dataset paths are refused.
+    #[arg(long)]
+    pub dataset_root: Option<PathBuf>,
+    /// Input files a task may name (`iexec_input_files`); a request naming more fails its task.
+    #[arg(long, default_value_t = inputs::DEFAULT_MAX_FILES)]
+    pub max_input_files: usize,
+    /// Largest input file or dataset, in MiB.
+    #[arg(long, default_value_t = inputs::DEFAULT_MAX_FILE_BYTES >> 20)]
+    pub max_input_file_mib: u64,
+    /// Largest sum of a task's inputs (dataset and input files), in MiB.
+    #[arg(long, default_value_t = inputs::DEFAULT_MAX_TASK_BYTES >> 20)]
+    pub max_task_input_mib: u64,
+    /// Time to resolve and connect to an input's host, in seconds.
+    #[arg(long, default_value_t = inputs::DEFAULT_CONNECT_TIMEOUT.as_secs())]
+    pub input_connect_timeout_secs: u64,
+    /// Time for one input's fetch (redirects and transfer included), in seconds.
+    #[arg(long, default_value_t = inputs::DEFAULT_FETCH_TIMEOUT.as_secs())]
+    pub input_fetch_timeout_secs: u64,
+    /// Time for all the fetches of one task, in seconds.
+    #[arg(long, default_value_t = inputs::DEFAULT_TASK_TIMEOUT.as_secs())]
+    pub input_task_timeout_secs: u64,
     /// Docker engine for the `docker` executor (`unix:///path/docker.sock`); Docker's default when absent.
     #[arg(long)]
     pub docker_host: Option<String>,
@@ -179,6 +206,8 @@ pub struct WorkerConfig {
     pub heartbeat: Duration,
     /// Extra environment of every app run (`--app-env`).
     pub app_env: Vec<(String, String)>,
+    /// What the worker fetches for a task, from where, and how much.
+    pub inputs: inputs::InputPolicy,
 }
 
 impl WorkerArgs {
@@ -199,6 +228,17 @@ impl WorkerArgs {
                 owner: Some(format!("{:#x}", key.address())),
             },
         };
+        let secs = Duration::from_secs;
+        let inputs = inputs::InputPolicy {
+            allow_hosts: self.allow_input_host,
+            dataset_root: self.dataset_root,
+            max_files: self.max_input_files,
+            max_file_bytes: self.max_input_file_mib << 20,
+            max_task_bytes: self.max_task_input_mib << 20,
+            connect_timeout: secs(self.input_connect_timeout_secs.max(1)),
+            fetch_timeout: secs(self.input_fetch_timeout_secs.max(1)),
+            task_timeout: secs(self.input_task_timeout_secs.max(1)),
+        };
         Ok(WorkerConfig {
             key,
             pool_url: self.pool,
@@ -210,6 +250,7 @@ impl WorkerArgs {
             poll: Duration::from_millis(self.poll_ms.max(50)),
             heartbeat: Duration::from_millis(self.heartbeat_ms.max(100)),
             app_env: self.app_env,
+            inputs,
         })
     }
 }
@@ -229,7 +270,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl std::future::Future<Output
     let executor = config.executor.build().await?;
     let account = Account::new(&config.rpc_url, &config.key)?;
     std::fs::create_dir_all(&config.work_dir).map_err(io_err("creating", &config.work_dir))?;
-    let inputs = inputs::Inputs::new(config.work_dir.join("cache"), MAX_INPUT_BYTES)?;
+    let inputs = inputs::Inputs::new(config.work_dir.join("cache"), config.inputs.clone())?;
     let worker = Arc::new(Worker { config, executor, account, inputs });
     let (abort, signal) = abort_pair();
     tokio::pin!(shutdown);
@@ -248,9 +289,6 @@ struct Worker {
     account: Account,
     inputs: inputs::Inputs,
 }
-
-/// Largest dataset or input file the worker fetches.
-const MAX_INPUT_BYTES: u64 = 1 << 30;
 
 impl Worker {
     fn hub(&self) -> DragonHub::DragonHubInstance<&DynProvider> {
@@ -512,14 +550,22 @@ impl Worker {
         abort: AbortSignal,
     ) -> Result<(B256, Option<Bytes>), WorkerError> {
         let app = self.hub().viewApp(deal.app.pointer).call().await?;
+        let app =
+            AppRef { address: deal.app.pointer, multiaddr: String::from_utf8_lossy(&app.m_appMultiaddr).into_owned() };
+        // Before any download: a task whose app this worker will not run costs it nothing.
+        self.executor.admits(&app).await?;
         let dataset = if deal.dataset.pointer == Address::ZERO {
             None
         } else {
             let d = self.hub().viewDataset(deal.dataset.pointer).call().await?;
-            let multiaddr = String::from_utf8_lossy(&d.m_datasetMultiaddr).into_owned();
-            Some(self.inputs.dataset(deal.dataset.pointer, &multiaddr, d.m_datasetChecksum).await?)
+            Some(inputs::DatasetRef {
+                address: deal.dataset.pointer,
+                multiaddr: String::from_utf8_lossy(&d.m_datasetMultiaddr).into_owned(),
+                checksum: d.m_datasetChecksum,
+            })
         };
-        let input_files = self.inputs.files(a.dealid, &inputs::input_urls(&deal.params)).await?;
+        let urls = inputs::input_urls(&deal.params);
+        let (dataset, input_files) = self.inputs.for_task(a.dealid, dataset.as_ref(), &urls).await?;
         let category = self.hub().viewCategory(deal.category).call().await?;
         let secs = u64::try_from(category.workClockTimeRef).unwrap_or(u64::MAX);
         let n = |v: U256| u64::try_from(v).unwrap_or(u64::MAX);
@@ -529,10 +575,7 @@ impl Worker {
             task_index: a.index,
             bot_first: n(deal.botFirst),
             bot_size: n(deal.botSize),
-            app: AppRef {
-                address: deal.app.pointer,
-                multiaddr: String::from_utf8_lossy(&app.m_appMultiaddr).into_owned(),
-            },
+            app,
             args: args_from_params(&deal.params),
             input_files,
             dataset,

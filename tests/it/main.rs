@@ -12,6 +12,7 @@ mod faults;
 mod feed;
 mod fixtures;
 mod harness;
+mod hostile_worker;
 mod inputs;
 mod market;
 mod pool;

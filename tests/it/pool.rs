@@ -143,6 +143,7 @@ pub fn worker_config(w: &World, pool: &Pool, key: PrivateKeySigner, app: Address
         poll: Duration::from_millis(200),
         heartbeat: Duration::from_secs(10),
         app_env: Vec::new(),
+        inputs: dragon::worker::inputs::InputPolicy::default(),
     }
 }
 
