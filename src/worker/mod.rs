@@ -24,7 +24,7 @@ use crate::chain::revert::{self, Revert, TaskError};
 use crate::chain::setup::Account;
 use crate::executor::result::{package, result_hash, result_seal};
 use crate::executor::{
-    AbortSignal, AppRef, Executor, ExecutorConfig, Limits, TaskSpec, Workspace, abort_pair, args_from_params,
+    AbortSignal, AppRef, AppUser, Executor, ExecutorConfig, Limits, TaskSpec, Workspace, abort_pair, args_from_params,
 };
 use crate::pool::protocol::{Assignment, Capacity, ReplicateStatus, StatusUpdate};
 use alloy::primitives::{Address, B256, Bytes, U256};
@@ -81,6 +81,10 @@ pub struct WorkerArgs {
     /// An app the `process` executor may run (repeat for several).
     #[arg(long = "allow-app", value_parser = crate::order::json::parse_address)]
     pub allow_app: Vec<Address>,
+    /// The user native apps run as, UID[:GID] or NAME[:GROUP] (`process` executor; the worker must run as root).
+    /// Default: nobody (65534:65534) when the worker runs as root, else the worker's own user.
+    #[arg(long)]
+    pub app_user: Option<AppUser>,
     /// A HOST:PORT (as written in URLs) the worker may fetch inputs and datasets from although its address is not
     /// public: an internal data server the operator trusts (repeat for several). Other non-public addresses
     /// (loopback, private, link-local, reserved) are refused.
@@ -218,7 +222,12 @@ impl WorkerArgs {
                 if self.allow_app.is_empty() {
                     return Err(WorkerError::Config("--executor process needs at least one --allow-app".into()));
                 }
-                ExecutorConfig::Process { allow: self.allow_app }
+                ExecutorConfig::Process { allow: self.allow_app, user: self.app_user }
+            }
+            ExecutorKind::Docker if self.app_user.is_some() => {
+                return Err(WorkerError::Config(
+                    "--app-user is for the process executor (a container runs as its image's user)".into(),
+                ));
             }
             // Labelled with the worker's address, so that workers sharing an engine keep off each other's
             // containers.
@@ -267,9 +276,13 @@ struct LocalState {
 /// Runs the worker until `shutdown` resolves. A task in progress is aborted at shutdown and resumed at the
 /// next start.
 pub async fn run(config: WorkerConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), WorkerError> {
+    // First: the key is in this process's environment and memory. Non-dumpable, they are out of reach of every
+    // process without CAP_SYS_PTRACE, an app running as the worker's own user included.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|e| WorkerError::Config(format!("cannot make the worker non-dumpable (prctl): {e}")))?;
     let executor = config.executor.build().await?;
     let account = Account::new(&config.rpc_url, &config.key)?;
-    std::fs::create_dir_all(&config.work_dir).map_err(io_err("creating", &config.work_dir))?;
+    prepare_work_dir(&config)?;
     let inputs = inputs::Inputs::new(config.work_dir.join("cache"), config.inputs.clone())?;
     let worker = Arc::new(Worker { config, executor, account, inputs });
     let (abort, signal) = abort_pair();
@@ -288,6 +301,26 @@ struct Worker {
     executor: Arc<dyn Executor>,
     account: Account,
     inputs: inputs::Inputs,
+}
+
+/// Creates the work dir, private to the worker but searchable: an app running as another user reaches its own
+/// workspace (`<taskid>/run`, whose path it is told) and lists nothing else; the cache is the worker's alone.
+fn prepare_work_dir(config: &WorkerConfig) -> Result<(), WorkerError> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = &config.work_dir;
+    std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).map_err(io_err("protecting", dir))?;
+    if let ExecutorConfig::Process { user, .. } = &config.executor
+        && let Some(u) = AppUser::for_worker(*user)?
+    {
+        u.can(dir, 0o1).map_err(|why| {
+            WorkerError::Config(format!(
+                "native apps run as user {u}, which must reach the work dir: {why} (chmod o+x on the folders above \
+                 it, or choose another --work-dir)"
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 impl Worker {
@@ -419,6 +452,9 @@ impl Worker {
         }
         let dir = self.config.work_dir.join(format!("{taskid:#x}"));
         std::fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        // Searchable (the app's workspace is below), not listable; its state and archive are private.
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o711))
+            .map_err(io_err("protecting", &dir))?;
         let mut state = read_state(&dir)?;
         let report = |status: ReplicateStatus| StatusUpdate::new(taskid, status);
 
@@ -605,7 +641,7 @@ impl Worker {
         let packaged = package(&outcome.out_dir, outcome.computed.as_ref(), has_callback)?;
         let zip_path = dir.join("result.zip");
         let tmp = dir.join("result.zip.tmp");
-        std::fs::write(&tmp, &packaged.zip).map_err(io_err("writing", &tmp))?;
+        write_private(&tmp, &packaged.zip)?;
         std::fs::rename(&tmp, &zip_path).map_err(io_err("writing", &zip_path))?;
         let callback = if has_callback {
             let data = outcome.computed.as_ref().and_then(|c| c.callback_data.as_deref()).unwrap_or_default();
@@ -698,6 +734,19 @@ fn write_state(dir: &Path, s: &LocalState) -> Result<(), WorkerError> {
     let path = dir.join("state.json");
     let tmp = dir.join("state.json.tmp");
     let bytes = serde_json::to_vec_pretty(s).map_err(|e| WorkerError::Task(e.to_string()))?;
-    std::fs::write(&tmp, bytes).map_err(io_err("writing", &tmp))?;
+    write_private(&tmp, &bytes)?;
     std::fs::rename(&tmp, &path).map_err(io_err("writing", &path))
+}
+
+/// Writes a new file readable by the worker alone.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), WorkerError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err("writing", path))?;
+    std::io::Write::write_all(&mut f, bytes).map_err(io_err("writing", path))
 }

@@ -1,18 +1,24 @@
 //! Strangers against a worker (issue 16, findings 1 and 5), with real components: anvil with Dragon's contracts,
-//! a settling exchange, the pool, and the worker.
+//! a settling exchange, the pool, and the worker in process or as the real `dragon worker` binary.
 //!
 //! - Hostile requesters name local files, the pool's own API, loopback, private and link-local addresses (cloud
 //!   metadata), a trusted server that redirects to the pool's API, too many files, an oversized one, inputs for
 //!   an app the worker refuses, and a dataset whose local path is outside the worker's dataset root. Each task
 //!   fails with a clear error, and the servers they name count no request.
+//! - A hostile native app tries every way to read the worker's key (its environment, memory, files) and
+//!   publishes what it got. The key is then searched in its result, the pool's status and timeline, the worker's
+//!   log and the exchange's answers: for a root worker (the app runs as `nobody`) and for a worker that runs as the
+//!   app's own user (only its non-dumpability protects it). An honest requester's `dragon run` completes while the
+//!   hostile app runs.
 
-use crate::harness::{database, until_within as until};
+use crate::harness::{database, dragon_bin, root, until_within as until};
 use crate::market::{Server, World, app_order_of, dataset_order_of, request_of};
 use crate::pool::{
     Pool, Worker, completed_tasks, deal_of, funded_worker, native_app, unzip_entry, work_dir, worker_config,
 };
 use crate::settle::settling;
 use alloy::primitives::{Address, B256};
+use alloy::signers::local::PrivateKeySigner;
 use dragon::chain::setup;
 use dragon::ids::{DealId, TaskId};
 use dragon::money::Nrlc;
@@ -274,4 +280,197 @@ async fn hostile_requesters_get_nothing_fetched_from_the_worker_s_host_or_networ
     worker.shutdown().await;
     pool.shutdown().await;
     server.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The worker's key against a hostile native app.
+
+/// What the key looks like wherever it could leak: hex (either case; with 0x or not, the same digits) and raw.
+fn leaks_key(hay: &[u8], key: &PrivateKeySigner) -> Option<&'static str> {
+    let raw = key.to_bytes();
+    let hex = alloy::hex::encode(raw);
+    let contains = |needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    if contains(hex.as_bytes()) {
+        Some("hex")
+    } else if contains(hex.to_uppercase().as_bytes()) {
+        Some("upper-case hex")
+    } else if contains(raw.as_slice()) {
+        Some("raw bytes")
+    } else {
+        None
+    }
+}
+
+/// Every file of a zip archive, inflated.
+fn unzip_all(zip: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("a zip archive");
+    (0..z.len())
+        .map(|i| {
+            let mut f = z.by_index(i).expect("entry");
+            let mut b = Vec::new();
+            f.read_to_end(&mut b).expect("inflate");
+            (f.name().expect("entry name").into_owned(), b)
+        })
+        .collect()
+}
+
+/// `dragon run` as an honest requester would type it, in a folder of its own holding `.dragon/local.json` (the
+/// exchange, the chain) and a configuration naming the pool as its result gateway; returns the result.txt it
+/// downloaded.
+async fn dragon_run(w: &World, server: &Server, pool: &Pool, app: Address, args: &str, name: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("dragon-hostile-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join(".dragon")).expect("mkdir");
+    std::fs::create_dir_all(dir.join("home/.config/dragon")).expect("mkdir");
+    let local = json!({
+        "api": server.base,
+        "rpc": w.node.url(),
+        "chainId": w.deployment.chain_id,
+        "hub": w.deployment.hub.to_checksum(None),
+        "deployment": w.deployment_path,
+    });
+    std::fs::write(dir.join(".dragon/local.json"), local.to_string()).expect("local.json");
+    std::fs::write(dir.join("home/.config/dragon/config.toml"), format!("gateway = \"{}\"\n", pool.base))
+        .expect("toml");
+    let mut cmd = tokio::process::Command::new(dragon_bin());
+    cmd.current_dir(&dir).env("HOME", dir.join("home")).env_remove("XDG_CONFIG_HOME");
+    for v in ["DRAGON_API", "DRAGON_RPC_URL", "DRAGON_DEPLOYMENT", "DRAGON_GATEWAY", "DRAGON_CONFIG"] {
+        cmd.env_remove(v);
+    }
+    let out = cmd
+        .args(["run", "--app", &app.to_string(), "--max-price", "10", "--args", args, "--out", "runs"])
+        .env("DRAGON_PRIVATE_KEY", alloy::hex::encode_prefixed(w.requester.to_bytes()))
+        .output()
+        .await
+        .expect("dragon run");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "dragon run: {said}");
+    let task = std::fs::read_dir(dir.join("runs")).expect("runs").next().expect("a task folder").expect("entry");
+    std::fs::read_to_string(task.path().join("result.txt")).expect("result.txt")
+}
+
+/// The hostile app's run against the real `dragon worker`, as root (its apps then run as `nobody`) or as
+/// `nobody` itself (its apps as the same user: only its non-dumpability keeps them from its key).
+async fn the_key_stays_out_of_reach(as_root: bool) {
+    let w = World::new().await;
+    let server = Server::start(settling(&w, database().await)).await;
+    let pool = Pool::start(Pool::config(&w, database().await));
+    let (honest_app, honest_order) = native_app(&w).await;
+    let owner = setup::Account::new(&w.node.url(), &w.owner).expect("account");
+    let steal = root().join("tests/fixtures/hostile/steal.sh");
+    let hostile = setup::create_app(&w.deployment, &owner, "steal", steal.to_str().expect("utf-8").as_bytes())
+        .await
+        .expect("app");
+    let hostile_order = w.signed(&w.owner, app_order_of(hostile, 1, 10, 0x84));
+    let key = funded_worker(&w).await;
+    let name = if as_root { "key-root" } else { "key-own-user" };
+    let dir = work_dir(name);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let log_path = std::env::temp_dir().join(format!("dragon-hostile-{}-{name}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut cmd = if as_root {
+        tokio::process::Command::new(dragon_bin())
+    } else {
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).expect("chown");
+        let mut c = tokio::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", dragon_bin()]);
+        c
+    };
+    let mut worker = cmd
+        .args(["worker", "--pool", &pool.base, "--rpc-url", &w.node.url(), "--deployment"])
+        .arg(&w.deployment_path)
+        .args(["--executor", "process", "--allow-app", &hostile.to_string(), "--allow-app", &honest_app.to_string()])
+        .args(["--cpu", "2", "--poll-ms", "200", "--work-dir"])
+        .arg(&dir)
+        .env("DRAGON_WORKER_KEY", alloy::hex::encode_prefixed(key.to_bytes()))
+        .env("RUST_LOG", "info,dragon=debug")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn dragon worker");
+    until("the worker registered with the pool", Duration::from_secs(60), async || {
+        let s = pool.status().await;
+        (s["workers"][0]["address"] == key.address().to_checksum(None)).then_some(())
+    })
+    .await;
+
+    // The hostile task: the app loots, then waits for the release file, so that it is running all along the
+    // honest run.
+    let release = std::env::temp_dir().join(format!("dragon-hostile-{}-{name}.release", std::process::id()));
+    let _ = std::fs::remove_file(&release);
+    let params = json!({"iexec_args": release.display().to_string()}).to_string();
+    // Category 0: where `dragon run` asks by default.
+    let req = w.signed(&w.requester, request_of(w.requester.address(), hostile, [1, 5], 1, 0, &params, 0x85));
+    let pool_order = w.pool_order(5, 10, 0, 0x86);
+    let hostile_deal = deal_of(&w, &server, &[&hostile_order, &honest_order, &pool_order, &req]).await;
+    let hostile_task = task_of(&hostile_deal);
+    crate::pool::replicate_in(&pool, "COMPUTING").await;
+    let honest = dragon_run(&w, &server, &pool, honest_app, "honest", name).await;
+    assert_eq!(honest, "hello honest\n", "the honest requester got its result while the hostile app ran");
+    let s = pool.status().await;
+    let still = s["replicates"]
+        .as_array()
+        .expect("replicates")
+        .iter()
+        .any(|r| r["taskid"] == format!("{hostile_task:#x}") && r["status"] == "COMPUTING");
+    assert!(still, "the hostile app was still running: {s}");
+    std::fs::write(&release, b"go").expect("release");
+    completed_tasks(&server, &hostile_deal, Duration::from_secs(90)).await;
+
+    // Where the key could show up: the hostile task's result, the pool's and the exchange's answers, the log.
+    let zip = reqwest::get(format!("{}/results/{hostile_task:#x}", pool.base)).await.expect("get");
+    let zip = zip.bytes().await.expect("zip").to_vec();
+    let files = unzip_all(&zip);
+    let loot = String::from_utf8_lossy(files.get("loot.txt").expect("the app's loot.txt")).into_owned();
+    eprintln!("what the hostile app got ({name}):\n{loot}");
+    let mut places: Vec<(String, Vec<u8>)> = vec![("the result archive".into(), zip.clone())];
+    places.extend(files.into_iter().map(|(n, b)| (format!("{n} in the result"), b)));
+    let get =
+        async |url: String| -> Vec<u8> { reqwest::get(&url).await.expect("GET").bytes().await.expect("body").to_vec() };
+    for path in ["/status", "/metrics", &format!("/status/tasks/{hostile_task:#x}")] {
+        places.push((format!("the pool's {path}"), get(format!("{}{path}", pool.base)).await));
+    }
+    for path in [
+        format!("/deals/{hostile_deal}"),
+        format!("/tasks/{hostile_task:#x}"),
+        format!("/tasks?deal={hostile_deal}"),
+        format!("/pools/{}", w.pool),
+        "/health".into(),
+        "/metrics".into(),
+    ] {
+        places.push((format!("the exchange's {path}"), get(format!("{}{path}", server.base)).await));
+    }
+    let pid = worker.id().expect("pid");
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill -TERM");
+    let stopped = tokio::time::timeout(Duration::from_secs(30), worker.wait()).await.expect("exit").expect("wait");
+    assert!(stopped.success(), "the worker stops cleanly: {stopped}");
+    places.push(("the worker's log".into(), std::fs::read(&log_path).expect("log")));
+    let leaked: Vec<String> = places
+        .iter()
+        .filter_map(|(place, bytes)| leaks_key(bytes, &key).map(|how| format!("{place} ({how})")))
+        .collect();
+    assert!(leaked.is_empty(), "the worker's key leaked to: {leaked:?}\nthe app's loot:\n{loot}");
+
+    // The app did try, and was refused.
+    for tried in ["== parent environ", "== parent maps", "== work dir"] {
+        assert!(loot.contains(tried), "{tried} in:\n{loot}");
+    }
+    let environ = loot.split("== parent environ").nth(1).and_then(|s| s.split("== ").next()).unwrap_or_default();
+    assert!(environ.contains("Permission denied"), "reading the worker's environment is refused:\n{loot}");
+    let whoami = loot.split("== who am I").nth(1).and_then(|s| s.lines().nth(1)).unwrap_or_default();
+    assert!(whoami.starts_with("uid=65534"), "the app ran as nobody: {whoami}");
+    let _ = std::fs::remove_file(&release);
+    pool.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_native_app_cannot_read_the_key_of_a_root_worker() {
+    the_key_stays_out_of_reach(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_native_app_cannot_read_the_key_of_a_worker_running_as_its_own_user() {
+    the_key_stays_out_of_reach(false).await;
 }
