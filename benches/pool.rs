@@ -285,6 +285,7 @@ fn start_worker(env: &Env, pool: &str, key: PrivateKeySigner, apps: &[Address], 
         heartbeat: Duration::from_secs(1),
         app_env: Vec::new(),
         inputs: dragon::worker::inputs::InputPolicy::default(),
+        scratch_bytes: dragon::executor::DEFAULT_SCRATCH_BYTES,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -1,8 +1,10 @@
 //! The `docker` executor: the app's image, run through the Docker Engine API (bollard).
 //!
 //! Each task gets a fresh container: the task's `in/` bound read-only on `/iexec_in`, its `out/` on
-//! `/iexec_out`, no network unless the pool names one, the task's memory (without swap) and CPU limits, a bound
-//! on processes, `no-new-privileges`, and the `IEXEC_*` environment with the container's paths. The container is
+//! `/iexec_out` (the only writable bind), a read-only root file system with a bounded tmpfs on `/tmp` as scratch
+//! space, no network unless the pool names one, the task's memory (without swap) and CPU limits (the worker gives
+//! each of its slots its share of what it registered with the pool), a bound on processes, `no-new-privileges`,
+//! and the `IEXEC_*` environment with the container's paths. The container is
 //! killed on timeout, abort or output flood, and it is removed afterwards in every case: explicitly at the end of
 //! the run, or from `Drop` when the run's future is dropped half-way. Containers carry the label
 //! [`TASK_LABEL`] and [`OWNER_LABEL`], so that [`DockerExecutor::remove_leftovers`] can clear those of a worker
@@ -251,6 +253,14 @@ impl DockerExecutor {
             nano_cpus: limits.milli_cpus.map(|m| i64::from(m) * 1_000_000),
             pids_limit: Some(PIDS_LIMIT),
             security_opt: Some(vec!["no-new-privileges".to_owned()]),
+            // Nothing of the image can be changed, and no write escapes the bounds: the app writes its result to
+            // /iexec_out (measured) and its scratch files to /tmp, a tmpfs of bounded size (charged to the
+            // container's memory too).
+            readonly_rootfs: Some(true),
+            tmpfs: Some(HashMap::from([(
+                "/tmp".to_owned(),
+                format!("rw,nosuid,nodev,size={}", limits.scratch_bytes.max(4096)),
+            )])),
             // The output is read from the attached streams; a log file on the engine's disk would only be a way
             // for an app to fill that disk.
             log_config: Some(HostConfigLogConfig { typ: Some("none".to_owned()), config: None }),

@@ -111,6 +111,9 @@ pub struct Limits {
     pub memory_bytes: Option<u64>,
     /// CPU share in thousandths of a CPU (docker: `NanoCpus`; process: not enforced).
     pub milli_cpus: Option<u32>,
+    /// Size of the scratch space `/tmp` (docker: a tmpfs, the root file system being read-only; process: not
+    /// enforced).
+    pub scratch_bytes: u64,
     /// Bound on the output folder's size (each entry counting at least 4 KiB) and, separately, on the bytes the
     /// app writes to stdout + stderr.
     pub max_output_bytes: u64,
@@ -124,11 +127,15 @@ impl Default for Limits {
             max_duration: Duration::from_secs(300),
             memory_bytes: None,
             milli_cpus: None,
+            scratch_bytes: DEFAULT_SCRATCH_BYTES,
             max_output_bytes: 64 << 20,
             max_log_bytes: 64 << 10,
         }
     }
 }
+
+/// Default of [`Limits::scratch_bytes`]: 64 MiB.
+pub const DEFAULT_SCRATCH_BYTES: u64 = 64 << 20;
 
 /// A task's folders: `in/` (mounted as `/iexec_in`) and `out/` (`/iexec_out`) under one root, which is also the
 /// working directory of a `process` app.

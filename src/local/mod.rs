@@ -352,6 +352,7 @@ async fn serve(args: &LocalArgs, pg: &PgCluster, anvil: &Anvil, local_json: &Pat
             heartbeat: std::time::Duration::from_secs(10),
             app_env: Vec::new(),
             inputs: crate::worker::inputs::InputPolicy::default(),
+            scratch_bytes: crate::executor::DEFAULT_SCRATCH_BYTES,
         };
         let stopped_worker = stopped();
         side.spawn(supervised(

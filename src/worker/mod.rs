@@ -12,6 +12,14 @@
 //! `<work-dir>/<taskid>/` holding `state.json` (the digest and how far the task went) and `result.zip`, written
 //! before the step they enable: after a restart the pool hands the unfinished replicate back, and the worker goes
 //! on from what the chain and that folder say, never computing or contributing twice.
+//!
+//! What a worker trusts, and what it does not (`docs/executors.md`, "Limits and what a worker trusts"): the
+//! pool's owner chose its native apps, but requesters and dataset owners are strangers. So the worker makes
+//! itself non-dumpable at start (its key is in its environment: no process without `CAP_SYS_PTRACE`, same user
+//! included, can then read `/proc/<worker>/environ` or its memory), runs native apps as another user (`nobody`
+//! when it runs as root), keeps its work dir private but for the apps' own workspaces, fetches inputs only for
+//! an app its executor admits and only under [`inputs::InputPolicy`], and gives each container its slot's share
+//! of the memory and CPU it registered.
 
 pub mod address;
 pub mod client;
@@ -85,6 +93,9 @@ pub struct WorkerArgs {
     /// Default: nobody (65534:65534) when the worker runs as root, else the worker's own user.
     #[arg(long)]
     pub app_user: Option<AppUser>,
+    /// Size of a container's scratch space (a tmpfs on /tmp; the rest of its file system is read-only), in MiB.
+    #[arg(long, default_value_t = crate::executor::DEFAULT_SCRATCH_BYTES >> 20)]
+    pub app_tmp_mib: u64,
     /// A HOST:PORT (as written in URLs) the worker may fetch inputs and datasets from although its address is not
     /// public: an internal data server the operator trusts (repeat for several). Other non-public addresses
     /// (loopback, private, link-local, reserved) are refused.
@@ -212,7 +223,12 @@ pub struct WorkerConfig {
     pub app_env: Vec<(String, String)>,
     /// What the worker fetches for a task, from where, and how much.
     pub inputs: inputs::InputPolicy,
+    /// Size of a container's `/tmp` (`--app-tmp-mib`).
+    pub scratch_bytes: u64,
 }
+
+/// Least memory a slot may get: less and a container cannot even start its shell.
+const MIN_SLOT_MEMORY: u64 = 16 << 20;
 
 impl WorkerArgs {
     pub fn into_config(self) -> Result<WorkerConfig, WorkerError> {
@@ -237,6 +253,15 @@ impl WorkerArgs {
                 owner: Some(format!("{:#x}", key.address())),
             },
         };
+        let memory = self.memory_mib << 20;
+        if memory / u64::from(self.cpu.max(1)) < MIN_SLOT_MEMORY {
+            return Err(WorkerError::Config(format!(
+                "--memory-mib {} over --cpu {} leaves less than {} MiB per slot",
+                self.memory_mib,
+                self.cpu,
+                MIN_SLOT_MEMORY >> 20
+            )));
+        }
         let secs = Duration::from_secs;
         let inputs = inputs::InputPolicy {
             allow_hosts: self.allow_input_host,
@@ -255,11 +280,12 @@ impl WorkerArgs {
             deployment: Deployment::read(&self.chain.deployment)?,
             executor,
             work_dir: self.work_dir,
-            capacity: Capacity { cpu: self.cpu, memory: self.memory_mib << 20, gpu: false },
+            capacity: Capacity { cpu: self.cpu, memory, gpu: false },
             poll: Duration::from_millis(self.poll_ms.max(50)),
             heartbeat: Duration::from_millis(self.heartbeat_ms.max(100)),
             app_env: self.app_env,
             inputs,
+            scratch_bytes: (self.app_tmp_mib << 20).max(1 << 20),
         })
     }
 }
@@ -605,6 +631,9 @@ impl Worker {
         let category = self.hub().viewCategory(deal.category).call().await?;
         let secs = u64::try_from(category.workClockTimeRef).unwrap_or(u64::MAX);
         let n = |v: U256| u64::try_from(v).unwrap_or(u64::MAX);
+        // Each slot gets its share of what the worker registered with the pool: the pool hands it up to `cpu`
+        // replicates at once, so that is what they must fit in together. One CPU per slot.
+        let slots = u64::from(self.config.capacity.cpu.max(1));
         let spec = TaskSpec {
             task_id: a.taskid,
             deal_id: a.dealid,
@@ -616,7 +645,13 @@ impl Worker {
             input_files,
             dataset,
             env: self.config.app_env.clone(),
-            limits: Limits { max_duration: Duration::from_secs(secs.max(1)), ..Limits::default() },
+            limits: Limits {
+                max_duration: Duration::from_secs(secs.max(1)),
+                memory_bytes: Some(self.config.capacity.memory / slots),
+                milli_cpus: Some(1000),
+                scratch_bytes: self.config.scratch_bytes,
+                ..Limits::default()
+            },
         };
         // A run interrupted earlier left a partial output: start over from an empty folder.
         let root = run_dir(&self.config.work_dir, a.taskid);

@@ -10,6 +10,8 @@
 //!   log and the exchange's answers: for a root worker (the app runs as `nobody`) and for a worker that runs as the
 //!   app's own user (only its non-dumpability protects it). An honest requester's `dragon run` completes while the
 //!   hostile app runs.
+//! - A container reads its own bounds: the memory and CPU of one of the worker's slots, a read-only root, a
+//!   bounded `/tmp`, and a kill when it allocates past its memory.
 
 use crate::harness::{database, dragon_bin, root, until_within as until};
 use crate::market::{Server, World, app_order_of, dataset_order_of, request_of};
@@ -20,9 +22,11 @@ use crate::settle::settling;
 use alloy::primitives::{Address, B256};
 use alloy::signers::local::PrivateKeySigner;
 use dragon::chain::setup;
+use dragon::executor::ExecutorConfig;
 use dragon::ids::{DealId, TaskId};
 use dragon::money::Nrlc;
 use dragon::order::AnyOrder;
+use dragon::pool::protocol::Capacity;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -473,4 +477,63 @@ async fn a_native_app_cannot_read_the_key_of_a_root_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_native_app_cannot_read_the_key_of_a_worker_running_as_its_own_user() {
     the_key_stays_out_of_reach(false).await;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// A container's bounds.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_gets_its_slot_s_memory_and_cpu_a_read_only_root_and_a_bounded_tmp() {
+    crate::executor::docker().await;
+    let host = tokio::task::spawn_blocking(crate::executor::engine_host).await.expect("engine");
+    let w = World::new().await;
+    let server = Server::start(settling(&w, database().await)).await;
+    let pool = Pool::start(Pool::config(&w, database().await));
+    let owner = setup::Account::new(&w.node.url(), &w.owner).expect("account");
+    let app = setup::create_app(&w.deployment, &owner, "bounds", crate::executor::IMAGE.as_bytes()).await.expect("app");
+    let app_order = w.signed(&w.owner, app_order_of(app, 1, 10, 0x87));
+    let mut config = worker_config(&w, &pool, funded_worker(&w).await, app, work_dir("bounds"));
+    config.executor =
+        ExecutorConfig::Docker { host: Some(host.to_owned()), network: None, owner: Some("dragon-bounds-test".into()) };
+    // Two slots sharing 512 MiB: 256 MiB and one CPU each. /tmp holds 8 MiB; the app tries 16, and 400 MiB of
+    // memory.
+    config.capacity = Capacity { cpu: 2, memory: 512 << 20, gpu: false };
+    let per_slot = config.capacity.memory / 2;
+    config.scratch_bytes = 8 << 20;
+    config.app_env = vec![
+        ("MODE".into(), "limits".into()),
+        ("FILL_BYTES".into(), (16u64 << 20).to_string()),
+        ("ALLOC_BYTES".into(), (400u64 << 20).to_string()),
+    ];
+    let worker = Worker::start(config);
+    let req = w.signed(&w.requester, request_of(w.requester.address(), app, [1, 5], 1, 1, "bounds", 0x88));
+    let deal = deal_of(&w, &server, &[&app_order, &w.pool_order(5, 10, 1, 0x89), &req]).await;
+    let tasks = completed_tasks(&server, &deal, Duration::from_secs(90)).await;
+    let zip = reqwest::get(format!("{}/results/{}", pool.base, tasks[0])).await.expect("get").bytes().await.expect("z");
+    let names: Vec<String> = unzip_all(&zip).into_keys().collect();
+    eprintln!("the container's result: {names:?}");
+    let read = |name: &str| unzip_entry(&zip, name).trim().to_owned();
+    let seen = format!(
+        "memory {:?}, cpu {:?}, root {:?} ({:?}), tmp {:?} ({} bytes, {:?}), allocation exit {:?}",
+        read("memory.txt"),
+        read("cpu.txt"),
+        read("root.txt"),
+        read("root-error.txt"),
+        read("tmp.txt"),
+        read("tmp-bytes.txt"),
+        read("tmp-error.txt"),
+        read("alloc.txt"),
+    );
+    eprintln!("inside the container: {seen}");
+    assert_eq!(read("memory.txt"), per_slot.to_string(), "the memory of one slot: {seen}");
+    let cpu: Vec<f64> = read("cpu.txt").split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    assert!(cpu.len() == 2 && cpu[0] > 0.0 && cpu[0] / cpu[1] == 1.0, "one CPU (quota = period): {seen}");
+    assert_eq!(read("root.txt"), "refused", "the root file system is read-only: {seen}");
+    assert_eq!(read("tmp.txt"), "refused", "/tmp is bounded: {seen}");
+    let tmp: u64 = read("tmp-bytes.txt").parse().expect("a size");
+    assert!(tmp <= 8 << 20, "/tmp took no more than its 8 MiB: {seen}");
+    assert_eq!(read("alloc.txt"), "137", "allocating past the memory limit is killed (SIGKILL): {seen}");
+    worker.shutdown().await;
+    pool.shutdown().await;
+    server.shutdown().await;
 }

@@ -144,6 +144,7 @@ pub fn worker_config(w: &World, pool: &Pool, key: PrivateKeySigner, app: Address
         heartbeat: Duration::from_secs(10),
         app_env: Vec::new(),
         inputs: dragon::worker::inputs::InputPolicy::default(),
+        scratch_bytes: dragon::executor::DEFAULT_SCRATCH_BYTES,
     }
 }
 
