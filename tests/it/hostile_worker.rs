@@ -403,6 +403,9 @@ async fn the_key_stays_out_of_reach(as_root: bool) {
     // honest run.
     let release = std::env::temp_dir().join(format!("dragon-hostile-{}-{name}.release", std::process::id()));
     let _ = std::fs::remove_file(&release);
+    // What the app's stdout.txt links to: the worker must replace the link, not write through it.
+    let victim = release.with_extension("release.victim");
+    std::fs::write(&victim, "untouched\n").expect("victim");
     let params = json!({"iexec_args": release.display().to_string()}).to_string();
     // Category 0: where `dragon run` asks by default.
     let req = w.signed(&w.requester, request_of(w.requester.address(), hostile, [1, 5], 1, 0, &params, 0x85));
@@ -464,7 +467,13 @@ async fn the_key_stays_out_of_reach(as_root: bool) {
     assert!(environ.contains("Permission denied"), "reading the worker's environment is refused:\n{loot}");
     let whoami = loot.split("== who am I").nth(1).and_then(|s| s.lines().nth(1)).unwrap_or_default();
     assert!(whoami.starts_with("uid=65534"), "the app ran as nobody: {whoami}");
+    // Its traps: no link or FIFO in the result, stdout.txt is what it printed, and the linked file is untouched.
+    let others: Vec<String> = unzip_all(&zip).into_keys().filter(|n| n != "loot.txt").collect();
+    assert_eq!(others, ["computed.json", "stdout.txt"], "links and the FIFO are left out");
+    assert_eq!(unzip_entry(&zip, "stdout.txt"), "overwritten by the app\n");
+    assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "untouched\n", "not written through the link");
     let _ = std::fs::remove_file(&release);
+    let _ = std::fs::remove_file(&victim);
     pool.shutdown().await;
     server.shutdown().await;
 }
