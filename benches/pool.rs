@@ -280,12 +280,14 @@ fn start_worker(env: &Env, pool: &str, key: PrivateKeySigner, apps: &[Address], 
         pool_url: pool.to_owned(),
         rpc_url: env.url.clone(),
         deployment: env.d.clone(),
-        executor: ExecutorConfig::Process { allow: apps.to_vec() },
+        executor: ExecutorConfig::Process { allow: apps.to_vec(), user: None },
         work_dir: env.dir.join(format!("worker-{n}")),
         capacity: Capacity { cpu: 1, memory: 1 << 30, gpu: false },
         poll: POLL,
         heartbeat: Duration::from_secs(1),
         app_env: Vec::new(),
+        inputs: dragon::worker::inputs::InputPolicy::default(),
+        scratch_bytes: dragon::executor::DEFAULT_SCRATCH_BYTES,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

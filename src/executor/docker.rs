@@ -1,8 +1,10 @@
 //! The `docker` executor: the app's image, run through the Docker Engine API (bollard).
 //!
 //! Each task gets a fresh container: the task's `in/` bound read-only on `/iexec_in`, its `out/` on
-//! `/iexec_out`, no network unless the pool names one, the task's memory (without swap) and CPU limits, a bound
-//! on processes, `no-new-privileges`, and the `IEXEC_*` environment with the container's paths. The container is
+//! `/iexec_out` (the only writable bind), a read-only root file system with a bounded tmpfs on `/tmp` as scratch
+//! space, no network unless the pool names one, the task's memory (without swap) and CPU limits (the worker gives
+//! each of its slots its share of what it registered with the pool), a bound on processes, `no-new-privileges`,
+//! and the `IEXEC_*` environment with the container's paths. The container is
 //! killed on timeout, abort or output flood, and it is removed afterwards in every case: explicitly at the end of
 //! the run, or from `Drop` when the run's future is dropped half-way. Containers carry the label
 //! [`TASK_LABEL`] and [`OWNER_LABEL`], so that [`DockerExecutor::remove_leftovers`] can clear those of a worker
@@ -12,7 +14,7 @@
 //! [`DockerExecutor::import_rootfs`]); a missing one is [`ExecError::ImageMissing`].
 
 use super::{
-    AbortSignal, BoxFuture, CapturedLog, ExecError, Executor, OUT_CHECK_EVERY, Outcome, TaskSpec, Workspace,
+    AbortSignal, AppRef, BoxFuture, CapturedLog, ExecError, Executor, OUT_CHECK_EVERY, Outcome, TaskSpec, Workspace,
     check_out_size, extra_env, iexec_env, read_computed, split_args,
 };
 use bollard::Docker;
@@ -147,6 +149,10 @@ impl Executor for DockerExecutor {
         "docker"
     }
 
+    fn admits<'a>(&'a self, app: &'a AppRef) -> BoxFuture<'a, Result<(), ExecError>> {
+        Box::pin(async move { self.image_present(&app.multiaddr).await.map(|_| ()) })
+    }
+
     fn run<'a>(
         &'a self,
         task: &'a TaskSpec,
@@ -213,15 +219,20 @@ impl Drop for ContainerGuard {
 }
 
 impl DockerExecutor {
-    async fn run_task(&self, task: &TaskSpec, ws: &Workspace, abort: AbortSignal) -> Result<Outcome, ExecError> {
-        let image = image_of(&task.app.multiaddr)?;
+    /// The image of an app's multiaddr, if the engine holds it.
+    async fn image_present(&self, multiaddr: &str) -> Result<String, ExecError> {
+        let image = image_of(multiaddr)?;
         match self.docker.inspect_image(&image).await {
-            Ok(_) => {}
+            Ok(_) => Ok(image),
             Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
-                return Err(ExecError::ImageMissing { image });
+                Err(ExecError::ImageMissing { image })
             }
-            Err(e) => return Err(docker_err(format!("inspecting image {image}"))(e)),
+            Err(e) => Err(docker_err(format!("inspecting image {image}"))(e)),
         }
+    }
+
+    async fn run_task(&self, task: &TaskSpec, ws: &Workspace, abort: AbortSignal) -> Result<Outcome, ExecError> {
+        let image = self.image_present(&task.app.multiaddr).await?;
         let args = split_args(&task.args)?;
         let limits = &task.limits;
         let env = extra_env(task)
@@ -242,6 +253,14 @@ impl DockerExecutor {
             nano_cpus: limits.milli_cpus.map(|m| i64::from(m) * 1_000_000),
             pids_limit: Some(PIDS_LIMIT),
             security_opt: Some(vec!["no-new-privileges".to_owned()]),
+            // Nothing of the image can be changed, and no write escapes the bounds: the app writes its result to
+            // /iexec_out (measured) and its scratch files to /tmp, a tmpfs of bounded size (charged to the
+            // container's memory too).
+            readonly_rootfs: Some(true),
+            tmpfs: Some(HashMap::from([(
+                "/tmp".to_owned(),
+                format!("rw,nosuid,nodev,size={}", limits.scratch_bytes.max(4096)),
+            )])),
             // The output is read from the attached streams; a log file on the engine's disk would only be a way
             // for an app to fill that disk.
             log_config: Some(HostConfigLogConfig { typ: Some("none".to_owned()), config: None }),

@@ -17,6 +17,7 @@
 //! `docs/executors.md` says what each one isolates, and how a third executor (a cluster scheduler) plugs in.
 
 pub mod docker;
+pub mod outdir;
 pub mod process;
 pub mod result;
 
@@ -40,6 +41,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Executor: Send + Sync + std::fmt::Debug {
     /// A short name for logs and metrics (`"process"`, `"docker"`).
     fn kind(&self) -> &'static str;
+
+    /// Whether this executor would run `app` (on the allow-list, the program or image present): the worker asks
+    /// before it fetches anything for a task, so that a task it will refuse costs it no download.
+    fn admits<'a>(&'a self, app: &'a AppRef) -> BoxFuture<'a, Result<(), ExecError>>;
 
     /// Runs `task` in `ws` until it exits, its time limit passes, its output grows past its bound, or `abort`
     /// fires. A non-zero exit code is an [`Outcome`], not an error: PoCo lets the pool decide what it means.
@@ -106,6 +111,9 @@ pub struct Limits {
     pub memory_bytes: Option<u64>,
     /// CPU share in thousandths of a CPU (docker: `NanoCpus`; process: not enforced).
     pub milli_cpus: Option<u32>,
+    /// Size of the scratch space `/tmp` (docker: a tmpfs, the root file system being read-only; process: not
+    /// enforced).
+    pub scratch_bytes: u64,
     /// Bound on the output folder's size (each entry counting at least 4 KiB) and, separately, on the bytes the
     /// app writes to stdout + stderr.
     pub max_output_bytes: u64,
@@ -119,11 +127,15 @@ impl Default for Limits {
             max_duration: Duration::from_secs(300),
             memory_bytes: None,
             milli_cpus: None,
+            scratch_bytes: DEFAULT_SCRATCH_BYTES,
             max_output_bytes: 64 << 20,
             max_log_bytes: 64 << 10,
         }
     }
 }
+
+/// Default of [`Limits::scratch_bytes`]: 64 MiB.
+pub const DEFAULT_SCRATCH_BYTES: u64 = 64 << 20;
 
 /// A task's folders: `in/` (mounted as `/iexec_in`) and `out/` (`/iexec_out`) under one root, which is also the
 /// working directory of a `process` app.
@@ -149,6 +161,11 @@ impl Workspace {
         let out_dir = root.join("out");
         std::fs::create_dir_all(&in_dir).map_err(io("creating", &in_dir))?;
         std::fs::create_dir_all(&out_dir).map_err(io("creating", &out_dir))?;
+        // Whatever the worker's umask: an app that runs as another user must reach its folders.
+        for d in [&root, &in_dir, &out_dir] {
+            std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .map_err(io("setting the mode of", d))?;
+        }
         if std::fs::read_dir(&out_dir).map_err(io("reading", &out_dir))?.next().is_some() {
             return Err(ExecError::Io {
                 context: format!("{} is not empty", out_dir.display()),
@@ -231,6 +248,8 @@ pub enum ExecError {
     ImageMissing { image: String },
     #[error("bad task input: {0}")]
     BadInput(String),
+    #[error("{0}")]
+    Config(String),
     #[error("the app ran longer than its limit of {limit:?} and was killed")]
     Timeout { limit: Duration },
     #[error("the app's {what} reached {size} bytes, over the limit of {limit}; it was killed")]
@@ -253,6 +272,123 @@ pub enum ExecError {
         #[source]
         source: bollard::errors::Error,
     },
+}
+
+/// The user a native app runs as (`--app-user`), other than the worker's: then the app can read neither the
+/// worker's key (its environment and memory are another user's, and the worker is not dumpable) nor the worker's
+/// files (its cache and state are private to it). Written `UID[:GID]` or `NAME[:GROUP]` (looked up in
+/// `/etc/passwd` and `/etc/group`); without a group, the user's own (or a group of the same number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct AppUser {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The id of `name` in `/etc/passwd` or `/etc/group` syntax (`name:x:id:…`), with the next field as a number (a
+/// user's group) when it is one.
+fn lookup(file: &str, name: &str) -> Option<(u32, Option<u32>)> {
+    let text = std::fs::read_to_string(file).ok()?;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() > 2 && f[0] == name {
+            return Some((f[2].parse().ok()?, f.get(3).and_then(|g| g.parse().ok())));
+        }
+    }
+    None
+}
+
+impl std::str::FromStr for AppUser {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (user, group) = match s.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (s, None),
+        };
+        let (uid, own_gid) = match user.parse::<u32>() {
+            Ok(uid) => (uid, None),
+            Err(_) => lookup("/etc/passwd", user).ok_or_else(|| format!("no user {user:?} in /etc/passwd"))?,
+        };
+        let gid = match group {
+            Some(g) => match g.parse::<u32>() {
+                Ok(gid) => gid,
+                Err(_) => lookup("/etc/group", g)
+                    .map(|(gid, _)| gid)
+                    .ok_or_else(|| format!("no group {g:?} in /etc/group"))?,
+            },
+            None => own_gid.unwrap_or(uid),
+        };
+        Ok(AppUser { uid, gid })
+    }
+}
+
+impl TryFrom<String> for AppUser {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl std::fmt::Display for AppUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.uid, self.gid)
+    }
+}
+
+impl AppUser {
+    /// `nobody:nogroup` on Debian and most distributions.
+    pub const NOBODY: AppUser = AppUser { uid: 65534, gid: 65534 };
+
+    /// The user the apps of a worker run as: `chosen`, or `nobody` when the worker runs as root (root's apps could
+    /// read any process's memory), or none (the worker's own user) otherwise. Switching user needs root, and root
+    /// itself is refused.
+    pub fn for_worker(chosen: Option<AppUser>) -> Result<Option<AppUser>, ExecError> {
+        let root = rustix::process::geteuid().is_root();
+        match chosen {
+            Some(u) if u.uid == 0 => {
+                Err(ExecError::Config("the app user must not be root: an app could read the worker's key".into()))
+            }
+            Some(_) if !root => Err(ExecError::Config(
+                "--app-user needs a worker that runs as root (it switches to that user to start each app)".into(),
+            )),
+            Some(u) => Ok(Some(u)),
+            None if root => Ok(Some(AppUser::NOBODY)),
+            None => Ok(None),
+        }
+    }
+
+    /// Checks that this user can search every folder above `path` and has the `need` rights (`0o4` read, `0o2`
+    /// write, `0o1` execute or search) on `path` itself, by the mode bits (supplementary groups and ACLs aside).
+    pub fn can(&self, path: &Path, need: u32) -> Result<(), String> {
+        use std::os::unix::fs::MetadataExt;
+        let real = path.canonicalize().map_err(|e| format!("{}: {e}", path.display()))?;
+        let has = |p: &Path, bits: u32| -> Result<bool, String> {
+            let m = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let shift = if m.uid() == self.uid {
+                6
+            } else if m.gid() == self.gid {
+                3
+            } else {
+                0
+            };
+            Ok((m.mode() >> shift) & bits == bits)
+        };
+        for dir in real.ancestors().skip(1) {
+            if !has(dir, 0o1)? {
+                return Err(format!(
+                    "user {self} cannot reach {}: {} is not searchable by it",
+                    path.display(),
+                    dir.display()
+                ));
+            }
+        }
+        if !has(&real, need)? {
+            return Err(format!("user {self} lacks the rights {need:o} on {}", path.display()));
+        }
+        Ok(())
+    }
 }
 
 /// Fires an abort for the [`AbortSignal`]s made with it.
@@ -410,14 +546,23 @@ pub fn dir_size(dir: &Path, stop_above: u64) -> std::io::Result<u64> {
     Ok(total)
 }
 
-/// Reads `computed.json` from an output folder, if the app wrote one.
+/// Reads `computed.json` from an output folder, if the app wrote one (as a regular file: a link is not followed,
+/// see [`outdir`]).
 fn read_computed(out_dir: &Path) -> Result<Option<ComputedJson>, ExecError> {
     let path = out_dir.join("computed.json");
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| ExecError::ComputedJson(e.to_string())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(ExecError::Io { context: format!("reading {}", path.display()), source }),
+    let io = |source| ExecError::Io { context: format!("reading {}", path.display()), source };
+    let out = outdir::OutDir::open(out_dir).map_err(io)?;
+    match out.kind_of(Path::new("computed.json")).map_err(io)? {
+        None => return Ok(None),
+        Some(outdir::Kind::File) => {}
+        Some(_) => return Err(ExecError::ComputedJson("it is not a regular file".into())),
     }
+    let Some(mut f) = out.open_file(Path::new("computed.json")).map_err(io)? else {
+        return Err(ExecError::ComputedJson("it is not a regular file".into()));
+    };
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut f, &mut bytes).map_err(io)?;
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| ExecError::ComputedJson(e.to_string()))
 }
 
 /// Fails with [`ExecError::OutputTooLarge`] when the output folder is over its bound.
@@ -437,6 +582,10 @@ pub enum ExecutorConfig {
     Process {
         /// Addresses of the native apps this pool runs (its owner's allow-list).
         allow: Vec<Address>,
+        /// The user apps run as (`UID[:GID]` or a name); when absent, `nobody` if the worker runs as root, else
+        /// the worker's own user. See [`AppUser`].
+        #[serde(default)]
+        user: Option<AppUser>,
     },
     Docker {
         /// `unix:///path/to/docker.sock`; Docker's default socket when absent.
@@ -455,8 +604,12 @@ impl ExecutorConfig {
     /// Builds the executor (connecting to the Docker engine for `docker`).
     pub async fn build(&self) -> Result<Arc<dyn Executor>, ExecError> {
         Ok(match self {
-            ExecutorConfig::Process { allow } => {
-                Arc::new(process::ProcessExecutor::new(allow.iter().copied().collect::<HashSet<_>>()))
+            ExecutorConfig::Process { allow, user } => {
+                let exec = process::ProcessExecutor::new(allow.iter().copied().collect::<HashSet<_>>());
+                match AppUser::for_worker(*user)? {
+                    Some(u) => Arc::new(exec.with_user(u)),
+                    None => Arc::new(exec),
+                }
             }
             ExecutorConfig::Docker { host, network, owner } => {
                 let host = host.clone().unwrap_or_else(|| docker::DEFAULT_HOST.to_owned());
@@ -508,8 +661,42 @@ mod tests {
         let c: ExecutorConfig =
             toml::from_str("kind = \"process\"\nallow = [\"0x00000000000000000000000000000000000000a1\"]")
                 .expect("process");
-        assert_eq!(c, ExecutorConfig::Process { allow: vec![Address::with_last_byte(0xa1)] });
+        assert_eq!(c, ExecutorConfig::Process { allow: vec![Address::with_last_byte(0xa1)], user: None });
+        let c: ExecutorConfig = toml::from_str("kind = \"process\"\nallow = []\nuser = \"1000:100\"").expect("user");
+        assert_eq!(c, ExecutorConfig::Process { allow: vec![], user: Some(AppUser { uid: 1000, gid: 100 }) });
         assert!(toml::from_str::<ExecutorConfig>("kind = \"process\"\nallow = []\nextra = 1").is_err());
+    }
+
+    #[test]
+    fn app_users_come_from_numbers_or_names_and_are_never_root() {
+        let u = |s: &str| s.parse::<AppUser>();
+        assert_eq!(u("1000"), Ok(AppUser { uid: 1000, gid: 1000 }));
+        assert_eq!(u("1000:100"), Ok(AppUser { uid: 1000, gid: 100 }));
+        assert_eq!(u("root:root"), Ok(AppUser { uid: 0, gid: 0 }), "names from /etc/passwd and /etc/group");
+        assert!(u("no-such-user-here").is_err());
+        assert!(u("1000:no-such-group-here").is_err());
+        assert!(matches!(AppUser::for_worker(Some(AppUser { uid: 0, gid: 0 })), Err(ExecError::Config(_))));
+    }
+
+    #[test]
+    fn an_app_user_must_reach_a_path_through_every_folder_above_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = std::env::temp_dir().join(format!("dragon-appuser-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("private")).expect("mkdir");
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(d.join("private"), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let app = d.join("private/app.sh");
+        std::fs::write(&app, "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(&app, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let nobody = AppUser::NOBODY;
+        let err = nobody.can(&app, 0o5).expect_err("a private folder above");
+        assert!(err.contains("private") && err.contains("not searchable"), "{err}");
+        std::fs::set_permissions(d.join("private"), std::fs::Permissions::from_mode(0o711)).expect("chmod");
+        nobody.can(&app, 0o5).expect("reachable, readable and executable");
+        std::fs::set_permissions(&app, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        assert!(nobody.can(&app, 0o5).is_err(), "not readable by others");
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

@@ -8,10 +8,15 @@
 //!
 //! Native code is not isolated: only apps on the allow-list run, and the program run is the app's on-chain
 //! multiaddr (an absolute path on the worker), which an app's owner cannot change after registration.
+//!
+//! The app runs as its own user when one is set ([`ProcessExecutor::with_user`]; the worker sets `nobody` when it
+//! runs as root): the workspace's root and `out/` are given to that user, `in/` and its files stay the worker's,
+//! read-only. As that user, the app cannot read the worker's environment or memory (`/proc/<worker>/environ`,
+//! where its key is) nor the worker's private files.
 
 use super::{
-    AbortSignal, AppRef, BoxFuture, CapturedLog, ExecError, Executor, OUT_CHECK_EVERY, Outcome, TaskSpec, Workspace,
-    check_out_size, extra_env, iexec_env, read_computed, split_args,
+    AbortSignal, AppRef, AppUser, BoxFuture, CapturedLog, ExecError, Executor, OUT_CHECK_EVERY, Outcome, TaskSpec,
+    Workspace, check_out_size, extra_env, iexec_env, read_computed, split_args,
 };
 use alloy::primitives::Address;
 use rustix::process::{Pid, Signal, kill_process_group};
@@ -32,12 +37,20 @@ const DRAIN_GRACE: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct ProcessExecutor {
     allow: HashSet<Address>,
+    user: Option<AppUser>,
 }
 
 impl ProcessExecutor {
-    /// An executor that runs only the apps of `allow`.
+    /// An executor that runs only the apps of `allow`, as the worker's own user.
     pub fn new(allow: impl IntoIterator<Item = Address>) -> Self {
-        ProcessExecutor { allow: allow.into_iter().collect() }
+        ProcessExecutor { allow: allow.into_iter().collect(), user: None }
+    }
+
+    /// Runs the apps as `user` (the worker must be root to switch to it).
+    #[must_use]
+    pub fn with_user(mut self, user: AppUser) -> Self {
+        self.user = Some(user);
+        self
     }
 
     /// The allow-list, for the pool's orders (their app restriction) and its status page.
@@ -54,6 +67,10 @@ impl ProcessExecutor {
 impl Executor for ProcessExecutor {
     fn kind(&self) -> &'static str {
         "process"
+    }
+
+    fn admits<'a>(&'a self, app: &'a AppRef) -> BoxFuture<'a, Result<(), ExecError>> {
+        Box::pin(async move { self.admit(app).map(|_| ()) })
     }
 
     fn run<'a>(
@@ -139,14 +156,34 @@ fn exit_code(status: ExitStatus) -> i32 {
 }
 
 impl ProcessExecutor {
-    async fn run_task(&self, task: &TaskSpec, ws: &Workspace, mut abort: AbortSignal) -> Result<Outcome, ExecError> {
-        if !self.allows(task.app.address) {
-            return Err(ExecError::NotAllowed { app: task.app.address });
+    /// The program of `app`, if this executor runs it.
+    fn admit(&self, app: &AppRef) -> Result<PathBuf, ExecError> {
+        if !self.allows(app.address) {
+            return Err(ExecError::NotAllowed { app: app.address });
         }
-        let program = program(&task.app)?;
+        let program = program(app)?;
+        if let Some(u) = self.user {
+            // Said here rather than as a bare "permission denied" from the start of the app.
+            u.can(&program, 0o5).map_err(|reason| ExecError::BadApp { multiaddr: app.multiaddr.clone(), reason })?;
+        }
+        Ok(program)
+    }
+
+    async fn run_task(&self, task: &TaskSpec, ws: &Workspace, mut abort: AbortSignal) -> Result<Outcome, ExecError> {
+        let program = self.admit(&task.app)?;
         let args = split_args(&task.args)?;
         let limits = &task.limits;
         let mut cmd = tokio::process::Command::new(&program);
+        if let Some(u) = self.user {
+            // The app may write its root (its working directory and HOME) and out/; in/ stays the worker's.
+            for d in [&ws.root, &ws.out_dir] {
+                std::os::unix::fs::lchown(d, Some(u.uid), Some(u.gid)).map_err(|source| ExecError::Io {
+                    context: format!("giving {} to user {u}", d.display()),
+                    source,
+                })?;
+            }
+            cmd.uid(u.uid).gid(u.gid);
+        }
         cmd.args(&args)
             .current_dir(&ws.root)
             .env_clear()

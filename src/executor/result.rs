@@ -20,6 +20,7 @@
 //! `callback-data`, as in iExec. A missing `computed.json`, a missing deterministic path, or an empty
 //! callback-data when the deal has a callback, is an error: iExec's worker fails the task then too.
 
+use super::outdir::{Kind, OutDir};
 use alloy::primitives::{Address, B256, keccak256};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -87,7 +88,9 @@ pub fn result_digest(out_dir: &Path, computed: Option<&ComputedJson>, has_callba
     }
     let declared = computed.deterministic_output_path.as_deref().ok_or(ResultError::NoDeterministicPath)?;
     let path = resolve_in_out(out_dir, declared)?;
-    file_tree_digest(&path)
+    let rel = path.strip_prefix(out_dir).map_err(|_| ResultError::OutsideOutput(declared.to_owned()))?;
+    let out = OutDir::open(out_dir).map_err(io_err("opening", out_dir))?;
+    file_tree_digest(&out, rel, &path)
 }
 
 /// `keccak256(taskid ‖ digest)`, the `resultHash` a worker contributes.
@@ -122,34 +125,40 @@ fn io_err(what: &str, p: &Path) -> impl FnOnce(std::io::Error) -> ResultError {
     move |source| ResultError::Io { context, source }
 }
 
-fn sha256_file(path: &Path) -> Result<[u8; 32], ResultError> {
-    let mut f = std::fs::File::open(path).map_err(io_err("opening", path))?;
+fn sha256_file(mut f: std::fs::File, path: &Path) -> Result<[u8; 32], ResultError> {
     let mut h = Sha256::new();
     std::io::copy(&mut f, &mut h).map_err(io_err("reading", path))?;
     Ok(h.finalize().into())
 }
 
-/// iExec's `getFileTreeSha256`: see the module documentation.
-fn file_tree_digest(path: &Path) -> Result<B256, ResultError> {
-    let meta = std::fs::symlink_metadata(path).map_err(|_| ResultError::MissingOutput(path.to_path_buf()))?;
-    if meta.is_symlink() {
-        // Resolved on the host, a container's link could name any host file.
-        return Err(ResultError::OutsideOutput(path.display().to_string()));
+/// iExec's `getFileTreeSha256` on `rel` in `out` (`path` is the same, for messages): see the module
+/// documentation. Nothing is followed through a link (see [`OutDir`]).
+fn file_tree_digest(out: &OutDir, rel: &Path, path: &Path) -> Result<B256, ResultError> {
+    match out.kind_of(rel).map_err(|_| ResultError::MissingOutput(path.to_path_buf()))? {
+        None => return Err(ResultError::MissingOutput(path.to_path_buf())),
+        // Resolved on the host, an app's link could name any host file.
+        Some(Kind::Other) => return Err(ResultError::OutsideOutput(path.display().to_string())),
+        Some(Kind::File) => {
+            let f = out.open_file(rel).map_err(io_err("opening", path))?;
+            let f = f.ok_or_else(|| ResultError::OutsideOutput(path.display().to_string()))?;
+            return Ok(B256::from(sha256_file(f, path)?));
+        }
+        Some(Kind::Dir) => {}
     }
-    if !meta.is_dir() {
-        return Ok(B256::from(sha256_file(path)?));
-    }
-    let mut names: Vec<PathBuf> = std::fs::read_dir(path)
+    let mut names: Vec<PathBuf> = out
+        .entries(rel)
         .map_err(io_err("reading", path))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .map_err(io_err("reading", path))?;
+        .into_iter()
+        .filter(|(_, k)| *k == Kind::File)
+        .map(|(p, _)| p)
+        .collect();
     // Java's File.compareTo on Unix compares the path strings; for the same parent that is the names' order.
     names.sort();
     let mut concat = Vec::with_capacity(names.len() * 32);
     for p in names {
-        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
-            concat.extend_from_slice(&sha256_file(&p)?);
+        // A file that turned into something else since the listing adds nothing, as a sub-folder does.
+        if let Some(f) = out.open_file(&p).map_err(io_err("opening", &path.join(&p)))? {
+            concat.extend_from_slice(&sha256_file(f, &p)?);
         }
     }
     Ok(keccak256(concat))
@@ -158,26 +167,9 @@ fn file_tree_digest(path: &Path) -> Result<B256, ResultError> {
 /// The output folder as a zip: entries at the archive's root (as iExec's result archives), in sorted order, with
 /// a fixed timestamp and mode, so that the same output gives the same bytes on every worker.
 pub fn zip_folder(out_dir: &Path) -> Result<Vec<u8>, ResultError> {
-    let mut files = Vec::new();
-    let mut dirs = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let abs = out_dir.join(&rel);
-        for entry in std::fs::read_dir(&abs).map_err(io_err("reading", &abs))? {
-            let entry = entry.map_err(io_err("reading", &abs))?;
-            let meta = entry.metadata().map_err(io_err("reading", &entry.path()))?;
-            let r = rel.join(entry.file_name());
-            if meta.is_dir() {
-                dirs.push(r.clone());
-                stack.push(r);
-            } else if meta.is_file() {
-                files.push(r);
-            }
-            // Symbolic links and special files are left out: they would point outside the result.
-        }
-    }
-    dirs.sort();
-    files.sort();
+    // Symbolic links and special files are left out: they would point outside the result.
+    let out = OutDir::open(out_dir).map_err(io_err("opening", out_dir))?;
+    let (dirs, files) = out.walk().map_err(io_err("reading", out_dir))?;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
@@ -188,9 +180,10 @@ pub fn zip_folder(out_dir: &Path) -> Result<Vec<u8>, ResultError> {
         w.add_directory(name(d), opts.unix_permissions(0o755))?;
     }
     for f in &files {
-        w.start_file(name(f), opts)?;
         let abs = out_dir.join(f);
-        let mut src = std::fs::File::open(&abs).map_err(io_err("opening", &abs))?;
+        // Swapped for something else since the walk (by a child that outlived the app): left out.
+        let Some(mut src) = out.open_file(f).map_err(io_err("opening", &abs))? else { continue };
+        w.start_file(name(f), opts)?;
         std::io::copy(&mut src, &mut w).map_err(io_err("zipping", &abs))?;
     }
     let mut cursor = w.finish()?;

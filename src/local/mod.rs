@@ -342,12 +342,19 @@ async fn serve(args: &LocalArgs, pg: &PgCluster, anvil: &Anvil, local_json: &Pat
             pool_url: pool_url.clone(),
             rpc_url: anvil.url(),
             deployment: deployment.clone(),
-            executor: crate::executor::ExecutorConfig::Process { allow: demo.apps.iter().map(|a| a.address).collect() },
+            // As root, the demo app runs as nobody: its script and the worker's folder are reachable by others
+            // (the data dir already is, for PostgreSQL's sake).
+            executor: crate::executor::ExecutorConfig::Process {
+                allow: demo.apps.iter().map(|a| a.address).collect(),
+                user: None,
+            },
             work_dir: args.data_dir.join("worker"),
             capacity: crate::pool::protocol::Capacity { cpu: demo::WORKER_CPUS, memory: 1 << 30, gpu: false },
             poll: std::time::Duration::from_secs(1),
             heartbeat: std::time::Duration::from_secs(10),
             app_env: Vec::new(),
+            inputs: crate::worker::inputs::InputPolicy::default(),
+            scratch_bytes: crate::executor::DEFAULT_SCRATCH_BYTES,
         };
         let stopped_worker = stopped();
         side.spawn(supervised(

@@ -12,7 +12,16 @@
 //! `<work-dir>/<taskid>/` holding `state.json` (the digest and how far the task went) and `result.zip`, written
 //! before the step they enable: after a restart the pool hands the unfinished replicate back, and the worker goes
 //! on from what the chain and that folder say, never computing or contributing twice.
+//!
+//! What a worker trusts, and what it does not (`docs/executors.md`, "Limits and what a worker trusts"): the
+//! pool's owner chose its native apps, but requesters and dataset owners are strangers. So the worker makes
+//! itself non-dumpable at start (its key is in its environment: no process without `CAP_SYS_PTRACE`, same user
+//! included, can then read `/proc/<worker>/environ` or its memory), runs native apps as another user (`nobody`
+//! when it runs as root), keeps its work dir private but for the apps' own workspaces, fetches inputs only for
+//! an app its executor admits and only under [`inputs::InputPolicy`], and gives each container its slot's share
+//! of the memory and CPU it registered.
 
+pub mod address;
 pub mod client;
 pub mod inputs;
 
@@ -23,7 +32,7 @@ use crate::chain::revert::{self, Revert, TaskError};
 use crate::chain::setup::Account;
 use crate::executor::result::{package, result_hash, result_seal};
 use crate::executor::{
-    AbortSignal, AppRef, Executor, ExecutorConfig, Limits, TaskSpec, Workspace, abort_pair, args_from_params,
+    AbortSignal, AppRef, AppUser, Executor, ExecutorConfig, Limits, TaskSpec, Workspace, abort_pair, args_from_params,
 };
 use crate::pool::protocol::{Assignment, Capacity, ReplicateStatus, StatusUpdate};
 use alloy::primitives::{Address, B256, Bytes, U256};
@@ -80,6 +89,39 @@ pub struct WorkerArgs {
     /// An app the `process` executor may run (repeat for several).
     #[arg(long = "allow-app", value_parser = crate::order::json::parse_address)]
     pub allow_app: Vec<Address>,
+    /// The user native apps run as, UID[:GID] or NAME[:GROUP] (`process` executor; the worker must run as root).
+    /// Default: nobody (65534:65534) when the worker runs as root, else the worker's own user.
+    #[arg(long)]
+    pub app_user: Option<AppUser>,
+    /// Size of a container's scratch space (a tmpfs on /tmp; the rest of its file system is read-only), in MiB.
+    #[arg(long, default_value_t = crate::executor::DEFAULT_SCRATCH_BYTES >> 20)]
+    pub app_tmp_mib: u64,
+    /// A HOST:PORT (as written in URLs) the worker may fetch inputs and datasets from although its address is not
+    /// public: an internal data server the operator trusts (repeat for several). Other non-public addresses
+    /// (loopback, private, link-local, reserved) are refused.
+    #[arg(long = "allow-input-host")]
+    pub allow_input_host: Vec<inputs::AllowedHost>,
+    /// The folder that datasets given by a local path must be in; without it, local dataset paths are refused.
+    #[arg(long)]
+    pub dataset_root: Option<PathBuf>,
+    /// Input files a task may name (`iexec_input_files`); a request naming more fails its task.
+    #[arg(long, default_value_t = inputs::DEFAULT_MAX_FILES)]
+    pub max_input_files: usize,
+    /// Largest input file or dataset, in MiB.
+    #[arg(long, default_value_t = inputs::DEFAULT_MAX_FILE_BYTES >> 20)]
+    pub max_input_file_mib: u64,
+    /// Largest sum of a task's inputs (dataset and input files), in MiB.
+    #[arg(long, default_value_t = inputs::DEFAULT_MAX_TASK_BYTES >> 20)]
+    pub max_task_input_mib: u64,
+    /// Time to resolve and connect to an input's host, in seconds.
+    #[arg(long, default_value_t = inputs::DEFAULT_CONNECT_TIMEOUT.as_secs())]
+    pub input_connect_timeout_secs: u64,
+    /// Time for one input's fetch (redirects and transfer included), in seconds.
+    #[arg(long, default_value_t = inputs::DEFAULT_FETCH_TIMEOUT.as_secs())]
+    pub input_fetch_timeout_secs: u64,
+    /// Time for all the fetches of one task, in seconds.
+    #[arg(long, default_value_t = inputs::DEFAULT_TASK_TIMEOUT.as_secs())]
+    pub input_task_timeout_secs: u64,
     /// Docker engine for the `docker` executor (`unix:///path/docker.sock`); Docker's default when absent.
     #[arg(long)]
     pub docker_host: Option<String>,
@@ -179,7 +221,14 @@ pub struct WorkerConfig {
     pub heartbeat: Duration,
     /// Extra environment of every app run (`--app-env`).
     pub app_env: Vec<(String, String)>,
+    /// What the worker fetches for a task, from where, and how much.
+    pub inputs: inputs::InputPolicy,
+    /// Size of a container's `/tmp` (`--app-tmp-mib`).
+    pub scratch_bytes: u64,
 }
+
+/// Least memory a slot may get: less and a container cannot even start its shell.
+const MIN_SLOT_MEMORY: u64 = 16 << 20;
 
 impl WorkerArgs {
     pub fn into_config(self) -> Result<WorkerConfig, WorkerError> {
@@ -189,7 +238,12 @@ impl WorkerArgs {
                 if self.allow_app.is_empty() {
                     return Err(WorkerError::Config("--executor process needs at least one --allow-app".into()));
                 }
-                ExecutorConfig::Process { allow: self.allow_app }
+                ExecutorConfig::Process { allow: self.allow_app, user: self.app_user }
+            }
+            ExecutorKind::Docker if self.app_user.is_some() => {
+                return Err(WorkerError::Config(
+                    "--app-user is for the process executor (a container runs as its image's user)".into(),
+                ));
             }
             // Labelled with the worker's address, so that workers sharing an engine keep off each other's
             // containers.
@@ -199,6 +253,26 @@ impl WorkerArgs {
                 owner: Some(format!("{:#x}", key.address())),
             },
         };
+        let memory = self.memory_mib << 20;
+        if memory / u64::from(self.cpu.max(1)) < MIN_SLOT_MEMORY {
+            return Err(WorkerError::Config(format!(
+                "--memory-mib {} over --cpu {} leaves less than {} MiB per slot",
+                self.memory_mib,
+                self.cpu,
+                MIN_SLOT_MEMORY >> 20
+            )));
+        }
+        let secs = Duration::from_secs;
+        let inputs = inputs::InputPolicy {
+            allow_hosts: self.allow_input_host,
+            dataset_root: self.dataset_root,
+            max_files: self.max_input_files,
+            max_file_bytes: self.max_input_file_mib << 20,
+            max_task_bytes: self.max_task_input_mib << 20,
+            connect_timeout: secs(self.input_connect_timeout_secs.max(1)),
+            fetch_timeout: secs(self.input_fetch_timeout_secs.max(1)),
+            task_timeout: secs(self.input_task_timeout_secs.max(1)),
+        };
         Ok(WorkerConfig {
             key,
             pool_url: self.pool,
@@ -206,10 +280,12 @@ impl WorkerArgs {
             deployment: Deployment::read(&self.chain.deployment)?,
             executor,
             work_dir: self.work_dir,
-            capacity: Capacity { cpu: self.cpu, memory: self.memory_mib << 20, gpu: false },
+            capacity: Capacity { cpu: self.cpu, memory, gpu: false },
             poll: Duration::from_millis(self.poll_ms.max(50)),
             heartbeat: Duration::from_millis(self.heartbeat_ms.max(100)),
             app_env: self.app_env,
+            inputs,
+            scratch_bytes: (self.app_tmp_mib << 20).max(1 << 20),
         })
     }
 }
@@ -226,10 +302,14 @@ struct LocalState {
 /// Runs the worker until `shutdown` resolves. A task in progress is aborted at shutdown and resumed at the
 /// next start.
 pub async fn run(config: WorkerConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), WorkerError> {
+    // First: the key is in this process's environment and memory. Non-dumpable, they are out of reach of every
+    // process without CAP_SYS_PTRACE, an app running as the worker's own user included.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|e| WorkerError::Config(format!("cannot make the worker non-dumpable (prctl): {e}")))?;
     let executor = config.executor.build().await?;
     let account = Account::new(&config.rpc_url, &config.key)?;
-    std::fs::create_dir_all(&config.work_dir).map_err(io_err("creating", &config.work_dir))?;
-    let inputs = inputs::Inputs::new(config.work_dir.join("cache"), MAX_INPUT_BYTES)?;
+    prepare_work_dir(&config)?;
+    let inputs = inputs::Inputs::new(config.work_dir.join("cache"), config.inputs.clone())?;
     let worker = Arc::new(Worker { config, executor, account, inputs });
     let (abort, signal) = abort_pair();
     tokio::pin!(shutdown);
@@ -249,8 +329,25 @@ struct Worker {
     inputs: inputs::Inputs,
 }
 
-/// Largest dataset or input file the worker fetches.
-const MAX_INPUT_BYTES: u64 = 1 << 30;
+/// Creates the work dir, private to the worker but searchable: an app running as another user reaches its own
+/// workspace (`<taskid>/run`, whose path it is told) and lists nothing else; the cache is the worker's alone.
+fn prepare_work_dir(config: &WorkerConfig) -> Result<(), WorkerError> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = &config.work_dir;
+    std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).map_err(io_err("protecting", dir))?;
+    if let ExecutorConfig::Process { user, .. } = &config.executor
+        && let Some(u) = AppUser::for_worker(*user)?
+    {
+        u.can(dir, 0o1).map_err(|why| {
+            WorkerError::Config(format!(
+                "native apps run as user {u}, which must reach the work dir: {why} (chmod o+x on the folders above \
+                 it, or choose another --work-dir)"
+            ))
+        })?;
+    }
+    Ok(())
+}
 
 impl Worker {
     fn hub(&self) -> DragonHub::DragonHubInstance<&DynProvider> {
@@ -381,6 +478,9 @@ impl Worker {
         }
         let dir = self.config.work_dir.join(format!("{taskid:#x}"));
         std::fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        // Searchable (the app's workspace is below), not listable; its state and archive are private.
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o711))
+            .map_err(io_err("protecting", &dir))?;
         let mut state = read_state(&dir)?;
         let report = |status: ReplicateStatus| StatusUpdate::new(taskid, status);
 
@@ -512,32 +612,46 @@ impl Worker {
         abort: AbortSignal,
     ) -> Result<(B256, Option<Bytes>), WorkerError> {
         let app = self.hub().viewApp(deal.app.pointer).call().await?;
+        let app =
+            AppRef { address: deal.app.pointer, multiaddr: String::from_utf8_lossy(&app.m_appMultiaddr).into_owned() };
+        // Before any download: a task whose app this worker will not run costs it nothing.
+        self.executor.admits(&app).await?;
         let dataset = if deal.dataset.pointer == Address::ZERO {
             None
         } else {
             let d = self.hub().viewDataset(deal.dataset.pointer).call().await?;
-            let multiaddr = String::from_utf8_lossy(&d.m_datasetMultiaddr).into_owned();
-            Some(self.inputs.dataset(deal.dataset.pointer, &multiaddr, d.m_datasetChecksum).await?)
+            Some(inputs::DatasetRef {
+                address: deal.dataset.pointer,
+                multiaddr: String::from_utf8_lossy(&d.m_datasetMultiaddr).into_owned(),
+                checksum: d.m_datasetChecksum,
+            })
         };
-        let input_files = self.inputs.files(a.dealid, &inputs::input_urls(&deal.params)).await?;
+        let urls = inputs::input_urls(&deal.params);
+        let (dataset, input_files) = self.inputs.for_task(a.dealid, dataset.as_ref(), &urls).await?;
         let category = self.hub().viewCategory(deal.category).call().await?;
         let secs = u64::try_from(category.workClockTimeRef).unwrap_or(u64::MAX);
         let n = |v: U256| u64::try_from(v).unwrap_or(u64::MAX);
+        // Each slot gets its share of what the worker registered with the pool: the pool hands it up to `cpu`
+        // replicates at once, so that is what they must fit in together. One CPU per slot.
+        let slots = u64::from(self.config.capacity.cpu.max(1));
         let spec = TaskSpec {
             task_id: a.taskid,
             deal_id: a.dealid,
             task_index: a.index,
             bot_first: n(deal.botFirst),
             bot_size: n(deal.botSize),
-            app: AppRef {
-                address: deal.app.pointer,
-                multiaddr: String::from_utf8_lossy(&app.m_appMultiaddr).into_owned(),
-            },
+            app,
             args: args_from_params(&deal.params),
             input_files,
             dataset,
             env: self.config.app_env.clone(),
-            limits: Limits { max_duration: Duration::from_secs(secs.max(1)), ..Limits::default() },
+            limits: Limits {
+                max_duration: Duration::from_secs(secs.max(1)),
+                memory_bytes: Some(self.config.capacity.memory / slots),
+                milli_cpus: Some(1000),
+                scratch_bytes: self.config.scratch_bytes,
+                ..Limits::default()
+            },
         };
         // A run interrupted earlier left a partial output: start over from an empty folder.
         let root = run_dir(&self.config.work_dir, a.taskid);
@@ -552,13 +666,17 @@ impl Worker {
                 outcome.stderr.text().trim()
             )));
         }
-        // As iExec's worker: what the app printed goes with its result (`dragon stdout` reads it).
+        // As iExec's worker: what the app printed goes with its result (`dragon stdout` reads it). Written through
+        // the opened folder: a link the app left as stdout.txt is replaced, never written through.
         let stdout_txt = outcome.out_dir.join("stdout.txt");
-        std::fs::write(&stdout_txt, &outcome.stdout.head).map_err(io_err("writing", &stdout_txt))?;
+        crate::executor::outdir::OutDir::open(&outcome.out_dir)
+            .and_then(|out| out.create("stdout.txt"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &outcome.stdout.head))
+            .map_err(io_err("writing", &stdout_txt))?;
         let packaged = package(&outcome.out_dir, outcome.computed.as_ref(), has_callback)?;
         let zip_path = dir.join("result.zip");
         let tmp = dir.join("result.zip.tmp");
-        std::fs::write(&tmp, &packaged.zip).map_err(io_err("writing", &tmp))?;
+        write_private(&tmp, &packaged.zip)?;
         std::fs::rename(&tmp, &zip_path).map_err(io_err("writing", &zip_path))?;
         let callback = if has_callback {
             let data = outcome.computed.as_ref().and_then(|c| c.callback_data.as_deref()).unwrap_or_default();
@@ -651,6 +769,19 @@ fn write_state(dir: &Path, s: &LocalState) -> Result<(), WorkerError> {
     let path = dir.join("state.json");
     let tmp = dir.join("state.json.tmp");
     let bytes = serde_json::to_vec_pretty(s).map_err(|e| WorkerError::Task(e.to_string()))?;
-    std::fs::write(&tmp, bytes).map_err(io_err("writing", &tmp))?;
+    write_private(&tmp, &bytes)?;
     std::fs::rename(&tmp, &path).map_err(io_err("writing", &path))
+}
+
+/// Writes a new file readable by the worker alone.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), WorkerError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err("writing", path))?;
+    std::io::Write::write_all(&mut f, bytes).map_err(io_err("writing", path))
 }

@@ -490,6 +490,13 @@ async fn docker_limits_are_set_and_abort_removes_the_container() {
     assert_eq!(hc.nano_cpus, Some(500_000_000));
     assert_eq!(hc.network_mode.as_deref(), Some("none"));
     assert!(hc.pids_limit.is_some_and(|p| p > 0));
+    assert_eq!(hc.readonly_rootfs, Some(true), "the image's file system is read-only");
+    let tmpfs = hc.tmpfs.unwrap_or_default();
+    assert_eq!(
+        tmpfs.get("/tmp").map(String::as_str),
+        Some(format!("rw,nosuid,nodev,size={}", t.limits.scratch_bytes).as_str()),
+        "a bounded /tmp: {tmpfs:?}"
+    );
     let binds = hc.binds.unwrap_or_default();
     assert!(
         binds.iter().any(|b| b.ends_with(":/iexec_in:ro")) && binds.iter().any(|b| b.ends_with(":/iexec_out:rw")),

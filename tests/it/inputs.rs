@@ -1,7 +1,9 @@
 //! A deal with a dataset and an input file, through the exchange, the pool and a worker: the worker fetches the
-//! dataset from its multiaddr (a local path) and checks it against the SHA-256 registered on chain, fetches the
-//! input file over HTTP, and the app reads both from IEXEC_IN. A dataset whose file does not match its checksum
-//! never reaches an app: the replicate fails with the reason.
+//! dataset from its multiaddr (a local path, inside the worker's dataset root) and checks it against the SHA-256
+//! registered on chain, fetches the input file over HTTP (from a loopback server the worker is told to trust with
+//! `allow_hosts`: by default it fetches from public addresses only), and the app reads both from IEXEC_IN. A
+//! dataset whose file does not match its checksum never reaches an app: the replicate fails with the reason,
+//! which names the expected checksum and not the file's.
 
 use crate::harness::{database, root, until_within as until};
 use crate::market::{Server, World, app_order_of, dataset_order_of, request_of};
@@ -16,7 +18,7 @@ use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::time::Duration;
 
-/// Serves `body` at any path over HTTP/1.1, on a thread, for the test's lifetime.
+/// Serves `body` at any path over HTTP/1.1, on a thread, for the test's lifetime; returns `http://host:port`.
 fn serve(body: &'static [u8]) -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = l.local_addr().expect("addr");
@@ -72,8 +74,12 @@ async fn a_dataset_and_an_input_file_reach_the_app_and_a_tampered_dataset_does_n
     let tampered = files.join("tampered.txt");
     std::fs::write(&tampered, "tampered data").expect("write");
     let bad_ds = dataset(&w, "tampered", &tampered, B256::from_slice(&Sha256::digest(b"original data"))).await;
-    let input = format!("{}/files/input.txt", serve(b"input bytes"));
-    let worker = Worker::start(worker_config(&w, &pool, funded_worker(&w).await, app, work_dir("inputs")));
+    let server_url = serve(b"input bytes");
+    let input = format!("{server_url}/files/input.txt");
+    let mut config = worker_config(&w, &pool, funded_worker(&w).await, app, work_dir("inputs"));
+    config.inputs.allow_hosts = vec![server_url.trim_start_matches("http://").parse().expect("host:port")];
+    config.inputs.dataset_root = Some(files.clone());
+    let worker = Worker::start(config);
 
     let app_order = w.signed(&w.owner, app_order_of(app, 1, 10, 0x61));
     let pool_order = w.pool_order(5, 10, 1, 0x62);
@@ -109,7 +115,9 @@ async fn a_dataset_and_an_input_file_reach_the_app_and_a_tampered_dataset_does_n
     })
     .await;
     let error = failed["error"].as_str().unwrap_or_default();
-    assert!(error.contains("SHA-256") && error.contains(&format!("{bad_ds:#x}")), "{failed}");
+    assert!(error.contains("does not match the checksum") && error.contains(&format!("{bad_ds:#x}")), "{failed}");
+    let actual = format!("{:x}", B256::from_slice(&Sha256::digest(b"tampered data")));
+    assert!(!error.contains(&actual), "the file's own digest is not published: {failed}");
     let cached: Vec<_> = std::fs::read_dir(work_dir_path("inputs").join("cache/datasets"))
         .expect("cache")
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))

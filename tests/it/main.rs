@@ -14,6 +14,7 @@ mod fixtures;
 mod harness;
 mod hostile_client;
 mod hostile_pool;
+mod hostile_worker;
 mod inputs;
 mod market;
 mod pool;

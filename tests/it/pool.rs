@@ -137,12 +137,14 @@ pub fn worker_config(w: &World, pool: &Pool, key: PrivateKeySigner, app: Address
         pool_url: pool.base.clone(),
         rpc_url: w.node.url(),
         deployment: w.deployment.clone(),
-        executor: ExecutorConfig::Process { allow: vec![app] },
+        executor: ExecutorConfig::Process { allow: vec![app], user: None },
         work_dir: dir,
         capacity: Capacity { cpu: 1, memory: 1 << 30, gpu: false },
         poll: Duration::from_millis(200),
         heartbeat: Duration::from_secs(10),
         app_env: Vec::new(),
+        inputs: dragon::worker::inputs::InputPolicy::default(),
+        scratch_bytes: dragon::executor::DEFAULT_SCRATCH_BYTES,
     }
 }
 
