@@ -17,6 +17,7 @@ mod inputs;
 mod market;
 mod pool;
 mod replay;
+mod schemathesis;
 mod sdk;
 mod server;
 mod settle;
