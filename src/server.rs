@@ -83,6 +83,9 @@ impl AppState {
         // not settle meanwhile fail, and the engine proposes again what is still possible.
         let mut sync = ChainSync::new(store.clone(), reader.clone(), chain.provider().clone(), config.sync);
         sync.catch_up().await.context("catching up with the chain")?;
+        crate::chain::sync::backfill_categories(&store, chain.provider(), d)
+            .await
+            .context("reading the hub's CreateCategory events")?;
         let unsettled = crate::chain::sync::resolve_pending(&store, chain.provider(), d.chain_id)
             .await
             .context("resolving proposals pending at the last stop")?;

@@ -14,6 +14,7 @@ pub mod search;
 pub mod swagger;
 pub mod system;
 pub mod tasks;
+pub mod validate;
 
 use crate::order::OrderKind;
 use crate::server::AppState;
@@ -114,16 +115,35 @@ pub fn openapi_json() -> String {
         .unwrap_or_else(|e| serde_json::json!({"ok": false, "error": e.to_string(), "code": "internal"}).to_string())
 }
 
-/// Refuses a request for another chain than this server's.
-pub fn check_chain(state: &AppState, chain_id: u64) -> Result<(), ApiError> {
-    if chain_id == state.market.chain_id {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest(format!(
-            "chainId: this server serves chain {}, not {chain_id}",
-            state.market.chain_id
-        )))
+/// The query's `chainId`, as the peer checks it: required, and the chain this server serves (compared as text).
+pub fn check_chain(state: &AppState, q: &validate::Query) -> Result<String, ApiError> {
+    validate::chain_id(q, state.market.chain_id).map_err(ApiError::BadRequest)
+}
+
+/// Reads a request body of at most `limit` bytes as a JSON object, once the request is authenticated. An empty
+/// body is an empty object (as the peer's body parser makes it); anything else that is not a JSON object is a
+/// 400 (the peer answers 500 to a body that is not JSON).
+pub async fn read_json_object(
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>, ApiError> {
+    use futures_util::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
     }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Default::default());
+    }
+    let value: Box<serde_json::value::RawValue> =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
+    serde_json::from_str(value.get()).map_err(|_| {
+        ApiError::BadRequest(format!("this must be a `object` type, but the final value was: `{}`.", value.get()))
+    })
 }
 
 /// Unix milliseconds as ISO-8601 UTC with milliseconds (`2024-01-01T00:00:00.000Z`), as the peer prints dates.
@@ -141,6 +161,58 @@ pub fn iso_time(ms: i64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Every path the server answers, with its methods: a request with another method gets 405 and an `Allow`
+/// header, an unknown path 404.
+fn route_table() -> &'static [(actix_web::dev::ResourceDef, &'static str)] {
+    static TABLE: std::sync::OnceLock<Vec<(actix_web::dev::ResourceDef, &'static str)>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut routes: Vec<(String, &'static str)> = [
+            "/version",
+            "/health",
+            "/challenge",
+            "/categories",
+            "/categories/{catid}",
+            "/deals",
+            "/deals/{dealid}",
+            "/ohlc",
+            "/proposals",
+            "/proposals/{id}",
+            "/metrics",
+            "/depth",
+            "/tasks",
+            "/tasks/{taskid}",
+            "/pools/{address}",
+            "/search",
+            "/openapi.json",
+            "/docs",
+            "/docs/swagger-ui-bundle.js",
+            "/docs/swagger-ui.css",
+            "/",
+            "/explorer/app.js",
+            "/explorer/app.css",
+            "/favicon.svg",
+        ]
+        .iter()
+        .map(|p| ((*p).to_owned(), "GET"))
+        .collect();
+        routes.push(("/sessions".into(), "POST"));
+        for kind in OrderKind::ALL {
+            routes.push((format!("/{kind}orders"), "GET, POST, PUT"));
+            routes.push((format!("/{kind}orders/batch"), "POST"));
+            routes.push((format!("/{kind}orders/{{orderHash}}"), "GET"));
+        }
+        routes.into_iter().map(|(p, allow)| (actix_web::dev::ResourceDef::new(p), allow)).collect()
+    })
+}
+
+/// What no route took: 405 on a known path, 404 elsewhere (both with the JSON error body).
+pub async fn fallback(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    match route_table().iter().find(|(def, _)| def.is_match(req.path())) {
+        Some((_, allow)) => Err(ApiError::MethodNotAllowed(allow)),
+        None => Err(ApiError::NoRoute),
+    }
 }
 
 /// Registers every route.
@@ -181,7 +253,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
     for kind in OrderKind::ALL {
         orders::routes(cfg, kind);
     }
-    cfg.default_service(web::to(error::not_found));
+    cfg.default_service(web::to(fallback));
 }
 
 #[cfg(test)]

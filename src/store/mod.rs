@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (4, "0004_pool.sql", include_str!("../../schema/0004_pool.sql")),
     (5, "0005_pool_replication.sql", include_str!("../../schema/0005_pool_replication.sql")),
     (6, "0006_auth_expiry.sql", include_str!("../../schema/0006_auth_expiry.sql")),
+    (7, "0007_category_events.sql", include_str!("../../schema/0007_category_events.sql")),
 ];
 
 const MIGRATION_LOCK: i64 = 0x6472_6167_6f6e;
