@@ -257,7 +257,14 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
 
 /// The feed's form of a market event: the peer's event names and payloads on topics `orders` and `deals`.
 fn publish_event(feed: &Feed, chain_id: u64, e: &MarketEvent) {
-    use crate::api::orders::view;
+    // The record without its chainId, as the peer emits it (the room, or the envelope, names the chain).
+    let view = |r: &crate::market::record::OrderRecord| {
+        let mut v = crate::api::orders::view(r);
+        if let Some(m) = v.as_object_mut() {
+            m.remove("chainId");
+        }
+        v
+    };
     // Nobody listening: skip building the payloads.
     if feed.subscribers() == 0 {
         return;

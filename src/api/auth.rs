@@ -230,6 +230,9 @@ pub async fn authenticated(state: &AppState, req: &HttpRequest) -> Result<Addres
     Ok(address)
 }
 
+/// The query of `/challenge` (besides chainId).
+pub const CHALLENGE_PARAMS: [(&str, validate::Param); 1] = [("address", validate::Param::Address)];
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct ChallengeQuery {
@@ -247,17 +250,13 @@ pub struct ChallengeAnswer {
 }
 
 /// A login challenge (EIP-712 typed data), single use, valid for a few minutes.
-#[utoipa::path(params(ChallengeQuery), responses(
-    (status = 200, body = ChallengeAnswer),
-    (status = 400, body = crate::api::error::ErrorBody)
-))]
 #[get("/challenge")]
 pub async fn challenge(state: web::Data<AppState>, req: HttpRequest) -> Result<web::Json<ChallengeAnswer>, ApiError> {
     let q = validate::Query::parse(req.query_string());
     // Declared [chainId, address]: yup checks the address first.
-    let address = validate::address("address", &q.get("address"), true).map_err(ApiError::BadRequest)?;
+    let p = validate::params(&q, &CHALLENGE_PARAMS, &["address"]).map_err(ApiError::BadRequest)?;
     crate::api::check_chain(&state, &q)?;
-    let address = address.unwrap_or_default();
+    let address = p.address("address").unwrap_or_default();
     let auth = state.auth.clone();
     let data = state.on_main(async move { auth.challenge(address).await }).await?;
     Ok(web::Json(ChallengeAnswer { ok: true, data }))
@@ -276,10 +275,6 @@ pub struct SessionAnswer {
 
 /// Opens a session from one signed challenge (`authorization: <hash>_<signature>_<address>`). A session token
 /// cannot open another: a session ends when its lifetime does, whatever its holder does.
-#[utoipa::path(params(("chainId" = u64, Query)), responses(
-    (status = 200, body = SessionAnswer),
-    (status = 403, body = crate::api::error::ErrorBody)
-))]
 #[post("/sessions")]
 pub async fn open_session(state: web::Data<AppState>, req: HttpRequest) -> Result<web::Json<SessionAnswer>, ApiError> {
     crate::api::check_chain(&state, &validate::Query::parse(req.query_string()))?;

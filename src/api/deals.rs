@@ -34,7 +34,18 @@ pub struct DealQuery {
     pub page_size: Option<u64>,
 }
 
-/// The parameters of `/deals`, in the peer's order of declaration.
+/// The query of `/ohlc` and of `/proposals` (besides chainId).
+pub const OHLC_PARAMS: [(&str, Param); 1] = [("category", Param::Int(0, MAX_SAFE))];
+pub const PROPOSAL_PARAMS: [(&str, Param); 1] = [("orderHash", Param::Bytes32)];
+
+/// The parameters of `/deals`, paging included.
+pub fn deal_params() -> Vec<(&'static str, Param)> {
+    let mut spec = DEAL_PARAMS.to_vec();
+    spec.extend(validate::PAGING);
+    spec
+}
+
+/// The filters of `/deals`, in the peer's order of declaration.
 const DEAL_PARAMS: [(&str, Param); 13] = [
     ("category", Param::Int(0, MAX_SAFE)),
     ("requester", Param::Address),
@@ -52,13 +63,10 @@ const DEAL_PARAMS: [(&str, Param); 13] = [
 ];
 
 /// Deals on chain, as the peer lists them: newest block first, then by deal id; `{ok, deals, count, nextPage?}`.
-#[utoipa::path(params(DealQuery), responses((status = 200, description = "{ok, deals, count, nextPage?}")))]
 #[get("/deals")]
 pub async fn deals(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = Query::parse(req.query_string());
-    let mut spec = DEAL_PARAMS.to_vec();
-    spec.extend(validate::PAGING);
-    let p = validate::params(&q, &spec, &[]).map_err(ApiError::BadRequest)?;
+    let p = validate::params(&q, &deal_params(), &[]).map_err(ApiError::BadRequest)?;
     check_chain(&state, &q)?;
     let filter = DealFilter {
         category: p.int("category"),
@@ -100,7 +108,6 @@ pub struct ChainQuery {
 
 /// One deal by id, with (beyond the peer) its tasks and their statuses (`UNSET` until initialized, `ACTIVE`,
 /// `REVEALING`, `COMPLETED`, `FAILED`).
-#[utoipa::path(params(("dealid" = String, Path), ChainQuery), responses((status = 200), (status = 404, body = crate::api::error::ErrorBody)))]
 #[get("/deals/{dealid}")]
 pub async fn deal(
     state: web::Data<AppState>,
@@ -143,12 +150,10 @@ pub struct OhlcQuery {
 
 /// Price history of a category as the peer gives it: `[[blockTimestamp, workerpool price, volume], ...]` for
 /// the last 100 deals, newest block first.
-#[utoipa::path(params(OhlcQuery), responses((status = 200)))]
 #[get("/ohlc")]
 pub async fn ohlc(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = Query::parse(req.query_string());
-    let p =
-        validate::params(&q, &[("category", Param::Int(0, MAX_SAFE))], &["category"]).map_err(ApiError::BadRequest)?;
+    let p = validate::params(&q, &OHLC_PARAMS, &["category"]).map_err(ApiError::BadRequest)?;
     check_chain(&state, &q)?;
     let store = state.store.clone();
     let (chain_id, category) = (state.market.chain_id, p.int("category").unwrap_or(0));
@@ -175,11 +180,10 @@ pub struct ProposalQuery {
 
 /// Beyond the peer: the engine's deal proposals involving an order, newest first (the last 100), with their
 /// settlement status (`proposed`, `submitted`, `settled`, `failed`) and, for a failure, the hub's reason.
-#[utoipa::path(params(ProposalQuery), responses((status = 200, description = "{ok, proposals}")))]
 #[get("/proposals")]
 pub async fn proposals(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = Query::parse(req.query_string());
-    let p = validate::params(&q, &[("orderHash", Param::Bytes32)], &["orderHash"]).map_err(ApiError::BadRequest)?;
+    let p = validate::params(&q, &PROPOSAL_PARAMS, &["orderHash"]).map_err(ApiError::BadRequest)?;
     check_chain(&state, &q)?;
     let h = OrderHash(p.bytes32("orderHash").unwrap_or_default());
     let store = state.store.clone();
@@ -191,7 +195,6 @@ pub async fn proposals(state: web::Data<AppState>, req: HttpRequest) -> Result<H
 }
 
 /// One proposal by id.
-#[utoipa::path(params(("id" = i64, Path), ChainQuery), responses((status = 200), (status = 404, body = crate::api::error::ErrorBody)))]
 #[get("/proposals/{id}")]
 pub async fn proposal(
     state: web::Data<AppState>,

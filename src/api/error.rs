@@ -88,11 +88,13 @@ impl ResponseError for ApiError {
             ) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Auth(_) => StatusCode::FORBIDDEN,
             ApiError::Publish(e) => match e {
-                P::InvalidOrder(_) | P::HashMismatch { .. } | P::ValueTooLarge(_) => StatusCode::BAD_REQUEST,
+                P::InvalidOrder(_) | P::ValueTooLarge(_) => StatusCode::BAD_REQUEST,
                 P::OrderTooLarge { .. } | P::ParamsTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 P::Chain(_) | P::Store(_) | P::MatchingDown | P::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-                // The peer answers every refusal of a publication or unpublication with 403.
-                P::Duplicate(_)
+                // The peer answers every refusal of a publication or unpublication with 403 (Dragon's own
+                // refusals too: a claimed hash that is not the order's is refused as a bad signature is).
+                P::HashMismatch { .. }
+                | P::Duplicate(_)
                 | P::Closed { .. }
                 | P::UnknownAsset { .. }
                 | P::NotOwner { .. }

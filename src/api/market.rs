@@ -34,15 +34,22 @@ pub struct CategoryList {
     pub next_page: Option<u64>,
 }
 
-/// The hub's categories, by reference duration then id, with the peer's filters and paging.
-#[utoipa::path(params(CategoryQuery), responses((status = 200, body = CategoryList)))]
-#[get("/categories")]
-pub async fn categories(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let q = Query::parse(req.query_string());
+/// The query of `/categories` (besides chainId), in the peer's order.
+pub fn category_params() -> Vec<(&'static str, Param)> {
     let mut spec =
         vec![("minWorkClockTimeRef", Param::Int(0, MAX_SAFE)), ("maxWorkClockTimeRef", Param::Int(0, MAX_SAFE))];
     spec.extend(validate::PAGING);
-    let p = validate::params(&q, &spec, &[]).map_err(ApiError::BadRequest)?;
+    spec
+}
+
+/// The query of `/depth` (besides chainId).
+pub const DEPTH_PARAMS: [(&str, Param); 1] = [("category", Param::Int(0, MAX_SAFE))];
+
+/// The hub's categories, by reference duration then id, with the peer's filters and paging.
+#[get("/categories")]
+pub async fn categories(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let q = Query::parse(req.query_string());
+    let p = validate::params(&q, &category_params(), &[]).map_err(ApiError::BadRequest)?;
     check_chain(&state, &q)?;
     let (skip, limit) = validate::paging(&p);
     let filter =
@@ -73,7 +80,6 @@ pub struct OneCategory {
 }
 
 /// One category.
-#[utoipa::path(params(("catid" = u64, Path), CategoryQuery), responses((status = 200, body = OneCategory), (status = 404, body = crate::api::error::ErrorBody)))]
 #[get("/categories/{catid}")]
 pub async fn category(
     state: web::Data<AppState>,
@@ -112,7 +118,6 @@ pub struct MetricsQuery {
 }
 
 /// With `chainId`: the peer's JSON `{lastBlock, checkpointBlock, apporders, ...}`. Without: Prometheus text.
-#[utoipa::path(params(MetricsQuery), responses((status = 200)))]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let m = &state.market;
@@ -211,12 +216,10 @@ pub struct Depth {
 }
 
 /// Beyond the peer: depth (price levels) and best prices of a category, from the engine's latest snapshot.
-#[utoipa::path(params(DepthQuery), responses((status = 200, body = Depth)))]
 #[get("/depth")]
 pub async fn depth(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = Query::parse(req.query_string());
-    let p =
-        validate::params(&q, &[("category", Param::Int(0, MAX_SAFE))], &["category"]).map_err(ApiError::BadRequest)?;
+    let p = validate::params(&q, &DEPTH_PARAMS, &["category"]).map_err(ApiError::BadRequest)?;
     check_chain(&state, &q)?;
     let cat = p.int("category").unwrap_or(0);
     let snap = state.market.snapshot().ok_or(ApiError::Unavailable("the matching engine is unavailable"))?;

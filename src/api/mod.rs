@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod deals;
+pub mod document;
 pub mod error;
 pub mod explorer;
 pub mod limits;
@@ -22,97 +23,41 @@ use actix_web::web;
 use error::ApiError;
 use utoipa::OpenApi;
 
-/// Documentation of the order routes, which are registered per kind by [`orders::routes`].
-// Functions that exist only to carry the routes' utoipa documentation.
-#[allow(dead_code)]
-mod order_docs {
-    use super::orders::*;
-    macro_rules! doc_kind {
-        ($list:ident, $get:ident, $post:ident, $batch:ident, $put:ident, $path:literal) => {
-            /// List open orders (filters, sorting and paging as iExec's market API; beyond it: maxPrice).
-            #[utoipa::path(get, path = $path, params(OrderQuery), responses(
-                (status = 200, body = OrderList), (status = 400, body = crate::api::error::ErrorBody)))]
-            pub fn $list() {}
-            /// One order by hash, in any status.
-            #[utoipa::path(get, path = concat!($path, "/{orderHash}"), params(("orderHash" = String, Path), ChainQuery),
-                responses((status = 200, body = OrderView), (status = 404, body = crate::api::error::ErrorBody)))]
-            pub fn $get() {}
-            /// Publish a signed order (header `authorization`: a signed challenge or `Bearer <session token>`).
-            #[utoipa::path(post, path = $path, params(ChainQuery), request_body = PublishBody, responses(
-                (status = 201, body = Published), (status = 400, body = crate::api::error::ErrorBody),
-                (status = 403, body = crate::api::error::ErrorBody), (status = 409, body = crate::api::error::ErrorBody),
-                (status = 429, body = crate::api::error::ErrorBody)))]
-            pub fn $post() {}
-            /// Beyond the peer: publish up to 1,000 signed orders, one answer per order.
-            #[utoipa::path(post, path = concat!($path, "/batch"), params(ChainQuery), request_body = BatchBody,
-                responses((status = 200, body = BatchAnswer), (status = 400, body = crate::api::error::ErrorBody)))]
-            pub fn $batch() {}
-            /// Unpublish by hash, the last, or all of a resource's orders.
-            #[utoipa::path(put, path = $path, params(ChainQuery), request_body = UnpublishBody, responses(
-                (status = 200, body = Unpublished), (status = 403, body = crate::api::error::ErrorBody)))]
-            pub fn $put() {}
-        };
-    }
-    doc_kind!(app_list, app_get, app_post, app_batch, app_put, "/apporders");
-    doc_kind!(dataset_list, dataset_get, dataset_post, dataset_batch, dataset_put, "/datasetorders");
-    doc_kind!(workerpool_list, workerpool_get, workerpool_post, workerpool_batch, workerpool_put, "/workerpoolorders");
-    doc_kind!(request_list, request_get, request_post, request_batch, request_put, "/requestorders");
-}
-
+/// The OpenAPI document's frame: its title, and the schemas derived from the answers' types. Paths and the
+/// order schemas are written by [`document`].
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
         title = "Dragon",
-        description = "Order-book exchange for decentralized computing, compatible with iExec PoCo and with iExec's market API."
+        description = "Order-book exchange for decentralized computing, compatible with iExec PoCo and with iExec's market API (iexec-market-api 7.1.2): the peer's routes answer in its dialect at the host root; the routes it lacks are Dragon's own."
     ),
-    paths(
-        system::version,
-        system::health,
-        auth::challenge,
-        auth::open_session,
-        market::categories,
-        market::category,
-        deals::deals,
-        deals::deal,
-        deals::ohlc,
-        deals::proposals,
-        deals::proposal,
-        market::metrics,
-        market::depth,
-        tasks::tasks,
-        tasks::task,
-        pools::pool,
-        search::search,
-        order_docs::app_list,
-        order_docs::app_get,
-        order_docs::app_post,
-        order_docs::app_batch,
-        order_docs::app_put,
-        order_docs::dataset_list,
-        order_docs::dataset_get,
-        order_docs::dataset_post,
-        order_docs::dataset_batch,
-        order_docs::dataset_put,
-        order_docs::workerpool_list,
-        order_docs::workerpool_get,
-        order_docs::workerpool_post,
-        order_docs::workerpool_batch,
-        order_docs::workerpool_put,
-        order_docs::request_list,
-        order_docs::request_get,
-        order_docs::request_post,
-        order_docs::request_batch,
-        order_docs::request_put,
-    ),
-    components(schemas(error::ErrorBody, crate::market::record::OrderStatus))
+    components(schemas(
+        error::ErrorBody,
+        crate::market::record::OrderStatus,
+        system::Version,
+        system::Health,
+        auth::ChallengeAnswer,
+        auth::SessionAnswer,
+        market::CategoryList,
+        market::OneCategory,
+        market::Depth,
+        crate::store::proposals::ProposalView
+    ))
 )]
 pub struct ApiDoc;
 
-/// The OpenAPI document as pretty JSON.
-pub fn openapi_json() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
+/// The OpenAPI document as pretty JSON: without a chain and with the default limits (the committed
+/// `openapi/openapi.json`), or as a server serves it at `/openapi.json`: its chain as `chainId`'s only value,
+/// its own limits.
+pub fn openapi_json_for(chain_id: Option<u64>, market: &crate::market::MarketConfig, batch_orders: usize) -> String {
+    let doc = document::document(chain_id, market, batch_orders);
+    serde_json::to_string_pretty(&doc)
         .unwrap_or_else(|e| serde_json::json!({"ok": false, "error": e.to_string(), "code": "internal"}).to_string())
+}
+
+/// The committed document (`dragon openapi`).
+pub fn openapi_json() -> String {
+    openapi_json_for(None, &crate::market::MarketConfig::default(), crate::config::Limits::default().batch_orders)
 }
 
 /// The query's `chainId`, as the peer checks it: required, and the chain this server serves (compared as text).
@@ -247,8 +192,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
         .service(explorer::icon)
         .route(
             "/openapi.json",
-            web::get()
-                .to(|| async { actix_web::HttpResponse::Ok().content_type("application/json").body(openapi_json()) }),
+            web::get().to(|state: web::Data<AppState>| async move {
+                actix_web::HttpResponse::Ok().content_type("application/json").body(openapi_json_for(
+                    Some(state.market.chain_id),
+                    &state.market.config,
+                    state.limits.batch_orders,
+                ))
+            }),
         );
     for kind in OrderKind::ALL {
         orders::routes(cfg, kind);

@@ -126,7 +126,7 @@ pub struct OrderList {
 
 /// The query parameters each listing reads, in the peer's order of declaration (which sets the order in which
 /// they are checked, see [`validate`]). Dragon's own filters come first.
-fn spec(kind: OrderKind) -> Vec<(&'static str, Param)> {
+pub fn spec(kind: OrderKind) -> Vec<(&'static str, Param)> {
     use Param::*;
     let int = Int(0, MAX_SAFE);
     let mut v: Vec<(&'static str, Param)> = match kind {
@@ -192,6 +192,12 @@ fn spec(kind: OrderKind) -> Vec<(&'static str, Param)> {
     };
     v.extend(validate::PAGING);
     v
+}
+
+/// The parameters a listing requires (besides chainId): none, as the document can say it; `app` or `appOwner`
+/// (and `dataset` or `datasetOwner`) is a rule between two parameters, checked by [`validate::params`].
+pub fn required(_kind: OrderKind) -> &'static [&'static str] {
+    &[]
 }
 
 /// A restriction filter: absent = public orders only; `any` = no filter; an address = public or that address
@@ -681,7 +687,7 @@ pub struct Unpublished {
 const TARGETS: [&str; 3] = ["unpublish_orderHash", "unpublish_last", "unpublish_all"];
 
 /// The resource field of each kind's unpublication (`app`, ..., a request's `requester`).
-fn resource_field(kind: OrderKind) -> &'static str {
+pub fn resource_field(kind: OrderKind) -> &'static str {
     match kind {
         OrderKind::App => "app",
         OrderKind::Dataset => "dataset",

@@ -18,7 +18,6 @@ pub struct ChainQuery {
 
 /// A workerpool's deals on chain, tasks bought, tasks per status, and its success rate: completed tasks over
 /// finished ones (completed or failed), `null` before any task finished.
-#[utoipa::path(params(("address" = String, Path), ChainQuery), responses((status = 200), (status = 400, body = crate::api::error::ErrorBody)))]
 #[get("/pools/{address}")]
 pub async fn pool(
     state: web::Data<AppState>,

@@ -11,6 +11,9 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
 
+/// The query of `/search` (besides chainId).
+pub const SEARCH_PARAMS: [(&str, validate::Param); 1] = [("q", validate::Param::AddressOrHash)];
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct SearchQuery {
@@ -22,13 +25,12 @@ pub struct SearchQuery {
 /// `{ok, type, id, roles?}`: `type` is `deal`, `task`, `apporder`, `datasetorder`, `workerpoolorder`,
 /// `requestorder`, `address` (with `roles`: deals per role and orders per kind, only those above zero) or
 /// `null` when nothing is known of it.
-#[utoipa::path(params(SearchQuery), responses((status = 200), (status = 400, body = crate::api::error::ErrorBody)))]
 #[get("/search")]
 pub async fn search(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let query = validate::Query::parse(req.query_string());
-    let p = validate::params(&query, &[("q", validate::Param::Text)], &["q"]).map_err(ApiError::BadRequest)?;
+    let p = validate::params(&query, &SEARCH_PARAMS, &["q"]).map_err(ApiError::BadRequest)?;
     check_chain(&state, &query)?;
-    let text = p.text("q").unwrap_or_default().trim();
+    let text = p.text("q").unwrap_or_default();
     let hex_len = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")).map(str::len);
     let store = state.store.clone();
     let chain_id = state.market.chain_id;

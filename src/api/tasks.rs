@@ -12,6 +12,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
 
+/// The query of `/tasks` (besides chainId).
+pub const TASK_PARAMS: [(&str, Param); 3] =
+    [("category", Param::Int(0, MAX_SAFE)), ("workerpool", Param::Address), ("pageSize", Param::Int(1, 200))];
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskQuery {
@@ -39,13 +43,10 @@ pub fn view(t: &TaskRow) -> Value {
 
 /// Tasks of the most recent deals, newest deal first, with their statuses (`UNSET`, `ACTIVE`, `REVEALING`,
 /// `COMPLETED`, `FAILED`); the feed's `task_updated` events keep them current.
-#[utoipa::path(params(TaskQuery), responses((status = 200, description = "{ok, tasks}"), (status = 400, body = crate::api::error::ErrorBody)))]
 #[get("/tasks")]
 pub async fn tasks(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = Query::parse(req.query_string());
-    let spec =
-        [("category", Param::Int(0, MAX_SAFE)), ("workerpool", Param::Address), ("pageSize", Param::Int(1, 200))];
-    let p = validate::params(&q, &spec, &[]).map_err(ApiError::BadRequest)?;
+    let p = validate::params(&q, &TASK_PARAMS, &[]).map_err(ApiError::BadRequest)?;
     check_chain(&state, &q)?;
     let size = p.int("pageSize").unwrap_or(20) as i64;
     let pool = p.address("workerpool");
@@ -66,7 +67,6 @@ pub struct ChainQuery {
 }
 
 /// One task by id: its deal, status, results and every event the hub emitted for it.
-#[utoipa::path(params(("taskid" = String, Path), ChainQuery), responses((status = 200), (status = 404, body = crate::api::error::ErrorBody)))]
 #[get("/tasks/{taskid}")]
 pub async fn task(
     state: web::Data<AppState>,

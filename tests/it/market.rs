@@ -432,7 +432,7 @@ async fn publication_rules_refuse_with_their_codes() {
     let auth = server.login(&w.owner).await;
     let body = json!({"order": w.app_order(2, 10, 5).to_json(), "orderHash": format!("{:#x}", B256::repeat_byte(9))});
     let (s, b) = server.send(reqwest::Method::POST, "/apporders", &auth, &body).await;
-    assert_eq!((s, code(&b).as_deref()), (400, Some("hash_mismatch")), "{b}");
+    assert_eq!((s, code(&b).as_deref()), (403, Some("hash_mismatch")), "{b}");
     // Values the engine cannot hold, with the field named.
     let mut huge = w.app_order(0, 10, 6);
     if let AnyOrder::App(a) = &mut huge {
