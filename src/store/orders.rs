@@ -292,6 +292,7 @@ pub async fn recompute(client: &impl GenericClient, hashes: &[OrderHash]) -> Res
 }
 
 /// Closes open (or fully reserved) orders because of something the chain did at `block`: returns those closed.
+/// A cancelled order has nothing left (remaining 0, as the peer shows it); a dead one keeps its remaining volume.
 pub async fn close_at_block(
     client: &impl GenericClient,
     hashes: &[OrderHash],
@@ -306,7 +307,8 @@ pub async fn close_at_block(
     let rows = client
         .query(
             &format!(
-                "UPDATE orders SET status = $2, closed_block = $3, closed_reason = $4, updated_at = now()
+                "UPDATE orders SET status = $2, closed_block = $3, closed_reason = $4, updated_at = now(),
+                        remaining = CASE WHEN $2 = 'canceled' THEN 0 ELSE remaining END
                  WHERE order_hash = ANY($1) AND status IN ('open', 'filled')
                  RETURNING {COLUMNS}"
             ),

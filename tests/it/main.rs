@@ -5,6 +5,7 @@ mod chain;
 mod cli;
 mod client;
 mod crash;
+mod dialect;
 mod ethers;
 mod executor;
 mod explorer;
