@@ -11,7 +11,7 @@
 //!  event writer task: deal proposals + new remaining volumes in ONE transaction, then the book and the feed
 //! ```
 //!
-//! Why this order: an order is durable before it is answered 201 and before the engine sees it, so nothing the
+//! Why this order: an order is durable before it is answered (200) and before the engine sees it, so nothing the
 //! engine matched can be lost with the order. Engine events are written after their orders, in engine order;
 //! after a crash the open orders are re-added in arrival order with their stored remaining volumes, which
 //! reproduces the book, and re-proposes any deal whose events were not yet written (the engine is
