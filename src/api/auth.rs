@@ -18,10 +18,10 @@ use actix_web::{HttpRequest, get, post, web};
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::sol_types::{Eip712Domain, SolStruct};
 use dashmap::DashMap;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 alloy::sol! {
     /// The market API's login message.
@@ -232,14 +232,6 @@ pub async fn authenticated(state: &AppState, req: &HttpRequest) -> Result<Addres
 
 /// The query of `/challenge` (besides chainId).
 pub const CHALLENGE_PARAMS: [(&str, validate::Param); 1] = [("address", validate::Param::Address)];
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct ChallengeQuery {
-    pub chain_id: String,
-    /// The address that will sign the challenge.
-    pub address: String,
-}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChallengeAnswer {

@@ -8,31 +8,7 @@ use crate::ids::{DealId, OrderHash};
 use crate::server::AppState;
 use crate::store::deals::DealFilter;
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use serde::Deserialize;
 use serde_json::json;
-use utoipa::IntoParams;
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct DealQuery {
-    pub chain_id: String,
-    pub category: Option<u64>,
-    pub requester: Option<String>,
-    pub beneficiary: Option<String>,
-    pub app: Option<String>,
-    pub dataset: Option<String>,
-    pub workerpool: Option<String>,
-    pub app_owner: Option<String>,
-    pub dataset_owner: Option<String>,
-    pub workerpool_owner: Option<String>,
-    pub apporder_hash: Option<String>,
-    pub datasetorder_hash: Option<String>,
-    pub workerpoolorder_hash: Option<String>,
-    pub requestorder_hash: Option<String>,
-    pub page: Option<u64>,
-    pub page_index: Option<u64>,
-    pub page_size: Option<u64>,
-}
 
 /// The query of `/ohlc` and of `/proposals` (besides chainId).
 pub const OHLC_PARAMS: [(&str, Param); 1] = [("category", Param::Int(0, MAX_SAFE))];
@@ -100,12 +76,6 @@ pub async fn deals(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
     Ok(HttpResponse::Ok().json(body))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct ChainQuery {
-    pub chain_id: String,
-}
-
 /// One deal by id, with (beyond the peer) its tasks and their statuses (`UNSET` until initialized, `ACTIVE`,
 /// `REVEALING`, `COMPLETED`, `FAILED`).
 #[get("/deals/{dealid}")]
@@ -141,13 +111,6 @@ pub async fn deal(
     Ok(HttpResponse::Ok().json(body))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct OhlcQuery {
-    pub chain_id: String,
-    pub category: u64,
-}
-
 /// Price history of a category as the peer gives it: `[[blockTimestamp, workerpool price, volume], ...]` for
 /// the last 100 deals, newest block first.
 #[get("/ohlc")]
@@ -168,14 +131,6 @@ pub async fn ohlc(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         })
         .collect();
     Ok(HttpResponse::Ok().json(json!({"ok": true, "ohlc": ohlc})))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct ProposalQuery {
-    pub chain_id: String,
-    /// Proposals involving this order (any kind).
-    pub order_hash: String,
 }
 
 /// Beyond the peer: the engine's deal proposals involving an order, newest first (the last 100), with their

@@ -83,7 +83,8 @@ struct Op {
 }
 
 impl Op {
-    fn get(path: impl Into<String>, id: impl Into<String>, tag: &'static str, summary: &str) -> Op {
+    /// An operation at `path` (GET until [`Op::write`] says otherwise).
+    fn at(path: impl Into<String>, id: impl Into<String>, tag: &'static str, summary: &str) -> Op {
         Op {
             method: "get",
             path: path.into(),
@@ -438,19 +439,19 @@ pub fn document(chain: Option<u64>, market: &crate::market::MarketConfig, batch_
         paths.entry(path).or_insert_with(|| json!({}))[method] = rendered;
     };
 
-    add(Op::get("/version", "version", "system", "The server's version (Dragon's, not the peer's 7.1.2).")
+    add(Op::at("/version", "version", "system", "The server's version (Dragon's, not the peer's 7.1.2).")
         .ok(reference("Version"))
         .errors(&[429])
         .chain_none());
     let mut health =
-        Op::get("/health", "health", "system", "Whether the database, the chain and the matching engine answer.")
+        Op::at("/health", "health", "system", "Whether the database, the chain and the matching engine answer.")
             .ok(reference("Health"))
             .errors(&[429])
             .chain_none();
     health.ok = json!({"description": "Every dependency answers", "content": {"application/json": {"schema": reference("Health")}}});
     let health_503 = json!({"description": "A dependency is unreachable", "content": {"application/json": {"schema": reference("Health")}}});
     add(health);
-    add(Op::get(
+    add(Op::at(
         "/challenge",
         "challenge",
         "auth",
@@ -458,47 +459,47 @@ pub fn document(chain: Option<u64>, market: &crate::market::MarketConfig, batch_
     )
     .query(auth::CHALLENGE_PARAMS.to_vec(), &["address"])
     .ok(reference("ChallengeAnswer")));
-    let mut session = Op::get("/sessions", "open_session", "auth",
+    let mut session = Op::at("/sessions", "open_session", "auth",
         "Beyond the peer: a session from one signed challenge (`authorization: <hash>_<signature>_<address>`); later writes send `authorization: Bearer <token>`. A session token cannot open another.")
         .ok(reference("SessionAnswer"));
     session.method = "post";
     session.errors = vec![400, 403, 429, 503];
     session.auth = true;
     add(session);
-    add(Op::get("/categories", "categories", "market", "The hub's categories, by reference duration then id.")
+    add(Op::at("/categories", "categories", "market", "The hub's categories, by reference duration then id.")
         .query(m::category_params(), &[])
         .ok(reference("CategoryList"))
         .links(json!({"category": {"operationId": "category", "parameters": {"catid": "$response.body#/categories/0/catid"}}})));
-    add(Op::get("/categories/{catid}", "category", "market", "One category.")
+    add(Op::at("/categories/{catid}", "category", "market", "One category.")
         .path_param("catid", Param::Int(0, MAX_SAFE))
         .ok(reference("OneCategory"))
         .errors(&[400, 404, 429, 503]));
-    add(Op::get("/deals", "deals", "deals", "Deals on chain, newest block first then by deal id.")
+    add(Op::at("/deals", "deals", "deals", "Deals on chain, newest block first then by deal id.")
         .query(deals::deal_params(), &[])
         .ok(list_schema("deals", reference("Deal")))
         .links(json!({"deal": {"operationId": "deal", "parameters": {"dealid": "$response.body#/deals/0/dealid"}}})));
-    add(Op::get("/deals/{dealid}", "deal", "deals", "One deal, with (beyond the peer) its tasks and their statuses.")
+    add(Op::at("/deals/{dealid}", "deal", "deals", "One deal, with (beyond the peer) its tasks and their statuses.")
         .path_param("dealid", Param::Bytes32)
         .ok(json!({"allOf": [reference("Deal"), {"type": "object", "required": ["ok", "tasks"], "properties": {
             "ok": {"type": "boolean", "const": true}, "tasks": {"type": "array", "items": reference("Task")}}}]}))
         .errors(&[400, 404, 429, 503]));
-    add(Op::get("/ohlc", "ohlc", "deals", "Price history of a category: [blockTimestamp, workerpool price, volume] of its last 100 deals, newest first.")
+    add(Op::at("/ohlc", "ohlc", "deals", "Price history of a category: [blockTimestamp, workerpool price, volume] of its last 100 deals, newest first.")
         .query(deals::OHLC_PARAMS.to_vec(), &["category"])
         .ok(json!({"type": "object", "required": ["ok", "ohlc"], "properties": {"ok": {"type": "boolean", "const": true},
             "ohlc": {"type": "array", "items": {"type": "array", "minItems": 3, "maxItems": 3,
                 "description": "[blockTimestamp (ISO-8601), workerpool price (a number; a decimal string above 2^53-1), volume]",
                 "items": {"type": ["string", "integer"]}}}}})));
-    add(Op::get("/proposals", "proposals", "deals", "Beyond the peer: the engine's deal proposals involving an order, with their settlement.")
+    add(Op::at("/proposals", "proposals", "deals", "Beyond the peer: the engine's deal proposals involving an order, with their settlement.")
         .query(deals::PROPOSAL_PARAMS.to_vec(), &["orderHash"])
         .ok(json!({"type": "object", "required": ["ok", "proposals"], "properties": {
             "ok": {"type": "boolean", "const": true}, "proposals": {"type": "array", "items": reference("ProposalView")}}}))
         .links(json!({"proposal": {"operationId": "proposal", "parameters": {"id": "$response.body#/proposals/0/id"}}})));
-    add(Op::get("/proposals/{id}", "proposal", "deals", "Beyond the peer: one proposal.")
+    add(Op::at("/proposals/{id}", "proposal", "deals", "Beyond the peer: one proposal.")
         .path_param("id", Param::Int(0, MAX_SAFE))
         .ok(json!({"allOf": [reference("ProposalView"), {"type": "object", "required": ["ok"], "properties": {"ok": {"const": true}}}]}))
         .errors(&[400, 404, 429, 503]));
     let mut metrics =
-        Op::get("/metrics", "metrics", "market", "With chainId: the peer's JSON metrics. Without: Prometheus text.");
+        Op::at("/metrics", "metrics", "market", "With chainId: the peer's JSON metrics. Without: Prometheus text.");
     metrics.chain = Chain::Optional;
     metrics.ok = json!({"description": "OK", "content": {
         "application/json": {"schema": {"type": "object", "required": ["ok", "lastBlock", "checkpointBlock", "apporders", "datasetorders", "workerpoolorders", "requestorders"],
@@ -506,7 +507,7 @@ pub fn document(chain: Option<u64>, market: &crate::market::MarketConfig, batch_
                 "apporders": {"type": "integer"}, "datasetorders": {"type": "integer"}, "workerpoolorders": {"type": "integer"}, "requestorders": {"type": "integer"}}}},
         "text/plain": {"schema": {"type": "string"}}}});
     add(metrics);
-    add(Op::get(
+    add(Op::at(
         "/depth",
         "depth",
         "market",
@@ -514,21 +515,21 @@ pub fn document(chain: Option<u64>, market: &crate::market::MarketConfig, batch_
     )
     .query(m::DEPTH_PARAMS.to_vec(), &["category"])
     .ok(reference("Depth")));
-    add(Op::get("/tasks", "tasks", "tasks", "Beyond the peer: tasks of the most recent deals, with their statuses.")
+    add(Op::at("/tasks", "tasks", "tasks", "Beyond the peer: tasks of the most recent deals, with their statuses.")
         .query(crate::api::tasks::TASK_PARAMS.to_vec(), &[])
         .ok(json!({"type": "object", "required": ["ok", "tasks"], "properties": {"ok": {"const": true}, "tasks": {"type": "array", "items": reference("Task")}}}))
         .links(json!({"task": {"operationId": "task", "parameters": {"taskid": "$response.body#/tasks/0/taskid"}}})));
-    add(Op::get("/tasks/{taskid}", "task", "tasks", "Beyond the peer: one task with its events.")
+    add(Op::at("/tasks/{taskid}", "task", "tasks", "Beyond the peer: one task with its events.")
         .path_param("taskid", Param::Bytes32)
         .ok(json!({"allOf": [reference("Task"), {"type": "object", "required": ["ok", "events"], "properties": {"ok": {"const": true},
             "events": {"type": "array", "items": {"type": "object", "properties": {"event": {"type": "string"}, "blockNumber": {"type": "integer"}}}}}}]}))
         .errors(&[400, 404, 429, 503]));
-    add(Op::get("/pools/{address}", "pool", "pools", "Beyond the peer: a workerpool's deals, tasks by status and success rate.")
+    add(Op::at("/pools/{address}", "pool", "pools", "Beyond the peer: a workerpool's deals, tasks by status and success rate.")
         .path_param("address", Param::Address)
         .ok(json!({"type": "object", "required": ["ok", "workerpool", "deals", "volume", "tasks", "successRate"], "properties": {
             "ok": {"const": true}, "workerpool": {"type": "string"}, "deals": {"type": "integer"}, "volume": {"type": "integer"},
             "tasks": {"type": "object", "additionalProperties": {"type": "integer"}}, "successRate": {"type": ["number", "null"]}}})));
-    add(Op::get("/search", "search", "search", "Beyond the peer: what an address or a hash is.")
+    add(Op::at("/search", "search", "search", "Beyond the peer: what an address or a hash is.")
         .query(crate::api::search::SEARCH_PARAMS.to_vec(), &["q"])
         .ok(json!({"type": "object", "required": ["ok", "type", "id"], "properties": {
             "ok": {"const": true},
@@ -542,7 +543,7 @@ pub fn document(chain: Option<u64>, market: &crate::market::MarketConfig, batch_
         schemas.insert(format!("{t}OrderServed"), served_order_schema(kind));
         schemas.insert(format!("{t}OrderRecord"), record_schema(kind, false));
         schemas.insert(format!("{t}OrderOne"), record_schema(kind, true));
-        add(Op::get(&base, format!("{kind}orders"), "orders",
+        add(Op::at(&base, format!("{kind}orders"), "orders",
                 &format!("Open {kind}orders, with the peer's filters, sorting and paging (default page of {DEFAULT_PAGE_SIZE})."))
             .query(orders::spec(kind), orders::required(kind))
             .ok(list_schema("orders", reference(&format!("{t}OrderRecord"))))
@@ -552,7 +553,7 @@ pub fn document(chain: Option<u64>, market: &crate::market::MarketConfig, batch_
                 "unpublish": {"operationId": format!("unpublish_{kind}orders"),
                               "requestBody": {"orderHash": "$response.body#/orders/0/orderHash"}},
             })));
-        add(Op::get(
+        add(Op::at(
             format!("{base}/{{orderHash}}"),
             format!("{kind}order"),
             "orders",
@@ -561,7 +562,7 @@ pub fn document(chain: Option<u64>, market: &crate::market::MarketConfig, batch_
         .path_param("orderHash", Param::Bytes32)
         .ok(reference(&format!("{t}OrderOne")))
         .errors(&[400, 404, 429, 503]));
-        add(Op::get(&base, format!("publish_{kind}order"), "orders",
+        add(Op::at(&base, format!("publish_{kind}order"), "orders",
                 &format!("Publish a signed {kind}order (header `authorization`: a signed challenge, or `Bearer <session token>`)."))
             .write("post", json!({"type": "object", "required": ["order"], "properties": {
                 "order": reference(&format!("{t}Order")),
@@ -569,12 +570,12 @@ pub fn document(chain: Option<u64>, market: &crate::market::MarketConfig, batch_
             .ok(json!({"type": "object", "required": ["ok", "published"], "properties": {
                 "ok": {"const": true}, "published": reference(&format!("{t}OrderRecord"))}}))
             .links(json!({"order": {"operationId": format!("{kind}order"), "parameters": {"orderHash": "$response.body#/published/orderHash"}}})));
-        add(Op::get(&base, format!("unpublish_{kind}orders"), "orders",
+        add(Op::at(&base, format!("unpublish_{kind}orders"), "orders",
                 &format!("Unpublish {kind}orders: by hash (the default), the signer's last, or all of them."))
             .write("put", unpublish_schema(kind))
             .ok(json!({"type": "object", "required": ["ok", "unpublished"], "properties": {
                 "ok": {"const": true}, "unpublished": {"type": "array", "items": {"type": "string"}, "description": "Newest first."}}})));
-        add(Op::get(format!("{base}/batch"), format!("publish_{kind}orders_batch"), "orders",
+        add(Op::at(format!("{base}/batch"), format!("publish_{kind}orders_batch"), "orders",
                 &format!("Beyond the peer: up to {batch_orders} signed {kind}orders, one answer per order."))
             .write("post", json!({"type": "object", "required": ["orders"], "properties": {
                 "orders": {"type": "array", "minItems": 1, "maxItems": batch_orders, "items": {"type": "object",

@@ -6,23 +6,10 @@ use crate::api::validate::{self, MAX_SAFE, Param, Query};
 use crate::server::AppState;
 use crate::store::categories::{CategoryFilter, CategoryView};
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 use std::sync::atomic::Ordering;
-use utoipa::{IntoParams, ToSchema};
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct CategoryQuery {
-    pub chain_id: String,
-    /// Categories whose reference duration is at least this (seconds).
-    pub min_work_clock_time_ref: Option<u64>,
-    /// Categories whose reference duration is at most this (seconds).
-    pub max_work_clock_time_ref: Option<u64>,
-    pub page: Option<u64>,
-    pub page_index: Option<u64>,
-    pub page_size: Option<u64>,
-}
+use utoipa::ToSchema;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -110,13 +97,6 @@ pub async fn category(
     }))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct MetricsQuery {
-    /// With it: the peer's JSON metrics; without: Prometheus text.
-    pub chain_id: Option<String>,
-}
-
 /// With `chainId`: the peer's JSON `{lastBlock, checkpointBlock, apporders, ...}`. Without: Prometheus text.
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -184,13 +164,6 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
         u8::from(m.matching_alive())
     ));
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct DepthQuery {
-    pub chain_id: String,
-    pub category: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

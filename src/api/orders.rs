@@ -16,22 +16,20 @@ use crate::server::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use alloy::primitives::Address;
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use utoipa::{IntoParams, ToSchema};
 
 /// A published order as the market API shows it in listings, in publications and on the feed.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderView {
     pub order_hash: String,
     pub chain_id: u64,
     /// The signed order: addresses checksummed, uint fields as JSON numbers (exact decimal strings above
     /// 2^53-1, which the peer refuses).
-    #[schema(value_type = Object)]
     pub order: Box<RawValue>,
     /// Volume still available to match.
     pub remaining: u64,
@@ -71,48 +69,7 @@ pub fn view(r: &OrderRecord) -> Value {
     serde_json::to_value(OrderView::from(r)).unwrap_or(Value::Null)
 }
 
-/// Filters of the four listings, for the OpenAPI document (each listing reads those the peer gives it, see
-/// [`spec`]; the others are ignored, as the peer ignores them).
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
-pub struct OrderQuery {
-    pub chain_id: String,
-    /// An app address, or `any`.
-    pub app: Option<String>,
-    pub app_owner: Option<String>,
-    pub dataset: Option<String>,
-    pub dataset_owner: Option<String>,
-    pub workerpool: Option<String>,
-    pub workerpool_owner: Option<String>,
-    pub requester: Option<String>,
-    pub beneficiary: Option<String>,
-    pub is_app_strict: Option<bool>,
-    pub is_dataset_strict: Option<bool>,
-    pub is_workerpool_strict: Option<bool>,
-    pub is_requester_strict: Option<bool>,
-    pub bulk_only: Option<bool>,
-    pub category: Option<u64>,
-    /// Orders whose tag has all these bits.
-    pub min_tag: Option<String>,
-    /// Orders whose tag has no bit outside these.
-    pub max_tag: Option<String>,
-    pub min_trust: Option<u64>,
-    pub max_trust: Option<u64>,
-    /// Least remaining volume.
-    pub min_volume: Option<u64>,
-    /// Beyond the peer: highest price (offers) in nRLC.
-    pub max_price: Option<u64>,
-    /// Beyond the peer: lowest workerpoolmaxprice (requests) in nRLC.
-    pub min_price: Option<u64>,
-    /// Legacy paging (an offset), used when neither pageIndex nor pageSize is given.
-    pub page: Option<u64>,
-    pub page_index: Option<u64>,
-    /// 10..=1000, default 20.
-    pub page_size: Option<u64>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderList {
     pub ok: bool,
@@ -431,23 +388,15 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest, kind: OrderKind)
     Ok(HttpResponse::Ok().content_type("application/json").body(body))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
-pub struct ChainQuery {
-    pub chain_id: String,
-}
-
 /// One order as the peer answers it by hash: the record's fields beside `ok`, with `chainId` as the query gave
 /// it (a string), in any status.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OneOrder {
     pub ok: bool,
     pub order_hash: String,
     /// As the query gave it.
     pub chain_id: String,
-    #[schema(value_type = Object)]
     pub order: Box<RawValue>,
     pub remaining: u64,
     pub status: OrderStatus,
@@ -494,16 +443,7 @@ pub async fn get_one(
     }
 }
 
-/// Body of a publication: the signed order (and, beyond the peer, optionally its hash, which must match).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PublishBody {
-    #[schema(value_type = Object)]
-    pub order: Box<RawValue>,
-    pub order_hash: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct Published {
     pub ok: bool,
     pub published: OrderView,
@@ -599,12 +539,7 @@ pub async fn publish(
     Ok(HttpResponse::Ok().json(Published { ok: true, published: OrderView::from(&*record) }))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct BatchBody {
-    pub orders: Vec<PublishBody>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchItem {
     pub ok: bool,
@@ -616,7 +551,7 @@ pub struct BatchItem {
     pub code: Option<&'static str>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct BatchAnswer {
     pub ok: bool,
     /// One answer per order, in the order sent.
@@ -662,22 +597,7 @@ pub async fn publish_batch(
     Ok(HttpResponse::Ok().json(BatchAnswer { ok: true, results }))
 }
 
-/// Body of an unpublication.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct UnpublishBody {
-    /// `unpublish_orderHash` (the default), `unpublish_last` or `unpublish_all`.
-    pub target: Option<String>,
-    /// For `unpublish_orderHash`.
-    pub order_hash: Option<String>,
-    /// For `unpublish_last` and `unpublish_all` of app orders.
-    pub app: Option<String>,
-    pub dataset: Option<String>,
-    pub workerpool: Option<String>,
-    pub requester: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct Unpublished {
     pub ok: bool,
     /// Hashes of the orders taken out of the book, newest first.

@@ -6,15 +6,7 @@ use crate::api::error::ApiError;
 use crate::api::validate;
 use crate::server::AppState;
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use serde::Deserialize;
 use serde_json::json;
-use utoipa::IntoParams;
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct ChainQuery {
-    pub chain_id: String,
-}
 
 /// A workerpool's deals on chain, tasks bought, tasks per status, and its success rate: completed tasks over
 /// finished ones (completed or failed), `null` before any task finished.

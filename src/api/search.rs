@@ -7,20 +7,10 @@ use crate::api::validate;
 use crate::order::json::{parse_address, parse_bytes32};
 use crate::server::AppState;
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use serde::Deserialize;
 use serde_json::json;
-use utoipa::IntoParams;
 
 /// The query of `/search` (besides chainId).
 pub const SEARCH_PARAMS: [(&str, validate::Param); 1] = [("q", validate::Param::AddressOrHash)];
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct SearchQuery {
-    pub chain_id: String,
-    /// An address (20 bytes, 0x-hex) or a deal id, task id or order hash (32 bytes, 0x-hex).
-    pub q: String,
-}
 
 /// `{ok, type, id, roles?}`: `type` is `deal`, `task`, `apporder`, `datasetorder`, `workerpoolorder`,
 /// `requestorder`, `address` (with `roles`: deals per role and orders per kind, only those above zero) or

@@ -8,24 +8,11 @@ use crate::ids::TaskId;
 use crate::server::AppState;
 use crate::store::explorer::TaskRow;
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use serde::Deserialize;
 use serde_json::{Value, json};
-use utoipa::IntoParams;
 
 /// The query of `/tasks` (besides chainId).
 pub const TASK_PARAMS: [(&str, Param); 3] =
     [("category", Param::Int(0, MAX_SAFE)), ("workerpool", Param::Address), ("pageSize", Param::Int(1, 200))];
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskQuery {
-    pub chain_id: String,
-    pub category: Option<u64>,
-    /// Tasks of this workerpool's deals.
-    pub workerpool: Option<String>,
-    /// 1..=200, default 20.
-    pub page_size: Option<u64>,
-}
 
 pub fn view(t: &TaskRow) -> Value {
     json!({
@@ -58,12 +45,6 @@ pub async fn tasks(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
         })
         .await?;
     Ok(HttpResponse::Ok().json(json!({"ok": true, "tasks": rows.iter().map(view).collect::<Vec<_>>()})))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct ChainQuery {
-    pub chain_id: String,
 }
 
 /// One task by id: its deal, status, results and every event the hub emitted for it.
