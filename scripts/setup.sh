@@ -21,7 +21,8 @@ command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 # Python 3 with venv, for Schemathesis (the API's contract test), installed from PyPI below.
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
-python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
+# (Debian's python3 lacks ensurepip, which `python3 -m venv` needs, until python3-venv is installed.)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

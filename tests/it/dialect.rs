@@ -1322,6 +1322,11 @@ async fn dialect_listings_and_one_order() {
                "workerpoolorders": 3, "requestorders": 3}),
     )
     .await;
+    let one_more = w.app_order(20, 1, 60);
+    assert_eq!(server.publish(&w.owner, &one_more).await.0, 200);
+    let m = t.get(&q("metrics", "")).await;
+    assert_eq!(m["apporders"], 13, "+1 after a publication: {m}");
+    t.counted();
     server.shutdown().await;
     done(&t, "listings");
 }
@@ -1819,6 +1824,16 @@ async fn dialect_deals_ohlc_and_categories() {
             "catid must be a `number` type, but the final value was: `NaN` (cast from the value `\"abc\"`).",
             "bad_request",
         ),
+    )
+    .await;
+    // -- A partly consumed order is published with what is left of it (the app order of both deals: 2 of 10).
+    t.row(
+        "6. partly consumed on chain: published with volume - consumed",
+        post(&format!("/apporders?chainId={c}")),
+        Auth::As(&w.owner),
+        body(&app),
+        200,
+        json!({"ok": true, "published": record(&w, &app, 8, "open", owner, "<iso>")}),
     )
     .await;
     server.shutdown().await;
