@@ -1,5 +1,5 @@
 //! Load benchmark of `dragon serve`: pre-signed orders posted over HTTP from many connections, against a real
-//! PostgreSQL and anvil started here. Reports accepted-and-durable orders per second (a 201 or a batch answer
+//! PostgreSQL and anvil started here. Reports accepted-and-durable orders per second (a 200 or a batch answer
 //! comes after the commit) with p50/p99 latency, beside the bare signature-recovery rate measured on the same
 //! cores in the same run (the ceiling), then book queries per second.
 //!
@@ -280,8 +280,8 @@ async fn post_one(
         .send()
         .await
         .ok()?;
-    // Only answers 201 count; a refusal (which would be a bug here) is counted as nothing, not as a stop.
-    Some(usize::from(r.status().as_u16() == 201))
+    // Only answers 200 count; a refusal (which would be a bug here) is counted as nothing, not as a stop.
+    Some(usize::from(r.status().as_u16() == 200))
 }
 
 /// Closed loop: `conns` tasks each repeating `op` until `dur` ends or `op` says stop (None).

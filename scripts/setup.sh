@@ -19,6 +19,10 @@ command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || need_apt+=(busybox-static)
 # A headless browser for the explorer's tests (driven by playwright-core from tests/browser).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# Python 3 with venv, for Schemathesis (the API's contract test), installed from PyPI below.
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# (Debian's python3 lacks ensurepip, which `python3 -m venv` needs, until python3-venv is installed.)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -42,3 +46,13 @@ for dir in contracts tests/ethers tests/sdk tests/socketio tests/browser; do
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 done
+
+# Schemathesis (the API's contract test, tests/it/schemathesis.rs), pinned with its dependencies, in a venv of the
+# project; reinstalled only when the pins change.
+st=tests/schemathesis
+if [ ! -x "$st/.venv/bin/st" ] || [ "$st/requirements.txt" -nt "$st/.venv/.installed" ]; then
+  echo "setup: pip install in $st/.venv" >&2
+  python3 -m venv "$st/.venv"
+  "$st/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$st/requirements.txt"
+  touch "$st/.venv/.installed"
+fi

@@ -83,6 +83,9 @@ impl AppState {
         // not settle meanwhile fail, and the engine proposes again what is still possible.
         let mut sync = ChainSync::new(store.clone(), reader.clone(), chain.provider().clone(), config.sync);
         sync.catch_up().await.context("catching up with the chain")?;
+        crate::chain::sync::backfill_categories(&store, chain.provider(), d)
+            .await
+            .context("reading the hub's CreateCategory events")?;
         let unsettled = crate::chain::sync::resolve_pending(&store, chain.provider(), d.chain_id)
             .await
             .context("resolving proposals pending at the last stop")?;
@@ -254,7 +257,14 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
 
 /// The feed's form of a market event: the peer's event names and payloads on topics `orders` and `deals`.
 fn publish_event(feed: &Feed, chain_id: u64, e: &MarketEvent) {
-    use crate::api::orders::view;
+    // The record without its chainId, as the peer emits it (the room, or the envelope, names the chain).
+    let view = |r: &crate::market::record::OrderRecord| {
+        let mut v = crate::api::orders::view(r);
+        if let Some(m) = v.as_object_mut() {
+            m.remove("chainId");
+        }
+        v
+    };
     // Nobody listening: skip building the payloads.
     if feed.subscribers() == 0 {
         return;

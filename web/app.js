@@ -464,7 +464,8 @@
     loaded = true;
     for (const [d, n] of pending.splice(0)) apply(d, n);
     redrawBook();
-    prices = ohlc.ohlc;
+    // The API lists the last deals newest first (as iExec's does); the chart reads left to right.
+    prices = ohlc.ohlc.slice().reverse();
     priceChart(document.getElementById('m-prices'), prices);
     document.getElementById('m-deals').innerHTML = dealTable(deals.deals, 'No deal in this category yet', 'market');
     for (const d of deals.deals) known.add(d.dealid);
@@ -745,7 +746,7 @@
   (async () => {
     connect();
     try {
-      categories = (await api('/categories')).categories;
+      categories = (await api('/categories', { pageSize: 1000 })).categories;
     } catch (err) {
       console.warn('categories', err);
     }

@@ -9,8 +9,8 @@
 //!   Tokens are kept as their hash, never in clear.
 
 use crate::api::error::ApiError;
+use crate::api::validate;
 use crate::config::Limits;
-use crate::order::json::parse_address;
 use crate::order::signature;
 use crate::server::AppState;
 use crate::store::Store;
@@ -18,10 +18,10 @@ use actix_web::{HttpRequest, get, post, web};
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::sol_types::{Eip712Domain, SolStruct};
 use dashmap::DashMap;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 alloy::sol! {
     /// The market API's login message.
@@ -49,15 +49,17 @@ pub fn authorization(
     Ok(format!("{hash:#x}_{sig}_{:#x}", key.address()))
 }
 
+/// Why a request was not authenticated. Every reason is answered the same way, 403 `invalid authorization`
+/// (the peer's answer): telling a stranger which part failed only helps him. The variant is logged.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("missing authorization header")]
+    #[error("invalid authorization")]
     Missing,
-    #[error("invalid authorization: {0}")]
+    #[error("invalid authorization")]
     Malformed(&'static str),
     #[error("invalid authorization")]
     Invalid,
-    #[error("invalid authorization: the session is unknown or expired")]
+    #[error("invalid authorization")]
     Session,
     #[error("the store is unavailable: {0}")]
     Store(#[from] crate::store::StoreError),
@@ -65,21 +67,22 @@ pub enum AuthError {
     Chain,
     #[error("no secure random source: try again later")]
     NoRandomness,
-    #[error("invalid authorization: a session is opened with a signed challenge, not with another session")]
+    /// A session is opened with a signed challenge, not with another session.
+    #[error("invalid authorization")]
     SessionFromSession,
 }
 
 impl AuthError {
     pub fn code(&self) -> &'static str {
         match self {
-            AuthError::Missing => "auth_missing",
-            AuthError::Malformed(_) => "auth_malformed",
-            AuthError::Invalid => "auth_invalid",
-            AuthError::Session => "auth_session",
+            AuthError::Missing
+            | AuthError::Malformed(_)
+            | AuthError::Invalid
+            | AuthError::Session
+            | AuthError::SessionFromSession => "auth_invalid",
             AuthError::Store(_) => "store_unavailable",
             AuthError::Chain => "chain_unavailable",
             AuthError::NoRandomness => "no_randomness",
-            AuthError::SessionFromSession => "auth_session",
         }
     }
 }
@@ -135,7 +138,8 @@ impl Auth {
                 ],
                 "Challenge": [{"name": "challenge", "type": "string"}]
             },
-            "domain": {"name": "iExec Gateway", "version": "1", "chainId": self.chain_id},
+            // A string, as the peer writes it (signers read it as a uint256 either way).
+            "domain": {"name": "iExec Gateway", "version": "1", "chainId": self.chain_id.to_string()},
             "primaryType": "Challenge",
             "message": {"challenge": text}
         }))
@@ -161,7 +165,10 @@ impl Auth {
         };
         let hash: B256 = crate::order::json::parse_bytes32(hash).map_err(|_| AuthError::Malformed("bad hash"))?;
         let sig = crate::order::json::parse_bytes(sig).map_err(|_| AuthError::Malformed("bad signature"))?;
-        let address = parse_address(addr).map_err(|_| AuthError::Malformed("bad address"))?;
+        let address = validate::parse_address(addr).ok_or(AuthError::Malformed("bad address"))?;
+        if address == Address::ZERO {
+            return Err(AuthError::Malformed("zero address"));
+        }
         // Consume first: a challenge is gone after one attempt, right or wrong.
         let client = self.store.client().await?;
         let issued_to = crate::store::challenges::take(&**client, &hash.0).await?;
@@ -223,13 +230,8 @@ pub async fn authenticated(state: &AppState, req: &HttpRequest) -> Result<Addres
     Ok(address)
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct ChallengeQuery {
-    pub chain_id: u64,
-    /// The address that will sign the challenge.
-    pub address: String,
-}
+/// The query of `/challenge` (besides chainId).
+pub const CHALLENGE_PARAMS: [(&str, validate::Param); 1] = [("address", validate::Param::Address)];
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChallengeAnswer {
@@ -240,17 +242,13 @@ pub struct ChallengeAnswer {
 }
 
 /// A login challenge (EIP-712 typed data), single use, valid for a few minutes.
-#[utoipa::path(params(ChallengeQuery), responses(
-    (status = 200, body = ChallengeAnswer),
-    (status = 400, body = crate::api::error::ErrorBody)
-))]
 #[get("/challenge")]
-pub async fn challenge(
-    state: web::Data<AppState>,
-    q: web::Query<ChallengeQuery>,
-) -> Result<web::Json<ChallengeAnswer>, ApiError> {
-    crate::api::check_chain(&state, q.chain_id)?;
-    let address = parse_address(&q.address).map_err(|e| ApiError::BadRequest(format!("address: {e}")))?;
+pub async fn challenge(state: web::Data<AppState>, req: HttpRequest) -> Result<web::Json<ChallengeAnswer>, ApiError> {
+    let q = validate::Query::parse(req.query_string());
+    // Declared [chainId, address]: yup checks the address first.
+    let p = validate::params(&q, &CHALLENGE_PARAMS, &["address"]).map_err(ApiError::BadRequest)?;
+    crate::api::check_chain(&state, &q)?;
+    let address = p.address("address").unwrap_or_default();
     let auth = state.auth.clone();
     let data = state.on_main(async move { auth.challenge(address).await }).await?;
     Ok(web::Json(ChallengeAnswer { ok: true, data }))
@@ -269,12 +267,9 @@ pub struct SessionAnswer {
 
 /// Opens a session from one signed challenge (`authorization: <hash>_<signature>_<address>`). A session token
 /// cannot open another: a session ends when its lifetime does, whatever its holder does.
-#[utoipa::path(params(("chainId" = u64, Query)), responses(
-    (status = 200, body = SessionAnswer),
-    (status = 403, body = crate::api::error::ErrorBody)
-))]
 #[post("/sessions")]
 pub async fn open_session(state: web::Data<AppState>, req: HttpRequest) -> Result<web::Json<SessionAnswer>, ApiError> {
+    crate::api::check_chain(&state, &validate::Query::parse(req.query_string()))?;
     let header = req.headers().get("authorization").and_then(|h| h.to_str().ok()).map(|h| h.trim().to_owned());
     let auth = state.auth.clone();
     let address = state

@@ -3,102 +3,92 @@
 
 use crate::api::check_chain;
 use crate::api::error::ApiError;
+use crate::api::validate::{self, MAX_SAFE, Param, Query};
 use crate::ids::{DealId, OrderHash};
-use crate::order::json::{parse_address, parse_bytes32};
 use crate::server::AppState;
 use crate::store::deals::DealFilter;
-use actix_web::{HttpResponse, get, web};
-use serde::Deserialize;
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::json;
-use utoipa::IntoParams;
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct DealQuery {
-    pub chain_id: u64,
-    pub requester: Option<String>,
-    pub beneficiary: Option<String>,
-    pub app: Option<String>,
-    pub dataset: Option<String>,
-    pub workerpool: Option<String>,
-    pub category: Option<u64>,
-    pub apporder_hash: Option<String>,
-    pub datasetorder_hash: Option<String>,
-    pub workerpoolorder_hash: Option<String>,
-    pub requestorder_hash: Option<String>,
-    pub page_index: Option<usize>,
-    pub page_size: Option<usize>,
+/// The query of `/ohlc` and of `/proposals` (besides chainId).
+pub const OHLC_PARAMS: [(&str, Param); 1] = [("category", Param::Int(0, MAX_SAFE))];
+pub const PROPOSAL_PARAMS: [(&str, Param); 1] = [("orderHash", Param::Bytes32)];
+
+/// The parameters of `/deals`, paging included.
+pub fn deal_params() -> Vec<(&'static str, Param)> {
+    let mut spec = DEAL_PARAMS.to_vec();
+    spec.extend(validate::PAGING);
+    spec
 }
 
-fn address(field: &str, v: &Option<String>) -> Result<Option<alloy::primitives::Address>, ApiError> {
-    v.as_deref().map(|v| parse_address(v).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))).transpose()
-}
+/// The filters of `/deals`, in the peer's order of declaration.
+const DEAL_PARAMS: [(&str, Param); 13] = [
+    ("category", Param::Int(0, MAX_SAFE)),
+    ("requester", Param::Address),
+    ("beneficiary", Param::Address),
+    ("app", Param::Address),
+    ("dataset", Param::Address),
+    ("workerpool", Param::Address),
+    ("appOwner", Param::Address),
+    ("datasetOwner", Param::Address),
+    ("workerpoolOwner", Param::Address),
+    ("apporderHash", Param::Bytes32),
+    ("datasetorderHash", Param::Bytes32),
+    ("workerpoolorderHash", Param::Bytes32),
+    ("requestorderHash", Param::Bytes32),
+];
 
-fn hash(field: &str, v: &Option<String>) -> Result<Option<OrderHash>, ApiError> {
-    v.as_deref()
-        .map(|v| parse_bytes32(v).map(OrderHash).map_err(|e| ApiError::BadRequest(format!("{field}: {e}"))))
-        .transpose()
-}
-
-/// Deals on chain, newest first, in the peer's format.
-#[utoipa::path(params(DealQuery), responses((status = 200, description = "{ok, deals, count, nextPage?}")))]
+/// Deals on chain, as the peer lists them: newest block first, then by deal id; `{ok, deals, count, nextPage?}`.
 #[get("/deals")]
-pub async fn deals(state: web::Data<AppState>, q: web::Query<DealQuery>) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
+pub async fn deals(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let q = Query::parse(req.query_string());
+    let p = validate::params(&q, &deal_params(), &[]).map_err(ApiError::BadRequest)?;
+    check_chain(&state, &q)?;
     let filter = DealFilter {
-        category: q.category,
-        requester: address("requester", &q.requester)?,
-        beneficiary: address("beneficiary", &q.beneficiary)?,
-        app: address("app", &q.app)?,
-        dataset: address("dataset", &q.dataset)?,
-        workerpool: address("workerpool", &q.workerpool)?,
-        app_hash: hash("apporderHash", &q.apporder_hash)?,
-        dataset_hash: hash("datasetorderHash", &q.datasetorder_hash)?,
-        workerpool_hash: hash("workerpoolorderHash", &q.workerpoolorder_hash)?,
-        request_hash: hash("requestorderHash", &q.requestorder_hash)?,
+        category: p.int("category"),
+        requester: p.address("requester"),
+        beneficiary: p.address("beneficiary"),
+        app: p.address("app"),
+        dataset: p.address("dataset"),
+        workerpool: p.address("workerpool"),
+        app_owner: p.address("appOwner"),
+        dataset_owner: p.address("datasetOwner"),
+        workerpool_owner: p.address("workerpoolOwner"),
+        app_hash: p.bytes32("apporderHash").map(OrderHash),
+        dataset_hash: p.bytes32("datasetorderHash").map(OrderHash),
+        workerpool_hash: p.bytes32("workerpoolorderHash").map(OrderHash),
+        request_hash: p.bytes32("requestorderHash").map(OrderHash),
     };
-    let size = q.page_size.unwrap_or(20);
-    if !(10..=1000).contains(&size) {
-        return Err(ApiError::BadRequest("pageSize: must be between 10 and 1000".into()));
-    }
-    let index = q.page_index.unwrap_or(0);
-    let offset =
-        i64::try_from(index.saturating_mul(size)).map_err(|_| ApiError::BadRequest("pageIndex: too large".into()))?;
+    let (skip, limit) = validate::paging(&p);
+    let offset = i64::try_from(skip).unwrap_or(i64::MAX);
     let store = state.store.clone();
     let chain_id = state.market.chain_id;
     let (deals, count) = state
         .on_main(async move {
-            crate::store::deals::list(&**store.client().await?, chain_id, &filter, offset, size as i64).await
+            crate::store::deals::list(&**store.client().await?, chain_id, &filter, offset, limit as i64).await
         })
         .await?;
+    let next_page = validate::next_page(skip, limit, deals.len());
     let mut body = json!({"ok": true, "deals": deals, "count": count});
-    if deals_full(&body, size) {
-        body["nextPage"] = json!(index + 1);
+    if let Some(n) = next_page {
+        body["nextPage"] = json!(n);
     }
     Ok(HttpResponse::Ok().json(body))
 }
 
-fn deals_full(body: &serde_json::Value, size: usize) -> bool {
-    body["deals"].as_array().is_some_and(|d| d.len() == size)
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct ChainQuery {
-    pub chain_id: u64,
-}
-
-/// One deal by id, with its tasks and their statuses (`UNSET` until initialized, `ACTIVE`, `REVEALING`,
-/// `COMPLETED`, `FAILED`).
-#[utoipa::path(params(("dealid" = String, Path), ChainQuery), responses((status = 200), (status = 404, body = crate::api::error::ErrorBody)))]
+/// One deal by id, with (beyond the peer) its tasks and their statuses (`UNSET` until initialized, `ACTIVE`,
+/// `REVEALING`, `COMPLETED`, `FAILED`).
 #[get("/deals/{dealid}")]
 pub async fn deal(
     state: web::Data<AppState>,
+    req: HttpRequest,
     id: web::Path<String>,
-    q: web::Query<ChainQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
-    let id = DealId(parse_bytes32(&id).map_err(|e| ApiError::BadRequest(format!("dealid: {e}")))?);
+    check_chain(&state, &Query::parse(req.query_string()))?;
+    let id = validate::bytes32("dealid", &validate::Input::Text(id.as_str().into()), true)
+        .map_err(ApiError::BadRequest)?
+        .map(DealId)
+        .unwrap_or(DealId(Default::default()));
     let store = state.store.clone();
     let chain_id = state.market.chain_id;
     let found =
@@ -121,44 +111,36 @@ pub async fn deal(
     Ok(HttpResponse::Ok().json(body))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct OhlcQuery {
-    pub chain_id: u64,
-    pub category: u64,
-}
-
-/// Price history of a category: `[[blockTimestamp, workerpoolprice, volume], ...]`, one entry per deal on
-/// chain, oldest first (the last 1,000).
-#[utoipa::path(params(OhlcQuery), responses((status = 200)))]
+/// Price history of a category as the peer gives it: `[[blockTimestamp, workerpool price, volume], ...]` for
+/// the last 100 deals, newest block first.
 #[get("/ohlc")]
-pub async fn ohlc(state: web::Data<AppState>, q: web::Query<OhlcQuery>) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
+pub async fn ohlc(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let q = Query::parse(req.query_string());
+    let p = validate::params(&q, &OHLC_PARAMS, &["category"]).map_err(ApiError::BadRequest)?;
+    check_chain(&state, &q)?;
     let store = state.store.clone();
-    let (chain_id, category) = (state.market.chain_id, q.category);
+    let (chain_id, category) = (state.market.chain_id, p.int("category").unwrap_or(0));
     let rows = state
-        .on_main(async move { crate::store::deals::ohlc(&**store.client().await?, chain_id, category, 1000).await })
+        .on_main(async move { crate::store::deals::ohlc(&**store.client().await?, chain_id, category, 100).await })
         .await?;
-    let ohlc: Vec<_> =
-        rows.into_iter().map(|(t, price, volume)| json!([crate::api::iso_time(t * 1000), price, volume])).collect();
+    let ohlc: Vec<_> = rows
+        .into_iter()
+        .map(|(t, price, volume)| {
+            let price = price.parse::<u64>().ok().filter(|p| *p <= MAX_SAFE).map_or(json!(price), |p| json!(p));
+            json!([crate::api::iso_time(t * 1000), price, volume])
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(json!({"ok": true, "ohlc": ohlc})))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct ProposalQuery {
-    pub chain_id: u64,
-    /// Proposals involving this order (any kind).
-    pub order_hash: String,
 }
 
 /// Beyond the peer: the engine's deal proposals involving an order, newest first (the last 100), with their
 /// settlement status (`proposed`, `submitted`, `settled`, `failed`) and, for a failure, the hub's reason.
-#[utoipa::path(params(ProposalQuery), responses((status = 200, description = "{ok, proposals}")))]
 #[get("/proposals")]
-pub async fn proposals(state: web::Data<AppState>, q: web::Query<ProposalQuery>) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
-    let h = OrderHash(parse_bytes32(&q.order_hash).map_err(|e| ApiError::BadRequest(format!("orderHash: {e}")))?);
+pub async fn proposals(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let q = Query::parse(req.query_string());
+    let p = validate::params(&q, &PROPOSAL_PARAMS, &["orderHash"]).map_err(ApiError::BadRequest)?;
+    check_chain(&state, &q)?;
+    let h = OrderHash(p.bytes32("orderHash").unwrap_or_default());
     let store = state.store.clone();
     let found = state
         .on_main(async move { crate::store::proposals::by_order(&**store.client().await?, &h, 100).await })
@@ -168,16 +150,17 @@ pub async fn proposals(state: web::Data<AppState>, q: web::Query<ProposalQuery>)
 }
 
 /// One proposal by id.
-#[utoipa::path(params(("id" = i64, Path), ChainQuery), responses((status = 200), (status = 404, body = crate::api::error::ErrorBody)))]
 #[get("/proposals/{id}")]
 pub async fn proposal(
     state: web::Data<AppState>,
-    id: web::Path<i64>,
-    q: web::Query<ChainQuery>,
+    req: HttpRequest,
+    id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
+    check_chain(&state, &Query::parse(req.query_string()))?;
+    let id = validate::integer("id", &validate::Input::Text(id.as_str().into()), true, 0, MAX_SAFE)
+        .map_err(ApiError::BadRequest)?
+        .unwrap_or(0) as i64;
     let store = state.store.clone();
-    let id = *id;
     let found = state.on_main(async move { crate::store::proposals::get(&**store.client().await?, id).await }).await?;
     let p = found.ok_or_else(|| ApiError::NotFound("proposal".into()))?;
     let mut v = serde_json::to_value(crate::store::proposals::ProposalView::from(&p)).unwrap_or_default();

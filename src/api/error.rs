@@ -22,15 +22,23 @@ pub struct ErrorBody {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// A query, path or body that breaks a validation rule; the message is the peer's (yup's).
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
     Publish(#[from] PublishError),
     #[error("{0}")]
     Auth(#[from] crate::api::auth::AuthError),
+    /// `<what> not found`, as the peer says it (`apporder not found`, `deal not found`, ...).
     #[error("{0} not found")]
     NotFound(String),
-    #[error("too many requests: at most {0} per second")]
+    /// No route at this path.
+    #[error("Not Found")]
+    NoRoute,
+    /// A route exists at this path, but not for this method; the methods it has (for the `Allow` header).
+    #[error("Method Not Allowed")]
+    MethodNotAllowed(&'static str),
+    #[error("Rate limit exceeded")]
     RateLimited(u32),
     #[error("request body too large (at most {0} bytes)")]
     TooLarge(usize),
@@ -46,7 +54,8 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Publish(e) => e.code(),
             ApiError::Auth(e) => e.code(),
-            ApiError::NotFound(_) => "not_found",
+            ApiError::NotFound(_) | ApiError::NoRoute => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::TooLarge(_) => "body_too_large",
             ApiError::Unavailable(_) => "unavailable",
@@ -66,7 +75,8 @@ impl ResponseError for ApiError {
         use PublishError as P;
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -78,12 +88,15 @@ impl ResponseError for ApiError {
             ) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Auth(_) => StatusCode::FORBIDDEN,
             ApiError::Publish(e) => match e {
-                P::InvalidOrder(_) | P::HashMismatch { .. } | P::ValueTooLarge(_) => StatusCode::BAD_REQUEST,
+                P::InvalidOrder(_) | P::ValueTooLarge(_) => StatusCode::BAD_REQUEST,
                 P::OrderTooLarge { .. } | P::ParamsTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                P::Duplicate(_) | P::Closed { .. } => StatusCode::CONFLICT,
-                P::NotFound(_) => StatusCode::NOT_FOUND,
                 P::Chain(_) | P::Store(_) | P::MatchingDown | P::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-                P::UnknownAsset { .. }
+                // The peer answers every refusal of a publication or unpublication with 403 (Dragon's own
+                // refusals too: a claimed hash that is not the order's is refused as a bad signature is).
+                P::HashMismatch { .. }
+                | P::Duplicate(_)
+                | P::Closed { .. }
+                | P::UnknownAsset { .. }
                 | P::NotOwner { .. }
                 | P::MissingSignature { .. }
                 | P::InvalidSignature(_)
@@ -91,9 +104,14 @@ impl ResponseError for ApiError {
                 | P::InsufficientStake { .. }
                 | P::TooManyOrders { .. }
                 | P::BookFull(_)
-                | P::NoCompatibleOffer(_)
+                | P::NoAppOrder { .. }
+                | P::AppPriceTooLow { .. }
+                | P::NoDatasetOrder { .. }
+                | P::DatasetPriceTooLow { .. }
                 | P::UnsupportedRestriction { .. }
-                | P::NotOpen(_) => StatusCode::FORBIDDEN,
+                | P::NotPublished { .. }
+                | P::NotSigner { .. }
+                | P::NothingToUnpublish { .. } => StatusCode::FORBIDDEN,
             },
         }
     }
@@ -103,13 +121,31 @@ impl ResponseError for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %self, cause = ?std::error::Error::source(self).map(ToString::to_string), "request failed");
         }
+        match self {
+            // Why authentication failed is logged, never answered (the peer's rule, and the safer one).
+            ApiError::Auth(e) if !status.is_server_error() => tracing::debug!(reason = ?e, "authentication failed"),
+            ApiError::Publish(e @ (PublishError::InvalidSignature(_) | PublishError::MissingSignature { .. })) => {
+                tracing::debug!(reason = ?e, "signature refused")
+            }
+            _ => {}
+        }
         // 5xx: say what is unavailable, never the internal detail (database messages, RPC URLs).
         let error = match self {
             ApiError::Publish(PublishError::Store(_)) => "the store is unavailable".to_owned(),
             ApiError::Publish(PublishError::Chain(_)) => "the chain is unavailable".to_owned(),
             _ => self.to_string(),
         };
-        HttpResponse::build(status).json(ErrorBody { ok: false, error, code: self.code() })
+        let mut answer = HttpResponse::build(status);
+        match self {
+            ApiError::RateLimited(_) => {
+                answer.insert_header(("retry-after", "1"));
+            }
+            ApiError::MethodNotAllowed(allow) => {
+                answer.insert_header(("allow", *allow));
+            }
+            _ => {}
+        }
+        answer.json(ErrorBody { ok: false, error, code: self.code() })
     }
 }
 
@@ -132,9 +168,4 @@ pub fn query_config() -> actix_web::web::QueryConfig {
 pub fn path_config() -> actix_web::web::PathConfig {
     actix_web::web::PathConfig::default()
         .error_handler(|err, _| ApiError::BadRequest(format!("invalid path: {err}")).into())
-}
-
-/// Unknown routes.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound("route".into()))
 }

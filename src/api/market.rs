@@ -2,68 +2,111 @@
 
 use crate::api::check_chain;
 use crate::api::error::ApiError;
+use crate::api::validate::{self, MAX_SAFE, Param, Query};
 use crate::server::AppState;
-use actix_web::{HttpResponse, get, web};
-use serde::{Deserialize, Serialize};
+use crate::store::categories::{CategoryFilter, CategoryView};
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use serde::Serialize;
 use serde_json::json;
 use std::sync::atomic::Ordering;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CategoryQuery {
-    pub chain_id: u64,
-    pub page_index: Option<usize>,
-    pub page_size: Option<usize>,
+pub struct CategoryList {
+    pub ok: bool,
+    pub categories: Vec<CategoryView>,
+    pub count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<u64>,
 }
 
-async fn categories_of(state: &AppState) -> Result<Vec<crate::store::categories::Category>, ApiError> {
+/// The query of `/categories` (besides chainId), in the peer's order.
+pub fn category_params() -> Vec<(&'static str, Param)> {
+    let mut spec =
+        vec![("minWorkClockTimeRef", Param::Int(0, MAX_SAFE)), ("maxWorkClockTimeRef", Param::Int(0, MAX_SAFE))];
+    spec.extend(validate::PAGING);
+    spec
+}
+
+/// The query of `/depth` (besides chainId).
+pub const DEPTH_PARAMS: [(&str, Param); 1] = [("category", Param::Int(0, MAX_SAFE))];
+
+/// The hub's categories, by reference duration then id, with the peer's filters and paging.
+#[get("/categories")]
+pub async fn categories(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let q = Query::parse(req.query_string());
+    let p = validate::params(&q, &category_params(), &[]).map_err(ApiError::BadRequest)?;
+    check_chain(&state, &q)?;
+    let (skip, limit) = validate::paging(&p);
+    let filter =
+        CategoryFilter { min_ref: p.int("minWorkClockTimeRef"), max_ref: p.int("maxWorkClockTimeRef"), skip, limit };
     let store = state.store.clone();
     let chain_id = state.market.chain_id;
-    state.on_main(async move { crate::store::categories::list(&**store.client().await?, chain_id).await }).await
+    let (categories, count) = state
+        .on_main(async move { crate::store::categories::list(&**store.client().await?, chain_id, filter).await })
+        .await?;
+    let next_page = validate::next_page(skip, limit, categories.len());
+    Ok(HttpResponse::Ok().json(CategoryList { ok: true, categories, count, next_page }))
 }
 
-/// The hub's categories.
-#[utoipa::path(params(CategoryQuery), responses((status = 200, description = "{ok, categories, count}")))]
-#[get("/categories")]
-pub async fn categories(state: web::Data<AppState>, q: web::Query<CategoryQuery>) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
-    let all = categories_of(&state).await?;
-    Ok(HttpResponse::Ok().json(json!({"ok": true, "categories": all, "count": all.len()})))
+/// One category as the peer answers it: the record beside `ok`, with `chainId` as the query gave it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OneCategory {
+    pub ok: bool,
+    pub catid: u64,
+    /// As the query gave it.
+    pub chain_id: String,
+    pub name: String,
+    pub description: String,
+    pub work_clock_time_ref: u64,
+    pub transaction_hash: Option<String>,
+    pub block_number: Option<u64>,
+    pub block_timestamp: Option<String>,
 }
 
 /// One category.
-#[utoipa::path(params(("catid" = u64, Path), CategoryQuery), responses((status = 200), (status = 404, body = crate::api::error::ErrorBody)))]
 #[get("/categories/{catid}")]
 pub async fn category(
     state: web::Data<AppState>,
-    catid: web::Path<u64>,
-    q: web::Query<CategoryQuery>,
+    req: HttpRequest,
+    catid: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
-    let all = categories_of(&state).await?;
-    let c = all.into_iter().find(|c| c.catid == *catid).ok_or_else(|| ApiError::NotFound("category".into()))?;
-    let mut v = serde_json::to_value(c).unwrap_or_default();
-    v["ok"] = json!(true);
-    Ok(HttpResponse::Ok().json(v))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct MetricsQuery {
-    pub chain_id: Option<u64>,
+    let q = Query::parse(req.query_string());
+    let chain_id = check_chain(&state, &q)?;
+    let catid = validate::integer("catid", &validate::Input::Text(catid.as_str().into()), true, 0, MAX_SAFE)
+        .map_err(ApiError::BadRequest)?
+        .unwrap_or(0);
+    let store = state.store.clone();
+    let chain = state.market.chain_id;
+    let c = state
+        .on_main(async move { crate::store::categories::get(&**store.client().await?, chain, catid).await })
+        .await?
+        .ok_or_else(|| ApiError::NotFound("category".into()))?;
+    Ok(HttpResponse::Ok().json(OneCategory {
+        ok: true,
+        catid: c.catid,
+        chain_id,
+        name: c.name,
+        description: c.description,
+        work_clock_time_ref: c.work_clock_time_ref,
+        transaction_hash: c.transaction_hash,
+        block_number: c.block_number,
+        block_timestamp: c.block_timestamp,
+    }))
 }
 
 /// With `chainId`: the peer's JSON `{lastBlock, checkpointBlock, apporders, ...}`. Without: Prometheus text.
-#[utoipa::path(params(MetricsQuery), responses((status = 200)))]
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>, q: web::Query<MetricsQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let m = &state.market;
     let [app, dataset, workerpool, request] = m.book.counts();
-    if let Some(chain_id) = q.chain_id {
-        check_chain(&state, chain_id)?;
-        let chain = state.chain.clone();
-        let last = state.bg(async move { chain.head().await.ok().map(|h| h.block_number) }).await.flatten();
+    let q = Query::parse(req.query_string());
+    if !matches!(q.get("chainId"), validate::Input::Absent) {
+        check_chain(&state, &q)?;
+        // The last block chain sync applied (the peer's watcher's last block); sync replays nothing behind it.
+        let last = state.sync.cursor.load(Ordering::Relaxed);
         return Ok(HttpResponse::Ok().json(json!({
             "ok": true, "lastBlock": last, "checkpointBlock": last,
             "apporders": app, "datasetorders": dataset, "workerpoolorders": workerpool, "requestorders": request,
@@ -123,13 +166,6 @@ pub async fn metrics(state: web::Data<AppState>, q: web::Query<MetricsQuery>) ->
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct DepthQuery {
-    pub chain_id: u64,
-    pub category: u64,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DepthLevel {
@@ -153,21 +189,23 @@ pub struct Depth {
 }
 
 /// Beyond the peer: depth (price levels) and best prices of a category, from the engine's latest snapshot.
-#[utoipa::path(params(DepthQuery), responses((status = 200, body = Depth)))]
 #[get("/depth")]
-pub async fn depth(state: web::Data<AppState>, q: web::Query<DepthQuery>) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
+pub async fn depth(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let q = Query::parse(req.query_string());
+    let p = validate::params(&q, &DEPTH_PARAMS, &["category"]).map_err(ApiError::BadRequest)?;
+    check_chain(&state, &q)?;
+    let cat = p.int("category").unwrap_or(0);
     let snap = state.market.snapshot().ok_or(ApiError::Unavailable("the matching engine is unavailable"))?;
     let lv = |l: &dragon_matching::Level| DepthLevel { price: l.price.0, volume: l.volume, orders: l.orders };
-    let (asks, bids) = match snap.category(q.category) {
+    let (asks, bids) = match snap.category(cat) {
         Some(v) => (v.depth.asks.iter().map(lv).collect(), v.depth.bids.iter().map(lv).collect()),
         None => (Vec::new(), Vec::new()),
     };
     Ok(HttpResponse::Ok().json(Depth {
         ok: true,
-        category: q.category,
-        best_ask: snap.best_ask(q.category).map(|p| p.0),
-        best_bid: snap.best_bid(q.category).map(|p| p.0),
+        category: cat,
+        best_ask: snap.best_ask(cat).map(|p| p.0),
+        best_bid: snap.best_bid(cat).map(|p| p.0),
         asks,
         bids,
     }))

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod deals;
+pub mod document;
 pub mod error;
 pub mod explorer;
 pub mod limits;
@@ -14,6 +15,7 @@ pub mod search;
 pub mod swagger;
 pub mod system;
 pub mod tasks;
+pub mod validate;
 
 use crate::order::OrderKind;
 use crate::server::AppState;
@@ -21,109 +23,72 @@ use actix_web::web;
 use error::ApiError;
 use utoipa::OpenApi;
 
-/// Documentation of the order routes, which are registered per kind by [`orders::routes`].
-// Functions that exist only to carry the routes' utoipa documentation.
-#[allow(dead_code)]
-mod order_docs {
-    use super::orders::*;
-    macro_rules! doc_kind {
-        ($list:ident, $get:ident, $post:ident, $batch:ident, $put:ident, $path:literal) => {
-            /// List open orders (filters, sorting and paging as iExec's market API; beyond it: maxPrice).
-            #[utoipa::path(get, path = $path, params(OrderQuery), responses(
-                (status = 200, body = OrderList), (status = 400, body = crate::api::error::ErrorBody)))]
-            pub fn $list() {}
-            /// One order by hash, in any status.
-            #[utoipa::path(get, path = concat!($path, "/{orderHash}"), params(("orderHash" = String, Path), ChainQuery),
-                responses((status = 200, body = OrderView), (status = 404, body = crate::api::error::ErrorBody)))]
-            pub fn $get() {}
-            /// Publish a signed order (header `authorization`: a signed challenge or `Bearer <session token>`).
-            #[utoipa::path(post, path = $path, params(ChainQuery), request_body = PublishBody, responses(
-                (status = 201, body = Published), (status = 400, body = crate::api::error::ErrorBody),
-                (status = 403, body = crate::api::error::ErrorBody), (status = 409, body = crate::api::error::ErrorBody),
-                (status = 429, body = crate::api::error::ErrorBody)))]
-            pub fn $post() {}
-            /// Beyond the peer: publish up to 1,000 signed orders, one answer per order.
-            #[utoipa::path(post, path = concat!($path, "/batch"), params(ChainQuery), request_body = BatchBody,
-                responses((status = 200, body = BatchAnswer), (status = 400, body = crate::api::error::ErrorBody)))]
-            pub fn $batch() {}
-            /// Unpublish by hash, the last, or all of a resource's orders.
-            #[utoipa::path(put, path = $path, params(ChainQuery), request_body = UnpublishBody, responses(
-                (status = 200, body = Unpublished), (status = 403, body = crate::api::error::ErrorBody)))]
-            pub fn $put() {}
-        };
-    }
-    doc_kind!(app_list, app_get, app_post, app_batch, app_put, "/apporders");
-    doc_kind!(dataset_list, dataset_get, dataset_post, dataset_batch, dataset_put, "/datasetorders");
-    doc_kind!(workerpool_list, workerpool_get, workerpool_post, workerpool_batch, workerpool_put, "/workerpoolorders");
-    doc_kind!(request_list, request_get, request_post, request_batch, request_put, "/requestorders");
-}
-
+/// The OpenAPI document's frame: its title, and the schemas derived from the answers' types. Paths and the
+/// order schemas are written by [`document`].
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
         title = "Dragon",
-        description = "Order-book exchange for decentralized computing, compatible with iExec PoCo and with iExec's market API."
+        description = "Order-book exchange for decentralized computing, compatible with iExec PoCo and with iExec's market API (iexec-market-api 7.1.2): the peer's routes answer in its dialect at the host root; the routes it lacks are Dragon's own."
     ),
-    paths(
-        system::version,
-        system::health,
-        auth::challenge,
-        auth::open_session,
-        market::categories,
-        market::category,
-        deals::deals,
-        deals::deal,
-        deals::ohlc,
-        deals::proposals,
-        deals::proposal,
-        market::metrics,
-        market::depth,
-        tasks::tasks,
-        tasks::task,
-        pools::pool,
-        search::search,
-        order_docs::app_list,
-        order_docs::app_get,
-        order_docs::app_post,
-        order_docs::app_batch,
-        order_docs::app_put,
-        order_docs::dataset_list,
-        order_docs::dataset_get,
-        order_docs::dataset_post,
-        order_docs::dataset_batch,
-        order_docs::dataset_put,
-        order_docs::workerpool_list,
-        order_docs::workerpool_get,
-        order_docs::workerpool_post,
-        order_docs::workerpool_batch,
-        order_docs::workerpool_put,
-        order_docs::request_list,
-        order_docs::request_get,
-        order_docs::request_post,
-        order_docs::request_batch,
-        order_docs::request_put,
-    ),
-    components(schemas(error::ErrorBody, crate::market::record::OrderStatus))
+    components(schemas(
+        error::ErrorBody,
+        crate::market::record::OrderStatus,
+        system::Version,
+        system::Health,
+        auth::ChallengeAnswer,
+        auth::SessionAnswer,
+        market::CategoryList,
+        market::OneCategory,
+        market::Depth,
+        crate::store::proposals::ProposalView
+    ))
 )]
 pub struct ApiDoc;
 
-/// The OpenAPI document as pretty JSON.
-pub fn openapi_json() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
+/// The OpenAPI document as pretty JSON: without a chain and with the default limits (the committed
+/// `openapi/openapi.json`), or as a server serves it at `/openapi.json`: its chain as `chainId`'s only value,
+/// its own limits.
+pub fn openapi_json_for(chain_id: Option<u64>, market: &crate::market::MarketConfig, batch_orders: usize) -> String {
+    let doc = document::document(chain_id, market, batch_orders);
+    serde_json::to_string_pretty(&doc)
         .unwrap_or_else(|e| serde_json::json!({"ok": false, "error": e.to_string(), "code": "internal"}).to_string())
 }
 
-/// Refuses a request for another chain than this server's.
-pub fn check_chain(state: &AppState, chain_id: u64) -> Result<(), ApiError> {
-    if chain_id == state.market.chain_id {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest(format!(
-            "chainId: this server serves chain {}, not {chain_id}",
-            state.market.chain_id
-        )))
+/// The committed document (`dragon openapi`).
+pub fn openapi_json() -> String {
+    openapi_json_for(None, &crate::market::MarketConfig::default(), crate::config::Limits::default().batch_orders)
+}
+
+/// The query's `chainId`, as the peer checks it: required, and the chain this server serves (compared as text).
+pub fn check_chain(state: &AppState, q: &validate::Query) -> Result<String, ApiError> {
+    validate::chain_id(q, state.market.chain_id).map_err(ApiError::BadRequest)
+}
+
+/// Reads a request body of at most `limit` bytes as a JSON object, once the request is authenticated. An empty
+/// body is an empty object (as the peer's body parser makes it); anything else that is not a JSON object is a
+/// 400 (the peer answers 500 to a body that is not JSON).
+pub async fn read_json_object(
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>, ApiError> {
+    use futures_util::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
     }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Default::default());
+    }
+    let value: Box<serde_json::value::RawValue> =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
+    serde_json::from_str(value.get()).map_err(|_| {
+        ApiError::BadRequest(format!("this must be a `object` type, but the final value was: `{}`.", value.get()))
+    })
 }
 
 /// Unix milliseconds as ISO-8601 UTC with milliseconds (`2024-01-01T00:00:00.000Z`), as the peer prints dates.
@@ -141,6 +106,58 @@ pub fn iso_time(ms: i64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Every path the server answers, with its methods: a request with another method gets 405 and an `Allow`
+/// header, an unknown path 404.
+fn route_table() -> &'static [(actix_web::dev::ResourceDef, &'static str)] {
+    static TABLE: std::sync::OnceLock<Vec<(actix_web::dev::ResourceDef, &'static str)>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut routes: Vec<(String, &'static str)> = [
+            "/version",
+            "/health",
+            "/challenge",
+            "/categories",
+            "/categories/{catid}",
+            "/deals",
+            "/deals/{dealid}",
+            "/ohlc",
+            "/proposals",
+            "/proposals/{id}",
+            "/metrics",
+            "/depth",
+            "/tasks",
+            "/tasks/{taskid}",
+            "/pools/{address}",
+            "/search",
+            "/openapi.json",
+            "/docs",
+            "/docs/swagger-ui-bundle.js",
+            "/docs/swagger-ui.css",
+            "/",
+            "/explorer/app.js",
+            "/explorer/app.css",
+            "/favicon.svg",
+        ]
+        .iter()
+        .map(|p| ((*p).to_owned(), "GET"))
+        .collect();
+        routes.push(("/sessions".into(), "POST"));
+        for kind in OrderKind::ALL {
+            routes.push((format!("/{kind}orders"), "GET, POST, PUT"));
+            routes.push((format!("/{kind}orders/batch"), "POST"));
+            routes.push((format!("/{kind}orders/{{orderHash}}"), "GET"));
+        }
+        routes.into_iter().map(|(p, allow)| (actix_web::dev::ResourceDef::new(p), allow)).collect()
+    })
+}
+
+/// What no route took: 405 on a known path, 404 elsewhere (both with the JSON error body).
+pub async fn fallback(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    match route_table().iter().find(|(def, _)| def.is_match(req.path())) {
+        Some((_, allow)) => Err(ApiError::MethodNotAllowed(allow)),
+        None => Err(ApiError::NoRoute),
+    }
 }
 
 /// Registers every route.
@@ -175,13 +192,18 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
         .service(explorer::icon)
         .route(
             "/openapi.json",
-            web::get()
-                .to(|| async { actix_web::HttpResponse::Ok().content_type("application/json").body(openapi_json()) }),
+            web::get().to(|state: web::Data<AppState>| async move {
+                actix_web::HttpResponse::Ok().content_type("application/json").body(openapi_json_for(
+                    Some(state.market.chain_id),
+                    &state.market.config,
+                    state.limits.batch_orders,
+                ))
+            }),
         );
     for kind in OrderKind::ALL {
         orders::routes(cfg, kind);
     }
-    cfg.default_service(web::to(error::not_found));
+    cfg.default_service(web::to(fallback));
 }
 
 #[cfg(test)]

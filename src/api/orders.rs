@@ -1,45 +1,54 @@
 //! The four order books, in iExec's market API dialect: list with filters and paging, one order by hash,
 //! publish (one order, or a batch beyond the peer), unpublish (by hash, last, all).
+//!
+//! Writes authenticate before they read their body, in the peer's order of checks: `chainId` (400), then the
+//! `authorization` header (403), then the body (400), then the publication rules (403).
 
 use crate::api::auth::authenticated;
 use crate::api::error::ApiError;
-use crate::api::{check_chain, iso_time};
+use crate::api::validate::{self, AddressOrAny, Param, Params, Query};
+use crate::api::{check_chain, iso_time, read_json_object};
 use crate::ids::OrderHash;
 use crate::market::PublishError;
-use crate::market::record::{OrderRecord, OrderStatus};
-use crate::order::json::{parse_address, parse_bytes32};
+use crate::market::record::{MAX_SAFE, OrderRecord, OrderStatus};
 use crate::order::{AnyOrder, OrderKind};
 use crate::server::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use alloy::primitives::Address;
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use utoipa::{IntoParams, ToSchema};
 
-/// A published order as the market API shows it.
-#[derive(Debug, Serialize, ToSchema)]
+/// A published order as the market API shows it in listings, in publications and on the feed.
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderView {
     pub order_hash: String,
     pub chain_id: u64,
-    /// The signed order (uint256 fields as decimal strings: exact over their whole range).
-    #[schema(value_type = Object)]
-    pub order: Box<serde_json::value::RawValue>,
+    /// The signed order: addresses checksummed, uint fields as JSON numbers (exact decimal strings above
+    /// 2^53-1, which the peer refuses).
+    pub order: Box<RawValue>,
     /// Volume still available to match.
     pub remaining: u64,
     pub status: OrderStatus,
     /// ISO-8601, milliseconds, UTC.
     pub publication_timestamp: String,
     pub signer: String,
-    /// Dataset orders only: whether the order is for bulk processing.
+    /// Dataset orders only: free and of iExec's "infinite" volume, i.e. for bulk processing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bulk: Option<bool>,
 }
 
-/// iExec's "infinite" dataset volume (Number.MAX_SAFE_INTEGER), which marks a bulk dataset order.
-const BULK_VOLUME: u64 = (1 << 53) - 1;
+/// iExec's "infinite" dataset volume (Number.MAX_SAFE_INTEGER); one less is accepted too, as the peer does for
+/// orders signed before it settled on that value.
+const BULK_VOLUME: u64 = MAX_SAFE - 1;
+
+fn is_bulk(r: &OrderRecord) -> bool {
+    r.volume() >= BULK_VOLUME && r.price() == 0
+}
 
 impl From<&OrderRecord> for OrderView {
     fn from(r: &OrderRecord) -> Self {
@@ -51,7 +60,7 @@ impl From<&OrderRecord> for OrderView {
             status: r.status,
             publication_timestamp: iso_time(r.published_ms),
             signer: r.signer.to_checksum(None),
-            bulk: (r.kind() == OrderKind::Dataset).then(|| r.volume() >= BULK_VOLUME),
+            bulk: (r.kind() == OrderKind::Dataset).then(|| is_bulk(r)),
         }
     }
 }
@@ -60,54 +69,92 @@ pub fn view(r: &OrderRecord) -> Value {
     serde_json::to_value(OrderView::from(r)).unwrap_or(Value::Null)
 }
 
-/// Filters of the four listings (each listing takes those the peer gives it; the rest are ignored).
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
-pub struct OrderQuery {
-    pub chain_id: u64,
-    /// An app address, or `any`.
-    pub app: Option<String>,
-    pub app_owner: Option<String>,
-    pub dataset: Option<String>,
-    pub dataset_owner: Option<String>,
-    pub workerpool: Option<String>,
-    pub workerpool_owner: Option<String>,
-    pub requester: Option<String>,
-    pub beneficiary: Option<String>,
-    pub is_app_strict: Option<bool>,
-    pub is_dataset_strict: Option<bool>,
-    pub is_workerpool_strict: Option<bool>,
-    pub is_requester_strict: Option<bool>,
-    pub bulk_only: Option<bool>,
-    pub category: Option<u64>,
-    /// Orders whose tag has all these bits.
-    pub min_tag: Option<String>,
-    /// Orders whose tag has no bit outside these.
-    pub max_tag: Option<String>,
-    pub min_trust: Option<u64>,
-    pub max_trust: Option<u64>,
-    /// Least remaining volume.
-    pub min_volume: Option<u64>,
-    /// Beyond the peer: highest price (offers) in nRLC.
-    pub max_price: Option<u64>,
-    /// Beyond the peer: lowest workerpoolmaxprice (requests) in nRLC.
-    pub min_price: Option<u64>,
-    pub page_index: Option<usize>,
-    /// 10..=1000, default 20.
-    pub page_size: Option<usize>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderList {
     pub ok: bool,
     pub orders: Vec<OrderView>,
     /// Every order the filters admit, on all pages.
     pub count: usize,
-    /// Present when this page came back full: the index of the next page.
+    /// Present when this page came back full: the offset of the next page (the peer's legacy `page`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_page: Option<usize>,
+    pub next_page: Option<u64>,
+}
+
+/// The query parameters each listing reads, in the peer's order of declaration (which sets the order in which
+/// they are checked, see [`validate`]). Dragon's own filters come first.
+pub fn spec(kind: OrderKind) -> Vec<(&'static str, Param)> {
+    use Param::*;
+    let int = Int(0, MAX_SAFE);
+    let mut v: Vec<(&'static str, Param)> = match kind {
+        OrderKind::App => vec![
+            ("maxPrice", int),
+            ("app", AddressOrAnyUnless("appOwner", "app or appOwner is required")),
+            ("appOwner", Address),
+            ("dataset", AddressOrAny),
+            ("isDatasetStrict", Bool),
+            ("workerpool", AddressOrAny),
+            ("isWorkerpoolStrict", Bool),
+            ("requester", AddressOrAny),
+            ("isRequesterStrict", Bool),
+            ("minTag", Bytes32),
+            ("maxTag", Bytes32),
+            ("minVolume", Int(1, MAX_SAFE)),
+        ],
+        OrderKind::Dataset => vec![
+            ("maxPrice", int),
+            ("dataset", AddressOrAnyUnless("datasetOwner", "dataset or datasetOwner is required")),
+            ("datasetOwner", Address),
+            ("app", AddressOrAny),
+            ("isAppStrict", Bool),
+            ("workerpool", AddressOrAny),
+            ("isWorkerpoolStrict", Bool),
+            ("requester", AddressOrAny),
+            ("isRequesterStrict", Bool),
+            ("minTag", Bytes32),
+            ("maxTag", Bytes32),
+            ("minVolume", Int(1, MAX_SAFE)),
+            ("bulkOnly", Bool),
+        ],
+        OrderKind::Workerpool => vec![
+            ("maxPrice", int),
+            ("workerpool", AddressOrAny),
+            ("workerpoolOwner", Address),
+            ("app", AddressOrAny),
+            ("isAppStrict", Bool),
+            ("dataset", AddressOrAny),
+            ("isDatasetStrict", Bool),
+            ("requester", AddressOrAny),
+            ("isRequesterStrict", Bool),
+            ("category", int),
+            ("minTag", Bytes32),
+            ("maxTag", Bytes32),
+            ("minVolume", Int(1, MAX_SAFE)),
+            ("minTrust", int),
+        ],
+        OrderKind::Request => vec![
+            ("minPrice", int),
+            ("app", AddressOrAny),
+            ("dataset", AddressOrAny),
+            ("requester", AddressOrAny),
+            ("beneficiary", AddressOrAny),
+            ("category", int),
+            ("minTag", Bytes32),
+            ("maxTag", Bytes32),
+            ("maxTrust", int),
+            ("minVolume", Int(1, MAX_SAFE)),
+            ("workerpool", AddressOrAny),
+            ("isWorkerpoolStrict", Bool),
+        ],
+    };
+    v.extend(validate::PAGING);
+    v
+}
+
+/// The parameters a listing requires (besides chainId): none, as the document can say it; `app` or `appOwner`
+/// (and `dataset` or `datasetOwner`) is a rule between two parameters, checked by [`validate::params`].
+pub fn required(_kind: OrderKind) -> &'static [&'static str] {
+    &[]
 }
 
 /// A restriction filter: absent = public orders only; `any` = no filter; an address = public or that address
@@ -120,6 +167,14 @@ enum Restrict {
 }
 
 impl Restrict {
+    fn of(p: &Params, name: &str, strict: &str) -> Restrict {
+        match p.address_or_any(name) {
+            None => Restrict::PublicOnly,
+            Some(AddressOrAny::Any) => Restrict::Any,
+            Some(AddressOrAny::Address(a)) => Restrict::To(a, p.bool(strict).unwrap_or(false)),
+        }
+    }
+
     fn admits(self, restrict: Address) -> bool {
         match self {
             Restrict::PublicOnly => restrict == Address::ZERO,
@@ -129,79 +184,50 @@ impl Restrict {
     }
 }
 
-fn address(field: &str, v: &str) -> Result<Address, ApiError> {
-    parse_address(v).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
-}
-
-/// An exact-match filter that also takes `any`.
-fn equal_or_any(field: &str, v: &Option<String>) -> Result<Option<Address>, ApiError> {
-    match v.as_deref() {
-        None | Some("any") => Ok(None),
-        Some(s) => address(field, s).map(Some),
+/// An exact-match filter that also takes `any` (= no filter).
+fn exact(p: &Params, name: &str) -> Option<Address> {
+    match p.address_or_any(name) {
+        Some(AddressOrAny::Address(a)) => Some(a),
+        _ => None,
     }
-}
-
-fn restrict(field: &str, v: &Option<String>, strict: Option<bool>) -> Result<Restrict, ApiError> {
-    Ok(match v.as_deref() {
-        None => Restrict::PublicOnly,
-        Some("any") => Restrict::Any,
-        Some(s) => Restrict::To(address(field, s)?, strict.unwrap_or(false)),
-    })
-}
-
-fn tag(field: &str, v: &Option<String>) -> Result<Option<[u8; 32]>, ApiError> {
-    v.as_deref()
-        .map(|s| parse_bytes32(s).map(|b| b.0).map_err(|e| ApiError::BadRequest(format!("{field}: {e}"))))
-        .transpose()
-}
-
-fn paging(q: &OrderQuery) -> Result<(usize, usize), ApiError> {
-    let size = q.page_size.unwrap_or(20);
-    if !(10..=1000).contains(&size) {
-        return Err(ApiError::BadRequest("pageSize: must be between 10 and 1000".into()));
-    }
-    Ok((q.page_index.unwrap_or(0), size))
 }
 
 type Filter = Box<dyn Fn(&OrderRecord) -> bool + Send + Sync>;
 
 /// The listing's filter for `kind`, and the asset whose index narrows the walk.
-fn filter(kind: OrderKind, q: &OrderQuery) -> Result<(Option<Address>, Filter), ApiError> {
-    let min_tag = tag("minTag", &q.min_tag)?;
-    let max_tag = tag("maxTag", &q.max_tag)?;
-    let (min_volume, max_price, min_price) = (q.min_volume, q.max_price, q.min_price);
+fn filter(kind: OrderKind, p: &Params) -> (Option<Address>, Filter) {
+    // The zero tag as minTag asks for nothing (the peer ignores it).
+    let min_tag = p.bytes32("minTag").map(|t| t.0);
+    let max_tag = p.bytes32("maxTag").map(|t| t.0);
+    let min_volume = p.int("minVolume");
     let common = move |r: &OrderRecord| {
         let t = r.tag();
         min_tag.is_none_or(|m| t.iter().zip(m).all(|(a, b)| a & b == b))
             && max_tag.is_none_or(|m| t.iter().zip(m).all(|(a, b)| a & !b == 0))
             && min_volume.is_none_or(|v| r.remaining >= v)
     };
+    let category = p.int("category");
     match kind {
         OrderKind::App | OrderKind::Dataset | OrderKind::Workerpool => {
             let (own, owner) = match kind {
-                OrderKind::App => (equal_or_any("app", &q.app)?, equal_or_any("appOwner", &q.app_owner)?),
-                OrderKind::Dataset => {
-                    (equal_or_any("dataset", &q.dataset)?, equal_or_any("datasetOwner", &q.dataset_owner)?)
-                }
-                _ => {
-                    (equal_or_any("workerpool", &q.workerpool)?, equal_or_any("workerpoolOwner", &q.workerpool_owner)?)
-                }
+                OrderKind::App => (exact(p, "app"), p.address("appOwner")),
+                OrderKind::Dataset => (exact(p, "dataset"), p.address("datasetOwner")),
+                _ => (exact(p, "workerpool"), p.address("workerpoolOwner")),
             };
-            let app = restrict("app", &q.app, q.is_app_strict)?;
-            let dataset = restrict("dataset", &q.dataset, q.is_dataset_strict)?;
-            let workerpool = restrict("workerpool", &q.workerpool, q.is_workerpool_strict)?;
-            let requester = restrict("requester", &q.requester, q.is_requester_strict)?;
-            let category = q.category;
-            let min_trust = q.min_trust;
-            let bulk_only = q.bulk_only.unwrap_or(false);
+            let app = Restrict::of(p, "app", "isAppStrict");
+            let dataset = Restrict::of(p, "dataset", "isDatasetStrict");
+            let workerpool = Restrict::of(p, "workerpool", "isWorkerpoolStrict");
+            let requester = Restrict::of(p, "requester", "isRequesterStrict");
+            // The peer applies minTrust only above 1 (trust 0 and 1 mean the same to PoCo).
+            let min_trust = p.int("minTrust").filter(|t| *t > 1);
+            let bulk_only = p.bool("bulkOnly").unwrap_or(false);
+            let max_price = p.int("maxPrice");
             let f = move |r: &OrderRecord| {
                 let roles = r.roles();
                 let restrictions = match kind {
                     OrderKind::App => dataset.admits(roles.dataset) && workerpool.admits(roles.workerpool),
                     OrderKind::Dataset => {
-                        app.admits(roles.app)
-                            && workerpool.admits(roles.workerpool)
-                            && (!bulk_only || r.volume() >= BULK_VOLUME)
+                        app.admits(roles.app) && workerpool.admits(roles.workerpool) && (!bulk_only || is_bulk(r))
                     }
                     _ => {
                         app.admits(roles.app)
@@ -216,19 +242,20 @@ fn filter(kind: OrderKind, q: &OrderQuery) -> Result<(Option<Address>, Filter), 
                 restrictions
                     && requester.admits(roles.requester)
                     && owner.is_none_or(|o| r.signer == o)
-                    && max_price.is_none_or(|p| r.price() <= p)
+                    && max_price.is_none_or(|m| r.price() <= m)
                     && common(r)
             };
-            Ok((own, Box::new(f)))
+            (own, Box::new(f))
         }
         OrderKind::Request => {
-            let app = equal_or_any("app", &q.app)?;
-            let dataset = equal_or_any("dataset", &q.dataset)?;
-            let requester = equal_or_any("requester", &q.requester)?;
-            // iExec's SDK takes `beneficiary: 'any'` (addressOrAnySchema) and sends it as is.
-            let beneficiary = equal_or_any("beneficiary", &q.beneficiary)?;
-            let workerpool = restrict("workerpool", &q.workerpool, q.is_workerpool_strict)?;
-            let (category, max_trust) = (q.category, q.max_trust);
+            let app = exact(p, "app");
+            let dataset = exact(p, "dataset");
+            let requester = exact(p, "requester");
+            let beneficiary = exact(p, "beneficiary");
+            // The request's own `workerpool` field, as a restriction: omitted = requests for any pool only.
+            let workerpool = Restrict::of(p, "workerpool", "isWorkerpoolStrict");
+            let max_trust = p.int("maxTrust");
+            let min_price = p.int("minPrice");
             let f = move |r: &OrderRecord| {
                 let roles = r.roles();
                 dataset.is_none_or(|d| roles.dataset == d)
@@ -240,10 +267,10 @@ fn filter(kind: OrderKind, q: &OrderQuery) -> Result<(Option<Address>, Filter), 
                         dragon_matching::Order::Request(o) => o.trust <= t,
                         _ => false,
                     })
-                    && min_price.is_none_or(|p| r.price() >= p)
+                    && min_price.is_none_or(|m| r.price() >= m)
                     && common(r)
             };
-            Ok((app, Box::new(f)))
+            (app, Box::new(f))
         }
     }
 }
@@ -303,7 +330,7 @@ const CHUNK_ORDERS: usize = 16;
 fn stream_page(
     orders: Vec<Arc<OrderRecord>>,
     count: usize,
-    next_page: Option<usize>,
+    next_page: Option<u64>,
 ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, ApiError>> {
     let head = futures_util::stream::once(async { Ok(bytes::Bytes::from_static(br#"{"ok":true,"orders":["#)) });
     let chunks = futures_util::stream::iter((0..orders.len()).step_by(CHUNK_ORDERS)).map(move |start| {
@@ -324,33 +351,22 @@ fn stream_page(
     head.chain(chunks).chain(tail)
 }
 
-pub async fn list(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    kind: OrderKind,
-    q: OrderQuery,
-) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
+pub async fn list(state: web::Data<AppState>, req: HttpRequest, kind: OrderKind) -> Result<HttpResponse, ApiError> {
+    let q = Query::parse(req.query_string());
+    // chainId is declared first, so yup checks it last.
+    let p = validate::params(&q, &spec(kind), &[]).map_err(ApiError::BadRequest)?;
+    check_chain(&state, &q)?;
     let key = (kind, req.query_string().to_owned());
     // Read before querying, so the answer is at least as new as the version it is filed under.
     let version = state.market.book.version();
     if let Some(body) = state.queries.get(&key, version) {
         return Ok(HttpResponse::Ok().content_type("application/json").body(body));
     }
-    match kind {
-        OrderKind::App if q.app.is_none() && q.app_owner.is_none() => {
-            return Err(ApiError::BadRequest("app or appOwner is required".into()));
-        }
-        OrderKind::Dataset if q.dataset.is_none() && q.dataset_owner.is_none() => {
-            return Err(ApiError::BadRequest("dataset or datasetOwner is required".into()));
-        }
-        _ => {}
-    }
-    let (page_index, page_size) = paging(&q)?;
-    let (asset, f) = filter(kind, &q)?;
-    let page = state.market.book.query(kind, asset, f, page_index, page_size);
-    let full = page.orders.len() == page_size && page.count > (page_index + 1) * page_size;
-    let next_page = full.then_some(page_index + 1);
+    let (skip, limit) = validate::paging(&p);
+    let (asset, f) = filter(kind, &p);
+    let skip_usize = usize::try_from(skip).unwrap_or(usize::MAX);
+    let page = state.market.book.query(kind, asset, f, skip_usize, limit as usize);
+    let next_page = validate::next_page(skip, limit, page.orders.len());
     // What the record adds around its order's JSON (hash, signer, timestamp, field names): generous.
     const RECORD_OVERHEAD: usize = 320;
     let estimate: usize = page.orders.iter().map(|r| r.json.get().len() + RECORD_OVERHEAD).sum();
@@ -372,21 +388,33 @@ pub async fn list(
     Ok(HttpResponse::Ok().content_type("application/json").body(body))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+/// One order as the peer answers it by hash: the record's fields beside `ok`, with `chainId` as the query gave
+/// it (a string), in any status.
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
-pub struct ChainQuery {
-    pub chain_id: u64,
+pub struct OneOrder {
+    pub ok: bool,
+    pub order_hash: String,
+    /// As the query gave it.
+    pub chain_id: String,
+    pub order: Box<RawValue>,
+    pub remaining: u64,
+    pub status: OrderStatus,
+    pub publication_timestamp: String,
+    pub signer: String,
 }
 
 pub async fn get_one(
     state: web::Data<AppState>,
+    req: HttpRequest,
     kind: OrderKind,
     hash: &str,
-    q: ChainQuery,
 ) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
-    let hash = OrderHash(parse_bytes32(hash).map_err(|e| ApiError::BadRequest(format!("orderHash: {e}")))?);
+    let q = Query::parse(req.query_string());
+    let chain_id = check_chain(&state, &q)?;
+    let text = validate::Input::Text(hash.into());
+    let hash =
+        OrderHash(validate::bytes32("orderHash", &text, true).map_err(ApiError::BadRequest)?.unwrap_or_default());
     let found = match state.market.book.get(&hash) {
         Some(r) => Some(r),
         None => {
@@ -401,41 +429,49 @@ pub async fn get_one(
         }
     };
     match found {
-        Some(r) if r.kind() == kind => {
-            let mut v = view(&r);
-            v["ok"] = json!(true);
-            Ok(HttpResponse::Ok().json(v))
-        }
+        Some(r) if r.kind() == kind => Ok(HttpResponse::Ok().json(OneOrder {
+            ok: true,
+            order_hash: r.hash.to_string(),
+            chain_id,
+            order: r.json.clone(),
+            remaining: r.remaining,
+            status: r.status,
+            publication_timestamp: iso_time(r.published_ms),
+            signer: r.signer.to_checksum(None),
+        })),
         _ => Err(ApiError::NotFound(format!("{kind}order"))),
     }
 }
 
-/// Body of a publication: the signed order (and, optionally, its hash, which must match).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PublishBody {
-    #[schema(value_type = Object)]
-    pub order: Box<serde_json::value::RawValue>,
-    pub order_hash: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct Published {
     pub ok: bool,
     pub published: OrderView,
 }
 
+/// Reads one submission (`{order, orderHash?}`) as the peer validates it, within the size bounds of the market:
+/// the order's text is measured before it is read, so an oversized document costs no more than its bytes.
 fn parse_submission(
     kind: OrderKind,
-    body: &PublishBody,
+    body: &BTreeMap<String, Box<RawValue>>,
     config: &crate::market::MarketConfig,
 ) -> Result<(AnyOrder, Option<OrderHash>), PublishError> {
-    let order = crate::market::publish::parse_order(kind, body.order.get(), config)?;
-    let claimed = body
-        .order_hash
-        .as_deref()
-        .map(|h| parse_bytes32(h).map(OrderHash).map_err(|e| PublishError::InvalidOrder(format!("orderHash: {e}"))))
-        .transpose()?;
+    if let Some(raw) = body.get("order")
+        && raw.get().len() > config.max_order_bytes
+    {
+        return Err(PublishError::OrderTooLarge { size: raw.get().len(), limit: config.max_order_bytes });
+    }
+    let order = validate::signed_order(kind, body.get("order").map(AsRef::as_ref), "order")
+        .map_err(PublishError::InvalidOrder)?;
+    if let AnyOrder::Request(r) = &order
+        && r.params.len() > config.max_params_bytes
+    {
+        return Err(PublishError::ParamsTooLarge { size: r.params.len(), limit: config.max_params_bytes });
+    }
+    let claimed =
+        validate::bytes32("orderHash", &validate::Input::json(body.get("orderHash").map(AsRef::as_ref)), false)
+            .map_err(PublishError::InvalidOrder)?
+            .map(OrderHash);
     Ok((order, claimed))
 }
 
@@ -444,7 +480,7 @@ async fn publish_all(
     state: &AppState,
     kind: OrderKind,
     who: Address,
-    bodies: Vec<PublishBody>,
+    bodies: Vec<BTreeMap<String, Box<RawValue>>>,
 ) -> Result<Vec<Result<Arc<OrderRecord>, PublishError>>, ApiError> {
     let market = state.market.clone();
     let run = async move {
@@ -482,27 +518,28 @@ async fn publish_all(
     state.bg(run).await.ok_or(ApiError::Unavailable("shutting down"))
 }
 
+/// `chainId`, then the authorization header, then the per-address rate; the body is read only after.
+async fn authorize(state: &AppState, req: &HttpRequest, orders: u32) -> Result<Address, ApiError> {
+    check_chain(state, &Query::parse(req.query_string()))?;
+    let who = authenticated(state, req).await?;
+    state.rates.check_address(who, orders)?;
+    Ok(who)
+}
+
 pub async fn publish(
     state: web::Data<AppState>,
     req: HttpRequest,
+    payload: web::Payload,
     kind: OrderKind,
-    q: ChainQuery,
-    body: PublishBody,
 ) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
-    let who = authenticated(&state, &req).await?;
-    state.rates.check_address(who, 1)?;
+    let who = authorize(&state, &req, 1).await?;
+    let body = read_json_object(payload, state.limits.body_bytes).await?;
     let mut answers = publish_all(&state, kind, who, vec![body]).await?;
     let record = answers.pop().unwrap_or(Err(PublishError::ShuttingDown))?;
-    Ok(HttpResponse::Created().json(Published { ok: true, published: OrderView::from(&*record) }))
+    Ok(HttpResponse::Ok().json(Published { ok: true, published: OrderView::from(&*record) }))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct BatchBody {
-    pub orders: Vec<PublishBody>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchItem {
     pub ok: bool,
@@ -514,31 +551,38 @@ pub struct BatchItem {
     pub code: Option<&'static str>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct BatchAnswer {
     pub ok: bool,
     /// One answer per order, in the order sent.
     pub results: Vec<BatchItem>,
 }
 
+/// Beyond the peer: up to `batch_orders` publications in one request, one answer per order. The rate per
+/// address counts every order, so it is checked once the body says how many there are.
 pub async fn publish_batch(
     state: web::Data<AppState>,
     req: HttpRequest,
+    payload: web::Payload,
     kind: OrderKind,
-    q: ChainQuery,
-    body: BatchBody,
 ) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
-    let n = body.orders.len();
+    check_chain(&state, &Query::parse(req.query_string()))?;
+    let who = authenticated(&state, &req).await?;
+    let body = read_json_object(payload, state.limits.body_bytes).await?;
+    let orders: Vec<BTreeMap<String, Box<RawValue>>> = match body.get("orders") {
+        Some(raw) => serde_json::from_str(raw.get())
+            .map_err(|_| ApiError::BadRequest("orders must be an array of objects {order, orderHash?}".into()))?,
+        None => return Err(ApiError::BadRequest("orders is a required field".into())),
+    };
+    let n = orders.len();
     if n == 0 || n > state.limits.batch_orders {
         return Err(ApiError::BadRequest(format!(
             "orders: between 1 and {} orders per batch",
             state.limits.batch_orders
         )));
     }
-    let who = authenticated(&state, &req).await?;
     state.rates.check_address(who, n as u32)?;
-    let answers = publish_all(&state, kind, who, body.orders).await?;
+    let answers = publish_all(&state, kind, who, orders).await?;
     let results = answers
         .into_iter()
         .map(|a| match a {
@@ -553,122 +597,125 @@ pub async fn publish_batch(
     Ok(HttpResponse::Ok().json(BatchAnswer { ok: true, results }))
 }
 
-/// Body of an unpublication.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct UnpublishBody {
-    /// `unpublish_orderHash`, `unpublish_last` or `unpublish_all`.
-    pub target: String,
-    pub order_hash: Option<String>,
-    pub app: Option<String>,
-    pub dataset: Option<String>,
-    pub workerpool: Option<String>,
-    pub requester: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct Unpublished {
     pub ok: bool,
-    /// Hashes of the orders taken out of the book.
+    /// Hashes of the orders taken out of the book, newest first.
     pub unpublished: Vec<String>,
+}
+
+const TARGETS: [&str; 3] = ["unpublish_orderHash", "unpublish_last", "unpublish_all"];
+
+/// The resource field of each kind's unpublication (`app`, ..., a request's `requester`).
+pub fn resource_field(kind: OrderKind) -> &'static str {
+    match kind {
+        OrderKind::App => "app",
+        OrderKind::Dataset => "dataset",
+        OrderKind::Workerpool => "workerpool",
+        OrderKind::Request => "requester",
+    }
+}
+
+/// What to unpublish, validated as the peer validates it (`target`, then the resource, then `orderHash`).
+enum Target {
+    Hash(OrderHash),
+    Last(Address),
+    All(Address),
+}
+
+fn unpublish_target(kind: OrderKind, body: &BTreeMap<String, Box<RawValue>>) -> Result<Target, String> {
+    let field = |name: &str| validate::Input::json(body.get(name).map(AsRef::as_ref));
+    let target = validate::string("target", &field("target"), false)?.unwrap_or_else(|| TARGETS[0].to_owned());
+    validate::one_of("target", &target, &TARGETS)?;
+    let by_resource = target != TARGETS[0];
+    let name = resource_field(kind);
+    let resource = validate::address(name, &field(name), by_resource)?;
+    let hash = validate::bytes32("orderHash", &field("orderHash"), !by_resource)?;
+    Ok(match (target.as_str(), resource, hash) {
+        ("unpublish_last", Some(a), _) => Target::Last(a),
+        ("unpublish_all", Some(a), _) => Target::All(a),
+        (_, _, Some(h)) => Target::Hash(OrderHash(h)),
+        _ => return Err(format!("{name} is a required field")),
+    })
 }
 
 pub async fn unpublish(
     state: web::Data<AppState>,
     req: HttpRequest,
+    payload: web::Payload,
     kind: OrderKind,
-    q: ChainQuery,
-    body: UnpublishBody,
 ) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
-    let who = authenticated(&state, &req).await?;
-    state.rates.check_address(who, 1)?;
+    let who = authorize(&state, &req, 1).await?;
+    let body = read_json_object(payload, state.limits.body_bytes).await?;
+    let target = unpublish_target(kind, &body).map_err(ApiError::BadRequest)?;
     let book = &state.market.book;
-    let hashes: Vec<OrderHash> = match body.target.as_str() {
-        "unpublish_orderHash" => {
-            let h = body.order_hash.as_deref().ok_or_else(|| ApiError::BadRequest("orderHash is required".into()))?;
-            let h = OrderHash(parse_bytes32(h).map_err(|e| ApiError::BadRequest(format!("orderHash: {e}")))?);
-            match book.get(&h) {
-                Some(r) if r.kind() == kind && r.signer == who => vec![h],
-                Some(r) if r.kind() == kind => {
-                    return Err(ApiError::Publish(PublishError::NotOwner { owner: r.signer, authenticated: who }));
-                }
-                _ => return Err(ApiError::Publish(PublishError::NotOpen(h))),
-            }
-        }
-        target @ ("unpublish_last" | "unpublish_all") => {
-            let (field, value) = match kind {
-                OrderKind::App => ("app", &body.app),
-                OrderKind::Dataset => ("dataset", &body.dataset),
-                OrderKind::Workerpool => ("workerpool", &body.workerpool),
-                OrderKind::Request => ("requester", &body.requester),
+    let hashes: Vec<OrderHash> = match target {
+        Target::Hash(h) => match book.get(&h) {
+            Some(r) if r.kind() == kind && r.signer == who => vec![h],
+            Some(r) if r.kind() == kind => return Err(PublishError::NotSigner { signer: r.signer }.into()),
+            _ => return Err(PublishError::NotPublished { kind, hash: h }.into()),
+        },
+        Target::Last(resource) | Target::All(resource) => {
+            let last = matches!(target, Target::Last(_));
+            let mine = |r: &OrderRecord| {
+                r.signer == who
+                    && match &r.order {
+                        AnyOrder::Request(o) => o.requester == resource,
+                        _ => r.asset() == resource,
+                    }
             };
-            let asset = match value.as_deref() {
-                Some(v) => address(field, v)?,
-                None if kind == OrderKind::Request => who,
-                None => return Err(ApiError::BadRequest(format!("{field} is required"))),
-            };
-            let mine =
-                |r: &OrderRecord| r.signer == who && (kind != OrderKind::Request || r.roles().requester == asset);
-            let index = (kind != OrderKind::Request).then_some(asset);
+            let index = (kind != OrderKind::Request).then_some(resource);
             let mut all = book.query(kind, index, mine, 0, usize::MAX).orders;
-            // As iexec-market-api: nothing to unpublish is an error, which iExec's SDK shows as such (its
-            // `unpublishLast*order` promises a hash, and would otherwise return undefined).
             if all.is_empty() {
-                return Err(ApiError::NotFound(format!(
-                    "open {kind}order published by signer {who} for {field} {asset}"
-                )));
+                let field = resource_field(kind);
+                return Err(PublishError::NothingToUnpublish { kind, signer: who, field, address: resource }.into());
             }
-            all.sort_by_key(|r| std::cmp::Reverse(r.seq));
-            if target == "unpublish_last" {
+            // Newest first, as the peer answers (and as iExec's SDK hands the list to its caller).
+            all.sort_by_key(|r| std::cmp::Reverse((r.published_ms, r.seq)));
+            if last {
                 all.truncate(1);
             }
             all.iter().map(|r| r.hash).collect()
         }
-        other => return Err(ApiError::BadRequest(format!("target: unknown `{other}`"))),
     };
     let market = state.market.clone();
     let asked = hashes.clone();
-    let closed = state.on_main(async move { market.close(hashes, OrderStatus::Canceled).await }).await?;
-    // The store answers in table order: answer in the order asked (newest first), as iexec-market-api does and
-    // as the SDK's `unpublishAll*orders` hands the list to its caller.
-    let closed: std::collections::HashSet<OrderHash> = closed.into_iter().collect();
-    let unpublished = asked.iter().filter(|h| closed.contains(h)).map(ToString::to_string).collect();
+    let removed = state.on_main(async move { market.unpublish(hashes).await }).await?;
+    let removed: std::collections::HashSet<OrderHash> = removed.into_iter().collect();
+    let unpublished = asked.iter().filter(|h| removed.contains(h)).map(ToString::to_string).collect();
     Ok(HttpResponse::Ok().json(Unpublished { ok: true, unpublished }))
 }
 
-/// Registers the routes of one kind: `/{kind}orders`, `/{kind}orders/batch`, `/{kind}orders/{hash}`.
+/// Registers the routes of one kind: `/{kind}orders`, `/{kind}orders/batch`, `/{kind}orders/{hash}`; any
+/// other method on them is a 405.
 pub fn routes(cfg: &mut web::ServiceConfig, kind: OrderKind) {
     let base = format!("/{kind}orders");
     cfg.service(
         web::resource(base.clone())
-            .route(web::get().to(move |s: web::Data<AppState>, r: HttpRequest, q: web::Query<OrderQuery>| {
-                list(s, r, kind, q.into_inner())
-            }))
-            .route(web::post().to(
-                move |s: web::Data<AppState>, r: HttpRequest, q: web::Query<ChainQuery>, b: web::Json<PublishBody>| {
-                    publish(s, r, kind, q.into_inner(), b.into_inner())
-                },
-            ))
-            .route(web::put().to(
-                move |s: web::Data<AppState>,
-                      r: HttpRequest,
-                      q: web::Query<ChainQuery>,
-                      b: web::Json<UnpublishBody>| {
-                    unpublish(s, r, kind, q.into_inner(), b.into_inner())
-                },
-            )),
+            .route(web::get().to(move |s: web::Data<AppState>, r: HttpRequest| list(s, r, kind)))
+            .route(
+                web::post().to(move |s: web::Data<AppState>, r: HttpRequest, p: web::Payload| publish(s, r, p, kind)),
+            )
+            .route(
+                web::put().to(move |s: web::Data<AppState>, r: HttpRequest, p: web::Payload| unpublish(s, r, p, kind)),
+            )
+            .default_service(web::to(crate::api::fallback)),
     )
-    .service(web::resource(format!("{base}/batch")).route(web::post().to(
-        move |s: web::Data<AppState>, r: HttpRequest, q: web::Query<ChainQuery>, b: web::Json<BatchBody>| {
-            publish_batch(s, r, kind, q.into_inner(), b.into_inner())
-        },
-    )))
-    .service(web::resource(format!("{base}/{{hash}}")).route(web::get().to(
-        move |s: web::Data<AppState>, p: web::Path<String>, q: web::Query<ChainQuery>| async move {
-            get_one(s, kind, &p, q.into_inner()).await
-        },
-    )));
+    .service(
+        web::resource(format!("{base}/batch"))
+            .route(
+                web::post()
+                    .to(move |s: web::Data<AppState>, r: HttpRequest, p: web::Payload| publish_batch(s, r, p, kind)),
+            )
+            .default_service(web::to(crate::api::fallback)),
+    )
+    .service(
+        web::resource(format!("{base}/{{hash}}"))
+            .route(web::get().to(move |s: web::Data<AppState>, r: HttpRequest, p: web::Path<String>| async move {
+                get_one(s, r, kind, &p).await
+            }))
+            .default_service(web::to(crate::api::fallback)),
+    );
 }
 
 #[cfg(test)]

@@ -3,30 +3,23 @@
 
 use crate::api::check_chain;
 use crate::api::error::ApiError;
-use crate::order::json::parse_address;
+use crate::api::validate;
 use crate::server::AppState;
-use actix_web::{HttpResponse, get, web};
-use serde::Deserialize;
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::json;
-use utoipa::IntoParams;
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct ChainQuery {
-    pub chain_id: u64,
-}
 
 /// A workerpool's deals on chain, tasks bought, tasks per status, and its success rate: completed tasks over
 /// finished ones (completed or failed), `null` before any task finished.
-#[utoipa::path(params(("address" = String, Path), ChainQuery), responses((status = 200), (status = 400, body = crate::api::error::ErrorBody)))]
 #[get("/pools/{address}")]
 pub async fn pool(
     state: web::Data<AppState>,
+    req: HttpRequest,
     address: web::Path<String>,
-    q: web::Query<ChainQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
-    let pool = parse_address(&address).map_err(|e| ApiError::BadRequest(format!("address: {e}")))?;
+    check_chain(&state, &validate::Query::parse(req.query_string()))?;
+    let pool = validate::address("address", &validate::Input::Text(address.as_str().into()), true)
+        .map_err(ApiError::BadRequest)?
+        .unwrap_or_default();
     let store = state.store.clone();
     let chain_id = state.market.chain_id;
     let r = state

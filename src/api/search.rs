@@ -3,29 +3,24 @@
 
 use crate::api::check_chain;
 use crate::api::error::ApiError;
+use crate::api::validate;
 use crate::order::json::{parse_address, parse_bytes32};
 use crate::server::AppState;
-use actix_web::{HttpResponse, get, web};
-use serde::Deserialize;
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::json;
-use utoipa::IntoParams;
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct SearchQuery {
-    pub chain_id: u64,
-    /// An address (20 bytes, 0x-hex) or a deal id, task id or order hash (32 bytes, 0x-hex).
-    pub q: String,
-}
+/// The query of `/search` (besides chainId).
+pub const SEARCH_PARAMS: [(&str, validate::Param); 1] = [("q", validate::Param::AddressOrHash)];
 
 /// `{ok, type, id, roles?}`: `type` is `deal`, `task`, `apporder`, `datasetorder`, `workerpoolorder`,
 /// `requestorder`, `address` (with `roles`: deals per role and orders per kind, only those above zero) or
 /// `null` when nothing is known of it.
-#[utoipa::path(params(SearchQuery), responses((status = 200), (status = 400, body = crate::api::error::ErrorBody)))]
 #[get("/search")]
-pub async fn search(state: web::Data<AppState>, q: web::Query<SearchQuery>) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
-    let text = q.q.trim();
+pub async fn search(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let query = validate::Query::parse(req.query_string());
+    let p = validate::params(&query, &SEARCH_PARAMS, &["q"]).map_err(ApiError::BadRequest)?;
+    check_chain(&state, &query)?;
+    let text = p.text("q").unwrap_or_default();
     let hex_len = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")).map(str::len);
     let store = state.store.clone();
     let chain_id = state.market.chain_id;

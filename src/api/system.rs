@@ -15,7 +15,6 @@ pub struct Version {
 }
 
 /// The server's version.
-#[utoipa::path(responses((status = 200, body = Version)))]
 #[get("/version")]
 pub async fn version() -> web::Json<Version> {
     web::Json(Version { ok: true, version: env!("CARGO_PKG_VERSION") })
@@ -85,10 +84,6 @@ pub struct ChainHealth {
 }
 
 /// Whether the server can reach its database and its chain: 200 when both answer, 503 otherwise.
-#[utoipa::path(responses(
-    (status = 200, description = "Database and chain reachable", body = Health),
-    (status = 503, description = "A dependency is unreachable", body = Health)
-))]
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     if let Some(cached) = state.health.get() {

@@ -3,25 +3,16 @@
 
 use crate::api::check_chain;
 use crate::api::error::ApiError;
+use crate::api::validate::{self, MAX_SAFE, Param, Query};
 use crate::ids::TaskId;
-use crate::order::json::{parse_address, parse_bytes32};
 use crate::server::AppState;
 use crate::store::explorer::TaskRow;
-use actix_web::{HttpResponse, get, web};
-use serde::Deserialize;
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::{Value, json};
-use utoipa::IntoParams;
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskQuery {
-    pub chain_id: u64,
-    pub category: Option<u64>,
-    /// Tasks of this workerpool's deals.
-    pub workerpool: Option<String>,
-    /// 1..=200, default 20.
-    pub page_size: Option<i64>,
-}
+/// The query of `/tasks` (besides chainId).
+pub const TASK_PARAMS: [(&str, Param); 3] =
+    [("category", Param::Int(0, MAX_SAFE)), ("workerpool", Param::Address), ("pageSize", Param::Int(1, 200))];
 
 pub fn view(t: &TaskRow) -> Value {
     json!({
@@ -39,21 +30,15 @@ pub fn view(t: &TaskRow) -> Value {
 
 /// Tasks of the most recent deals, newest deal first, with their statuses (`UNSET`, `ACTIVE`, `REVEALING`,
 /// `COMPLETED`, `FAILED`); the feed's `task_updated` events keep them current.
-#[utoipa::path(params(TaskQuery), responses((status = 200, description = "{ok, tasks}"), (status = 400, body = crate::api::error::ErrorBody)))]
 #[get("/tasks")]
-pub async fn tasks(state: web::Data<AppState>, q: web::Query<TaskQuery>) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
-    let size = q.page_size.unwrap_or(20);
-    if !(1..=200).contains(&size) {
-        return Err(ApiError::BadRequest("pageSize: must be between 1 and 200".into()));
-    }
-    let pool = q
-        .workerpool
-        .as_deref()
-        .map(|a| parse_address(a).map_err(|e| ApiError::BadRequest(format!("workerpool: {e}"))))
-        .transpose()?;
+pub async fn tasks(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let q = Query::parse(req.query_string());
+    let p = validate::params(&q, &TASK_PARAMS, &[]).map_err(ApiError::BadRequest)?;
+    check_chain(&state, &q)?;
+    let size = p.int("pageSize").unwrap_or(20) as i64;
+    let pool = p.address("workerpool");
     let store = state.store.clone();
-    let (chain_id, category) = (state.market.chain_id, q.category);
+    let (chain_id, category) = (state.market.chain_id, p.int("category"));
     let rows = state
         .on_main(async move {
             crate::store::explorer::recent_tasks(&**store.client().await?, chain_id, category, pool, size).await
@@ -62,22 +47,18 @@ pub async fn tasks(state: web::Data<AppState>, q: web::Query<TaskQuery>) -> Resu
     Ok(HttpResponse::Ok().json(json!({"ok": true, "tasks": rows.iter().map(view).collect::<Vec<_>>()})))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-pub struct ChainQuery {
-    pub chain_id: u64,
-}
-
 /// One task by id: its deal, status, results and every event the hub emitted for it.
-#[utoipa::path(params(("taskid" = String, Path), ChainQuery), responses((status = 200), (status = 404, body = crate::api::error::ErrorBody)))]
 #[get("/tasks/{taskid}")]
 pub async fn task(
     state: web::Data<AppState>,
+    req: HttpRequest,
     id: web::Path<String>,
-    q: web::Query<ChainQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    check_chain(&state, q.chain_id)?;
-    let id = TaskId(parse_bytes32(&id).map_err(|e| ApiError::BadRequest(format!("taskid: {e}")))?);
+    check_chain(&state, &Query::parse(req.query_string()))?;
+    let id = validate::bytes32("taskid", &validate::Input::Text(id.as_str().into()), true)
+        .map_err(ApiError::BadRequest)?
+        .map(TaskId)
+        .unwrap_or(TaskId(Default::default()));
     let store = state.store.clone();
     let chain_id = state.market.chain_id;
     let found = state

@@ -100,7 +100,7 @@ pub struct Record {
 }
 
 impl Record {
-    /// The workerpool price (a decimal string in Dragon's answers, a number in the peer's).
+    /// The workerpool price (a JSON number, or an exact decimal string above 2^53-1).
     pub fn price(&self) -> Option<u64> {
         number(&self.order["workerpoolprice"])
     }
@@ -150,12 +150,12 @@ impl ExchangeClient {
         Ok(token.to_owned())
     }
 
-    /// A write with the session token; a refused session (expired, or the exchange restarted on another
-    /// database) is opened again once.
+    /// A write with the session token; a refused authorization (the session expired, or the exchange restarted
+    /// on another database: the exchange does not say which) opens a session again, once.
     async fn write(&mut self, method: reqwest::Method, path: &str, body: &Value) -> Result<Value, ClientError> {
         let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Decode("the bot", e.to_string()))?;
         match self.write_once(method.clone(), path, bytes.clone()).await {
-            Err(e) if e.code() == Some("auth_session") => {
+            Err(e) if e.code() == Some("auth_invalid") => {
                 self.token = None;
                 self.write_once(method, path, bytes).await
             }
@@ -192,7 +192,7 @@ impl ExchangeClient {
     pub async fn unpublish(&mut self, hash: &str) -> Result<(), ClientError> {
         let body = json!({"target": "unpublish_orderHash", "orderHash": hash});
         match self.write(reqwest::Method::PUT, "/workerpoolorders", &body).await {
-            Err(e) if e.code() == Some("order_not_open") => Ok(()),
+            Err(e) if e.code() == Some("order_not_published") => Ok(()),
             other => other.map(drop),
         }
     }
@@ -201,7 +201,7 @@ impl ExchangeClient {
     pub async fn unpublish_all(&mut self, workerpool: Address) -> Result<usize, ClientError> {
         let body = json!({"target": "unpublish_all", "workerpool": format!("{workerpool:#x}")});
         match self.write(reqwest::Method::PUT, "/workerpoolorders", &body).await {
-            Err(e) if e.code() == Some("not_found") => Ok(0),
+            Err(e) if e.code() == Some("nothing_to_unpublish") => Ok(0),
             Err(e) => Err(e),
             Ok(v) => Ok(v["unpublished"].as_array().map_or(0, Vec::len)),
         }
@@ -222,14 +222,14 @@ impl ExchangeClient {
         Ok(v["bestBid"].as_u64())
     }
 
-    /// The price of the category's most recent deal (`/ohlc` lists them oldest first).
+    /// The price of the category's most recent deal (`/ohlc` lists them newest first).
     pub async fn last_deal(&self, category: u64) -> Result<Option<u64>, ClientError> {
         let v: Value = self.get(&format!("/ohlc?category={category}")).await?;
-        Ok(v["ohlc"].as_array().and_then(|a| a.last()).and_then(|e| number(&e[1])))
+        Ok(v["ohlc"].as_array().and_then(|a| a.first()).and_then(|e| number(&e[1])))
     }
 }
 
-/// A price as Dragon writes it (a decimal string, exact over uint256) or as the peer does (a number).
+/// A price as the market API writes it: a JSON number, or an exact decimal string above 2^53-1.
 fn number(v: &Value) -> Option<u64> {
     v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }

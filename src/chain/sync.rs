@@ -118,7 +118,7 @@ struct Range {
     deals: Vec<DealRow>,
     task_events: Vec<TaskEvent>,
     cancelled: Vec<(OrderHash, u64)>,
-    categories: Vec<(crate::store::categories::Category, u64)>,
+    categories: Vec<(crate::store::categories::Category, crate::store::categories::Created)>,
     /// (registry kind, asset, new owner, block)
     transfers: Vec<(OrderKind, Address, Address, u64)>,
     /// Accounts whose free stake went down, with the last block that changed it.
@@ -331,7 +331,12 @@ impl ChainSync {
                         description: e.description,
                         work_clock_time_ref: u64::try_from(e.workClockTimeRef).unwrap_or(u64::MAX),
                     };
-                    r.categories.push((c, block));
+                    let created = crate::store::categories::Created {
+                        block,
+                        timestamp: headers.get(&block).map_or(0, |h| h.1),
+                        tx_hash: l.transaction_hash.unwrap_or_default(),
+                    };
+                    r.categories.push((c, created));
                 }
             }
             // Free stake goes down: a withdrawal or transfer out, or a lock for a deal or a contribution.
@@ -431,7 +436,6 @@ impl ChainSync {
             "startTime": u64::try_from(deal.startTime).unwrap_or(u64::MAX),
             "workerStake": number(deal.workerStake),
             "schedulerRewardRatio": number(deal.schedulerRewardRatio),
-            "sponsor": deal.sponsor.to_checksum(None),
             "blockNumber": block,
             "blockTimestamp": crate::api::iso_time(timestamp as i64 * 1000),
             "transactionHash": format!("{tx_hash:#x}"),
@@ -503,8 +507,8 @@ impl ChainSync {
         }
         let inserted = crate::store::deals::insert(&*tx, chain_id, &r.deals).await?;
         crate::store::deals::insert_task_events(&*tx, chain_id, &r.task_events).await?;
-        for (c, block) in &r.categories {
-            crate::store::categories::insert_at(&*tx, c, *block).await?;
+        for (c, created) in &r.categories {
+            crate::store::categories::insert_at(&*tx, c, *created).await?;
         }
         // Cancelled on chain.
         for (h, block) in &r.cancelled {
@@ -609,11 +613,54 @@ impl ChainSync {
 
 /// The peer's deals carry JSON numbers; a value beyond what a JavaScript number holds exactly goes as a
 /// decimal string instead of being rounded.
+/// A uint as the peer prints it: a JSON number up to 2^53-1 (exact in every JSON reader), an exact decimal string
+/// beyond.
 fn number(v: U256) -> Value {
     match u64::try_from(v) {
-        Ok(n) if n <= (1 << 53) => json!(n),
+        Ok(n) if n < (1 << 53) => json!(n),
         _ => json!(v.to_string()),
     }
+}
+
+/// Reads the hub's CreateCategory events from its deployment block, for a store whose categories lack them (a
+/// database from before events were kept: chain sync has passed those blocks). Chain sync keeps them after.
+pub async fn backfill_categories(
+    store: &Store,
+    provider: &DynProvider,
+    deployment: &Deployment,
+) -> Result<(), SyncError> {
+    if !crate::store::categories::missing_events(&**store.client().await?, deployment.chain_id).await? {
+        return Ok(());
+    }
+    let head = provider.get_block_number().await?;
+    const SPAN: u64 = 10_000;
+    let mut from = deployment.block_number;
+    while from <= head {
+        let to = head.min(from + SPAN - 1);
+        let filter = Filter::new()
+            .address(deployment.hub)
+            .event_signature(DragonHub::CreateCategory::SIGNATURE_HASH)
+            .from_block(from)
+            .to_block(to);
+        for l in provider.get_logs(&filter).await? {
+            let Ok(e) = l.log_decode::<DragonHub::CreateCategory>() else { continue };
+            let e = e.inner.data;
+            let block = l.block_number.unwrap_or_default();
+            let timestamp = provider.get_block_by_number(block.into()).await?.map_or(0, |b| b.header.timestamp);
+            let c = crate::store::categories::Category {
+                catid: u64::try_from(e.catid).unwrap_or(u64::MAX),
+                chain_id: deployment.chain_id,
+                name: e.name,
+                description: e.description,
+                work_clock_time_ref: u64::try_from(e.workClockTimeRef).unwrap_or(u64::MAX),
+            };
+            let created =
+                crate::store::categories::Created { block, timestamp, tx_hash: l.transaction_hash.unwrap_or_default() };
+            crate::store::categories::insert_at(&**store.client().await?, &c, created).await?;
+        }
+        from = to + 1;
+    }
+    Ok(())
 }
 
 /// Undoes blocks `from..` in the store: their deals, task events, categories and order closures go, the

@@ -126,7 +126,7 @@ pub async fn orderbook(a: OrderbookArgs) -> Result<(), CliError> {
     let ctx = Ctx::resolve(&a.conn)?;
     let d = ctx.deployment()?;
     let ex = ctx.exchange(&d)?;
-    let cats = ex.get("/categories").await?;
+    let cats = ex.get("/categories?pageSize=1000").await?;
     let mut rows: Vec<[String; 7]> = Vec::new();
     for c in cats["categories"].as_array().into_iter().flatten() {
         let id = c["catid"].as_u64().unwrap_or_default();
@@ -148,7 +148,7 @@ pub async fn orderbook(a: OrderbookArgs) -> Result<(), CliError> {
                 amount::rlc(price),
                 price.0.to_string(),
                 o["remaining"].to_string(),
-                o["order"]["trust"].as_str().unwrap_or("?").to_owned(),
+                nrlc_of(&o["order"]["trust"]).0.to_string(),
                 o["order"]["workerpool"].as_str().unwrap_or_default().to_owned(),
                 short(o["orderHash"].as_str().unwrap_or_default()),
             ]);

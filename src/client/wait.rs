@@ -166,7 +166,7 @@ impl<'a> Follow<'a> {
                     Err(r) => return Err(r.into_cli(&self.ex.base)),
                 };
                 let status = rec["status"].as_str().unwrap_or("?").to_owned();
-                let volume: usize = rec["order"]["volume"].as_str().and_then(|v| v.parse().ok()).unwrap_or(1);
+                let volume = usize::try_from(super::order::nrlc_of(&rec["order"]["volume"]).0).unwrap_or(1).max(1);
                 let deals = self.ex.get(&format!("/deals?requestorderHash={h}&pageSize=100")).await?;
                 let ids: Vec<String> = deals["deals"]
                     .as_array()
@@ -228,7 +228,7 @@ impl<'a> Follow<'a> {
         };
         let o = &rec["order"];
         let max = super::order::nrlc_of(&o["workerpoolmaxprice"]);
-        let category = o["category"].as_str().unwrap_or("0");
+        let category = super::order::nrlc_of(&o["category"]).0;
         let best = self.ex.get(&format!("/workerpoolorders?category={category}&pageSize=10")).await;
         let offer = match best.as_ref().ok().and_then(|b| b["orders"].as_array()).and_then(|a| a.first()) {
             Some(b) => format!(

@@ -314,7 +314,10 @@ async fn serve(args: &LocalArgs, pg: &PgCluster, anvil: &Anvil, local_json: &Pat
                     }
                 }
                 // Published at an earlier start: it is still in the book.
-                Err(crate::market::publish::PublishError::Duplicate(_)) => {}
+                Err(
+                    crate::market::publish::PublishError::Duplicate(_)
+                    | crate::market::publish::PublishError::Closed { .. },
+                ) => {}
                 Err(e) => return Err(e).context("publishing the demo app's order"),
             }
         }

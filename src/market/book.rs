@@ -12,14 +12,17 @@ use alloy::primitives::Address;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-/// Sort key: offers by price ascending, requests by `workerpoolmaxprice` descending, then arrival.
-type Key = (u64, u64);
+/// Sort key, as iexec-market-api sorts its listings: offers by price ascending, requests by
+/// `workerpoolmaxprice` descending, then publication time (milliseconds), then order hash. (The engine's time
+/// priority is the arrival number; within one millisecond the two may differ, and each follows its own rule.)
+type Key = (u64, i64, [u8; 32]);
 
 fn key(r: &OrderRecord) -> Key {
-    match r.kind() {
-        OrderKind::Request => (u64::MAX - r.price(), r.seq),
-        _ => (r.price(), r.seq),
-    }
+    let price = match r.kind() {
+        OrderKind::Request => u64::MAX - r.price(),
+        _ => r.price(),
+    };
+    (price, r.published_ms, r.hash.0.0)
 }
 
 fn slot(kind: OrderKind) -> usize {
@@ -42,7 +45,7 @@ struct Inner {
     /// Open workerpool and request orders per (kind, category).
     per_category: HashMap<(OrderKind, u64), usize>,
     /// Open requests per dataset they name.
-    requests_per_dataset: HashMap<Address, usize>,
+    requests_by_dataset: HashMap<Address, BTreeMap<Key, Arc<OrderRecord>>>,
 }
 
 /// A page of a listing.
@@ -135,7 +138,17 @@ impl Book {
 
     /// Open requests naming `dataset`.
     pub fn requests_of_dataset(&self, dataset: Address) -> usize {
-        self.read().requests_per_dataset.get(&dataset).copied().unwrap_or(0)
+        self.read().requests_by_dataset.get(&dataset).map_or(0, BTreeMap::len)
+    }
+
+    /// Open requests for `app`.
+    pub fn requests_of_app(&self, app: Address) -> Vec<Arc<OrderRecord>> {
+        self.read().per_asset.get(&(OrderKind::Request, app)).map(|m| m.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Open requests naming `dataset`.
+    pub fn requests_naming_dataset(&self, dataset: Address) -> Vec<Arc<OrderRecord>> {
+        self.read().requests_by_dataset.get(&dataset).map(|m| m.values().cloned().collect()).unwrap_or_default()
     }
 
     /// Open orders of `kind` (workerpool or request) in `category`.
@@ -157,20 +170,25 @@ impl Book {
         [0, 1, 2, 3].map(|i| g.sorted[i].len())
     }
 
-    /// Whether some open order of `kind` on `asset` satisfies `pred`.
-    pub fn any_of_asset(&self, kind: OrderKind, asset: Address, pred: impl Fn(&OrderRecord) -> bool) -> bool {
+    /// The first open order of `kind` on `asset`, in book order (cheapest, then oldest), that satisfies `pred`.
+    pub fn first_of_asset(
+        &self,
+        kind: OrderKind,
+        asset: Address,
+        pred: impl Fn(&OrderRecord) -> bool,
+    ) -> Option<Arc<OrderRecord>> {
         let g = self.read();
-        g.per_asset.get(&(kind, asset)).is_some_and(|m| m.values().any(|r| pred(r)))
+        g.per_asset.get(&(kind, asset)).and_then(|m| m.values().find(|r| pred(r)).cloned())
     }
 
-    /// A page of the open orders of `kind` that `filter` admits, in book order. When `asset` is given, only
-    /// that asset's orders are walked.
+    /// A page of the open orders of `kind` that `filter` admits, in book order: `limit` of them after the
+    /// first `skip`. When `asset` is given, only that asset's orders are walked.
     pub fn query(
         &self,
         kind: OrderKind,
         asset: Option<Address>,
         filter: impl Fn(&OrderRecord) -> bool,
-        page_index: usize,
+        skip: usize,
         page_size: usize,
     ) -> Page {
         let g = self.read();
@@ -179,7 +197,6 @@ impl Book {
             Some(a) => g.per_asset.get(&(kind, a)).unwrap_or(&empty),
             None => &g.sorted[slot(kind)],
         };
-        let skip = page_index.saturating_mul(page_size);
         let mut count = 0;
         let mut orders = Vec::with_capacity(page_size.min(source.len()));
         for r in source.values().filter(|r| filter(r)) {
@@ -203,9 +220,9 @@ fn insert(g: &mut Inner, record: Arc<OrderRecord>) {
         if let Some(c) = record.category() {
             *g.per_category.entry((kind, c)).or_default() += 1;
         }
-        if let Some(d) = requested_dataset(&record) {
-            *g.requests_per_dataset.entry(d).or_default() += 1;
-        }
+    }
+    if let Some(d) = requested_dataset(&record) {
+        g.requests_by_dataset.entry(d).or_default().insert(k, record.clone());
     }
     g.sorted[slot(kind)].insert(k, record.clone());
     g.per_asset.entry((kind, record.asset())).or_default().insert(k, record);
@@ -226,8 +243,13 @@ fn remove(g: &mut Inner, hash: &OrderHash) -> Option<Arc<OrderRecord>> {
     if let Some(c) = r.category() {
         decrement(&mut g.per_category, (kind, c));
     }
-    if let Some(d) = requested_dataset(&r) {
-        decrement(&mut g.requests_per_dataset, d);
+    if let Some(d) = requested_dataset(&r)
+        && let Some(m) = g.requests_by_dataset.get_mut(&d)
+    {
+        m.remove(&k);
+        if m.is_empty() {
+            g.requests_by_dataset.remove(&d);
+        }
     }
     Some(r)
 }

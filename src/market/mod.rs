@@ -11,7 +11,7 @@
 //!  event writer task: deal proposals + new remaining volumes in ONE transaction, then the book and the feed
 //! ```
 //!
-//! Why this order: an order is durable before it is answered 201 and before the engine sees it, so nothing the
+//! Why this order: an order is durable before it is answered (200) and before the engine sees it, so nothing the
 //! engine matched can be lost with the order. Engine events are written after their orders, in engine order;
 //! after a crash the open orders are re-added in arrival order with their stored remaining volumes, which
 //! reproduces the book, and re-proposes any deal whose events were not yet written (the engine is
@@ -29,7 +29,7 @@ use crate::chain::reads::ChainReader;
 use crate::ids::OrderHash;
 use crate::order::{Domain, OrderKind};
 use crate::store::{Store, StoreError};
-use alloy::primitives::U256;
+use alloy::primitives::{Address, U256};
 use book::Book;
 use dashmap::DashMap;
 use dragon_matching as m;
@@ -139,11 +139,31 @@ impl ChainUpdate {
 pub type RebuildStep = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 
 enum Op {
-    Publish { records: Vec<OrderRecord>, reply: oneshot::Sender<Vec<Result<Arc<OrderRecord>, PublishError>>> },
-    Close { hashes: Vec<OrderHash>, status: OrderStatus, reply: oneshot::Sender<Result<Vec<OrderHash>, PublishError>> },
-    Chain { update: ChainUpdate, reply: oneshot::Sender<()> },
+    Publish {
+        records: Vec<OrderRecord>,
+        reply: oneshot::Sender<Vec<Result<Arc<OrderRecord>, PublishError>>>,
+    },
+    /// Takes open orders out: `status` `canceled` or `dead`, or `None` to delete them (unpublication: the peer
+    /// forgets an unpublished order, which may then be published again).
+    Close {
+        hashes: Vec<OrderHash>,
+        status: Option<OrderStatus>,
+        reply: oneshot::Sender<Result<Vec<OrderHash>, PublishError>>,
+    },
+    /// App and dataset orders left the book: requests that no longer have a matchable one die, as with the peer.
+    Sweep {
+        apps: Vec<Address>,
+        datasets: Vec<Address>,
+    },
+    Chain {
+        update: ChainUpdate,
+        reply: oneshot::Sender<()>,
+    },
     // In a mutex only to make `Op` Sync (group commits borrow ops across awaits); taken once.
-    Rebuild { before: Mutex<Option<RebuildStep>>, reply: oneshot::Sender<Result<usize, StoreError>> },
+    Rebuild {
+        before: Mutex<Option<RebuildStep>>,
+        reply: oneshot::Sender<Result<usize, StoreError>>,
+    },
 }
 
 /// Counters for metrics.
@@ -160,6 +180,8 @@ pub struct Market {
     pub domain: Domain,
     pub book: Arc<Book>,
     pub reader: Arc<ChainReader>,
+    /// For the publication rules that read what the book no longer holds (orders filled, cancelled or dead).
+    pub store: Store,
     pub stats: Arc<MarketStats>,
     pub config: MarketConfig,
     ops: Mutex<Option<mpsc::Sender<Op>>>,
@@ -224,6 +246,7 @@ impl Market {
         let book = Arc::new(Book::default());
         let stats = Arc::new(MarketStats::default());
         let engine = Arc::new(EngineSlot::default());
+        let (ops_tx, ops_rx) = mpsc::channel(1024);
         let mut seq = Sequencer {
             store: store.clone(),
             book: book.clone(),
@@ -234,14 +257,15 @@ impl Market {
             chain_id,
             engine: engine.clone(),
             submitter: None,
+            ops: ops_tx.downgrade(),
         };
         seq.start_engine().await?;
-        let (ops_tx, ops_rx) = mpsc::channel(1024);
         let market = Arc::new(Market {
             chain_id,
             domain,
             book,
             reader,
+            store,
             stats,
             config,
             ops: Mutex::new(Some(ops_tx)),
@@ -274,6 +298,20 @@ impl Market {
 
     /// Takes open orders out of the book for good (`canceled` or `dead`); returns those that were open.
     pub async fn close(&self, hashes: Vec<OrderHash>, status: OrderStatus) -> Result<Vec<OrderHash>, PublishError> {
+        self.close_op(hashes, Some(status)).await
+    }
+
+    /// Unpublishes open orders: out of the book and out of the store (the same signed order may be published
+    /// again); returns those that were open. Requests left without a matchable app or dataset order die.
+    pub async fn unpublish(&self, hashes: Vec<OrderHash>) -> Result<Vec<OrderHash>, PublishError> {
+        self.close_op(hashes, None).await
+    }
+
+    async fn close_op(
+        &self,
+        hashes: Vec<OrderHash>,
+        status: Option<OrderStatus>,
+    ) -> Result<Vec<OrderHash>, PublishError> {
         let tx = self.sender()?;
         let (reply, rx) = oneshot::channel();
         tx.send(Op::Close { hashes, status, reply }).await.map_err(|_| PublishError::ShuttingDown)?;
@@ -364,6 +402,8 @@ struct Sequencer {
     engine: Arc<EngineSlot>,
     /// The current engine's submitter (a copy of the slot's, kept here off the slot's lock).
     submitter: Option<Submitter>,
+    /// The sequencer's own queue, for the event writer's sweeps (weak: the queue closes when the market does).
+    ops: mpsc::WeakSender<Op>,
 }
 
 impl Sequencer {
@@ -402,6 +442,7 @@ impl Sequencer {
             chain_id: self.chain_id,
             stats: self.stats.clone(),
             engine: self.engine.clone(),
+            ops: self.ops.clone(),
         };
         let handle = tokio::spawn(writer.run(events_rx));
         if let (Ok(mut p), Ok(mut s), Ok(mut w)) =
@@ -431,7 +472,8 @@ impl Sequencer {
     /// See [`ChainUpdate`]. Lowers come before releases, and a failed proposal is released with each of its
     /// orders capped at what the chain still has of it (`ReleaseCapped`): released volume never exceeds the
     /// chain's, and an order that someone else consumed meanwhile keeps its time priority.
-    fn apply_chain(&mut self, u: ChainUpdate) {
+    fn apply_chain(&mut self, u: ChainUpdate) -> Gone {
+        let mut gone = Gone::default();
         let mut released: Vec<(i64, m::Deal)> = Vec::new();
         for (id, reason) in &u.released {
             let deal = self.engine.proposals.remove(id);
@@ -446,6 +488,7 @@ impl Sequencer {
             }
         }
         for r in u.closed {
+            gone.add(&r);
             if let Some(old) = self.book.remove(&r.hash) {
                 self.submit(Input::Cancel { hash: m::OrderHash(r.hash.0.0), scope: scope(&old) });
             } else {
@@ -470,6 +513,7 @@ impl Sequencer {
                 self.book.insert(r.clone());
             } else {
                 self.book.remove(&r.hash);
+                gone.add(&r);
             }
             (self.listener)(&MarketEvent::Updated(r));
         }
@@ -490,18 +534,52 @@ impl Sequencer {
         for t in u.tasks {
             (self.listener)(&MarketEvent::TaskUpdated(t));
         }
+        gone
+    }
+
+    /// Requests that no app order (or, naming a dataset, no dataset order) can serve any more die, as with the
+    /// peer when an app or dataset order is unpublished, filled, cancelled or dead: what the publication rule
+    /// required of a request stays true of every request in the book.
+    async fn sweep(&mut self, gone: Gone) {
+        let mut dead: Vec<OrderHash> = Vec::new();
+        let mut candidates = Vec::new();
+        for app in gone.apps {
+            candidates.extend(self.book.requests_of_app(app));
+        }
+        for dataset in gone.datasets {
+            candidates.extend(self.book.requests_naming_dataset(dataset));
+        }
+        for r in candidates {
+            if let crate::order::AnyOrder::Request(o) = &r.order
+                && publish::matchable(&self.book, o).is_err()
+                && !dead.contains(&r.hash)
+            {
+                dead.push(r.hash);
+            }
+        }
+        if dead.is_empty() {
+            return;
+        }
+        tracing::debug!(requests = dead.len(), "requests left without a matchable app or dataset order are dead");
+        let (reply, _) = oneshot::channel();
+        self.commit(vec![Op::Close { hashes: dead, status: Some(OrderStatus::Dead), reply }]).await;
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Op>) {
         while let Some(first) = rx.recv().await {
             let first = match first {
                 Op::Chain { update, reply } => {
-                    self.apply_chain(update);
+                    let gone = self.apply_chain(update);
                     let _ = reply.send(());
+                    self.sweep(gone).await;
                     continue;
                 }
                 Op::Rebuild { before, reply } => {
                     let _ = reply.send(self.rebuild(before).await);
+                    continue;
+                }
+                Op::Sweep { apps, datasets } => {
+                    self.sweep(Gone { apps, datasets }).await;
                     continue;
                 }
                 op => op,
@@ -511,7 +589,7 @@ impl Sequencer {
             let mut held = None;
             while orders < self.max_group {
                 match rx.try_recv() {
-                    Ok(op @ (Op::Chain { .. } | Op::Rebuild { .. })) => {
+                    Ok(op @ (Op::Chain { .. } | Op::Rebuild { .. } | Op::Sweep { .. })) => {
                         // Applied after this group, in queue order.
                         held = Some(op);
                         break;
@@ -523,12 +601,15 @@ impl Sequencer {
                     Err(_) => break,
                 }
             }
-            self.commit(ops).await;
+            let gone = self.commit(ops).await;
+            self.sweep(gone).await;
             match held {
                 Some(Op::Chain { update, reply }) => {
-                    self.apply_chain(update);
+                    let gone = self.apply_chain(update);
                     let _ = reply.send(());
+                    self.sweep(gone).await;
                 }
+                Some(Op::Sweep { apps, datasets }) => self.sweep(Gone { apps, datasets }).await,
                 Some(Op::Rebuild { before, reply }) => {
                     let _ = reply.send(self.rebuild(before).await);
                 }
@@ -538,7 +619,9 @@ impl Sequencer {
         tracing::debug!("sequencer drained");
     }
 
-    async fn commit(&mut self, mut ops: Vec<Op>) {
+    /// Writes a group of publications and closes in one transaction, then applies it to the book, the engine and
+    /// the feed. Returns the apps and datasets whose orders left the book.
+    async fn commit(&mut self, mut ops: Vec<Op>) -> Gone {
         // Arrival numbers in queue order; a number lost to a failed commit leaves a harmless gap.
         for op in &mut ops {
             if let Op::Publish { records, .. } = op {
@@ -566,12 +649,13 @@ impl Sequencer {
                         Op::Close { reply, .. } => {
                             let _ = reply.send(Err(PublishError::Store(StoreError::Pool(e.to_string()))));
                         }
-                        Op::Chain { .. } | Op::Rebuild { .. } => {}
+                        Op::Chain { .. } | Op::Rebuild { .. } | Op::Sweep { .. } => {}
                     }
                 }
-                return;
+                return Gone::default();
             }
         };
+        let mut gone = Gone::default();
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
         let mut closed = closed.into_iter();
         for op in ops {
@@ -592,11 +676,12 @@ impl Sequencer {
                     }
                     let _ = reply.send(answers);
                 }
-                Op::Chain { .. } | Op::Rebuild { .. } => {}
+                Op::Chain { .. } | Op::Rebuild { .. } | Op::Sweep { .. } => {}
                 Op::Close { reply, .. } => {
                     let hashes = closed.next().unwrap_or_default();
                     for h in &hashes {
                         if let Some(r) = self.book.remove(h) {
+                            gone.add(&r);
                             self.submit(Input::Cancel { hash: m::OrderHash(h.0.0), scope: scope(&r) });
                             self.stats.unpublished.fetch_add(1, Ordering::Relaxed);
                             (self.listener)(&MarketEvent::Unpublished {
@@ -610,6 +695,7 @@ impl Sequencer {
                 }
             }
         }
+        gone
     }
 
     /// One transaction for the whole group. Returns the inserted hashes and, per close op, the closed hashes.
@@ -628,7 +714,10 @@ impl Sequencer {
         let mut closed = Vec::new();
         for op in ops {
             if let Op::Close { hashes, status, .. } = op {
-                closed.push(crate::store::orders::close(&*tx, hashes, *status).await?);
+                closed.push(match status {
+                    Some(status) => crate::store::orders::close(&*tx, hashes, *status).await?,
+                    None => crate::store::orders::delete_open(&*tx, hashes).await?,
+                });
             }
         }
         tx.commit().await?;
@@ -649,11 +738,31 @@ impl Sequencer {
     }
 }
 
+/// Apps and datasets whose orders left the book, whose requests [`Sequencer::sweep`] checks.
+#[derive(Debug, Default)]
+struct Gone {
+    apps: Vec<Address>,
+    datasets: Vec<Address>,
+}
+
+impl Gone {
+    fn add(&mut self, r: &OrderRecord) {
+        let (list, asset) = match &r.order {
+            crate::order::AnyOrder::App(o) => (&mut self.apps, o.app),
+            crate::order::AnyOrder::Dataset(o) => (&mut self.datasets, o.dataset),
+            _ => return,
+        };
+        if !list.contains(&asset) {
+            list.push(asset);
+        }
+    }
+}
+
 fn op_size(op: &Op) -> usize {
     match op {
         Op::Publish { records, .. } => records.len(),
         Op::Close { hashes, .. } => hashes.len(),
-        Op::Chain { .. } | Op::Rebuild { .. } => 0,
+        Op::Chain { .. } | Op::Rebuild { .. } | Op::Sweep { .. } => 0,
     }
 }
 
@@ -664,6 +773,8 @@ struct EventWriter {
     chain_id: u64,
     stats: Arc<MarketStats>,
     engine: Arc<EngineSlot>,
+    /// The sequencer's queue, for sweeps after app or dataset orders were filled.
+    ops: mpsc::WeakSender<Op>,
 }
 
 impl EventWriter {
@@ -730,8 +841,20 @@ impl EventWriter {
                 }
             }
         };
+        let mut gone = Gone::default();
         for r in self.book.set_remaining(&updates) {
+            if r.status == OrderStatus::Filled {
+                gone.add(&r);
+            }
             (self.listener)(&MarketEvent::Updated(r));
+        }
+        if (!gone.apps.is_empty() || !gone.datasets.is_empty())
+            && let Some(ops) = self.ops.upgrade()
+        {
+            // Never waits: the sequencer may itself be waiting for this writer (a rebuild stops the engine).
+            if ops.try_send(Op::Sweep { apps: gone.apps, datasets: gone.datasets }).is_err() {
+                tracing::warn!("the sequencer's queue is full: requests of filled app or dataset orders not swept");
+            }
         }
         self.stats.deals_proposed.fetch_add(deals.len() as u64, Ordering::Relaxed);
         for (id, deal) in ids.into_iter().zip(deals) {

@@ -13,13 +13,16 @@ use crate::ids::OrderHash;
 use crate::order::{AnyOrder, OrderKind, signature};
 use crate::store::orders::volume_fits;
 use alloy::primitives::{Address, U256};
-use dragon_matching as m;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Why an order was not published (or unpublished).
+/// Why an order was not published (or unpublished). The messages are iexec-market-api's own, word for word
+/// (its clients match them); what only Dragon checks has its own message. The stable code says the same for
+/// programs.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("invalid order: {0}")]
+    /// The body breaks a validation rule: the message is yup's, as the peer writes it (`order.volume must be
+    /// greater than or equal to 1`).
+    #[error("{0}")]
     InvalidOrder(String),
     #[error("the order is {size} bytes of JSON, more than the {limit} this exchange accepts")]
     OrderTooLarge { size: usize, limit: usize },
@@ -27,38 +30,50 @@ pub enum PublishError {
     ParamsTooLarge { size: usize, limit: usize },
     #[error("orderHash {claimed} does not match the order, whose hash is {actual}")]
     HashMismatch { claimed: OrderHash, actual: OrderHash },
+    /// A uint beyond what the order book holds, in yup's words with Dragon's bound.
     #[error("{0}")]
     ValueTooLarge(String),
-    #[error("{kind} {asset} is not registered")]
+    #[error("Resource not deployed")]
     UnknownAsset { kind: OrderKind, asset: Address },
-    #[error("the order belongs to {owner}, not to the authenticated {authenticated}")]
+    #[error("only order signer {owner} can publish an order")]
     NotOwner { owner: Address, authenticated: Address },
-    #[error("the order is neither signed nor presigned on chain by its owner {owner}")]
+    /// No signature and no presignature on chain (the reason is logged, never answered: the peer says only this).
+    #[error("invalid sign")]
     MissingSignature { owner: Address },
-    #[error("invalid signature: {0}")]
+    #[error("invalid sign")]
     InvalidSignature(String),
-    #[error("order {0} is already published")]
+    #[error("order already published")]
     Duplicate(OrderHash),
-    #[error("order {hash} is {status}, and is never reopened", status = .status.as_str())]
+    /// Filled or cancelled on chain: the record stays, and the same order is not published again.
+    #[error("order already published")]
     Closed { hash: OrderHash, status: OrderStatus },
-    #[error("order {0} is fully consumed on chain")]
+    #[error("order already consumed")]
     FullyConsumed(OrderHash),
-    #[error("stake of {account} is {available} nRLC, but this order needs {required} nRLC")]
-    InsufficientStake { account: Address, required: U256, available: U256 },
-    #[error("{signer} already has {limit} open {kind} orders, the most allowed")]
+    #[error("{}", stake_message(*.kind, .required))]
+    InsufficientStake { kind: OrderKind, account: Address, required: U256, available: U256 },
+    #[error("maximum of {limit} published open {kind}order has been reached for wallet {signer}")]
     TooManyOrders { signer: Address, kind: OrderKind, limit: usize },
     #[error("the book is full: {0}")]
     BookFull(String),
-    #[error("no open {0} order can serve this request within its prices and restrictions")]
-    NoCompatibleOffer(&'static str),
+    #[error("No {}apporder published for app {app}", if *.tee { "tee enabled " } else { "" })]
+    NoAppOrder { app: Address, tee: bool },
+    #[error("appmaxprice for app {app} is too low, actual best price is {best} nRLC")]
+    AppPriceTooLow { app: Address, best: u64 },
+    #[error("No datasetorder published for dataset {dataset}")]
+    NoDatasetOrder { dataset: Address },
+    #[error("datasetmaxprice for dataset {dataset} is too low, actual best price is {best} nRLC")]
+    DatasetPriceTooLow { dataset: Address, best: u64 },
     #[error(
         "field `{field}`: {address} is a contract that is not a registered {role}; group restrictions (ERC-734) are not supported"
     )]
     UnsupportedRestriction { field: &'static str, address: Address, role: &'static str },
-    #[error("order {0} is not open")]
-    NotOpen(OrderHash),
-    #[error("unknown order {0}")]
-    NotFound(OrderHash),
+    /// Unpublication of an order that is not open (or not of this kind).
+    #[error("{kind}order with orderHash {hash} is not published")]
+    NotPublished { kind: OrderKind, hash: OrderHash },
+    #[error("only order signer {signer} can unpublish an order")]
+    NotSigner { signer: Address },
+    #[error("no open {kind}order published by signer {signer} for {field} {address}")]
+    NothingToUnpublish { kind: OrderKind, signer: Address, field: &'static str, address: Address },
     #[error("the chain is unavailable: {0}")]
     Chain(#[from] ChainError),
     #[error("the store is unavailable: {0}")]
@@ -67,6 +82,15 @@ pub enum PublishError {
     MatchingDown,
     #[error("the exchange is shutting down")]
     ShuttingDown,
+}
+
+fn stake_message(kind: OrderKind, required: &U256) -> String {
+    match kind {
+        OrderKind::Workerpool => "workerpool owner's stake is too low to cover required workerpool lock".into(),
+        _ => format!(
+            "requester stake is too low to cover requestorder payment, minimum stake required is {required} nRLC"
+        ),
+    }
 }
 
 impl PublishError {
@@ -88,10 +112,12 @@ impl PublishError {
             PublishError::InsufficientStake { .. } => "insufficient_stake",
             PublishError::TooManyOrders { .. } => "too_many_orders",
             PublishError::BookFull(_) => "book_full",
-            PublishError::NoCompatibleOffer(_) => "no_compatible_offer",
+            PublishError::NoAppOrder { .. } | PublishError::NoDatasetOrder { .. } => "no_compatible_offer",
+            PublishError::AppPriceTooLow { .. } | PublishError::DatasetPriceTooLow { .. } => "max_price_too_low",
             PublishError::UnsupportedRestriction { .. } => "unsupported_restriction",
-            PublishError::NotOpen(_) => "order_not_open",
-            PublishError::NotFound(_) => "order_not_found",
+            PublishError::NotPublished { .. } => "order_not_published",
+            PublishError::NotSigner { .. } => "not_signer",
+            PublishError::NothingToUnpublish { .. } => "nothing_to_unpublish",
             PublishError::Chain(_) => "chain_unavailable",
             PublishError::Store(_) => "store_unavailable",
             PublishError::MatchingDown => "matching_unavailable",
@@ -102,7 +128,7 @@ impl PublishError {
 
 impl From<TooLarge> for PublishError {
     fn from(e: TooLarge) -> Self {
-        PublishError::ValueTooLarge(e.to_string())
+        PublishError::ValueTooLarge(format!("order.{} must be less than or equal to {}", e.field, u64::MAX))
     }
 }
 
@@ -143,24 +169,14 @@ fn role(kind: Option<OrderKind>) -> &'static str {
     }
 }
 
-/// Reads a submitted order of `kind` from its JSON text, within the size bounds of `config`: the text is
-/// measured before it is parsed, so an oversized document costs no more than its bytes on the wire.
-pub fn parse_order(kind: OrderKind, text: &str, config: &super::MarketConfig) -> Result<AnyOrder, PublishError> {
-    if text.len() > config.max_order_bytes {
-        return Err(PublishError::OrderTooLarge { size: text.len(), limit: config.max_order_bytes });
-    }
-    let order = AnyOrder::from_json(kind, text).map_err(|e| PublishError::InvalidOrder(e.to_string()))?;
-    if let AnyOrder::Request(r) = &order
-        && r.params.len() > config.max_params_bytes
-    {
-        return Err(PublishError::ParamsTooLarge { size: r.params.len(), limit: config.max_params_bytes });
-    }
-    Ok(order)
-}
-
 impl Market {
     /// Checks an order against every publication rule that needs no commit, and returns the record to publish
     /// (without its arrival number). `authenticated` is the address that logged in.
+    ///
+    /// The rules are iexec-market-api's, checked in its order so that an order breaking several gets the
+    /// peer's answer: already published, asset registered and owned by the signer, signature, open orders of
+    /// the signer, volume left on chain, stake, a matchable app (and dataset) order for a request. Dragon's own
+    /// bounds (book capacity, restrictions to contracts) come after the peer's rule they are closest to.
     pub async fn check(
         &self,
         order: AnyOrder,
@@ -174,21 +190,28 @@ impl Market {
             return Err(PublishError::HashMismatch { claimed, actual: hash });
         }
         let volume = order.volume();
-        if volume.is_zero() {
-            return Err(PublishError::InvalidOrder("field `volume`: must be at least 1".into()));
-        }
         if !volume_fits(volume) {
-            return Err(PublishError::ValueTooLarge(format!("field `volume`: {volume} is too large (at most 2^63-1)")));
+            return Err(PublishError::ValueTooLarge(format!(
+                "order.volume must be less than or equal to {}",
+                i64::MAX
+            )));
         }
         let view = engine_order(&order, hash, volume)?;
-        if let m::Order::Request(r) = view
-            && r.app == m::Address::ZERO
-        {
-            return Err(PublishError::InvalidOrder("field `app`: a request order must name an app".into()));
-        }
+
+        // Already published: open, filled or cancelled on chain. A dead order (its owner lost the stake or the
+        // asset) may come back, with its first publication time, as the peer keeps it.
         if self.book.get(&hash).is_some() {
             return Err(PublishError::Duplicate(hash));
         }
+        let client = self.store.client().await?;
+        let (existing, reserved) = crate::store::orders::prior(&**client, &hash).await?;
+        drop(client);
+        let published_ms = match existing {
+            Some((OrderStatus::Dead, at)) => at,
+            Some((OrderStatus::Open, _)) => return Err(PublishError::Duplicate(hash)),
+            Some((status, _)) => return Err(PublishError::Closed { hash, status }),
+            None => now_ms(),
+        };
 
         let kind = order.kind();
         let owner = match &order {
@@ -210,13 +233,8 @@ impl Market {
         if owner != authenticated {
             return Err(PublishError::NotOwner { owner, authenticated });
         }
-        let open = self.book.open_count(kind, owner);
-        if open >= self.config.max_open_orders {
-            return Err(PublishError::TooManyOrders { signer: owner, kind, limit: self.config.max_open_orders });
-        }
-        self.check_capacity(&order)?;
 
-        // Chain reads, concurrently: restrictions, signature, consumed volume, stake.
+        // Chain reads, concurrently: signature, consumed volume, restrictions; their verdicts in the peer's order.
         let restrictions = async {
             for (field, address, role_kind) in restrictions(&order) {
                 if !self.reader.has_code(address).await? {
@@ -235,10 +253,15 @@ impl Market {
         let signature = self.check_signature(&order, hash, owner);
         let consumed = async { Ok::<_, PublishError>(self.reader.consumed(hash).await?) };
         let (r, s, consumed) = tokio::join!(restrictions, signature, consumed);
-        r?;
         s?;
+        let open = self.book.open_count(kind, owner);
+        if open >= self.config.max_open_orders {
+            return Err(PublishError::TooManyOrders { signer: owner, kind, limit: self.config.max_open_orders });
+        }
+        self.check_capacity(&order)?;
         let consumed = consumed?;
-        let remaining = volume.saturating_sub(consumed);
+        // What the chain consumed, and what the engine's unsettled proposals hold of it.
+        let remaining = volume.saturating_sub(consumed).saturating_sub(U256::from(reserved));
         if remaining.is_zero() {
             return Err(PublishError::FullyConsumed(hash));
         }
@@ -247,6 +270,7 @@ impl Market {
         if let AnyOrder::Request(r) = &order {
             self.check_offers(r)?;
         }
+        r?;
         Ok(OrderRecord {
             seq: 0,
             hash,
@@ -256,7 +280,7 @@ impl Market {
             signer: owner,
             remaining: remaining_u64,
             status: OrderStatus::Open,
-            published_ms: now_ms(),
+            published_ms,
             view,
         })
     }
@@ -334,41 +358,54 @@ impl Market {
         }
         let available = self.reader.stake(owner).await?;
         if available < required {
-            return Err(PublishError::InsufficientStake { account: owner, required, available });
+            return Err(PublishError::InsufficientStake { kind: order.kind(), account: owner, required, available });
         }
         Ok(())
     }
 
-    /// A request is refused when no open app order (and dataset order, when it names one) can serve it.
     fn check_offers(&self, r: &crate::order::RequestOrder) -> Result<(), PublishError> {
-        let admits = |restrict: Address, candidate: Address| restrict == Address::ZERO || restrict == candidate;
-        // PoCo rule 07: a TEE request needs a TEE app.
-        let tee = |tag: &alloy::primitives::B256| tag.0[31] & 1 == 1;
-        let app_ok = self.book.any_of_asset(OrderKind::App, r.app, |rec| {
-            matches!(&rec.order, AnyOrder::App(a)
-                if a.appprice.0 <= r.appmaxprice.0
-                    && (!tee(&r.tag) || tee(&a.tag))
-                    && admits(a.datasetrestrict, r.dataset)
-                    && admits(a.requesterrestrict, r.requester)
-                    && (r.workerpool == Address::ZERO || admits(a.workerpoolrestrict, r.workerpool)))
-        });
-        if !app_ok {
-            return Err(PublishError::NoCompatibleOffer("app"));
-        }
-        if r.dataset != Address::ZERO {
-            let dataset_ok = self.book.any_of_asset(OrderKind::Dataset, r.dataset, |rec| {
-                matches!(&rec.order, AnyOrder::Dataset(d)
-                    if d.datasetprice.0 <= r.datasetmaxprice.0
-                        && admits(d.apprestrict, r.app)
-                        && admits(d.requesterrestrict, r.requester)
-                        && (r.workerpool == Address::ZERO || admits(d.workerpoolrestrict, r.workerpool)))
-            });
-            if !dataset_ok {
-                return Err(PublishError::NoCompatibleOffer("dataset"));
-            }
-        }
-        Ok(())
+        matchable(&self.book, r)
     }
+}
+
+/// A request needs an open app order it can be matched with (and a dataset order, when it names a dataset),
+/// as the peer decides it: the cheapest (then oldest) order whose restrictions admit the request's
+/// workerpool, dataset or app, and requester (a TEE request needs a TEE app order), and a max price that
+/// covers that order's price.
+pub(super) fn matchable(book: &super::book::Book, r: &crate::order::RequestOrder) -> Result<(), PublishError> {
+    let admits = |restrict: Address, candidate: Address| restrict == Address::ZERO || restrict == candidate;
+    let tee = |tag: &alloy::primitives::B256| tag.0[31] & 1 == 1;
+    let needs_tee = tee(&r.tag);
+    let best_app = book.first_of_asset(OrderKind::App, r.app, |rec| {
+        matches!(&rec.order, AnyOrder::App(a)
+            if admits(a.workerpoolrestrict, r.workerpool)
+                && admits(a.datasetrestrict, r.dataset)
+                && admits(a.requesterrestrict, r.requester)
+                && (!needs_tee || tee(&a.tag)))
+    });
+    match best_app {
+        None => return Err(PublishError::NoAppOrder { app: r.app, tee: needs_tee }),
+        Some(a) if U256::from(a.price()) > r.appmaxprice.0 => {
+            return Err(PublishError::AppPriceTooLow { app: r.app, best: a.price() });
+        }
+        Some(_) => {}
+    }
+    if r.dataset != Address::ZERO {
+        let best = book.first_of_asset(OrderKind::Dataset, r.dataset, |rec| {
+            matches!(&rec.order, AnyOrder::Dataset(d)
+                if admits(d.workerpoolrestrict, r.workerpool)
+                    && admits(d.apprestrict, r.app)
+                    && admits(d.requesterrestrict, r.requester))
+        });
+        match best {
+            None => return Err(PublishError::NoDatasetOrder { dataset: r.dataset }),
+            Some(d) if U256::from(d.price()) > r.datasetmaxprice.0 => {
+                return Err(PublishError::DatasetPriceTooLow { dataset: r.dataset, best: d.price() });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// The free stake an order needs for its whole `remaining` volume, as the hub locks it at matching (PoCo: the

@@ -63,12 +63,39 @@ pub struct OrderRecord {
     pub view: m::Order,
 }
 
-/// The JSON text of an order, as a raw JSON value.
+/// The uint fields of the four kinds of orders.
+const UINT_FIELDS: [&str; 9] = [
+    "appprice",
+    "datasetprice",
+    "workerpoolprice",
+    "appmaxprice",
+    "datasetmaxprice",
+    "workerpoolmaxprice",
+    "volume",
+    "category",
+    "trust",
+];
+
+/// The JSON text of an order as the market API shows it: the peer's form, with uint fields as JSON numbers. A
+/// value above 2^53-1 (which the peer refuses, and which a JavaScript number would round) stays an exact
+/// decimal string.
 pub fn raw_json(order: &AnyOrder) -> Box<serde_json::value::RawValue> {
-    let text = order.to_json_text();
+    let mut v = order.to_json();
+    if let serde_json::Value::Object(m) = &mut v {
+        for field in UINT_FIELDS {
+            if let Some(x) = m.get_mut(field)
+                && let Some(n) = x.as_str().and_then(|s| s.parse::<u64>().ok()).filter(|n| *n <= MAX_SAFE)
+            {
+                *x = serde_json::Value::from(n);
+            }
+        }
+    }
     // The serializer's own output is valid JSON; the fallback (`null`) is never taken.
-    serde_json::value::RawValue::from_string(text).unwrap_or_default()
+    serde_json::value::RawValue::from_string(v.to_string()).unwrap_or_default()
 }
+
+/// JavaScript's `Number.MAX_SAFE_INTEGER`, the largest integer every JSON reader holds exactly.
+pub const MAX_SAFE: u64 = (1 << 53) - 1;
 
 impl OrderRecord {
     pub fn kind(&self) -> OrderKind {

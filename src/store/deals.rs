@@ -168,13 +168,17 @@ pub struct DealFilter {
     pub app: Option<Address>,
     pub dataset: Option<Address>,
     pub workerpool: Option<Address>,
+    pub app_owner: Option<Address>,
+    pub dataset_owner: Option<Address>,
+    pub workerpool_owner: Option<Address>,
     pub app_hash: Option<OrderHash>,
     pub dataset_hash: Option<OrderHash>,
     pub workerpool_hash: Option<OrderHash>,
     pub request_hash: Option<OrderHash>,
 }
 
-/// Deals, newest first, with the total count: `(bodies, count)`.
+/// Deals as the peer lists them (newest block first, then by deal id), with the total count: `(bodies, count)`.
+/// Owners are those the hub recorded in the deal (its body), as the peer filters them.
 pub async fn list(
     client: &impl GenericClient,
     chain_id: u64,
@@ -188,22 +192,25 @@ pub async fn list(
         AND ($4::bytea IS NULL OR beneficiary = $4) AND ($5::bytea IS NULL OR app = $5)
         AND ($6::bytea IS NULL OR dataset = $6) AND ($7::bytea IS NULL OR workerpool = $7)
         AND ($8::bytea IS NULL OR app_hash = $8) AND ($9::bytea IS NULL OR dataset_hash = $9)
-        AND ($10::bytea IS NULL OR workerpool_hash = $10) AND ($11::bytea IS NULL OR request_hash = $11)";
+        AND ($10::bytea IS NULL OR workerpool_hash = $10) AND ($11::bytea IS NULL OR request_hash = $11)
+        AND ($12::text IS NULL OR body->'app'->>'owner' = $12)
+        AND ($13::text IS NULL OR body->'dataset'->>'owner' = $13)
+        AND ($14::text IS NULL OR body->'workerpool'->>'owner' = $14)";
     let category = f.category.map(|c| c as i64);
     let (req, ben, app, ds, wp) = (a(&f.requester), a(&f.beneficiary), a(&f.app), a(&f.dataset), a(&f.workerpool));
     let (ah, dh, wh, rh) = (h(&f.app_hash), h(&f.dataset_hash), h(&f.workerpool_hash), h(&f.request_hash));
     let chain = chain_id as i64;
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 11] =
-        [&chain, &category, &req, &ben, &app, &ds, &wp, &ah, &dh, &wh, &rh];
+    let owner = |x: &Option<Address>| x.map(|a| a.to_checksum(None));
+    let (ao, dso, wpo) = (owner(&f.app_owner), owner(&f.dataset_owner), owner(&f.workerpool_owner));
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 14] =
+        [&chain, &category, &req, &ben, &app, &ds, &wp, &ah, &dh, &wh, &rh, &ao, &dso, &wpo];
     let count: i64 = client.query_one(&format!("SELECT COUNT(*) FROM deals WHERE {cond}"), &params).await?.get(0);
     let mut with_page: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.to_vec();
     with_page.push(&offset);
     with_page.push(&limit);
     let rows = client
         .query(
-            &format!(
-                "SELECT body FROM deals WHERE {cond} ORDER BY block_number DESC, log_index DESC OFFSET $12 LIMIT $13"
-            ),
+            &format!("SELECT body FROM deals WHERE {cond} ORDER BY block_number DESC, deal_id OFFSET $15 LIMIT $16"),
             &with_page,
         )
         .await?;
@@ -264,7 +271,8 @@ pub struct TaskView {
     pub results: Option<Value>,
 }
 
-/// Price history of a category: `(unix seconds, workerpool price, volume)` per deal, oldest first.
+/// Price history of a category as the peer gives it: `(unix seconds, workerpool price, volume)` of the last
+/// `limit` deals, newest block first (then cheapest, then by deal id).
 pub async fn ohlc(
     client: &impl GenericClient,
     chain_id: u64,
@@ -273,11 +281,9 @@ pub async fn ohlc(
 ) -> Result<Vec<(i64, String, i64)>, StoreError> {
     let rows = client
         .query(
-            "SELECT * FROM (
-                SELECT extract(epoch FROM block_timestamp)::bigint, workerpool_price::text, volume, block_number, log_index
-                FROM deals WHERE chain_id = $1 AND category = $2
-                ORDER BY block_number DESC, log_index DESC LIMIT $3) x
-             ORDER BY block_number, log_index",
+            "SELECT extract(epoch FROM block_timestamp)::bigint, workerpool_price::text, volume
+             FROM deals WHERE chain_id = $1 AND category = $2
+             ORDER BY block_number DESC, workerpool_price, deal_id LIMIT $3",
             &[&(chain_id as i64), &(category as i64), &limit],
         )
         .await?;

@@ -27,6 +27,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (5, "0005_pool_replication.sql", include_str!("../../schema/0005_pool_replication.sql")),
     (7, "0007_pool_hardening.sql", include_str!("../../schema/0007_pool_hardening.sql")),
     (8, "0008_auth_expiry.sql", include_str!("../../schema/0008_auth_expiry.sql")),
+    (9, "0009_category_events.sql", include_str!("../../schema/0009_category_events.sql")),
 ];
 
 const MIGRATION_LOCK: i64 = 0x6472_6167_6f6e;

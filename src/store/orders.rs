@@ -17,7 +17,8 @@ fn opt_addr(a: Address) -> Option<Vec<u8>> {
 }
 
 /// Inserts `records` in one statement. Returns the hashes actually inserted: an order whose hash is already
-/// stored (in any status) is skipped, so an order is never published twice nor reopened.
+/// stored is skipped (an order is never published twice, nor reopened once filled or cancelled on chain),
+/// unless it is dead: its owner lost the stake or the asset, and may publish it again, as with the peer.
 pub async fn insert(client: &impl GenericClient, records: &[&OrderRecord]) -> Result<Vec<OrderHash>, StoreError> {
     let n = records.len();
     let mut seq = Vec::with_capacity(n);
@@ -79,7 +80,11 @@ pub async fn insert(client: &impl GenericClient, records: &[&OrderRecord]) -> Re
                          $13::bytea[], $14::bytea[], $15::bytea[], $16::bytea[], $17::bytea[], $18::bigint[],
                          $19::bigint[])
                   AS u(seq, h, c, k, b, s, a, p, v, t, cat, tr, ap, ds, wp, rq, bf, rem, pub)
-             ON CONFLICT (order_hash) DO NOTHING
+             ON CONFLICT (order_hash) DO UPDATE
+             SET seq = EXCLUDED.seq, body = EXCLUDED.body, signer = EXCLUDED.signer, owner = EXCLUDED.owner,
+                 remaining = EXCLUDED.remaining, status = 'open', published_at = EXCLUDED.published_at,
+                 closed_block = NULL, closed_reason = NULL, updated_at = now()
+             WHERE orders.status = 'dead'
              RETURNING order_hash",
             &[
                 &seq,
@@ -120,6 +125,15 @@ pub async fn close(
              WHERE order_hash = ANY($1) AND status = 'open' RETURNING order_hash",
             &[&hashes, &status.as_str()],
         )
+        .await?;
+    rows.iter().map(|row| Ok(OrderHash(B256::from(fixed::<32>("orders", row.get(0))?)))).collect()
+}
+
+/// Deletes open orders (unpublished: the same signed order may be published again). Returns those deleted.
+pub async fn delete_open(client: &impl GenericClient, hashes: &[OrderHash]) -> Result<Vec<OrderHash>, StoreError> {
+    let hashes: Vec<Vec<u8>> = hashes.iter().map(|h| h.0.to_vec()).collect();
+    let rows = client
+        .query("DELETE FROM orders WHERE order_hash = ANY($1) AND status = 'open' RETURNING order_hash", &[&hashes])
         .await?;
     rows.iter().map(|row| Ok(OrderHash(B256::from(fixed::<32>("orders", row.get(0))?)))).collect()
 }
@@ -200,6 +214,31 @@ fn record(row: &tokio_postgres::Row) -> Result<OrderRecord, StoreError> {
     })
 }
 
+/// What the store knows of an order about to be published: its stored status and publication time (Unix
+/// milliseconds), if it is stored, and the volume of the engine's proposals involving it that are not settled
+/// yet (an order unpublished then published again may have some).
+pub async fn prior(
+    client: &impl GenericClient,
+    hash: &OrderHash,
+) -> Result<(Option<(OrderStatus, i64)>, u64), StoreError> {
+    let row = client
+        .query_one(
+            "SELECT o.status, (extract(epoch FROM o.published_at) * 1000)::bigint,
+                    (SELECT COALESCE(SUM(volume), 0)::bigint FROM deal_proposals
+                     WHERE status IN ('proposed', 'submitted')
+                       AND (app_hash = $1 OR dataset_hash = $1 OR workerpool_hash = $1 OR request_hash = $1))
+             FROM (SELECT 1) one LEFT JOIN orders o ON o.order_hash = $1",
+            &[&hash.0.as_slice()],
+        )
+        .await?;
+    let status: Option<&str> = row.get(0);
+    let stored = match status {
+        Some(s) => Some((OrderStatus::parse(s).ok_or_else(|| corrupt(s))?, row.get::<_, i64>(1))),
+        None => None,
+    };
+    Ok((stored, row.get::<_, i64>(2).max(0) as u64))
+}
+
 /// Volumes the store keeps (BIGINT). iExec's "infinite" bulk dataset volume, 2^53 - 1, fits.
 pub fn volume_fits(v: U256) -> bool {
     v <= U256::from(i64::MAX as u64)
@@ -253,6 +292,7 @@ pub async fn recompute(client: &impl GenericClient, hashes: &[OrderHash]) -> Res
 }
 
 /// Closes open (or fully reserved) orders because of something the chain did at `block`: returns those closed.
+/// A cancelled order has nothing left (remaining 0, as the peer shows it); a dead one keeps its remaining volume.
 pub async fn close_at_block(
     client: &impl GenericClient,
     hashes: &[OrderHash],
@@ -267,7 +307,8 @@ pub async fn close_at_block(
     let rows = client
         .query(
             &format!(
-                "UPDATE orders SET status = $2, closed_block = $3, closed_reason = $4, updated_at = now()
+                "UPDATE orders SET status = $2, closed_block = $3, closed_reason = $4, updated_at = now(),
+                        remaining = CASE WHEN $2 = 'canceled' THEN 0 ELSE remaining END
                  WHERE order_hash = ANY($1) AND status IN ('open', 'filled')
                  RETURNING {COLUMNS}"
             ),

@@ -261,9 +261,9 @@ async fn every_cli_error_is_one_line_with_its_exit_code() {
 
     // An app order for the World's app; a workerpool offer at 50 nRLC in category 0.
     let (s, b) = server.publish(&w.owner, &w.app_order(0, 100, 0x71)).await;
-    assert_eq!(s, 201, "{b}");
+    assert_eq!(s, 200, "{b}");
     let (s, b) = server.publish(&w.owner, &w.pool_order(50, 10, 0, 0x72)).await;
-    assert_eq!(s, 201, "{b}");
+    assert_eq!(s, 200, "{b}");
 
     // No key, no endpoints.
     place.fails(None, &["submit", "--app", &app], 2, "no signing key: set DRAGON_PRIVATE_KEY").await;
@@ -332,7 +332,9 @@ async fn every_cli_error_is_one_line_with_its_exit_code() {
     let hash = place.ok(Some(&w.owner), &["order", "publish", "--kind", "app", &file]).await;
     let out = place.ok(Some(&w.owner), &["order", "unpublish", "--kind", "app", hash.trim()]).await;
     assert_eq!(out.trim(), hash.trim());
-    place.fails(Some(&w.owner), &["order", "unpublish", "--kind", "app", hash.trim()], 2, "(order_not_open)").await;
+    place
+        .fails(Some(&w.owner), &["order", "unpublish", "--kind", "app", hash.trim()], 2, "(order_not_published)")
+        .await;
     // A requester cannot publish an owner's order.
     place.fails(Some(requester), &["order", "publish", "--kind", "app", &file], 2, "the exchange refused").await;
 
@@ -349,7 +351,7 @@ async fn every_cli_error_is_one_line_with_its_exit_code() {
 
     // Once the offer is cheap enough, the open request matches and its deal shows.
     let (s, b) = server.publish(&w.owner, &w.pool_order(10, 10, 0, 0x73)).await;
-    assert_eq!(s, 201, "{b}");
+    assert_eq!(s, 200, "{b}");
     let status = until("the deal in dragon status", Duration::from_secs(30), async || {
         let s = place.ok(None, &["status", &request]).await;
         s.contains("deal 0x").then_some(s)

@@ -1,5 +1,5 @@
 //! `dragon serve` as a separate process, killed with SIGKILL in the middle of a publishing load: every order it
-//! answered 201 must be in the book after a restart, and restarts must give the same book.
+//! answered 200 must be in the book after a restart, and restarts must give the same book.
 
 use crate::harness::{database, dragon_bin};
 use crate::market::World;
@@ -84,14 +84,14 @@ async fn book(base: &str, w: &World, chain_id: u64) -> Vec<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_answered_201_is_lost_by_a_kill_9() {
+async fn nothing_answered_200_is_lost_by_a_kill_9() {
     let w = World::new().await;
     let chain_id = w.deployment.chain_id;
     let db = database().await;
     let mut server = spawn(&w, &db).await;
     let token = bearer(&w, &server.base, chain_id).await;
 
-    // Eight publishers post app orders (salts unique per publisher), remembering what was answered 201.
+    // Eight publishers post app orders (salts unique per publisher), remembering what was answered 200.
     let answered = Arc::new(Mutex::new(BTreeSet::new()));
     let sent = Arc::new(Mutex::new(BTreeSet::new()));
     let mut tasks = Vec::new();
@@ -119,7 +119,7 @@ async fn nothing_answered_201_is_lost_by_a_kill_9() {
                     .send()
                     .await;
                 match r {
-                    Ok(r) if r.status().as_u16() == 201 => {
+                    Ok(r) if r.status().as_u16() == 200 => {
                         answered.lock().expect("lock").insert(hash);
                     }
                     Ok(r) => panic!("unexpected answer {}", r.status()),
@@ -148,12 +148,12 @@ async fn nothing_answered_201_is_lost_by_a_kill_9() {
         sent.len()
     );
 
-    // Restart: every order answered 201 is open in the book; anything else listed was at least sent.
+    // Restart: every order answered 200 is open in the book; anything else listed was at least sent.
     let server = spawn(&w, &db).await;
     let listed = book(&server.base, &w, chain_id).await;
     let hashes: BTreeSet<String> = listed.iter().filter_map(|o| o["orderHash"].as_str().map(str::to_owned)).collect();
     let lost: Vec<_> = answered.difference(&hashes).collect();
-    assert!(lost.is_empty(), "orders answered 201 but missing after the restart: {lost:?}");
+    assert!(lost.is_empty(), "orders answered 200 but missing after the restart: {lost:?}");
     assert!(hashes.is_subset(&sent), "the book holds orders nobody sent");
     assert!(listed.iter().all(|o| o["status"] == "open" && o["remaining"] == 3));
 
@@ -193,7 +193,7 @@ async fn sync_killed_mid_stream_misses_nothing_and_applies_nothing_twice() {
             .send()
             .await
             .expect("publish");
-        assert_eq!(r.status().as_u16(), 201);
+        assert_eq!(r.status().as_u16(), 200);
     }
     // The stream: deals made directly on chain (requests Dragon never saw), each task initialized.
     const DEALS: u64 = 24;

@@ -27,7 +27,7 @@ async fn publish_all(server: &Server, w: &World, orders: &[AnyOrder]) {
     for o in orders {
         let key = if o.kind() == dragon::order::OrderKind::Request { &w.requester } else { &w.owner };
         let (s, b) = server.publish(key, o).await;
-        assert_eq!(s, 201, "{b}");
+        assert_eq!(s, 200, "{b}");
     }
 }
 
@@ -151,14 +151,14 @@ async fn the_explorer_shows_the_market_live_in_a_real_browser() {
     let sent = now_ms();
     let (s, b) =
         server.send(reqwest::Method::POST, "/workerpoolorders", &auth, &json!({"order": fresh.to_json()})).await;
-    assert_eq!(s, 201, "{b}");
+    assert_eq!(s, 200, "{b}");
     let answered = now_ms();
     let seen = browser.next().await;
     let at = seen["at"].as_i64().unwrap_or_else(|| panic!("the order never showed: {seen}"));
     // From the moment the POST leaves: the publication itself is part of what a user waits for. (The page can
-    // show the order before the 201 arrives: the feed goes out at commit.)
+    // show the order before the 200 arrives: the feed goes out at commit.)
     eprintln!(
-        "explorer: order on the page {} ms after the POST was sent ({} ms after its 201)",
+        "explorer: order on the page {} ms after the POST was sent ({} ms after its 200)",
         at - sent,
         at - answered
     );
@@ -291,10 +291,10 @@ async fn the_page_and_its_routes_answer_with_types_caching_and_clear_errors() {
 
     // A deal with three tasks, one initialized.
     for o in [w.app_order(2, 100, 1), w.pool_order(5, 10, CATEGORY, 2)] {
-        assert_eq!(server.publish(&w.owner, &o).await.0, 201);
+        assert_eq!(server.publish(&w.owner, &o).await.0, 200);
     }
     let req = w.request(&w.requester, 8, 3, CATEGORY, 3);
-    assert_eq!(server.publish(&w.requester, &req).await.0, 201);
+    assert_eq!(server.publish(&w.requester, &req).await.0, 200);
     let deal = deals_of(&server, &w, &req, 1).await.remove(0);
     let dealid = deal["dealid"].as_str().expect("dealid").to_owned();
     let hub = DragonHub::new(w.deployment.hub, provider(&w.node.url(), &w.owner));

@@ -112,7 +112,7 @@ async fn a_posted_request_becomes_a_deal_on_chain_with_no_other_action() {
     let req = w.request(&w.requester, 8, 3, 1, 3);
     for (key, o) in [(&w.owner, &app), (&w.owner, &pool), (&w.requester, &req)] {
         let (s, b) = server.publish(key, o).await;
-        assert_eq!(s, 201, "{b}");
+        assert_eq!(s, 200, "{b}");
     }
     let deal = until("the deal on chain", async || deals_of(&server, &h(&w, &req)).await.into_iter().next()).await;
     let dealid = deal["dealid"].as_str().expect("dealid").to_owned();
@@ -142,7 +142,7 @@ async fn a_posted_request_becomes_a_deal_on_chain_with_no_other_action() {
     // Price history from the deal.
     let (_, ohlc) = server.get("/ohlc?category=1").await;
     assert_eq!(ohlc["ohlc"].as_array().map(Vec::len), Some(1), "{ohlc}");
-    assert_eq!(ohlc["ohlc"][0][1], "5");
+    assert_eq!(ohlc["ohlc"][0][1], 5, "the price, a JSON number as the peer gives it");
     assert_eq!(ohlc["ohlc"][0][2], 3);
 
     // A task initialized on chain shows ACTIVE in the deal view (task events are synced).
@@ -180,7 +180,7 @@ async fn without_gas_money_deals_wait_then_settle_in_one_batch_with_one_failing_
     let app = w.app_order(2, 100, 1);
     let pool = w.pool_order(5, 100, 1, 2);
     for o in [&app, &pool] {
-        assert_eq!(server.publish(&w.owner, o).await.0, 201);
+        assert_eq!(server.publish(&w.owner, o).await.0, 200);
     }
     // Three requests, one per requester; the poor one can pay for one task (7 nRLC) and asks for two,
     // singly: each order passes publication, the second deal cannot be paid.
@@ -189,14 +189,14 @@ async fn without_gas_money_deals_wait_then_settle_in_one_batch_with_one_failing_
     let mut reqs = Vec::new();
     for (i, who) in rich.iter().enumerate() {
         let r = exact_request(&w, who, 2, 5, 2, 10 + i as u8);
-        assert_eq!(server.publish(who, &r).await.0, 201);
+        assert_eq!(server.publish(who, &r).await.0, 200);
         reqs.push(r);
     }
     let poor_a = exact_request(&w, &poor, 2, 5, 1, 20);
     let poor_b = exact_request(&w, &poor, 2, 5, 1, 21);
     for r in [&poor_a, &poor_b] {
         let (s, b) = server.publish(&poor, r).await;
-        assert_eq!(s, 201, "{b}");
+        assert_eq!(s, 200, "{b}");
     }
     // No gas money: the proposals wait, proposed, and the health check says why.
     until("the settler to notice", async || {
@@ -258,7 +258,7 @@ async fn orders_cancelled_on_chain_or_left_without_stake_or_owner_leave_the_book
     let app2 = w.app_order(3, 10, 2);
     let pool = w.pool_order(5, 10, 1, 3);
     for o in [&app, &app2, &pool] {
-        assert_eq!(server.publish(&w.owner, o).await.0, 201);
+        assert_eq!(server.publish(&w.owner, o).await.0, 200);
     }
     let hub = DragonHub::new(w.deployment.hub, provider(&w.node.url(), &w.owner));
 
@@ -306,7 +306,7 @@ async fn orders_cancelled_on_chain_or_left_without_stake_or_owner_leave_the_book
         AnyOrder::App(a)
     });
     let (s, b) = server.publish(&w.other, &mine).await;
-    assert_eq!(s, 201, "{b}");
+    assert_eq!(s, 200, "{b}");
     server.shutdown().await;
 }
 
@@ -343,7 +343,7 @@ async fn a_reorg_is_undone_exactly() {
     let app2 = w.app_order(3, 10, 2);
     let pool = w.pool_order(5, 10, 1, 3);
     for o in [&app, &app2, &pool] {
-        assert_eq!(server.publish(&w.owner, o).await.0, 201);
+        assert_eq!(server.publish(&w.owner, o).await.0, 200);
     }
     let p = provider(&w.node.url(), &w.owner);
     let before_block = p.get_block_number().await.expect("block");
@@ -385,7 +385,7 @@ async fn a_reorg_is_undone_exactly() {
     assert_eq!(consumed(&w, &h(&w, &pool)).await, U256::ZERO, "the chain agrees");
     // The book works on: a request matches the restored volume (no settler here: it stays proposed).
     let req2 = w.request(&w.requester, 8, 10, 1, 8);
-    assert_eq!(server.publish(&w.requester, &req2).await.0, 201);
+    assert_eq!(server.publish(&w.requester, &req2).await.0, 200);
     until("the whole pool matched", async || {
         (order(&server, "workerpool", &h(&w, &pool)).await["status"] == "filled").then_some(())
     })
@@ -432,7 +432,7 @@ async fn the_feed_carries_deals_and_task_changes_and_confirmations_delay_them() 
     let pool = w.pool_order(5, 10, 1, 2);
     let req = w.request(&w.requester, 8, 1, 1, 3);
     for (key, o) in [(&w.owner, &app), (&w.owner, &pool), (&w.requester, &req)] {
-        assert_eq!(server.publish(key, o).await.0, 201);
+        assert_eq!(server.publish(key, o).await.0, 200);
     }
     assert_eq!(next().await["event"], "deal_proposed");
     // Settled on chain at once, but listed only after two more blocks (confirmations = 2).
@@ -479,12 +479,12 @@ async fn a_stuck_settlement_is_replaced_with_higher_fees_and_settles_once() {
     let app = w.app_order(2, 100, 1);
     let pool = w.pool_order(5, 10, 1, 2);
     for o in [&app, &pool] {
-        assert_eq!(server.publish(&w.owner, o).await.0, 201);
+        assert_eq!(server.publish(&w.owner, o).await.0, 200);
     }
     // Blocks stop: the settlement waits in the mempool past the receipt timeout and is replaced.
     automine(&w, false).await;
     let req = w.request(&w.requester, 8, 2, 1, 3);
-    assert_eq!(server.publish(&w.requester, &req).await.0, 201);
+    assert_eq!(server.publish(&w.requester, &req).await.0, 200);
     let first = until("the first transaction", async || {
         proposals(&server, &h(&w, &req))
             .await
@@ -527,11 +527,11 @@ async fn volume_consumed_by_someone_else_meanwhile_is_never_released_to_the_book
     let app = w.app_order(2, 100, 1);
     let pool = w.pool_order(5, 3, 1, 2);
     for o in [&app, &pool] {
-        assert_eq!(server.publish(&w.owner, o).await.0, 201);
+        assert_eq!(server.publish(&w.owner, o).await.0, 200);
     }
     // Dragon proposes the pool's whole volume to a request; the settler cannot send it yet.
     let req = w.request(&w.requester, 8, 3, 1, 3);
-    assert_eq!(server.publish(&w.requester, &req).await.0, 201);
+    assert_eq!(server.publish(&w.requester, &req).await.0, 200);
     until("the proposal", async || proposals(&server, &h(&w, &req)).await.into_iter().next()).await;
     // Meanwhile someone matches the same pool order directly on chain, for all of its volume.
     let theirs = w.request(&w.other, 8, 3, 1, 4);
@@ -621,7 +621,7 @@ async fn the_local_market_settles_deals_on_its_own_chain() {
     let server = Server::attach(info["api"].as_str().expect("api"), d.chain_id);
     for (key, order) in [(&owner, &app_order), (&owner, &pool_order), (&requester, &request)] {
         let (s, b) = server.publish(key, order).await;
-        assert_eq!(s, 201, "{b}");
+        assert_eq!(s, 200, "{b}");
     }
     let rh = request.order_hash(&domain).to_string();
     let deal = until("the deal on the local chain", async || deals_of(&server, &rh).await.into_iter().next()).await;

@@ -301,7 +301,8 @@ async function orderbook() {
 }
 
 // fetch: fetches orders by hash. `hashes: {apporder, datasetorder, workerpoolorder, requestorder}` (any subset).
-// Output: {apporder: {record, types}, ...}: `record` is what the SDK returned (the API's object without `ok`).
+// Output: {apporder: {record, types} | {error}, ...}: `record` is what the SDK returned (the API's object without
+// `ok`), `error` the message the SDK threw (e.g. for an unpublished order, which the API no longer knows).
 async function fetchFlow() {
   const iexec = sdk('requester');
   const hashes = cfg.hashes ?? {};
@@ -309,8 +310,12 @@ async function fetchFlow() {
   const out = {};
   for (const kind of KINDS) {
     if (!hashes[kind]) continue;
-    const record = await iexec.orderbook[`fetch${NAME[kind]}`](hashes[kind]);
-    out[kind] = { record, types: typesOf(record) };
+    try {
+      const record = await iexec.orderbook[`fetch${NAME[kind]}`](hashes[kind]);
+      out[kind] = { record, types: typesOf(record) };
+    } catch (e) {
+      out[kind] = { error: e.message };
+    }
   }
   return out;
 }
