@@ -358,7 +358,12 @@ async fn dragon_run(w: &World, server: &Server, pool: &Pool, app: Address, args:
 async fn the_key_stays_out_of_reach(as_root: bool) {
     let w = World::new().await;
     let server = Server::start(settling(&w, database().await)).await;
-    let pool = Pool::start(Pool::config(&w, database().await));
+    let key = funded_worker(&w).await;
+    // The owner vouches for its worker (a private pool believes its two CPUs from the start; a public one gives
+    // an unproven worker one slot), so that the honest task runs beside the hostile one.
+    let mut config = Pool::config(&w, database().await);
+    config.membership = dragon::pool::membership::Membership::Private { allow: [key.address()].into() };
+    let pool = Pool::start(config);
     let (honest_app, honest_order) = native_app(&w).await;
     let owner = setup::Account::new(&w.node.url(), &w.owner).expect("account");
     let steal = root().join("tests/fixtures/hostile/steal.sh");
@@ -366,7 +371,6 @@ async fn the_key_stays_out_of_reach(as_root: bool) {
         .await
         .expect("app");
     let hostile_order = w.signed(&w.owner, app_order_of(hostile, 1, 10, 0x84));
-    let key = funded_worker(&w).await;
     let name = if as_root { "key-root" } else { "key-own-user" };
     let dir = work_dir(name);
     std::fs::create_dir_all(&dir).expect("mkdir");
