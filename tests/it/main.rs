@@ -19,3 +19,4 @@ mod replay;
 mod sdk;
 mod server;
 mod settle;
+mod hostile_settle;

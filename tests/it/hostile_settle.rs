@@ -1,0 +1,400 @@
+//! Issue 16, findings 8 and 9: the settler against a hostile world, with the real `dragon serve` binary (killed
+//! with SIGKILL or stopped with SIGTERM while a settlement is in flight), a real anvil and PostgreSQL.
+//!
+//! - A restart must never fail a proposal whose transaction may still land: the transaction is stored signed
+//!   before it is broadcast, and a restarted server follows it (sending the identical bytes again when the node
+//!   lost them), so exactly one deal lands; only a transaction whose nonce went to another one is dead.
+//! - A flood of zero-priced deals between an attacker's own app, pool and requests cannot drain the operator's
+//!   gas money: settlement spends at most the configured gas budgets, the excess stays deferred (its volume
+//!   reserved), and an honest paid deal still settles meanwhile.
+
+use crate::harness::{database, dragon_bin};
+use crate::market::{Server, World, app_order_of, pool_order_of, provider, request_of};
+use crate::settle::{OPERATOR, operator, until};
+use alloy::network::TransactionBuilder;
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::TransactionRequest;
+use alloy::signers::local::PrivateKeySigner;
+use dragon::chain::contracts::hub::DragonHub;
+use dragon::chain::setup;
+use dragon::order::AnyOrder;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// `dragon serve` as its own process, with the operator key (it settles) and a TOML file.
+struct Dragon {
+    api: Server,
+    child: tokio::process::Child,
+}
+
+impl Dragon {
+    async fn start(w: &World, db: &str, settlement: &str) -> Dragon {
+        let port = dragon::local::free_port().expect("port");
+        let config = std::env::temp_dir().join(format!("dragon-hostile-settle-{}-{port}.toml", std::process::id()));
+        std::fs::write(&config, format!("listen = \"127.0.0.1:{port}\"\n{settlement}")).expect("write config");
+        let child = tokio::process::Command::new(dragon_bin())
+            .args(["serve", "--rpc-url", &w.node.url(), "--config"])
+            .arg(&config)
+            .arg("--deployment")
+            .arg(&w.deployment_path)
+            .env("DATABASE_URL", db)
+            .env("DRAGON_OPERATOR_KEY", OPERATOR)
+            .env("RUST_LOG", "warn,dragon::chain=info")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn dragon serve");
+        let base = format!("http://127.0.0.1:{port}");
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = reqwest::get(format!("{base}/health")).await
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "dragon serve did not become healthy");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Dragon { api: Server::attach(&base, w.deployment.chain_id), child }
+    }
+
+    /// SIGKILL: no chance to clean up.
+    async fn kill_9(mut self) {
+        self.child.start_kill().expect("kill -9");
+        let _ = self.child.wait().await;
+    }
+
+    /// SIGTERM: the graceful stop (the settler is aborted wherever it is).
+    async fn stop(mut self) {
+        let pid = self.child.id().expect("pid");
+        std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill -TERM");
+        let status = self.child.wait().await.expect("wait");
+        assert!(status.success(), "graceful stop exits 0: {status}");
+    }
+}
+
+fn h(w: &World, o: &AnyOrder) -> String {
+    o.order_hash(&w.domain).to_string()
+}
+
+async fn rpc(w: &World, method: &'static str, params: impl serde::Serialize) -> Value {
+    let p = provider(&w.node.url(), &w.owner);
+    let params = serde_json::to_value(params).expect("params");
+    p.raw_request::<_, Value>(method.into(), params).await.unwrap_or_else(|e| panic!("{method}: {e}"))
+}
+
+async fn automine(w: &World, on: bool) {
+    rpc(w, "evm_setAutomine", (on,)).await;
+}
+
+async fn mine(w: &World) {
+    rpc(w, "evm_mine", ()).await;
+}
+
+/// Whether the node knows the transaction (in its pool or mined).
+async fn node_knows(w: &World, tx: &str) -> bool {
+    let v = rpc(w, "eth_getTransactionByHash", (tx,)).await;
+    !v.is_null()
+}
+
+async fn proposals(server: &Server, hash: &str) -> Vec<Value> {
+    let (s, b) = server.get(&format!("/proposals?orderHash={hash}")).await;
+    assert_eq!(s, 200, "{b}");
+    b["proposals"].as_array().cloned().unwrap_or_default()
+}
+
+async fn deals_of(server: &Server, request: &str) -> Vec<Value> {
+    let (s, b) = server.get(&format!("/deals?requestorderHash={request}")).await;
+    assert_eq!(s, 200, "{b}");
+    b["deals"].as_array().cloned().unwrap_or_default()
+}
+
+async fn consumed(w: &World, hash: &str) -> U256 {
+    let hub = DragonHub::new(w.deployment.hub, provider(&w.node.url(), &w.owner));
+    hub.viewConsumed(hash.parse().expect("hash")).call().await.expect("viewConsumed")
+}
+
+/// `OrdersMatched` events on chain for a request, whoever sent them.
+async fn deals_on_chain(w: &World, request: &str) -> Vec<(B256, B256)> {
+    use alloy::rpc::types::Filter;
+    use alloy::sol_types::SolEvent;
+    let p = provider(&w.node.url(), &w.owner);
+    let logs = p
+        .get_logs(
+            &Filter::new()
+                .address(w.deployment.hub)
+                .event_signature(DragonHub::OrdersMatched::SIGNATURE_HASH)
+                .from_block(w.deployment.block_number),
+        )
+        .await
+        .expect("logs");
+    let request: B256 = request.parse().expect("hash");
+    logs.iter()
+        .filter_map(|l| Some((l.log_decode::<DragonHub::OrdersMatched>().ok()?, l.transaction_hash?)))
+        .filter(|(e, _)| e.inner.data.requestHash == request)
+        .map(|(e, tx)| (e.inner.data.dealid, tx))
+        .collect()
+}
+
+/// A deal proposed with blocks stopped: its transaction waits in the node's pool. Returns the request and the
+/// transaction's hash.
+async fn a_deal_in_flight(w: &World, server: &Server) -> (AnyOrder, String) {
+    let app = w.app_order(2, 100, 1);
+    let pool = w.pool_order(5, 10, 1, 2);
+    for o in [&app, &pool] {
+        let (s, b) = server.publish(&w.owner, o).await;
+        assert_eq!(s, 201, "{b}");
+    }
+    automine(w, false).await;
+    let req = w.request(&w.requester, 8, 2, 1, 3);
+    let (s, b) = server.publish(&w.requester, &req).await;
+    assert_eq!(s, 201, "{b}");
+    let tx = until("the settlement transaction", async || {
+        proposals(server, &h(w, &req)).await.into_iter().find_map(|p| p["transactionHash"].as_str().map(str::to_owned))
+    })
+    .await;
+    until("the node to hold the transaction", async || node_knows(w, &tx).await.then_some(())).await;
+    (req, tx)
+}
+
+/// After a restart, the proposal is the same one, still waiting for its transaction (not failed, not proposed
+/// again), for a while.
+async fn still_in_flight(w: &World, server: &Server, req: &AnyOrder, tx: &str) {
+    for _ in 0..15 {
+        let p = proposals(server, &h(w, req)).await;
+        assert_eq!(p.len(), 1, "one proposal, not failed and not proposed again: {p:?}");
+        assert_eq!(p[0]["status"], "submitted", "the restart must not give up a transaction that may land: {p:?}");
+        assert_eq!(p[0]["transactionHash"], tx, "{p:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Blocks come back: exactly one deal lands, from `tx`, and the proposal is settled with it.
+async fn lands_once(w: &World, server: &Server, req: &AnyOrder, tx: &str) {
+    automine(w, true).await;
+    mine(w).await;
+    let deal = until("the deal", async || deals_of(server, &h(w, req)).await.into_iter().next()).await;
+    assert_eq!(deal["transactionHash"], tx, "the transaction signed before the restart landed: {deal}");
+    until("the proposal settled", async || {
+        let p = proposals(server, &h(w, req)).await;
+        (p.len() == 1 && p[0]["status"] == "settled").then_some(())
+    })
+    .await;
+    // A few more blocks: nothing else lands for this request.
+    for _ in 0..3 {
+        mine(w).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let on_chain = deals_on_chain(w, &h(w, req)).await;
+    assert_eq!(on_chain.len(), 1, "exactly one deal on chain: {on_chain:?}");
+    assert_eq!(consumed(w, &h(w, req)).await, U256::from(2));
+    let p = proposals(server, &h(w, req)).await;
+    assert_eq!((p.len(), p[0]["status"].as_str()), (1, Some("settled")), "{p:?}");
+    assert_eq!(deals_of(server, &h(w, req)).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_in_flight_at_a_kill_9_is_followed_after_the_restart_and_lands_once() {
+    let w = World::new().await;
+    let db = database().await;
+    let server = Dragon::start(&w, &db, "").await;
+    let (req, tx) = a_deal_in_flight(&w, &server.api).await;
+    server.kill_9().await;
+
+    let server = Dragon::start(&w, &db, "").await;
+    still_in_flight(&w, &server.api, &req, &tx).await;
+    // A graceful stop while it is still in flight loses nothing either.
+    server.stop().await;
+    let server = Dragon::start(&w, &db, "").await;
+    still_in_flight(&w, &server.api, &req, &tx).await;
+    lands_once(&w, &server.api, &req, &tx).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_the_node_dropped_is_sent_again_byte_for_byte_after_the_restart() {
+    let w = World::new().await;
+    let db = database().await;
+    let server = Dragon::start(&w, &db, "").await;
+    let (req, tx) = a_deal_in_flight(&w, &server.api).await;
+    server.kill_9().await;
+    // The node forgets it (a restarted node, an evicted transaction).
+    rpc(&w, "anvil_dropTransaction", (&tx,)).await;
+    assert!(!node_knows(&w, &tx).await, "dropped");
+
+    let server = Dragon::start(&w, &db, "").await;
+    until("the identical bytes sent again", async || node_knows(&w, &tx).await.then_some(())).await;
+    still_in_flight(&w, &server.api, &req, &tx).await;
+    lands_once(&w, &server.api, &req, &tx).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_whose_nonce_went_to_another_transaction_fails_and_is_settled_again_once() {
+    let w = World::new().await;
+    let db = database().await;
+    let server = Dragon::start(&w, &db, "").await;
+    let (req, tx) = a_deal_in_flight(&w, &server.api).await;
+    server.kill_9().await;
+    // The operator key is used elsewhere: another transaction takes the settlement's nonce and is mined.
+    let p = provider(&w.node.url(), &w.owner);
+    let ours = p.get_transaction_by_hash(tx.parse().expect("hash")).await.expect("get").expect("pending");
+    let nonce = {
+        use alloy::consensus::Transaction as _;
+        ours.inner.nonce()
+    };
+    rpc(&w, "anvil_dropTransaction", (&tx,)).await;
+    automine(&w, true).await;
+    let op = operator();
+    let other = provider(&w.node.url(), &op)
+        .send_transaction(
+            TransactionRequest::default().with_to(op.address()).with_value(U256::from(1)).with_nonce(nonce),
+        )
+        .await
+        .expect("send")
+        .get_receipt()
+        .await
+        .expect("mined");
+    assert!(other.status());
+
+    // The stored transaction is dead: its proposal fails for that reason, the deal is proposed again, and it
+    // settles once.
+    let server = Dragon::start(&w, &db, "").await;
+    let failed = until("the dead transaction's proposal to fail", async || {
+        proposals(&server.api, &h(&w, &req)).await.into_iter().find(|p| p["status"] == "failed")
+    })
+    .await;
+    let reason = failed["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(&format!("nonce {nonce}")) && reason.contains("another transaction"), "{failed}");
+    let deal = until("the deal", async || deals_of(&server.api, &h(&w, &req)).await.into_iter().next()).await;
+    assert_ne!(deal["transactionHash"], tx);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(deals_on_chain(&w, &h(&w, &req)).await.len(), 1, "settled once");
+    assert_eq!(consumed(&w, &h(&w, &req)).await, U256::from(2));
+    let p = proposals(&server.api, &h(&w, &req)).await;
+    let settled: Vec<_> = p.iter().filter(|p| p["status"] == "settled").collect();
+    assert_eq!((p.len(), settled.len()), (2, 1), "{p:?}");
+    server.stop().await;
+}
+
+/// Small budgets for the flood test: free deals together may use 1.2 M gas an hour (about five deals), the
+/// whole operator 3 M; requesters and pool owners keep generous budgets.
+const BUDGETS: &str = "[settlement]\nbudget_window_secs = 3600\noperator_gas_budget = 3000000\n\
+                       free_deal_gas_budget = 1200000\n";
+const OPERATOR_BUDGET: u64 = 3_000_000;
+const FREE_BUDGET: u64 = 1_200_000;
+
+/// Every transaction the operator sent from `from` on: (gasUsed, wei paid).
+async fn operator_spending(w: &World, from: u64) -> Vec<(u64, U256)> {
+    let p = provider(&w.node.url(), &w.owner);
+    let head = p.get_block_number().await.expect("head");
+    let op = operator().address();
+    let mut out = Vec::new();
+    for n in from..=head {
+        let block = p.get_block_by_number(n.into()).full().await.expect("block").expect("exists");
+        for tx in block.transactions.txns() {
+            if tx.inner.signer() == op {
+                let r = p.get_transaction_receipt(*tx.inner.tx_hash()).await.expect("receipt").expect("mined");
+                out.push((r.gas_used, U256::from(r.gas_used) * U256::from(r.effective_gas_price)));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_free_self_dealing_cannot_drain_the_operator_and_honest_deals_still_settle() {
+    const FLOOD: usize = 30;
+    let w = World::new().await;
+    let db = database().await;
+    let server = Dragon::start(&w, &db, BUDGETS).await;
+    let api = &server.api;
+
+    // The attacker: its own app and workerpool (registered with its own gas money), orders at price 0, the pool
+    // restricted to itself, and many requests of one task each.
+    let attacker = PrivateKeySigner::random();
+    let p = provider(&w.node.url(), &w.owner);
+    let _: Value = p
+        .raw_request("anvil_setBalance".into(), (attacker.address(), U256::from(10u128.pow(20))))
+        .await
+        .expect("anvil_setBalance");
+    let account = setup::Account::new(&w.node.url(), &attacker).expect("account");
+    let app = setup::create_app(&w.deployment, &account, "free", b"docker.io/x/free:1").await.expect("app");
+    let pool = setup::create_workerpool(&w.deployment, &account, "free pool").await.expect("pool");
+    let app_order = w.signed(&attacker, app_order_of(app, 0, 1_000, 1));
+    let mut pool_order = pool_order_of(pool, 0, 1_000, 1, 2);
+    if let AnyOrder::Workerpool(o) = &mut pool_order {
+        o.requesterrestrict = attacker.address();
+    }
+    let pool_order = w.signed(&attacker, pool_order);
+
+    let start_block = p.get_block_number().await.expect("block") + 1;
+    let balance_before = p.get_balance(operator().address()).await.expect("balance");
+    for o in [&app_order, &pool_order] {
+        let (s, b) = api.publish(&attacker, o).await;
+        assert_eq!(s, 201, "{b}");
+    }
+    let mut flood = Vec::new();
+    for i in 0..FLOOD {
+        let r = w.signed(&attacker, request_of(attacker.address(), app, [0, 0], 1, 1, "{}", 10 + i as u8));
+        let (s, b) = api.publish(&attacker, &r).await;
+        assert_eq!(s, 201, "{b}");
+        flood.push(h(&w, &r));
+    }
+    // Meanwhile an honest requester buys a paid task from someone else's app and pool.
+    let honest_app = w.app_order(2, 100, 1);
+    let honest_pool = w.pool_order(5, 10, 1, 2);
+    for o in [&honest_app, &honest_pool] {
+        assert_eq!(api.publish(&w.owner, o).await.0, 201);
+    }
+    let honest = w.request(&w.requester, 8, 1, 1, 3);
+    assert_eq!(api.publish(&w.requester, &honest).await.0, 201);
+    let deal = until("the honest deal", async || deals_of(api, &h(&w, &honest)).await.into_iter().next()).await;
+    assert_eq!(deal["requester"], w.requester.address().to_checksum(None));
+
+    // Every free deal is either settled or deferred (still proposed: its volume stays reserved).
+    let (settled, deferred) = until("the flood settled or deferred", async || {
+        let (mut settled, mut deferred) = (0, Vec::new());
+        for r in &flood {
+            let ps = proposals(api, r).await;
+            match ps.first() {
+                Some(p) if p["status"] == "settled" => settled += 1,
+                Some(p) if p["status"] == "proposed"
+                    && p["reason"].as_str().is_some_and(|r| r.starts_with("deferred: ")) =>
+                {
+                    deferred.push(p.clone())
+                }
+                _ => return None,
+            }
+        }
+        Some((settled, deferred))
+    })
+    .await;
+    // Nothing more goes out later in the window.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let spending = operator_spending(&w, start_block).await;
+    let balance_after = p.get_balance(operator().address()).await.expect("balance");
+    let spent = balance_before - balance_after;
+    let gas: u64 = spending.iter().map(|s| s.0).sum();
+    let wei = spending.iter().fold(U256::ZERO, |a, s| a + s.1);
+    let max_price = spending.iter().map(|s| s.1 / U256::from(s.0)).max().unwrap_or_default();
+    eprintln!(
+        "flood of {FLOOD} free deals: {settled} settled, {} deferred; operator spent {gas} gas in {} transactions, \
+         {spent} wei (budget {OPERATOR_BUDGET} gas, free deals {FREE_BUDGET} gas)",
+        deferred.len(),
+        spending.len()
+    );
+    assert_eq!(spent, wei, "the operator paid for its settlements only");
+    assert!(gas <= OPERATOR_BUDGET, "the operator spent {gas} gas, over its budget of {OPERATOR_BUDGET}");
+    assert!(spent <= U256::from(OPERATOR_BUDGET) * max_price, "spent {spent} wei");
+    assert!(settled < FLOOD && !deferred.is_empty(), "the flood was cut: {settled} of {FLOOD} settled");
+    assert!(settled >= 1, "free deals are allowed within their budget");
+    let reason = deferred[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("gas budget") && reason.contains("until "), "{reason}");
+    // The deferred volume is still reserved: the requests are not back in the book, no new proposal.
+    let (_, book) = api.get(&format!("/requestorders?app={app}&requester={}", attacker.address())).await;
+    assert_eq!(book["count"], 0, "{book}");
+    assert_eq!(proposals(api, &flood[FLOOD - 1]).await.len(), 1);
+    let _ = Address::ZERO;
+    server.stop().await;
+}
