@@ -359,8 +359,9 @@ async fn a_flood_of_free_self_dealing_cannot_drain_the_operator_and_honest_deals
             let ps = proposals(api, r).await;
             match ps.first() {
                 Some(p) if p["status"] == "settled" => settled += 1,
-                Some(p) if p["status"] == "proposed"
-                    && p["reason"].as_str().is_some_and(|r| r.starts_with("deferred: ")) =>
+                Some(p)
+                    if p["status"] == "proposed"
+                        && p["reason"].as_str().is_some_and(|r| r.starts_with("deferred: ")) =>
                 {
                     deferred.push(p.clone())
                 }
@@ -397,4 +398,91 @@ async fn a_flood_of_free_self_dealing_cannot_drain_the_operator_and_honest_deals
     assert_eq!(proposals(api, &flood[FLOOD - 1]).await.len(), 1);
     let _ = Address::ZERO;
     server.stop().await;
+}
+
+/// The settlement log and the charges, against PostgreSQL: what the settler and start-up rely on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_settlement_log_and_the_budget_window_in_the_store() {
+    use dragon::store::settlement_charges::{self, Budget};
+    use dragon::store::settlement_txs::{self, Mined, NewTx};
+    let store = dragon::store::Store::connect(&database().await, Default::default()).await.expect("store");
+    let c = store.client().await.expect("client");
+    let op = Address::repeat_byte(7);
+    let row = |nonce: u64, hash: u8, proposals: &'static [i64]| NewTx {
+        chain_id: 5,
+        operator: op,
+        nonce,
+        hash: B256::repeat_byte(hash),
+        raw: &[1, 2, 3],
+        proposals,
+        gas_limit: 300_000,
+        max_fee_per_gas: 2_000_000_000,
+        max_priority_fee_per_gas: u128::from(u64::MAX) + 1,
+    };
+    let a = settlement_txs::insert(&**c, &row(3, 1, &[10, 11])).await.expect("insert");
+    let b = settlement_txs::insert(&**c, &row(3, 2, &[10, 11])).await.expect("replacement");
+    let other = settlement_txs::insert(&**c, &row(4, 3, &[12])).await.expect("insert");
+    let pending = settlement_txs::pending(&**c, 5).await.expect("pending");
+    assert_eq!(pending.iter().map(|r| r.id).collect::<Vec<_>>(), vec![a, b, other]);
+    assert_eq!(pending[0].max_priority_fee_per_gas, u128::from(u64::MAX) + 1, "fees beyond u64 round-trip");
+    assert_eq!(pending[0].raw, vec![1, 2, 3]);
+    let mut flying = settlement_txs::in_flight(&**c, 5, &[10, 11, 12, 13]).await.expect("in flight");
+    flying.sort();
+    assert_eq!(flying, vec![10, 11, 12]);
+    assert!(settlement_txs::known(&**c, B256::repeat_byte(2)).await.expect("known"));
+    // The replacement is mined: the original of its nonce is dead, the proposals stay in flight (sync settles
+    // them) because it succeeded.
+    let m = Mined { succeeded: true, block_number: 40, gas_used: 250_000, effective_gas_price: 1_000_000_007 };
+    settlement_txs::mark_mined(&**c, b, &m).await.expect("mined");
+    let rows = settlement_txs::at_nonce(&**c, 5, op, 3).await.expect("rows");
+    assert_eq!(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(), vec!["dead", "mined"]);
+    assert_eq!(settlement_txs::in_flight(&**c, 5, &[10]).await.expect("in flight"), vec![10]);
+    // Nonce 4 went to someone else.
+    settlement_txs::mark_nonce_dead(&**c, 5, op, 4, "nonce 4 used by another transaction").await.expect("dead");
+    assert!(settlement_txs::in_flight(&**c, 5, &[12]).await.expect("in flight").is_empty());
+    assert!(settlement_txs::pending(&**c, 5).await.expect("pending").is_empty());
+    // A reorg above block 40 reopens the mined row and the one it replaced.
+    let reopened = settlement_txs::reopen_from(&**c, 5, 40).await.expect("reopen");
+    let mut ids: Vec<i64> = reopened.iter().map(|r| r.id).collect();
+    ids.sort();
+    assert_eq!(ids, vec![a, b]);
+    assert!(reopened.iter().all(|r| r.status == "pending"));
+
+    // Charges: 3 in the window, the budget sums and when they make room.
+    for (who, gas, free, age) in [(1u8, 100u64, true, 50i64), (2, 200, false, 20), (1, 300, true, 10)] {
+        c.execute(
+            "INSERT INTO settlement_charges (chain_id, tx_id, proposal_id, requester, workerpool_owner, free, gas,
+                                             wei, charged_at)
+             VALUES (5, $1, 1, $2, $3, $4, $5, 0, now() - $6::bigint * interval '1 second')",
+            &[
+                &b,
+                &Address::repeat_byte(who).as_slice(),
+                &Address::repeat_byte(9).as_slice(),
+                &free,
+                &(gas as i64),
+                &age,
+            ],
+        )
+        .await
+        .expect("charge");
+    }
+    let s = settlement_charges::spent(&**c, 5, 60, &[Address::repeat_byte(1)], &[Address::repeat_byte(9)])
+        .await
+        .expect("spent");
+    assert_eq!((s.operator, s.free), (600, 400));
+    assert_eq!(s.requesters[&Address::repeat_byte(1)], 400);
+    assert_eq!(s.workerpool_owners[&Address::repeat_byte(9)], 600);
+    assert_eq!(settlement_charges::spent(&**c, 5, 15, &[], &[]).await.expect("spent").operator, 300);
+    // At most 300 may stay charged: once the oldest (100, 50 s ago) and the next (200, 20 s ago) leave.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_millis() as i64;
+    let at = settlement_charges::fits_at(&**c, 5, 60, Budget::Operator, 300).await.expect("fits").expect("a time");
+    assert!((at - (now_ms + 40_000)).abs() < 5_000, "the 20 s old charge leaves in about 40 s: {}", at - now_ms);
+    let at = settlement_charges::fits_at(&**c, 5, 60, Budget::Free, 300).await.expect("fits").expect("a time");
+    assert!((at - (now_ms + 10_000)).abs() < 5_000, "the 50 s old free charge leaves in about 10 s");
+    let at = settlement_charges::fits_at(&**c, 5, 60, Budget::Requester(Address::repeat_byte(2)), 0)
+        .await
+        .expect("fits")
+        .expect("a time");
+    assert!((at - (now_ms + 40_000)).abs() < 5_000);
+    assert_eq!(settlement_charges::prune(&**c, 5, 30).await.expect("prune"), 1);
 }
