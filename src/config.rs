@@ -114,7 +114,7 @@ impl Config {
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// TOML file with any of: listen, rpc_url, deployment, max_open_orders, max_requests_per_asset,
-    /// max_orders_per_category, [limits].
+    /// max_orders_per_category, confirmations, settle_batch, [limits], [settlement] (gas budgets).
     #[arg(long, env = "DRAGON_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Address the REST API listens on [default: 127.0.0.1:8080].
@@ -143,6 +143,8 @@ struct FileConfig {
     /// Most deals per settlement batch.
     settle_batch: Option<usize>,
     limits: Option<Limits>,
+    /// The settler's gas budgets.
+    settlement: Option<crate::chain::settler::Budgets>,
 }
 
 impl ServeArgs {
@@ -174,6 +176,9 @@ impl ServeArgs {
         }
         if let Some(n) = file.settle_batch {
             config.settler.max_batch = n;
+        }
+        if let Some(b) = file.settlement {
+            config.settler.budgets = b;
         }
         config.operator_key = operator_key_from_env()?;
         validate(&config)?;
@@ -220,7 +225,9 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         ("max_requests_per_asset", c.market.max_requests_per_asset as u64),
         ("max_orders_per_category", c.market.max_orders_per_category as u64),
         ("settle_batch", c.settler.max_batch as u64),
-    ];
+    ]
+    .into_iter()
+    .chain(c.settler.budgets.positive());
     for (field, v) in positive {
         if v == 0 {
             return Err(ConfigError::Invalid { field, message: "must be at least 1".into() });

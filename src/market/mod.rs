@@ -423,10 +423,16 @@ impl Sequencer {
     /// See [`ChainUpdate`]. Lowers come before releases, and a failed proposal is released with each of its
     /// orders capped at what the chain still has of it (`ReleaseCapped`): released volume never exceeds the
     /// chain's, and an order that someone else consumed meanwhile keeps its time priority.
-    fn apply_chain(&mut self, u: ChainUpdate) {
+    ///
+    /// Returns whether the engine must be rebuilt from the store: a proposal made before the engine was
+    /// (re)built, kept pending because its transaction could still land, failed since; the engine never held
+    /// its reservation, so only the store knows the volume that comes back.
+    fn apply_chain(&mut self, u: ChainUpdate) -> bool {
         let mut released: Vec<(i64, m::Deal)> = Vec::new();
+        let mut unknown = false;
         for (id, reason) in &u.released {
             let deal = self.engine.proposals.remove(id);
+            unknown |= deal.is_none();
             let category = deal.map(|(_, d)| d.category);
             (self.listener)(&MarketEvent::ProposalFailed { id: *id, category, reason: reason.clone() });
             released.extend(deal);
@@ -482,13 +488,24 @@ impl Sequencer {
         for t in u.tasks {
             (self.listener)(&MarketEvent::TaskUpdated(t));
         }
+        unknown
+    }
+
+    /// Applies a chain update, then rebuilds the engine if the update released volume it never held.
+    async fn chain(&mut self, update: ChainUpdate) {
+        if self.apply_chain(update) {
+            tracing::info!("a proposal from before the engine's start failed: rebuilding the engine from the store");
+            if let Err(e) = self.rebuild(Mutex::new(None)).await {
+                tracing::error!(error = %e, "rebuilding the engine failed; the store keeps the volume for the next start");
+            }
+        }
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Op>) {
         while let Some(first) = rx.recv().await {
             let first = match first {
                 Op::Chain { update, reply } => {
-                    self.apply_chain(update);
+                    self.chain(update).await;
                     let _ = reply.send(());
                     continue;
                 }
@@ -518,7 +535,7 @@ impl Sequencer {
             self.commit(ops).await;
             match held {
                 Some(Op::Chain { update, reply }) => {
-                    self.apply_chain(update);
+                    self.chain(update).await;
                     let _ = reply.send(());
                 }
                 Some(Op::Rebuild { before, reply }) => {

@@ -5,11 +5,18 @@
 //! `MatchOrdersFailed(index, reason)` event instead of reverting the others. The engine never waits: it
 //! reserves the volume when it proposes, and this task works from the store's `deal_proposals` rows.
 //!
+//! Write-ahead (`wal.rs`): every transaction is signed here and stored with its raw bytes before it is
+//! broadcast, and followed until it is mined or known dead; a restart follows what the store holds before
+//! signing anything new. A proposal fails only when its transaction can no longer land.
+//!
+//! Budgets (`budget.rs`): the operator pays every deal's gas, so deals are admitted against gas budgets per
+//! window (operator, requester, workerpool owner, free deals) and deferred, volume kept, when they do not fit.
+//!
 //! Outcomes: chain sync marks a proposal `settled` when it sees its `OrdersMatched` (so the consumption and
 //! the settlement are recorded in one transaction); the settler marks `failed` what reverted, what the batch
-//! skipped, and what was dropped, and hands the volume back to the book through [`Market::chain_update`],
-//! lowering each order to what the chain still has before anything is released. Errors of the RPC (no answer,
-//! no gas money, nonce races) are retried with backoff and the proposals wait; a revert is final.
+//! skipped, and what a dead transaction carried, and hands the volume back to the book through
+//! [`Market::chain_update`], lowering each order to what the chain still has before anything is released.
+//! Errors of the RPC (no answer, no gas money) are retried with backoff and the proposals wait; a revert is final.
 
 use super::contracts::hub::{DragonHub, IexecLibOrders_v5 as sol};
 use super::reads::ChainReader;
@@ -31,6 +38,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, RwLock, mpsc};
 
+pub mod budget;
+mod wal;
+
+pub use budget::Budgets;
+
 /// Settler settings.
 #[derive(Debug, Clone, Copy)]
 pub struct SettlerConfig {
@@ -40,10 +52,21 @@ pub struct SettlerConfig {
     pub receipt_timeout: Duration,
     /// Fee increase of a replacement, in percent (nodes require at least 10).
     pub bump_percent: u128,
-    /// Replacements before a transaction's proposals are given up as dropped.
+    /// Fee bumps of one transaction; past them it is still followed (and sent again if the node loses it), as
+    /// long as its nonce is unused it may land.
     pub max_replacements: u32,
     /// Longest wait between retries of a retryable error.
     pub max_backoff: Duration,
+    /// Longest wait between two looks at a transaction in flight (receipt, nonce, the node's pool); the first
+    /// looks come sooner.
+    pub poll: Duration,
+    /// Gas limit above the node's estimate, in percent: a batch whose deals change between the estimate and
+    /// the block (one skipped, one not) must not run out of gas.
+    pub gas_margin_percent: u64,
+    /// Blocks below the head at which a nonce counts as used (chain sync's confirmations): a transaction is
+    /// declared dead only when what took its nonce cannot be reorganised away any more.
+    pub confirmations: u64,
+    pub budgets: Budgets,
 }
 
 impl Default for SettlerConfig {
@@ -54,6 +77,10 @@ impl Default for SettlerConfig {
             bump_percent: 25,
             max_replacements: 5,
             max_backoff: Duration::from_secs(10),
+            poll: Duration::from_millis(250),
+            gas_margin_percent: 20,
+            confirmations: 0,
+            budgets: Budgets::default(),
         }
     }
 }
@@ -68,6 +95,8 @@ pub struct SettlerStats {
     /// Set while sending fails for lack of gas money; cleared by the next transaction that goes out.
     pub out_of_gas_money: AtomicBool,
     pub queued: AtomicU64,
+    /// Proposals held back by the gas budgets.
+    pub deferred: AtomicU64,
 }
 
 /// What a failed send means for the proposals it carried.
@@ -109,6 +138,7 @@ pub fn classify(e: &alloy::contract::Error) -> SendError {
 #[derive(Debug, Clone)]
 pub struct SettlerHandle {
     gate: Arc<RwLock<()>>,
+    wake: Arc<Notify>,
     pub stats: Arc<SettlerStats>,
     pub operator: Address,
 }
@@ -117,6 +147,11 @@ impl SettlerHandle {
     /// Waits until no transaction is in flight and holds the settler still until the guard is dropped.
     pub async fn pause(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
         self.gate.clone().write_owned().await
+    }
+
+    /// Makes the settler look at its stored transactions again (a reorg reopened some).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 }
 
@@ -129,8 +164,11 @@ pub struct Settler {
     pub config: SettlerConfig,
     /// Woken after each receipt, so chain sync records the deals at once.
     pub sync: Arc<Notify>,
+    /// No fillers: every field of a settlement is set here, and sent as signed (`wal.rs`).
     provider: DynProvider,
+    wallet: EthereumWallet,
     operator: Address,
+    chain_id: u64,
 }
 
 impl std::fmt::Debug for Settler {
@@ -139,10 +177,65 @@ impl std::fmt::Debug for Settler {
     }
 }
 
+/// Gas below what any deal costs (a `matchOrders` costs about 265,000, a deal in a batch about 190,000, a skipped
+/// one still its calldata): the floor at which a deal is checked against the budgets before any estimate.
+const LEAST_GAS_PER_DEAL: u64 = 50_000;
+
+/// What one round of settling leaves to do.
+enum Step {
+    Done,
+    /// Nothing was decided: try these again later (RPC down, no gas money).
+    Retry(Vec<i64>),
+    /// Settle each of these alone (their batch reverted, or was refused at estimation).
+    Alone(Vec<i64>),
+}
+
+/// Proposals held back by the budgets, by id, with when to try again.
+#[derive(Debug, Default)]
+struct Deferred(HashMap<i64, tokio::time::Instant>);
+
+impl Deferred {
+    fn add(&mut self, id: i64, until: std::time::SystemTime) {
+        let wait = until.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        // At least a second: clocks of the database and of this host may disagree a little.
+        self.0.insert(id, tokio::time::Instant::now() + wait.max(Duration::from_secs(1)));
+    }
+
+    fn next_due(&self) -> Option<tokio::time::Instant> {
+        self.0.values().min().copied()
+    }
+
+    /// The ids whose time has come, oldest proposal first.
+    fn take_due(&mut self, now: tokio::time::Instant) -> Vec<i64> {
+        let mut due: Vec<i64> = self.0.iter().filter(|(_, t)| **t <= now).map(|(id, _)| *id).collect();
+        due.sort_unstable();
+        for id in &due {
+            self.0.remove(id);
+        }
+        due
+    }
+}
+
+/// What the store records together with failures, in their transaction.
+enum Record {
+    None,
+    /// A row was mined (the others of its nonce are dead): charge its deals, and for a reverted batch hand its
+    /// proposals back to `proposed` to be settled one by one.
+    Mined {
+        row: crate::store::settlement_txs::SettlementTx,
+        mined: crate::store::settlement_txs::Mined,
+        unsubmit: bool,
+    },
+    /// No row of this nonce can land.
+    Dead {
+        operator: Address,
+        nonce: u64,
+        reason: String,
+    },
+}
+
 impl Settler {
-    /// A settler sending from `key` through `rpc_url`. Nonces and gas come from alloy's fillers: the simple
-    /// nonce manager asks the node for the pending nonce of each transaction, which is right for one
-    /// transaction in flight and never leaves a gap after a failed send.
+    /// A settler signing with `key` and sending through `rpc_url`.
     pub fn new(
         store: Store,
         market: Arc<Market>,
@@ -154,150 +247,414 @@ impl Settler {
     ) -> Result<Self, super::ChainError> {
         let url = rpc_url.parse().map_err(|_| super::ChainError::BadUrl(rpc_url.to_owned()))?;
         let operator = key.address();
-        let provider = ProviderBuilder::new()
-            .disable_recommended_fillers()
-            .with_gas_estimation()
-            .with_simple_nonce_management()
-            .fetch_chain_id()
-            .wallet(EthereumWallet::from(key))
-            .connect_http(url)
-            .erased();
+        let provider = ProviderBuilder::new().disable_recommended_fillers().connect_http(url).erased();
         let hub = reader.deployment().hub;
-        Ok(Settler { store, market, reader, hub, config, sync, provider, operator })
+        let chain_id = reader.deployment().chain_id;
+        Ok(Settler {
+            store,
+            market,
+            reader,
+            hub,
+            config,
+            sync,
+            provider,
+            wallet: EthereumWallet::from(key),
+            operator,
+            chain_id,
+        })
     }
 
     /// Starts the settler on the queue the market's listener feeds with the ids of new proposals (a proposal
-    /// queued twice is settled once). Proposals pending at start-up were resolved before the market started
-    /// (`sync::resolve_pending`), so the queue is all there is to settle.
+    /// queued twice is settled once). Before anything new, it follows every stored transaction that may still
+    /// land (`sync::resolve_pending` kept their proposals pending at start-up).
     pub fn spawn(self, rx: mpsc::UnboundedReceiver<i64>) -> (SettlerHandle, tokio::task::JoinHandle<()>) {
-        let handle = SettlerHandle { gate: Arc::new(RwLock::new(())), stats: Arc::default(), operator: self.operator };
-        let (gate, stats) = (handle.gate.clone(), handle.stats.clone());
-        let task = tokio::spawn(self.run(rx, gate, stats));
+        let handle = SettlerHandle {
+            gate: Arc::new(RwLock::new(())),
+            wake: Arc::new(Notify::new()),
+            stats: Arc::default(),
+            operator: self.operator,
+        };
+        let (gate, stats, wake) = (handle.gate.clone(), handle.stats.clone(), handle.wake.clone());
+        let task = tokio::spawn(self.run(rx, gate, stats, wake));
         (handle, task)
     }
 
-    async fn run(self, mut rx: mpsc::UnboundedReceiver<i64>, gate: Arc<RwLock<()>>, stats: Arc<SettlerStats>) {
+    async fn run(
+        self,
+        mut rx: mpsc::UnboundedReceiver<i64>,
+        gate: Arc<RwLock<()>>,
+        stats: Arc<SettlerStats>,
+        wake: Arc<Notify>,
+    ) {
         let mut queue: VecDeque<i64> = VecDeque::new();
+        let mut alone: VecDeque<i64> = VecDeque::new();
+        let mut deferred = Deferred::default();
         let mut backoff = Duration::from_millis(100);
+        // Stored transactions come first: at start, and whenever a reorg reopens some.
+        let mut resume = true;
         loop {
-            if queue.is_empty() {
-                match rx.recv().await {
-                    Some(id) => queue.push_back(id),
-                    None => break,
+            if queue.is_empty() && alone.is_empty() && !resume {
+                let due = deferred.next_due();
+                tokio::select! {
+                    id = rx.recv() => match id {
+                        Some(id) => queue.push_back(id),
+                        None => break,
+                    },
+                    () = wake.notified() => resume = true,
+                    () = async {
+                        match due {
+                            Some(t) => tokio::time::sleep_until(t).await,
+                            None => std::future::pending().await,
+                        }
+                    } => {}
                 }
             }
             while let Ok(id) = rx.try_recv() {
                 queue.push_back(id);
             }
-            let _held = gate.read().await;
+            // Deferred proposals are older than anything queued since: they go first.
+            for id in deferred.take_due(tokio::time::Instant::now()).into_iter().rev() {
+                queue.push_front(id);
+            }
+            let held = gate.read().await;
+            if resume {
+                match self.resume(&stats).await {
+                    Ok(more) => {
+                        resume = false;
+                        alone.extend(more);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the stored settlements failed; retrying");
+                        drop(held);
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(self.config.max_backoff);
+                        continue;
+                    }
+                }
+            }
+            let single = !alone.is_empty();
             let mut ids: Vec<i64> = Vec::new();
-            while ids.len() < self.config.max_batch {
+            if let Some(id) = alone.pop_front() {
+                ids.push(id);
+            }
+            while !single && ids.len() < self.config.max_batch {
                 let Some(id) = queue.pop_front() else { break };
                 if !ids.contains(&id) {
                     ids.push(id);
                 }
             }
-            stats.queued.store(queue.len() as u64, Ordering::Relaxed);
-            match self.settle(&ids, &stats).await {
-                Ok(()) => backoff = Duration::from_millis(100),
-                Err(again) => {
+            stats.queued.store((queue.len() + alone.len()) as u64, Ordering::Relaxed);
+            if ids.is_empty() {
+                continue;
+            }
+            match self.settle(&ids, &stats, &mut deferred).await {
+                Step::Done => backoff = Duration::from_millis(100),
+                Step::Alone(ids) => alone.extend(ids),
+                Step::Retry(again) => {
                     // Nothing was decided: the proposals wait at the front, in order.
                     stats.retries.fetch_add(1, Ordering::Relaxed);
+                    let back = if single { &mut alone } else { &mut queue };
                     for id in again.into_iter().rev() {
-                        queue.push_front(id);
+                        back.push_front(id);
                     }
-                    drop(_held);
+                    resume = true;
+                    drop(held);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(self.config.max_backoff);
                 }
             }
+            stats.deferred.store(deferred.0.len() as u64, Ordering::Relaxed);
         }
         tracing::debug!("settler stopped");
     }
 
-    /// Settles `ids` in one transaction. `Err` gives back the ids to retry later.
-    async fn settle(&self, ids: &[i64], stats: &SettlerStats) -> Result<(), Vec<i64>> {
-        let loaded = match self.load(ids).await {
+    /// Follows every stored transaction that may still land, nonce by nonce, to its end. Returns the proposals
+    /// of reverted batches, to be settled one by one.
+    async fn resume(&self, stats: &SettlerStats) -> Result<Vec<i64>, crate::store::StoreError> {
+        let rows = crate::store::settlement_txs::pending(&**self.store.client().await?, self.chain_id).await?;
+        let mut nonces: Vec<(Address, u64)> = rows.iter().map(|r| (r.operator, r.nonce)).collect();
+        nonces.dedup();
+        let mut alone = Vec::new();
+        for (operator, nonce) in nonces {
+            tracing::info!(%operator, nonce, "following a stored settlement");
+            let outcome = self.follow(operator, nonce, stats).await;
+            alone.extend(self.finish(outcome).await);
+        }
+        Ok(alone)
+    }
+
+    /// Settles `ids` in one transaction: budgets, estimate, signature, write-ahead record, broadcast, and the
+    /// transaction followed to its end.
+    async fn settle(&self, ids: &[i64], stats: &SettlerStats, deferred: &mut Deferred) -> Step {
+        let (mut deals, gone) = match self.load(ids).await {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "settler cannot read the store; retrying");
-                return Err(ids.to_vec());
+                return Step::Retry(ids.to_vec());
             }
         };
-        let (deals, gone) = loaded;
         if !gone.is_empty() {
             self.fail(gone).await;
         }
-        if deals.is_empty() {
-            return Ok(());
-        }
-        let batch = deals.len() > 1;
-        let tx = build_tx(self.hub, &deals);
-        let ids: Vec<i64> = deals.iter().map(|d| d.proposal.id).collect();
-        let pending = match self.provider.send_transaction(tx.clone()).await {
-            Ok(p) => p,
-            Err(e) => {
-                return match classify(&alloy::contract::Error::TransportError(e)) {
-                    SendError::Final(reason) if !batch => {
-                        self.fail(vec![(ids[0], reason)]).await;
-                        Ok(())
-                    }
-                    SendError::Final(reason) => {
-                        // A batch does not revert for one bad deal; if it does, something is wrong with the
-                        // whole: try each deal alone, which finds the culprit.
-                        tracing::warn!(%reason, "batch refused; settling its deals one by one");
-                        for id in &ids {
-                            let _ = Box::pin(self.settle(&[*id], stats)).await;
-                        }
-                        Ok(())
-                    }
-                    SendError::NoGasMoney(m) => {
-                        if !stats.out_of_gas_money.swap(true, Ordering::Relaxed) {
-                            tracing::error!(operator = %self.operator, error = %m,
-                                "the operator account cannot pay for gas: deals wait until it is funded");
-                        }
-                        Err(ids)
-                    }
-                    SendError::Retryable(m) => {
-                        tracing::warn!(error = %m, "sending a settlement failed; retrying");
-                        Err(ids)
-                    }
-                };
+        // Deals that would not fit even at a floor far below what any deal costs are deferred before the node
+        // is asked for an estimate: under a flood, each costs reads of the store, not an RPC.
+        if !deals.is_empty() {
+            let ids: Vec<i64> = deals.iter().map(|d| d.proposal.id).collect();
+            match self.admit(&ids, LEAST_GAS_PER_DEAL * ids.len() as u64).await {
+                Ok(v) if !v.deferred.is_empty() => {
+                    self.defer(&v.deferred, deferred).await;
+                    deals.retain(|d| v.admitted.contains(&d.proposal.id));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the gas budgets failed; retrying");
+                    return Step::Retry(ids);
+                }
             }
+        }
+        // The estimate prices the batch, the budgets say which of its deals may go; a smaller batch costs more
+        // per deal, so the two are asked again until they agree (each round removes at least one deal).
+        let (input, gas_limit) = loop {
+            if deals.is_empty() {
+                return Step::Done;
+            }
+            let input = calldata(&deals);
+            let ids: Vec<i64> = deals.iter().map(|d| d.proposal.id).collect();
+            let call =
+                TransactionRequest::default().with_from(self.operator).with_to(self.hub).with_input(input.clone());
+            let estimate = match self.provider.estimate_gas(call).await {
+                Ok(g) => g,
+                Err(e) => {
+                    return match classify(&alloy::contract::Error::TransportError(e)) {
+                        SendError::Final(reason) if ids.len() == 1 => {
+                            self.fail(vec![(ids[0], reason)]).await;
+                            Step::Done
+                        }
+                        SendError::Final(reason) => {
+                            // A batch does not revert for one bad deal; if it does, something is wrong with the
+                            // whole: each deal alone finds the culprit.
+                            tracing::warn!(%reason, "batch refused; settling its deals one by one");
+                            Step::Alone(ids)
+                        }
+                        SendError::NoGasMoney(m) => self.no_gas_money(stats, &m, ids),
+                        SendError::Retryable(m) => {
+                            tracing::warn!(error = %m, "estimating a settlement failed; retrying");
+                            Step::Retry(ids)
+                        }
+                    };
+                }
+            };
+            let gas_limit = estimate.saturating_add(estimate.saturating_mul(self.config.gas_margin_percent) / 100);
+            let verdict = match self.admit(&ids, gas_limit).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the gas budgets failed; retrying");
+                    return Step::Retry(ids);
+                }
+            };
+            if verdict.deferred.is_empty() {
+                break (input, gas_limit);
+            }
+            self.defer(&verdict.deferred, deferred).await;
+            deals.retain(|d| verdict.admitted.contains(&d.proposal.id));
         };
+        let ids: Vec<i64> = deals.iter().map(|d| d.proposal.id).collect();
+        match self.send_new(&ids, input, gas_limit, stats).await {
+            Ok(nonce) => {
+                let outcome = self.follow(self.operator, nonce, stats).await;
+                let alone = self.finish(outcome).await;
+                if alone.is_empty() { Step::Done } else { Step::Alone(alone) }
+            }
+            Err(step) => step,
+        }
+    }
+
+    /// Records deferred proposals (their reason, shown by `GET /proposals`) and when to try them again.
+    async fn defer(&self, deferrals: &[budget::Deferral], deferred: &mut Deferred) {
+        let reasons: Vec<(i64, String)> = deferrals.iter().map(|d| (d.proposal, d.reason.clone())).collect();
+        let res = match self.store.client().await {
+            Ok(c) => proposals::defer(&**c, &reasons).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "recording deferred proposals failed");
+        }
+        for d in deferrals {
+            tracing::info!(proposal = d.proposal, reason = %d.reason, "settlement deferred");
+            deferred.add(d.proposal, d.until);
+        }
+    }
+
+    /// The budget verdict for `ids` sharing `gas_limit`.
+    async fn admit(&self, ids: &[i64], gas_limit: u64) -> Result<budget::Verdict, crate::store::StoreError> {
+        let keys = crate::store::settlement_charges::keys(&**self.store.client().await?, ids).await?;
+        // Keep the batch order (the store answers in any order).
+        let keys: Vec<_> = ids.iter().filter_map(|id| keys.iter().find(|k| k.proposal == *id).copied()).collect();
+        let share = gas_limit.div_ceil(ids.len().max(1) as u64);
+        budget::admit(&self.store, self.chain_id, &self.config.budgets, &keys, share).await
+    }
+
+    fn no_gas_money(&self, stats: &SettlerStats, message: &str, ids: Vec<i64>) -> Step {
+        if !stats.out_of_gas_money.swap(true, Ordering::Relaxed) {
+            tracing::error!(operator = %self.operator, error = %message,
+                "the operator account cannot pay for gas: deals wait until it is funded");
+        }
+        Step::Retry(ids)
+    }
+
+    /// Builds, signs, records and broadcasts a new transaction for `ids`; returns its nonce, to be followed.
+    /// `Err` when nothing may be on its way to the chain (nothing stored, or a stored row the node refused at
+    /// its only broadcast, whose proposals went back to `proposed`).
+    async fn send_new(
+        &self,
+        ids: &[i64],
+        input: alloy::primitives::Bytes,
+        gas_limit: u64,
+        stats: &SettlerStats,
+    ) -> Result<u64, Step> {
+        let retry = |what: &str, e: &dyn std::fmt::Display| {
+            tracing::warn!(error = %e, "{what} failed; retrying");
+            Step::Retry(ids.to_vec())
+        };
+        let fees = self.provider.estimate_eip1559_fees().await.map_err(|e| retry("estimating fees", &e))?;
+        // The pending count is the next free nonce: every earlier settlement of ours was followed to its end
+        // (mined or dead) before this one was built, so no transaction of ours is waiting with this nonce.
+        let nonce = self
+            .provider
+            .get_transaction_count(self.operator)
+            .pending()
+            .await
+            .map_err(|e| retry("reading the operator's nonce", &e))?;
+        let balance = self.provider.get_balance(self.operator).await.map_err(|e| retry("reading the balance", &e))?;
+        let max_cost = U256::from(gas_limit) * U256::from(fees.max_fee_per_gas);
+        if balance < max_cost {
+            // Not signed, not stored: the proposals stay `proposed` and wait for the money.
+            return Err(self.no_gas_money(stats, &format!("balance {balance} wei below {max_cost} wei"), ids.to_vec()));
+        }
+        let signed = self
+            .sign(self.hub, input, nonce, gas_limit, fees.max_fee_per_gas, fees.max_priority_fee_per_gas)
+            .await
+            .map_err(|e| retry("signing a settlement", &e))?;
+        let row = crate::store::settlement_txs::NewTx {
+            chain_id: self.chain_id,
+            operator: self.operator,
+            nonce,
+            hash: signed.hash,
+            raw: &signed.raw,
+            proposals: ids,
+            gas_limit,
+            max_fee_per_gas: signed.max_fee_per_gas,
+            max_priority_fee_per_gas: signed.max_priority_fee_per_gas,
+        };
+        // The write-ahead record: the transaction and its proposals' `submitted`, together, before any byte
+        // leaves. From the commit on, a restart knows this transaction may reach the chain.
+        let id = self.record_new(&row).await.map_err(|e| retry("recording a settlement", &e))?;
+        match self.broadcast(&signed.raw).await {
+            wal::Sent::Accepted => {}
+            wal::Sent::Refused(m) => {
+                // Refused at its first and only broadcast: no copy exists outside the store, so it is dead and
+                // its proposals can go out again in another transaction.
+                self.discard(id, ids, &m).await;
+                return Err(match wal::classify_refusal(&m) {
+                    SendError::NoGasMoney(m) => self.no_gas_money(stats, &m, ids.to_vec()),
+                    _ => retry("sending a settlement", &m),
+                });
+            }
+            wal::Sent::Unknown(m) => {
+                // It may have reached the node: followed like any stored transaction (sent again if absent).
+                tracing::warn!(error = %m, tx = %signed.hash, "sending a settlement got no answer; following it");
+            }
+        }
         stats.out_of_gas_money.store(false, Ordering::Relaxed);
         stats.transactions.fetch_add(1, Ordering::Relaxed);
-        if batch {
+        if ids.len() > 1 {
             stats.batches.fetch_add(1, Ordering::Relaxed);
         }
-        let mut hash = *pending.tx_hash();
-        if let Err(e) = self.mark_submitted(&ids, hash).await {
-            tracing::warn!(error = %e, "recording a submitted settlement failed; chain sync will still see it");
-        }
-        let receipt = match self.receipt(pending, &tx, &ids, &mut hash, stats).await {
-            Some(r) => r,
-            None => {
-                let reason = "transaction dropped (not mined after every fee bump)".to_string();
-                self.fail(ids.iter().map(|id| (*id, reason.clone())).collect()).await;
-                return Ok(());
+        tracing::debug!(tx = %signed.hash, nonce, deals = ids.len(), "settlement sent");
+        Ok(nonce)
+    }
+
+    async fn record_new(&self, row: &crate::store::settlement_txs::NewTx<'_>) -> Result<i64, crate::store::StoreError> {
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await?;
+        let id = crate::store::settlement_txs::insert(&*tx, row).await?;
+        proposals::mark_submitted(&*tx, row.proposals, row.hash).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// A row the node refused at its only broadcast: dead, and its proposals back to `proposed`, together.
+    async fn discard(&self, id: i64, ids: &[i64], message: &str) {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let res: Result<(), crate::store::StoreError> = async {
+                let mut client = self.store.client().await?;
+                let tx = client.transaction().await?;
+                crate::store::settlement_txs::discard(&*tx, id, &format!("refused by the node: {message}")).await?;
+                proposals::unsubmit(&*tx, ids).await?;
+                tx.commit().await?;
+                Ok(())
             }
-        };
-        self.sync.notify_one();
-        if !receipt.status() {
-            if batch {
-                tracing::warn!(tx = %hash, "batch reverted; settling its deals one by one");
-                if let Ok(c) = self.store.client().await {
-                    let _ = proposals::unsubmit(&**c, &ids).await;
+            .await;
+            match res {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "recording a refused settlement failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(self.config.max_backoff);
                 }
-                for id in &ids {
-                    let _ = Box::pin(self.settle(&[*id], stats)).await;
-                }
-            } else {
-                let reason = self.replay(&tx).await.unwrap_or_else(|| format!("transaction {hash} reverted"));
-                self.fail(vec![(ids[0], reason)]).await;
             }
-            return Ok(());
         }
+    }
+
+    /// Records how a followed nonce ended. Returns the proposals of a reverted batch, to settle one by one.
+    async fn finish(&self, outcome: wal::Outcome) -> Vec<i64> {
+        match outcome {
+            wal::Outcome::Gone => Vec::new(),
+            wal::Outcome::Dead(rows) => {
+                let Some(last) = rows.last() else { return Vec::new() };
+                let mut ids: Vec<i64> = rows.iter().flat_map(|r| r.proposals.iter().copied()).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let reason = format!(
+                    "transaction {:#x} dead: its nonce {} was used by another transaction of the operator",
+                    last.hash, last.nonce
+                );
+                tracing::warn!(tx = %last.hash, nonce = last.nonce, "a stored settlement can no longer land");
+                let failures = ids.iter().map(|id| (*id, reason.clone())).collect();
+                let record = Record::Dead { operator: last.operator, nonce: last.nonce, reason: reason.clone() };
+                self.fail_recording(failures, record).await;
+                Vec::new()
+            }
+            wal::Outcome::Mined(row, receipt) => {
+                self.sync.notify_one();
+                let mined = crate::store::settlement_txs::Mined {
+                    succeeded: receipt.status(),
+                    block_number: receipt.block_number.unwrap_or_default(),
+                    gas_used: receipt.gas_used,
+                    effective_gas_price: receipt.effective_gas_price,
+                };
+                let ids = row.proposals.clone();
+                if receipt.status() {
+                    let failures = self.skipped(&receipt, &ids);
+                    self.fail_recording(failures, Record::Mined { row, mined, unsubmit: false }).await;
+                    Vec::new()
+                } else if ids.len() == 1 {
+                    let reason =
+                        self.replay(&row.raw).await.unwrap_or_else(|| format!("transaction {:#x} reverted", row.hash));
+                    self.fail_recording(vec![(ids[0], reason)], Record::Mined { row, mined, unsubmit: false }).await;
+                    Vec::new()
+                } else {
+                    tracing::warn!(tx = %row.hash, "batch reverted; settling its deals one by one");
+                    self.fail_recording(Vec::new(), Record::Mined { row, mined, unsubmit: true }).await;
+                    ids
+                }
+            }
+        }
+    }
+
+    /// The deals a mined batch skipped (`MatchOrdersFailed`), with the decoded reason.
+    fn skipped(&self, receipt: &TransactionReceipt, ids: &[i64]) -> Vec<(i64, String)> {
         let mut failures = Vec::new();
         for log in receipt.inner.logs() {
             if log.address() != self.hub {
@@ -310,68 +667,14 @@ impl Settler {
                 }
             }
         }
-        if !failures.is_empty() {
-            self.fail(failures).await;
-        }
-        Ok(())
-    }
-
-    /// Waits for the receipt, replacing the transaction with higher fees while it stays unmined.
-    async fn receipt(
-        &self,
-        first: alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
-        tx: &TransactionRequest,
-        ids: &[i64],
-        hash: &mut B256,
-        stats: &SettlerStats,
-    ) -> Option<TransactionReceipt> {
-        let mut pending = first;
-        let mut hashes = vec![*hash];
-        for attempt in 0..=self.config.max_replacements {
-            match pending.with_timeout(Some(self.config.receipt_timeout)).get_receipt().await {
-                Ok(r) => return Some(r),
-                Err(e) => tracing::warn!(tx = %hash, error = %e, "settlement not mined in time"),
-            }
-            // A replaced transaction may still have been mined meanwhile.
-            for h in &hashes {
-                if let Ok(Some(r)) = self.provider.get_transaction_receipt(*h).await {
-                    return Some(r);
-                }
-            }
-            if attempt == self.config.max_replacements {
-                break;
-            }
-            let sent = self.provider.get_transaction_by_hash(*hash).await.ok().flatten()?;
-            let bump = |v: u128| v + v * self.config.bump_percent / 100 + 1;
-            use alloy::consensus::Transaction as _;
-            let again = tx
-                .clone()
-                .with_nonce(sent.inner.nonce())
-                .with_gas_limit(sent.inner.gas_limit())
-                .with_max_fee_per_gas(bump(sent.inner.max_fee_per_gas()))
-                .with_max_priority_fee_per_gas(bump(sent.inner.max_priority_fee_per_gas().unwrap_or(0)));
-            match self.provider.send_transaction(again).await {
-                Ok(p) => {
-                    stats.replaced.fetch_add(1, Ordering::Relaxed);
-                    *hash = *p.tx_hash();
-                    hashes.push(*hash);
-                    let _ = self.mark_submitted(ids, *hash).await;
-                    pending = p;
-                }
-                Err(e) => {
-                    // "nonce too low": one of the versions was mined; its receipt is found above next round.
-                    tracing::warn!(error = %e, "replacing a settlement failed");
-                    pending = alloy::providers::PendingTransactionBuilder::new(self.provider.root().clone(), *hash);
-                }
-            }
-        }
-        None
+        failures
     }
 
     /// Why a mined transaction reverted: the same call simulated on the latest state, whose revert reason is
     /// what the next attempt would meet (the state it reverted on may be gone already).
-    async fn replay(&self, tx: &TransactionRequest) -> Option<String> {
-        let call = tx.clone().with_from(self.operator);
+    async fn replay(&self, raw: &[u8]) -> Option<String> {
+        let (to, input) = wal::call_of(raw)?;
+        let call = TransactionRequest::default().with_from(self.operator).with_to(to).with_input(input);
         match self.provider.call(call).await {
             Ok(_) => None,
             Err(e) => match classify(&alloy::contract::Error::TransportError(e)) {
@@ -379,10 +682,6 @@ impl Settler {
                 _ => None,
             },
         }
-    }
-
-    async fn mark_submitted(&self, ids: &[i64], tx: B256) -> Result<(), crate::store::StoreError> {
-        proposals::mark_submitted(&**self.store.client().await?, ids, tx).await
     }
 
     /// The proposals still to settle, with their orders; and those that cannot be (an order left the book
@@ -440,10 +739,17 @@ impl Settler {
     /// and the other pending proposals leave of it (never more than the chain says is left), an order the
     /// failure shows to be unusable is closed as dead, and only then is the reservation released.
     pub async fn fail(&self, failures: Vec<(i64, String)>) {
+        self.fail_recording(failures, Record::None).await;
+    }
+
+    /// [`Settler::fail`], with what the settlement log records about the transaction in the same store
+    /// transaction (a mined row and its charges, or a dead nonce), so a crash never records one without the
+    /// other.
+    async fn fail_recording(&self, failures: Vec<(i64, String)>, record: Record) {
         let mut delay = Duration::from_millis(100);
         loop {
             let _order = self.market.chain_lock.lock().await;
-            match self.try_fail(&failures).await {
+            match self.try_fail(&failures, &record).await {
                 Ok(update) => {
                     if let Err(e) = self.market.chain_update(update).await {
                         tracing::warn!(error = %e, "the market did not take the failed proposals");
@@ -460,12 +766,36 @@ impl Settler {
         }
     }
 
-    async fn try_fail(&self, failures: &[(i64, String)]) -> anyhow::Result<ChainUpdate> {
+    async fn try_fail(&self, failures: &[(i64, String)], record: &Record) -> anyhow::Result<ChainUpdate> {
         for (id, reason) in failures {
             tracing::info!(proposal = id, %reason, "settlement failed");
         }
         let mut client = self.store.client().await?;
         let tx = client.transaction().await?;
+        match record {
+            Record::None => {}
+            Record::Mined { row, mined, unsubmit } => {
+                use crate::store::{settlement_charges, settlement_txs};
+                settlement_txs::mark_mined(&*tx, row.id, mined).await?;
+                proposals::set_tx(&*tx, &row.proposals, row.hash).await?;
+                let gas = budget::split(mined.gas_used, row.proposals.len());
+                let charges: Vec<(i64, u64)> = row.proposals.iter().copied().zip(gas).collect();
+                settlement_charges::charge(&*tx, self.chain_id, row.id, &charges, mined.effective_gas_price).await?;
+                // Charges older than two windows (and a day) count in no budget any more.
+                let keep = (self.config.budgets.budget_window_secs * 2).max(86_400);
+                settlement_charges::prune(&*tx, self.chain_id, keep).await?;
+                if *unsubmit {
+                    proposals::unsubmit(&*tx, &row.proposals).await?;
+                }
+            }
+            Record::Dead { operator, nonce, reason } => {
+                crate::store::settlement_txs::mark_nonce_dead(&*tx, self.chain_id, *operator, *nonce, reason).await?;
+            }
+        }
+        if failures.is_empty() {
+            tx.commit().await?;
+            return Ok(ChainUpdate::default());
+        }
         let failed = proposals::fail(&*tx, failures).await?;
         let mut hashes: Vec<OrderHash> = failed.iter().flat_map(|p| p.orders().collect::<Vec<_>>()).collect();
         hashes.sort();
@@ -494,14 +824,7 @@ impl Settler {
                 }
             }
             if matches!(o.order, AnyOrder::Request(_)) {
-                let n: i64 = tx
-                    .query_one(
-                        "SELECT count(*) FROM deal_proposals WHERE request_hash = $1 AND status = 'failed'
-                         AND reason NOT LIKE '%reorg%' AND reason NOT LIKE '%restart%'",
-                        &[&o.hash.0.as_slice()],
-                    )
-                    .await?
-                    .get(0);
+                let n = proposals::own_failures(&*tx, &o.hash).await?;
                 if n >= MAX_FAILURES {
                     dead.push(o.hash);
                 }
@@ -568,7 +891,7 @@ struct ToSettle {
 }
 
 /// `matchOrders` for one deal; `matchOrdersBatch` for several, each order sent once.
-fn build_tx(hub: Address, deals: &[ToSettle]) -> TransactionRequest {
+fn calldata(deals: &[ToSettle]) -> alloy::primitives::Bytes {
     let input = if let [d] = deals {
         DragonHub::matchOrdersCall {
             appOrder: d.app.clone(),
@@ -604,7 +927,7 @@ fn build_tx(hub: Address, deals: &[ToSettle]) -> TransactionRequest {
         }
         .abi_encode()
     };
-    TransactionRequest::default().with_to(hub).with_input(input)
+    input.into()
 }
 
 /// Orders of one kind for a batch, each given once.
