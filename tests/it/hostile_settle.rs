@@ -486,3 +486,71 @@ async fn the_settlement_log_and_the_budget_window_in_the_store() {
     assert!((at - (now_ms + 40_000)).abs() < 5_000);
     assert_eq!(settlement_charges::prune(&**c, 5, 30).await.expect("prune"), 1);
 }
+
+/// A fresh requester with `deposit` nRLC in the hub and gas money.
+async fn requester_with(w: &World, deposit: u64) -> PrivateKeySigner {
+    let key = PrivateKeySigner::random();
+    rpc(w, "anvil_setBalance", (key.address(), U256::from(10u128.pow(20)))).await;
+    let url = w.node.url();
+    let minter = setup::Account::new(&url, &w.owner).expect("account");
+    let who = setup::Account::new(&url, &key).expect("account");
+    setup::fund(&w.deployment, &minter, &[&who], U256::from(deposit)).await.expect("fund");
+    key
+}
+
+/// A deferred proposal keeps its volume reserved for as long as the window says; a proposal failing beside it on
+/// the same workerpool order must give the engine back all of its own volume (the engine's cap for an order is
+/// what it may hold, reserved included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deal_failing_beside_a_deferred_one_gives_all_its_volume_back() {
+    let w = World::new().await;
+    let db = database().await;
+    // Each requester gets one deal per hour.
+    let server = Dragon::start(&w, &db, "[settlement]\nrequester_gas_budget = 1\n").await;
+    let api = &server.api;
+    let app = w.app_order(2, 100, 1);
+    let pool = w.pool_order(5, 10, 1, 2);
+    for o in [&app, &pool] {
+        assert_eq!(api.publish(&w.owner, o).await.0, 201);
+    }
+    let first = w.request(&w.requester, 8, 1, 1, 3);
+    assert_eq!(api.publish(&w.requester, &first).await.0, 201);
+    until("the first deal", async || deals_of(api, &h(&w, &first)).await.into_iter().next()).await;
+    // The same requester again: deferred, 3 of the pool's volume reserved.
+    let waiting = w.request(&w.requester, 8, 3, 1, 4);
+    assert_eq!(api.publish(&w.requester, &waiting).await.0, 201);
+    until("the deferral", async || {
+        let p = proposals(api, &h(&w, &waiting)).await;
+        p.first().and_then(|p| p["reason"].as_str()).is_some_and(|r| r.starts_with("deferred: ")).then_some(())
+    })
+    .await;
+    // Another requester's deal takes the pool's last 6 while the operator has no gas money, then the rest of its
+    // request is withdrawn: the proposal fails and its 6 go back.
+    let op = operator().address();
+    let balance = provider(&w.node.url(), &w.owner).get_balance(op).await.expect("balance");
+    rpc(&w, "anvil_setBalance", (op, U256::ZERO)).await;
+    let withdrawn = w.request(&w.other, 8, 8, 1, 5);
+    assert_eq!(api.publish(&w.other, &withdrawn).await.0, 201);
+    until("its proposal", async || proposals(api, &h(&w, &withdrawn)).await.into_iter().next()).await;
+    let auth = api.login(&w.other).await;
+    let body = serde_json::json!({"target": "unpublish_orderHash", "orderHash": h(&w, &withdrawn)});
+    let (s, b) = api.send(reqwest::Method::PUT, "/requestorders", &auth, &body).await;
+    assert_eq!(s, 200, "{b}");
+    rpc(&w, "anvil_setBalance", (op, balance)).await;
+    until("the withdrawn request's proposal to fail", async || {
+        proposals(api, &h(&w, &withdrawn)).await.into_iter().find(|p| p["status"] == "failed")
+    })
+    .await;
+    let (_, o) = api.get(&format!("/workerpoolorders/{}", h(&w, &pool))).await;
+    assert_eq!(o["remaining"], 6, "10 - 1 settled - 3 deferred: {o}");
+    // All of the 6 match a new request at once.
+    let buyer = requester_with(&w, 1_000).await;
+    let last = w.request(&buyer, 8, 6, 1, 6);
+    let (s, b) = api.publish(&buyer, &last).await;
+    assert_eq!(s, 201, "{b}");
+    let p = until("the new proposal", async || proposals(api, &h(&w, &last)).await.into_iter().next()).await;
+    assert_eq!(p["volume"], 6, "the engine holds what the store says is left: {p}");
+    let deal = until("its deal", async || deals_of(api, &h(&w, &last)).await.into_iter().next()).await;
+    assert_eq!(deal["volume"], 6);
+    server.stop().await;
+}
