@@ -40,7 +40,7 @@ impl Dragon {
             .arg(&w.deployment_path)
             .env("DATABASE_URL", db)
             .env("DRAGON_OPERATOR_KEY", OPERATOR)
-            .env("RUST_LOG", "warn,dragon::chain=info")
+            .env("RUST_LOG", std::env::var("DRAGON_IT_SERVE_LOG").unwrap_or_else(|_| "warn,dragon::chain=info".into()))
             .kill_on_drop(true)
             .spawn()
             .expect("spawn dragon serve");
@@ -529,6 +529,11 @@ async fn a_deal_failing_beside_a_deferred_one_gives_all_its_volume_back() {
     let op = operator().address();
     let balance = provider(&w.node.url(), &w.owner).get_balance(op).await.expect("balance");
     rpc(&w, "anvil_setBalance", (op, U256::ZERO)).await;
+    until("the operator without gas money", async || {
+        let v = rpc(&w, "eth_getBalance", (op, "latest")).await;
+        (v == "0x0").then_some(())
+    })
+    .await;
     let withdrawn = w.request(&w.other, 8, 8, 1, 5);
     assert_eq!(api.publish(&w.other, &withdrawn).await.0, 201);
     until("its proposal", async || proposals(api, &h(&w, &withdrawn)).await.into_iter().next()).await;
@@ -536,6 +541,11 @@ async fn a_deal_failing_beside_a_deferred_one_gives_all_its_volume_back() {
     let body = serde_json::json!({"target": "unpublish_orderHash", "orderHash": h(&w, &withdrawn)});
     let (s, b) = api.send(reqwest::Method::PUT, "/requestorders", &auth, &body).await;
     assert_eq!(s, 200, "{b}");
+    // The settler retries while the money is gone; one retry may have read the request before it was withdrawn.
+    // Money comes back only once every retry reads it withdrawn.
+    let (_, o) = api.get(&format!("/requestorders/{}", h(&w, &withdrawn))).await;
+    assert_eq!(o["status"], "canceled", "{o}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
     rpc(&w, "anvil_setBalance", (op, balance)).await;
     until("the withdrawn request's proposal to fail", async || {
         proposals(api, &h(&w, &withdrawn)).await.into_iter().find(|p| p["status"] == "failed")
