@@ -443,6 +443,22 @@ impl Sequencer {
                 *coming_back.entry(OrderHash(h.0.into())).or_default() += d.volume;
             }
         }
+        // What the engine still reserves on those orders for the other proposals it holds: a release's cap is
+        // all an order may hold in the engine, reserved included, so it is the store's unreserved remaining plus
+        // this (proposals kept across a restart are in neither: the store counts them pending, the engine never
+        // held them).
+        let mut held: HashMap<OrderHash, u64> = HashMap::new();
+        if !coming_back.is_empty() {
+            for p in self.engine.proposals.iter() {
+                let d = p.value();
+                for h in [Some(d.app), d.dataset, Some(d.workerpool), Some(d.request)].into_iter().flatten() {
+                    let h = OrderHash(h.0.into());
+                    if coming_back.contains_key(&h) {
+                        *held.entry(h).or_default() += d.volume;
+                    }
+                }
+            }
+        }
         for r in u.closed {
             if let Some(old) = self.book.remove(&r.hash) {
                 self.submit(Input::Cancel { hash: m::OrderHash(r.hash.0.0), scope: scope(&old) });
@@ -459,7 +475,7 @@ impl Sequencer {
             let back = coming_back.get(&r.hash).copied().unwrap_or(0);
             if back > 0 {
                 // The capped release below gives it back at most what the chain has.
-                caps.insert(r.hash, r.remaining);
+                caps.insert(r.hash, r.remaining.saturating_add(held.get(&r.hash).copied().unwrap_or(0)));
             } else if r.remaining < current {
                 self.submit(Input::Lower { hash, remaining: r.remaining, scope: scope(&r) });
             }
