@@ -63,6 +63,8 @@ pub struct SettlerConfig {
     /// Gas limit above the node's estimate, in percent: a batch whose deals change between the estimate and
     /// the block (one skipped, one not) must not run out of gas.
     pub gas_margin_percent: u64,
+    /// Deadline of each JSON-RPC call of the settler.
+    pub rpc_timeout: Duration,
     /// Blocks below the head at which a nonce counts as used (chain sync's confirmations): a transaction is
     /// declared dead only when what took its nonce cannot be reorganised away any more.
     pub confirmations: u64,
@@ -79,6 +81,7 @@ impl Default for SettlerConfig {
             max_backoff: Duration::from_secs(10),
             poll: Duration::from_millis(250),
             gas_margin_percent: 20,
+            rpc_timeout: Duration::from_secs(20),
             confirmations: 0,
             budgets: Budgets::default(),
         }
@@ -247,7 +250,13 @@ impl Settler {
     ) -> Result<Self, super::ChainError> {
         let url = rpc_url.parse().map_err(|_| super::ChainError::BadUrl(rpc_url.to_owned()))?;
         let operator = key.address();
-        let provider = ProviderBuilder::new().disable_recommended_fillers().connect_http(url).erased();
+        // Every call has a deadline: a request that never returns would hold the one settlement in flight, and
+        // every deal behind it, forever. A timed-out call is an RPC error, retried like any other.
+        let http = alloy::transports::http::reqwest::Client::builder()
+            .timeout(config.rpc_timeout)
+            .build()
+            .map_err(|e| super::ChainError::BadUrl(format!("{rpc_url}: {e}")))?;
+        let provider = ProviderBuilder::new().disable_recommended_fillers().connect_reqwest(http, url).erased();
         let hub = reader.deployment().hub;
         let chain_id = reader.deployment().chain_id;
         Ok(Settler {
@@ -386,6 +395,7 @@ impl Settler {
     /// Settles `ids` in one transaction: budgets, estimate, signature, write-ahead record, broadcast, and the
     /// transaction followed to its end.
     async fn settle(&self, ids: &[i64], stats: &SettlerStats, deferred: &mut Deferred) -> Step {
+        tracing::debug!(proposals = ?ids, "settling");
         let (mut deals, gone) = match self.load(ids).await {
             Ok(x) => x,
             Err(e) => {
@@ -570,7 +580,7 @@ impl Settler {
         if ids.len() > 1 {
             stats.batches.fetch_add(1, Ordering::Relaxed);
         }
-        tracing::debug!(tx = %signed.hash, nonce, deals = ids.len(), "settlement sent");
+        tracing::debug!(tx = %signed.hash, nonce, deals = ids.len(), gas_limit, max_fee = signed.max_fee_per_gas, %balance, "settlement sent");
         Ok(nonce)
     }
 
