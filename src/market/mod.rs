@@ -511,7 +511,26 @@ impl Sequencer {
     async fn chain(&mut self, update: ChainUpdate) {
         if self.apply_chain(update) {
             tracing::info!("a proposal from before the engine's start failed: rebuilding the engine from the store");
-            if let Err(e) = self.rebuild(Mutex::new(None)).await {
+            // As at a restart: the proposals no transaction carries fail first (the new engine proposes them
+            // again and holds them), so only those in flight stay unknown to it. Without this, every proposal
+            // pending now would be unknown to the new engine, and each of their failures would rebuild it again.
+            // Only the settler releases proposals, and it waits for this update to be applied: nothing it is
+            // about to send can be failed here.
+            let (store, chain_id) = (self.store.clone(), self.chain_id);
+            let step: RebuildStep = Box::pin(async move {
+                let mut client = store.client().await?;
+                let tx = client.transaction().await?;
+                let failed =
+                    crate::store::proposals::fail_unsent(&*tx, chain_id, "not sent before the engine restarted")
+                        .await?;
+                let mut touched: Vec<OrderHash> = failed.iter().flat_map(|p| p.orders().collect::<Vec<_>>()).collect();
+                touched.sort();
+                touched.dedup();
+                crate::store::orders::recompute(&*tx, &touched).await?;
+                tx.commit().await?;
+                Ok(())
+            });
+            if let Err(e) = self.rebuild(Mutex::new(Some(step))).await {
                 tracing::error!(error = %e, "rebuilding the engine failed; the store keeps the volume for the next start");
             }
         }

@@ -241,6 +241,32 @@ pub async fn fail_pending_except(
     rows.iter().map(row).collect()
 }
 
+/// Fails the pending proposals that no stored settlement transaction may still settle (never sent, or whose
+/// transaction is final without having settled them); returns them. Proposals sent before the settlement log
+/// existed (a hash, no row) are left to the start-up, which asks the chain.
+pub async fn fail_unsent(
+    client: &impl GenericClient,
+    chain_id: u64,
+    reason: &str,
+) -> Result<Vec<Proposal>, StoreError> {
+    let rows = client
+        .query(
+            &format!(
+                "UPDATE deal_proposals p SET status = 'failed', reason = $2, updated_at = now()
+                 WHERE p.status IN ('proposed', 'submitted') AND p.chain_id = $1
+                   AND NOT EXISTS (SELECT 1 FROM settlement_txs t
+                                   WHERE t.chain_id = p.chain_id AND t.proposals @> ARRAY[p.id]
+                                     AND (t.status = 'pending' OR (t.status = 'mined' AND t.succeeded)))
+                   AND (p.tx_hash IS NULL OR EXISTS (SELECT 1 FROM settlement_txs t WHERE t.tx_hash = p.tx_hash))
+                 RETURNING {}",
+                COLUMNS.split(", ").map(|c| format!("p.{}", c.trim())).collect::<Vec<_>>().join(", ")
+            ),
+            &[&(chain_id as i64), &reason],
+        )
+        .await?;
+    rows.iter().map(row).collect()
+}
+
 /// Proposals among `ids` that deals of blocks `from..` settled go back to `submitted` (their transaction, of the
 /// settlement log, is followed again after a reorg); returns how many.
 pub async fn unsettle_from(

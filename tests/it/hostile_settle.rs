@@ -485,6 +485,31 @@ async fn the_settlement_log_and_the_budget_window_in_the_store() {
         .expect("a time");
     assert!((at - (now_ms + 40_000)).abs() < 5_000);
     assert_eq!(settlement_charges::prune(&**c, 5, 30).await.expect("prune"), 1);
+
+    // When the engine is rebuilt, pending proposals that no transaction carries fail; one in flight stays, and
+    // one sent before the log existed is left to the start-up (only the chain can tell).
+    use dragon::store::proposals;
+    use dragon_matching as m;
+    let deal = |b: u8| m::Deal {
+        id: m::ProposalId(0),
+        app: m::OrderHash([b; 32]),
+        dataset: None,
+        workerpool: m::OrderHash([b + 1; 32]),
+        request: m::OrderHash([b + 2; 32]),
+        volume: 1,
+        app_price: m::Nrlc(0),
+        dataset_price: m::Nrlc(0),
+        workerpool_price: m::Nrlc(0),
+        category: 0,
+    };
+    let ids = proposals::insert(&**c, 5, &[deal(1), deal(4), deal(7)]).await.expect("proposals");
+    let carried = [ids[0]];
+    let flying = NewTx { nonce: 9, hash: B256::repeat_byte(9), proposals: &carried, ..row(9, 9, &[1]) };
+    settlement_txs::insert(&**c, &flying).await.expect("insert");
+    proposals::mark_submitted(&**c, &carried, B256::repeat_byte(9)).await.expect("submitted");
+    proposals::mark_submitted(&**c, &[ids[2]], B256::repeat_byte(0xee)).await.expect("submitted");
+    let failed = proposals::fail_unsent(&**c, 5, "not sent before the engine restarted").await.expect("fail");
+    assert_eq!(failed.iter().map(|p| p.id).collect::<Vec<_>>(), vec![ids[1]]);
 }
 
 /// A fresh requester with `deposit` nRLC in the hub and gas money.
