@@ -589,3 +589,50 @@ async fn a_deal_failing_beside_a_deferred_one_gives_all_its_volume_back() {
     assert_eq!(deal["volume"], 6);
     server.stop().await;
 }
+
+/// A reorg that orphans the block of a settlement does not give up its proposal: the transaction may be mined
+/// again (it is, with the same bytes), so the proposal goes back to `submitted` until it lands, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_orphaned_by_a_reorg_is_followed_again_and_lands_once() {
+    crate::harness::capture_logs();
+    let w = World::new().await;
+    let server = Server::start(crate::settle::settling(&w, database().await)).await;
+    let app = w.app_order(2, 100, 1);
+    let pool = w.pool_order(5, 10, 1, 2);
+    for o in [&app, &pool] {
+        assert_eq!(server.publish(&w.owner, o).await.0, 201);
+    }
+    let req = w.request(&w.requester, 8, 2, 1, 3);
+    assert_eq!(server.publish(&w.requester, &req).await.0, 201);
+    let deal = until("the deal", async || deals_of(&server, &h(&w, &req)).await.into_iter().next()).await;
+    let tx = deal["transactionHash"].as_str().expect("tx").to_owned();
+    let block = deal["blockNumber"].as_u64().expect("block");
+    let p = provider(&w.node.url(), &w.owner);
+    let head = p.get_block_number().await.expect("head");
+    until("sync at the head", async || {
+        let (_, health) = server.get("/health").await;
+        (health["sync"]["block"].as_u64() >= Some(head)).then_some(())
+    })
+    .await;
+    // The deal's block and everything after it are replaced by empty blocks.
+    rpc(&w, "anvil_reorg", (head - block + 1, Vec::<Value>::new())).await;
+    until("the reorg undone", async || {
+        let (_, health) = server.get("/health").await;
+        (health["sync"]["reorgs"].as_u64() >= Some(1)).then_some(())
+    })
+    .await;
+    // The same transaction lands again; the proposal was never failed.
+    let again = until("the deal again", async || deals_of(&server, &h(&w, &req)).await.into_iter().next()).await;
+    assert_eq!(again["transactionHash"], tx.as_str(), "the same bytes landed: {again}");
+    until("the proposal settled", async || {
+        let p = proposals(&server, &h(&w, &req)).await;
+        (p.len() == 1 && p[0]["status"] == "settled").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let p = proposals(&server, &h(&w, &req)).await;
+    assert_eq!((p.len(), p[0]["status"].as_str()), (1, Some("settled")), "never failed, never proposed again: {p:?}");
+    assert_eq!(deals_on_chain(&w, &h(&w, &req)).await.len(), 1);
+    assert_eq!(consumed(&w, &h(&w, &req)).await, U256::from(2));
+    server.shutdown().await;
+}
