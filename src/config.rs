@@ -164,7 +164,8 @@ impl Config {
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// TOML file with any of: listen, rpc_url, deployment, max_open_orders, max_requests_per_asset,
-    /// max_orders_per_category, max_order_bytes, max_params_bytes, confirmations, settle_batch, [limits], [feed].
+    /// max_orders_per_category, max_order_bytes, max_params_bytes, confirmations, settle_batch, [limits], [feed],
+    /// [settlement] (gas budgets).
     #[arg(long, env = "DRAGON_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Address the REST API listens on [default: 127.0.0.1:8080].
@@ -197,6 +198,8 @@ struct FileConfig {
     settle_batch: Option<usize>,
     limits: Option<Limits>,
     feed: Option<FeedLimits>,
+    /// The settler's gas budgets.
+    settlement: Option<crate::chain::settler::Budgets>,
 }
 
 impl ServeArgs {
@@ -237,6 +240,9 @@ impl ServeArgs {
         }
         if let Some(n) = file.settle_batch {
             config.settler.max_batch = n;
+        }
+        if let Some(b) = file.settlement {
+            config.settler.budgets = b;
         }
         config.operator_key = operator_key_from_env()?;
         validate(&config)?;
@@ -290,7 +296,9 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         ("max_order_bytes", c.market.max_order_bytes as u64),
         ("max_params_bytes", c.market.max_params_bytes as u64),
         ("settle_batch", c.settler.max_batch as u64),
-    ];
+    ]
+    .into_iter()
+    .chain(c.settler.budgets.positive());
     for (field, v) in positive {
         if v == 0 {
             return Err(ConfigError::Invalid { field, message: "must be at least 1".into() });
@@ -308,4 +316,47 @@ pub struct ChainArgs {
     /// Deployment file of Dragon's contracts (from `dragon chain deploy`).
     #[arg(long, value_name = "PATH")]
     pub deployment: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::Address;
+
+    fn config() -> Config {
+        let d = Deployment {
+            chain_id: 1,
+            token: Address::ZERO,
+            hub: Address::ZERO,
+            app_registry: Address::ZERO,
+            dataset_registry: Address::ZERO,
+            workerpool_registry: Address::ZERO,
+            block_number: 0,
+        };
+        Config::new(SocketAddr::from(([127, 0, 0, 1], 0)), String::new(), String::new(), d)
+    }
+
+    #[test]
+    fn the_settlement_table_sets_the_budgets_it_names_and_keeps_the_defaults_of_the_others() {
+        let file: FileConfig =
+            toml::from_str("[settlement]\noperator_gas_budget = 5000000\nfree_deal_gas_budget = 7\n").expect("parses");
+        let b = file.settlement.expect("the table");
+        assert_eq!((b.operator_gas_budget, b.free_deal_gas_budget), (5_000_000, 7));
+        let defaults = crate::chain::settler::Budgets::default();
+        assert_eq!(b.requester_gas_budget, defaults.requester_gas_budget);
+        assert_eq!(b.budget_window_secs, 3_600);
+        assert!(toml::from_str::<FileConfig>("[settlement]\noperator_gas = 1\n").is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn a_zero_budget_or_window_is_refused_by_name() {
+        let mut c = config();
+        assert!(validate(&c).is_ok());
+        c.settler.budgets.free_deal_gas_budget = 0;
+        let Err(ConfigError::Invalid { field, .. }) = validate(&c) else { panic!("refused") };
+        assert_eq!(field, "settlement.free_deal_gas_budget");
+        let mut c = config();
+        c.settler.budgets.budget_window_secs = 0;
+        assert!(matches!(validate(&c), Err(ConfigError::Invalid { field: "settlement.budget_window_secs", .. })));
+    }
 }

@@ -107,7 +107,8 @@ impl AppState {
                     reader.clone(),
                     &config.rpc_url,
                     key.clone(),
-                    config.settler,
+                    // A nonce counts as used where chain sync counts a block as final.
+                    crate::chain::settler::SettlerConfig { confirmations: config.sync.confirmations, ..config.settler },
                     sync.wake.clone(),
                 )?;
                 let (handle, task) = s.spawn(settle_rx);
@@ -201,8 +202,9 @@ impl Background {
         }
     }
 
-    /// Stops chain sync after its current step, and the settler where it is: a transaction in flight is
-    /// already recorded as submitted, and the next start finds out what became of it.
+    /// Stops chain sync after its current step, and the settler where it is: every transaction it may have sent
+    /// was stored, signed, before it was sent (`chain::settler`, write-ahead), and the next start follows it to
+    /// its end, sending the same bytes again if the node lost them.
     pub async fn stop(&self) {
         self.stop.notify_waiters();
         let tasks: Vec<_> = self.tasks.lock().map(|mut t| t.drain(..).collect()).unwrap_or_default();

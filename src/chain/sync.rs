@@ -606,6 +606,10 @@ impl ChainSync {
             }
             None => rollback.await?,
         }
+        // Transactions mined in the orphaned blocks are pending again: the settler follows them.
+        if let Some(s) = &self.settler {
+            s.wake();
+        }
         self.stats.reorgs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -663,24 +667,27 @@ pub async fn backfill_categories(
     Ok(())
 }
 
-/// Undoes blocks `from..` in the store: their deals, task events, categories and order closures go, the
-/// proposals they settled fail as reorged out, pending proposals fail (the rebuilt engine proposes again),
-/// and the remaining volumes of every order involved are recomputed.
+/// Undoes blocks `from..` in the store: their deals, task events, categories and order closures go, and the
+/// remaining volumes of every order involved are recomputed. A deal that one of the settler's stored
+/// transactions made goes back to `submitted` with that transaction, which the settler follows again (it may
+/// land again, with the same bytes); other proposals those deals settled fail as reorged out; pending
+/// proposals fail (the rebuilt engine proposes again), except those whose transaction may still land.
 pub async fn rollback(store: &Store, chain_id: u64, from: u64) -> Result<(), StoreError> {
+    use crate::store::{proposals, settlement_charges, settlement_txs};
     let mut client = store.client().await?;
     let tx = client.transaction().await?;
-    let orphaned = tx
-        .query(
-            "UPDATE deal_proposals SET status = 'failed', reason = 'reorged out', updated_at = now()
-             WHERE deal_id IN (SELECT deal_id FROM deals WHERE chain_id = $1 AND block_number >= $2)
-             RETURNING id",
-            &[&(chain_id as i64), &(from as i64)],
-        )
-        .await?;
-    let pending = crate::store::proposals::fail_all_pending(&*tx, chain_id, "engine rebuilt after a reorg").await?;
+    let reopened = settlement_txs::reopen_from(&*tx, chain_id, from).await?;
+    let reopened_ids: Vec<i64> = reopened.iter().map(|r| r.id).collect();
+    settlement_charges::uncharge(&*tx, &reopened_ids).await?;
+    let carried: Vec<i64> = reopened.iter().flat_map(|r| r.proposals.iter().copied()).collect();
+    let unsettled = proposals::unsettle_from(&*tx, chain_id, from, &carried).await?;
+    let orphaned = proposals::fail_settled_from(&*tx, chain_id, from, "reorged out").await?;
+    let pending: Vec<i64> = proposals::pending(&*tx, chain_id).await?.iter().map(|p| p.id).collect();
+    let keep = settlement_txs::in_flight(&*tx, chain_id, &pending).await?;
+    let failed = proposals::fail_pending_except(&*tx, chain_id, "engine rebuilt after a reorg", &keep).await?;
     let mut touched = crate::store::deals::delete_from(&*tx, chain_id, from).await?;
     touched.extend(crate::store::orders::reopen_from(&*tx, from).await?);
-    touched.extend(pending.iter().flat_map(|p| p.orders().collect::<Vec<_>>()));
+    touched.extend(failed.iter().flat_map(|p| p.orders().collect::<Vec<_>>()));
     crate::store::categories::delete_from(&*tx, chain_id, from).await?;
     crate::store::sync::rewind(&*tx, chain_id, from).await?;
     touched.sort();
@@ -690,23 +697,34 @@ pub async fn rollback(store: &Store, chain_id: u64, from: u64) -> Result<(), Sto
     tracing::info!(
         from,
         orders = recomputed.len(),
-        settled_undone = orphaned.len(),
-        pending_failed = pending.len(),
+        settled_undone = orphaned + unsettled,
+        back_in_flight = unsettled,
+        pending_failed = failed.len(),
         "reorg rolled back"
     );
     Ok(())
 }
 
-/// At start-up, before the engine exists: proposals that were never sent, or whose transaction is not on
-/// chain, fail (the engine proposes them again from the rebuilt book), and their orders get their volume back.
-/// Call after [`ChainSync::catch_up`], which settles those that made it.
+/// At start-up, before the engine exists: pending proposals that no stored transaction may still settle fail
+/// (never sent, or sent by a version without the settlement log and not mined), and the engine proposes again
+/// from the rebuilt book what is still possible; their orders get their volume back. Proposals whose transaction
+/// may still land stay pending: the settler follows that transaction first. Call after [`ChainSync::catch_up`],
+/// which settles those that made it.
 pub async fn resolve_pending(store: &Store, provider: &DynProvider, chain_id: u64) -> Result<usize, SyncError> {
     let mut client = store.client().await?;
     let pending = crate::store::proposals::pending(&**client, chain_id).await?;
+    let ids: Vec<i64> = pending.iter().map(|p| p.id).collect();
+    let flying: BTreeSet<i64> =
+        crate::store::settlement_txs::in_flight(&**client, chain_id, &ids).await?.into_iter().collect();
     let mut failures = Vec::new();
-    for p in &pending {
+    for p in pending.iter().filter(|p| !flying.contains(&p.id)) {
         let reason = match p.tx_hash {
             None => "not sent before the exchange restarted".to_string(),
+            // Final (mined without its deal, or dead) without the proposal having been told: it cannot land.
+            Some(h) if crate::store::settlement_txs::known(&**client, h).await? => {
+                format!("transaction {h:#x} did not settle it before the exchange restarted")
+            }
+            // Sent before the settlement log existed: only its receipt can tell.
             Some(h) => match provider.get_transaction_receipt(h).await? {
                 Some(r) if r.status() => "not settled by its transaction (skipped in its batch)".to_string(),
                 Some(_) => format!("transaction {h:#x} reverted"),
@@ -714,6 +732,9 @@ pub async fn resolve_pending(store: &Store, provider: &DynProvider, chain_id: u6
             },
         };
         failures.push((p.id, reason));
+    }
+    if !flying.is_empty() {
+        tracing::info!(proposals = flying.len(), "proposals whose transaction may still land stay pending");
     }
     let tx = client.transaction().await?;
     let failed = crate::store::proposals::fail(&*tx, &failures).await?;

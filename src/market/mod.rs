@@ -472,11 +472,18 @@ impl Sequencer {
     /// See [`ChainUpdate`]. Lowers come before releases, and a failed proposal is released with each of its
     /// orders capped at what the chain still has of it (`ReleaseCapped`): released volume never exceeds the
     /// chain's, and an order that someone else consumed meanwhile keeps its time priority.
-    fn apply_chain(&mut self, u: ChainUpdate) -> Gone {
+    ///
+    /// Returns the app and dataset orders that left the book, and whether the engine must be rebuilt from the
+    /// store: a proposal made before the engine was (re)built, kept pending because its transaction could still
+    /// land, failed since; the engine never held its reservation, so only the store knows the volume that comes
+    /// back.
+    fn apply_chain(&mut self, u: ChainUpdate) -> (Gone, bool) {
         let mut gone = Gone::default();
         let mut released: Vec<(i64, m::Deal)> = Vec::new();
+        let mut unknown = false;
         for (id, reason) in &u.released {
             let deal = self.engine.proposals.remove(id);
+            unknown |= deal.is_none();
             let category = deal.map(|(_, d)| d.category);
             (self.listener)(&MarketEvent::ProposalFailed { id: *id, category, reason: reason.clone() });
             released.extend(deal);
@@ -485,6 +492,22 @@ impl Sequencer {
         for (_, d) in &released {
             for h in [Some(d.app), d.dataset, Some(d.workerpool), Some(d.request)].into_iter().flatten() {
                 *coming_back.entry(OrderHash(h.0.into())).or_default() += d.volume;
+            }
+        }
+        // What the engine still reserves on those orders for the other proposals it holds: a release's cap is
+        // all an order may hold in the engine, reserved included, so it is the store's unreserved remaining plus
+        // this (proposals kept across a restart are in neither: the store counts them pending, the engine never
+        // held them).
+        let mut held: HashMap<OrderHash, u64> = HashMap::new();
+        if !coming_back.is_empty() {
+            for p in self.engine.proposals.iter() {
+                let d = p.value();
+                for h in [Some(d.app), d.dataset, Some(d.workerpool), Some(d.request)].into_iter().flatten() {
+                    let h = OrderHash(h.0.into());
+                    if coming_back.contains_key(&h) {
+                        *held.entry(h).or_default() += d.volume;
+                    }
+                }
             }
         }
         for r in u.closed {
@@ -504,7 +527,7 @@ impl Sequencer {
             let back = coming_back.get(&r.hash).copied().unwrap_or(0);
             if back > 0 {
                 // The capped release below gives it back at most what the chain has.
-                caps.insert(r.hash, r.remaining);
+                caps.insert(r.hash, r.remaining.saturating_add(held.get(&r.hash).copied().unwrap_or(0)));
             } else if r.remaining < current {
                 self.submit(Input::Lower { hash, remaining: r.remaining, scope: scope(&r) });
             }
@@ -534,7 +557,7 @@ impl Sequencer {
         for t in u.tasks {
             (self.listener)(&MarketEvent::TaskUpdated(t));
         }
-        gone
+        (gone, unknown)
     }
 
     /// Requests that no app order (or, naming a dataset, no dataset order) can serve any more die, as with the
@@ -565,11 +588,44 @@ impl Sequencer {
         self.commit(vec![Op::Close { hashes: dead, status: Some(OrderStatus::Dead), reply }]).await;
     }
 
+
+    /// Applies a chain update, then rebuilds the engine if the update released volume it never held; returns the
+    /// app and dataset orders that left the book.
+    async fn chain(&mut self, update: ChainUpdate) -> Gone {
+        let (gone, unknown) = self.apply_chain(update);
+        if unknown {
+            tracing::info!("a proposal from before the engine's start failed: rebuilding the engine from the store");
+            // As at a restart: the proposals no transaction carries fail first (the new engine proposes them
+            // again and holds them), so only those in flight stay unknown to it. Without this, every proposal
+            // pending now would be unknown to the new engine, and each of their failures would rebuild it again.
+            // Only the settler releases proposals, and it waits for this update to be applied: nothing it is
+            // about to send can be failed here.
+            let (store, chain_id) = (self.store.clone(), self.chain_id);
+            let step: RebuildStep = Box::pin(async move {
+                let mut client = store.client().await?;
+                let tx = client.transaction().await?;
+                let failed =
+                    crate::store::proposals::fail_unsent(&*tx, chain_id, "not sent before the engine restarted")
+                        .await?;
+                let mut touched: Vec<OrderHash> = failed.iter().flat_map(|p| p.orders().collect::<Vec<_>>()).collect();
+                touched.sort();
+                touched.dedup();
+                crate::store::orders::recompute(&*tx, &touched).await?;
+                tx.commit().await?;
+                Ok(())
+            });
+            if let Err(e) = self.rebuild(Mutex::new(Some(step))).await {
+                tracing::error!(error = %e, "rebuilding the engine failed; the store keeps the volume for the next start");
+            }
+        }
+        gone
+    }
+
     async fn run(mut self, mut rx: mpsc::Receiver<Op>) {
         while let Some(first) = rx.recv().await {
             let first = match first {
                 Op::Chain { update, reply } => {
-                    let gone = self.apply_chain(update);
+                    let gone = self.chain(update).await;
                     let _ = reply.send(());
                     self.sweep(gone).await;
                     continue;
@@ -605,7 +661,7 @@ impl Sequencer {
             self.sweep(gone).await;
             match held {
                 Some(Op::Chain { update, reply }) => {
-                    let gone = self.apply_chain(update);
+                    let gone = self.chain(update).await;
                     let _ = reply.send(());
                     self.sweep(gone).await;
                 }

@@ -12,6 +12,8 @@ pub mod deals;
 pub mod explorer;
 pub mod orders;
 pub mod proposals;
+pub mod settlement_charges;
+pub mod settlement_txs;
 pub mod sync;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -25,6 +27,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (3, "0003_settlement.sql", include_str!("../../schema/0003_settlement.sql")),
     (4, "0004_pool.sql", include_str!("../../schema/0004_pool.sql")),
     (5, "0005_pool_replication.sql", include_str!("../../schema/0005_pool_replication.sql")),
+    (6, "0006_settlement_wal.sql", include_str!("../../schema/0006_settlement_wal.sql")),
     (7, "0007_pool_hardening.sql", include_str!("../../schema/0007_pool_hardening.sql")),
     (8, "0008_auth_expiry.sql", include_str!("../../schema/0008_auth_expiry.sql")),
     (9, "0009_category_events.sql", include_str!("../../schema/0009_category_events.sql")),

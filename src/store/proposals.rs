@@ -1,5 +1,7 @@
 //! The `deal_proposals` table: the deals the engine proposed, recorded in the same transaction as the volume
-//! changes they cause, and what settlement made of them (`proposed` → `submitted` → `settled` | `failed`).
+//! changes they cause, and what settlement made of them (`proposed` → `submitted` → `settled` | `failed`). A
+//! proposal the settler's gas budgets hold back stays `proposed` (its volume reserved) with a `deferred: ...`
+//! reason until it goes out.
 
 use super::{StoreError, fixed};
 use crate::ids::OrderHash;
@@ -47,7 +49,7 @@ pub struct ProposalView {
     pub category: u64,
     /// `proposed`, `submitted`, `settled` or `failed`.
     pub status: String,
-    /// Why it failed (the hub's revert reason, decoded).
+    /// Why it failed (the hub's revert reason, decoded), or, while `proposed`, why it waits (`deferred: ...`).
     pub reason: Option<String>,
     pub transaction_hash: Option<String>,
     pub dealid: Option<String>,
@@ -131,18 +133,60 @@ pub async fn by_order(client: &impl GenericClient, hash: &OrderHash, limit: i64)
     rows.iter().map(row).collect()
 }
 
-/// Records that `ids` (in batch order) went out in transaction `tx`.
+/// Records that `ids` (in batch order) go out in transaction `tx` (written with the transaction itself, before
+/// it is broadcast).
 pub async fn mark_submitted(client: &impl GenericClient, ids: &[i64], tx: B256) -> Result<(), StoreError> {
     client
         .execute(
             "UPDATE deal_proposals p SET status = 'submitted', tx_hash = $2, batch_index = u.n - 1,
-                    attempts = attempts + 1, updated_at = now()
+                    attempts = attempts + 1, reason = NULL, updated_at = now()
              FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, n)
              WHERE p.id = u.id AND p.status IN ('proposed', 'submitted')",
             &[&ids, &tx.as_slice()],
         )
         .await?;
     Ok(())
+}
+
+/// The transaction of pending proposals became `tx` (a replacement accepted by the node, or the row of their
+/// nonce that was mined).
+pub async fn set_tx(client: &impl GenericClient, ids: &[i64], tx: B256) -> Result<(), StoreError> {
+    client
+        .execute(
+            "UPDATE deal_proposals SET tx_hash = $2, updated_at = now()
+             WHERE id = ANY($1) AND status IN ('submitted', 'settled') AND tx_hash IS DISTINCT FROM $2",
+            &[&ids, &tx.as_slice()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Proposals the gas budgets hold back: still `proposed`, with why and until when.
+pub async fn defer(client: &impl GenericClient, deferred: &[(i64, String)]) -> Result<(), StoreError> {
+    let ids: Vec<i64> = deferred.iter().map(|d| d.0).collect();
+    let reasons: Vec<&str> = deferred.iter().map(|d| d.1.as_str()).collect();
+    client
+        .execute(
+            "UPDATE deal_proposals p SET reason = u.reason, updated_at = now()
+             FROM unnest($1::bigint[], $2::text[]) AS u(id, reason)
+             WHERE p.id = u.id AND p.status = 'proposed' AND p.reason IS DISTINCT FROM u.reason",
+            &[&ids, &reasons],
+        )
+        .await?;
+    Ok(())
+}
+
+/// How often settling this request failed for a reason that may be its own (not a reorg, a restart, or a
+/// transaction of the operator that died).
+pub async fn own_failures(client: &impl GenericClient, request: &OrderHash) -> Result<i64, StoreError> {
+    Ok(client
+        .query_one(
+            "SELECT count(*) FROM deal_proposals WHERE request_hash = $1 AND status = 'failed'
+             AND reason NOT LIKE '%reorg%' AND reason NOT LIKE '%restart%' AND reason NOT LIKE '%another transaction%'",
+            &[&request.0.as_slice()],
+        )
+        .await?
+        .get(0))
 }
 
 /// Back to `proposed` (a transaction that never made it: retried later).
@@ -176,9 +220,31 @@ pub async fn fail(client: &impl GenericClient, failures: &[(i64, String)]) -> Re
     rows.iter().map(row).collect()
 }
 
-/// Fails every pending proposal of the chain (at start-up, and before a reorg rebuilds the engine, which then
-/// proposes again what is still possible); returns them.
-pub async fn fail_all_pending(
+/// Fails every pending proposal of the chain but `keep` (those whose transaction may still land), before a
+/// reorg rebuilds the engine, which then proposes again what is still possible; returns them.
+pub async fn fail_pending_except(
+    client: &impl GenericClient,
+    chain_id: u64,
+    reason: &str,
+    keep: &[i64],
+) -> Result<Vec<Proposal>, StoreError> {
+    let rows = client
+        .query(
+            &format!(
+                "UPDATE deal_proposals SET status = 'failed', reason = $2, updated_at = now()
+                 WHERE status IN ('proposed', 'submitted') AND chain_id = $1 AND NOT (id = ANY($3))
+                 RETURNING {COLUMNS}"
+            ),
+            &[&(chain_id as i64), &reason, &keep],
+        )
+        .await?;
+    rows.iter().map(row).collect()
+}
+
+/// Fails the pending proposals that no stored settlement transaction may still settle (never sent, or whose
+/// transaction is final without having settled them); returns them. Proposals sent before the settlement log
+/// existed (a hash, no row) are left to the start-up, which asks the chain.
+pub async fn fail_unsent(
     client: &impl GenericClient,
     chain_id: u64,
     reason: &str,
@@ -186,13 +252,53 @@ pub async fn fail_all_pending(
     let rows = client
         .query(
             &format!(
-                "UPDATE deal_proposals SET status = 'failed', reason = $2, updated_at = now()
-                 WHERE status IN ('proposed', 'submitted') AND chain_id = $1 RETURNING {COLUMNS}"
+                "UPDATE deal_proposals p SET status = 'failed', reason = $2, updated_at = now()
+                 WHERE p.status IN ('proposed', 'submitted') AND p.chain_id = $1
+                   AND NOT EXISTS (SELECT 1 FROM settlement_txs t
+                                   WHERE t.chain_id = p.chain_id AND t.proposals @> ARRAY[p.id]
+                                     AND (t.status = 'pending' OR (t.status = 'mined' AND t.succeeded)))
+                   AND (p.tx_hash IS NULL OR EXISTS (SELECT 1 FROM settlement_txs t WHERE t.tx_hash = p.tx_hash))
+                 RETURNING {}",
+                COLUMNS.split(", ").map(|c| format!("p.{}", c.trim())).collect::<Vec<_>>().join(", ")
             ),
             &[&(chain_id as i64), &reason],
         )
         .await?;
     rows.iter().map(row).collect()
+}
+
+/// Proposals among `ids` that deals of blocks `from..` settled go back to `submitted` (their transaction, of the
+/// settlement log, is followed again after a reorg); returns how many.
+pub async fn unsettle_from(
+    client: &impl GenericClient,
+    chain_id: u64,
+    from: u64,
+    ids: &[i64],
+) -> Result<u64, StoreError> {
+    Ok(client
+        .execute(
+            "UPDATE deal_proposals SET status = 'submitted', deal_id = NULL, updated_at = now()
+             WHERE id = ANY($3) AND status = 'settled'
+               AND deal_id IN (SELECT deal_id FROM deals WHERE chain_id = $1 AND block_number >= $2)",
+            &[&(chain_id as i64), &(from as i64), &ids],
+        )
+        .await?)
+}
+
+/// Proposals that deals of blocks `from..` settled fail (a reorg took the deals away); returns how many.
+pub async fn fail_settled_from(
+    client: &impl GenericClient,
+    chain_id: u64,
+    from: u64,
+    reason: &str,
+) -> Result<u64, StoreError> {
+    Ok(client
+        .execute(
+            "UPDATE deal_proposals SET status = 'failed', reason = $3, updated_at = now()
+             WHERE deal_id IN (SELECT deal_id FROM deals WHERE chain_id = $1 AND block_number >= $2)",
+            &[&(chain_id as i64), &(from as i64), &reason],
+        )
+        .await?)
 }
 
 /// A pending proposal settled as `deal_id`.

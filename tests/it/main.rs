@@ -15,6 +15,7 @@ mod fixtures;
 mod harness;
 mod hostile_client;
 mod hostile_pool;
+mod hostile_settle;
 mod hostile_worker;
 mod inputs;
 mod market;

@@ -1,0 +1,1024 @@
+//! The settler: puts the engine's deal proposals on chain with the exchange's operator key.
+//!
+//! One transaction is in flight at a time. The first proposal goes out alone with `matchOrders`; whatever
+//! accumulates meanwhile goes out together with `matchOrdersBatch`, which skips a failing deal with a
+//! `MatchOrdersFailed(index, reason)` event instead of reverting the others. The engine never waits: it
+//! reserves the volume when it proposes, and this task works from the store's `deal_proposals` rows.
+//!
+//! Write-ahead (`wal.rs`): every transaction is signed here and stored with its raw bytes before it is
+//! broadcast, and followed until it is mined or known dead; a restart follows what the store holds before
+//! signing anything new. A proposal fails only when its transaction can no longer land.
+//!
+//! Budgets (`budget.rs`): the operator pays every deal's gas, so deals are admitted against gas budgets per
+//! window (operator, requester, workerpool owner, free deals) and deferred, volume kept, when they do not fit.
+//!
+//! Outcomes: chain sync marks a proposal `settled` when it sees its `OrdersMatched` (so the consumption and
+//! the settlement are recorded in one transaction); the settler marks `failed` what reverted, what the batch
+//! skipped, and what a dead transaction carried, and hands the volume back to the book through
+//! [`Market::chain_update`], lowering each order to what the chain still has before anything is released.
+//! Errors of the RPC (no answer, no gas money) are retried with backoff and the proposals wait; a revert is final.
+
+use super::contracts::hub::{DragonHub, IexecLibOrders_v5 as sol};
+use super::reads::ChainReader;
+use crate::ids::OrderHash;
+use crate::market::record::{OrderRecord, OrderStatus};
+use crate::market::{ChainUpdate, Market};
+use crate::order::AnyOrder;
+use crate::store::Store;
+use crate::store::proposals::{self, Proposal};
+use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{Notify, RwLock, mpsc};
+
+pub mod budget;
+mod wal;
+
+pub use budget::Budgets;
+
+/// Settler settings.
+#[derive(Debug, Clone, Copy)]
+pub struct SettlerConfig {
+    /// Most deals per `matchOrdersBatch`.
+    pub max_batch: usize,
+    /// How long a transaction may stay unmined before it is replaced with higher fees.
+    pub receipt_timeout: Duration,
+    /// Fee increase of a replacement, in percent (nodes require at least 10).
+    pub bump_percent: u128,
+    /// Fee bumps of one transaction; past them it is still followed (and sent again if the node loses it), as
+    /// long as its nonce is unused it may land.
+    pub max_replacements: u32,
+    /// Longest wait between retries of a retryable error.
+    pub max_backoff: Duration,
+    /// Longest wait between two looks at a transaction in flight (receipt, nonce, the node's pool); the first
+    /// looks come sooner.
+    pub poll: Duration,
+    /// Gas limit above the node's estimate, in percent: a batch whose deals change between the estimate and
+    /// the block (one skipped, one not) must not run out of gas.
+    pub gas_margin_percent: u64,
+    /// Deadline of each JSON-RPC call of the settler.
+    pub rpc_timeout: Duration,
+    /// Blocks below the head at which a nonce counts as used (chain sync's confirmations): a transaction is
+    /// declared dead only when what took its nonce cannot be reorganised away any more.
+    pub confirmations: u64,
+    pub budgets: Budgets,
+}
+
+impl Default for SettlerConfig {
+    fn default() -> Self {
+        SettlerConfig {
+            max_batch: 50,
+            receipt_timeout: Duration::from_secs(60),
+            bump_percent: 25,
+            max_replacements: 5,
+            max_backoff: Duration::from_secs(10),
+            poll: Duration::from_millis(250),
+            gas_margin_percent: 20,
+            rpc_timeout: Duration::from_secs(20),
+            confirmations: 0,
+            budgets: Budgets::default(),
+        }
+    }
+}
+
+/// Counters for metrics and health.
+#[derive(Debug, Default)]
+pub struct SettlerStats {
+    pub transactions: AtomicU64,
+    pub batches: AtomicU64,
+    pub replaced: AtomicU64,
+    pub retries: AtomicU64,
+    /// Set while sending fails for lack of gas money; cleared by the next transaction that goes out.
+    pub out_of_gas_money: AtomicBool,
+    pub queued: AtomicU64,
+    /// Proposals held back by the gas budgets.
+    pub deferred: AtomicU64,
+}
+
+/// What a failed send means for the proposals it carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// Try again later; the proposals wait.
+    Retryable(String),
+    /// The operator account cannot pay for gas: retried, and reported by the health check meanwhile.
+    NoGasMoney(String),
+    /// The hub refused the deal: the proposal fails with this reason.
+    Final(String),
+}
+
+/// Sorts an RPC error: a revert is final (with its decoded reason), everything else is retried.
+pub fn classify(e: &alloy::contract::Error) -> SendError {
+    use alloy::transports::RpcError;
+    let alloy::contract::Error::TransportError(t) = e else {
+        return SendError::Final(e.to_string());
+    };
+    match t {
+        RpcError::ErrorResp(payload) => {
+            if let Some(data) = payload.as_revert_data() {
+                return SendError::Final(super::revert::decode(&data).to_string());
+            }
+            let m = payload.message.to_lowercase();
+            if m.contains("insufficient funds") || m.contains("gas required exceeds allowance") {
+                SendError::NoGasMoney(payload.message.to_string())
+            } else if m.contains("revert") {
+                SendError::Final(payload.message.to_string())
+            } else {
+                SendError::Retryable(payload.message.to_string())
+            }
+        }
+        other => SendError::Retryable(other.to_string()),
+    }
+}
+
+/// Controls a running settler.
+#[derive(Debug, Clone)]
+pub struct SettlerHandle {
+    gate: Arc<RwLock<()>>,
+    wake: Arc<Notify>,
+    pub stats: Arc<SettlerStats>,
+    pub operator: Address,
+}
+
+impl SettlerHandle {
+    /// Waits until no transaction is in flight and holds the settler still until the guard is dropped.
+    pub async fn pause(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        self.gate.clone().write_owned().await
+    }
+
+    /// Makes the settler look at its stored transactions again (a reorg reopened some).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Everything the settler works with.
+pub struct Settler {
+    pub store: Store,
+    pub market: Arc<Market>,
+    pub reader: Arc<ChainReader>,
+    pub hub: Address,
+    pub config: SettlerConfig,
+    /// Woken after each receipt, so chain sync records the deals at once.
+    pub sync: Arc<Notify>,
+    /// No fillers: every field of a settlement is set here, and sent as signed (`wal.rs`).
+    provider: DynProvider,
+    wallet: EthereumWallet,
+    operator: Address,
+    chain_id: u64,
+}
+
+impl std::fmt::Debug for Settler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settler").field("operator", &self.operator).finish()
+    }
+}
+
+/// Gas below what any deal costs (a `matchOrders` costs about 265,000, a deal in a batch about 190,000, a skipped
+/// one still its calldata): the floor at which a deal is checked against the budgets before any estimate.
+const LEAST_GAS_PER_DEAL: u64 = 50_000;
+
+/// What one round of settling leaves to do.
+enum Step {
+    Done,
+    /// Nothing was decided: try these again later (RPC down, no gas money).
+    Retry(Vec<i64>),
+    /// Settle each of these alone (their batch reverted, or was refused at estimation).
+    Alone(Vec<i64>),
+}
+
+/// Proposals held back by the budgets, by id, with when to try again.
+#[derive(Debug, Default)]
+struct Deferred(HashMap<i64, tokio::time::Instant>);
+
+impl Deferred {
+    fn add(&mut self, id: i64, until: std::time::SystemTime) {
+        let wait = until.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        // At least a second: clocks of the database and of this host may disagree a little.
+        self.0.insert(id, tokio::time::Instant::now() + wait.max(Duration::from_secs(1)));
+    }
+
+    fn next_due(&self) -> Option<tokio::time::Instant> {
+        self.0.values().min().copied()
+    }
+
+    /// The ids whose time has come, oldest proposal first.
+    fn take_due(&mut self, now: tokio::time::Instant) -> Vec<i64> {
+        let mut due: Vec<i64> = self.0.iter().filter(|(_, t)| **t <= now).map(|(id, _)| *id).collect();
+        due.sort_unstable();
+        for id in &due {
+            self.0.remove(id);
+        }
+        due
+    }
+}
+
+/// What the store records together with failures, in their transaction.
+enum Record {
+    None,
+    /// A row was mined (the others of its nonce are dead): charge its deals, and for a reverted batch hand its
+    /// proposals back to `proposed` to be settled one by one.
+    Mined {
+        row: crate::store::settlement_txs::SettlementTx,
+        mined: crate::store::settlement_txs::Mined,
+        unsubmit: bool,
+    },
+    /// No row of this nonce can land.
+    Dead {
+        operator: Address,
+        nonce: u64,
+        reason: String,
+    },
+}
+
+impl Settler {
+    /// A settler signing with `key` and sending through `rpc_url`.
+    pub fn new(
+        store: Store,
+        market: Arc<Market>,
+        reader: Arc<ChainReader>,
+        rpc_url: &str,
+        key: PrivateKeySigner,
+        config: SettlerConfig,
+        sync: Arc<Notify>,
+    ) -> Result<Self, super::ChainError> {
+        let url = rpc_url.parse().map_err(|_| super::ChainError::BadUrl(rpc_url.to_owned()))?;
+        let operator = key.address();
+        // Every call has a deadline: a request that never returns would hold the one settlement in flight, and
+        // every deal behind it, forever. A timed-out call is an RPC error, retried like any other.
+        let http = alloy::transports::http::reqwest::Client::builder()
+            .timeout(config.rpc_timeout)
+            .build()
+            .map_err(|e| super::ChainError::BadUrl(format!("{rpc_url}: {e}")))?;
+        let provider = ProviderBuilder::new().disable_recommended_fillers().connect_reqwest(http, url).erased();
+        let hub = reader.deployment().hub;
+        let chain_id = reader.deployment().chain_id;
+        Ok(Settler {
+            store,
+            market,
+            reader,
+            hub,
+            config,
+            sync,
+            provider,
+            wallet: EthereumWallet::from(key),
+            operator,
+            chain_id,
+        })
+    }
+
+    /// Starts the settler on the queue the market's listener feeds with the ids of new proposals (a proposal
+    /// queued twice is settled once). Before anything new, it follows every stored transaction that may still
+    /// land (`sync::resolve_pending` kept their proposals pending at start-up).
+    pub fn spawn(self, rx: mpsc::UnboundedReceiver<i64>) -> (SettlerHandle, tokio::task::JoinHandle<()>) {
+        let handle = SettlerHandle {
+            gate: Arc::new(RwLock::new(())),
+            wake: Arc::new(Notify::new()),
+            stats: Arc::default(),
+            operator: self.operator,
+        };
+        let (gate, stats, wake) = (handle.gate.clone(), handle.stats.clone(), handle.wake.clone());
+        let task = tokio::spawn(self.run(rx, gate, stats, wake));
+        (handle, task)
+    }
+
+    async fn run(
+        self,
+        mut rx: mpsc::UnboundedReceiver<i64>,
+        gate: Arc<RwLock<()>>,
+        stats: Arc<SettlerStats>,
+        wake: Arc<Notify>,
+    ) {
+        let mut queue: VecDeque<i64> = VecDeque::new();
+        let mut alone: VecDeque<i64> = VecDeque::new();
+        let mut deferred = Deferred::default();
+        let mut backoff = Duration::from_millis(100);
+        // Stored transactions come first: at start, and whenever a reorg reopens some.
+        let mut resume = true;
+        loop {
+            if queue.is_empty() && alone.is_empty() && !resume {
+                let due = deferred.next_due();
+                tokio::select! {
+                    id = rx.recv() => match id {
+                        Some(id) => queue.push_back(id),
+                        None => break,
+                    },
+                    () = wake.notified() => resume = true,
+                    () = async {
+                        match due {
+                            Some(t) => tokio::time::sleep_until(t).await,
+                            None => std::future::pending().await,
+                        }
+                    } => {}
+                }
+            }
+            while let Ok(id) = rx.try_recv() {
+                queue.push_back(id);
+            }
+            // Deferred proposals are older than anything queued since: they go first.
+            for id in deferred.take_due(tokio::time::Instant::now()).into_iter().rev() {
+                queue.push_front(id);
+            }
+            let held = gate.read().await;
+            if resume {
+                match self.resume(&stats).await {
+                    Ok(more) => {
+                        resume = false;
+                        alone.extend(more);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the stored settlements failed; retrying");
+                        drop(held);
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(self.config.max_backoff);
+                        continue;
+                    }
+                }
+            }
+            let single = !alone.is_empty();
+            let mut ids: Vec<i64> = Vec::new();
+            if let Some(id) = alone.pop_front() {
+                ids.push(id);
+            }
+            while !single && ids.len() < self.config.max_batch {
+                let Some(id) = queue.pop_front() else { break };
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            stats.queued.store((queue.len() + alone.len()) as u64, Ordering::Relaxed);
+            if ids.is_empty() {
+                continue;
+            }
+            match self.settle(&ids, &stats, &mut deferred).await {
+                Step::Done => backoff = Duration::from_millis(100),
+                Step::Alone(ids) => alone.extend(ids),
+                Step::Retry(again) => {
+                    // Nothing was decided: the proposals wait at the front, in order.
+                    stats.retries.fetch_add(1, Ordering::Relaxed);
+                    let back = if single { &mut alone } else { &mut queue };
+                    for id in again.into_iter().rev() {
+                        back.push_front(id);
+                    }
+                    resume = true;
+                    drop(held);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.config.max_backoff);
+                }
+            }
+            stats.deferred.store(deferred.0.len() as u64, Ordering::Relaxed);
+        }
+        tracing::debug!("settler stopped");
+    }
+
+    /// Follows every stored transaction that may still land, nonce by nonce, to its end. Returns the proposals
+    /// of reverted batches, to be settled one by one.
+    async fn resume(&self, stats: &SettlerStats) -> Result<Vec<i64>, crate::store::StoreError> {
+        let rows = crate::store::settlement_txs::pending(&**self.store.client().await?, self.chain_id).await?;
+        let mut nonces: Vec<(Address, u64)> = rows.iter().map(|r| (r.operator, r.nonce)).collect();
+        nonces.dedup();
+        let mut alone = Vec::new();
+        for (operator, nonce) in nonces {
+            tracing::info!(%operator, nonce, "following a stored settlement");
+            let outcome = self.follow(operator, nonce, stats).await;
+            alone.extend(self.finish(outcome).await);
+        }
+        Ok(alone)
+    }
+
+    /// Settles `ids` in one transaction: budgets, estimate, signature, write-ahead record, broadcast, and the
+    /// transaction followed to its end.
+    async fn settle(&self, ids: &[i64], stats: &SettlerStats, deferred: &mut Deferred) -> Step {
+        tracing::debug!(proposals = ?ids, "settling");
+        let (mut deals, gone) = match self.load(ids).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "settler cannot read the store; retrying");
+                return Step::Retry(ids.to_vec());
+            }
+        };
+        if !gone.is_empty() {
+            self.fail(gone).await;
+        }
+        // Deals that would not fit even at a floor far below what any deal costs are deferred before the node
+        // is asked for an estimate: under a flood, each costs reads of the store, not an RPC.
+        if !deals.is_empty() {
+            let ids: Vec<i64> = deals.iter().map(|d| d.proposal.id).collect();
+            match self.admit(&ids, LEAST_GAS_PER_DEAL * ids.len() as u64).await {
+                Ok(v) if !v.deferred.is_empty() => {
+                    self.defer(&v.deferred, deferred).await;
+                    deals.retain(|d| v.admitted.contains(&d.proposal.id));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the gas budgets failed; retrying");
+                    return Step::Retry(ids);
+                }
+            }
+        }
+        // The estimate prices the batch, the budgets say which of its deals may go; a smaller batch costs more
+        // per deal, so the two are asked again until they agree (each round removes at least one deal).
+        let (input, gas_limit) = loop {
+            if deals.is_empty() {
+                return Step::Done;
+            }
+            let input = calldata(&deals);
+            let ids: Vec<i64> = deals.iter().map(|d| d.proposal.id).collect();
+            let call =
+                TransactionRequest::default().with_from(self.operator).with_to(self.hub).with_input(input.clone());
+            let estimate = match self.provider.estimate_gas(call).await {
+                Ok(g) => g,
+                Err(e) => {
+                    return match classify(&alloy::contract::Error::TransportError(e)) {
+                        SendError::Final(reason) if ids.len() == 1 => {
+                            self.fail(vec![(ids[0], reason)]).await;
+                            Step::Done
+                        }
+                        SendError::Final(reason) => {
+                            // A batch does not revert for one bad deal; if it does, something is wrong with the
+                            // whole: each deal alone finds the culprit.
+                            tracing::warn!(%reason, "batch refused; settling its deals one by one");
+                            Step::Alone(ids)
+                        }
+                        SendError::NoGasMoney(m) => self.no_gas_money(stats, &m, ids),
+                        SendError::Retryable(m) => {
+                            tracing::warn!(error = %m, "estimating a settlement failed; retrying");
+                            Step::Retry(ids)
+                        }
+                    };
+                }
+            };
+            let gas_limit = estimate.saturating_add(estimate.saturating_mul(self.config.gas_margin_percent) / 100);
+            let verdict = match self.admit(&ids, gas_limit).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the gas budgets failed; retrying");
+                    return Step::Retry(ids);
+                }
+            };
+            if verdict.deferred.is_empty() {
+                break (input, gas_limit);
+            }
+            self.defer(&verdict.deferred, deferred).await;
+            deals.retain(|d| verdict.admitted.contains(&d.proposal.id));
+        };
+        let ids: Vec<i64> = deals.iter().map(|d| d.proposal.id).collect();
+        match self.send_new(&ids, input, gas_limit, stats).await {
+            Ok(nonce) => {
+                let outcome = self.follow(self.operator, nonce, stats).await;
+                let alone = self.finish(outcome).await;
+                if alone.is_empty() { Step::Done } else { Step::Alone(alone) }
+            }
+            Err(step) => step,
+        }
+    }
+
+    /// Records deferred proposals (their reason, shown by `GET /proposals`) and when to try them again.
+    async fn defer(&self, deferrals: &[budget::Deferral], deferred: &mut Deferred) {
+        let reasons: Vec<(i64, String)> = deferrals.iter().map(|d| (d.proposal, d.reason.clone())).collect();
+        let res = match self.store.client().await {
+            Ok(c) => proposals::defer(&**c, &reasons).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "recording deferred proposals failed");
+        }
+        for d in deferrals {
+            tracing::info!(proposal = d.proposal, reason = %d.reason, "settlement deferred");
+            deferred.add(d.proposal, d.until);
+        }
+    }
+
+    /// The budget verdict for `ids` sharing `gas_limit`.
+    async fn admit(&self, ids: &[i64], gas_limit: u64) -> Result<budget::Verdict, crate::store::StoreError> {
+        let keys = crate::store::settlement_charges::keys(&**self.store.client().await?, ids).await?;
+        // Keep the batch order (the store answers in any order).
+        let keys: Vec<_> = ids.iter().filter_map(|id| keys.iter().find(|k| k.proposal == *id).copied()).collect();
+        let share = gas_limit.div_ceil(ids.len().max(1) as u64);
+        budget::admit(&self.store, self.chain_id, &self.config.budgets, &keys, share).await
+    }
+
+    fn no_gas_money(&self, stats: &SettlerStats, message: &str, ids: Vec<i64>) -> Step {
+        if !stats.out_of_gas_money.swap(true, Ordering::Relaxed) {
+            tracing::error!(operator = %self.operator, error = %message,
+                "the operator account cannot pay for gas: deals wait until it is funded");
+        }
+        Step::Retry(ids)
+    }
+
+    /// Builds, signs, records and broadcasts a new transaction for `ids`; returns its nonce, to be followed.
+    /// `Err` when nothing may be on its way to the chain (nothing stored, or a stored row the node refused at
+    /// its only broadcast, whose proposals went back to `proposed`).
+    async fn send_new(
+        &self,
+        ids: &[i64],
+        input: alloy::primitives::Bytes,
+        gas_limit: u64,
+        stats: &SettlerStats,
+    ) -> Result<u64, Step> {
+        let retry = |what: &str, e: &dyn std::fmt::Display| {
+            tracing::warn!(error = %e, "{what} failed; retrying");
+            Step::Retry(ids.to_vec())
+        };
+        let fees = self.provider.estimate_eip1559_fees().await.map_err(|e| retry("estimating fees", &e))?;
+        // The pending count is the next free nonce: every earlier settlement of ours was followed to its end
+        // (mined or dead) before this one was built, so no transaction of ours is waiting with this nonce.
+        let nonce = self
+            .provider
+            .get_transaction_count(self.operator)
+            .pending()
+            .await
+            .map_err(|e| retry("reading the operator's nonce", &e))?;
+        let balance = self.provider.get_balance(self.operator).await.map_err(|e| retry("reading the balance", &e))?;
+        let max_cost = U256::from(gas_limit) * U256::from(fees.max_fee_per_gas);
+        if balance < max_cost {
+            // Not signed, not stored: the proposals stay `proposed` and wait for the money.
+            return Err(self.no_gas_money(stats, &format!("balance {balance} wei below {max_cost} wei"), ids.to_vec()));
+        }
+        let signed = self
+            .sign(self.hub, input, nonce, gas_limit, fees.max_fee_per_gas, fees.max_priority_fee_per_gas)
+            .await
+            .map_err(|e| retry("signing a settlement", &e))?;
+        let row = crate::store::settlement_txs::NewTx {
+            chain_id: self.chain_id,
+            operator: self.operator,
+            nonce,
+            hash: signed.hash,
+            raw: &signed.raw,
+            proposals: ids,
+            gas_limit,
+            max_fee_per_gas: signed.max_fee_per_gas,
+            max_priority_fee_per_gas: signed.max_priority_fee_per_gas,
+        };
+        // The write-ahead record: the transaction and its proposals' `submitted`, together, before any byte
+        // leaves. From the commit on, a restart knows this transaction may reach the chain.
+        let id = self.record_new(&row).await.map_err(|e| retry("recording a settlement", &e))?;
+        match self.broadcast(&signed.raw).await {
+            wal::Sent::Accepted => {}
+            wal::Sent::Refused(m) => {
+                // Refused at its first and only broadcast: no copy exists outside the store, so it is dead and
+                // its proposals can go out again in another transaction.
+                self.discard(id, ids, &m).await;
+                return Err(match wal::classify_refusal(&m) {
+                    SendError::NoGasMoney(m) => self.no_gas_money(stats, &m, ids.to_vec()),
+                    _ => retry("sending a settlement", &m),
+                });
+            }
+            wal::Sent::Unknown(m) => {
+                // It may have reached the node: followed like any stored transaction (sent again if absent).
+                tracing::warn!(error = %m, tx = %signed.hash, "sending a settlement got no answer; following it");
+            }
+        }
+        stats.out_of_gas_money.store(false, Ordering::Relaxed);
+        stats.transactions.fetch_add(1, Ordering::Relaxed);
+        if ids.len() > 1 {
+            stats.batches.fetch_add(1, Ordering::Relaxed);
+        }
+        tracing::debug!(tx = %signed.hash, nonce, deals = ids.len(), gas_limit, max_fee = signed.max_fee_per_gas, %balance, "settlement sent");
+        Ok(nonce)
+    }
+
+    async fn record_new(&self, row: &crate::store::settlement_txs::NewTx<'_>) -> Result<i64, crate::store::StoreError> {
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await?;
+        let id = crate::store::settlement_txs::insert(&*tx, row).await?;
+        proposals::mark_submitted(&*tx, row.proposals, row.hash).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// A row the node refused at its only broadcast: dead, and its proposals back to `proposed`, together.
+    async fn discard(&self, id: i64, ids: &[i64], message: &str) {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let res: Result<(), crate::store::StoreError> = async {
+                let mut client = self.store.client().await?;
+                let tx = client.transaction().await?;
+                crate::store::settlement_txs::discard(&*tx, id, &format!("refused by the node: {message}")).await?;
+                proposals::unsubmit(&*tx, ids).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+            .await;
+            match res {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "recording a refused settlement failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(self.config.max_backoff);
+                }
+            }
+        }
+    }
+
+    /// Records how a followed nonce ended. Returns the proposals of a reverted batch, to settle one by one.
+    async fn finish(&self, outcome: wal::Outcome) -> Vec<i64> {
+        match outcome {
+            wal::Outcome::Gone => Vec::new(),
+            wal::Outcome::Dead(rows) => {
+                let Some(last) = rows.last() else { return Vec::new() };
+                let mut ids: Vec<i64> = rows.iter().flat_map(|r| r.proposals.iter().copied()).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let reason = format!(
+                    "transaction {:#x} dead: its nonce {} was used by another transaction of the operator",
+                    last.hash, last.nonce
+                );
+                tracing::warn!(tx = %last.hash, nonce = last.nonce, "a stored settlement can no longer land");
+                let failures = ids.iter().map(|id| (*id, reason.clone())).collect();
+                let record = Record::Dead { operator: last.operator, nonce: last.nonce, reason: reason.clone() };
+                self.fail_recording(failures, record).await;
+                Vec::new()
+            }
+            wal::Outcome::Mined(row, receipt) => {
+                self.sync.notify_one();
+                let mined = crate::store::settlement_txs::Mined {
+                    succeeded: receipt.status(),
+                    block_number: receipt.block_number.unwrap_or_default(),
+                    gas_used: receipt.gas_used,
+                    effective_gas_price: receipt.effective_gas_price,
+                };
+                let ids = row.proposals.clone();
+                if receipt.status() {
+                    let failures = self.skipped(&receipt, &ids);
+                    self.fail_recording(failures, Record::Mined { row, mined, unsubmit: false }).await;
+                    Vec::new()
+                } else if ids.len() == 1 {
+                    let reason =
+                        self.replay(&row.raw).await.unwrap_or_else(|| format!("transaction {:#x} reverted", row.hash));
+                    self.fail_recording(vec![(ids[0], reason)], Record::Mined { row, mined, unsubmit: false }).await;
+                    Vec::new()
+                } else {
+                    tracing::warn!(tx = %row.hash, "batch reverted; settling its deals one by one");
+                    self.fail_recording(Vec::new(), Record::Mined { row, mined, unsubmit: true }).await;
+                    ids
+                }
+            }
+        }
+    }
+
+    /// The deals a mined batch skipped (`MatchOrdersFailed`), with the decoded reason.
+    fn skipped(&self, receipt: &TransactionReceipt, ids: &[i64]) -> Vec<(i64, String)> {
+        let mut failures = Vec::new();
+        for log in receipt.inner.logs() {
+            if log.address() != self.hub {
+                continue;
+            }
+            if let Ok(ev) = log.log_decode::<DragonHub::MatchOrdersFailed>() {
+                let i = usize::try_from(ev.inner.data.index).unwrap_or(usize::MAX);
+                if let Some(id) = ids.get(i) {
+                    failures.push((*id, super::revert::from_reason(&ev.inner.data.reason).to_string()));
+                }
+            }
+        }
+        failures
+    }
+
+    /// Why a mined transaction reverted: the same call simulated on the latest state, whose revert reason is
+    /// what the next attempt would meet (the state it reverted on may be gone already).
+    async fn replay(&self, raw: &[u8]) -> Option<String> {
+        let (to, input) = wal::call_of(raw)?;
+        let call = TransactionRequest::default().with_from(self.operator).with_to(to).with_input(input);
+        match self.provider.call(call).await {
+            Ok(_) => None,
+            Err(e) => match classify(&alloy::contract::Error::TransportError(e)) {
+                SendError::Final(reason) => Some(reason),
+                _ => None,
+            },
+        }
+    }
+
+    /// The proposals still to settle, with their orders; and those that cannot be (an order left the book
+    /// meanwhile), with the reason.
+    async fn load(&self, ids: &[i64]) -> Result<(Vec<ToSettle>, Vec<(i64, String)>), crate::store::StoreError> {
+        let client = self.store.client().await?;
+        let mut found = Vec::new();
+        for id in ids {
+            if let Some(p) = proposals::get(&**client, *id).await?
+                && p.status == "proposed"
+            {
+                found.push(p);
+            }
+        }
+        let hashes: Vec<OrderHash> = found.iter().flat_map(|p| p.orders().collect::<Vec<_>>()).collect();
+        let orders: HashMap<OrderHash, OrderRecord> =
+            crate::store::orders::get_many(&**client, &hashes).await?.into_iter().map(|r| (r.hash, r)).collect();
+        let mut deals = Vec::new();
+        let mut gone = Vec::new();
+        for p in found {
+            let closed = p.orders().find_map(|h| match orders.get(&h) {
+                None => Some(format!("order {h} is unknown")),
+                Some(r) if matches!(r.status, OrderStatus::Canceled | OrderStatus::Dead) => {
+                    Some(format!("order {h} was {} before settlement", r.status.as_str()))
+                }
+                Some(_) => None,
+            });
+            if let Some(reason) = closed {
+                gone.push((p.id, reason));
+                continue;
+            }
+            let get = |h: &OrderHash| orders.get(h).map(|r| r.order.clone());
+            let (Some(AnyOrder::App(a)), Some(AnyOrder::Workerpool(w)), Some(AnyOrder::Request(r))) =
+                (get(&p.app), get(&p.workerpool), get(&p.request))
+            else {
+                gone.push((p.id, "stored orders do not match the proposal".into()));
+                continue;
+            };
+            let d = match p.dataset.as_ref().and_then(get) {
+                Some(AnyOrder::Dataset(d)) => Some(d),
+                _ => None,
+            };
+            deals.push(ToSettle {
+                proposal: p,
+                app: (&a).into(),
+                dataset: d.as_ref().map(Into::into),
+                workerpool: (&w).into(),
+                request: (&r).into(),
+            });
+        }
+        Ok((deals, gone))
+    }
+
+    /// Fails proposals and gives their volume back to the book: each order is first set to what the chain
+    /// and the other pending proposals leave of it (never more than the chain says is left), an order the
+    /// failure shows to be unusable is closed as dead, and only then is the reservation released.
+    pub async fn fail(&self, failures: Vec<(i64, String)>) {
+        self.fail_recording(failures, Record::None).await;
+    }
+
+    /// [`Settler::fail`], with what the settlement log records about the transaction in the same store
+    /// transaction (a mined row and its charges, or a dead nonce), so a crash never records one without the
+    /// other.
+    async fn fail_recording(&self, failures: Vec<(i64, String)>, record: Record) {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let _order = self.market.chain_lock.lock().await;
+            match self.try_fail(&failures, &record).await {
+                Ok(update) => {
+                    if let Err(e) = self.market.chain_update(update).await {
+                        tracing::warn!(error = %e, "the market did not take the failed proposals");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    drop(_order);
+                    tracing::error!(error = %e, "recording failed settlements; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(self.config.max_backoff);
+                }
+            }
+        }
+    }
+
+    async fn try_fail(&self, failures: &[(i64, String)], record: &Record) -> anyhow::Result<ChainUpdate> {
+        for (id, reason) in failures {
+            tracing::info!(proposal = id, %reason, "settlement failed");
+        }
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await?;
+        match record {
+            Record::None => {}
+            Record::Mined { row, mined, unsubmit } => {
+                use crate::store::{settlement_charges, settlement_txs};
+                settlement_txs::mark_mined(&*tx, row.id, mined).await?;
+                proposals::set_tx(&*tx, &row.proposals, row.hash).await?;
+                let gas = budget::split(mined.gas_used, row.proposals.len());
+                let charges: Vec<(i64, u64)> = row.proposals.iter().copied().zip(gas).collect();
+                settlement_charges::charge(&*tx, self.chain_id, row.id, &charges, mined.effective_gas_price).await?;
+                // Charges older than two windows (and a day) count in no budget any more.
+                let keep = (self.config.budgets.budget_window_secs * 2).max(86_400);
+                settlement_charges::prune(&*tx, self.chain_id, keep).await?;
+                if *unsubmit {
+                    proposals::unsubmit(&*tx, &row.proposals).await?;
+                }
+            }
+            Record::Dead { operator, nonce, reason } => {
+                crate::store::settlement_txs::mark_nonce_dead(&*tx, self.chain_id, *operator, *nonce, reason).await?;
+            }
+        }
+        if failures.is_empty() {
+            tx.commit().await?;
+            return Ok(ChainUpdate::default());
+        }
+        let failed = proposals::fail(&*tx, failures).await?;
+        let mut hashes: Vec<OrderHash> = failed.iter().flat_map(|p| p.orders().collect::<Vec<_>>()).collect();
+        hashes.sort();
+        hashes.dedup();
+        // Orders a reason names as unusable on chain (owner changed, signature no longer valid).
+        let mut dead = Vec::new();
+        for p in &failed {
+            if let Some(h) = p.reason.as_deref().and_then(|r| unusable_order(p, r)) {
+                dead.push(h);
+            }
+        }
+        // Orders whose owner can no longer back them (the hub refused the payment or the pool's stake), and
+        // requests that failed again and again: proposing them once more would fail the same way.
+        let orders = crate::store::orders::get_many(&*tx, &hashes).await?;
+        for o in &orders {
+            let required = crate::market::publish::required_stake(&o.order, U256::from(o.remaining.max(1)));
+            if !required.is_zero() {
+                let account = match &o.order {
+                    AnyOrder::Workerpool(w) => {
+                        self.reader.owner(crate::order::OrderKind::Workerpool, w.workerpool).await?
+                    }
+                    _ => o.signer,
+                };
+                if self.reader.stake(account).await? < required {
+                    dead.push(o.hash);
+                }
+            }
+            if matches!(o.order, AnyOrder::Request(_)) {
+                let n = proposals::own_failures(&*tx, &o.hash).await?;
+                if n >= MAX_FAILURES {
+                    dead.push(o.hash);
+                }
+            }
+        }
+        dead.sort();
+        dead.dedup();
+        for h in &dead {
+            tracing::info!(order = %h, "order closed as dead: its settlement cannot succeed");
+        }
+        let closed =
+            crate::store::orders::close_at_block(&*tx, &dead, OrderStatus::Dead, 0, "refused by the hub").await?;
+        // The chain's consumed volume bounds what can come back, even before chain sync has seen why.
+        let mut recomputed = crate::store::orders::recompute(&*tx, &hashes).await?;
+        let consumed = futures_util::future::join_all(recomputed.iter().map(|r| self.reader.consumed(r.hash))).await;
+        let mut capped = Vec::new();
+        for (r, c) in recomputed.iter_mut().zip(consumed) {
+            let Ok(c) = c else { continue };
+            let left = U256::from(r.volume()).saturating_sub(c);
+            let left = u64::try_from(left).unwrap_or(u64::MAX);
+            if left < r.remaining {
+                r.remaining = left;
+                if left == 0 {
+                    r.status = OrderStatus::Filled;
+                }
+                capped.push((r.hash, left));
+            }
+        }
+        crate::store::orders::set_remaining(&*tx, &capped).await?;
+        tx.commit().await?;
+        Ok(ChainUpdate {
+            released: failed.iter().map(|p| (p.id, p.reason.clone().unwrap_or_default())).collect(),
+            closed,
+            recomputed,
+            ..ChainUpdate::default()
+        })
+    }
+}
+
+/// Failed settlements after which a request is given up as dead.
+const MAX_FAILURES: i64 = 3;
+
+/// The order a hub refusal names as unusable for good: its signature no longer verifies (the asset changed
+/// owner) or its asset is gone.
+fn unusable_order(p: &Proposal, reason: &str) -> Option<OrderHash> {
+    const PREFIX: &str = "iExecV5-matchOrders-0x";
+    let at = reason.find(PREFIX)? + PREFIX.len();
+    match reason.get(at..at + 2)? {
+        "20" | "21" => Some(p.app),
+        "30" | "31" => p.dataset,
+        "40" | "41" => Some(p.workerpool),
+        "50" => Some(p.request),
+        _ => None,
+    }
+}
+
+/// A proposal with its orders in the hub's form.
+struct ToSettle {
+    proposal: Proposal,
+    app: sol::AppOrder,
+    dataset: Option<sol::DatasetOrder>,
+    workerpool: sol::WorkerpoolOrder,
+    request: sol::RequestOrder,
+}
+
+/// `matchOrders` for one deal; `matchOrdersBatch` for several, each order sent once.
+fn calldata(deals: &[ToSettle]) -> alloy::primitives::Bytes {
+    let input = if let [d] = deals {
+        DragonHub::matchOrdersCall {
+            appOrder: d.app.clone(),
+            datasetOrder: d.dataset.clone().unwrap_or_else(sol::DatasetOrder::none),
+            workerpoolOrder: d.workerpool.clone(),
+            requestOrder: d.request.clone(),
+        }
+        .abi_encode()
+    } else {
+        let mut apps = Indexed::default();
+        let mut datasets = Indexed::default();
+        let mut pools = Indexed::default();
+        let mut requests = Indexed::default();
+        let mut matches = Vec::with_capacity(deals.len());
+        for d in deals {
+            let p = &d.proposal;
+            matches.push(DragonHub::BatchMatch {
+                app: apps.index(p.app.0, || d.app.clone()),
+                dataset: match (&p.dataset, &d.dataset) {
+                    (Some(h), Some(o)) => datasets.index(h.0, || o.clone()),
+                    _ => datasets.index(B256::ZERO, sol::DatasetOrder::none),
+                },
+                workerpool: pools.index(p.workerpool.0, || d.workerpool.clone()),
+                request: requests.index(p.request.0, || d.request.clone()),
+            });
+        }
+        DragonHub::matchOrdersBatchCall {
+            appOrders: apps.items,
+            datasetOrders: datasets.items,
+            workerpoolOrders: pools.items,
+            requestOrders: requests.items,
+            matches,
+        }
+        .abi_encode()
+    };
+    input.into()
+}
+
+/// Orders of one kind for a batch, each given once.
+struct Indexed<T> {
+    items: Vec<T>,
+    at: HashMap<B256, u32>,
+}
+
+impl<T> Default for Indexed<T> {
+    fn default() -> Self {
+        Indexed { items: Vec::new(), at: HashMap::new() }
+    }
+}
+
+impl<T> Indexed<T> {
+    fn index(&mut self, key: B256, make: impl FnOnce() -> T) -> u32 {
+        *self.at.entry(key).or_insert_with(|| {
+            self.items.push(make());
+            (self.items.len() - 1) as u32
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::sol_types::{Revert, SolError};
+    use alloy::transports::{RpcError, TransportErrorKind};
+
+    /// An error answer as a node sends it (the payload type is alloy's, inferred from the variant).
+    fn resp(message: &'static str, data: Option<&str>) -> alloy::contract::Error {
+        let body = match data {
+            Some(d) => serde_json::json!({"code": 3, "message": message, "data": d}),
+            None => serde_json::json!({"code": -32000, "message": message}),
+        };
+        let payload = serde_json::from_value(body).expect("an error payload");
+        alloy::contract::Error::TransportError(RpcError::ErrorResp(payload))
+    }
+
+    #[test]
+    fn reverts_are_final_with_their_decoded_reason_and_the_rest_is_retried() {
+        let data = format!("0x{}", alloy::hex::encode(Revert::from("iExecV5-matchOrders-0x60").abi_encode()));
+        let SendError::Final(reason) = classify(&resp("execution reverted", Some(&data))) else {
+            panic!("a revert with data is final")
+        };
+        assert!(reason.contains("iExecV5-matchOrders-0x60"), "{reason}");
+        assert!(matches!(classify(&resp("execution reverted", None)), SendError::Final(_)));
+        assert!(matches!(
+            classify(&resp("Insufficient funds for gas * price + value", None)),
+            SendError::NoGasMoney(_)
+        ));
+        assert!(matches!(classify(&resp("nonce too low", None)), SendError::Retryable(_)));
+        assert!(matches!(classify(&resp("replacement transaction underpriced", None)), SendError::Retryable(_)));
+        let transport = alloy::contract::Error::TransportError(RpcError::Transport(TransportErrorKind::BackendGone));
+        assert!(matches!(classify(&transport), SendError::Retryable(_)));
+    }
+
+    #[test]
+    fn a_refusal_names_the_order_it_makes_unusable() {
+        let h = |b: u8| OrderHash(B256::repeat_byte(b));
+        let p = Proposal {
+            id: 1,
+            app: h(1),
+            dataset: Some(h(2)),
+            workerpool: h(3),
+            request: h(4),
+            volume: 1,
+            category: 0,
+            status: "failed".into(),
+            reason: None,
+            tx_hash: None,
+            batch_index: None,
+            deal_id: None,
+            attempts: 1,
+        };
+        let said = |code: &str| unusable_order(&p, &format!("orders not matched: x (iExecV5-matchOrders-0x{code})"));
+        assert_eq!(said("21"), Some(h(1)));
+        assert_eq!(said("31"), Some(h(2)));
+        assert_eq!(said("41"), Some(h(3)));
+        assert_eq!(said("50"), Some(h(4)));
+        assert_eq!(said("60"), None, "volume 0 is the chain's consumed volume, handled by the cap");
+        assert_eq!(unusable_order(&p, "transaction dropped"), None);
+    }
+}
