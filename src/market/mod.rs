@@ -588,7 +588,6 @@ impl Sequencer {
         self.commit(vec![Op::Close { hashes: dead, status: Some(OrderStatus::Dead), reply }]).await;
     }
 
-
     /// Applies a chain update, then rebuilds the engine if the update released volume it never held; returns the
     /// app and dataset orders that left the book.
     async fn chain(&mut self, update: ChainUpdate) -> Gone {
