@@ -143,12 +143,12 @@ async fn a_deal_in_flight(w: &World, server: &Server) -> (AnyOrder, String) {
     let pool = w.pool_order(5, 10, 1, 2);
     for o in [&app, &pool] {
         let (s, b) = server.publish(&w.owner, o).await;
-        assert_eq!(s, 201, "{b}");
+        assert_eq!(s, 200, "{b}");
     }
     automine(w, false).await;
     let req = w.request(&w.requester, 8, 2, 1, 3);
     let (s, b) = server.publish(&w.requester, &req).await;
-    assert_eq!(s, 201, "{b}");
+    assert_eq!(s, 200, "{b}");
     let tx = until("the settlement transaction", async || {
         proposals(server, &h(w, &req)).await.into_iter().find_map(|p| p["transactionHash"].as_str().map(str::to_owned))
     })
@@ -332,23 +332,23 @@ async fn a_flood_of_free_self_dealing_cannot_drain_the_operator_and_honest_deals
     let balance_before = p.get_balance(operator().address()).await.expect("balance");
     for o in [&app_order, &pool_order] {
         let (s, b) = api.publish(&attacker, o).await;
-        assert_eq!(s, 201, "{b}");
+        assert_eq!(s, 200, "{b}");
     }
     let mut flood = Vec::new();
     for i in 0..FLOOD {
         let r = w.signed(&attacker, request_of(attacker.address(), app, [0, 0], 1, 1, "{}", 10 + i as u8));
         let (s, b) = api.publish(&attacker, &r).await;
-        assert_eq!(s, 201, "{b}");
+        assert_eq!(s, 200, "{b}");
         flood.push(h(&w, &r));
     }
     // Meanwhile an honest requester buys a paid task from someone else's app and pool.
     let honest_app = w.app_order(2, 100, 1);
     let honest_pool = w.pool_order(5, 10, 1, 2);
     for o in [&honest_app, &honest_pool] {
-        assert_eq!(api.publish(&w.owner, o).await.0, 201);
+        assert_eq!(api.publish(&w.owner, o).await.0, 200);
     }
     let honest = w.request(&w.requester, 8, 1, 1, 3);
-    assert_eq!(api.publish(&w.requester, &honest).await.0, 201);
+    assert_eq!(api.publish(&w.requester, &honest).await.0, 200);
     let deal = until("the honest deal", async || deals_of(api, &h(&w, &honest)).await.into_iter().next()).await;
     assert_eq!(deal["requester"], w.requester.address().to_checksum(None));
 
@@ -536,14 +536,14 @@ async fn a_deal_failing_beside_a_deferred_one_gives_all_its_volume_back() {
     let app = w.app_order(2, 100, 1);
     let pool = w.pool_order(5, 10, 1, 2);
     for o in [&app, &pool] {
-        assert_eq!(api.publish(&w.owner, o).await.0, 201);
+        assert_eq!(api.publish(&w.owner, o).await.0, 200);
     }
     let first = w.request(&w.requester, 8, 1, 1, 3);
-    assert_eq!(api.publish(&w.requester, &first).await.0, 201);
+    assert_eq!(api.publish(&w.requester, &first).await.0, 200);
     until("the first deal", async || deals_of(api, &h(&w, &first)).await.into_iter().next()).await;
     // The same requester again: deferred, 3 of the pool's volume reserved.
     let waiting = w.request(&w.requester, 8, 3, 1, 4);
-    assert_eq!(api.publish(&w.requester, &waiting).await.0, 201);
+    assert_eq!(api.publish(&w.requester, &waiting).await.0, 200);
     until("the deferral", async || {
         let p = proposals(api, &h(&w, &waiting)).await;
         p.first().and_then(|p| p["reason"].as_str()).is_some_and(|r| r.starts_with("deferred: ")).then_some(())
@@ -560,7 +560,7 @@ async fn a_deal_failing_beside_a_deferred_one_gives_all_its_volume_back() {
     })
     .await;
     let withdrawn = w.request(&w.other, 8, 8, 1, 5);
-    assert_eq!(api.publish(&w.other, &withdrawn).await.0, 201);
+    assert_eq!(api.publish(&w.other, &withdrawn).await.0, 200);
     until("its proposal", async || proposals(api, &h(&w, &withdrawn)).await.into_iter().next()).await;
     let auth = api.login(&w.other).await;
     let body = serde_json::json!({"target": "unpublish_orderHash", "orderHash": h(&w, &withdrawn)});
@@ -582,7 +582,7 @@ async fn a_deal_failing_beside_a_deferred_one_gives_all_its_volume_back() {
     let buyer = requester_with(&w, 1_000).await;
     let last = w.request(&buyer, 8, 6, 1, 6);
     let (s, b) = api.publish(&buyer, &last).await;
-    assert_eq!(s, 201, "{b}");
+    assert_eq!(s, 200, "{b}");
     let p = until("the new proposal", async || proposals(api, &h(&w, &last)).await.into_iter().next()).await;
     assert_eq!(p["volume"], 6, "the engine holds what the store says is left: {p}");
     let deal = until("its deal", async || deals_of(api, &h(&w, &last)).await.into_iter().next()).await;
@@ -600,10 +600,10 @@ async fn a_settlement_orphaned_by_a_reorg_is_followed_again_and_lands_once() {
     let app = w.app_order(2, 100, 1);
     let pool = w.pool_order(5, 10, 1, 2);
     for o in [&app, &pool] {
-        assert_eq!(server.publish(&w.owner, o).await.0, 201);
+        assert_eq!(server.publish(&w.owner, o).await.0, 200);
     }
     let req = w.request(&w.requester, 8, 2, 1, 3);
-    assert_eq!(server.publish(&w.requester, &req).await.0, 201);
+    assert_eq!(server.publish(&w.requester, &req).await.0, 200);
     let deal = until("the deal", async || deals_of(&server, &h(&w, &req)).await.into_iter().next()).await;
     let tx = deal["transactionHash"].as_str().expect("tx").to_owned();
     let block = deal["blockNumber"].as_u64().expect("block");
