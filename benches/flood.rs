@@ -10,13 +10,15 @@
 //! params (200 of 1,900,000: what a 2 MiB body can carry), `FLOOD_MAX` orders at the accepted size (3,000),
 //! `FLOOD_MAX_BYTES` (8,000), `FLOOD_READERS` (2).
 
+mod common;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
+use common::session;
 use dragon::chain::setup::{self, Account};
 use dragon::local::{Anvil, PgCluster, free_port};
 use dragon::money::Nrlc;
-use dragon::order::{AnyOrder, AppOrder, Domain, RequestOrder, signature};
+use dragon::order::{AnyOrder, AppOrder, Domain, RequestOrder};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -219,21 +221,4 @@ async fn run() -> anyhow::Result<()> {
     drop(pg);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
-}
-
-async fn session(http: &reqwest::Client, base: &str, key: &PrivateKeySigner, chain_id: u64) -> anyhow::Result<String> {
-    let c: Value =
-        http.get(format!("{base}/challenge?chainId={chain_id}&address={}", key.address())).send().await?.json().await?;
-    let text = c["data"]["message"]["challenge"].as_str().unwrap_or_default().to_owned();
-    let hash = dragon::api::auth::challenge_hash(chain_id, &text);
-    let sig = signature::sign_digest(key, &hash)?;
-    let auth = format!("{hash:#x}_{sig}_{}", key.address());
-    let s: Value = http
-        .post(format!("{base}/sessions?chainId={chain_id}"))
-        .header("authorization", auth)
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok(format!("Bearer {}", s["token"].as_str().unwrap_or_default()))
 }

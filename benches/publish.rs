@@ -7,8 +7,10 @@
 //! `PUBLISH_ORDERS` (default 100000) orders to sign up front. The orders are spread over 100 apps, so a book
 //! query walks one app's orders (about 1,000 at the end), not the whole book.
 
+mod common;
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
+use common::{login, session};
 use dragon::chain::setup::{self, Account};
 use dragon::local::{Anvil, PgCluster, free_port};
 use dragon::money::Nrlc;
@@ -352,25 +354,4 @@ where
     }
     latencies.sort();
     Stats { count, secs: dur.as_secs_f64(), latencies }
-}
-
-async fn login(http: &reqwest::Client, base: &str, key: &PrivateKeySigner, chain_id: u64) -> anyhow::Result<String> {
-    let c: Value =
-        http.get(format!("{base}/challenge?chainId={chain_id}&address={}", key.address())).send().await?.json().await?;
-    let text = c["data"]["message"]["challenge"].as_str().unwrap_or_default().to_owned();
-    let hash = dragon::api::auth::challenge_hash(chain_id, &text);
-    let sig = signature::sign_digest(key, &hash)?;
-    Ok(format!("{hash:#x}_{sig}_{}", key.address()))
-}
-
-async fn session(http: &reqwest::Client, base: &str, key: &PrivateKeySigner, chain_id: u64) -> anyhow::Result<String> {
-    let auth = login(http, base, key, chain_id).await?;
-    let s: Value = http
-        .post(format!("{base}/sessions?chainId={chain_id}"))
-        .header("authorization", auth)
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok(format!("Bearer {}", s["token"].as_str().unwrap_or_default()))
 }

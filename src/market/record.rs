@@ -64,7 +64,7 @@ pub struct OrderRecord {
 }
 
 /// The uint fields of the four kinds of orders.
-const UINT_FIELDS: [&str; 9] = [
+pub const UINT_FIELDS: [&str; 9] = [
     "appprice",
     "datasetprice",
     "workerpoolprice",

@@ -15,19 +15,8 @@
 use super::protocol::ReplicateStatus;
 use std::time::Duration;
 
-/// The steps of a replicate, in order.
-const STEPS: [ReplicateStatus; 10] = [
-    ReplicateStatus::Created,
-    ReplicateStatus::Started,
-    ReplicateStatus::Computing,
-    ReplicateStatus::Computed,
-    ReplicateStatus::Contributing,
-    ReplicateStatus::Contributed,
-    ReplicateStatus::Revealing,
-    ReplicateStatus::Revealed,
-    ReplicateStatus::ResultUploaded,
-    ReplicateStatus::Completed,
-];
+/// The steps of a replicate, in order: every status up to COMPLETED (those after it are ends, not steps).
+const STEPS: &[ReplicateStatus] = ReplicateStatus::ALL.split_at(10).0;
 
 fn step(status: &str) -> Option<usize> {
     STEPS.iter().position(|s| s.as_str() == status)

@@ -22,6 +22,12 @@ async fn spawn(w: &World, db: &str) -> Child {
 /// `dragon serve` (the binary) on `db` and `w`'s chain, configured by the TOML text `toml` (the listen address
 /// is added to it); returns once it answers /health.
 pub(crate) async fn spawn_with(w: &World, db: &str, toml: &str) -> Child {
+    spawn_with_env(w, db, toml, &[]).await
+}
+
+/// [`spawn_with`], with more environment variables (an operator key, a log filter: `RUST_LOG` is `warn` unless
+/// given).
+pub(crate) async fn spawn_with_env(w: &World, db: &str, toml: &str, env: &[(&str, String)]) -> Child {
     let port = dragon::local::free_port().expect("port");
     // The TOML file gives the listen address and the limits (flags would win over it).
     let config = std::env::temp_dir().join(format!("dragon-crash-{}-{port}.toml", std::process::id()));
@@ -33,6 +39,7 @@ pub(crate) async fn spawn_with(w: &World, db: &str, toml: &str) -> Child {
         .arg(&w.deployment_path)
         .env("DATABASE_URL", db)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .kill_on_drop(true)
         .spawn()
         .expect("spawn dragon serve");

@@ -8,7 +8,7 @@
 //!   gas money: settlement spends at most the configured gas budgets, the excess stays deferred (its volume
 //!   reserved), and an honest paid deal still settles meanwhile.
 
-use crate::harness::{database, dragon_bin};
+use crate::harness::database;
 use crate::market::{Server, World, app_order_of, pool_order_of, provider, request_of};
 use crate::settle::{OPERATOR, operator, until};
 use alloy::network::TransactionBuilder;
@@ -20,7 +20,7 @@ use dragon::chain::contracts::hub::DragonHub;
 use dragon::chain::setup;
 use dragon::order::AnyOrder;
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `dragon serve` as its own process, with the operator key (it settles) and a TOML file.
 struct Dragon {
@@ -30,31 +30,9 @@ struct Dragon {
 
 impl Dragon {
     async fn start(w: &World, db: &str, settlement: &str) -> Dragon {
-        let port = dragon::local::free_port().expect("port");
-        let config = std::env::temp_dir().join(format!("dragon-hostile-settle-{}-{port}.toml", std::process::id()));
-        std::fs::write(&config, format!("listen = \"127.0.0.1:{port}\"\n{settlement}")).expect("write config");
-        let child = tokio::process::Command::new(dragon_bin())
-            .args(["serve", "--rpc-url", &w.node.url(), "--config"])
-            .arg(&config)
-            .arg("--deployment")
-            .arg(&w.deployment_path)
-            .env("DATABASE_URL", db)
-            .env("DRAGON_OPERATOR_KEY", OPERATOR)
-            .env("RUST_LOG", std::env::var("DRAGON_IT_SERVE_LOG").unwrap_or_else(|_| "warn,dragon::chain=info".into()))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn dragon serve");
-        let base = format!("http://127.0.0.1:{port}");
-        let start = Instant::now();
-        loop {
-            if let Ok(r) = reqwest::get(format!("{base}/health")).await
-                && r.status().is_success()
-            {
-                break;
-            }
-            assert!(start.elapsed() < Duration::from_secs(60), "dragon serve did not become healthy");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let log = std::env::var("DRAGON_IT_SERVE_LOG").unwrap_or_else(|_| "warn,dragon::chain=info".into());
+        let env = [("DRAGON_OPERATOR_KEY", OPERATOR.to_owned()), ("RUST_LOG", log)];
+        let crate::crash::Child { base, child } = crate::crash::spawn_with_env(w, db, settlement, &env).await;
         Dragon { api: Server::attach(&base, w.deployment.chain_id), child }
     }
 

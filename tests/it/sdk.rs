@@ -140,17 +140,7 @@ async fn check_published(w: &World, server: &Server, published: &Value, tag: &st
 /// uint fields as JSON numbers (up to 2^53-1, as iexec-market-api prints them).
 fn as_served(order: &Value) -> Value {
     let mut v = order.clone();
-    for field in [
-        "appprice",
-        "datasetprice",
-        "workerpoolprice",
-        "appmaxprice",
-        "datasetmaxprice",
-        "workerpoolmaxprice",
-        "volume",
-        "category",
-        "trust",
-    ] {
+    for field in dragon::market::record::UINT_FIELDS {
         if let Some(n) = v[field].as_str().and_then(|s| s.parse::<u64>().ok()).filter(|n| *n < 1 << 53) {
             v[field] = json!(n);
         }
