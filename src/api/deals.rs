@@ -127,7 +127,7 @@ pub async fn ohlc(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         .into_iter()
         .map(|(t, price, volume)| {
             let price = price.parse::<u64>().ok().filter(|p| *p <= MAX_SAFE).map_or(json!(price), |p| json!(p));
-            json!([crate::api::iso_time(t * 1000), price, volume])
+            json!([crate::wire::iso_time(t * 1000), price, volume])
         })
         .collect();
     Ok(HttpResponse::Ok().json(json!({"ok": true, "ohlc": ohlc})))

@@ -6,19 +6,8 @@
 
 use crate::market::PublishError;
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
-use serde::Serialize;
-use utoipa::ToSchema;
 
-/// The body of every error response.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// Always false.
-    pub ok: bool,
-    /// What went wrong, for people.
-    pub error: String,
-    /// What went wrong, for programs: stable across versions.
-    pub code: &'static str,
-}
+pub use crate::wire::ErrorBody;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

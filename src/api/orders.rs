@@ -7,12 +7,13 @@
 use crate::api::auth::authenticated;
 use crate::api::error::ApiError;
 use crate::api::validate::{self, AddressOrAny, Param, Params, Query};
-use crate::api::{check_chain, iso_time, read_json_object};
+use crate::api::{check_chain, read_json_object};
 use crate::ids::OrderHash;
 use crate::market::PublishError;
 use crate::market::record::{MAX_SAFE, OrderRecord, OrderStatus};
 use crate::order::{AnyOrder, OrderKind};
 use crate::server::AppState;
+use crate::wire::iso_time;
 use actix_web::{HttpRequest, HttpResponse, web};
 use alloy::primitives::Address;
 use futures_util::StreamExt;

@@ -437,7 +437,7 @@ impl ChainSync {
             "workerStake": number(deal.workerStake),
             "schedulerRewardRatio": number(deal.schedulerRewardRatio),
             "blockNumber": block,
-            "blockTimestamp": crate::api::iso_time(timestamp as i64 * 1000),
+            "blockTimestamp": crate::wire::iso_time(timestamp as i64 * 1000),
             "transactionHash": format!("{tx_hash:#x}"),
         });
         Ok(DealRow {

@@ -9,7 +9,7 @@
 //! that does not read can still be interrupted by the slow-consumer close.
 
 use super::{AtCapacity, Feed, SLOW_CONSUMER, Subscriber, TooManySubscriptions, Topic, WireForm};
-use crate::api::error::ErrorBody;
+use crate::wire::ErrorBody;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
 use bytestring::ByteString;

@@ -83,7 +83,7 @@ fn view(chain_id: u64, r: &tokio_postgres::Row) -> Result<CategoryView, StoreErr
         work_clock_time_ref: r.get::<_, i64>(3) as u64,
         transaction_hash: tx,
         block_number: r.get::<_, Option<i64>>(5).map(|b| b as u64),
-        block_timestamp: r.get::<_, Option<i64>>(6).map(crate::api::iso_time),
+        block_timestamp: r.get::<_, Option<i64>>(6).map(crate::wire::iso_time),
     })
 }
 

@@ -199,7 +199,7 @@ pub async fn admit(
             reason: format!(
                 "deferred: gas budget of {} exhausted until {} ({total} of {} gas used in the last {window} s)",
                 describe(b),
-                crate::api::iso_time(ms),
+                crate::wire::iso_time(ms),
                 budgets.of(b),
             ),
             until: when,
