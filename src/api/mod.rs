@@ -176,16 +176,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
         .service(explorer::script)
         .service(explorer::style)
         .service(explorer::icon)
-        .route(
-            "/openapi.json",
-            web::get().to(|state: web::Data<AppState>| async move {
-                actix_web::HttpResponse::Ok().content_type("application/json").body(openapi_json_for(
-                    Some(state.market.chain_id),
-                    &state.market.config,
-                    state.limits.batch_orders,
-                ))
-            }),
-        );
+        .service(system::openapi);
     for kind in OrderKind::ALL {
         orders::routes(cfg, kind);
     }

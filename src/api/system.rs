@@ -1,4 +1,5 @@
-//! `GET /version` and `GET /health`.
+//! What the server says about itself: `GET /version`, `GET /health`, and its documentation (`/docs`,
+//! `/openapi.json`).
 
 use crate::server::AppState;
 use actix_web::{HttpResponse, get, web};
@@ -170,4 +171,14 @@ impl HealthCache {
 #[get("/docs")]
 pub async fn docs() -> HttpResponse {
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(crate::api::swagger::PAGE)
+}
+
+/// The OpenAPI document of this server: its chain, its market's limits and its batch size.
+#[get("/openapi.json")]
+pub async fn openapi(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(crate::api::openapi_json_for(
+        Some(state.market.chain_id),
+        &state.market.config,
+        state.limits.batch_orders,
+    ))
 }

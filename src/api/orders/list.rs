@@ -1,0 +1,406 @@
+//! Listing one kind's book with the peer's filters and paging, and one order by hash (from the book, or from
+//! the store once it left the book).
+
+use super::cache::QueryCache;
+use super::{OrderView, is_bulk};
+use crate::api::check_chain;
+use crate::api::error::ApiError;
+use crate::api::validate::{self, AddressOrAny, Param, Params, Query};
+use crate::ids::OrderHash;
+use crate::market::record::{MAX_SAFE, OrderRecord, OrderStatus};
+use crate::order::OrderKind;
+use crate::server::AppState;
+use crate::wire::iso_time;
+use actix_web::{HttpRequest, HttpResponse, web};
+use alloy::primitives::Address;
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::sync::Arc;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderList {
+    pub ok: bool,
+    pub orders: Vec<OrderView>,
+    /// Every order the filters admit, on all pages.
+    pub count: usize,
+    /// Present when this page came back full: the offset of the next page (the peer's legacy `page`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<u64>,
+}
+
+/// The query parameters each listing reads, in the peer's order of declaration (which sets the order in which
+/// they are checked, see [`validate`]). Dragon's own filters come first.
+pub fn spec(kind: OrderKind) -> Vec<(&'static str, Param)> {
+    use Param::*;
+    let int = Int(0, MAX_SAFE);
+    let mut v: Vec<(&'static str, Param)> = match kind {
+        OrderKind::App => vec![
+            ("maxPrice", int),
+            ("app", AddressOrAnyUnless("appOwner", "app or appOwner is required")),
+            ("appOwner", Address),
+            ("dataset", AddressOrAny),
+            ("isDatasetStrict", Bool),
+            ("workerpool", AddressOrAny),
+            ("isWorkerpoolStrict", Bool),
+            ("requester", AddressOrAny),
+            ("isRequesterStrict", Bool),
+            ("minTag", Bytes32),
+            ("maxTag", Bytes32),
+            ("minVolume", Int(1, MAX_SAFE)),
+        ],
+        OrderKind::Dataset => vec![
+            ("maxPrice", int),
+            ("dataset", AddressOrAnyUnless("datasetOwner", "dataset or datasetOwner is required")),
+            ("datasetOwner", Address),
+            ("app", AddressOrAny),
+            ("isAppStrict", Bool),
+            ("workerpool", AddressOrAny),
+            ("isWorkerpoolStrict", Bool),
+            ("requester", AddressOrAny),
+            ("isRequesterStrict", Bool),
+            ("minTag", Bytes32),
+            ("maxTag", Bytes32),
+            ("minVolume", Int(1, MAX_SAFE)),
+            ("bulkOnly", Bool),
+        ],
+        OrderKind::Workerpool => vec![
+            ("maxPrice", int),
+            ("workerpool", AddressOrAny),
+            ("workerpoolOwner", Address),
+            ("app", AddressOrAny),
+            ("isAppStrict", Bool),
+            ("dataset", AddressOrAny),
+            ("isDatasetStrict", Bool),
+            ("requester", AddressOrAny),
+            ("isRequesterStrict", Bool),
+            ("category", int),
+            ("minTag", Bytes32),
+            ("maxTag", Bytes32),
+            ("minVolume", Int(1, MAX_SAFE)),
+            ("minTrust", int),
+        ],
+        OrderKind::Request => vec![
+            ("minPrice", int),
+            ("app", AddressOrAny),
+            ("dataset", AddressOrAny),
+            ("requester", AddressOrAny),
+            ("beneficiary", AddressOrAny),
+            ("category", int),
+            ("minTag", Bytes32),
+            ("maxTag", Bytes32),
+            ("maxTrust", int),
+            ("minVolume", Int(1, MAX_SAFE)),
+            ("workerpool", AddressOrAny),
+            ("isWorkerpoolStrict", Bool),
+        ],
+    };
+    v.extend(validate::PAGING);
+    v
+}
+
+/// The parameters a listing requires (besides chainId): none, as the document can say it; `app` or `appOwner`
+/// (and `dataset` or `datasetOwner`) is a rule between two parameters, checked by [`validate::params`].
+pub fn required(_kind: OrderKind) -> &'static [&'static str] {
+    &[]
+}
+
+/// A restriction filter: absent = public orders only; `any` = no filter; an address = public or that address
+/// (exactly that address when strict).
+#[derive(Debug, Clone, Copy)]
+enum Restrict {
+    PublicOnly,
+    Any,
+    To(Address, bool),
+}
+
+impl Restrict {
+    fn of(p: &Params, name: &str, strict: &str) -> Restrict {
+        match p.address_or_any(name) {
+            None => Restrict::PublicOnly,
+            Some(AddressOrAny::Any) => Restrict::Any,
+            Some(AddressOrAny::Address(a)) => Restrict::To(a, p.bool(strict).unwrap_or(false)),
+        }
+    }
+
+    fn admits(self, restrict: Address) -> bool {
+        match self {
+            Restrict::PublicOnly => restrict == Address::ZERO,
+            Restrict::Any => true,
+            Restrict::To(a, strict) => restrict == a || (!strict && restrict == Address::ZERO),
+        }
+    }
+}
+
+/// An exact-match filter that also takes `any` (= no filter).
+fn exact(p: &Params, name: &str) -> Option<Address> {
+    match p.address_or_any(name) {
+        Some(AddressOrAny::Address(a)) => Some(a),
+        _ => None,
+    }
+}
+
+type Filter = Box<dyn Fn(&OrderRecord) -> bool + Send + Sync>;
+
+/// The listing's filter for `kind`, and the asset whose index narrows the walk.
+fn filter(kind: OrderKind, p: &Params) -> (Option<Address>, Filter) {
+    // The zero tag as minTag asks for nothing (the peer ignores it).
+    let min_tag = p.bytes32("minTag").map(|t| t.0);
+    let max_tag = p.bytes32("maxTag").map(|t| t.0);
+    let min_volume = p.int("minVolume");
+    let common = move |r: &OrderRecord| {
+        let t = r.tag();
+        min_tag.is_none_or(|m| t.iter().zip(m).all(|(a, b)| a & b == b))
+            && max_tag.is_none_or(|m| t.iter().zip(m).all(|(a, b)| a & !b == 0))
+            && min_volume.is_none_or(|v| r.remaining >= v)
+    };
+    let category = p.int("category");
+    match kind {
+        OrderKind::App | OrderKind::Dataset | OrderKind::Workerpool => {
+            let (own, owner) = match kind {
+                OrderKind::App => (exact(p, "app"), p.address("appOwner")),
+                OrderKind::Dataset => (exact(p, "dataset"), p.address("datasetOwner")),
+                _ => (exact(p, "workerpool"), p.address("workerpoolOwner")),
+            };
+            let app = Restrict::of(p, "app", "isAppStrict");
+            let dataset = Restrict::of(p, "dataset", "isDatasetStrict");
+            let workerpool = Restrict::of(p, "workerpool", "isWorkerpoolStrict");
+            let requester = Restrict::of(p, "requester", "isRequesterStrict");
+            // The peer applies minTrust only above 1 (trust 0 and 1 mean the same to PoCo).
+            let min_trust = p.int("minTrust").filter(|t| *t > 1);
+            let bulk_only = p.bool("bulkOnly").unwrap_or(false);
+            let max_price = p.int("maxPrice");
+            let f = move |r: &OrderRecord| {
+                let roles = r.roles();
+                let restrictions = match kind {
+                    OrderKind::App => dataset.admits(roles.dataset) && workerpool.admits(roles.workerpool),
+                    OrderKind::Dataset => {
+                        app.admits(roles.app) && workerpool.admits(roles.workerpool) && (!bulk_only || is_bulk(r))
+                    }
+                    _ => {
+                        app.admits(roles.app)
+                            && dataset.admits(roles.dataset)
+                            && category.is_none_or(|c| r.category() == Some(c))
+                            && min_trust.is_none_or(|t| match r.view {
+                                dragon_matching::Order::Workerpool(o) => o.trust >= t,
+                                _ => false,
+                            })
+                    }
+                };
+                restrictions
+                    && requester.admits(roles.requester)
+                    && owner.is_none_or(|o| r.signer == o)
+                    && max_price.is_none_or(|m| r.price() <= m)
+                    && common(r)
+            };
+            (own, Box::new(f))
+        }
+        OrderKind::Request => {
+            let app = exact(p, "app");
+            let dataset = exact(p, "dataset");
+            let requester = exact(p, "requester");
+            let beneficiary = exact(p, "beneficiary");
+            // The request's own `workerpool` field, as a restriction: omitted = requests for any pool only.
+            let workerpool = Restrict::of(p, "workerpool", "isWorkerpoolStrict");
+            let max_trust = p.int("maxTrust");
+            let min_price = p.int("minPrice");
+            let f = move |r: &OrderRecord| {
+                let roles = r.roles();
+                dataset.is_none_or(|d| roles.dataset == d)
+                    && requester.is_none_or(|a| roles.requester == a)
+                    && beneficiary.is_none_or(|b| roles.beneficiary == b)
+                    && workerpool.admits(roles.workerpool)
+                    && category.is_none_or(|c| r.category() == Some(c))
+                    && max_trust.is_none_or(|t| match r.view {
+                        dragon_matching::Order::Request(o) => o.trust <= t,
+                        _ => false,
+                    })
+                    && min_price.is_none_or(|m| r.price() >= m)
+                    && common(r)
+            };
+            (app, Box::new(f))
+        }
+    }
+}
+
+/// Orders serialized per chunk of a streamed page.
+const CHUNK_ORDERS: usize = 16;
+
+/// A page's JSON as a stream of small chunks, so that a page of large orders never sits whole in memory: the
+/// orders are shared with the book (`Arc`), and each chunk is serialized as the client reads.
+fn stream_page(
+    orders: Vec<Arc<OrderRecord>>,
+    count: usize,
+    next_page: Option<u64>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, ApiError>> {
+    let head = futures_util::stream::once(async { Ok(bytes::Bytes::from_static(br#"{"ok":true,"orders":["#)) });
+    let chunks = futures_util::stream::iter((0..orders.len()).step_by(CHUNK_ORDERS)).map(move |start| {
+        let mut buf = Vec::new();
+        for (i, r) in orders[start..(start + CHUNK_ORDERS).min(orders.len())].iter().enumerate() {
+            if start + i > 0 {
+                buf.push(b',');
+            }
+            serde_json::to_writer(&mut buf, &OrderView::from(&**r)).map_err(|e| ApiError::Internal(e.into()))?;
+        }
+        Ok(bytes::Bytes::from(buf))
+    });
+    let tail = match next_page {
+        Some(n) => format!(r#"],"count":{count},"nextPage":{n}}}"#),
+        None => format!(r#"],"count":{count}}}"#),
+    };
+    let tail = futures_util::stream::once(async move { Ok(bytes::Bytes::from(tail)) });
+    head.chain(chunks).chain(tail)
+}
+
+pub async fn list(state: web::Data<AppState>, req: HttpRequest, kind: super::Kind) -> Result<HttpResponse, ApiError> {
+    let kind = **kind;
+    let q = Query::parse(req.query_string());
+    // chainId is declared first, so yup checks it last.
+    let p = validate::params(&q, &spec(kind), &[]).map_err(ApiError::BadRequest)?;
+    check_chain(&state, &q)?;
+    let key = (kind, req.query_string().to_owned());
+    // Read before querying, so the answer is at least as new as the version it is filed under.
+    let version = state.market.book.version();
+    if let Some(body) = state.queries.get(&key, version) {
+        return Ok(HttpResponse::Ok().content_type("application/json").body(body));
+    }
+    let (skip, limit) = validate::paging(&p);
+    let (asset, f) = filter(kind, &p);
+    let skip_usize = usize::try_from(skip).unwrap_or(usize::MAX);
+    let page = state.market.book.query(kind, asset, f, skip_usize, limit as usize);
+    let next_page = validate::next_page(skip, limit, page.orders.len());
+    // What the record adds around its order's JSON (hash, signer, timestamp, field names): generous.
+    const RECORD_OVERHEAD: usize = 320;
+    let estimate: usize = page.orders.iter().map(|r| r.json.get().len() + RECORD_OVERHEAD).sum();
+    if estimate > QueryCache::MAX_ENTRY {
+        return Ok(HttpResponse::Ok().content_type("application/json").streaming(stream_page(
+            page.orders,
+            page.count,
+            next_page,
+        )));
+    }
+    let list = OrderList {
+        ok: true,
+        orders: page.orders.iter().map(|r| OrderView::from(&**r)).collect(),
+        count: page.count,
+        next_page,
+    };
+    let body = bytes::Bytes::from(serde_json::to_vec(&list).map_err(|e| ApiError::Internal(e.into()))?);
+    state.queries.put(key, version, body.clone());
+    Ok(HttpResponse::Ok().content_type("application/json").body(body))
+}
+
+/// One order as the peer answers it by hash: the record's fields beside `ok`, with `chainId` as the query gave
+/// it (a string), in any status.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OneOrder {
+    pub ok: bool,
+    pub order_hash: String,
+    /// As the query gave it.
+    pub chain_id: String,
+    pub order: Box<RawValue>,
+    pub remaining: u64,
+    pub status: OrderStatus,
+    pub publication_timestamp: String,
+    pub signer: String,
+}
+
+pub async fn get_one(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    kind: super::Kind,
+    hash: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let kind = **kind;
+    let q = Query::parse(req.query_string());
+    let chain_id = check_chain(&state, &q)?;
+    let text = validate::Input::Text(hash.as_str().into());
+    let hash =
+        OrderHash(validate::bytes32("orderHash", &text, true).map_err(ApiError::BadRequest)?.unwrap_or_default());
+    let found = match state.market.book.get(&hash) {
+        Some(r) => Some(r),
+        None => {
+            let store = state.store.clone();
+            state
+                .on_main(async move {
+                    let c = store.client().await?;
+                    crate::store::orders::get(&**c, &hash).await
+                })
+                .await?
+                .map(Arc::new)
+        }
+    };
+    match found {
+        Some(r) if r.kind() == kind => Ok(HttpResponse::Ok().json(OneOrder {
+            ok: true,
+            order_hash: r.hash.to_string(),
+            chain_id,
+            order: r.json.clone(),
+            remaining: r.remaining,
+            status: r.status,
+            publication_timestamp: iso_time(r.published_ms),
+            signer: r.signer.to_checksum(None),
+        })),
+        _ => Err(ApiError::NotFound(format!("{kind}order"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::market::record::raw_json;
+    use crate::order::AnyOrder;
+    use crate::order::{AppOrder, Domain};
+    use alloy::primitives::{B256, U256};
+    use serde_json::Value;
+
+    fn record(salt: u8) -> Arc<OrderRecord> {
+        let order = AnyOrder::App(AppOrder {
+            app: Address::repeat_byte(1),
+            appprice: crate::money::Nrlc(U256::from(5)),
+            volume: U256::from(3),
+            tag: B256::ZERO,
+            datasetrestrict: Address::ZERO,
+            workerpoolrestrict: Address::ZERO,
+            requesterrestrict: Address::ZERO,
+            salt: B256::repeat_byte(salt),
+            sign: None,
+        });
+        let hash = order.order_hash(&Domain::new(U256::from(1), Address::ZERO));
+        let view = crate::market::convert::engine_order(&order, hash, U256::from(3)).expect("small values");
+        Arc::new(OrderRecord {
+            seq: u64::from(salt),
+            hash,
+            chain_id: 1,
+            json: raw_json(&order),
+            order,
+            signer: Address::repeat_byte(2),
+            remaining: 3,
+            status: OrderStatus::Open,
+            published_ms: 1_700_000_000_000,
+            view,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_streamed_page_is_the_same_json_as_a_built_one() {
+        for n in [0usize, 1, CHUNK_ORDERS, CHUNK_ORDERS + 1, 3 * CHUNK_ORDERS + 5] {
+            let orders: Vec<_> = (0..n).map(|i| record(i as u8)).collect();
+            for next_page in [None, Some(4)] {
+                let built = OrderList {
+                    ok: true,
+                    orders: orders.iter().map(|r| OrderView::from(&**r)).collect(),
+                    count: 99,
+                    next_page,
+                };
+                let chunks: Vec<_> = stream_page(orders.clone(), 99, next_page).collect().await;
+                let streamed: Vec<u8> =
+                    chunks.into_iter().flat_map(|c| c.expect("chunk").to_vec()).collect::<Vec<u8>>();
+                let a: Value = serde_json::from_slice(&streamed).expect("streamed page is JSON");
+                assert_eq!(a, serde_json::to_value(&built).expect("json"), "{n} orders");
+            }
+        }
+    }
+}

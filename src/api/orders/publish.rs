@@ -1,0 +1,175 @@
+//! Publication: one order as the peer takes it, or a batch of them (Dragon's own). Each write authenticates
+//! before it reads its body.
+
+use super::OrderView;
+use crate::api::auth::authenticated;
+use crate::api::error::ApiError;
+use crate::api::validate::{self, Query};
+use crate::api::{check_chain, read_json_object};
+use crate::ids::OrderHash;
+use crate::market::PublishError;
+use crate::market::record::OrderRecord;
+use crate::order::{AnyOrder, OrderKind};
+use crate::server::AppState;
+use actix_web::{HttpRequest, HttpResponse, web};
+use alloy::primitives::Address;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Debug, Serialize)]
+pub struct Published {
+    pub ok: bool,
+    pub published: OrderView,
+}
+
+/// Reads one submission (`{order, orderHash?}`) as the peer validates it, within the size bounds of the market:
+/// the order's text is measured before it is read, so an oversized document costs no more than its bytes.
+fn parse_submission(
+    kind: OrderKind,
+    body: &BTreeMap<String, Box<RawValue>>,
+    config: &crate::market::MarketConfig,
+) -> Result<(AnyOrder, Option<OrderHash>), PublishError> {
+    if let Some(raw) = body.get("order")
+        && raw.get().len() > config.max_order_bytes
+    {
+        return Err(PublishError::OrderTooLarge { size: raw.get().len(), limit: config.max_order_bytes });
+    }
+    let order = validate::signed_order(kind, body.get("order").map(AsRef::as_ref), "order")
+        .map_err(PublishError::InvalidOrder)?;
+    if let AnyOrder::Request(r) = &order
+        && r.params.len() > config.max_params_bytes
+    {
+        return Err(PublishError::ParamsTooLarge { size: r.params.len(), limit: config.max_params_bytes });
+    }
+    let claimed =
+        validate::bytes32("orderHash", &validate::Input::json(body.get("orderHash").map(AsRef::as_ref)), false)
+            .map_err(PublishError::InvalidOrder)?
+            .map(OrderHash);
+    Ok((order, claimed))
+}
+
+/// Checks then publishes orders of one signer; one answer per order, in order.
+async fn publish_all(
+    state: &AppState,
+    kind: OrderKind,
+    who: Address,
+    bodies: Vec<BTreeMap<String, Box<RawValue>>>,
+) -> Result<Vec<Result<Arc<OrderRecord>, PublishError>>, ApiError> {
+    let market = state.market.clone();
+    let run = async move {
+        let checks = bodies.iter().map(|b| {
+            let market = market.clone();
+            async move {
+                let (order, claimed) = parse_submission(kind, b, &market.config)?;
+                market.check(order, claimed, who).await
+            }
+        });
+        // Chain reads and signature checks of a batch run concurrently (bounded by the futures themselves).
+        let checked: Vec<Result<OrderRecord, PublishError>> = futures_util::future::join_all(checks).await;
+        let mut slots: Vec<Option<Result<Arc<OrderRecord>, PublishError>>> = Vec::with_capacity(checked.len());
+        let mut records = Vec::new();
+        let mut positions = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in checked.into_iter().enumerate() {
+            match c {
+                Ok(r) if !seen.insert(r.hash) => slots.push(Some(Err(PublishError::Duplicate(r.hash)))),
+                Ok(r) => {
+                    positions.push(i);
+                    records.push(r);
+                    slots.push(None);
+                }
+                Err(e) => slots.push(Some(Err(e))),
+            }
+        }
+        if !records.is_empty() {
+            for (pos, res) in positions.into_iter().zip(market.publish(records).await) {
+                slots[pos] = Some(res);
+            }
+        }
+        slots.into_iter().map(|s| s.unwrap_or(Err(PublishError::ShuttingDown))).collect::<Vec<_>>()
+    };
+    state.bg(run).await.ok_or(ApiError::Unavailable("shutting down"))
+}
+
+/// `chainId`, then the authorization header, then the per-address rate; the body is read only after.
+pub(super) async fn authorize(state: &AppState, req: &HttpRequest, orders: u32) -> Result<Address, ApiError> {
+    check_chain(state, &Query::parse(req.query_string()))?;
+    let who = authenticated(state, req).await?;
+    state.rates.check_address(who, orders)?;
+    Ok(who)
+}
+
+pub async fn publish(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+    kind: super::Kind,
+) -> Result<HttpResponse, ApiError> {
+    let kind = **kind;
+    let who = authorize(&state, &req, 1).await?;
+    let body = read_json_object(payload, state.limits.body_bytes).await?;
+    let mut answers = publish_all(&state, kind, who, vec![body]).await?;
+    let record = answers.pop().unwrap_or(Err(PublishError::ShuttingDown))?;
+    Ok(HttpResponse::Ok().json(Published { ok: true, published: OrderView::from(&*record) }))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchItem {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<OrderView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BatchAnswer {
+    pub ok: bool,
+    /// One answer per order, in the order sent.
+    pub results: Vec<BatchItem>,
+}
+
+/// Beyond the peer: up to `batch_orders` publications in one request, one answer per order. The rate per
+/// address counts every order, so it is checked once the body says how many there are.
+pub async fn publish_batch(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+    kind: super::Kind,
+) -> Result<HttpResponse, ApiError> {
+    let kind = **kind;
+    check_chain(&state, &Query::parse(req.query_string()))?;
+    let who = authenticated(&state, &req).await?;
+    let body = read_json_object(payload, state.limits.body_bytes).await?;
+    let orders: Vec<BTreeMap<String, Box<RawValue>>> = match body.get("orders") {
+        Some(raw) => serde_json::from_str(raw.get())
+            .map_err(|_| ApiError::BadRequest("orders must be an array of objects {order, orderHash?}".into()))?,
+        None => return Err(ApiError::BadRequest("orders is a required field".into())),
+    };
+    let n = orders.len();
+    if n == 0 || n > state.limits.batch_orders {
+        return Err(ApiError::BadRequest(format!(
+            "orders: between 1 and {} orders per batch",
+            state.limits.batch_orders
+        )));
+    }
+    state.rates.check_address(who, n as u32)?;
+    let answers = publish_all(&state, kind, who, orders).await?;
+    let results = answers
+        .into_iter()
+        .map(|a| match a {
+            Ok(r) => BatchItem { ok: true, published: Some(OrderView::from(&*r)), error: None, code: None },
+            Err(e) => {
+                let code = e.code();
+                let error = ApiError::Publish(e).to_string();
+                BatchItem { ok: false, published: None, error: Some(error), code: Some(code) }
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(BatchAnswer { ok: true, results }))
+}
