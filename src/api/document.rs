@@ -429,7 +429,7 @@ fn unpublish_schema(kind: OrderKind) -> Value {
 
 /// The document, with `chain` as `chainId`'s only value when given.
 pub fn document(chain: Option<u64>, market: &crate::market::MarketConfig, batch_orders: usize) -> Value {
-    use crate::api::{auth, deals, market as m, orders};
+    use crate::api::{auth, categories, deals, market as m, orders, proposals};
     let mut doc = serde_json::to_value(<super::ApiDoc as utoipa::OpenApi>::openapi()).unwrap_or_default();
     let mut schemas = doc["components"]["schemas"].as_object_mut().map(std::mem::take).unwrap_or_default();
     let mut paths = Map::new();
@@ -467,7 +467,7 @@ pub fn document(chain: Option<u64>, market: &crate::market::MarketConfig, batch_
     session.auth = true;
     add(session);
     add(Op::at("/categories", "categories", "market", "The hub's categories, by reference duration then id.")
-        .query(m::category_params(), &[])
+        .query(categories::category_params(), &[])
         .ok(reference("CategoryList"))
         .links(json!({"category": {"operationId": "category", "parameters": {"catid": "$response.body#/categories/0/catid"}}})));
     add(Op::at("/categories/{catid}", "category", "market", "One category.")
@@ -490,7 +490,7 @@ pub fn document(chain: Option<u64>, market: &crate::market::MarketConfig, batch_
                 "description": "[blockTimestamp (ISO-8601), workerpool price (a number; a decimal string above 2^53-1), volume]",
                 "items": {"type": ["string", "integer"]}}}}})));
     add(Op::at("/proposals", "proposals", "deals", "Beyond the peer: the engine's deal proposals involving an order, with their settlement.")
-        .query(deals::PROPOSAL_PARAMS.to_vec(), &["orderHash"])
+        .query(proposals::PROPOSAL_PARAMS.to_vec(), &["orderHash"])
         .ok(json!({"type": "object", "required": ["ok", "proposals"], "properties": {
             "ok": {"type": "boolean", "const": true}, "proposals": {"type": "array", "items": reference("ProposalView")}}}))
         .links(json!({"proposal": {"operationId": "proposal", "parameters": {"id": "$response.body#/proposals/0/id"}}})));

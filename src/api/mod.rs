@@ -3,6 +3,7 @@
 //! test) with a Swagger UI at `/docs`.
 
 pub mod auth;
+pub mod categories;
 pub mod deals;
 pub mod document;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod limits;
 pub mod market;
 pub mod orders;
 pub mod pools;
+pub mod proposals;
 pub mod search;
 pub mod swagger;
 pub mod system;
@@ -38,8 +40,8 @@ use utoipa::OpenApi;
         system::Health,
         auth::ChallengeAnswer,
         auth::SessionAnswer,
-        market::CategoryList,
-        market::OneCategory,
+        categories::CategoryList,
+        categories::OneCategory,
         market::Depth,
         crate::store::proposals::ProposalView
     ))
@@ -159,13 +161,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
         .service(swagger::css)
         .service(auth::challenge)
         .service(auth::open_session)
-        .service(market::categories)
-        .service(market::category)
+        .service(categories::categories)
+        .service(categories::category)
         .service(deals::deals)
         .service(deals::deal)
         .service(deals::ohlc)
-        .service(deals::proposals)
-        .service(deals::proposal)
+        .service(proposals::proposals)
+        .service(proposals::proposal)
         .service(market::metrics)
         .service(market::depth)
         .service(tasks::tasks)
@@ -182,6 +184,3 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
     }
     cfg.default_service(web::to(fallback));
 }
-
-#[cfg(test)]
-mod tests {}
