@@ -158,3 +158,51 @@ pub fn path_config() -> actix_web::web::PathConfig {
     actix_web::web::PathConfig::default()
         .error_handler(|err, _| ApiError::BadRequest(format!("invalid path: {err}")).into())
 }
+
+/// The plain feed's refusal of a connection, in the error body of the API.
+impl ResponseError for crate::feed::AtCapacity {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            crate::feed::AtCapacity::Full => StatusCode::SERVICE_UNAVAILABLE,
+            crate::feed::AtCapacity::PerIp => StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let code = match self {
+            crate::feed::AtCapacity::Full => "feed_full",
+            crate::feed::AtCapacity::PerIp => "feed_ip_limit",
+        };
+        HttpResponse::build(self.status_code()).json(ErrorBody { ok: false, error: self.to_string(), code })
+    }
+}
+
+/// engine.io's errors, in its own body (`{"code": N, "message": "…"}`): its clients read nothing else.
+impl ResponseError for crate::feed::EioError {
+    fn status_code(&self) -> StatusCode {
+        use crate::feed::EioError as E;
+        match self {
+            E::Full => StatusCode::SERVICE_UNAVAILABLE,
+            E::PerIp => StatusCode::TOO_MANY_REQUESTS,
+            E::UnknownTransport | E::UnknownSid | E::BadHandshakeMethod | E::BadRequest | E::UnsupportedVersion => {
+                StatusCode::BAD_REQUEST
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        use crate::feed::EioError as E;
+        // engine.io's numbering: the capacity refusals share "forbidden" (4).
+        let code = match self {
+            E::UnknownTransport => 0,
+            E::UnknownSid => 1,
+            E::BadHandshakeMethod => 2,
+            E::BadRequest => 3,
+            E::Full | E::PerIp => 4,
+            E::UnsupportedVersion => 5,
+        };
+        HttpResponse::build(self.status_code())
+            .insert_header(("Access-Control-Allow-Origin", "*"))
+            .json(serde_json::json!({ "code": code, "message": self.to_string() }))
+    }
+}

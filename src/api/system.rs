@@ -86,9 +86,9 @@ pub struct ChainHealth {
 
 /// Whether the server can reach its database and its chain: 200 when both answer, 503 otherwise.
 #[get("/health")]
-pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, crate::api::error::ApiError> {
     if let Some(cached) = state.health.get() {
-        return respond(cached);
+        return Ok(respond(cached));
     }
     let (store, chain) = (state.store.clone(), state.chain.clone());
     let checked = state
@@ -100,7 +100,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         })
         .await;
     let Some((db, chain)) = checked else {
-        return HttpResponse::ServiceUnavailable().json(serde_json::json!({"ok": false}));
+        return Err(crate::api::error::ApiError::Unavailable("shutting down"));
     };
     let db = db.unwrap_or(Err(crate::store::StoreError::Pool("timed out".into())));
     let chain = chain.unwrap_or(Err(crate::chain::ChainError::Timeout(HEALTH_TIMEOUT)));
@@ -139,7 +139,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     });
     let body = Arc::new(Health { ok: database.ok && chain.ok && matching, database, chain, matching, sync, settler });
     state.health.put(body.clone());
-    respond(body)
+    Ok(respond(body))
 }
 
 fn respond(body: Arc<Health>) -> HttpResponse {

@@ -23,6 +23,8 @@ mod engineio;
 mod plain;
 mod socketio;
 
+pub(crate) use socketio::EioError;
+
 use actix_web::web;
 use bytestring::ByteString;
 use serde::{Deserialize, Serialize};

@@ -8,8 +8,7 @@
 //! handles client messages and liveness. They are separate futures so that a writer stuck behind a client
 //! that does not read can still be interrupted by the slow-consumer close.
 
-use super::{AtCapacity, Feed, SLOW_CONSUMER, Subscriber, TooManySubscriptions, Topic, WireForm};
-use crate::wire::ErrorBody;
+use super::{Feed, SLOW_CONSUMER, Subscriber, TooManySubscriptions, Topic, WireForm};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
 use bytestring::ByteString;
@@ -83,20 +82,8 @@ pub(super) async fn handle(
 ) -> Result<HttpResponse, actix_web::Error> {
     let (subscriber, queue) = match feed.attach(WireForm::Plain, req.peer_addr().map(|a| a.ip())) {
         Ok(attached) => attached,
-        Err(e @ AtCapacity::Full) => {
-            return Ok(HttpResponse::ServiceUnavailable().json(ErrorBody {
-                ok: false,
-                error: e.to_string(),
-                code: "feed_full",
-            }));
-        }
-        Err(e @ AtCapacity::PerIp) => {
-            return Ok(HttpResponse::TooManyRequests().json(ErrorBody {
-                ok: false,
-                error: e.to_string(),
-                code: "feed_ip_limit",
-            }));
-        }
+        // Answered by `api/error.rs`, as every refusal of the server.
+        Err(e) => return Err(e.into()),
     };
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let stream = stream.max_frame_size(feed.config().max_payload);

@@ -12,8 +12,7 @@
 
 use super::engineio::{self, EnginePacket, SocketKind};
 use super::{AtCapacity, Feed, Outbox, SLOW_CONSUMER, Subscriber, Topic, WireForm};
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream};
 use bytestring::ByteString;
 use serde::Deserialize;
@@ -81,33 +80,24 @@ impl EioSession {
     }
 }
 
-/// engine.io's own HTTP errors: `{"code": N, "message": "…"}`, which its clients report as they are.
-#[derive(Debug, Clone, Copy)]
-enum EioError {
+/// engine.io's own HTTP errors: `{"code": N, "message": "…"}`, which its clients report as they are (answered
+/// by `api/error.rs`, with every other error of the server).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+pub(crate) enum EioError {
+    #[error("Transport unknown")]
     UnknownTransport,
+    #[error("Session ID unknown")]
     UnknownSid,
+    #[error("Bad handshake method")]
     BadHandshakeMethod,
+    #[error("Bad request")]
     BadRequest,
+    #[error("Unsupported protocol version")]
     UnsupportedVersion,
+    #[error("Too many subscribers: try again later")]
     Full,
+    #[error("Too many feed connections from this address")]
     PerIp,
-}
-
-impl EioError {
-    fn response(self) -> HttpResponse {
-        let (status, code, message) = match self {
-            EioError::UnknownTransport => (StatusCode::BAD_REQUEST, 0, "Transport unknown"),
-            EioError::UnknownSid => (StatusCode::BAD_REQUEST, 1, "Session ID unknown"),
-            EioError::BadHandshakeMethod => (StatusCode::BAD_REQUEST, 2, "Bad handshake method"),
-            EioError::BadRequest => (StatusCode::BAD_REQUEST, 3, "Bad request"),
-            EioError::UnsupportedVersion => (StatusCode::BAD_REQUEST, 5, "Unsupported protocol version"),
-            EioError::Full => (StatusCode::SERVICE_UNAVAILABLE, 4, "Too many subscribers: try again later"),
-            EioError::PerIp => (StatusCode::TOO_MANY_REQUESTS, 4, "Too many feed connections from this address"),
-        };
-        HttpResponse::build(status)
-            .insert_header(("Access-Control-Allow-Origin", "*"))
-            .json(json!({ "code": code, "message": message }))
-    }
 }
 
 impl From<AtCapacity> for EioError {
@@ -165,7 +155,7 @@ pub(super) async fn get(req: HttpRequest, body: web::Payload, feed: web::Data<Fe
         Ok((Transport::WebSocket, sid)) => websocket(&req, body, &feed, sid),
         Err(e) => Err(e),
     };
-    result.unwrap_or_else(EioError::response)
+    result.unwrap_or_else(|e| e.error_response())
 }
 
 /// POST `/ws/`: packets from a polling client.
@@ -173,18 +163,18 @@ pub(super) async fn post(req: HttpRequest, body: web::Payload, feed: web::Data<F
     let session = match parse_query(&req) {
         Ok((Transport::Polling, Some(sid))) => match feed.inner.sessions.get(&sid) {
             Some(session) => session,
-            None => return EioError::UnknownSid.response(),
+            None => return EioError::UnknownSid.error_response(),
         },
-        Ok((Transport::Polling, None)) => return EioError::BadHandshakeMethod.response(),
-        Ok((Transport::WebSocket, _)) => return EioError::BadRequest.response(),
-        Err(e) => return e.response(),
+        Ok((Transport::Polling, None)) => return EioError::BadHandshakeMethod.error_response(),
+        Ok((Transport::WebSocket, _)) => return EioError::BadRequest.error_response(),
+        Err(e) => return e.error_response(),
     };
     if session.websocket.load(Ordering::Acquire) {
-        return EioError::BadRequest.response();
+        return EioError::BadRequest.error_response();
     }
     let bytes = match body.to_bytes_limited(feed.config().max_payload).await {
         Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => return EioError::BadRequest.response(),
+        Ok(Err(_)) => return EioError::BadRequest.error_response(),
         Err(_) => {
             session.outbox.close("payload too large");
             return HttpResponse::PayloadTooLarge().finish();
@@ -192,13 +182,13 @@ pub(super) async fn post(req: HttpRequest, body: web::Payload, feed: web::Data<F
     };
     let Ok(text) = std::str::from_utf8(&bytes) else {
         session.outbox.close("invalid payload");
-        return EioError::BadRequest.response();
+        return EioError::BadRequest.error_response();
     };
     for packet in text.split(engineio::SEPARATOR) {
         if let Err(e) = on_packet(&feed, &session, packet) {
             tracing::debug!(error = e, "feed: bad engine.io packet from a polling client");
             session.outbox.close("protocol error");
-            return EioError::BadRequest.response();
+            return EioError::BadRequest.error_response();
         }
     }
     HttpResponse::Ok().content_type("text/html").insert_header(("Access-Control-Allow-Origin", "*")).body("ok")
@@ -206,7 +196,7 @@ pub(super) async fn post(req: HttpRequest, body: web::Payload, feed: web::Data<F
 
 /// Other methods on `/ws`.
 pub(super) async fn bad_method() -> HttpResponse {
-    EioError::BadRequest.response()
+    EioError::BadRequest.error_response()
 }
 
 /// The client's address, for the per-address connection bound.
@@ -313,12 +303,12 @@ fn farewell(reason: &str) -> String {
 /// A long poll: waits for at least one packet, then answers with all that are queued (up to maxPayload).
 async fn poll(feed: &Feed, session: &EioSession) -> HttpResponse {
     if session.websocket.load(Ordering::Acquire) {
-        return EioError::BadRequest.response();
+        return EioError::BadRequest.error_response();
     }
     let Ok(mut down) = session.downlink.try_lock() else {
         // Two polls at once: engine.io treats it as a broken client.
         session.outbox.close("overlapping polls");
-        return EioError::BadRequest.response();
+        return EioError::BadRequest.error_response();
     };
     let wake = match (session.outbox.close_reason(), down.held.take()) {
         (Some(reason), _) => Wake::Closed(reason),
