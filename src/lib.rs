@@ -32,6 +32,7 @@ pub mod money;
 pub mod order;
 pub mod pool;
 pub mod replay;
+pub mod runtime;
 pub mod server;
 pub mod store;
 pub mod wire;

@@ -3,13 +3,15 @@
 
 use crate::api::auth::Auth;
 use crate::api::limits::RateLimits;
+pub use crate::api::state::AppState;
 use crate::chain::Chain;
 use crate::chain::reads::ChainReader;
 use crate::chain::settler::Settler;
 use crate::chain::sync::ChainSync;
-use crate::config::{Config, Limits};
+use crate::config::Config;
 use crate::feed::{Feed, Topic};
 use crate::market::{Listener, Market, MarketEvent};
+use crate::runtime::Background;
 use crate::store::Store;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
@@ -17,31 +19,6 @@ use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// What every request handler can reach.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub chain: Chain,
-    pub market: Arc<Market>,
-    pub limits: Limits,
-    pub auth: Arc<Auth>,
-    pub rates: Arc<RateLimits>,
-    pub health: Arc<crate::api::system::HealthCache>,
-    /// The public live feed (`/ws` socket.io, `/feed` plain WebSocket).
-    pub feed: Feed,
-    pub queries: Arc<crate::api::orders::QueryCache>,
-    /// Chain sync's progress (head, cursor, reorgs).
-    pub sync: Arc<crate::chain::sync::SyncStats>,
-    /// The settler, when an operator key is configured.
-    pub settler: Option<crate::chain::settler::SettlerHandle>,
-    /// Stops chain sync and the settler at shutdown.
-    pub background: Arc<Background>,
-    /// The runtime that owns the store's connections and the market's tasks. Handlers run on actix's
-    /// per-worker runtimes; work that touches the store or the chain is spawned here, so it never depends on a
-    /// worker's runtime (which stops first at shutdown).
-    pub rt: tokio::runtime::Handle,
-}
 
 impl AppState {
     /// Connects the store (migrating it) and the chain, loads the categories, and starts the market, whose
@@ -123,8 +100,7 @@ impl AppState {
         };
         sync.attach(market.clone(), settler.clone());
         let sync_stats = sync.stats.clone();
-        let stop = background.stop.clone();
-        background.push(tokio::spawn(sync.run(async move { stop.notified().await })));
+        background.push(tokio::spawn(sync.run(background.stopping())));
         let rates = Arc::new(RateLimits::new(&config.limits));
         let auth = Arc::new(Auth::new(store.clone(), reader, d.chain_id, config.limits));
         tokio::spawn(housekeeping(
@@ -149,19 +125,6 @@ impl AppState {
             rt: tokio::runtime::Handle::current(),
         })
     }
-
-    /// Runs `f` on the main runtime; its error, or the runtime going away, become the API's error.
-    pub async fn on_main<T: Send + 'static, E: Into<crate::api::error::ApiError> + Send + 'static>(
-        &self,
-        f: impl Future<Output = Result<T, E>> + Send + 'static,
-    ) -> Result<T, crate::api::error::ApiError> {
-        self.bg(f).await.ok_or(crate::api::error::ApiError::Unavailable("shutting down"))?.map_err(Into::into)
-    }
-
-    /// Runs `f` on the main runtime (see [`AppState::rt`]).
-    pub async fn bg<T: Send + 'static>(&self, f: impl Future<Output = T> + Send + 'static) -> Option<T> {
-        self.rt.spawn(f).await.ok()
-    }
 }
 
 /// Forgets what strangers made the server keep once it is no longer needed: idle keys of the rate limiters,
@@ -184,40 +147,6 @@ async fn housekeeping(store: Store, rates: std::sync::Weak<RateLimits>, auth: st
             Ok(n) if n > 0 => tracing::debug!(rows = n, "expired challenges and sessions purged"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "purging expired challenges failed; retrying later"),
-        }
-    }
-}
-
-/// Background tasks stopped together at shutdown.
-#[derive(Debug, Default)]
-pub struct Background {
-    stop: Arc<tokio::sync::Notify>,
-    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
-}
-
-impl Background {
-    fn push(&self, t: tokio::task::JoinHandle<()>) {
-        if let Ok(mut g) = self.tasks.lock() {
-            g.push(t);
-        }
-    }
-
-    /// Stops chain sync after its current step, and the settler where it is: every transaction it may have sent
-    /// was stored, signed, before it was sent (`chain::settler`, write-ahead), and the next start follows it to
-    /// its end, sending the same bytes again if the node lost them.
-    pub async fn stop(&self) {
-        self.stop.notify_waiters();
-        let tasks: Vec<_> = self.tasks.lock().map(|mut t| t.drain(..).collect()).unwrap_or_default();
-        let mut tasks = tasks.into_iter();
-        let first = tasks.next();
-        for t in tasks {
-            t.abort();
-            let _ = t.await;
-        }
-        // The first is the settler when there is one; sync exits on the signal.
-        if let Some(t) = first {
-            t.abort();
-            let _ = t.await;
         }
     }
 }

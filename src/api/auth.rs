@@ -9,10 +9,10 @@
 //!   Tokens are kept as their hash, never in clear.
 
 use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::api::validate;
 use crate::config::Limits;
 use crate::order::signature;
-use crate::server::AppState;
 use crate::store::Store;
 use actix_web::{HttpRequest, get, post, web};
 use alloy::primitives::{Address, B256, U256, keccak256};

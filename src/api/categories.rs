@@ -2,8 +2,8 @@
 
 use crate::api::check_chain;
 use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::api::validate::{self, MAX_SAFE, Param, Query};
-use crate::server::AppState;
 use crate::store::categories::{CategoryFilter, CategoryView};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde::Serialize;

@@ -6,7 +6,7 @@
 //! browser revalidates with a cheap 304 and never runs the assets of an older binary. The page itself names
 //! the server's chain, which the script needs before its first request.
 
-use crate::server::AppState;
+use crate::api::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 

@@ -3,8 +3,8 @@
 //! concurrent map, so a check is a few atomic operations and never waits.
 
 use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::config::Limits;
-use crate::server::AppState;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;

@@ -14,13 +14,14 @@ pub mod orders;
 pub mod pools;
 pub mod proposals;
 pub mod search;
+pub mod state;
 pub mod swagger;
 pub mod system;
 pub mod tasks;
 pub mod validate;
 
+use crate::api::state::AppState;
 use crate::order::OrderKind;
-use crate::server::AppState;
 use actix_web::web;
 use error::ApiError;
 use utoipa::OpenApi;

@@ -3,8 +3,8 @@
 
 use crate::api::check_chain;
 use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::api::validate;
-use crate::server::AppState;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::json;
 

@@ -2,9 +2,9 @@
 
 use crate::api::check_chain;
 use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::api::validate::{self, MAX_SAFE, Param, Query};
 use crate::ids::OrderHash;
-use crate::server::AppState;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::json;
 

@@ -1,7 +1,7 @@
 //! What the server says about itself: `GET /version`, `GET /health`, and its documentation (`/docs`,
 //! `/openapi.json`).
 
-use crate::server::AppState;
+use crate::api::state::AppState;
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 use std::sync::{Arc, Mutex};

@@ -3,9 +3,9 @@
 
 use crate::api::check_chain;
 use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::api::validate::{self, MAX_SAFE, Param, Query};
 use crate::ids::TaskId;
-use crate::server::AppState;
 use crate::store::explorer::TaskRow;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::{Value, json};

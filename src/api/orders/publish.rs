@@ -4,13 +4,13 @@
 use super::OrderView;
 use crate::api::auth::authenticated;
 use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::api::validate::{self, Query};
 use crate::api::{check_chain, read_json_object};
 use crate::ids::OrderHash;
 use crate::market::PublishError;
 use crate::market::record::OrderRecord;
 use crate::order::{AnyOrder, OrderKind};
-use crate::server::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use alloy::primitives::Address;
 use serde::Serialize;

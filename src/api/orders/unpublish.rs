@@ -3,12 +3,12 @@
 use super::publish::authorize;
 use crate::api::error::ApiError;
 use crate::api::read_json_object;
+use crate::api::state::AppState;
 use crate::api::validate;
 use crate::ids::OrderHash;
 use crate::market::PublishError;
 use crate::market::record::OrderRecord;
 use crate::order::{AnyOrder, OrderKind};
-use crate::server::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use alloy::primitives::Address;
 use serde::Serialize;

@@ -1,0 +1,54 @@
+//! What every request handler can reach, and where it runs work that must outlive a request's worker. The
+//! server (`server.rs`) builds it; the handlers only read it.
+
+use crate::api::auth::Auth;
+use crate::api::error::ApiError;
+use crate::api::limits::RateLimits;
+use crate::chain::Chain;
+use crate::config::Limits;
+use crate::feed::Feed;
+use crate::market::Market;
+use crate::runtime::Background;
+use crate::store::Store;
+use std::future::Future;
+use std::sync::Arc;
+
+/// What every request handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub chain: Chain,
+    pub market: Arc<Market>,
+    pub limits: Limits,
+    pub auth: Arc<Auth>,
+    pub rates: Arc<RateLimits>,
+    pub health: Arc<crate::api::system::HealthCache>,
+    /// The public live feed (`/ws` socket.io, `/feed` plain WebSocket).
+    pub feed: Feed,
+    pub queries: Arc<crate::api::orders::QueryCache>,
+    /// Chain sync's progress (head, cursor, reorgs).
+    pub sync: Arc<crate::chain::sync::SyncStats>,
+    /// The settler, when an operator key is configured.
+    pub settler: Option<crate::chain::settler::SettlerHandle>,
+    /// Stops chain sync and the settler at shutdown.
+    pub background: Arc<Background>,
+    /// The runtime that owns the store's connections and the market's tasks. Handlers run on actix's
+    /// per-worker runtimes; work that touches the store or the chain is spawned here, so it never depends on a
+    /// worker's runtime (which stops first at shutdown).
+    pub rt: tokio::runtime::Handle,
+}
+
+impl AppState {
+    /// Runs `f` on the main runtime; its error, or the runtime going away, become the API's error.
+    pub async fn on_main<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+        &self,
+        f: impl Future<Output = Result<T, E>> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        self.bg(f).await.ok_or(ApiError::Unavailable("shutting down"))?.map_err(Into::into)
+    }
+
+    /// Runs `f` on the main runtime (see [`AppState::rt`]).
+    pub async fn bg<T: Send + 'static>(&self, f: impl Future<Output = T> + Send + 'static) -> Option<T> {
+        self.rt.spawn(f).await.ok()
+    }
+}
