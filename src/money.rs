@@ -45,13 +45,13 @@ impl fmt::Debug for Nrlc {
 
 impl serde::Serialize for Nrlc {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        crate::order::json::u256::serialize(&self.0, s)
+        crate::wire::json::u256::serialize(&self.0, s)
     }
 }
 
 impl<'de> serde::Deserialize<'de> for Nrlc {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::order::json::u256::deserialize(d).map(Nrlc)
+        crate::wire::json::u256::deserialize(d).map(Nrlc)
     }
 }
 

@@ -163,8 +163,8 @@ impl Auth {
         let (Some(hash), Some(sig), Some(addr), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(AuthError::Malformed("expected <challengeHash>_<signature>_<address>"));
         };
-        let hash: B256 = crate::order::json::parse_bytes32(hash).map_err(|_| AuthError::Malformed("bad hash"))?;
-        let sig = crate::order::json::parse_bytes(sig).map_err(|_| AuthError::Malformed("bad signature"))?;
+        let hash: B256 = crate::wire::json::parse_bytes32(hash).map_err(|_| AuthError::Malformed("bad hash"))?;
+        let sig = crate::wire::json::parse_bytes(sig).map_err(|_| AuthError::Malformed("bad signature"))?;
         let address = validate::parse_address(addr).ok_or(AuthError::Malformed("bad address"))?;
         if address == Address::ZERO {
             return Err(AuthError::Malformed("zero address"));

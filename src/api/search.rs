@@ -5,7 +5,7 @@ use crate::api::check_chain;
 use crate::api::error::ApiError;
 use crate::api::state::AppState;
 use crate::api::validate;
-use crate::order::json::{parse_address, parse_bytes32};
+use crate::wire::json::{parse_address, parse_bytes32};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::json;
 

@@ -48,7 +48,7 @@ pub enum StrategyKind {
 #[derive(Debug, Args)]
 pub struct BotArgs {
     /// The workerpool whose orders the bot publishes (its owner's key is DRAGON_POOL_KEY).
-    #[arg(long, value_parser = crate::order::json::parse_address)]
+    #[arg(long, value_parser = crate::wire::json::parse_address)]
     pub workerpool: Address,
     /// The exchange's base URL (`dragon serve`).
     #[arg(long)]
@@ -82,16 +82,16 @@ pub struct BotArgs {
     #[arg(long, default_value_t = 1)]
     pub trust: u64,
     /// The orders' tag (bytes32, 0x-hex).
-    #[arg(long, value_parser = crate::order::json::parse_bytes32)]
+    #[arg(long, value_parser = crate::wire::json::parse_bytes32)]
     pub tag: Option<B256>,
     /// Restrict the orders to one app.
-    #[arg(long, value_parser = crate::order::json::parse_address)]
+    #[arg(long, value_parser = crate::wire::json::parse_address)]
     pub apprestrict: Option<Address>,
     /// Restrict the orders to one dataset.
-    #[arg(long, value_parser = crate::order::json::parse_address)]
+    #[arg(long, value_parser = crate::wire::json::parse_address)]
     pub datasetrestrict: Option<Address>,
     /// Restrict the orders to one requester.
-    #[arg(long, value_parser = crate::order::json::parse_address)]
+    #[arg(long, value_parser = crate::wire::json::parse_address)]
     pub requesterrestrict: Option<Address>,
     /// The largest volume of one order.
     #[arg(long, default_value_t = 100)]

@@ -17,15 +17,15 @@ use std::path::Path;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Deployment {
     pub chain_id: u64,
-    #[serde(with = "crate::order::json::address")]
+    #[serde(with = "crate::wire::json::address")]
     pub token: Address,
-    #[serde(with = "crate::order::json::address")]
+    #[serde(with = "crate::wire::json::address")]
     pub hub: Address,
-    #[serde(with = "crate::order::json::address")]
+    #[serde(with = "crate::wire::json::address")]
     pub app_registry: Address,
-    #[serde(with = "crate::order::json::address")]
+    #[serde(with = "crate::wire::json::address")]
     pub dataset_registry: Address,
-    #[serde(with = "crate::order::json::address")]
+    #[serde(with = "crate::wire::json::address")]
     pub workerpool_registry: Address,
     /// The block of the hub's deployment: where event scans start.
     pub block_number: u64,

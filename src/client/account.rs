@@ -27,7 +27,7 @@ pub enum AccountCommand {
     },
     /// Show the wallet's RLC and the escrow (free and locked) of the key's account, or of ADDRESS.
     Balance {
-        #[arg(value_parser = crate::order::json::parse_address)]
+        #[arg(value_parser = crate::wire::json::parse_address)]
         address: Option<Address>,
         #[command(flatten)]
         conn: Conn,

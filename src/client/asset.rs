@@ -8,7 +8,7 @@ use crate::chain::contracts::{app_registry::AppRegistry, dataset_registry::Datas
 use crate::chain::deploy::Deployment;
 use crate::chain::setup::Account;
 use crate::cli::CliError;
-use crate::order::json::{parse_address, parse_bytes32};
+use crate::wire::json::{parse_address, parse_bytes32};
 use alloy::primitives::{Address, B256, Bytes};
 use alloy::providers::DynProvider;
 use clap::Subcommand;

@@ -34,7 +34,7 @@ pub struct UnpublishArgs {
     #[arg(long, conflicts_with = "hash", requires = "asset")]
     pub all: bool,
     /// The app, dataset or workerpool whose orders --all takes out.
-    #[arg(long, value_parser = crate::order::json::parse_address)]
+    #[arg(long, value_parser = crate::wire::json::parse_address)]
     pub asset: Option<alloy::primitives::Address>,
     #[command(flatten)]
     pub conn: Conn,
@@ -102,7 +102,7 @@ pub struct OrderbookArgs {
     pub depth: usize,
     /// Include the offers restricted to this app (the exchange lists a restricted offer only to those who name
     /// what it is restricted to).
-    #[arg(long, value_parser = crate::order::json::parse_address)]
+    #[arg(long, value_parser = crate::wire::json::parse_address)]
     pub app: Option<alloy::primitives::Address>,
     #[command(flatten)]
     pub conn: Conn,
@@ -111,7 +111,7 @@ pub struct OrderbookArgs {
 /// A decimal string or number of a record as nRLC.
 pub fn nrlc_of(v: &Value) -> Nrlc {
     let n = match v {
-        Value::String(s) => crate::order::json::parse_u256(s).ok(),
+        Value::String(s) => crate::wire::json::parse_u256(s).ok(),
         Value::Number(n) => n.as_u64().map(alloy::primitives::U256::from),
         _ => None,
     };

@@ -7,7 +7,7 @@ use super::{Conn, Ctx, chain_failure, chain_of, failure, input};
 use crate::chain::contracts::hub::DragonHub;
 use crate::chain::deploy::Deployment;
 use crate::cli::CliError;
-use crate::order::json::parse_bytes32;
+use crate::wire::json::parse_bytes32;
 use alloy::primitives::B256;
 use alloy::transports::http::reqwest;
 use clap::Args;

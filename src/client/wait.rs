@@ -8,7 +8,7 @@ use super::{Conn, Ctx, amount, chain_failure, failure, input};
 use crate::chain::contracts::hub::DragonHub;
 use crate::chain::deploy::Deployment;
 use crate::cli::CliError;
-use crate::order::json::parse_bytes32;
+use crate::wire::json::parse_bytes32;
 use alloy::primitives::B256;
 use clap::Args;
 use std::collections::HashMap;

@@ -5,7 +5,7 @@
 //! The JSON structs here are what users write and read; [`PocoOrder::typed`] turns one into its `sol!` twin,
 //! whose derived EIP-712 encoding gives the struct hash.
 
-pub mod json;
+pub use crate::wire::json;
 pub mod signature;
 pub mod typed;
 

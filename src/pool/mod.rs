@@ -46,7 +46,7 @@ use std::time::Duration;
 #[derive(Debug, Args)]
 pub struct PoolArgs {
     /// The workerpool this scheduler runs (its owner's key is DRAGON_POOL_KEY).
-    #[arg(long, value_parser = crate::order::json::parse_address)]
+    #[arg(long, value_parser = crate::wire::json::parse_address)]
     pub workerpool: Address,
     #[command(flatten)]
     pub chain: crate::config::ChainArgs,
@@ -66,7 +66,7 @@ pub struct PoolArgs {
     pub worker_lost_after: u64,
     /// A worker allowed to join (repeat for several). With it the pool is private: these workers only, whatever
     /// their stake. Without it the pool is public: any worker with --min-worker-stake deposited in the hub.
-    #[arg(long = "worker-allow", value_parser = crate::order::json::parse_address)]
+    #[arg(long = "worker-allow", value_parser = crate::wire::json::parse_address)]
     pub worker_allow: Vec<Address>,
     /// Public pool: the nRLC a worker must have in the hub (stake plus locked, `viewAccount`) to log in
     /// [default: 1000000000, 1 RLC].

@@ -627,7 +627,7 @@ pub async fn uploaded_digest(c: &impl GenericClient, task: B256) -> Result<Optio
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkerView {
-    #[serde(with = "crate::order::json::address")]
+    #[serde(with = "crate::wire::json::address")]
     pub address: Address,
     pub cpu: i32,
     pub memory: i64,
@@ -655,7 +655,7 @@ pub struct TaskView {
 #[serde(rename_all = "camelCase")]
 pub struct ReplicateView {
     pub taskid: B256,
-    #[serde(with = "crate::order::json::address")]
+    #[serde(with = "crate::wire::json::address")]
     pub worker: Address,
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]

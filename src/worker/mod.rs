@@ -87,7 +87,7 @@ pub struct WorkerArgs {
     #[arg(long, value_enum, default_value = "docker")]
     pub executor: ExecutorKind,
     /// An app the `process` executor may run (repeat for several).
-    #[arg(long = "allow-app", value_parser = crate::order::json::parse_address)]
+    #[arg(long = "allow-app", value_parser = crate::wire::json::parse_address)]
     pub allow_app: Vec<Address>,
     /// The user native apps run as, UID[:GID] or NAME[:GROUP] (`process` executor; the worker must run as root).
     /// Default: nobody (65534:65534) when the worker runs as root, else the worker's own user.

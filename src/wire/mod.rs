@@ -1,6 +1,9 @@
 //! How Dragon writes values for its clients, shared by every layer that answers them (the API, the feed, chain
 //! sync's records, the explorer), so that none of them reaches into another to format a date or an error: ISO
-//! times as the peer prints them, and the JSON error body.
+//! times as the peer prints them, the JSON error body, and the JSON forms of PoCo values ([`json`]), which
+//! orders and amounts share.
+
+pub mod json;
 
 use serde::Serialize;
 use utoipa::ToSchema;
