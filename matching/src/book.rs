@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, VecDeque};
 pub(crate) type Ix = u32;
 
 /// Two words a book stores beside each entry so that scans can rule an order out without reading it (a cache
-/// miss per order on a big book): what they hold is up to the book's owner (see `engine::marks_*`).
+/// miss per order on a big book): what they hold is up to the book's owner (see the marks in `engine/books.rs`).
 pub(crate) type Marks = [u64; 2];
 
 #[derive(Clone, Debug, Default)]

@@ -8,6 +8,9 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 
+/// Hash maps of the engine: looked up, never iterated (see above).
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, KeyedState>;
+
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct KeyedState {
     k0: u64,

@@ -1,8 +1,8 @@
 //! Dragon's matching engine: per-category order books for iExec PoCo orders. Commands in, events out.
 //!
 //! ```text
-//!   API workers (signatures verified, uint256 -> u64 checked)         settlement / WebSocket / store
-//!        │ Input::Add / Cancel / Lower / Confirm / Release                      ▲ events per shard, in order
+//!   the market's sequencer (src/market), the one producer             market event writer (store, feed)
+//!        │ Input::Add / Cancel / Lower / Confirm / Release / ReleaseCapped      ▲ events per shard, in order
 //!        ▼                                                                       │
 //!   pipeline::Submitter ── route: category % shards, app/dataset orders to all ──┐
 //!        │  lock-free bounded queue per shard (crossbeam ArrayQueue)             │
@@ -45,7 +45,8 @@
 //!   rule a [`Rule`] named by its revert code.
 //! - [`engine`]: [`Engine`], pure and single-threaded: no I/O, no async, no clock; its hash maps take random keys
 //!   against flooding, but are only looked up, so nothing random reaches the events.
-//! - [`pipeline`]: threads, queues and snapshots around engines (std threads only; still no I/O).
+//! - [`pipeline`]: threads, queues and snapshots around engines (std threads only; still no I/O). Dragon runs one
+//!   shard, fed by one producer, the market's sequencer, so its book follows the global rule exactly.
 //!
 //! # Books
 //! Per category: workerpool orders (asks, price ascending then arrival) and request orders (bids,

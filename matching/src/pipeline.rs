@@ -1,7 +1,8 @@
-//! The lock-free pipeline: many producer threads, one writer thread per shard of categories, published snapshots.
+//! The lock-free pipeline: producers submit, one writer thread per shard of categories applies, readers load the
+//! snapshots it publishes.
 //!
 //! ```text
-//!  producers (API workers, after signature checks)        readers (listings, depth, best price)
+//!  producers (in Dragon, one: the market's sequencer)     readers (listings, depth, best price)
 //!     │ Submitter::submit(Input)   (clone per thread)          ▲ Pipeline::snapshot(shard): Arc<Snapshot>
 //!     ▼ route: category % shards; app/dataset to all          │ (arc-swap load: no lock, never blocks the writer)
 //!  ┌──────────────┐  ┌──────────────┐                          │
@@ -13,6 +14,17 @@
 //!         ▼                 ▼
 //!      EventSink::publish(shard, events)  (e.g. QueueSink: a lock-free SegQueue)
 //! ```
+//!
+//! **Producers.** Any number of threads may submit: the queues are multi-producer and a [`Submitter`] is cheap to
+//! clone (the pipeline test drives several at once). Dragon has one producer per engine, the market's sequencer
+//! task (`src/market`): it submits each order after the transaction that stores it, in arrival order, what the
+//! chain tells of orders and deals (cancels, lowers, confirms, releases), and the open orders when the engine is
+//! rebuilt. One task writing the book is what makes the engine's order of commands the store's; signatures and
+//! the conversion to `u64` are checked before.
+//!
+//! **Shards.** Dragon runs one shard (the default [`PipelineConfig`]), where the global rule holds exactly. Several
+//! shards work and are tested, but nothing in Dragon uses them: the routing and its cost below are what a second
+//! shard would bring.
 //!
 //! **Routing.** A workerpool or request order belongs to its category, and a category to shard
 //! `category % shards` ([`shard_of`]). App and dataset orders are not bound to a category: a request of any
@@ -27,9 +39,8 @@
 //! deterministic: replaying its journal through `Engine::with_proposal_ids(shard, shards)` gives the same events
 //! (that is how the pipeline test checks it). Across shards, an app or dataset order can be exhausted in one shard
 //! while another still holds part of its volume: a compatible combination may then wait in one shard although the
-//! volume exists in another. With one shard ([`PipelineConfig::shards`] = 1) the global rule holds exactly. iExec
-//! apps and datasets are usually offered with large volumes, so the split rarely binds; a shard rebalancing
-//! command is the next step if it does.
+//! volume exists in another. iExec apps and datasets are usually offered with large volumes, so the split would
+//! rarely bind; where it did, a command moving volume between shards would be needed.
 //!
 //! **Why it is safe without locks.** Each engine is owned by exactly one thread (no shared mutable state); the
 //! queues are crossbeam's lock-free bounded queues; snapshots are immutable values behind `ArcSwap`, so a reader
@@ -353,11 +364,6 @@ impl Submitter {
     pub fn idle(&self) -> bool {
         self.shards.iter().all(|s| s.pushed.load(Ordering::Acquire) == s.applied.load(Ordering::Acquire))
     }
-
-    /// Number of shards.
-    pub fn shards(&self) -> usize {
-        self.shards.len()
-    }
 }
 
 /// The running pipeline.
@@ -412,11 +418,6 @@ impl Pipeline {
     /// The latest published snapshot of a shard (lock-free; never blocks the writer).
     pub fn snapshot(&self, shard: usize) -> Arc<Snapshot> {
         self.submitter.shards[shard].snapshot.load_full()
-    }
-
-    /// The latest snapshot of the shard owning `category`.
-    pub fn snapshot_for(&self, category: u64) -> Arc<Snapshot> {
-        self.snapshot(shard_of(category, self.submitter.shards.len()))
     }
 
     /// `Err` with the first shard whose writer has stopped; see [`Submitter::check_alive`].
