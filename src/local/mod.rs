@@ -408,7 +408,7 @@ async fn serve(args: &LocalArgs, pg: &PgCluster, anvil: &Anvil, local_json: &Pat
     tracing::info!(postgres = %pg.url("dragon"), chain = %anvil.url(), "local market started");
     let (stop, bot_stop) = (stop_tx.clone(), bot_stop_tx.clone());
     tokio::spawn(async move {
-        crate::server::shutdown_signal().await;
+        crate::runtime::shutdown_signal().await;
         let _ = bot_stop.send(true);
         if has_bot {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(10), bot_done_rx.wait_for(|d| *d)).await;
