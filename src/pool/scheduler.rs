@@ -31,7 +31,7 @@
 //! crash besides the cursor and the rows: a transaction sent just before a crash shows on chain at the next
 //! tick. Transactions are sent one at a time from the owner's account (alloy's nonce cache is per provider).
 
-use super::PoolConfig;
+use super::config::PoolConfig;
 use super::protocol::{contributions_needed, worker_weight};
 use super::store::{self, NewDeal, OpenTask};
 use crate::chain::ChainError;

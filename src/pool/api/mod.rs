@@ -19,7 +19,7 @@ mod workers;
 pub use error::PoolApiError;
 pub use state::PoolState;
 
-use crate::pool::PoolError;
+use crate::pool::config::PoolError;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;

@@ -4,9 +4,10 @@
 use super::error::{PoolApiError, Res};
 use crate::chain::contracts::hub::DragonHub;
 use crate::pool::challenges::ChallengeBook;
+use crate::pool::config::{PoolConfig, PoolLimits};
 use crate::pool::membership::Membership;
 use crate::pool::protocol::{Authorization, authorization_hash};
-use crate::pool::{PoolConfig, PoolLimits, store};
+use crate::pool::store;
 use crate::store::Store;
 use actix_web::HttpRequest;
 use alloy::primitives::{Address, B256};
