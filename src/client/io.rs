@@ -6,6 +6,7 @@ use alloy::signers::local::PrivateKeySigner;
 use std::io::Read;
 use std::path::PathBuf;
 
+/// The async runtime a command blocks on: the command line itself is synchronous, one command per process.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
