@@ -1,11 +1,13 @@
 //! The `dragon` command line. Every command returns a [`CliError`]; `main` prints it on one line and exits with
 //! 2 for bad input (the user can fix it) or 1 for a failure of the machine or a service.
 
+// The error and the machine-facing helpers live in `client`, which every command of the CLI goes through.
+pub use crate::client::CliError;
+use crate::client::{read_input, runtime, signing_key};
 use crate::order::{AnyOrder, Domain, OrderKind, json, signature};
 use alloy::primitives::{Address, Bytes, U256};
-use alloy::signers::local::PrivateKeySigner;
 use clap::{Args, Parser, Subcommand};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -115,24 +117,6 @@ fn parse_u256_arg(s: &str) -> Result<U256, String> {
     json::parse_u256(s)
 }
 
-/// A failed command: bad input (exit 2) or a failure outside the user's input (exit 1).
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error("{0}")]
-    Input(String),
-    #[error(transparent)]
-    Failure(#[from] anyhow::Error),
-}
-
-impl CliError {
-    fn exit_code(&self) -> u8 {
-        match self {
-            CliError::Input(_) => 2,
-            CliError::Failure(_) => 1,
-        }
-    }
-}
-
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -153,7 +137,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         cli.command,
         Command::Serve(_) | Command::Local(_) | Command::Pool(_) | Command::Worker(_) | Command::Bot(_)
     ) {
-        crate::server::init_tracing();
+        crate::runtime::init_tracing();
     }
     match cli.command {
         Command::Order(cmd) => order_command(cmd),
@@ -197,13 +181,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let listener = std::net::TcpListener::bind(config.listen)
                 .map_err(|e| CliError::Failure(anyhow::anyhow!("cannot listen on {}: {e}", config.listen)))?;
             runtime()?
-                .block_on(crate::pool::run(config, listener, crate::server::shutdown_signal()))
+                .block_on(crate::pool::run(config, listener, crate::runtime::shutdown_signal()))
                 .map_err(|e| CliError::Failure(e.into()))
         }
         Command::Worker(args) => {
             let config = args.into_config().map_err(|e| CliError::Input(e.to_string()))?;
             runtime()?
-                .block_on(crate::worker::run(config, crate::server::shutdown_signal()))
+                .block_on(crate::worker::run(config, crate::runtime::shutdown_signal()))
                 .map_err(|e| CliError::Failure(e.into()))
         }
         Command::Client(cmd) => crate::client::run(*cmd),
@@ -211,23 +195,16 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let config = args.into_config().map_err(|e| CliError::Input(e.to_string()))?;
             let listener = std::net::TcpListener::bind(config.listen)
                 .map_err(|e| CliError::Failure(anyhow::anyhow!("cannot listen on {}: {e}", config.listen)))?;
-            runtime()?.block_on(crate::bot::run(config, listener, crate::server::shutdown_signal())).map_err(
-                |e| match e {
+            runtime()?.block_on(crate::bot::run(config, listener, crate::runtime::shutdown_signal())).map_err(|e| {
+                match e {
                     crate::bot::BotError::Config(_) | crate::bot::BotError::NotOwner(..) => {
                         CliError::Input(e.to_string())
                     }
                     e => CliError::Failure(e.into()),
-                },
-            )
+                }
+            })
         }
     }
-}
-
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Failure(anyhow::anyhow!("cannot start the async runtime: {e}")))
 }
 
 fn order_command(cmd: OrderCommand) -> Result<(), CliError> {
@@ -261,36 +238,4 @@ fn load(args: &OrderArgs) -> Result<(AnyOrder, Domain), CliError> {
     let order = AnyOrder::from_json(args.kind, &text)
         .map_err(|e| CliError::Input(format!("invalid {} order: {e}", args.kind)))?;
     Ok((order, Domain::new(args.chain_id, args.hub)))
-}
-
-/// Reads a file, or standard input for `-`.
-pub fn read_input(path: &std::path::Path) -> Result<String, CliError> {
-    let mut text = String::new();
-    let res = if path.as_os_str() == "-" {
-        std::io::stdin().read_to_string(&mut text).map(|_| ())
-    } else {
-        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text)).map(|_| ())
-    };
-    res.map_err(|e| CliError::Input(format!("cannot read `{}`: {e}", path.display())))?;
-    Ok(text)
-}
-
-pub(crate) fn signing_key(key_file: Option<PathBuf>) -> Result<PrivateKeySigner, CliError> {
-    let (text, source) = match key_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| CliError::Input(format!("cannot read key file `{}`: {e}", path.display())))?;
-            (text, format!("key file `{}`", path.display()))
-        }
-        None => match std::env::var("DRAGON_PRIVATE_KEY") {
-            Ok(text) => (text, "DRAGON_PRIVATE_KEY".to_owned()),
-            Err(_) => {
-                return Err(CliError::Input("no signing key: set DRAGON_PRIVATE_KEY or pass --key-file PATH".into()));
-            }
-        },
-    };
-    // Never echo the key itself in an error.
-    text.trim()
-        .parse::<PrivateKeySigner>()
-        .map_err(|_| CliError::Input(format!("{source} does not hold a valid secp256k1 private key (32 bytes as hex)")))
 }

@@ -14,6 +14,7 @@
 //! - [`pool`], [`worker`]: the pool runtime (`dragon pool`, `dragon worker`) that runs deals through [`executor`];
 //! - [`bot`]: the market maker of a workerpool (`dragon bot`): orders sized to the pool's free capacity;
 //! - [`local`]: the local market (PostgreSQL cluster + anvil) used by `dragon local` and the tests;
+//! - [`runtime`]: the shutdown signal and the log output of every long-running command;
 //! - [`wire`]: how values go out to clients (ISO times, the JSON error body), shared by every layer that answers;
 //! - [`cli`]: the `dragon` command; [`client`]: its requesters' and owners' commands (submit, wait, result...).
 

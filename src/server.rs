@@ -11,7 +11,7 @@ use crate::chain::sync::ChainSync;
 use crate::config::Config;
 use crate::feed::{Feed, Topic};
 use crate::market::{Listener, Market, MarketEvent};
-use crate::runtime::Background;
+use crate::runtime::{Background, shutdown_signal};
 use crate::store::Store;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
@@ -19,6 +19,9 @@ use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
+
+// The benches start tracing through this path.
+pub use crate::runtime::init_tracing;
 
 impl AppState {
     /// Connects the store (migrating it) and the chain, loads the categories, and starts the market, whose
@@ -261,32 +264,4 @@ pub async fn serve_state(
         std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
     }
     run(listener, state, shutdown_signal()).await
-}
-
-/// Resolves at Ctrl-C or SIGTERM: the one shutdown signal of every long-running command.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
-    tracing::info!("shutting down");
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default: info).
-pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
 }

@@ -12,42 +12,18 @@ use crate::api::error::ApiError;
 use crate::api::state::AppState;
 use crate::api::validate;
 use crate::config::Limits;
-use crate::order::signature;
+use crate::order::{login, signature};
 use crate::store::Store;
 use actix_web::{HttpRequest, get, post, web};
-use alloy::primitives::{Address, B256, U256, keccak256};
-use alloy::sol_types::{Eip712Domain, SolStruct};
+use alloy::primitives::{Address, B256, keccak256};
 use dashmap::DashMap;
 use serde::Serialize;
-use serde_json::json;
 use std::time::{Duration, Instant};
 use utoipa::ToSchema;
 
-alloy::sol! {
-    /// The market API's login message.
-    struct Challenge {
-        string challenge;
-    }
-}
-
-/// The EIP-712 hash a client signs for the challenge `text` (domain `iExec Gateway`, version `1`, chainId).
-pub fn challenge_hash(chain_id: u64, text: &str) -> B256 {
-    let domain =
-        Eip712Domain::new(Some("iExec Gateway".into()), Some("1".into()), Some(U256::from(chain_id)), None, None);
-    Challenge { challenge: text.to_owned() }.eip712_signing_hash(&domain)
-}
-
-/// The `authorization` header a client sends for the challenge `text`: `<hash>_<signature>_<address>`, the
-/// challenge's EIP-712 hash signed by `key`.
-pub fn authorization(
-    chain_id: u64,
-    text: &str,
-    key: &alloy::signers::local::PrivateKeySigner,
-) -> Result<String, alloy::signers::Error> {
-    let hash = challenge_hash(chain_id, text);
-    let sig = crate::order::signature::sign_digest(key, &hash)?;
-    Ok(format!("{hash:#x}_{sig}_{:#x}", key.address()))
-}
+// The login's pure pieces are shared with the clients (the CLI, the bot); these paths are kept for the benches
+// and tests that log in through them.
+pub use crate::order::login::{authorization, challenge_hash};
 
 /// Why a request was not authenticated. Every reason is answered the same way, 403 `invalid authorization`
 /// (the peer's answer): telling a stranger which part failed only helps him. The variant is logged.
@@ -129,20 +105,7 @@ impl Auth {
         let hash = challenge_hash(self.chain_id, &text);
         let client = self.store.client().await?;
         crate::store::challenges::insert(&**client, &hash.0, address, self.limits.challenge_ttl()).await?;
-        Ok(json!({
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"}
-                ],
-                "Challenge": [{"name": "challenge", "type": "string"}]
-            },
-            // A string, as the peer writes it (signers read it as a uint256 either way).
-            "domain": {"name": "iExec Gateway", "version": "1", "chainId": self.chain_id.to_string()},
-            "primaryType": "Challenge",
-            "message": {"challenge": text}
-        }))
+        Ok(login::typed_data(self.chain_id, &text))
     }
 
     /// The address a request's `authorization` header proves: a signed challenge or a session token.

@@ -137,10 +137,9 @@ impl ExchangeClient {
     /// A challenge signed as EIP-712 typed data, exchanged for a session token.
     async fn login(&mut self) -> Result<String, ClientError> {
         let c: Value = self.get(&format!("/challenge?address={:#x}", self.key.address())).await?;
-        let text = c["data"]["message"]["challenge"]
-            .as_str()
+        let text = crate::order::login::challenge_text(&c["data"])
             .ok_or_else(|| ClientError::Decode("the exchange", "no challenge text".into()))?;
-        let header = crate::api::auth::authorization(self.chain_id, text, &self.key)
+        let header = crate::order::login::authorization(self.chain_id, text, &self.key)
             .map_err(|e| ClientError::Sign(e.to_string()))?;
         let s: Value =
             decode("the exchange", self.http.post(self.url("/sessions")).header("authorization", header).send().await)

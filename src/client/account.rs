@@ -1,9 +1,10 @@
 //! `dragon account`: the account's escrow in the hub. Deposits go the way the hub takes them: the token's
 //! `approve` to the hub, then the hub's `deposit`, which pulls the tokens.
 
-use super::{Conn, Ctx, amount, chain_failure, input};
+use super::amount;
+use super::config::{Conn, Ctx};
+use super::error::{CliError, chain_failure, input};
 use crate::chain::contracts::{hub::DragonHub, token::RLC};
-use crate::cli::CliError;
 use crate::money::Nrlc;
 use alloy::primitives::Address;
 use clap::Subcommand;
@@ -74,7 +75,10 @@ pub async fn run(cmd: AccountCommand) -> Result<(), CliError> {
             let pending = DragonHub::new(d.hub, &acc.provider).deposit(n.0).send().await.map_err(|e| fail(&e))?;
             let receipt = pending.get_receipt().await.map_err(|e| fail(&e))?;
             if !receipt.status() {
-                return Err(super::failure(format!("the hub reverted the deposit ({})", receipt.transaction_hash)));
+                return Err(super::error::failure(format!(
+                    "the hub reverted the deposit ({})",
+                    receipt.transaction_hash
+                )));
             }
             let after = balances(&ctx, &d, key.address()).await?;
             println!("deposited {}", amount::show(n));
@@ -101,7 +105,10 @@ pub async fn run(cmd: AccountCommand) -> Result<(), CliError> {
             let pending = DragonHub::new(d.hub, &acc.provider).withdraw(n.0).send().await.map_err(|e| fail(&e))?;
             let receipt = pending.get_receipt().await.map_err(|e| fail(&e))?;
             if !receipt.status() {
-                return Err(super::failure(format!("the hub reverted the withdrawal ({})", receipt.transaction_hash)));
+                return Err(super::error::failure(format!(
+                    "the hub reverted the withdrawal ({})",
+                    receipt.transaction_hash
+                )));
             }
             let after = balances(&ctx, &d, key.address()).await?;
             println!("withdrew {}", amount::show(n));

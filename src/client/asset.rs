@@ -1,13 +1,13 @@
 //! `dragon app|dataset|workerpool register|show`: assets are entries of the registries, owned by the key that
 //! registers them; `show` reads them back from the hub.
 
-use super::{Conn, Ctx, chain_failure, failure, input};
+use super::config::{Conn, Ctx};
+use super::error::{CliError, chain_failure, failure, input};
 use crate::chain::contracts::hub::DragonHub;
 use crate::chain::contracts::workerpool_registry::WorkerpoolRegistry;
 use crate::chain::contracts::{app_registry::AppRegistry, dataset_registry::DatasetRegistry};
 use crate::chain::deploy::Deployment;
 use crate::chain::setup::Account;
-use crate::cli::CliError;
 use crate::wire::json::{parse_address, parse_bytes32};
 use alloy::primitives::{Address, B256, Bytes};
 use alloy::providers::DynProvider;

@@ -2,11 +2,10 @@
 //! their environment variables) first, then the configuration file, then `.dragon/local.json`, which
 //! `dragon local` writes while the local market runs.
 
+use super::error::{CliError, chain_failure, input};
 use super::exchange::Exchange;
-use super::{chain_failure, input};
 use crate::chain::deploy::Deployment;
 use crate::chain::setup::Account;
-use crate::cli::CliError;
 use crate::order::Domain;
 use alloy::primitives::U256;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
@@ -114,7 +113,7 @@ impl Ctx {
     }
 
     pub fn key(&self) -> Result<PrivateKeySigner, CliError> {
-        crate::cli::signing_key(self.key_file.clone())
+        super::io::signing_key(self.key_file.clone())
     }
 
     pub fn api(&self) -> Result<&str, CliError> {

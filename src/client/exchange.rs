@@ -1,8 +1,7 @@
 //! The exchange's REST API as the client uses it: reads, and writes authenticated by a signed login
 //! challenge (the peer's `authorization: <hash>_<signature>_<address>` header).
 
-use super::{chain_of, failure, input};
-use crate::cli::CliError;
+use super::error::{CliError, chain_of, failure, input};
 use crate::order::{AnyOrder, OrderKind};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::transports::http::reqwest;
@@ -98,10 +97,10 @@ impl Exchange {
     /// The authorization header of one write: a fresh challenge signed as EIP-712 typed data.
     async fn authorization(&self, key: &PrivateKeySigner) -> Result<String, CliError> {
         let c = self.get(&format!("/challenge?address={}", key.address())).await?;
-        let text = c["data"]["message"]["challenge"]
-            .as_str()
+        let text = crate::order::login::challenge_text(&c["data"])
             .ok_or_else(|| failure(format!("the exchange at {} sent no login challenge", self.base)))?;
-        crate::api::auth::authorization(self.chain_id, text, key).map_err(|e| failure(format!("signing failed: {e}")))
+        crate::order::login::authorization(self.chain_id, text, key)
+            .map_err(|e| failure(format!("signing failed: {e}")))
     }
 
     async fn write(

@@ -7,16 +7,21 @@ pub mod account;
 pub mod amount;
 pub mod asset;
 pub mod config;
+pub mod error;
 pub mod exchange;
+pub mod io;
 pub mod order;
 pub mod result;
 pub mod submit;
 pub mod wait;
 
-use crate::cli::CliError;
 use clap::Subcommand;
 
 pub use config::{Conn, Ctx};
+pub use error::CliError;
+pub use io::read_input;
+pub(crate) use io::runtime;
+pub(crate) use io::signing_key;
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
@@ -49,7 +54,7 @@ pub enum ClientCommand {
 }
 
 pub fn run(cmd: ClientCommand) -> Result<(), CliError> {
-    let rt = crate::cli::runtime()?;
+    let rt = runtime()?;
     rt.block_on(async move {
         match cmd {
             ClientCommand::Account(c) => account::run(c).await,
@@ -69,36 +74,5 @@ pub fn run(cmd: ClientCommand) -> Result<(), CliError> {
 
 /// Runs `dragon order publish|unpublish`.
 pub fn run_order(cmd: order::OrderWrite) -> Result<(), CliError> {
-    crate::cli::runtime()?.block_on(order::write(cmd))
-}
-
-/// A mistake the user can fix (exit 2).
-pub(crate) fn input(msg: impl Into<String>) -> CliError {
-    CliError::Input(msg.into())
-}
-
-/// A failure of a service or of the machine (exit 1).
-pub(crate) fn failure(msg: impl std::fmt::Display) -> CliError {
-    CliError::Failure(anyhow::anyhow!("{msg}"))
-}
-
-/// An error with its sources, on one line (reqwest and alloy put the useful part, e.g. "Connection refused",
-/// in the source chain).
-pub(crate) fn chain_of(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = inner.source();
-    }
-    s
-}
-
-/// A chain call that failed.
-pub(crate) fn chain_failure(rpc: &str, e: &dyn std::error::Error) -> CliError {
-    failure(format!("the chain at {rpc} failed: {}", chain_of(e)))
+    runtime()?.block_on(order::write(cmd))
 }

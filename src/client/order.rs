@@ -1,8 +1,9 @@
 //! `dragon order publish|unpublish` (owners' offers and requesters' requests, to the exchange) and
 //! `dragon orderbook` (the best offers of each category).
 
-use super::{Conn, Ctx, amount, input};
-use crate::cli::CliError;
+use super::amount;
+use super::config::{Conn, Ctx};
+use super::error::{CliError, input};
 use crate::money::Nrlc;
 use crate::order::{AnyOrder, OrderKind, json::parse_bytes32};
 use alloy::primitives::B256;
@@ -53,12 +54,12 @@ pub async fn write(cmd: OrderWrite) -> Result<(), CliError> {
             let ctx = Ctx::resolve(&a.conn)?;
             let key = ctx.key()?;
             let d = ctx.deployment()?;
-            let text = crate::cli::read_input(&a.file)?;
+            let text = super::io::read_input(&a.file)?;
             let mut order =
                 AnyOrder::from_json(a.kind, &text).map_err(|e| input(format!("invalid {} order: {e}", a.kind)))?;
             let domain = Ctx::domain(&d);
             if order.sign().is_none() {
-                order.sign_with(&domain, &key).map_err(|e| super::failure(format!("signing failed: {e}")))?;
+                order.sign_with(&domain, &key).map_err(|e| super::error::failure(format!("signing failed: {e}")))?;
             }
             let ex = ctx.exchange(&d)?;
             let rec = ex.publish(&key, &order).await.map_err(|r| r.into_cli(&ex.base))?;

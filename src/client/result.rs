@@ -3,10 +3,10 @@
 //! public URL of the pool that ran it) and unpacked, or its `stdout.txt` printed (the worker records there
 //! what the app wrote to its standard output, as iExec's worker does).
 
-use super::{Conn, Ctx, chain_failure, chain_of, failure, input};
+use super::config::{Conn, Ctx};
+use super::error::{CliError, chain_failure, chain_of, failure, input};
 use crate::chain::contracts::hub::DragonHub;
 use crate::chain::deploy::Deployment;
-use crate::cli::CliError;
 use crate::wire::json::parse_bytes32;
 use alloy::primitives::B256;
 use alloy::transports::http::reqwest;

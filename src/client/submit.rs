@@ -2,10 +2,11 @@
 //! Before publishing, the client checks what the exchange would refuse, to say it plainly: an app that is not
 //! registered, an app without an open app order, and an escrow too small for the request.
 
+use super::config::{Conn, Ctx};
+use super::error::{CliError, chain_failure, failure, input};
 use super::wait::{self, Follow, Target};
-use super::{Conn, Ctx, amount, chain_failure, exchange::Refusal, failure, input};
+use super::{amount, exchange::Refusal};
 use crate::chain::contracts::{app_registry::AppRegistry, dataset_registry::DatasetRegistry, hub::DragonHub};
-use crate::cli::CliError;
 use crate::money::Nrlc;
 use crate::order::{AnyOrder, RequestOrder, json::parse_address, json::parse_bytes32};
 use alloy::primitives::{Address, B256, U256};

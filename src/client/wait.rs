@@ -3,11 +3,12 @@
 //! deal, the hub. `wait` polls until every task is completed, one of them fails, or the time runs out; it
 //! redraws one line per task on a terminal and prints a line per change otherwise.
 
+use super::amount;
+use super::config::{Conn, Ctx};
+use super::error::{CliError, chain_failure, failure, input};
 use super::exchange::{Exchange, Refusal};
-use super::{Conn, Ctx, amount, chain_failure, failure, input};
 use crate::chain::contracts::hub::DragonHub;
 use crate::chain::deploy::Deployment;
-use crate::cli::CliError;
 use crate::wire::json::parse_bytes32;
 use alloy::primitives::B256;
 use clap::Args;

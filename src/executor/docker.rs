@@ -13,10 +13,11 @@
 //! Images are not pulled: the engine must hold the app's image (pulled or imported by the operator, see
 //! [`DockerExecutor::import_rootfs`]); a missing one is [`ExecError::ImageMissing`].
 
-use super::{
-    AbortSignal, AppRef, BoxFuture, CapturedLog, ExecError, Executor, OUT_CHECK_EVERY, Outcome, TaskSpec, Workspace,
-    check_out_size, extra_env, iexec_env, read_computed, split_args,
-};
+use super::abort::AbortSignal;
+use super::contract::{extra_env, iexec_env, split_args};
+use super::error::ExecError;
+use super::output::{OUT_CHECK_EVERY, check_out_size, read_computed};
+use super::spec::{AppRef, BoxFuture, CapturedLog, Executor, Outcome, TaskSpec, Workspace};
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;

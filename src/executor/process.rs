@@ -14,10 +14,12 @@
 //! read-only. As that user, the app cannot read the worker's environment or memory (`/proc/<worker>/environ`,
 //! where its key is) nor the worker's private files.
 
-use super::{
-    AbortSignal, AppRef, AppUser, BoxFuture, CapturedLog, ExecError, Executor, OUT_CHECK_EVERY, Outcome, TaskSpec,
-    Workspace, check_out_size, extra_env, iexec_env, read_computed, split_args,
-};
+use super::abort::AbortSignal;
+use super::app_user::AppUser;
+use super::contract::{extra_env, iexec_env, split_args};
+use super::error::ExecError;
+use super::output::{OUT_CHECK_EVERY, check_out_size, read_computed};
+use super::spec::{AppRef, BoxFuture, CapturedLog, Executor, Outcome, TaskSpec, Workspace};
 use alloy::primitives::Address;
 use rustix::process::{Pid, Signal, kill_process_group};
 use std::collections::HashSet;

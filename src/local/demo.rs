@@ -17,6 +17,12 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+/// anvil's first development account: a public test key, used only against the local anvil.
+pub const ANVIL_DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+/// anvil's tenth development account: the local exchange's operator (settles deals). Public test key.
+pub const ANVIL_OPERATOR_KEY: &str = "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6";
+
 /// anvil's second development account: the requester of the README's walk-through, with RLC deposited.
 pub const REQUESTER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 /// anvil's seventh development account: owner of the demo apps.
@@ -93,7 +99,7 @@ pub async fn ensure(rpc_url: &str, d: &Deployment, data_dir: &Path) -> anyhow::R
         return Ok(demo);
     }
     let paths = write_scripts(data_dir)?;
-    let minter = Account::new(rpc_url, &key(super::ANVIL_DEV_KEY)?)?;
+    let minter = Account::new(rpc_url, &key(ANVIL_DEV_KEY)?)?;
     let requester = Account::new(rpc_url, &key(REQUESTER_KEY)?)?;
     let worker = Account::new(rpc_url, &worker()?)?;
     let amount = U256::from(DEPOSIT_RLC * Nrlc::PER_RLC);

@@ -8,7 +8,9 @@
 
 pub mod demo;
 
+// The anvil keys live with the other development accounts (`demo`); the tests read them here.
 use anyhow::{Context, anyhow, bail};
+pub use demo::{ANVIL_DEV_KEY, ANVIL_OPERATOR_KEY};
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -408,7 +410,7 @@ async fn serve(args: &LocalArgs, pg: &PgCluster, anvil: &Anvil, local_json: &Pat
     tracing::info!(postgres = %pg.url("dragon"), chain = %anvil.url(), "local market started");
     let (stop, bot_stop) = (stop_tx.clone(), bot_stop_tx.clone());
     tokio::spawn(async move {
-        crate::server::shutdown_signal().await;
+        crate::runtime::shutdown_signal().await;
         let _ = bot_stop.send(true);
         if has_bot {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(10), bot_done_rx.wait_for(|d| *d)).await;
@@ -432,12 +434,6 @@ async fn serve(args: &LocalArgs, pg: &PgCluster, anvil: &Anvil, local_json: &Pat
     }
     first_err.map_or(Ok(()), Err)
 }
-
-/// anvil's first development account: a public test key, used only against the local anvil.
-pub const ANVIL_DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-
-/// anvil's tenth development account: the local exchange's operator (settles deals). Public test key.
-pub const ANVIL_OPERATOR_KEY: &str = "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6";
 
 /// Reuses the deployment recorded in `path` when it is live on the chain, else deploys anew and records it.
 pub async fn ensure_deployment(rpc_url: &str, path: &Path) -> anyhow::Result<crate::chain::deploy::Deployment> {

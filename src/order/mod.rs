@@ -1,11 +1,13 @@
 //! PoCo's four signed orders, bit-compatible with iExec: the same fields and JSON names as the SDK and market
 //! API ([`json`]), the same EIP-712 types, domain and order hash ([`typed`]), and the same signature rules
-//! ([`signature`]).
+//! ([`signature`]). [`login`] is the market API's signed login challenge, computed by the exchange and its clients
+//! alike.
 //!
 //! The JSON structs here are what users write and read; [`PocoOrder::typed`] turns one into its `sol!` twin,
 //! whose derived EIP-712 encoding gives the struct hash.
 
 pub use crate::wire::json;
+pub mod login;
 pub mod signature;
 pub mod typed;
 

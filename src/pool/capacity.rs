@@ -11,10 +11,10 @@
 //!   `RUNNING`, `CONSENSUS_REACHED`, `AT_LEAST_ONE_REVEALED` (a worker computes, reveals or uploads);
 //! - **free** = max(0, slots − busy). A lost worker's task still counts as busy: the pool may yet hand it to
 //!   another worker, so the estimate errs on the side of not selling what it cannot run.
+//!
+//! Only the rule is here, apart from HTTP and the database: the handler (`api::observe`) reads the workers and
+//! the tasks and applies it.
 
-use super::api::{PoolApiError, PoolState};
-use super::store;
-use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -39,15 +39,6 @@ pub fn capacity(alive_slots: &[i64], lost: i64, tasks: &[(String, i64)]) -> Capa
     // A worker registered with 0 CPUs still runs one replicate at a time.
     let slots = alive_slots.iter().map(|c| (*c).max(1)).fold(0i64, |a, b| a.saturating_add(b));
     Capacity { alive, lost, slots, busy, free: (slots - busy).max(0), tasks: tasks.iter().cloned().collect() }
-}
-
-pub(super) async fn handler(state: web::Data<PoolState>) -> Result<HttpResponse, PoolApiError> {
-    let c = state.store.client().await?;
-    let workers = store::worker_slots(&**c, state.worker_lost_after, state.membership.vouched()).await?;
-    let counts = store::task_counts(&**c).await?;
-    let alive: Vec<i64> = workers.iter().filter(|(_, alive)| *alive).map(|(slots, _)| *slots).collect();
-    let lost = (workers.len() - alive.len()) as i64;
-    Ok(HttpResponse::Ok().json(capacity(&alive, lost, &counts)))
 }
 
 #[cfg(test)]

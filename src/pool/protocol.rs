@@ -1,7 +1,10 @@
 //! The worker protocol's messages, shared by the pool's HTTP API and the worker's client so that the two cannot
 //! drift apart. JSON, camelCase; hashes and addresses as 0x-hex. `docs/pool.md` documents each exchange.
+//!
+//! Also the arithmetic of PoCo's consensus the pool plans replicates with ([`contributions_needed`]), used by
+//! both the scheduler and the store.
 
-use alloy::primitives::{Address, B256, Bytes};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use serde::{Deserialize, Serialize};
 
 /// `GET /challenge?address=`: the text the worker signs (EIP-191 `personal_sign`) to log in.
@@ -194,6 +197,47 @@ pub fn authorization_hash(worker: Address, taskid: B256, enclave_challenge: Addr
     alloy::primitives::keccak256([worker.as_slice(), taskid.as_slice(), enclave_challenge.as_slice()].concat())
 }
 
+// ---- PoCo's consensus, as the pool plans replicates for it --------------------------------------------------
+// Here rather than in the scheduler because the store's claim rule (how many replicates a new task wants) uses it
+// too, and the store sits below the scheduler.
+
+/// More replicates than this are never asked for one task (a task whose results keep disagreeing is left to
+/// its deadline rather than to every worker of the pool).
+const MAX_EXTRA_REPLICATES: u64 = 8;
+
+/// A worker's weight in PoCo's consensus (score policy 1/3): 2 for a newcomer, growing once its score
+/// reaches 12.
+pub fn worker_weight(score: U256) -> u128 {
+    let third = u128::try_from(score / U256::from(3)).unwrap_or(u128::MAX);
+    third.max(3) - 1
+}
+
+/// How many more contributions the hub needs before the best group of results wins, assuming they agree with
+/// it and come from newcomers (weight 2, the least there is): PoCo reaches consensus once
+/// `group * trust > (total + 1) * (trust - 1)`, where a group's value is the product of its members' weights and
+/// `total` the sum of all groups. `groups` are the values of the groups so far (none before any contribution).
+/// At trust 1 that is one contribution; at trust 3, two newcomers that agree, or three against one dissenter.
+pub fn contributions_needed(trust: u64, groups: impl IntoIterator<Item = u128>) -> u64 {
+    let trust = u128::from(trust.max(1));
+    let mut best = 0u128;
+    let mut total = 0u128;
+    for g in groups {
+        best = best.max(g);
+        total = total.saturating_add(g);
+    }
+    let mut needed = 0;
+    while best.saturating_mul(trust) <= total.saturating_add(1).saturating_mul(trust - 1) {
+        if needed == MAX_EXTRA_REPLICATES {
+            break;
+        }
+        let grown = best.max(1).saturating_mul(2);
+        total = total.saturating_add(grown - best);
+        best = grown;
+        needed += 1;
+    }
+    needed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +273,38 @@ mod tests {
         assert_eq!(hash, alloy::primitives::keccak256(packed));
         let sig = owner.sign_message_sync(hash.as_slice()).expect("sign");
         assert_eq!(sig.recover_address_from_msg(hash.as_slice()).expect("recover"), owner.address());
+    }
+
+    #[test]
+    fn newcomers_needed_by_trust_before_any_contribution() {
+        let needed: Vec<u64> = (0..=5).map(|trust| contributions_needed(trust, [])).collect();
+        assert_eq!(needed, [1, 1, 1, 2, 2, 3]);
+    }
+
+    #[test]
+    fn a_dissent_at_trust_3_asks_for_three_agreeing_newcomers() {
+        // The dissenter alone: its own group needs one more newcomer (the pool then hands out two in all).
+        assert_eq!(contributions_needed(3, [2]), 1);
+        // One dissenter, one agreeing: two more.
+        assert_eq!(contributions_needed(3, [2, 2]), 2);
+        // One dissenter, two agreeing: one more.
+        assert_eq!(contributions_needed(3, [2, 4]), 1);
+        // One dissenter, three agreeing: the hub's consensus holds (8 * 3 > 11 * 2).
+        assert_eq!(contributions_needed(3, [2, 8]), 0);
+    }
+
+    #[test]
+    fn results_that_keep_disagreeing_are_bounded() {
+        let many = vec![2u128; 200];
+        assert_eq!(contributions_needed(1000, many), MAX_EXTRA_REPLICATES);
+    }
+
+    #[test]
+    fn weights_follow_poco_score_policy() {
+        assert_eq!(worker_weight(U256::ZERO), 2);
+        assert_eq!(worker_weight(U256::from(11)), 2);
+        assert_eq!(worker_weight(U256::from(12)), 3);
+        assert_eq!(worker_weight(U256::from(300)), 99);
+        assert_eq!(worker_weight(U256::MAX), u128::MAX - 1);
     }
 }
