@@ -9,8 +9,8 @@ use crate::api::error::ApiError;
 use crate::api::validate::{self, AddressOrAny, Param, Params, Query};
 use crate::api::{check_chain, read_json_object};
 use crate::ids::OrderHash;
-use crate::market::PublishError;
-use crate::market::record::{MAX_SAFE, OrderRecord, OrderStatus};
+use crate::market::{MarketError, PublishError};
+use crate::order::record::{MAX_SAFE, OrderRecord, OrderStatus};
 use crate::order::{AnyOrder, OrderKind};
 use crate::server::AppState;
 use crate::wire::iso_time;
@@ -514,7 +514,7 @@ async fn publish_all(
                 slots[pos] = Some(res);
             }
         }
-        slots.into_iter().map(|s| s.unwrap_or(Err(PublishError::ShuttingDown))).collect::<Vec<_>>()
+        slots.into_iter().map(|s| s.unwrap_or(Err(MarketError::ShuttingDown.into()))).collect::<Vec<_>>()
     };
     state.bg(run).await.ok_or(ApiError::Unavailable("shutting down"))
 }
@@ -536,7 +536,7 @@ pub async fn publish(
     let who = authorize(&state, &req, 1).await?;
     let body = read_json_object(payload, state.limits.body_bytes).await?;
     let mut answers = publish_all(&state, kind, who, vec![body]).await?;
-    let record = answers.pop().unwrap_or(Err(PublishError::ShuttingDown))?;
+    let record = answers.pop().unwrap_or(Err(MarketError::ShuttingDown.into()))?;
     Ok(HttpResponse::Ok().json(Published { ok: true, published: OrderView::from(&*record) }))
 }
 
@@ -589,8 +589,8 @@ pub async fn publish_batch(
         .map(|a| match a {
             Ok(r) => BatchItem { ok: true, published: Some(OrderView::from(&*r)), error: None, code: None },
             Err(e) => {
-                let code = e.code();
-                let error = ApiError::Publish(e).to_string();
+                let e = ApiError::from(e);
+                let (code, error) = (e.code(), e.to_string());
                 BatchItem { ok: false, published: None, error: Some(error), code: Some(code) }
             }
         })
@@ -722,7 +722,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, kind: OrderKind) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::market::record::raw_json;
+    use crate::order::record::raw_json;
     use crate::order::{AppOrder, Domain};
     use alloy::primitives::{B256, U256};
 
@@ -739,7 +739,7 @@ mod tests {
             sign: None,
         });
         let hash = order.order_hash(&Domain::new(U256::from(1), Address::ZERO));
-        let view = crate::market::convert::engine_order(&order, hash, U256::from(3)).expect("small values");
+        let view = crate::order::convert::engine_order(&order, hash, U256::from(3)).expect("small values");
         Arc::new(OrderRecord {
             seq: u64::from(salt),
             hash,
