@@ -9,6 +9,9 @@
 //! broadcast, and followed until it is mined or known dead; a restart follows what the store holds before
 //! signing anything new. A proposal fails only when its transaction can no longer land.
 //!
+//! The call (`calldata.rs`): the proposals still to settle, with their orders in the hub's form, as one
+//! `matchOrders` or one `matchOrdersBatch`. RPC errors (`errors.rs`): a revert is final, the rest is retried.
+//!
 //! Budgets (`budget.rs`): the operator pays every deal's gas, so deals are admitted against gas budgets per
 //! window (operator, requester, workerpool owner, free deals) and deferred, volume kept, when they do not fit.
 //!
@@ -18,21 +21,17 @@
 //! records it with the transaction's outcome and gives the volume back to the book (`market/chain.rs`).
 //! Errors of the RPC (no answer, no gas money) are retried with backoff and the proposals wait; a revert is final.
 
-use super::contracts::hub::{DragonHub, IexecLibOrders_v5 as sol};
+use super::contracts::hub::DragonHub;
 use super::reads::ChainReader;
 use super::update::{BookKeeper, Proposals};
-use crate::ids::OrderHash;
-use crate::order::AnyOrder;
-use crate::order::record::{OrderRecord, OrderStatus};
 use crate::store::Store;
-use crate::store::proposals::{self, Proposal};
+use crate::store::proposals;
 use crate::store::settlement_txs::{Mined, Record, SettlementTx};
 use alloy::network::{EthereumWallet, TransactionBuilder};
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolCall;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,9 +39,12 @@ use std::time::Duration;
 use tokio::sync::{Notify, RwLock};
 
 pub mod budget;
+mod calldata;
+mod errors;
 mod wal;
 
 pub use budget::Budgets;
+pub use errors::{SendError, classify};
 
 /// Settler settings.
 #[derive(Debug, Clone, Copy)]
@@ -101,41 +103,6 @@ pub struct SettlerStats {
     pub queued: AtomicU64,
     /// Proposals held back by the gas budgets.
     pub deferred: AtomicU64,
-}
-
-/// What a failed send means for the proposals it carried.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SendError {
-    /// Try again later; the proposals wait.
-    Retryable(String),
-    /// The operator account cannot pay for gas: retried, and reported by the health check meanwhile.
-    NoGasMoney(String),
-    /// The hub refused the deal: the proposal fails with this reason.
-    Final(String),
-}
-
-/// Sorts an RPC error: a revert is final (with its decoded reason), everything else is retried.
-pub fn classify(e: &alloy::contract::Error) -> SendError {
-    use alloy::transports::RpcError;
-    let alloy::contract::Error::TransportError(t) = e else {
-        return SendError::Final(e.to_string());
-    };
-    match t {
-        RpcError::ErrorResp(payload) => {
-            if let Some(data) = payload.as_revert_data() {
-                return SendError::Final(super::revert::decode(&data).to_string());
-            }
-            let m = payload.message.to_lowercase();
-            if m.contains("insufficient funds") || m.contains("gas required exceeds allowance") {
-                SendError::NoGasMoney(payload.message.to_string())
-            } else if m.contains("revert") {
-                SendError::Final(payload.message.to_string())
-            } else {
-                SendError::Retryable(payload.message.to_string())
-            }
-        }
-        other => SendError::Retryable(other.to_string()),
-    }
 }
 
 /// Controls a running settler.
@@ -334,6 +301,9 @@ impl Settler {
             if ids.is_empty() {
                 continue;
             }
+            // `settle` returns only once its transaction is mined, dead, or was never sent: one transaction in
+            // flight at a time is what lets the next one take the node's pending nonce count as its nonce (see
+            // `send_new`), and what makes a nonce used by someone else the proof that ours is dead (`wal.rs`).
             match self.settle(&ids, &stats, &mut deferred).await {
                 Step::Done => backoff = Duration::from_millis(100),
                 Step::Alone(ids) => alone.extend(ids),
@@ -374,7 +344,7 @@ impl Settler {
     /// transaction followed to its end.
     async fn settle(&self, ids: &[i64], stats: &SettlerStats, deferred: &mut Deferred) -> Step {
         tracing::debug!(proposals = ?ids, "settling");
-        let (mut deals, gone) = match self.load(ids).await {
+        let (mut deals, gone) = match calldata::load(&self.store, ids).await {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "settler cannot read the store; retrying");
@@ -406,7 +376,7 @@ impl Settler {
             if deals.is_empty() {
                 return Step::Done;
             }
-            let input = calldata(&deals);
+            let input = calldata::calldata(&deals);
             let ids: Vec<i64> = deals.iter().map(|d| d.proposal.id).collect();
             let call =
                 TransactionRequest::default().with_from(self.operator).with_to(self.hub).with_input(input.clone());
@@ -651,57 +621,6 @@ impl Settler {
         }
     }
 
-    /// The proposals still to settle, with their orders; and those that cannot be (an order left the book
-    /// meanwhile), with the reason.
-    async fn load(&self, ids: &[i64]) -> Result<(Vec<ToSettle>, Vec<(i64, String)>), crate::store::StoreError> {
-        let client = self.store.client().await?;
-        let mut found = Vec::new();
-        for id in ids {
-            if let Some(p) = proposals::get(&**client, *id).await?
-                && p.status == "proposed"
-            {
-                found.push(p);
-            }
-        }
-        let hashes: Vec<OrderHash> = found.iter().flat_map(|p| p.orders().collect::<Vec<_>>()).collect();
-        let orders: HashMap<OrderHash, OrderRecord> =
-            crate::store::orders::get_many(&**client, &hashes).await?.into_iter().map(|r| (r.hash, r)).collect();
-        let mut deals = Vec::new();
-        let mut gone = Vec::new();
-        for p in found {
-            let closed = p.orders().find_map(|h| match orders.get(&h) {
-                None => Some(format!("order {h} is unknown")),
-                Some(r) if matches!(r.status, OrderStatus::Canceled | OrderStatus::Dead) => {
-                    Some(format!("order {h} was {} before settlement", r.status.as_str()))
-                }
-                Some(_) => None,
-            });
-            if let Some(reason) = closed {
-                gone.push((p.id, reason));
-                continue;
-            }
-            let get = |h: &OrderHash| orders.get(h).map(|r| r.order.clone());
-            let (Some(AnyOrder::App(a)), Some(AnyOrder::Workerpool(w)), Some(AnyOrder::Request(r))) =
-                (get(&p.app), get(&p.workerpool), get(&p.request))
-            else {
-                gone.push((p.id, "stored orders do not match the proposal".into()));
-                continue;
-            };
-            let d = match p.dataset.as_ref().and_then(get) {
-                Some(AnyOrder::Dataset(d)) => Some(d),
-                _ => None,
-            };
-            deals.push(ToSettle {
-                proposal: p,
-                app: (&a).into(),
-                dataset: d.as_ref().map(Into::into),
-                workerpool: (&w).into(),
-                request: (&r).into(),
-            });
-        }
-        Ok((deals, gone))
-    }
-
     /// Reports failed proposals to the market, which fails them, gives their volume back to the book and closes
     /// what the failure shows unusable (`market/chain.rs`).
     pub async fn fail(&self, failures: Vec<(i64, String)>) {
@@ -726,110 +645,5 @@ impl Settler {
         let charges: Vec<(i64, u64)> = row.proposals.iter().copied().zip(gas).collect();
         let keep_secs = (self.config.budgets.budget_window_secs * 2).max(86_400);
         Record::Mined { row: Box::new(row), mined, unsubmit, charges, keep_secs }
-    }
-}
-
-/// A proposal with its orders in the hub's form.
-struct ToSettle {
-    proposal: Proposal,
-    app: sol::AppOrder,
-    dataset: Option<sol::DatasetOrder>,
-    workerpool: sol::WorkerpoolOrder,
-    request: sol::RequestOrder,
-}
-
-/// `matchOrders` for one deal; `matchOrdersBatch` for several, each order sent once.
-fn calldata(deals: &[ToSettle]) -> alloy::primitives::Bytes {
-    let input = if let [d] = deals {
-        DragonHub::matchOrdersCall {
-            appOrder: d.app.clone(),
-            datasetOrder: d.dataset.clone().unwrap_or_else(sol::DatasetOrder::none),
-            workerpoolOrder: d.workerpool.clone(),
-            requestOrder: d.request.clone(),
-        }
-        .abi_encode()
-    } else {
-        let mut apps = Indexed::default();
-        let mut datasets = Indexed::default();
-        let mut pools = Indexed::default();
-        let mut requests = Indexed::default();
-        let mut matches = Vec::with_capacity(deals.len());
-        for d in deals {
-            let p = &d.proposal;
-            matches.push(DragonHub::BatchMatch {
-                app: apps.index(p.app.0, || d.app.clone()),
-                dataset: match (&p.dataset, &d.dataset) {
-                    (Some(h), Some(o)) => datasets.index(h.0, || o.clone()),
-                    _ => datasets.index(B256::ZERO, sol::DatasetOrder::none),
-                },
-                workerpool: pools.index(p.workerpool.0, || d.workerpool.clone()),
-                request: requests.index(p.request.0, || d.request.clone()),
-            });
-        }
-        DragonHub::matchOrdersBatchCall {
-            appOrders: apps.items,
-            datasetOrders: datasets.items,
-            workerpoolOrders: pools.items,
-            requestOrders: requests.items,
-            matches,
-        }
-        .abi_encode()
-    };
-    input.into()
-}
-
-/// Orders of one kind for a batch, each given once.
-struct Indexed<T> {
-    items: Vec<T>,
-    at: HashMap<B256, u32>,
-}
-
-impl<T> Default for Indexed<T> {
-    fn default() -> Self {
-        Indexed { items: Vec::new(), at: HashMap::new() }
-    }
-}
-
-impl<T> Indexed<T> {
-    fn index(&mut self, key: B256, make: impl FnOnce() -> T) -> u32 {
-        *self.at.entry(key).or_insert_with(|| {
-            self.items.push(make());
-            (self.items.len() - 1) as u32
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use alloy::sol_types::{Revert, SolError};
-    use alloy::transports::{RpcError, TransportErrorKind};
-
-    /// An error answer as a node sends it (the payload type is alloy's, inferred from the variant).
-    fn resp(message: &'static str, data: Option<&str>) -> alloy::contract::Error {
-        let body = match data {
-            Some(d) => serde_json::json!({"code": 3, "message": message, "data": d}),
-            None => serde_json::json!({"code": -32000, "message": message}),
-        };
-        let payload = serde_json::from_value(body).expect("an error payload");
-        alloy::contract::Error::TransportError(RpcError::ErrorResp(payload))
-    }
-
-    #[test]
-    fn reverts_are_final_with_their_decoded_reason_and_the_rest_is_retried() {
-        let data = format!("0x{}", alloy::hex::encode(Revert::from("iExecV5-matchOrders-0x60").abi_encode()));
-        let SendError::Final(reason) = classify(&resp("execution reverted", Some(&data))) else {
-            panic!("a revert with data is final")
-        };
-        assert!(reason.contains("iExecV5-matchOrders-0x60"), "{reason}");
-        assert!(matches!(classify(&resp("execution reverted", None)), SendError::Final(_)));
-        assert!(matches!(
-            classify(&resp("Insufficient funds for gas * price + value", None)),
-            SendError::NoGasMoney(_)
-        ));
-        assert!(matches!(classify(&resp("nonce too low", None)), SendError::Retryable(_)));
-        assert!(matches!(classify(&resp("replacement transaction underpriced", None)), SendError::Retryable(_)));
-        let transport = alloy::contract::Error::TransportError(RpcError::Transport(TransportErrorKind::BackendGone));
-        assert!(matches!(classify(&transport), SendError::Retryable(_)));
     }
 }
