@@ -7,7 +7,7 @@
 //! as settled at once (confirmed), as if the chain accepted everything.
 
 use crate::ids::OrderHash;
-use crate::market::engine_order;
+use crate::order::convert::engine_order;
 use crate::order::{AnyOrder, Domain, OrderKind, json};
 use dragon_matching::{Command, Engine, Event, RejectReason, Subject};
 use serde::Deserialize;

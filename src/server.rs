@@ -35,15 +35,6 @@ impl AppState {
     }
 
     pub async fn connect_with(config: &Config, feed: Feed, listener: Listener) -> anyhow::Result<Self> {
-        // Proposals go to the settler through a queue made before the market, so none made while the engine
-        // rebuilds its book at start-up is missed.
-        let (queue, settle_rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
-        let listener: Listener = Arc::new(move |e: &MarketEvent| {
-            if let MarketEvent::DealProposed { id, .. } = e {
-                let _ = queue.send(*id);
-            }
-            listener(e)
-        });
         let store = Store::connect(&config.database_url, config.store).await.context("opening the store")?;
         let d = &config.deployment;
         let chain = Chain::connect(&config.rpc_url, Some(d.hub))?;
@@ -75,7 +66,8 @@ impl AppState {
                 "proposals pending at the last stop were not settled; matching again"
             );
         }
-        let market = Market::start(store.clone(), reader.clone(), config.market, listener)
+        // `proposals` carries the ids of the deals the engine proposes, from its first start on, to the settler.
+        let (market, proposals) = Market::start(store.clone(), reader.clone(), config.market, listener)
             .await
             .context("starting the market")?;
         let background = Arc::new(Background::default());
@@ -91,7 +83,7 @@ impl AppState {
                     crate::chain::settler::SettlerConfig { confirmations: config.sync.confirmations, ..config.settler },
                     sync.wake.clone(),
                 )?;
-                let (handle, task) = s.spawn(settle_rx);
+                let (handle, task) = s.spawn(proposals);
                 background.push(task);
                 tracing::info!(operator = %handle.operator, "settler started");
                 Some(handle)
@@ -192,7 +184,7 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
 /// The feed's form of a market event: the peer's event names and payloads on topics `orders` and `deals`.
 fn publish_event(feed: &Feed, chain_id: u64, e: &MarketEvent) {
     // The record without its chainId, as the peer emits it (the room, or the envelope, names the chain).
-    let view = |r: &crate::market::record::OrderRecord| {
+    let view = |r: &crate::order::record::OrderRecord| {
         let mut v = crate::api::orders::view(r);
         if let Some(m) = v.as_object_mut() {
             m.remove("chainId");
@@ -236,12 +228,22 @@ fn publish_event(feed: &Feed, chain_id: u64, e: &MarketEvent) {
             feed.publish(chain_id, Topic::Deals, *category, "deal_failed", &data);
         }
         MarketEvent::DealCreated(deal) => {
-            let category = deal.get("category").and_then(serde_json::Value::as_u64);
-            feed.publish(chain_id, Topic::Deals, category, "deal_created", deal);
+            // The deal as the store keeps it and `GET /deals` answers it.
+            feed.publish(chain_id, Topic::Deals, Some(deal.category), "deal_created", &deal.body());
         }
-        MarketEvent::TaskUpdated(task) => {
-            let category = task.get("category").and_then(serde_json::Value::as_u64);
-            feed.publish(chain_id, Topic::Tasks, category, "task_updated", task);
+        MarketEvent::TaskUpdated(t) => {
+            let category = t.deal.map(|d| d.2);
+            let data = serde_json::json!({
+                "chainId": t.chain_id,
+                "taskid": t.task_id.to_string(),
+                "dealid": t.deal.map(|d| d.0.to_string()),
+                "idx": t.deal.map(|d| d.1),
+                "category": category,
+                "status": crate::store::deals::task_status(Some(t.event)),
+                "event": t.event,
+                "blockNumber": t.block_number,
+            });
+            feed.publish(chain_id, Topic::Tasks, category, "task_updated", &data);
         }
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! Every answer, errors included, is JSON: iExec's SDK refuses any other content type, even on a 404.
 
-use crate::market::PublishError;
+use crate::market::{MarketError, PublishError};
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 
 pub use crate::wire::ErrorBody;
@@ -14,8 +14,12 @@ pub enum ApiError {
     /// A query, path or body that breaks a validation rule; the message is the peer's (yup's).
     #[error("{0}")]
     BadRequest(String),
+    /// A refusal of the order itself (publication or unpublication rules).
     #[error("{0}")]
-    Publish(#[from] PublishError),
+    Publish(PublishError),
+    /// The market could not do it: store, chain or engine unavailable, or shutting down.
+    #[error("{0}")]
+    Market(#[from] MarketError),
     #[error("{0}")]
     Auth(#[from] crate::api::auth::AuthError),
     /// `<what> not found`, as the peer says it (`apporder not found`, `deal not found`, ...).
@@ -38,10 +42,12 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn code(&self) -> &'static str {
+    /// The stable code clients match on.
+    pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
-            ApiError::Publish(e) => e.code(),
+            ApiError::Publish(e) => publish_answer(e).1,
+            ApiError::Market(e) => market_answer(e).1,
             ApiError::Auth(e) => e.code(),
             ApiError::NotFound(_) | ApiError::NoRoute => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
@@ -55,13 +61,66 @@ impl ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::Publish(PublishError::Store(e))
+        ApiError::Market(MarketError::Store(e))
     }
+}
+
+impl From<PublishError> for ApiError {
+    fn from(e: PublishError) -> Self {
+        match e {
+            // The market's own failure, met while publishing: answered as the market's.
+            PublishError::Market(e) => ApiError::Market(e),
+            e => ApiError::Publish(e),
+        }
+    }
+}
+
+/// Status and stable code of a refusal of an order, side by side: the one table of both.
+fn publish_answer(e: &PublishError) -> (StatusCode, &'static str) {
+    use PublishError as P;
+    // The peer answers every refusal of a publication or unpublication with 403 (Dragon's own refusals too: a
+    // claimed hash that is not the order's is refused as a bad signature is), but for malformed values (400)
+    // and oversized documents (413).
+    const FORBIDDEN: StatusCode = StatusCode::FORBIDDEN;
+    match e {
+        P::InvalidOrder(_) => (StatusCode::BAD_REQUEST, "invalid_order"),
+        P::ValueTooLarge(_) => (StatusCode::BAD_REQUEST, "value_too_large"),
+        P::OrderTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "order_too_large"),
+        P::ParamsTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "params_too_large"),
+        P::HashMismatch { .. } => (FORBIDDEN, "hash_mismatch"),
+        P::UnknownAsset { .. } => (FORBIDDEN, "unknown_asset"),
+        P::NotOwner { .. } => (FORBIDDEN, "not_owner"),
+        P::MissingSignature { .. } => (FORBIDDEN, "missing_signature"),
+        P::InvalidSignature(_) => (FORBIDDEN, "invalid_signature"),
+        P::Duplicate(_) => (FORBIDDEN, "duplicate_order"),
+        P::Closed { .. } => (FORBIDDEN, "order_closed"),
+        P::FullyConsumed(_) => (FORBIDDEN, "fully_consumed"),
+        P::InsufficientStake { .. } => (FORBIDDEN, "insufficient_stake"),
+        P::TooManyOrders { .. } => (FORBIDDEN, "too_many_orders"),
+        P::BookFull(_) => (FORBIDDEN, "book_full"),
+        P::NoAppOrder { .. } | P::NoDatasetOrder { .. } => (FORBIDDEN, "no_compatible_offer"),
+        P::AppPriceTooLow { .. } | P::DatasetPriceTooLow { .. } => (FORBIDDEN, "max_price_too_low"),
+        P::UnsupportedRestriction { .. } => (FORBIDDEN, "unsupported_restriction"),
+        P::NotPublished { .. } => (FORBIDDEN, "order_not_published"),
+        P::NotSigner { .. } => (FORBIDDEN, "not_signer"),
+        P::NothingToUnpublish { .. } => (FORBIDDEN, "nothing_to_unpublish"),
+        P::Market(e) => market_answer(e),
+    }
+}
+
+/// Status and stable code of the market's failures: all 503, each with its code.
+fn market_answer(e: &MarketError) -> (StatusCode, &'static str) {
+    let code = match e {
+        MarketError::Chain(_) => "chain_unavailable",
+        MarketError::Store(_) => "store_unavailable",
+        MarketError::MatchingDown => "matching_unavailable",
+        MarketError::ShuttingDown => "shutting_down",
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, code)
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        use PublishError as P;
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) | ApiError::NoRoute => StatusCode::NOT_FOUND,
@@ -76,32 +135,8 @@ impl ResponseError for ApiError {
                 | crate::api::auth::AuthError::NoRandomness,
             ) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Auth(_) => StatusCode::FORBIDDEN,
-            ApiError::Publish(e) => match e {
-                P::InvalidOrder(_) | P::ValueTooLarge(_) => StatusCode::BAD_REQUEST,
-                P::OrderTooLarge { .. } | P::ParamsTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                P::Chain(_) | P::Store(_) | P::MatchingDown | P::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-                // The peer answers every refusal of a publication or unpublication with 403 (Dragon's own
-                // refusals too: a claimed hash that is not the order's is refused as a bad signature is).
-                P::HashMismatch { .. }
-                | P::Duplicate(_)
-                | P::Closed { .. }
-                | P::UnknownAsset { .. }
-                | P::NotOwner { .. }
-                | P::MissingSignature { .. }
-                | P::InvalidSignature(_)
-                | P::FullyConsumed(_)
-                | P::InsufficientStake { .. }
-                | P::TooManyOrders { .. }
-                | P::BookFull(_)
-                | P::NoAppOrder { .. }
-                | P::AppPriceTooLow { .. }
-                | P::NoDatasetOrder { .. }
-                | P::DatasetPriceTooLow { .. }
-                | P::UnsupportedRestriction { .. }
-                | P::NotPublished { .. }
-                | P::NotSigner { .. }
-                | P::NothingToUnpublish { .. } => StatusCode::FORBIDDEN,
-            },
+            ApiError::Publish(e) => publish_answer(e).0,
+            ApiError::Market(e) => market_answer(e).0,
         }
     }
 
@@ -120,8 +155,10 @@ impl ResponseError for ApiError {
         }
         // 5xx: say what is unavailable, never the internal detail (database messages, RPC URLs).
         let error = match self {
-            ApiError::Publish(PublishError::Store(_)) => "the store is unavailable".to_owned(),
-            ApiError::Publish(PublishError::Chain(_)) => "the chain is unavailable".to_owned(),
+            ApiError::Market(MarketError::Store(_))
+            | ApiError::Publish(PublishError::Market(MarketError::Store(_))) => "the store is unavailable".to_owned(),
+            ApiError::Market(MarketError::Chain(_))
+            | ApiError::Publish(PublishError::Market(MarketError::Chain(_))) => "the chain is unavailable".to_owned(),
             _ => self.to_string(),
         };
         let mut answer = HttpResponse::build(status);

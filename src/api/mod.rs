@@ -36,7 +36,7 @@ use utoipa::OpenApi;
     ),
     components(schemas(
         error::ErrorBody,
-        crate::market::record::OrderStatus,
+        crate::order::record::OrderStatus,
         system::Version,
         system::Health,
         auth::ChallengeAnswer,

@@ -7,6 +7,7 @@ pub mod revert;
 pub mod settler;
 pub mod setup;
 pub mod sync;
+pub mod update;
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};

@@ -327,6 +327,20 @@ impl fmt::Display for TaskErrorDisplay<'_> {
     }
 }
 
+/// The order a hub refusal names as unusable for good: its signature no longer verifies (the asset changed
+/// owner) or its asset is gone.
+pub fn unusable_order(p: &crate::store::proposals::Proposal, reason: &str) -> Option<crate::ids::OrderHash> {
+    const PREFIX: &str = "iExecV5-matchOrders-0x";
+    let at = reason.find(PREFIX)? + PREFIX.len();
+    match reason.get(at..at + 2)? {
+        "20" | "21" => Some(p.app),
+        "30" | "31" => p.dataset,
+        "40" | "41" => Some(p.workerpool),
+        "50" => Some(p.request),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,5 +477,32 @@ mod tests {
         short_string.truncate(40);
         assert!(matches!(decode(&short_string), Revert::Unknown(_)));
         assert!(r.is_final());
+    }
+
+    #[test]
+    fn a_refusal_names_the_order_it_makes_unusable() {
+        let h = |b: u8| crate::ids::OrderHash(B256::repeat_byte(b));
+        let p = crate::store::proposals::Proposal {
+            id: 1,
+            app: h(1),
+            dataset: Some(h(2)),
+            workerpool: h(3),
+            request: h(4),
+            volume: 1,
+            category: 0,
+            status: "failed".into(),
+            reason: None,
+            tx_hash: None,
+            batch_index: None,
+            deal_id: None,
+            attempts: 1,
+        };
+        let said = |code: &str| unusable_order(&p, &format!("orders not matched: x (iExecV5-matchOrders-0x{code})"));
+        assert_eq!(said("21"), Some(h(1)));
+        assert_eq!(said("31"), Some(h(2)));
+        assert_eq!(said("41"), Some(h(3)));
+        assert_eq!(said("50"), Some(h(4)));
+        assert_eq!(said("60"), None, "volume 0 is the chain's consumed volume, handled by the cap");
+        assert_eq!(unusable_order(&p, "transaction dropped"), None);
     }
 }

@@ -16,18 +16,17 @@ use super::contracts::hub::DragonHub;
 use super::deploy::Deployment;
 use super::reads::ChainReader;
 use super::settler::SettlerHandle;
+use super::update::{BookKeeper, ChainUpdate, TaskUpdate};
 use crate::ids::{DealId, OrderHash, TaskId};
-use crate::market::record::{OrderRecord, OrderStatus};
-use crate::market::{ChainUpdate, Market};
 use crate::order::OrderKind;
-use crate::store::deals::{DealRow, TaskEvent};
+use crate::order::record::{OrderRecord, OrderStatus};
+use crate::store::deals::{DealRow, Resource, TaskChange, TaskEvent};
 use crate::store::orders::LiveBy;
 use crate::store::{Store, StoreError};
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{Filter, Log};
 use alloy::sol_types::SolEvent;
-use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -100,7 +99,7 @@ pub struct ChainSync {
     provider: DynProvider,
     deployment: Deployment,
     config: SyncConfig,
-    market: Option<Arc<Market>>,
+    market: Option<Arc<dyn BookKeeper>>,
     settler: Option<SettlerHandle>,
     pub wake: Arc<Notify>,
     pub stats: Arc<SyncStats>,
@@ -143,7 +142,7 @@ impl ChainSync {
     }
 
     /// From now on, applied changes go to the market, and reorgs pause the settler.
-    pub fn attach(&mut self, market: Arc<Market>, settler: Option<SettlerHandle>) {
+    pub fn attach(&mut self, market: Arc<dyn BookKeeper>, settler: Option<SettlerHandle>) {
         self.market = Some(market);
         self.settler = settler;
     }
@@ -248,12 +247,12 @@ impl ChainSync {
             self.read_log(l, &headers, &mut range).await?;
         }
         let _order = match &self.market {
-            Some(m) => Some(m.chain_lock.lock().await),
+            Some(m) => Some(m.chain_lock().lock().await),
             None => None,
         };
         let update = self.write_range(to, range).await?;
         if let Some(m) = &self.market
-            && let Err(e) = m.chain_update(update).await
+            && let Err(e) = m.apply(update).await
         {
             tracing::warn!(error = %e, "the market did not take chain changes (stored; applied at restart)");
         }
@@ -288,12 +287,11 @@ impl ChainSync {
                 l.log_decode::<$t>().ok().map(|x| x.inner.data)
             };
         }
-        let task_event = |task: B256, event: &'static str, data: Value| TaskEvent {
+        let task_event = |task: B256, change: TaskChange| TaskEvent {
             task_id: TaskId(task),
             block_number: block,
             log_index,
-            event,
-            data,
+            change,
         };
         match topic {
             t if t == DragonHub::OrdersMatched::SIGNATURE_HASH => {
@@ -354,39 +352,39 @@ impl ChainSync {
             }
             t if t == DragonHub::TaskInitialize::SIGNATURE_HASH => {
                 if let Some(e) = ev!(DragonHub::TaskInitialize) {
-                    r.task_events.push(task_event(e.taskid, "TaskInitialize", json!({"workerpool": e.workerpool})));
+                    r.task_events.push(task_event(e.taskid, TaskChange::Initialize { workerpool: e.workerpool }));
                 }
             }
             t if t == DragonHub::TaskContribute::SIGNATURE_HASH => {
                 if let Some(e) = ev!(DragonHub::TaskContribute) {
-                    let data = json!({"worker": e.worker, "hash": e.hash});
-                    r.task_events.push(task_event(e.taskid, "TaskContribute", data));
+                    let change = TaskChange::Contribute { worker: e.worker, hash: e.hash };
+                    r.task_events.push(task_event(e.taskid, change));
                 }
             }
             t if t == DragonHub::TaskConsensus::SIGNATURE_HASH => {
                 if let Some(e) = ev!(DragonHub::TaskConsensus) {
-                    r.task_events.push(task_event(e.taskid, "TaskConsensus", json!({"consensus": e.consensus})));
+                    r.task_events.push(task_event(e.taskid, TaskChange::Consensus { consensus: e.consensus }));
                 }
             }
             t if t == DragonHub::TaskReveal::SIGNATURE_HASH => {
                 if let Some(e) = ev!(DragonHub::TaskReveal) {
-                    let data = json!({"worker": e.worker, "digest": e.digest});
-                    r.task_events.push(task_event(e.taskid, "TaskReveal", data));
+                    let change = TaskChange::Reveal { worker: e.worker, digest: e.digest };
+                    r.task_events.push(task_event(e.taskid, change));
                 }
             }
             t if t == DragonHub::TaskReopen::SIGNATURE_HASH => {
                 if let Some(e) = ev!(DragonHub::TaskReopen) {
-                    r.task_events.push(task_event(e.taskid, "TaskReopen", json!({})));
+                    r.task_events.push(task_event(e.taskid, TaskChange::Reopen));
                 }
             }
             t if t == DragonHub::TaskFinalize::SIGNATURE_HASH => {
                 if let Some(e) = ev!(DragonHub::TaskFinalize) {
-                    r.task_events.push(task_event(e.taskid, "TaskFinalize", json!({"results": e.results})));
+                    r.task_events.push(task_event(e.taskid, TaskChange::Finalize { results: e.results }));
                 }
             }
             t if t == DragonHub::TaskClaimed::SIGNATURE_HASH => {
                 if let Some(e) = ev!(DragonHub::TaskClaimed) {
-                    r.task_events.push(task_event(e.taskid, "TaskClaimed", json!({})));
+                    r.task_events.push(task_event(e.taskid, TaskChange::Claimed));
                 }
             }
             // SchedulerNotice repeats what OrdersMatched says, for the pool; Seize takes locked stake, Reward
@@ -412,34 +410,11 @@ impl ChainSync {
         let volume = u64::try_from(e.volume).unwrap_or(u64::MAX);
         let category = u64::try_from(deal.category).unwrap_or(u64::MAX);
         let bot_first = u64::try_from(deal.botFirst).unwrap_or(u64::MAX);
-        let resource = |p: &super::contracts::hub::IexecLibCore_v5::Resource| json!({"pointer": p.pointer.to_checksum(None), "owner": p.owner.to_checksum(None), "price": number(p.price)});
-        let body = json!({
-            "chainId": self.chain_id(),
-            "dealid": id.to_string(),
-            "app": resource(&deal.app),
-            "dataset": resource(&deal.dataset),
-            "workerpool": resource(&deal.workerpool),
-            "appHash": format!("{:#x}", e.appHash),
-            "datasetHash": format!("{:#x}", e.datasetHash),
-            "workerpoolHash": format!("{:#x}", e.workerpoolHash),
-            "requestHash": format!("{:#x}", e.requestHash),
-            "requester": deal.requester.to_checksum(None),
-            "beneficiary": deal.beneficiary.to_checksum(None),
-            "callback": deal.callback.to_checksum(None),
-            "botFirst": bot_first,
-            "botSize": u64::try_from(deal.botSize).unwrap_or(u64::MAX),
-            "volume": volume,
-            "category": category,
-            "trust": number(deal.trust),
-            "tag": format!("{:#x}", deal.tag),
-            "params": deal.params,
-            "startTime": u64::try_from(deal.startTime).unwrap_or(u64::MAX),
-            "workerStake": number(deal.workerStake),
-            "schedulerRewardRatio": number(deal.schedulerRewardRatio),
-            "blockNumber": block,
-            "blockTimestamp": crate::wire::iso_time(timestamp as i64 * 1000),
-            "transactionHash": format!("{tx_hash:#x}"),
-        });
+        let resource = |p: &super::contracts::hub::IexecLibCore_v5::Resource| Resource {
+            pointer: p.pointer,
+            owner: p.owner,
+            price: p.price,
+        };
         Ok(DealRow {
             deal_id: id,
             block_number: block,
@@ -452,14 +427,21 @@ impl ChainSync {
             request_hash: OrderHash(e.requestHash),
             volume,
             category,
-            body,
-            app: deal.app.pointer,
-            dataset: deal.dataset.pointer,
-            workerpool: deal.workerpool.pointer,
+            chain_id: self.chain_id(),
+            app: resource(&deal.app),
+            dataset: resource(&deal.dataset),
+            workerpool: resource(&deal.workerpool),
             requester: deal.requester,
             beneficiary: deal.beneficiary,
-            workerpool_price: deal.workerpool.price,
+            callback: deal.callback,
             bot_first,
+            bot_size: u64::try_from(deal.botSize).unwrap_or(u64::MAX),
+            trust: deal.trust,
+            tag: deal.tag,
+            params: deal.params,
+            start_time: u64::try_from(deal.startTime).unwrap_or(u64::MAX),
+            worker_stake: deal.workerStake,
+            scheduler_reward_ratio: deal.schedulerRewardRatio,
             proposal_id: None,
         })
     }
@@ -480,23 +462,8 @@ impl ChainSync {
         // Deals: Dragon's own proposals are recognised by their orders (the settler may have replaced the
         // transaction, so its hash is only a preference), and become settled in this same transaction.
         for d in &mut r.deals {
-            let row = tx
-                .query_opt(
-                    "SELECT id FROM deal_proposals
-                     WHERE status IN ('proposed', 'submitted') AND app_hash = $1 AND workerpool_hash = $2
-                       AND request_hash = $3 AND dataset_hash IS NOT DISTINCT FROM $4
-                     ORDER BY (tx_hash IS NOT DISTINCT FROM $5) DESC, id LIMIT 1 FOR UPDATE",
-                    &[
-                        &d.app_hash.0.as_slice(),
-                        &d.workerpool_hash.0.as_slice(),
-                        &d.request_hash.0.as_slice(),
-                        &d.dataset_hash.map(|h| h.0.to_vec()),
-                        &d.tx_hash.as_slice(),
-                    ],
-                )
-                .await?;
-            if let Some(row) = row {
-                let id: i64 = row.get(0);
+            let orders = (d.app_hash, d.dataset_hash, d.workerpool_hash, d.request_hash);
+            if let Some(id) = crate::store::proposals::pending_for_deal(&*tx, orders, d.tx_hash).await? {
                 crate::store::proposals::settle(&*tx, id, d.deal_id.0).await?;
                 d.proposal_id = Some(id);
                 update.confirmed.push(id);
@@ -537,9 +504,7 @@ impl ChainSync {
             orders.extend(crate::store::orders::live_by(&*tx, LiveBy::Signer, *account, &[OrderKind::Request]).await?);
             let short: Vec<OrderHash> = orders
                 .iter()
-                .filter(|o| {
-                    o.remaining > 0 && crate::market::publish::required_stake(&o.order, U256::from(o.remaining)) > stake
-                })
+                .filter(|o| o.remaining > 0 && crate::order::required_stake(&o.order, U256::from(o.remaining)) > stake)
                 .map(|o| o.hash)
                 .collect();
             update.closed.extend(
@@ -556,21 +521,16 @@ impl ChainSync {
             self.reader.forget_owner(*asset);
         }
         let client = self.store.client().await?;
-        for d in r.deals.iter().filter(|d| inserted.contains(&d.deal_id)) {
-            update.deals.push(d.body.clone());
-        }
+        update.deals = r.deals.into_iter().filter(|d| inserted.contains(&d.deal_id)).collect();
         for e in &r.task_events {
             let deal = crate::store::deals::task_deal(&**client, chain_id, e.task_id).await?;
-            update.tasks.push(json!({
-                "chainId": chain_id,
-                "taskid": e.task_id.to_string(),
-                "dealid": deal.map(|d| d.0.to_string()),
-                "idx": deal.map(|d| d.1),
-                "category": deal.map(|d| d.2),
-                "status": crate::store::deals::task_status(Some(e.event)),
-                "event": e.event,
-                "blockNumber": e.block_number,
-            }));
+            update.tasks.push(TaskUpdate {
+                chain_id,
+                task_id: e.task_id,
+                deal,
+                event: e.change.event(),
+                block_number: e.block_number,
+            });
         }
         Ok(update)
     }
@@ -612,17 +572,6 @@ impl ChainSync {
         }
         self.stats.reorgs.fetch_add(1, Ordering::Relaxed);
         Ok(())
-    }
-}
-
-/// The peer's deals carry JSON numbers; a value beyond what a JavaScript number holds exactly goes as a
-/// decimal string instead of being rounded.
-/// A uint as the peer prints it: a JSON number up to 2^53-1 (exact in every JSON reader), an exact decimal string
-/// beyond.
-fn number(v: U256) -> Value {
-    match u64::try_from(v) {
-        Ok(n) if n < (1 << 53) => json!(n),
-        _ => json!(v.to_string()),
     }
 }
 

@@ -1,15 +1,16 @@
 //! The publication rules: what an order must satisfy before it enters the book. Each refusal is a
-//! [`PublishError`] with its own stable code (mapped to HTTP in `api/error.rs` only).
+//! [`PublishError`], whose status and stable code are given in `api/error.rs` only.
 //!
 //! The signature rule is the hub's own (`HubStorage._verifySignature`): a valid signature of the owner (ECDSA
 //! with v 0/1/27/28 or EIP-2098, low s; ERC-1271 when the owner is a contract), or else a presignature by the
 //! owner on chain. So an order accepted here is one `matchOrders` accepts.
 
 use super::Market;
-use super::convert::{TooLarge, engine_order};
-use super::record::{OrderRecord, OrderStatus};
 use crate::chain::ChainError;
 use crate::ids::OrderHash;
+use crate::order::convert::{TooLarge, engine_order};
+use crate::order::record::{OrderRecord, OrderStatus};
+pub use crate::order::required_stake;
 use crate::order::{AnyOrder, OrderKind, signature};
 use crate::store::orders::volume_fits;
 use alloy::primitives::{Address, U256};
@@ -74,14 +75,21 @@ pub enum PublishError {
     NotSigner { signer: Address },
     #[error("no open {kind}order published by signer {signer} for {field} {address}")]
     NothingToUnpublish { kind: OrderKind, signer: Address, field: &'static str, address: Address },
-    #[error("the chain is unavailable: {0}")]
-    Chain(#[from] ChainError),
-    #[error("the store is unavailable: {0}")]
-    Store(#[from] crate::store::StoreError),
-    #[error("the matching engine is unavailable")]
-    MatchingDown,
-    #[error("the exchange is shutting down")]
-    ShuttingDown,
+    /// Not a refusal: the market could not check or take the order (store, chain or engine unavailable).
+    #[error(transparent)]
+    Market(#[from] super::MarketError),
+}
+
+impl From<ChainError> for PublishError {
+    fn from(e: ChainError) -> Self {
+        PublishError::Market(e.into())
+    }
+}
+
+impl From<crate::store::StoreError> for PublishError {
+    fn from(e: crate::store::StoreError) -> Self {
+        PublishError::Market(e.into())
+    }
 }
 
 fn stake_message(kind: OrderKind, required: &U256) -> String {
@@ -90,39 +98,6 @@ fn stake_message(kind: OrderKind, required: &U256) -> String {
         _ => format!(
             "requester stake is too low to cover requestorder payment, minimum stake required is {required} nRLC"
         ),
-    }
-}
-
-impl PublishError {
-    /// The stable code clients match on.
-    pub fn code(&self) -> &'static str {
-        match self {
-            PublishError::InvalidOrder(_) => "invalid_order",
-            PublishError::OrderTooLarge { .. } => "order_too_large",
-            PublishError::ParamsTooLarge { .. } => "params_too_large",
-            PublishError::HashMismatch { .. } => "hash_mismatch",
-            PublishError::ValueTooLarge(_) => "value_too_large",
-            PublishError::UnknownAsset { .. } => "unknown_asset",
-            PublishError::NotOwner { .. } => "not_owner",
-            PublishError::MissingSignature { .. } => "missing_signature",
-            PublishError::InvalidSignature(_) => "invalid_signature",
-            PublishError::Duplicate(_) => "duplicate_order",
-            PublishError::Closed { .. } => "order_closed",
-            PublishError::FullyConsumed(_) => "fully_consumed",
-            PublishError::InsufficientStake { .. } => "insufficient_stake",
-            PublishError::TooManyOrders { .. } => "too_many_orders",
-            PublishError::BookFull(_) => "book_full",
-            PublishError::NoAppOrder { .. } | PublishError::NoDatasetOrder { .. } => "no_compatible_offer",
-            PublishError::AppPriceTooLow { .. } | PublishError::DatasetPriceTooLow { .. } => "max_price_too_low",
-            PublishError::UnsupportedRestriction { .. } => "unsupported_restriction",
-            PublishError::NotPublished { .. } => "order_not_published",
-            PublishError::NotSigner { .. } => "not_signer",
-            PublishError::NothingToUnpublish { .. } => "nothing_to_unpublish",
-            PublishError::Chain(_) => "chain_unavailable",
-            PublishError::Store(_) => "store_unavailable",
-            PublishError::MatchingDown => "matching_unavailable",
-            PublishError::ShuttingDown => "shutting_down",
-        }
     }
 }
 
@@ -406,18 +381,4 @@ pub(super) fn matchable(book: &super::book::Book, r: &crate::order::RequestOrder
         }
     }
     Ok(())
-}
-
-/// The free stake an order needs for its whole `remaining` volume, as the hub locks it at matching (PoCo: the
-/// pool owner's stake is 30% of the workerpool price per task; the requester pays the three prices per
-/// task). Zero for app and dataset orders.
-pub fn required_stake(order: &AnyOrder, remaining: U256) -> U256 {
-    let per_task = match order {
-        AnyOrder::Workerpool(o) => o.workerpoolprice.0.saturating_mul(U256::from(30)) / U256::from(100),
-        AnyOrder::Request(o) => {
-            o.appmaxprice.0.saturating_add(o.datasetmaxprice.0).saturating_add(o.workerpoolmaxprice.0)
-        }
-        _ => return U256::ZERO,
-    };
-    per_task.saturating_mul(remaining)
 }

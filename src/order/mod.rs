@@ -6,8 +6,10 @@
 //! The JSON structs here are what users write and read; [`PocoOrder::typed`] turns one into its `sol!` twin,
 //! whose derived EIP-712 encoding gives the struct hash.
 
+pub mod convert;
 pub use crate::wire::json;
 pub mod login;
+pub mod record;
 pub mod signature;
 pub mod typed;
 
@@ -374,6 +376,21 @@ impl AnyOrder {
         // Serializing these plain structs cannot fail: every field has an infallible Serialize.
         each!(self, o => serde_json::to_value(o).unwrap_or_default())
     }
+}
+
+/// The free stake an order needs for its whole `remaining` volume, as the hub locks it at matching (PoCo: the
+/// pool owner's stake is 30% of the workerpool price per task; the requester pays the three prices per
+/// task). Zero for app and dataset orders. A PoCo rule of the order alone: publication checks it, and chain sync
+/// and settlement failures close the orders whose owner no longer has it.
+pub fn required_stake(order: &AnyOrder, remaining: U256) -> U256 {
+    let per_task = match order {
+        AnyOrder::Workerpool(o) => o.workerpoolprice.0.saturating_mul(U256::from(30)) / U256::from(100),
+        AnyOrder::Request(o) => {
+            o.appmaxprice.0.saturating_add(o.datasetmaxprice.0).saturating_add(o.workerpoolmaxprice.0)
+        }
+        _ => return U256::ZERO,
+    };
+    per_task.saturating_mul(remaining)
 }
 
 #[cfg(test)]

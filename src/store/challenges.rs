@@ -1,4 +1,5 @@
-//! Login challenges (single use, short-lived) and the session tokens a login can open.
+//! The login aggregate, tables `challenges` and `sessions`: challenges (single use, short-lived) and the session
+//! tokens a login can open. Both expire and are purged together ([`purge`]).
 
 use super::{StoreError, fixed};
 use alloy::primitives::Address;

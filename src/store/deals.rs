@@ -1,10 +1,14 @@
-//! The `deals`, `tasks` and `task_events` tables: what chain sync saw on chain, keyed by block so a reorg
-//! deletes exactly what the orphaned blocks brought.
+//! The deals aggregate, tables `deals`, `tasks` and `task_events`: what chain sync saw on chain, keyed by block
+//! so a reorg deletes exactly what the orphaned blocks brought. A deal's tasks are written with it and a task's
+//! events name its task, so the three are one aggregate, written and deleted together.
+//!
+//! The `body` column keeps a deal in the market API's JSON form ([`DealRow::body`]), made here from the typed
+//! row chain sync sends: `GET /deals` answers it as stored, the feed's `deal_created` sends the same.
 
 use super::{StoreError, fixed};
 use crate::ids::{DealId, OrderHash, TaskId};
 use alloy::primitives::{Address, B256, U256};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio_postgres::GenericClient;
 
 /// Tasks recorded per deal (their ids are precomputed so task events find their deal). A deal's volume is
@@ -26,16 +30,74 @@ pub struct DealRow {
     pub request_hash: OrderHash,
     pub volume: u64,
     pub category: u64,
-    /// The deal in the market API's JSON form.
-    pub body: Value,
-    pub app: Address,
-    pub dataset: Address,
-    pub workerpool: Address,
+    pub chain_id: u64,
+    /// App, dataset and workerpool as the hub recorded them in the deal (a zero dataset when there is none).
+    pub app: Resource,
+    pub dataset: Resource,
+    pub workerpool: Resource,
     pub requester: Address,
     pub beneficiary: Address,
-    pub workerpool_price: U256,
+    pub callback: Address,
     pub bot_first: u64,
+    pub bot_size: u64,
+    pub trust: U256,
+    pub tag: B256,
+    pub params: String,
+    pub start_time: u64,
+    pub worker_stake: U256,
+    pub scheduler_reward_ratio: U256,
     pub proposal_id: Option<i64>,
+}
+
+/// An app, dataset or workerpool of a deal: the asset, its owner and its price, as the hub recorded them.
+#[derive(Debug, Clone, Copy)]
+pub struct Resource {
+    pub pointer: Address,
+    pub owner: Address,
+    pub price: U256,
+}
+
+impl DealRow {
+    /// The deal in the market API's JSON form, as the `body` column keeps it and the API and the feed answer it.
+    pub fn body(&self) -> Value {
+        let resource = |p: &Resource| json!({"pointer": p.pointer.to_checksum(None), "owner": p.owner.to_checksum(None), "price": number(p.price)});
+        json!({
+            "chainId": self.chain_id,
+            "dealid": self.deal_id.to_string(),
+            "app": resource(&self.app),
+            "dataset": resource(&self.dataset),
+            "workerpool": resource(&self.workerpool),
+            "appHash": format!("{:#x}", self.app_hash.0),
+            "datasetHash": format!("{:#x}", self.dataset_hash.map_or(B256::ZERO, |h| h.0)),
+            "workerpoolHash": format!("{:#x}", self.workerpool_hash.0),
+            "requestHash": format!("{:#x}", self.request_hash.0),
+            "requester": self.requester.to_checksum(None),
+            "beneficiary": self.beneficiary.to_checksum(None),
+            "callback": self.callback.to_checksum(None),
+            "botFirst": self.bot_first,
+            "botSize": self.bot_size,
+            "volume": self.volume,
+            "category": self.category,
+            "trust": number(self.trust),
+            "tag": format!("{:#x}", self.tag),
+            "params": self.params,
+            "startTime": self.start_time,
+            "workerStake": number(self.worker_stake),
+            "schedulerRewardRatio": number(self.scheduler_reward_ratio),
+            "blockNumber": self.block_number,
+            "blockTimestamp": crate::wire::iso_time(self.block_timestamp as i64 * 1000),
+            "transactionHash": format!("{:#x}", self.tx_hash),
+        })
+    }
+}
+
+/// A uint as the peer prints it: a JSON number up to 2^53-1 (exact in every JSON reader), an exact decimal string
+/// beyond (a JavaScript number would round it).
+fn number(v: U256) -> Value {
+    match u64::try_from(v) {
+        Ok(n) if n < (1 << 53) => json!(n),
+        _ => json!(v.to_string()),
+    }
 }
 
 /// A task event as sync records it.
@@ -44,9 +106,46 @@ pub struct TaskEvent {
     pub task_id: TaskId,
     pub block_number: u64,
     pub log_index: u32,
-    /// `TaskInitialize`, `TaskContribute`, ... as the hub names them.
-    pub event: &'static str,
-    pub data: Value,
+    pub change: TaskChange,
+}
+
+/// What a task event says, typed; the `data` column keeps it as JSON ([`TaskChange::data`]).
+#[derive(Debug, Clone)]
+pub enum TaskChange {
+    Initialize { workerpool: Address },
+    Contribute { worker: Address, hash: B256 },
+    Consensus { consensus: B256 },
+    Reveal { worker: Address, digest: B256 },
+    Reopen,
+    Finalize { results: alloy::primitives::Bytes },
+    Claimed,
+}
+
+impl TaskChange {
+    /// The event's name as the hub gives it (`TaskInitialize`, `TaskContribute`, ...).
+    pub fn event(&self) -> &'static str {
+        match self {
+            TaskChange::Initialize { .. } => "TaskInitialize",
+            TaskChange::Contribute { .. } => "TaskContribute",
+            TaskChange::Consensus { .. } => "TaskConsensus",
+            TaskChange::Reveal { .. } => "TaskReveal",
+            TaskChange::Reopen => "TaskReopen",
+            TaskChange::Finalize { .. } => "TaskFinalize",
+            TaskChange::Claimed => "TaskClaimed",
+        }
+    }
+
+    /// The event's arguments as the `data` column keeps them (the task view reads `results` back).
+    pub fn data(&self) -> Value {
+        match self {
+            TaskChange::Initialize { workerpool } => json!({"workerpool": workerpool}),
+            TaskChange::Contribute { worker, hash } => json!({"worker": worker, "hash": hash}),
+            TaskChange::Consensus { consensus } => json!({"consensus": consensus}),
+            TaskChange::Reveal { worker, digest } => json!({"worker": worker, "digest": digest}),
+            TaskChange::Reopen | TaskChange::Claimed => json!({}),
+            TaskChange::Finalize { results } => json!({"results": results}),
+        }
+    }
 }
 
 /// The peer's task statuses, from the last event of a task.
@@ -86,13 +185,13 @@ pub async fn insert(client: &impl GenericClient, chain_id: u64, deals: &[DealRow
                     &d.request_hash.0.as_slice(),
                     &(d.volume as i64),
                     &(d.category as i64),
-                    &d.body,
-                    &d.app.as_slice(),
-                    &d.dataset.as_slice(),
-                    &d.workerpool.as_slice(),
+                    &d.body(),
+                    &d.app.pointer.as_slice(),
+                    &d.dataset.pointer.as_slice(),
+                    &d.workerpool.pointer.as_slice(),
                     &d.requester.as_slice(),
                     &d.beneficiary.as_slice(),
-                    &d.workerpool_price.to_string(),
+                    &d.workerpool.price.to_string(),
                     &d.proposal_id,
                 ],
             )
@@ -130,8 +229,8 @@ pub async fn insert_task_events(
                     &e.task_id.0.as_slice(),
                     &(e.block_number as i64),
                     &(e.log_index as i32),
-                    &e.event,
-                    &e.data,
+                    &e.change.event(),
+                    &e.change.data(),
                 ],
             )
             .await?;

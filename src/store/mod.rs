@@ -1,4 +1,7 @@
-//! The PostgreSQL store, one file per table. Schema changes are the versioned SQL files of `schema/`, applied in
+//! The PostgreSQL store, and the only place with SQL: one file per table or per aggregate, each file's first
+//! line naming the tables it owns (`deals.rs`: deals, tasks, task events; `challenges.rs`: challenges and
+//! sessions; `settlement_txs.rs` also records an outcome across its aggregate), and `explorer.rs`, which only
+//! reads across tables. Schema changes are the versioned SQL files of `schema/`, applied in
 //! order at start-up inside one transaction under an advisory lock, so two servers starting together on one
 //! empty database cannot both migrate.
 //!

@@ -3,8 +3,8 @@
 
 use super::{StoreError, fixed};
 use crate::ids::OrderHash;
-use crate::market::convert::engine_order;
-use crate::market::record::{OrderRecord, OrderStatus};
+use crate::order::convert::engine_order;
+use crate::order::record::{OrderRecord, OrderStatus};
 use crate::order::{AnyOrder, OrderKind};
 use alloy::primitives::{Address, B256, U256};
 use tokio_postgres::GenericClient;
@@ -204,7 +204,7 @@ fn record(row: &tokio_postgres::Row) -> Result<OrderRecord, StoreError> {
         seq: seq as u64,
         hash,
         chain_id: chain_id as u64,
-        json: crate::market::record::raw_json(&order),
+        json: crate::order::record::raw_json(&order),
         order,
         signer,
         remaining: remaining as u64,

@@ -301,6 +301,31 @@ pub async fn fail_settled_from(
         .await?)
 }
 
+/// The pending proposal a deal on chain settles: the one of the same four orders, locked for the caller's
+/// transaction. The settler may have replaced its transaction, so `tx_hash` is only a preference.
+pub async fn pending_for_deal(
+    client: &impl GenericClient,
+    (app, dataset, workerpool, request): (OrderHash, Option<OrderHash>, OrderHash, OrderHash),
+    tx_hash: B256,
+) -> Result<Option<i64>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT id FROM deal_proposals
+             WHERE status IN ('proposed', 'submitted') AND app_hash = $1 AND workerpool_hash = $2
+               AND request_hash = $3 AND dataset_hash IS NOT DISTINCT FROM $4
+             ORDER BY (tx_hash IS NOT DISTINCT FROM $5) DESC, id LIMIT 1 FOR UPDATE",
+            &[
+                &app.0.as_slice(),
+                &workerpool.0.as_slice(),
+                &request.0.as_slice(),
+                &dataset.map(|h| h.0.to_vec()),
+                &tx_hash.as_slice(),
+            ],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
 /// A pending proposal settled as `deal_id`.
 pub async fn settle(client: &impl GenericClient, id: i64, deal_id: B256) -> Result<bool, StoreError> {
     let n = client

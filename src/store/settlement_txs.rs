@@ -1,6 +1,10 @@
 //! The `settlement_txs` table: the settler's write-ahead log. Each signed settlement transaction (and each
 //! fee-bumped replacement, a row of the same nonce) is stored with its raw bytes before it is broadcast, so a
 //! restart knows everything that may still reach the chain (see `chain::settler`, "Write-ahead settlement").
+//!
+//! [`record`] writes how a transaction ended together with what it implies for its proposals (`deal_proposals`)
+//! and their gas charges (`settlement_charges`): the settlement log as one aggregate, in the caller's
+//! transaction.
 
 use super::{StoreError, fixed};
 use alloy::primitives::{Address, B256};
@@ -234,4 +238,69 @@ pub async fn reopen_from(
         )
         .await?;
     rows.iter().map(row).collect()
+}
+
+/// What the settlement log records about a followed transaction, in the same store transaction as the failures
+/// of its proposals (so a crash never records one without the other).
+#[derive(Debug, Clone)]
+pub enum Record {
+    None,
+    /// A row was mined (the others of its nonce are dead): its deals are charged their share of the gas, charges
+    /// older than `keep_secs` are pruned, and for a reverted batch its proposals go back to `proposed` to be
+    /// settled one by one (`unsubmit`).
+    Mined {
+        row: Box<SettlementTx>,
+        mined: Mined,
+        unsubmit: bool,
+        charges: Vec<(i64, u64)>,
+        keep_secs: u64,
+    },
+    /// No row of this nonce can land.
+    Dead {
+        operator: Address,
+        nonce: u64,
+        reason: String,
+    },
+}
+
+/// Writes `record` in the caller's transaction.
+pub async fn record(client: &impl GenericClient, chain_id: u64, record: &Record) -> Result<(), StoreError> {
+    use super::{proposals, settlement_charges};
+    match record {
+        Record::None => {}
+        Record::Mined { row, mined, unsubmit, charges, keep_secs } => {
+            mark_mined(client, row.id, mined).await?;
+            proposals::set_tx(client, &row.proposals, row.hash).await?;
+            settlement_charges::charge(client, chain_id, row.id, charges, mined.effective_gas_price).await?;
+            settlement_charges::prune(client, chain_id, *keep_secs).await?;
+            if *unsubmit {
+                proposals::unsubmit(client, &row.proposals).await?;
+            }
+        }
+        Record::Dead { operator, nonce, reason } => {
+            mark_nonce_dead(client, chain_id, *operator, *nonce, reason).await?
+        }
+    }
+    Ok(())
+}
+
+/// A new transaction and its proposals' `submitted`, in one store transaction: the write-ahead record, committed
+/// before any byte of the transaction leaves.
+pub async fn record_new(store: &super::Store, row: &NewTx<'_>) -> Result<i64, StoreError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    let id = insert(&*tx, row).await?;
+    super::proposals::mark_submitted(&*tx, row.proposals, row.hash).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// A row the node refused at its only broadcast: dead, and its proposals back to `proposed`, together.
+pub async fn record_refused(store: &super::Store, id: i64, proposals: &[i64], message: &str) -> Result<(), StoreError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    discard(&*tx, id, &format!("refused by the node: {message}")).await?;
+    super::proposals::unsubmit(&*tx, proposals).await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -3,7 +3,7 @@
 //! - uint256: a decimal string (`"1000"`) or a JSON integer over the *full* 256-bit range. JavaScript tools
 //!   round integers above 2^53 and serde_json would read them as `f64`, so numbers are taken from the raw JSON
 //!   text (`RawValue`) and parsed exactly. Printed as decimal strings, like the SDK does, so no reader loses
-//!   precision (the market API's records print them as the peer does: see `market::record::raw_json`).
+//!   precision (the market API's records print them as the peer does: see `order::record::raw_json`).
 //! - address: `0x` + 40 hex digits in any case; printed EIP-55 checksummed.
 //! - bytes32 and bytes: `0x`-hex; printed lowercase.
 //!

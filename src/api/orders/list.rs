@@ -8,8 +8,8 @@ use crate::api::error::ApiError;
 use crate::api::state::AppState;
 use crate::api::validate::{self, AddressOrAny, Param, Params, Query};
 use crate::ids::OrderHash;
-use crate::market::record::{MAX_SAFE, OrderRecord, OrderStatus};
 use crate::order::OrderKind;
+use crate::order::record::{MAX_SAFE, OrderRecord, OrderStatus};
 use crate::wire::iso_time;
 use actix_web::{HttpRequest, HttpResponse, web};
 use alloy::primitives::Address;
@@ -350,8 +350,8 @@ pub async fn get_one(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::market::record::raw_json;
     use crate::order::AnyOrder;
+    use crate::order::record::raw_json;
     use crate::order::{AppOrder, Domain};
     use alloy::primitives::{B256, U256};
     use serde_json::Value;
@@ -369,7 +369,7 @@ mod tests {
             sign: None,
         });
         let hash = order.order_hash(&Domain::new(U256::from(1), Address::ZERO));
-        let view = crate::market::convert::engine_order(&order, hash, U256::from(3)).expect("small values");
+        let view = crate::order::convert::engine_order(&order, hash, U256::from(3)).expect("small values");
         Arc::new(OrderRecord {
             seq: u64::from(salt),
             hash,

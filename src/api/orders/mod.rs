@@ -14,8 +14,8 @@ pub use list::{get_one, list, required, spec};
 pub use publish::{publish, publish_batch};
 pub use unpublish::{resource_field, unpublish};
 
-use crate::market::record::{MAX_SAFE, OrderRecord, OrderStatus};
 use crate::order::OrderKind;
+use crate::order::record::{MAX_SAFE, OrderRecord, OrderStatus};
 use crate::wire::iso_time;
 use actix_web::web;
 use serde::Serialize;

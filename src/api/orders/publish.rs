@@ -8,8 +8,8 @@ use crate::api::state::AppState;
 use crate::api::validate::{self, Query};
 use crate::api::{check_chain, read_json_object};
 use crate::ids::OrderHash;
-use crate::market::PublishError;
-use crate::market::record::OrderRecord;
+use crate::market::{MarketError, PublishError};
+use crate::order::record::OrderRecord;
 use crate::order::{AnyOrder, OrderKind};
 use actix_web::{HttpRequest, HttpResponse, web};
 use alloy::primitives::Address;
@@ -88,7 +88,7 @@ async fn publish_all(
                 slots[pos] = Some(res);
             }
         }
-        slots.into_iter().map(|s| s.unwrap_or(Err(PublishError::ShuttingDown))).collect::<Vec<_>>()
+        slots.into_iter().map(|s| s.unwrap_or(Err(MarketError::ShuttingDown.into()))).collect::<Vec<_>>()
     };
     state.bg(run).await.ok_or(ApiError::Unavailable("shutting down"))
 }
@@ -111,7 +111,7 @@ pub async fn publish(
     let who = authorize(&state, &req, 1).await?;
     let body = read_json_object(payload, state.limits.body_bytes).await?;
     let mut answers = publish_all(&state, kind, who, vec![body]).await?;
-    let record = answers.pop().unwrap_or(Err(PublishError::ShuttingDown))?;
+    let record = answers.pop().unwrap_or(Err(MarketError::ShuttingDown.into()))?;
     Ok(HttpResponse::Ok().json(Published { ok: true, published: OrderView::from(&*record) }))
 }
 
@@ -165,8 +165,8 @@ pub async fn publish_batch(
         .map(|a| match a {
             Ok(r) => BatchItem { ok: true, published: Some(OrderView::from(&*r)), error: None, code: None },
             Err(e) => {
-                let code = e.code();
-                let error = ApiError::Publish(e).to_string();
+                let e = ApiError::from(e);
+                let (code, error) = (e.code(), e.to_string());
                 BatchItem { ok: false, published: None, error: Some(error), code: Some(code) }
             }
         })

@@ -7,7 +7,7 @@ use crate::api::state::AppState;
 use crate::api::validate;
 use crate::ids::OrderHash;
 use crate::market::PublishError;
-use crate::market::record::OrderRecord;
+use crate::order::record::OrderRecord;
 use crate::order::{AnyOrder, OrderKind};
 use actix_web::{HttpRequest, HttpResponse, web};
 use alloy::primitives::Address;

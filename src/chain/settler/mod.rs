@@ -9,39 +9,42 @@
 //! broadcast, and followed until it is mined or known dead; a restart follows what the store holds before
 //! signing anything new. A proposal fails only when its transaction can no longer land.
 //!
+//! The call (`calldata.rs`): the proposals still to settle, with their orders in the hub's form, as one
+//! `matchOrders` or one `matchOrdersBatch`. RPC errors (`errors.rs`): a revert is final, the rest is retried.
+//!
 //! Budgets (`budget.rs`): the operator pays every deal's gas, so deals are admitted against gas budgets per
 //! window (operator, requester, workerpool owner, free deals) and deferred, volume kept, when they do not fit.
 //!
 //! Outcomes: chain sync marks a proposal `settled` when it sees its `OrdersMatched` (so the consumption and
-//! the settlement are recorded in one transaction); the settler marks `failed` what reverted, what the batch
-//! skipped, and what a dead transaction carried, and hands the volume back to the book through
-//! [`Market::chain_update`], lowering each order to what the chain still has before anything is released.
+//! the settlement are recorded in one transaction); the settler reports as failed what reverted, what the batch
+//! skipped, and what a dead transaction carried, to the market ([`BookKeeper::settlement_failed`]), which
+//! records it with the transaction's outcome and gives the volume back to the book (`market/chain.rs`).
 //! Errors of the RPC (no answer, no gas money) are retried with backoff and the proposals wait; a revert is final.
 
-use super::contracts::hub::{DragonHub, IexecLibOrders_v5 as sol};
+use super::contracts::hub::DragonHub;
 use super::reads::ChainReader;
-use crate::ids::OrderHash;
-use crate::market::record::{OrderRecord, OrderStatus};
-use crate::market::{ChainUpdate, Market};
-use crate::order::AnyOrder;
+use super::update::{BookKeeper, Proposals};
 use crate::store::Store;
-use crate::store::proposals::{self, Proposal};
+use crate::store::proposals;
+use crate::store::settlement_txs::{Mined, Record, SettlementTx};
 use alloy::network::{EthereumWallet, TransactionBuilder};
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolCall;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{Notify, RwLock, mpsc};
+use tokio::sync::{Notify, RwLock};
 
 pub mod budget;
+mod calldata;
+mod errors;
 mod wal;
 
 pub use budget::Budgets;
+pub use errors::{SendError, classify};
 
 /// Settler settings.
 #[derive(Debug, Clone, Copy)]
@@ -102,41 +105,6 @@ pub struct SettlerStats {
     pub deferred: AtomicU64,
 }
 
-/// What a failed send means for the proposals it carried.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SendError {
-    /// Try again later; the proposals wait.
-    Retryable(String),
-    /// The operator account cannot pay for gas: retried, and reported by the health check meanwhile.
-    NoGasMoney(String),
-    /// The hub refused the deal: the proposal fails with this reason.
-    Final(String),
-}
-
-/// Sorts an RPC error: a revert is final (with its decoded reason), everything else is retried.
-pub fn classify(e: &alloy::contract::Error) -> SendError {
-    use alloy::transports::RpcError;
-    let alloy::contract::Error::TransportError(t) = e else {
-        return SendError::Final(e.to_string());
-    };
-    match t {
-        RpcError::ErrorResp(payload) => {
-            if let Some(data) = payload.as_revert_data() {
-                return SendError::Final(super::revert::decode(&data).to_string());
-            }
-            let m = payload.message.to_lowercase();
-            if m.contains("insufficient funds") || m.contains("gas required exceeds allowance") {
-                SendError::NoGasMoney(payload.message.to_string())
-            } else if m.contains("revert") {
-                SendError::Final(payload.message.to_string())
-            } else {
-                SendError::Retryable(payload.message.to_string())
-            }
-        }
-        other => SendError::Retryable(other.to_string()),
-    }
-}
-
 /// Controls a running settler.
 #[derive(Debug, Clone)]
 pub struct SettlerHandle {
@@ -161,7 +129,8 @@ impl SettlerHandle {
 /// Everything the settler works with.
 pub struct Settler {
     pub store: Store,
-    pub market: Arc<Market>,
+    /// The market, told of failures: what a failure does to the book and its orders is its business.
+    pub book: Arc<dyn BookKeeper>,
     pub reader: Arc<ChainReader>,
     pub hub: Address,
     pub config: SettlerConfig,
@@ -219,29 +188,11 @@ impl Deferred {
     }
 }
 
-/// What the store records together with failures, in their transaction.
-enum Record {
-    None,
-    /// A row was mined (the others of its nonce are dead): charge its deals, and for a reverted batch hand its
-    /// proposals back to `proposed` to be settled one by one.
-    Mined {
-        row: crate::store::settlement_txs::SettlementTx,
-        mined: crate::store::settlement_txs::Mined,
-        unsubmit: bool,
-    },
-    /// No row of this nonce can land.
-    Dead {
-        operator: Address,
-        nonce: u64,
-        reason: String,
-    },
-}
-
 impl Settler {
     /// A settler signing with `key` and sending through `rpc_url`.
     pub fn new(
         store: Store,
-        market: Arc<Market>,
+        book: Arc<dyn BookKeeper>,
         reader: Arc<ChainReader>,
         rpc_url: &str,
         key: PrivateKeySigner,
@@ -261,7 +212,7 @@ impl Settler {
         let chain_id = reader.deployment().chain_id;
         Ok(Settler {
             store,
-            market,
+            book,
             reader,
             hub,
             config,
@@ -273,10 +224,10 @@ impl Settler {
         })
     }
 
-    /// Starts the settler on the queue the market's listener feeds with the ids of new proposals (a proposal
+    /// Starts the settler on the queue of new proposals' ids that `Market::start` handed back (a proposal
     /// queued twice is settled once). Before anything new, it follows every stored transaction that may still
     /// land (`sync::resolve_pending` kept their proposals pending at start-up).
-    pub fn spawn(self, rx: mpsc::UnboundedReceiver<i64>) -> (SettlerHandle, tokio::task::JoinHandle<()>) {
+    pub fn spawn(self, rx: Proposals) -> (SettlerHandle, tokio::task::JoinHandle<()>) {
         let handle = SettlerHandle {
             gate: Arc::new(RwLock::new(())),
             wake: Arc::new(Notify::new()),
@@ -288,13 +239,7 @@ impl Settler {
         (handle, task)
     }
 
-    async fn run(
-        self,
-        mut rx: mpsc::UnboundedReceiver<i64>,
-        gate: Arc<RwLock<()>>,
-        stats: Arc<SettlerStats>,
-        wake: Arc<Notify>,
-    ) {
+    async fn run(self, mut rx: Proposals, gate: Arc<RwLock<()>>, stats: Arc<SettlerStats>, wake: Arc<Notify>) {
         let mut queue: VecDeque<i64> = VecDeque::new();
         let mut alone: VecDeque<i64> = VecDeque::new();
         let mut deferred = Deferred::default();
@@ -356,6 +301,9 @@ impl Settler {
             if ids.is_empty() {
                 continue;
             }
+            // `settle` returns only once its transaction is mined, dead, or was never sent: one transaction in
+            // flight at a time is what lets the next one take the node's pending nonce count as its nonce (see
+            // `send_new`), and what makes a nonce used by someone else the proof that ours is dead (`wal.rs`).
             match self.settle(&ids, &stats, &mut deferred).await {
                 Step::Done => backoff = Duration::from_millis(100),
                 Step::Alone(ids) => alone.extend(ids),
@@ -396,7 +344,7 @@ impl Settler {
     /// transaction followed to its end.
     async fn settle(&self, ids: &[i64], stats: &SettlerStats, deferred: &mut Deferred) -> Step {
         tracing::debug!(proposals = ?ids, "settling");
-        let (mut deals, gone) = match self.load(ids).await {
+        let (mut deals, gone) = match calldata::load(&self.store, ids).await {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "settler cannot read the store; retrying");
@@ -428,7 +376,7 @@ impl Settler {
             if deals.is_empty() {
                 return Step::Done;
             }
-            let input = calldata(&deals);
+            let input = calldata::calldata(&deals);
             let ids: Vec<i64> = deals.iter().map(|d| d.proposal.id).collect();
             let call =
                 TransactionRequest::default().with_from(self.operator).with_to(self.hub).with_input(input.clone());
@@ -558,7 +506,9 @@ impl Settler {
         };
         // The write-ahead record: the transaction and its proposals' `submitted`, together, before any byte
         // leaves. From the commit on, a restart knows this transaction may reach the chain.
-        let id = self.record_new(&row).await.map_err(|e| retry("recording a settlement", &e))?;
+        let id = crate::store::settlement_txs::record_new(&self.store, &row)
+            .await
+            .map_err(|e| retry("recording a settlement", &e))?;
         match self.broadcast(&signed.raw).await {
             wal::Sent::Accepted => {}
             wal::Sent::Refused(m) => {
@@ -584,36 +534,13 @@ impl Settler {
         Ok(nonce)
     }
 
-    async fn record_new(&self, row: &crate::store::settlement_txs::NewTx<'_>) -> Result<i64, crate::store::StoreError> {
-        let mut client = self.store.client().await?;
-        let tx = client.transaction().await?;
-        let id = crate::store::settlement_txs::insert(&*tx, row).await?;
-        proposals::mark_submitted(&*tx, row.proposals, row.hash).await?;
-        tx.commit().await?;
-        Ok(id)
-    }
-
     /// A row the node refused at its only broadcast: dead, and its proposals back to `proposed`, together.
     async fn discard(&self, id: i64, ids: &[i64], message: &str) {
         let mut delay = Duration::from_millis(100);
-        loop {
-            let res: Result<(), crate::store::StoreError> = async {
-                let mut client = self.store.client().await?;
-                let tx = client.transaction().await?;
-                crate::store::settlement_txs::discard(&*tx, id, &format!("refused by the node: {message}")).await?;
-                proposals::unsubmit(&*tx, ids).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-            .await;
-            match res {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::error!(error = %e, "recording a refused settlement failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(self.config.max_backoff);
-                }
-            }
+        while let Err(e) = crate::store::settlement_txs::record_refused(&self.store, id, ids, message).await {
+            tracing::error!(error = %e, "recording a refused settlement failed; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(self.config.max_backoff);
         }
     }
 
@@ -638,7 +565,7 @@ impl Settler {
             }
             wal::Outcome::Mined(row, receipt) => {
                 self.sync.notify_one();
-                let mined = crate::store::settlement_txs::Mined {
+                let mined = Mined {
                     succeeded: receipt.status(),
                     block_number: receipt.block_number.unwrap_or_default(),
                     gas_used: receipt.gas_used,
@@ -647,16 +574,16 @@ impl Settler {
                 let ids = row.proposals.clone();
                 if receipt.status() {
                     let failures = self.skipped(&receipt, &ids);
-                    self.fail_recording(failures, Record::Mined { row, mined, unsubmit: false }).await;
+                    self.fail_recording(failures, self.mined(row, mined, false)).await;
                     Vec::new()
                 } else if ids.len() == 1 {
                     let reason =
                         self.replay(&row.raw).await.unwrap_or_else(|| format!("transaction {:#x} reverted", row.hash));
-                    self.fail_recording(vec![(ids[0], reason)], Record::Mined { row, mined, unsubmit: false }).await;
+                    self.fail_recording(vec![(ids[0], reason)], self.mined(row, mined, false)).await;
                     Vec::new()
                 } else {
                     tracing::warn!(tx = %row.hash, "batch reverted; settling its deals one by one");
-                    self.fail_recording(Vec::new(), Record::Mined { row, mined, unsubmit: true }).await;
+                    self.fail_recording(Vec::new(), self.mined(row, mined, true)).await;
                     ids
                 }
             }
@@ -694,331 +621,29 @@ impl Settler {
         }
     }
 
-    /// The proposals still to settle, with their orders; and those that cannot be (an order left the book
-    /// meanwhile), with the reason.
-    async fn load(&self, ids: &[i64]) -> Result<(Vec<ToSettle>, Vec<(i64, String)>), crate::store::StoreError> {
-        let client = self.store.client().await?;
-        let mut found = Vec::new();
-        for id in ids {
-            if let Some(p) = proposals::get(&**client, *id).await?
-                && p.status == "proposed"
-            {
-                found.push(p);
-            }
-        }
-        let hashes: Vec<OrderHash> = found.iter().flat_map(|p| p.orders().collect::<Vec<_>>()).collect();
-        let orders: HashMap<OrderHash, OrderRecord> =
-            crate::store::orders::get_many(&**client, &hashes).await?.into_iter().map(|r| (r.hash, r)).collect();
-        let mut deals = Vec::new();
-        let mut gone = Vec::new();
-        for p in found {
-            let closed = p.orders().find_map(|h| match orders.get(&h) {
-                None => Some(format!("order {h} is unknown")),
-                Some(r) if matches!(r.status, OrderStatus::Canceled | OrderStatus::Dead) => {
-                    Some(format!("order {h} was {} before settlement", r.status.as_str()))
-                }
-                Some(_) => None,
-            });
-            if let Some(reason) = closed {
-                gone.push((p.id, reason));
-                continue;
-            }
-            let get = |h: &OrderHash| orders.get(h).map(|r| r.order.clone());
-            let (Some(AnyOrder::App(a)), Some(AnyOrder::Workerpool(w)), Some(AnyOrder::Request(r))) =
-                (get(&p.app), get(&p.workerpool), get(&p.request))
-            else {
-                gone.push((p.id, "stored orders do not match the proposal".into()));
-                continue;
-            };
-            let d = match p.dataset.as_ref().and_then(get) {
-                Some(AnyOrder::Dataset(d)) => Some(d),
-                _ => None,
-            };
-            deals.push(ToSettle {
-                proposal: p,
-                app: (&a).into(),
-                dataset: d.as_ref().map(Into::into),
-                workerpool: (&w).into(),
-                request: (&r).into(),
-            });
-        }
-        Ok((deals, gone))
-    }
-
-    /// Fails proposals and gives their volume back to the book: each order is first set to what the chain
-    /// and the other pending proposals leave of it (never more than the chain says is left), an order the
-    /// failure shows to be unusable is closed as dead, and only then is the reservation released.
+    /// Reports failed proposals to the market, which fails them, gives their volume back to the book and closes
+    /// what the failure shows unusable (`market/chain.rs`).
     pub async fn fail(&self, failures: Vec<(i64, String)>) {
         self.fail_recording(failures, Record::None).await;
     }
 
-    /// [`Settler::fail`], with what the settlement log records about the transaction in the same store
-    /// transaction (a mined row and its charges, or a dead nonce), so a crash never records one without the
-    /// other.
+    /// [`Settler::fail`], with what the settlement log records about the transaction: the market writes both in
+    /// one store transaction, so a crash never records one without the other. Retried until the store takes it.
     async fn fail_recording(&self, failures: Vec<(i64, String)>, record: Record) {
         let mut delay = Duration::from_millis(100);
-        loop {
-            let _order = self.market.chain_lock.lock().await;
-            match self.try_fail(&failures, &record).await {
-                Ok(update) => {
-                    if let Err(e) = self.market.chain_update(update).await {
-                        tracing::warn!(error = %e, "the market did not take the failed proposals");
-                    }
-                    return;
-                }
-                Err(e) => {
-                    drop(_order);
-                    tracing::error!(error = %e, "recording failed settlements; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(self.config.max_backoff);
-                }
-            }
+        while let Err(e) = self.book.settlement_failed(&failures, &record).await {
+            tracing::error!(error = %e, "recording failed settlements; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(self.config.max_backoff);
         }
     }
 
-    async fn try_fail(&self, failures: &[(i64, String)], record: &Record) -> anyhow::Result<ChainUpdate> {
-        for (id, reason) in failures {
-            tracing::info!(proposal = id, %reason, "settlement failed");
-        }
-        let mut client = self.store.client().await?;
-        let tx = client.transaction().await?;
-        match record {
-            Record::None => {}
-            Record::Mined { row, mined, unsubmit } => {
-                use crate::store::{settlement_charges, settlement_txs};
-                settlement_txs::mark_mined(&*tx, row.id, mined).await?;
-                proposals::set_tx(&*tx, &row.proposals, row.hash).await?;
-                let gas = budget::split(mined.gas_used, row.proposals.len());
-                let charges: Vec<(i64, u64)> = row.proposals.iter().copied().zip(gas).collect();
-                settlement_charges::charge(&*tx, self.chain_id, row.id, &charges, mined.effective_gas_price).await?;
-                // Charges older than two windows (and a day) count in no budget any more.
-                let keep = (self.config.budgets.budget_window_secs * 2).max(86_400);
-                settlement_charges::prune(&*tx, self.chain_id, keep).await?;
-                if *unsubmit {
-                    proposals::unsubmit(&*tx, &row.proposals).await?;
-                }
-            }
-            Record::Dead { operator, nonce, reason } => {
-                crate::store::settlement_txs::mark_nonce_dead(&*tx, self.chain_id, *operator, *nonce, reason).await?;
-            }
-        }
-        if failures.is_empty() {
-            tx.commit().await?;
-            return Ok(ChainUpdate::default());
-        }
-        let failed = proposals::fail(&*tx, failures).await?;
-        let mut hashes: Vec<OrderHash> = failed.iter().flat_map(|p| p.orders().collect::<Vec<_>>()).collect();
-        hashes.sort();
-        hashes.dedup();
-        // Orders a reason names as unusable on chain (owner changed, signature no longer valid).
-        let mut dead = Vec::new();
-        for p in &failed {
-            if let Some(h) = p.reason.as_deref().and_then(|r| unusable_order(p, r)) {
-                dead.push(h);
-            }
-        }
-        // Orders whose owner can no longer back them (the hub refused the payment or the pool's stake), and
-        // requests that failed again and again: proposing them once more would fail the same way.
-        let orders = crate::store::orders::get_many(&*tx, &hashes).await?;
-        for o in &orders {
-            let required = crate::market::publish::required_stake(&o.order, U256::from(o.remaining.max(1)));
-            if !required.is_zero() {
-                let account = match &o.order {
-                    AnyOrder::Workerpool(w) => {
-                        self.reader.owner(crate::order::OrderKind::Workerpool, w.workerpool).await?
-                    }
-                    _ => o.signer,
-                };
-                if self.reader.stake(account).await? < required {
-                    dead.push(o.hash);
-                }
-            }
-            if matches!(o.order, AnyOrder::Request(_)) {
-                let n = proposals::own_failures(&*tx, &o.hash).await?;
-                if n >= MAX_FAILURES {
-                    dead.push(o.hash);
-                }
-            }
-        }
-        dead.sort();
-        dead.dedup();
-        for h in &dead {
-            tracing::info!(order = %h, "order closed as dead: its settlement cannot succeed");
-        }
-        let closed =
-            crate::store::orders::close_at_block(&*tx, &dead, OrderStatus::Dead, 0, "refused by the hub").await?;
-        // The chain's consumed volume bounds what can come back, even before chain sync has seen why.
-        let mut recomputed = crate::store::orders::recompute(&*tx, &hashes).await?;
-        let consumed = futures_util::future::join_all(recomputed.iter().map(|r| self.reader.consumed(r.hash))).await;
-        let mut capped = Vec::new();
-        for (r, c) in recomputed.iter_mut().zip(consumed) {
-            let Ok(c) = c else { continue };
-            let left = U256::from(r.volume()).saturating_sub(c);
-            let left = u64::try_from(left).unwrap_or(u64::MAX);
-            if left < r.remaining {
-                r.remaining = left;
-                if left == 0 {
-                    r.status = OrderStatus::Filled;
-                }
-                capped.push((r.hash, left));
-            }
-        }
-        crate::store::orders::set_remaining(&*tx, &capped).await?;
-        tx.commit().await?;
-        Ok(ChainUpdate {
-            released: failed.iter().map(|p| (p.id, p.reason.clone().unwrap_or_default())).collect(),
-            closed,
-            recomputed,
-            ..ChainUpdate::default()
-        })
-    }
-}
-
-/// Failed settlements after which a request is given up as dead.
-const MAX_FAILURES: i64 = 3;
-
-/// The order a hub refusal names as unusable for good: its signature no longer verifies (the asset changed
-/// owner) or its asset is gone.
-fn unusable_order(p: &Proposal, reason: &str) -> Option<OrderHash> {
-    const PREFIX: &str = "iExecV5-matchOrders-0x";
-    let at = reason.find(PREFIX)? + PREFIX.len();
-    match reason.get(at..at + 2)? {
-        "20" | "21" => Some(p.app),
-        "30" | "31" => p.dataset,
-        "40" | "41" => Some(p.workerpool),
-        "50" => Some(p.request),
-        _ => None,
-    }
-}
-
-/// A proposal with its orders in the hub's form.
-struct ToSettle {
-    proposal: Proposal,
-    app: sol::AppOrder,
-    dataset: Option<sol::DatasetOrder>,
-    workerpool: sol::WorkerpoolOrder,
-    request: sol::RequestOrder,
-}
-
-/// `matchOrders` for one deal; `matchOrdersBatch` for several, each order sent once.
-fn calldata(deals: &[ToSettle]) -> alloy::primitives::Bytes {
-    let input = if let [d] = deals {
-        DragonHub::matchOrdersCall {
-            appOrder: d.app.clone(),
-            datasetOrder: d.dataset.clone().unwrap_or_else(sol::DatasetOrder::none),
-            workerpoolOrder: d.workerpool.clone(),
-            requestOrder: d.request.clone(),
-        }
-        .abi_encode()
-    } else {
-        let mut apps = Indexed::default();
-        let mut datasets = Indexed::default();
-        let mut pools = Indexed::default();
-        let mut requests = Indexed::default();
-        let mut matches = Vec::with_capacity(deals.len());
-        for d in deals {
-            let p = &d.proposal;
-            matches.push(DragonHub::BatchMatch {
-                app: apps.index(p.app.0, || d.app.clone()),
-                dataset: match (&p.dataset, &d.dataset) {
-                    (Some(h), Some(o)) => datasets.index(h.0, || o.clone()),
-                    _ => datasets.index(B256::ZERO, sol::DatasetOrder::none),
-                },
-                workerpool: pools.index(p.workerpool.0, || d.workerpool.clone()),
-                request: requests.index(p.request.0, || d.request.clone()),
-            });
-        }
-        DragonHub::matchOrdersBatchCall {
-            appOrders: apps.items,
-            datasetOrders: datasets.items,
-            workerpoolOrders: pools.items,
-            requestOrders: requests.items,
-            matches,
-        }
-        .abi_encode()
-    };
-    input.into()
-}
-
-/// Orders of one kind for a batch, each given once.
-struct Indexed<T> {
-    items: Vec<T>,
-    at: HashMap<B256, u32>,
-}
-
-impl<T> Default for Indexed<T> {
-    fn default() -> Self {
-        Indexed { items: Vec::new(), at: HashMap::new() }
-    }
-}
-
-impl<T> Indexed<T> {
-    fn index(&mut self, key: B256, make: impl FnOnce() -> T) -> u32 {
-        *self.at.entry(key).or_insert_with(|| {
-            self.items.push(make());
-            (self.items.len() - 1) as u32
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use alloy::sol_types::{Revert, SolError};
-    use alloy::transports::{RpcError, TransportErrorKind};
-
-    /// An error answer as a node sends it (the payload type is alloy's, inferred from the variant).
-    fn resp(message: &'static str, data: Option<&str>) -> alloy::contract::Error {
-        let body = match data {
-            Some(d) => serde_json::json!({"code": 3, "message": message, "data": d}),
-            None => serde_json::json!({"code": -32000, "message": message}),
-        };
-        let payload = serde_json::from_value(body).expect("an error payload");
-        alloy::contract::Error::TransportError(RpcError::ErrorResp(payload))
-    }
-
-    #[test]
-    fn reverts_are_final_with_their_decoded_reason_and_the_rest_is_retried() {
-        let data = format!("0x{}", alloy::hex::encode(Revert::from("iExecV5-matchOrders-0x60").abi_encode()));
-        let SendError::Final(reason) = classify(&resp("execution reverted", Some(&data))) else {
-            panic!("a revert with data is final")
-        };
-        assert!(reason.contains("iExecV5-matchOrders-0x60"), "{reason}");
-        assert!(matches!(classify(&resp("execution reverted", None)), SendError::Final(_)));
-        assert!(matches!(
-            classify(&resp("Insufficient funds for gas * price + value", None)),
-            SendError::NoGasMoney(_)
-        ));
-        assert!(matches!(classify(&resp("nonce too low", None)), SendError::Retryable(_)));
-        assert!(matches!(classify(&resp("replacement transaction underpriced", None)), SendError::Retryable(_)));
-        let transport = alloy::contract::Error::TransportError(RpcError::Transport(TransportErrorKind::BackendGone));
-        assert!(matches!(classify(&transport), SendError::Retryable(_)));
-    }
-
-    #[test]
-    fn a_refusal_names_the_order_it_makes_unusable() {
-        let h = |b: u8| OrderHash(B256::repeat_byte(b));
-        let p = Proposal {
-            id: 1,
-            app: h(1),
-            dataset: Some(h(2)),
-            workerpool: h(3),
-            request: h(4),
-            volume: 1,
-            category: 0,
-            status: "failed".into(),
-            reason: None,
-            tx_hash: None,
-            batch_index: None,
-            deal_id: None,
-            attempts: 1,
-        };
-        let said = |code: &str| unusable_order(&p, &format!("orders not matched: x (iExecV5-matchOrders-0x{code})"));
-        assert_eq!(said("21"), Some(h(1)));
-        assert_eq!(said("31"), Some(h(2)));
-        assert_eq!(said("41"), Some(h(3)));
-        assert_eq!(said("50"), Some(h(4)));
-        assert_eq!(said("60"), None, "volume 0 is the chain's consumed volume, handled by the cap");
-        assert_eq!(unusable_order(&p, "transaction dropped"), None);
+    /// The record of a mined row: its deals charged their share of the gas it used, and charges older than two
+    /// budget windows (and a day), which count in no budget any more, pruned.
+    fn mined(&self, row: SettlementTx, mined: Mined, unsubmit: bool) -> Record {
+        let gas = budget::split(mined.gas_used, row.proposals.len());
+        let charges: Vec<(i64, u64)> = row.proposals.iter().copied().zip(gas).collect();
+        let keep_secs = (self.config.budgets.budget_window_secs * 2).max(86_400);
+        Record::Mined { row: Box::new(row), mined, unsubmit, charges, keep_secs }
     }
 }

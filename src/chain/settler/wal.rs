@@ -122,6 +122,12 @@ impl Settler {
 
     /// Follows the rows of `(operator, nonce)` until one is mined or the nonce is known to be used by another
     /// transaction. RPC and store errors are retried: only the chain decides.
+    ///
+    /// Why the nonce decides: a transaction lands only with its nonce, and a nonce is consumed once. While the
+    /// operator's mined count (at the confirmation depth) has not passed `nonce`, one of these rows may still land,
+    /// so nothing else is sent for their proposals: only the identical bytes again, or a replacement of the same
+    /// nonce (at most one version can be mined). Once the count has passed it and no row has a receipt, none ever
+    /// will: the rows are dead, and only then may their proposals fail and go out again.
     pub(super) async fn follow(&self, operator: Address, nonce: u64, stats: &SettlerStats) -> Outcome {
         // The replacement clock starts now, also after a restart: the first thing a restarted settler does with
         // a stored transaction is to send the very same bytes, never a new version.

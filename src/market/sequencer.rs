@@ -1,0 +1,425 @@
+//! The sequencer: the one writer of the book. It takes every waiting publication and unpublication from its
+//! queue, gives them arrival numbers, writes them in ONE store transaction (group commit), and only then puts
+//! them in the book index and the engine and answers. It also owns the engine's life: started from the store,
+//! stopped once its events are written, rebuilt from the store.
+//!
+//! Why one task and this order:
+//! - the store commits before anything is answered or matched, so a crash loses nothing the engine matched;
+//! - arrival numbers are the engine's time priority: given here, in queue order, they are the order of the
+//!   commits, and a restart that re-adds open orders by arrival number rebuilds the same book;
+//! - chain updates, rebuilds and sweeps wait for the group in progress and then run alone, in queue order, so
+//!   the engine never sees a chain change interleaved with half a group (see `chain.rs`).
+
+use super::book::Book;
+use super::events::EventWriter;
+use super::{Listener, MarketError, MarketEvent, MarketStats, PublishError, publish};
+use crate::chain::update::{ChainUpdate, RebuildStep};
+use crate::ids::OrderHash;
+use crate::order::record::{OrderRecord, OrderStatus};
+use crate::store::{Store, StoreError};
+use alloy::primitives::Address;
+use dashmap::DashMap;
+use dragon_matching as m;
+use dragon_matching::pipeline::{EventSink, Input, Pipeline, PipelineConfig, Scope, Submitter};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+pub(super) enum Op {
+    Publish {
+        records: Vec<OrderRecord>,
+        reply: oneshot::Sender<Vec<Result<Arc<OrderRecord>, PublishError>>>,
+    },
+    /// Takes open orders out: `status` `canceled` or `dead`, or `None` to delete them (unpublication: the peer
+    /// forgets an unpublished order, which may then be published again).
+    Close {
+        hashes: Vec<OrderHash>,
+        status: Option<OrderStatus>,
+        reply: oneshot::Sender<Result<Vec<OrderHash>, MarketError>>,
+    },
+    /// App and dataset orders left the book: requests that no longer have a matchable one die, as with the peer.
+    Sweep {
+        apps: Vec<Address>,
+        datasets: Vec<Address>,
+    },
+    Chain {
+        update: ChainUpdate,
+        reply: oneshot::Sender<()>,
+    },
+    // In a mutex only to make `Op` Sync (group commits borrow ops across awaits); taken once.
+    Rebuild {
+        before: Mutex<Option<RebuildStep>>,
+        reply: oneshot::Sender<Result<usize, StoreError>>,
+    },
+}
+
+/// The running engine: its pipeline, a submitter, the task writing its events, and its pending proposals
+/// (store id → the engine's deal). Replaced whole when the engine is rebuilt.
+#[derive(Default)]
+pub(super) struct EngineSlot {
+    pub(super) pipeline: Mutex<Option<Pipeline>>,
+    pub(super) submitter: Mutex<Option<Submitter>>,
+    pub(super) writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    pub(super) proposals: DashMap<i64, m::Deal>,
+}
+
+impl EngineSlot {
+    pub(super) fn submitter(&self) -> Option<Submitter> {
+        self.submitter.lock().ok().and_then(|s| s.clone())
+    }
+}
+
+/// Hands the engine's events to the event writer without ever blocking the matching thread.
+struct ChannelSink(mpsc::UnboundedSender<Vec<m::Event>>);
+
+impl EventSink for ChannelSink {
+    fn publish(&self, _shard: usize, events: &[m::Event]) {
+        // The receiver only goes away at shutdown, when events no longer matter.
+        let _ = self.0.send(events.to_vec());
+    }
+}
+
+pub(super) fn scope(r: &OrderRecord) -> Scope {
+    match r.category() {
+        Some(c) => Scope::Category(c),
+        None => Scope::AllShards,
+    }
+}
+
+/// Waits until the engine has handled every input, stops it, and waits until its events are written.
+pub(super) async fn stop_engine(engine: &EngineSlot) {
+    if let Some(s) = engine.submitter() {
+        for _ in 0..500 {
+            if s.idle() || s.check_alive().is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    if let Ok(mut s) = engine.submitter.lock() {
+        s.take();
+    }
+    // Stopping the pipeline drops the sink, which ends the event writer once it has written everything.
+    let pipeline = engine.pipeline.lock().ok().and_then(|mut p| p.take());
+    if let Some(p) = pipeline {
+        let _ = tokio::task::spawn_blocking(move || drop(p.shutdown())).await;
+    }
+    let writer = engine.writer.lock().ok().and_then(|mut w| w.take());
+    if let Some(w) = writer {
+        let _ = w.await;
+    }
+}
+
+/// The one task that changes the book: publications, unpublications and chain updates all pass through its
+/// queue, so the store, the book index and the engine see them in the same order.
+pub(super) struct Sequencer {
+    pub(super) store: Store,
+    pub(super) book: Arc<Book>,
+    pub(super) listener: Listener,
+    pub(super) next_seq: u64,
+    pub(super) stats: Arc<MarketStats>,
+    pub(super) max_group: usize,
+    pub(super) chain_id: u64,
+    pub(super) engine: Arc<EngineSlot>,
+    /// The current engine's submitter (a copy of the slot's, kept here off the slot's lock).
+    pub(super) submitter: Option<Submitter>,
+    /// The sequencer's own queue, for the event writer's sweeps (weak: the queue closes when the market does).
+    pub(super) ops: mpsc::WeakSender<Op>,
+    /// The settler's queue of proposal ids, handed to each event writer (one per engine).
+    pub(super) proposals: mpsc::UnboundedSender<i64>,
+}
+
+impl Sequencer {
+    pub(super) fn submit(&self, input: Input) {
+        let ok = self.submitter.as_ref().is_some_and(|s| s.submit(input).is_ok());
+        if !ok {
+            tracing::error!("matching engine down: the change is stored, and applied to the engine at restart");
+        }
+    }
+
+    /// Starts an engine with the book as the store has it: open orders in arrival order, with their stored
+    /// remaining volumes.
+    pub(super) async fn start_engine(&mut self) -> Result<usize, StoreError> {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let pipeline = Pipeline::start(PipelineConfig::default(), ChannelSink(events_tx));
+        let submitter = pipeline.submitter();
+        let client = self.store.client().await?;
+        let open = crate::store::orders::load_open(&**client, self.chain_id).await?;
+        self.next_seq = self.next_seq.max(crate::store::orders::max_seq(&**client).await? + 1);
+        drop(client);
+        self.book.clear();
+        self.engine.proposals.clear();
+        let rebuilt = open.len();
+        for r in open {
+            let order = r.engine_order();
+            self.book.insert(Arc::new(r));
+            if submitter.submit(Input::Add(order)).is_err() {
+                return Err(StoreError::Pool("the matching engine stopped while the book was rebuilt".into()));
+            }
+        }
+        tracing::info!(orders = rebuilt, next_seq = self.next_seq, "book rebuilt from the store");
+        let writer = EventWriter {
+            store: self.store.clone(),
+            book: self.book.clone(),
+            listener: self.listener.clone(),
+            chain_id: self.chain_id,
+            stats: self.stats.clone(),
+            engine: self.engine.clone(),
+            ops: self.ops.clone(),
+            proposals: self.proposals.clone(),
+        };
+        let handle = tokio::spawn(writer.run(events_rx));
+        if let (Ok(mut p), Ok(mut s), Ok(mut w)) =
+            (self.engine.pipeline.lock(), self.engine.submitter.lock(), self.engine.writer.lock())
+        {
+            *p = Some(pipeline);
+            *s = Some(submitter.clone());
+            *w = Some(handle);
+        }
+        self.submitter = Some(submitter);
+        Ok(rebuilt)
+    }
+
+    pub(super) async fn rebuild(&mut self, before: Mutex<Option<RebuildStep>>) -> Result<usize, StoreError> {
+        self.submitter = None;
+        stop_engine(&self.engine).await;
+        let step = before.into_inner().ok().flatten();
+        let outcome = match step {
+            Some(f) => f.await,
+            None => Ok(()),
+        };
+        // The engine comes back whatever `before` did: the store is the truth either way.
+        let rebuilt = self.start_engine().await?;
+        outcome.map(|()| rebuilt)
+    }
+
+    /// Requests that no app order (or, naming a dataset, no dataset order) can serve any more die, as with the
+    /// peer when an app or dataset order is unpublished, filled, cancelled or dead: what the publication rule
+    /// required of a request stays true of every request in the book.
+    pub(super) async fn sweep(&mut self, gone: Gone) {
+        let mut dead: Vec<OrderHash> = Vec::new();
+        let mut candidates = Vec::new();
+        for app in gone.apps {
+            candidates.extend(self.book.requests_of_app(app));
+        }
+        for dataset in gone.datasets {
+            candidates.extend(self.book.requests_naming_dataset(dataset));
+        }
+        for r in candidates {
+            if let crate::order::AnyOrder::Request(o) = &r.order
+                && publish::matchable(&self.book, o).is_err()
+                && !dead.contains(&r.hash)
+            {
+                dead.push(r.hash);
+            }
+        }
+        if dead.is_empty() {
+            return;
+        }
+        tracing::debug!(requests = dead.len(), "requests left without a matchable app or dataset order are dead");
+        let (reply, _) = oneshot::channel();
+        self.commit(vec![Op::Close { hashes: dead, status: Some(OrderStatus::Dead), reply }]).await;
+    }
+
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Op>) {
+        while let Some(first) = rx.recv().await {
+            let first = match first {
+                Op::Chain { update, reply } => {
+                    let gone = self.chain(update).await;
+                    let _ = reply.send(());
+                    self.sweep(gone).await;
+                    continue;
+                }
+                Op::Rebuild { before, reply } => {
+                    let _ = reply.send(self.rebuild(before).await);
+                    continue;
+                }
+                Op::Sweep { apps, datasets } => {
+                    self.sweep(Gone { apps, datasets }).await;
+                    continue;
+                }
+                op => op,
+            };
+            let mut ops = vec![first];
+            let mut orders = op_size(&ops[0]);
+            let mut held = None;
+            while orders < self.max_group {
+                match rx.try_recv() {
+                    Ok(op @ (Op::Chain { .. } | Op::Rebuild { .. } | Op::Sweep { .. })) => {
+                        // Applied after this group, in queue order.
+                        held = Some(op);
+                        break;
+                    }
+                    Ok(op) => {
+                        orders += op_size(&op);
+                        ops.push(op);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let gone = self.commit(ops).await;
+            self.sweep(gone).await;
+            match held {
+                Some(Op::Chain { update, reply }) => {
+                    let gone = self.chain(update).await;
+                    let _ = reply.send(());
+                    self.sweep(gone).await;
+                }
+                Some(Op::Sweep { apps, datasets }) => self.sweep(Gone { apps, datasets }).await,
+                Some(Op::Rebuild { before, reply }) => {
+                    let _ = reply.send(self.rebuild(before).await);
+                }
+                _ => {}
+            }
+        }
+        tracing::debug!("sequencer drained");
+    }
+
+    /// Writes a group of publications and closes in one transaction, then applies it to the book, the engine and
+    /// the feed. Returns the apps and datasets whose orders left the book.
+    async fn commit(&mut self, mut ops: Vec<Op>) -> Gone {
+        // Arrival numbers in queue order; a number lost to a failed commit leaves a harmless gap.
+        for op in &mut ops {
+            if let Op::Publish { records, .. } = op {
+                for r in records {
+                    r.seq = self.next_seq;
+                    self.next_seq += 1;
+                }
+            }
+        }
+        let outcome = self.write(&ops).await;
+        let (inserted, closed) = match outcome {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed; the orders are refused");
+                for op in ops {
+                    match op {
+                        Op::Publish { records, reply } => {
+                            let _ = reply.send(
+                                records
+                                    .iter()
+                                    .map(|_| Err(MarketError::Store(StoreError::Pool(e.to_string())).into()))
+                                    .collect(),
+                            );
+                        }
+                        Op::Close { reply, .. } => {
+                            let _ = reply.send(Err(MarketError::Store(StoreError::Pool(e.to_string()))));
+                        }
+                        Op::Chain { .. } | Op::Rebuild { .. } | Op::Sweep { .. } => {}
+                    }
+                }
+                return Gone::default();
+            }
+        };
+        let mut gone = Gone::default();
+        self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        let mut closed = closed.into_iter();
+        for op in ops {
+            match op {
+                Op::Publish { records, reply } => {
+                    let mut answers = Vec::with_capacity(records.len());
+                    for r in records {
+                        if !inserted.contains_key(&r.hash) {
+                            answers.push(Err(self.why_not_inserted(r.hash).await));
+                            continue;
+                        }
+                        let r = Arc::new(r);
+                        self.book.insert(r.clone());
+                        self.submit(Input::Add(r.engine_order()));
+                        self.stats.published.fetch_add(1, Ordering::Relaxed);
+                        (self.listener)(&MarketEvent::Published(r.clone()));
+                        answers.push(Ok(r));
+                    }
+                    let _ = reply.send(answers);
+                }
+                Op::Chain { .. } | Op::Rebuild { .. } | Op::Sweep { .. } => {}
+                Op::Close { reply, .. } => {
+                    let hashes = closed.next().unwrap_or_default();
+                    for h in &hashes {
+                        if let Some(r) = self.book.remove(h) {
+                            gone.add(&r);
+                            self.submit(Input::Cancel { hash: m::OrderHash(h.0.0), scope: scope(&r) });
+                            self.stats.unpublished.fetch_add(1, Ordering::Relaxed);
+                            (self.listener)(&MarketEvent::Unpublished {
+                                kind: r.kind(),
+                                hash: *h,
+                                category: r.category(),
+                            });
+                        }
+                    }
+                    let _ = reply.send(Ok(hashes));
+                }
+            }
+        }
+        gone
+    }
+
+    /// One transaction for the whole group. Returns the inserted hashes and, per close op, the closed hashes.
+    async fn write(&self, ops: &[Op]) -> Result<(HashMap<OrderHash, ()>, Vec<Vec<OrderHash>>), StoreError> {
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await?;
+        let records: Vec<&OrderRecord> = ops
+            .iter()
+            .flat_map(|op| match op {
+                Op::Publish { records, .. } => records.iter().collect::<Vec<_>>(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let inserted =
+            if records.is_empty() { Vec::new() } else { crate::store::orders::insert(&*tx, &records).await? };
+        let mut closed = Vec::new();
+        for op in ops {
+            if let Op::Close { hashes, status, .. } = op {
+                closed.push(match status {
+                    Some(status) => crate::store::orders::close(&*tx, hashes, *status).await?,
+                    None => crate::store::orders::delete_open(&*tx, hashes).await?,
+                });
+            }
+        }
+        tx.commit().await?;
+        Ok((inserted.into_iter().map(|h| (h, ())).collect(), closed))
+    }
+
+    /// An insert skipped on conflict: the order exists, open or closed.
+    async fn why_not_inserted(&self, hash: OrderHash) -> PublishError {
+        let found = match self.store.client().await {
+            Ok(c) => crate::store::orders::get(&**c, &hash).await,
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(Some(r)) if r.status != OrderStatus::Open => PublishError::Closed { hash, status: r.status },
+            Ok(_) => PublishError::Duplicate(hash),
+            Err(e) => MarketError::Store(e).into(),
+        }
+    }
+}
+
+/// Apps and datasets whose orders left the book, whose requests [`Sequencer::sweep`] checks.
+#[derive(Debug, Default)]
+pub(super) struct Gone {
+    pub(super) apps: Vec<Address>,
+    pub(super) datasets: Vec<Address>,
+}
+
+impl Gone {
+    pub(super) fn add(&mut self, r: &OrderRecord) {
+        let (list, asset) = match &r.order {
+            crate::order::AnyOrder::App(o) => (&mut self.apps, o.app),
+            crate::order::AnyOrder::Dataset(o) => (&mut self.datasets, o.dataset),
+            _ => return,
+        };
+        if !list.contains(&asset) {
+            list.push(asset);
+        }
+    }
+}
+
+fn op_size(op: &Op) -> usize {
+    match op {
+        Op::Publish { records, .. } => records.len(),
+        Op::Close { hashes, .. } => hashes.len(),
+        Op::Chain { .. } | Op::Rebuild { .. } | Op::Sweep { .. } => 0,
+    }
+}
