@@ -48,21 +48,6 @@ pub enum AuthError {
     SessionFromSession,
 }
 
-impl AuthError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            AuthError::Missing
-            | AuthError::Malformed(_)
-            | AuthError::Invalid
-            | AuthError::Session
-            | AuthError::SessionFromSession => "auth_invalid",
-            AuthError::Store(_) => "store_unavailable",
-            AuthError::Chain => "chain_unavailable",
-            AuthError::NoRandomness => "no_randomness",
-        }
-    }
-}
-
 #[derive(Debug)]
 pub struct Auth {
     store: Store,

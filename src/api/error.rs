@@ -48,7 +48,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Publish(e) => publish_answer(e).1,
             ApiError::Market(e) => market_answer(e).1,
-            ApiError::Auth(e) => e.code(),
+            ApiError::Auth(e) => auth_answer(e).1,
             ApiError::NotFound(_) | ApiError::NoRoute => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::RateLimited(_) => "rate_limited",
@@ -76,6 +76,20 @@ impl From<PublishError> for ApiError {
 }
 
 /// Status and stable code of a refusal of an order, side by side: the one table of both.
+/// Status and code of each authentication failure. Every refusal is the same 403 `auth_invalid` (the peer never
+/// says why, which is also the safer rule); what is unavailable says so.
+fn auth_answer(e: &crate::api::auth::AuthError) -> (StatusCode, &'static str) {
+    use crate::api::auth::AuthError as A;
+    match e {
+        A::Missing | A::Malformed(_) | A::Invalid | A::Session | A::SessionFromSession => {
+            (StatusCode::FORBIDDEN, "auth_invalid")
+        }
+        A::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+        A::Chain => (StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable"),
+        A::NoRandomness => (StatusCode::SERVICE_UNAVAILABLE, "no_randomness"),
+    }
+}
+
 fn publish_answer(e: &PublishError) -> (StatusCode, &'static str) {
     use PublishError as P;
     // The peer answers every refusal of a publication or unpublication with 403 (Dragon's own refusals too: a
@@ -129,12 +143,7 @@ impl ResponseError for ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Auth(
-                crate::api::auth::AuthError::Store(_)
-                | crate::api::auth::AuthError::Chain
-                | crate::api::auth::AuthError::NoRandomness,
-            ) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Auth(_) => StatusCode::FORBIDDEN,
+            ApiError::Auth(e) => auth_answer(e).0,
             ApiError::Publish(e) => publish_answer(e).0,
             ApiError::Market(e) => market_answer(e).0,
         }
