@@ -10,7 +10,7 @@
 
 use crate::harness::database;
 use crate::market::{Server, World, app_order_of, pool_order_of, provider, request_of};
-use crate::settle::{OPERATOR, operator, until};
+use crate::settle::{OPERATOR, operator, requester_with, until};
 use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
@@ -488,17 +488,6 @@ async fn the_settlement_log_and_the_budget_window_in_the_store() {
     proposals::mark_submitted(&**c, &[ids[2]], B256::repeat_byte(0xee)).await.expect("submitted");
     let failed = proposals::fail_unsent(&**c, 5, "not sent before the engine restarted").await.expect("fail");
     assert_eq!(failed.iter().map(|p| p.id).collect::<Vec<_>>(), vec![ids[1]]);
-}
-
-/// A fresh requester with `deposit` nRLC in the hub and gas money.
-async fn requester_with(w: &World, deposit: u64) -> PrivateKeySigner {
-    let key = PrivateKeySigner::random();
-    rpc(w, "anvil_setBalance", (key.address(), U256::from(10u128.pow(20)))).await;
-    let url = w.node.url();
-    let minter = setup::Account::new(&url, &w.owner).expect("account");
-    let who = setup::Account::new(&url, &key).expect("account");
-    setup::fund(&w.deployment, &minter, &[&who], U256::from(deposit)).await.expect("fund");
-    key
 }
 
 /// A deferred proposal keeps its volume reserved for as long as the window says; a proposal failing beside it on

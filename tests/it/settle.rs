@@ -91,8 +91,8 @@ async fn set_balance(w: &World, who: Address, wei: U256) {
     let _: Value = p.raw_request("anvil_setBalance".into(), (who, wei)).await.expect("anvil_setBalance");
 }
 
-/// A fresh requester with `deposit` nRLC in the hub.
-async fn requester_with(w: &World, deposit: u64) -> PrivateKeySigner {
+/// A fresh requester with `deposit` nRLC in the hub and gas money.
+pub(crate) async fn requester_with(w: &World, deposit: u64) -> PrivateKeySigner {
     let key = PrivateKeySigner::random();
     set_balance(w, key.address(), U256::from(10u128.pow(20))).await;
     let url = w.node.url();
