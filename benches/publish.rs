@@ -1,7 +1,9 @@
 //! Load benchmark of `dragon serve`: pre-signed orders posted over HTTP from many connections, against a real
 //! PostgreSQL and anvil started here. Reports accepted-and-durable orders per second (a 200 or a batch answer
-//! comes after the commit) with p50/p99 latency, beside the bare signature-recovery rate measured on the same
-//! cores in the same run (the ceiling), then book queries per second.
+//! comes after the commit) with p50/p99 latency and the CPU each order cost the server, PostgreSQL and anvil,
+//! beside the bare signature-recovery rate measured on the same cores in the same run (the ceiling), then book
+//! queries per second. The load generator is a lean keep-alive HTTP/1.1 client (`common::raw`), so that it takes
+//! as little as it can of the two cores it shares with what it measures.
 //!
 //! `cargo bench --bench publish` (release build of the server; about two minutes). Environment:
 //! `PUBLISH_ORDERS` (default 100000) orders to sign up front. The orders are spread over 100 apps, so a book
@@ -10,7 +12,8 @@
 mod common;
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
-use common::{login, session};
+use common::raw::{self, Conn};
+use common::session;
 use dragon::chain::setup::{self, Account};
 use dragon::local::{Anvil, PgCluster, free_port};
 use dragon::money::Nrlc;
@@ -26,6 +29,8 @@ struct Stats {
     count: usize,
     secs: f64,
     latencies: Vec<Duration>,
+    /// CPU seconds used during the flow by the server, PostgreSQL and anvil.
+    cpu: [f64; 3],
 }
 
 impl Stats {
@@ -37,11 +42,15 @@ impl Stats {
         self.latencies[i].as_secs_f64() * 1e3
     }
     fn line(&self, name: &str, unit: &str) {
+        let per = |cpu: f64| if self.count == 0 { 0.0 } else { cpu * 1e6 / self.count as f64 };
         println!(
-            "| {name} | {:.0} {unit}/s | {:.2} ms | {:.2} ms | {} |",
+            "| {name} | {:.0} {unit}/s | {:.2} ms | {:.2} ms | {:.0} µs | {:.0} µs | {:.0} µs | {} |",
             self.count as f64 / self.secs,
             self.pct(0.5),
             self.pct(0.99),
+            per(self.cpu[0]),
+            per(self.cpu[1]),
+            per(self.cpu[2]),
             self.count
         );
     }
@@ -153,48 +162,43 @@ async fn run() -> anyhow::Result<()> {
     };
 
     let token = session(&http, &base, &key, d.chain_id).await?;
+    let addr = format!("127.0.0.1:{port}");
+    let procs = Procs { server: server.id().unwrap_or(0), pg: pg.pid(), anvil: anvil.pid() };
     let next = Arc::new(AtomicUsize::new(0));
-    println!("| flow | rate | p50 | p99 | orders |\n|---|---:|---:|---:|---:|");
-    println!("| bare hash + recovery, 2 threads (ceiling) | {ceiling:.0} orders/s | | | |");
+    println!(
+        "| flow | rate | p50 | p99 | CPU per op: server | PostgreSQL | anvil | ops |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    println!("| bare hash + recovery, 2 threads (ceiling) | {ceiling:.0} orders/s | | | | | | |");
 
     // Batches of 100 over 8 connections, one session.
-    let batch = load(8, Duration::from_secs(8), {
-        let (http, base, token, orders, next) =
-            (http.clone(), base.clone(), token.clone(), orders.clone(), next.clone());
+    let batches: Arc<Vec<bytes::Bytes>> = Arc::new(
+        orders[..orders.len() * 4 / 10]
+            .chunks(100)
+            .map(|c| bytes::Bytes::from(json!({ "orders": c }).to_string()))
+            .collect(),
+    );
+    let batch = load(&addr, 8, Duration::from_secs(8), &procs, None, {
+        let (token, batches, next) = (token.clone(), batches.clone(), next.clone());
         move || {
-            let (http, base, token, orders, next) =
-                (http.clone(), base.clone(), token.clone(), orders.clone(), next.clone());
-            async move {
-                let i = next.fetch_add(100, Ordering::Relaxed);
-                if i + 100 > orders.len() * 4 / 10 {
-                    return None;
-                }
-                let body = json!({"orders": &orders[i..i + 100]});
-                let r = http
-                    .post(format!("{base}/apporders/batch?chainId=31337"))
-                    .header("authorization", &token)
-                    .json(&body)
-                    .send()
-                    .await
-                    .ok()?;
-                let v: Value = r.json().await.ok()?;
-                Some(v["results"].as_array().map_or(0, |a| a.iter().filter(|x| x["ok"] == true).count()))
-            }
+            let b = batches.get(next.fetch_add(1, Ordering::Relaxed))?.clone();
+            Some(Step::Send(Req::post("/apporders/batch?chainId=31337", &token, b)))
         }
     })
     .await;
     batch.line("batch of 100, session token, 8 connections (latency per batch)", "orders");
+    println!(
+        "| batched publication / ceiling | {:.0}% | | | | | | |",
+        100.0 * batch.count as f64 / batch.secs / ceiling
+    );
     next.store(orders.len() * 4 / 10, Ordering::Relaxed);
     let orders = single_bodies.clone();
 
     // One order per request, 64 connections, one session.
-    let single = load(64, Duration::from_secs(6), {
-        let (http, base, token, orders, next) =
-            (http.clone(), base.clone(), token.clone(), orders.clone(), next.clone());
+    let single = load(&addr, 64, Duration::from_secs(6), &procs, None, {
+        let (token, orders, next) = (token.clone(), orders.clone(), next.clone());
         move || {
-            let (http, base, token, orders, next) =
-                (http.clone(), base.clone(), token.clone(), orders.clone(), next.clone());
-            async move { post_one(&http, &base, &token, &orders, &next).await }
+            let o = orders.get(next.fetch_add(1, Ordering::Relaxed))?.clone();
+            Some(Step::Send(Req::post("/apporders?chainId=31337", &token, o)))
         }
     })
     .await;
@@ -202,16 +206,9 @@ async fn run() -> anyhow::Result<()> {
     next.store(orders.len() * 7 / 10, Ordering::Relaxed);
 
     // The peer's clients: a challenge signed for every order.
-    let peer = load(32, Duration::from_secs(5), {
-        let (http, base, orders, next, key) = (http.clone(), base.clone(), orders.clone(), next.clone(), key.clone());
-        move || {
-            let (http, base, orders, next, key) =
-                (http.clone(), base.clone(), orders.clone(), next.clone(), key.clone());
-            async move {
-                let auth = login(&http, &base, &key, 31337).await.ok()?;
-                post_one(&http, &base, &auth, &orders, &next).await
-            }
-        }
+    let peer = load(&addr, 32, Duration::from_secs(5), &procs, Some(key.clone()), {
+        let (orders, next) = (orders.clone(), next.clone());
+        move || Some(Step::Login(orders.get(next.fetch_add(1, Ordering::Relaxed))?.clone()))
     })
     .await;
     peer.line("one challenge per order (the peer's flow), 32 connections", "orders");
@@ -219,38 +216,28 @@ async fn run() -> anyhow::Result<()> {
 
     // Open loop at 80% of the single-order rate: latency when not saturated.
     let target = single.count as f64 / single.secs * 0.8;
-    let open = open_loop(target, Duration::from_secs(5), {
-        let (http, base, token, orders, next) =
-            (http.clone(), base.clone(), token.clone(), orders.clone(), next.clone());
+    let open = open_loop(&addr, target, Duration::from_secs(5), &procs, {
+        let (token, orders, next) = (token.clone(), orders.clone(), next.clone());
         move || {
-            let (http, base, token, orders, next) =
-                (http.clone(), base.clone(), token.clone(), orders.clone(), next.clone());
-            async move { post_one(&http, &base, &token, &orders, &next).await }
+            let o = orders.get(next.fetch_add(1, Ordering::Relaxed))?.clone();
+            Some(Req::post("/apporders?chainId=31337", &token, o))
         }
     })
     .await;
     open.line(&format!("open loop at 80% of that ({target:.0}/s offered)"), "orders");
 
     // Book queries over the 100 apps: repeated queries (answered from the cache until the book changes), then
-    // queries made distinct by an ignored parameter (each walks the app's orders and serialises the page).
+    // queries made distinct by an ignored parameter (each walks the app's orders and builds the page).
     let apps = Arc::new(apps);
     for (label, distinct) in [("repeated", false), ("all distinct, uncached", true)] {
         let counter = Arc::new(AtomicUsize::new(0));
-        let reads = load(32, Duration::from_secs(5), {
-            let (http, base, apps, counter) = (http.clone(), base.clone(), apps.clone(), counter.clone());
+        let reads = load(&addr, 32, Duration::from_secs(5), &procs, None, {
+            let (apps, counter) = (apps.clone(), counter.clone());
             move || {
-                let (http, base, apps, counter) = (http.clone(), base.clone(), apps.clone(), counter.clone());
-                async move {
-                    let k = counter.fetch_add(1, Ordering::Relaxed);
-                    let extra = if distinct { format!("&nonce={k}") } else { String::new() };
-                    let app = apps[k % apps.len()];
-                    let r = http
-                        .get(format!("{base}/apporders?chainId=31337&app={app}&pageSize=20{extra}"))
-                        .send()
-                        .await
-                        .ok()?;
-                    r.status().is_success().then_some(1)
-                }
+                let k = counter.fetch_add(1, Ordering::Relaxed);
+                let extra = if distinct { format!("&nonce={k}") } else { String::new() };
+                let app = apps[k % apps.len()];
+                Some(Step::Send(Req::get(format!("/apporders?chainId=31337&app={app}&pageSize=20{extra}"))))
             }
         })
         .await;
@@ -265,43 +252,97 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn post_one(
-    http: &reqwest::Client,
-    base: &str,
-    auth: &str,
-    orders: &[bytes::Bytes],
-    next: &AtomicUsize,
-) -> Option<usize> {
-    let i = next.fetch_add(1, Ordering::Relaxed);
-    let o = orders.get(i)?.clone();
-    let r = http
-        .post(format!("{base}/apporders?chainId=31337"))
-        .header("authorization", auth)
-        .header("content-type", "application/json")
-        .body(o)
-        .send()
-        .await
-        .ok()?;
-    // Only answers 200 count; a refusal (which would be a bug here) is counted as nothing, not as a stop.
-    Some(usize::from(r.status().as_u16() == 200))
+/// The processes whose CPU each flow reports: the server, the PostgreSQL cluster, anvil (each with its children).
+struct Procs {
+    server: u32,
+    pg: u32,
+    anvil: u32,
 }
 
-/// Closed loop: `conns` tasks each repeating `op` until `dur` ends or `op` says stop (None).
-async fn load<F, Fut>(conns: usize, dur: Duration, op: F) -> Stats
+impl Procs {
+    fn cpu(&self) -> [f64; 3] {
+        [raw::tree_cpu(self.server), raw::tree_cpu(self.pg), raw::tree_cpu(self.anvil)]
+    }
+}
+
+struct Req {
+    method: &'static str,
+    path: String,
+    auth: Option<String>,
+    body: bytes::Bytes,
+}
+
+impl Req {
+    fn post(path: &str, auth: &str, body: bytes::Bytes) -> Req {
+        Req { method: "POST", path: path.to_owned(), auth: Some(auth.to_owned()), body }
+    }
+
+    fn get(path: String) -> Req {
+        Req { method: "GET", path, auth: None, body: bytes::Bytes::new() }
+    }
+
+    /// Sends it; the number of orders (or queries) the answer accepted.
+    async fn send(&self, conn: &mut Conn) -> Option<usize> {
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(a) = &self.auth {
+            headers.push(("authorization", a.as_str()));
+        }
+        let (status, body) = conn.request(self.method, &self.path, &headers, &self.body).await.ok()?;
+        if self.path.contains("/batch") {
+            let v: Value = serde_json::from_slice(&body).ok()?;
+            return Some(v["results"].as_array().map_or(0, |a| a.iter().filter(|x| x["ok"] == true).count()));
+        }
+        // Only answers 200 count; a refusal (which would be a bug here) is counted as nothing, not as a stop.
+        Some(usize::from(status == 200))
+    }
+}
+
+/// One operation of a closed loop.
+enum Step {
+    Send(Req),
+    /// The peer's flow: a challenge, signed, then the order with it.
+    Login(bytes::Bytes),
+}
+
+async fn peer_publish(conn: &mut Conn, key: &PrivateKeySigner, order: bytes::Bytes) -> Option<usize> {
+    let path = format!("/challenge?chainId=31337&address={}", key.address());
+    let (_, body) = conn.request("GET", &path, &[], &[]).await.ok()?;
+    let c: Value = serde_json::from_slice(&body).ok()?;
+    let text = c["data"]["message"]["challenge"].as_str()?;
+    let auth = dragon::api::auth::authorization(31337, text, key).ok()?;
+    Req::post("/apporders?chainId=31337", &auth, order).send(conn).await
+}
+
+/// Closed loop: `conns` connections each repeating the next step until `dur` ends or there is none left.
+async fn load<F>(
+    addr: &str,
+    conns: usize,
+    dur: Duration,
+    procs: &Procs,
+    key: Option<PrivateKeySigner>,
+    next: F,
+) -> Stats
 where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Option<usize>> + Send + 'static,
+    F: Fn() -> Option<Step> + Send + Sync + 'static,
 {
-    let op = Arc::new(op);
+    let next = Arc::new(next);
+    let cpu0 = procs.cpu();
     let start = Instant::now();
     let tasks: Vec<_> = (0..conns)
         .map(|_| {
-            let op = op.clone();
+            let (next, addr, key) = (next.clone(), addr.to_owned(), key.clone());
             tokio::spawn(async move {
                 let (mut n, mut lat) = (0, Vec::new());
+                let Ok(mut conn) = Conn::open(&addr).await else { return (n, lat) };
                 while start.elapsed() < dur {
+                    let Some(step) = next() else { break };
                     let t = Instant::now();
-                    match op().await {
+                    let done = match (step, &key) {
+                        (Step::Send(r), _) => r.send(&mut conn).await,
+                        (Step::Login(order), Some(key)) => peer_publish(&mut conn, key, order).await,
+                        (Step::Login(_), None) => None,
+                    };
+                    match done {
                         Some(k) => {
                             n += k;
                             lat.push(t.elapsed());
@@ -320,17 +361,26 @@ where
             latencies.extend(l);
         }
     }
+    let secs = start.elapsed().as_secs_f64();
+    let cpu1 = procs.cpu();
     latencies.sort();
-    Stats { count, secs: start.elapsed().as_secs_f64(), latencies }
+    Stats { count, secs, latencies, cpu: [0, 1, 2].map(|i| cpu1[i] - cpu0[i]) }
 }
 
-/// Open loop: starts `op` at a fixed rate whatever the answers, so latency is measured without coordinated
-/// omission.
-async fn open_loop<F, Fut>(rate: f64, dur: Duration, op: F) -> Stats
+/// Open loop: starts a request at a fixed rate whatever the answers, on the first free connection of a pool
+/// (opening another when none is free), so latency is measured from when the request was due, without
+/// coordinated omission.
+async fn open_loop<F>(addr: &str, rate: f64, dur: Duration, procs: &Procs, next: F) -> Stats
 where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Option<usize>> + Send + 'static,
+    F: Fn() -> Option<Req>,
 {
+    let (free_tx, mut free_rx) = tokio::sync::mpsc::unbounded_channel::<Conn>();
+    for _ in 0..16 {
+        if let Ok(c) = Conn::open(addr).await {
+            let _ = free_tx.send(c);
+        }
+    }
+    let cpu0 = procs.cpu();
     let start = Instant::now();
     let period = Duration::from_secs_f64(1.0 / rate.max(1.0));
     let mut tasks = Vec::new();
@@ -338,20 +388,28 @@ where
     while start.elapsed() < dur {
         let due = start + period * k;
         tokio::time::sleep_until(due.into()).await;
-        let fut = op();
+        let Some(req) = next() else { break };
+        let conn = match free_rx.try_recv() {
+            Ok(c) => Some(c),
+            Err(_) => Conn::open(addr).await.ok(),
+        };
+        let free_tx = free_tx.clone();
         tasks.push(tokio::spawn(async move {
-            let r = fut.await;
-            (r, due.elapsed())
+            let mut conn = conn?;
+            let r = req.send(&mut conn).await;
+            let _ = free_tx.send(conn);
+            Some((r?, due.elapsed()))
         }));
         k += 1;
     }
     let (mut count, mut latencies) = (0, Vec::new());
     for t in tasks {
-        if let Ok((Some(n), l)) = t.await {
+        if let Ok(Some((n, l))) = t.await {
             count += n;
             latencies.push(l);
         }
     }
+    let cpu1 = procs.cpu();
     latencies.sort();
-    Stats { count, secs: dur.as_secs_f64(), latencies }
+    Stats { count, secs: dur.as_secs_f64(), latencies, cpu: [0, 1, 2].map(|i| cpu1[i] - cpu0[i]) }
 }

@@ -42,16 +42,15 @@ impl AppState {
         if head.chain_id != d.chain_id {
             anyhow::bail!("the RPC serves chain {} but the deployment is for chain {}", head.chain_id, d.chain_id);
         }
-        let reader = Arc::new(ChainReader::new(
-            chain.provider().clone(),
-            d.clone(),
-            Duration::from_secs(60),
-            Duration::from_secs(5),
-        ));
+        let reader = Arc::new(ChainReader::new(chain.provider().clone(), d.clone(), Duration::from_secs(5)));
         let categories = reader.categories().await.context("reading the categories")?;
         crate::store::categories::upsert(&**store.client().await?, &categories).await?;
         // The store catches up with the chain before the book is rebuilt from it; proposals the chain did
         // not settle meanwhile fail, and the engine proposes again what is still possible.
+        // Before the first range, so that sync's cursor is still where the backfill reads up to.
+        crate::chain::sync::backfill_marks(&store, &reader, chain.provider())
+            .await
+            .context("reading the hub's presignatures and closures")?;
         let mut sync = ChainSync::new(store.clone(), reader.clone(), chain.provider().clone(), config.sync);
         sync.catch_up().await.context("catching up with the chain")?;
         crate::chain::sync::backfill_categories(&store, chain.provider(), d)
@@ -67,7 +66,8 @@ impl AppState {
             );
         }
         // `proposals` carries the ids of the deals the engine proposes, from its first start on, to the settler.
-        let (market, proposals) = Market::start(store.clone(), reader.clone(), config.market, listener)
+        let recoverer = crate::order::recoverer::Recoverer::per_core().context("starting the signature threads")?;
+        let (market, proposals) = Market::start(store.clone(), reader.clone(), recoverer, config.market, listener)
             .await
             .context("starting the market")?;
         let background = Arc::new(Background::default());

@@ -1,4 +1,7 @@
-//! What the HTTP benchmarks share: logging in to `dragon serve` as its clients do.
+//! What the HTTP benchmarks share: logging in to `dragon serve` as its clients do, a lean HTTP client, CPU use.
+
+#[allow(dead_code)]
+pub mod raw;
 
 use alloy::signers::local::PrivateKeySigner;
 use serde_json::Value;

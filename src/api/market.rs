@@ -41,6 +41,11 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
         ("dragon_deals_proposed_total", "Deals the engine proposed.", s.deals_proposed.load(Ordering::Relaxed)),
         ("dragon_sync_deals_total", "Deals chain sync recorded.", state.sync.deals.load(Ordering::Relaxed)),
         ("dragon_sync_reorgs_total", "Reorgs undone by chain sync.", state.sync.reorgs.load(Ordering::Relaxed)),
+        (
+            "dragon_chain_index_cold_reads_total",
+            "Reads of the node that filled the chain index (an asset, account or address seen for the first time).",
+            m.reader.cold_reads(),
+        ),
     ] {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"));
     }

@@ -1,7 +1,27 @@
-//! What publication needs to know of the chain: asset owners, consumed volumes, presignatures, stakes,
-//! contract signers (ERC-1271) and categories. Owners and whether an address holds code change rarely and are
-//! cached for a minute (chain sync, issue 8, is to drop an owner as soon as its asset is transferred); stakes and consumed
-//! volumes are read fresh, since a stale one would accept an order the hub would refuse.
+//! What publication needs to know of the chain, kept in memory and current by chain sync, so that publishing an
+//! order makes no call to the node once the index is warm.
+//!
+//! - **Asset owners**: read once per asset (the first order naming it), then set by chain sync from the
+//!   registries' `Transfer` events.
+//! - **Free stakes**: read once per account, then re-read by chain sync, at the block it applied, for every
+//!   account an escrow event names (`Transfer`, `Lock`, `Unlock`, `Reward`, `Seize`).
+//! - **Whether an address holds code** (an ERC-1271 signer, an ERC-734 group): read once per address. Code does
+//!   not change under an address once deployed; an account that gains code later (a counterfactual deployment)
+//!   is seen as it was until the exchange restarts, and the hub's own check at settlement decides.
+//! - **Consumed volumes, closures, presignatures** are not here: chain sync writes every deal, closure and
+//!   presignature since the hub's deployment block to the store, which publication reads in the same query as the
+//!   order's own row (`store::orders::prior`).
+//!
+//! **Freshness rule:** the index is as current as chain sync's cursor: at most one poll interval (0.5 s by
+//! default) plus the configured confirmations behind the node. An order published inside that window may rest
+//! on a read that the chain has just made stale (a foreign deal, a withdrawal, a transfer). The hub checks
+//! everything again at settlement, so the cost is one failed settlement, after which the market re-reads the
+//! chain, caps the order and closes what the failure shows unusable (`Market::settlement_failed`); it never
+//! makes a wrong deal. A refusal for a stake too low is confirmed by a fresh read first, so a deposit seconds
+//! old is never refused because sync has not applied it yet.
+//!
+//! Categories and the consumed volumes that a failed settlement re-reads are read from the node on purpose:
+//! they are off the publication path.
 
 use super::ChainError;
 use super::contracts::workerpool_registry::WorkerpoolRegistry;
@@ -13,7 +33,8 @@ use crate::store::categories::Category;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider};
 use dashmap::DashMap;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 type ConsumedReply = tokio::sync::oneshot::Sender<Result<U256, String>>;
 
@@ -21,19 +42,39 @@ type ConsumedReply = tokio::sync::oneshot::Sender<Result<U256, String>>;
 pub struct ChainReader {
     provider: DynProvider,
     deployment: Deployment,
-    owners: DashMap<Address, (Address, Instant)>,
-    codes: DashMap<Address, (bool, Instant)>,
-    ttl: Duration,
+    owners: DashMap<Address, Address>,
+    codes: DashMap<Address, bool>,
+    stakes: DashMap<Address, U256>,
+    /// Reads made to fill the index (cold reads), for the metrics: once warm, this stops growing.
+    cold_reads: AtomicU64,
     timeout: Duration,
     consumed: tokio::sync::mpsc::UnboundedSender<(OrderHash, ConsumedReply)>,
 }
 
 impl ChainReader {
     /// A reader; spawns (on the current runtime) the task that batches consumed-volume reads.
-    pub fn new(provider: DynProvider, deployment: Deployment, ttl: Duration, timeout: Duration) -> Self {
+    pub fn new(provider: DynProvider, deployment: Deployment, timeout: Duration) -> Self {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(batch_consumed(provider.clone(), deployment.hub, timeout, rx));
-        ChainReader { provider, deployment, owners: DashMap::new(), codes: DashMap::new(), ttl, timeout, consumed: tx }
+        ChainReader {
+            provider,
+            deployment,
+            owners: DashMap::new(),
+            codes: DashMap::new(),
+            stakes: DashMap::new(),
+            cold_reads: AtomicU64::new(0),
+            timeout,
+            consumed: tx,
+        }
+    }
+
+    /// Reads made so far to fill the index.
+    pub fn cold_reads(&self) -> u64 {
+        self.cold_reads.load(Ordering::Relaxed)
+    }
+
+    fn cold(&self) {
+        self.cold_reads.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn deployment(&self) -> &Deployment {
@@ -49,11 +90,10 @@ impl ChainReader {
 
     /// The owner of a registered app, dataset or workerpool (zero when `asset` is not registered as `kind`).
     pub async fn owner(&self, kind: OrderKind, asset: Address) -> Result<Address, ChainError> {
-        if let Some(e) = self.owners.get(&asset)
-            && e.1.elapsed() < self.ttl
-        {
-            return Ok(e.0);
+        if let Some(e) = self.owners.get(&asset) {
+            return Ok(*e);
         }
+        self.cold();
         let d = &self.deployment;
         let p = &self.provider;
         let owner = match kind {
@@ -68,48 +108,83 @@ impl ChainReader {
         };
         // Unregistered assets are not cached: they may be registered a moment later.
         if owner != Address::ZERO {
-            self.owners.insert(asset, (owner, Instant::now()));
+            self.owners.insert(asset, owner);
         }
         Ok(owner)
     }
 
-    /// Drops a cached owner (chain sync saw the asset change hands).
-    pub fn forget_owner(&self, asset: Address) {
-        self.owners.remove(&asset);
+    /// Chain sync saw `asset` change hands. Only assets already indexed are kept current: the others are read
+    /// when an order first names them.
+    pub fn set_owner(&self, asset: Address, owner: Address) {
+        if let Some(mut e) = self.owners.get_mut(&asset) {
+            *e = owner;
+        }
     }
 
     fn hub(&self) -> DragonHub::DragonHubInstance<&DynProvider> {
         DragonHub::new(self.deployment.hub, &self.provider)
     }
 
-    /// Volume of the order consumed on chain. Every order published needs one: the reads waiting at the same
-    /// time go to the node as one JSON-RPC batch, so a burst of orders costs one round trip, not one each.
+    /// Volume of the order consumed on chain, read from the node (a failed settlement's check; publication reads
+    /// the store's index instead). The reads waiting at the same time go to the node as one JSON-RPC batch.
     pub async fn consumed(&self, hash: OrderHash) -> Result<U256, ChainError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.consumed.send((hash, tx)).map_err(|_| ChainError::Batch("the reader stopped".into()))?;
         rx.await.map_err(|_| ChainError::Batch("the reader stopped".into()))?.map_err(ChainError::Batch)
     }
 
-    /// Who presigned the order on chain (zero when nobody did).
-    pub async fn presigned(&self, hash: OrderHash) -> Result<Address, ChainError> {
+    /// Who presigned the order on chain at `block` (zero when nobody did): chain sync's read of a presignature.
+    pub async fn presigned(&self, hash: OrderHash, block: u64) -> Result<Address, ChainError> {
+        self.timed(self.hub().viewPresigned(hash.0).block(block.into()).call()).await
+    }
+
+    /// Who presigned the order at the node's latest block (a refusal's last check, see `Market::check`).
+    pub async fn presigned_now(&self, hash: OrderHash) -> Result<Address, ChainError> {
         self.timed(self.hub().viewPresigned(hash.0).call()).await
     }
 
-    /// The free (unlocked) stake of an account in the hub's escrow.
+    /// Empties the owner and stake index (a reorg undid blocks it may have been read from).
+    pub fn forget_indexed(&self) {
+        self.owners.clear();
+        self.stakes.clear();
+    }
+
+    /// The free (unlocked) stake of an account in the hub's escrow, from the index (see the module's freshness
+    /// rule); the first read of an account fills it.
     pub async fn stake(&self, account: Address) -> Result<U256, ChainError> {
-        Ok(self.timed(self.hub().viewAccount(account).call()).await?.stake)
+        if let Some(s) = self.stakes.get(&account) {
+            return Ok(*s);
+        }
+        self.cold();
+        self.stake_fresh(account).await
+    }
+
+    /// The free stake as the node says it now; the index takes it.
+    pub async fn stake_fresh(&self, account: Address) -> Result<U256, ChainError> {
+        let stake = self.timed(self.hub().viewAccount(account).call()).await?.stake;
+        self.stakes.insert(account, stake);
+        Ok(stake)
+    }
+
+    /// The indexed accounts among `accounts`: chain sync re-reads only those.
+    pub fn indexed_accounts(&self, accounts: impl IntoIterator<Item = Address>) -> Vec<Address> {
+        accounts.into_iter().filter(|a| self.stakes.contains_key(a)).collect()
+    }
+
+    /// Chain sync read `account`'s free stake at the block it applied.
+    pub fn set_stake(&self, account: Address, stake: U256) {
+        self.stakes.insert(account, stake);
     }
 
     /// Whether `address` holds code (a contract: an ERC-1271 signer or an ERC-734 group).
     pub async fn has_code(&self, address: Address) -> Result<bool, ChainError> {
-        if let Some(e) = self.codes.get(&address)
-            && e.1.elapsed() < self.ttl
-        {
-            return Ok(e.0);
+        if let Some(e) = self.codes.get(&address) {
+            return Ok(*e);
         }
+        self.cold();
         let code = self.timed(self.provider.get_code_at(address)).await?;
         let has = !code.is_empty();
-        self.codes.insert(address, (has, Instant::now()));
+        self.codes.insert(address, has);
         Ok(has)
     }
 

@@ -21,6 +21,7 @@ use crate::ids::{DealId, OrderHash, TaskId};
 use crate::order::OrderKind;
 use crate::order::record::{OrderRecord, OrderStatus};
 use crate::store::deals::{DealRow, Resource, TaskChange, TaskEvent};
+use crate::store::order_marks::{Mark, MarkRow};
 use crate::store::orders::LiveBy;
 use crate::store::{Store, StoreError};
 use alloy::primitives::{Address, B256, U256};
@@ -122,6 +123,9 @@ struct Range {
     transfers: Vec<(OrderKind, Address, Address, u64)>,
     /// Accounts whose free stake went down, with the last block that changed it.
     stake_down: BTreeMap<Address, u64>,
+    /// Every account an escrow event names: the reader's stake index re-reads those it holds.
+    stake_changed: BTreeSet<Address>,
+    marks: Vec<crate::store::order_marks::MarkRow>,
     hashes: Vec<(u64, B256)>,
 }
 
@@ -287,6 +291,7 @@ impl ChainSync {
                 l.log_decode::<$t>().ok().map(|x| x.inner.data)
             };
         }
+        let mark = |hash: OrderHash, mark: Mark| MarkRow { hash, block_number: block, log_index, mark };
         let task_event = |task: B256, change: TaskChange| TaskEvent {
             task_id: TaskId(task),
             block_number: block,
@@ -303,21 +308,25 @@ impl ChainSync {
             t if t == DragonHub::ClosedAppOrder::SIGNATURE_HASH => {
                 if let Some(e) = ev!(DragonHub::ClosedAppOrder) {
                     r.cancelled.push((OrderHash(e.appHash), block));
+                    r.marks.push(mark(OrderHash(e.appHash), Mark::Closed));
                 }
             }
             t if t == DragonHub::ClosedDatasetOrder::SIGNATURE_HASH => {
                 if let Some(e) = ev!(DragonHub::ClosedDatasetOrder) {
                     r.cancelled.push((OrderHash(e.datasetHash), block));
+                    r.marks.push(mark(OrderHash(e.datasetHash), Mark::Closed));
                 }
             }
             t if t == DragonHub::ClosedWorkerpoolOrder::SIGNATURE_HASH => {
                 if let Some(e) = ev!(DragonHub::ClosedWorkerpoolOrder) {
                     r.cancelled.push((OrderHash(e.workerpoolHash), block));
+                    r.marks.push(mark(OrderHash(e.workerpoolHash), Mark::Closed));
                 }
             }
             t if t == DragonHub::ClosedRequestOrder::SIGNATURE_HASH => {
                 if let Some(e) = ev!(DragonHub::ClosedRequestOrder) {
                     r.cancelled.push((OrderHash(e.requestHash), block));
+                    r.marks.push(mark(OrderHash(e.requestHash), Mark::Closed));
                 }
             }
             t if t == DragonHub::CreateCategory::SIGNATURE_HASH => {
@@ -337,17 +346,46 @@ impl ChainSync {
                     r.categories.push((c, created));
                 }
             }
+            t if t == DragonHub::SignedAppOrder::SIGNATURE_HASH
+                || t == DragonHub::SignedDatasetOrder::SIGNATURE_HASH
+                || t == DragonHub::SignedWorkerpoolOrder::SIGNATURE_HASH
+                || t == DragonHub::SignedRequestOrder::SIGNATURE_HASH =>
+            {
+                // Each carries the order hash as its only (unindexed) word; the hub keeps who presigned.
+                if let Some(word) = l.data().data.get(..32) {
+                    let hash = OrderHash(B256::from_slice(word));
+                    let signer = self.reader.presigned(hash, block).await?;
+                    r.marks.push(mark(hash, Mark::Presigned { signer }));
+                }
+            }
             // Free stake goes down: a withdrawal or transfer out, or a lock for a deal or a contribution.
             t if t == DragonHub::Transfer::SIGNATURE_HASH => {
-                if let Some(e) = ev!(DragonHub::Transfer)
-                    && e.from != Address::ZERO
-                {
-                    r.stake_down.insert(e.from, block);
+                if let Some(e) = ev!(DragonHub::Transfer) {
+                    if e.from != Address::ZERO {
+                        r.stake_down.insert(e.from, block);
+                    }
+                    r.stake_changed.extend([e.from, e.to].into_iter().filter(|a| *a != Address::ZERO));
                 }
             }
             t if t == DragonHub::Lock::SIGNATURE_HASH => {
                 if let Some(e) = ev!(DragonHub::Lock) {
                     r.stake_down.insert(e.owner, block);
+                    r.stake_changed.insert(e.owner);
+                }
+            }
+            t if t == DragonHub::Unlock::SIGNATURE_HASH => {
+                if let Some(e) = ev!(DragonHub::Unlock) {
+                    r.stake_changed.insert(e.owner);
+                }
+            }
+            t if t == DragonHub::Reward::SIGNATURE_HASH => {
+                if let Some(e) = ev!(DragonHub::Reward) {
+                    r.stake_changed.insert(e.owner);
+                }
+            }
+            t if t == DragonHub::Seize::SIGNATURE_HASH => {
+                if let Some(e) = ev!(DragonHub::Seize) {
+                    r.stake_changed.insert(e.owner);
                 }
             }
             t if t == DragonHub::TaskInitialize::SIGNATURE_HASH => {
@@ -387,8 +425,7 @@ impl ChainSync {
                     r.task_events.push(task_event(e.taskid, TaskChange::Claimed));
                 }
             }
-            // SchedulerNotice repeats what OrdersMatched says, for the pool; Seize takes locked stake, Reward
-            // and Unlock only add: none of them changes the book.
+            // SchedulerNotice repeats what OrdersMatched says, for the pool.
             _ => {}
         }
         Ok(())
@@ -451,9 +488,11 @@ impl ChainSync {
         let chain_id = self.chain_id();
         // Stakes are read before the transaction, at the range's last block.
         let mut stakes = HashMap::new();
-        for account in r.stake_down.keys() {
-            let hub = DragonHub::new(self.deployment.hub, &self.provider);
-            stakes.insert(*account, hub.viewAccount(*account).block(to.into()).call().await?.stake);
+        let mut accounts: BTreeSet<Address> = r.stake_down.keys().copied().collect();
+        accounts.extend(self.reader.indexed_accounts(r.stake_changed.iter().copied()));
+        let hub = DragonHub::new(self.deployment.hub, &self.provider);
+        for account in accounts {
+            stakes.insert(account, hub.viewAccount(account).block(to.into()).call().await?.stake);
         }
         let mut client = self.store.client().await?;
         let tx = client.transaction().await?;
@@ -474,6 +513,7 @@ impl ChainSync {
         }
         let inserted = crate::store::deals::insert(&*tx, chain_id, &r.deals).await?;
         crate::store::deals::insert_task_events(&*tx, chain_id, &r.task_events).await?;
+        crate::store::order_marks::insert(&*tx, chain_id, &r.marks).await?;
         for (c, created) in &r.categories {
             crate::store::categories::insert_at(&*tx, c, *created).await?;
         }
@@ -517,8 +557,11 @@ impl ChainSync {
         tx.commit().await?;
 
         self.stats.deals.fetch_add(inserted.len() as u64, Ordering::Relaxed);
-        for (_, asset, _, _) in &r.transfers {
-            self.reader.forget_owner(*asset);
+        for (_, asset, owner, _) in &r.transfers {
+            self.reader.set_owner(*asset, *owner);
+        }
+        for (account, stake) in &stakes {
+            self.reader.set_stake(*account, *stake);
         }
         let client = self.store.client().await?;
         update.deals = r.deals.into_iter().filter(|d| inserted.contains(&d.deal_id)).collect();
@@ -566,6 +609,8 @@ impl ChainSync {
             }
             None => rollback.await?,
         }
+        // Owners and stakes read from orphaned blocks are read again.
+        self.reader.forget_indexed();
         // Transactions mined in the orphaned blocks are pending again: the settler follows them.
         if let Some(s) = &self.settler {
             s.wake();
@@ -616,6 +661,67 @@ pub async fn backfill_categories(
     Ok(())
 }
 
+/// Fills `order_marks` for the blocks chain sync passed before that table existed (a database from an earlier
+/// version), from the hub's deployment block to the cursor, once: afterwards chain sync keeps it. Without this,
+/// an order presigned or closed back then would be judged on an incomplete index.
+pub async fn backfill_marks(store: &Store, reader: &ChainReader, provider: &DynProvider) -> Result<(), SyncError> {
+    let deployment = reader.deployment();
+    let chain_id = deployment.chain_id;
+    let client = store.client().await?;
+    if crate::store::order_marks::backfilled(&**client, chain_id).await? {
+        return Ok(());
+    }
+    let cursor = crate::store::sync::cursor(&**client, chain_id).await?;
+    drop(client);
+    let mut rows = Vec::new();
+    if let Some(cursor) = cursor {
+        const SPAN: u64 = 10_000;
+        let closed = [
+            DragonHub::ClosedAppOrder::SIGNATURE_HASH,
+            DragonHub::ClosedDatasetOrder::SIGNATURE_HASH,
+            DragonHub::ClosedWorkerpoolOrder::SIGNATURE_HASH,
+            DragonHub::ClosedRequestOrder::SIGNATURE_HASH,
+        ];
+        let signed = [
+            DragonHub::SignedAppOrder::SIGNATURE_HASH,
+            DragonHub::SignedDatasetOrder::SIGNATURE_HASH,
+            DragonHub::SignedWorkerpoolOrder::SIGNATURE_HASH,
+            DragonHub::SignedRequestOrder::SIGNATURE_HASH,
+        ];
+        let mut from = deployment.block_number;
+        while from <= cursor {
+            let to = cursor.min(from + SPAN - 1);
+            let filter = Filter::new()
+                .address(deployment.hub)
+                .event_signature([closed, signed].concat())
+                .from_block(from)
+                .to_block(to);
+            for l in provider.get_logs(&filter).await? {
+                let (Some(word), Some(topic)) = (l.data().data.get(..32), l.topic0()) else { continue };
+                let hash = OrderHash(B256::from_slice(word));
+                let block = l.block_number.unwrap_or_default();
+                let mark = if closed.contains(topic) {
+                    Mark::Closed
+                } else {
+                    Mark::Presigned { signer: reader.presigned(hash, block).await? }
+                };
+                let log_index = l.log_index.unwrap_or_default() as u32;
+                rows.push(MarkRow { hash, block_number: block, log_index, mark });
+            }
+            from = to + 1;
+        }
+    }
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    crate::store::order_marks::insert(&*tx, chain_id, &rows).await?;
+    crate::store::order_marks::set_backfilled(&*tx, chain_id).await?;
+    tx.commit().await?;
+    if !rows.is_empty() {
+        tracing::info!(marks = rows.len(), "presignatures and closures read back from the hub's deployment");
+    }
+    Ok(())
+}
+
 /// Undoes blocks `from..` in the store: their deals, task events, categories and order closures go, and the
 /// remaining volumes of every order involved are recomputed. A deal that one of the settler's stored
 /// transactions made goes back to `submitted` with that transaction, which the settler follows again (it may
@@ -638,6 +744,7 @@ pub async fn rollback(store: &Store, chain_id: u64, from: u64) -> Result<(), Sto
     touched.extend(crate::store::orders::reopen_from(&*tx, from).await?);
     touched.extend(failed.iter().flat_map(|p| p.orders().collect::<Vec<_>>()));
     crate::store::categories::delete_from(&*tx, chain_id, from).await?;
+    crate::store::order_marks::delete_from(&*tx, chain_id, from).await?;
     crate::store::sync::rewind(&*tx, chain_id, from).await?;
     touched.sort();
     touched.dedup();

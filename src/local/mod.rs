@@ -138,6 +138,11 @@ impl PgCluster {
         }
     }
 
+    /// The postmaster's process id (its backends are its children).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
@@ -208,6 +213,11 @@ impl Anvil {
         // Keep draining stdout so anvil never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
         Ok(Anvil { port, child })
+    }
+
+    /// The node's process id (a launcher's children included when counting its work).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn url(&self) -> String {

@@ -231,7 +231,7 @@ impl Market {
                     }
                     _ => o.signer,
                 };
-                if self.reader.stake(account).await? < required {
+                if self.reader.stake_fresh(account).await? < required {
                     dead.push(o.hash);
                 }
             }

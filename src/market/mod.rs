@@ -151,6 +151,8 @@ pub struct Market {
     pub store: Store,
     pub stats: Arc<MarketStats>,
     pub config: MarketConfig,
+    /// Signature recovery off the async threads, in batches.
+    recoverer: crate::order::recoverer::Recoverer,
     ops: Mutex<Option<mpsc::Sender<Op>>>,
     /// See [`crate::chain::update::BookKeeper::chain_lock`].
     pub chain_lock: tokio::sync::Mutex<()>,
@@ -172,6 +174,7 @@ impl Market {
     pub async fn start(
         store: Store,
         reader: Arc<ChainReader>,
+        recoverer: crate::order::recoverer::Recoverer,
         config: MarketConfig,
         listener: Listener,
     ) -> Result<(Arc<Market>, Proposals), StoreError> {
@@ -204,6 +207,7 @@ impl Market {
             store,
             stats,
             config,
+            recoverer,
             ops: Mutex::new(Some(ops_tx)),
             chain_lock: tokio::sync::Mutex::new(()),
             engine,

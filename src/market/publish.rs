@@ -5,13 +5,13 @@
 //! with v 0/1/27/28 or EIP-2098, low s; ERC-1271 when the owner is a contract), or else a presignature by the
 //! owner on chain. So an order accepted here is one `matchOrders` accepts.
 
-use super::Market;
+use super::{Market, MarketError};
 use crate::chain::ChainError;
 use crate::ids::OrderHash;
 use crate::order::convert::{TooLarge, engine_order};
 use crate::order::record::{OrderRecord, OrderStatus};
 pub use crate::order::required_stake;
-use crate::order::{AnyOrder, OrderKind, signature};
+use crate::order::{AnyOrder, OrderKind};
 use crate::store::orders::volume_fits;
 use alloy::primitives::{Address, U256};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -159,6 +159,56 @@ impl Market {
         authenticated: Address,
     ) -> Result<OrderRecord, PublishError> {
         let hash = order.order_hash(&self.domain);
+        let client = self.store.client().await?;
+        let prior = crate::store::orders::prior(&**client, &hash).await?;
+        drop(client);
+        self.check_with(order, hash, claimed, authenticated, prior).await
+    }
+
+    /// [`Market::check`] of many orders of one signer: what the store knows of them is read in one query, then
+    /// each is checked (concurrently); one answer per order, in order.
+    pub async fn check_many(
+        &self,
+        orders: Vec<Result<(AnyOrder, Option<OrderHash>), PublishError>>,
+        authenticated: Address,
+    ) -> Vec<Result<OrderRecord, PublishError>> {
+        let hashes: Vec<OrderHash> = orders.iter().flatten().map(|(o, _)| o.order_hash(&self.domain)).collect();
+        let read = async {
+            let client = self.store.client().await?;
+            crate::store::orders::prior_many(&**client, &hashes).await
+        };
+        let mut priors = match read.await {
+            Ok(p) => p.into_iter(),
+            Err(e) => {
+                // Every order of the batch waits on this one read: each gets its error.
+                let e = e.to_string();
+                let down = || PublishError::Market(MarketError::Store(crate::store::StoreError::Pool(e.clone())));
+                return orders.iter().map(|_| Err(down())).collect();
+            }
+        };
+        let mut hashes = hashes.into_iter();
+        let checks = orders.into_iter().map(|o| {
+            let next = o.map(|(order, claimed)| (order, claimed, hashes.next(), priors.next()));
+            async move {
+                match next? {
+                    (order, claimed, Some(hash), Some(prior)) => {
+                        self.check_with(order, hash, claimed, authenticated, prior).await
+                    }
+                    _ => Err(PublishError::Market(MarketError::ShuttingDown)),
+                }
+            }
+        });
+        futures_util::future::join_all(checks).await
+    }
+
+    async fn check_with(
+        &self,
+        order: AnyOrder,
+        hash: OrderHash,
+        claimed: Option<OrderHash>,
+        authenticated: Address,
+        prior: crate::store::orders::Prior,
+    ) -> Result<OrderRecord, PublishError> {
         if let Some(claimed) = claimed
             && claimed != hash
         {
@@ -178,10 +228,7 @@ impl Market {
         if self.book.get(&hash).is_some() {
             return Err(PublishError::Duplicate(hash));
         }
-        let client = self.store.client().await?;
-        let (existing, reserved) = crate::store::orders::prior(&**client, &hash).await?;
-        drop(client);
-        let published_ms = match existing {
+        let published_ms = match prior.stored {
             Some((OrderStatus::Dead, at)) => at,
             Some((OrderStatus::Open, _)) => return Err(PublishError::Duplicate(hash)),
             Some((status, _)) => return Err(PublishError::Closed { hash, status }),
@@ -209,7 +256,8 @@ impl Market {
             return Err(PublishError::NotOwner { owner, authenticated });
         }
 
-        // Chain reads, concurrently: signature, consumed volume, restrictions; their verdicts in the peer's order.
+        // Restrictions and signature, concurrently (each reads the chain only for an address the index has never
+        // seen, or for a contract signer); their verdicts in the peer's order.
         let restrictions = async {
             for (field, address, role_kind) in restrictions(&order) {
                 if !self.reader.has_code(address).await? {
@@ -225,18 +273,17 @@ impl Market {
             }
             Ok(())
         };
-        let signature = self.check_signature(&order, hash, owner);
-        let consumed = async { Ok::<_, PublishError>(self.reader.consumed(hash).await?) };
-        let (r, s, consumed) = tokio::join!(restrictions, signature, consumed);
+        let signature = self.check_signature(&order, hash, owner, prior.presigner);
+        let (r, s) = tokio::join!(restrictions, signature);
         s?;
         let open = self.book.open_count(kind, owner);
         if open >= self.config.max_open_orders {
             return Err(PublishError::TooManyOrders { signer: owner, kind, limit: self.config.max_open_orders });
         }
         self.check_capacity(&order)?;
-        let consumed = consumed?;
-        // What the chain consumed, and what the engine's unsettled proposals hold of it.
-        let remaining = volume.saturating_sub(consumed).saturating_sub(U256::from(reserved));
+        // What the chain consumed (all of it once closed), and what the engine's unsettled proposals hold of it.
+        let consumed = if prior.closed { volume } else { U256::from(prior.consumed) };
+        let remaining = volume.saturating_sub(consumed).saturating_sub(U256::from(prior.reserved));
         if remaining.is_zero() {
             return Err(PublishError::FullyConsumed(hash));
         }
@@ -257,10 +304,17 @@ impl Market {
             status: OrderStatus::Open,
             published_ms,
             view,
+            shown: Default::default(),
         })
     }
 
-    async fn check_signature(&self, order: &AnyOrder, hash: OrderHash, owner: Address) -> Result<(), PublishError> {
+    async fn check_signature(
+        &self,
+        order: &AnyOrder,
+        hash: OrderHash,
+        owner: Address,
+        presigner: Option<Address>,
+    ) -> Result<(), PublishError> {
         let sign = order.sign().filter(|s| !s.is_empty()).cloned();
         let mut refusal = None;
         if let Some(sign) = sign {
@@ -270,20 +324,18 @@ impl Market {
                 }
                 refusal = Some(format!("the contract {owner} does not accept this signature (ERC-1271)"));
             } else {
-                // Recovery is ~30 µs of CPU: run it off the async threads, in parallel with other orders.
-                let digest = hash.0;
-                let res = tokio::task::spawn_blocking(move || signature::recover_signer(&digest, &sign))
-                    .await
-                    .map_err(|_| PublishError::InvalidSignature("verification failed".into()))?;
-                match res {
+                // Recovery is ~30 µs of CPU: off the async threads, batched with other orders' (`Recoverer`).
+                match self.recoverer.recover(hash.0, sign).await {
                     Ok(signer) if signer == owner => return Ok(()),
                     Ok(signer) => refusal = Some(format!("signed by {signer}, not by the owner {owner}")),
                     Err(e) => refusal = Some(e.to_string()),
                 }
             }
         }
-        // As the hub: without a valid signature, a presignature by the owner will do.
-        if self.reader.presigned(hash).await? == owner {
+        // As the hub: without a valid signature, a presignature by the owner will do. The index has every
+        // presignature up to sync's cursor; one made since (the usual flow: presign, then publish at once) is
+        // read from the node before refusing, so only a refusal can cost that read.
+        if presigner == Some(owner) || self.reader.presigned_now(hash).await? == owner {
             return Ok(());
         }
         Err(match refusal {
@@ -331,7 +383,11 @@ impl Market {
         if required.is_zero() {
             return Ok(());
         }
-        let available = self.reader.stake(owner).await?;
+        let mut available = self.reader.stake(owner).await?;
+        if available < required {
+            // The index may predate a deposit that sync has not applied yet: a refusal is confirmed fresh.
+            available = self.reader.stake_fresh(owner).await?;
+        }
         if available < required {
             return Err(PublishError::InsufficientStake { kind: order.kind(), account: owner, required, available });
         }

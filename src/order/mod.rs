@@ -10,6 +10,7 @@ pub mod convert;
 pub use crate::wire::json;
 pub mod login;
 pub mod record;
+pub mod recoverer;
 pub mod signature;
 pub mod typed;
 

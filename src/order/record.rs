@@ -61,6 +61,39 @@ pub struct OrderRecord {
     pub published_ms: i64,
     /// The engine's view of the order with its declared volume.
     pub view: m::Order,
+    /// The record as listings show it, serialised at most once (see [`Shown`]).
+    pub shown: Shown,
+}
+
+/// A record's listing JSON, made the first time a page shows it and reused by every later page: a book query
+/// then copies bytes instead of checksumming addresses and formatting times for each order it returns. Filed
+/// with the remaining volume and status it was made from, and used only while they are the record's; a clone
+/// starts empty, since clones are how records change.
+#[derive(Default)]
+pub struct Shown(std::sync::OnceLock<(u64, OrderStatus, bytes::Bytes)>);
+
+impl Clone for Shown {
+    fn clone(&self) -> Self {
+        Shown::default()
+    }
+}
+
+impl std::fmt::Debug for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() { "Shown(made)" } else { "Shown(empty)" })
+    }
+}
+
+impl Shown {
+    /// The JSON made by `make` for a record with `remaining` and `status`, made once.
+    pub fn get_or(&self, remaining: u64, status: OrderStatus, make: impl Fn() -> bytes::Bytes) -> bytes::Bytes {
+        let made = self.0.get_or_init(|| (remaining, status, make()));
+        if made.0 == remaining && made.1 == status {
+            return made.2.clone();
+        }
+        // Changed in place after it was shown (records change by cloning, so this is a safety net).
+        make()
+    }
 }
 
 /// The uint fields of the four kinds of orders.
@@ -207,4 +240,27 @@ pub struct Roles {
     pub workerpool: Address,
     pub requester: Address,
     pub beneficiary: Address,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_json_is_made_once_and_never_outlives_a_change() {
+        let shown = Shown::default();
+        let calls = std::cell::Cell::new(0);
+        let make = |text: &'static str| {
+            calls.set(calls.get() + 1);
+            bytes::Bytes::from_static(text.as_bytes())
+        };
+        assert_eq!(shown.get_or(3, OrderStatus::Open, || make("a")), "a");
+        assert_eq!(shown.get_or(3, OrderStatus::Open, || make("b")), "a", "made once");
+        assert_eq!(calls.get(), 1);
+        // Another remaining volume or status: made afresh, never the old bytes.
+        assert_eq!(shown.get_or(2, OrderStatus::Open, || make("c")), "c");
+        assert_eq!(shown.get_or(3, OrderStatus::Filled, || make("d")), "d");
+        // A clone (how records change) starts empty.
+        assert_eq!(shown.clone().get_or(3, OrderStatus::Open, || make("e")), "e");
+    }
 }

@@ -33,6 +33,9 @@ pub enum SignatureError {
     Unrecoverable,
     #[error("signed by {actual}, expected {expected}")]
     WrongSigner { expected: Address, actual: Address },
+    /// The recovery threads are gone (the server is stopping).
+    #[error("signature verification is shutting down")]
+    Unavailable,
 }
 
 /// A parsed, canonical signature: low s, explicit parity.

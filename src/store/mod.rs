@@ -13,6 +13,7 @@ pub mod categories;
 pub mod challenges;
 pub mod deals;
 pub mod explorer;
+pub mod order_marks;
 pub mod orders;
 pub mod proposals;
 pub mod settlement_charges;
@@ -34,6 +35,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (7, "0007_pool_hardening.sql", include_str!("../../schema/0007_pool_hardening.sql")),
     (8, "0008_auth_expiry.sql", include_str!("../../schema/0008_auth_expiry.sql")),
     (9, "0009_category_events.sql", include_str!("../../schema/0009_category_events.sql")),
+    (10, "0010_order_marks.sql", include_str!("../../schema/0010_order_marks.sql")),
 ];
 
 const MIGRATION_LOCK: i64 = 0x6472_6167_6f6e;

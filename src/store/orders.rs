@@ -211,32 +211,66 @@ fn record(row: &tokio_postgres::Row) -> Result<OrderRecord, StoreError> {
         status,
         published_ms,
         view,
+        shown: Default::default(),
     })
 }
 
-/// What the store knows of an order about to be published: its stored status and publication time (Unix
-/// milliseconds), if it is stored, and the volume of the engine's proposals involving it that are not settled
-/// yet (an order unpublished then published again may have some).
-pub async fn prior(
-    client: &impl GenericClient,
-    hash: &OrderHash,
-) -> Result<(Option<(OrderStatus, i64)>, u64), StoreError> {
-    let row = client
-        .query_one(
+/// What publication must know of an order hash, in one round trip: its stored status and first publication
+/// time, the volume that Dragon's unsettled proposals hold, and the hub's own state as chain sync indexed it
+/// (the volume its deals consumed, whether it was closed, who presigned it). Chain sync reads every deal, closure
+/// and presignature from the hub's deployment block on, so an order absent from these tables has none on chain
+/// up to sync's cursor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Prior {
+    pub stored: Option<(OrderStatus, i64)>,
+    pub reserved: u64,
+    pub consumed: u64,
+    pub closed: bool,
+    pub presigner: Option<Address>,
+}
+
+pub async fn prior(client: &impl GenericClient, hash: &OrderHash) -> Result<Prior, StoreError> {
+    Ok(prior_many(client, std::slice::from_ref(hash)).await?.pop().unwrap_or_default())
+}
+
+/// [`prior`] of many orders in one query (a batch's), in the order given.
+pub async fn prior_many(client: &impl GenericClient, hashes: &[OrderHash]) -> Result<Vec<Prior>, StoreError> {
+    let keys: Vec<&[u8]> = hashes.iter().map(|h| h.0.as_slice()).collect();
+    let rows = client
+        .query(
             "SELECT o.status, (extract(epoch FROM o.published_at) * 1000)::bigint,
                     (SELECT COALESCE(SUM(volume), 0)::bigint FROM deal_proposals
                      WHERE status IN ('proposed', 'submitted')
-                       AND (app_hash = $1 OR dataset_hash = $1 OR workerpool_hash = $1 OR request_hash = $1))
-             FROM (SELECT 1) one LEFT JOIN orders o ON o.order_hash = $1",
-            &[&hash.0.as_slice()],
+                       AND (app_hash = h.hash OR dataset_hash = h.hash OR workerpool_hash = h.hash
+                            OR request_hash = h.hash)),
+                    (SELECT LEAST(COALESCE(SUM(volume), 0), 9223372036854775807)::bigint FROM deals
+                     WHERE app_hash = h.hash OR dataset_hash = h.hash OR workerpool_hash = h.hash
+                        OR request_hash = h.hash),
+                    EXISTS (SELECT 1 FROM order_marks WHERE order_hash = h.hash AND mark = 'closed'),
+                    (SELECT signer FROM order_marks WHERE order_hash = h.hash AND mark = 'presigned'
+                     ORDER BY block_number DESC, log_index DESC LIMIT 1)
+             FROM unnest($1::bytea[]) WITH ORDINALITY AS h(hash, i)
+             LEFT JOIN orders o ON o.order_hash = h.hash
+             ORDER BY h.i",
+            &[&keys],
         )
         .await?;
-    let status: Option<&str> = row.get(0);
-    let stored = match status {
-        Some(s) => Some((OrderStatus::parse(s).ok_or_else(|| corrupt(s))?, row.get::<_, i64>(1))),
-        None => None,
-    };
-    Ok((stored, row.get::<_, i64>(2).max(0) as u64))
+    rows.iter()
+        .map(|row| {
+            let status: Option<&str> = row.get(0);
+            let stored = match status {
+                Some(s) => Some((OrderStatus::parse(s).ok_or_else(|| corrupt(s))?, row.get::<_, i64>(1))),
+                None => None,
+            };
+            Ok(Prior {
+                stored,
+                reserved: row.get::<_, i64>(2).max(0) as u64,
+                consumed: row.get::<_, i64>(3).max(0) as u64,
+                closed: row.get(4),
+                presigner: super::order_marks::signer(row.get(5))?,
+            })
+        })
+        .collect()
 }
 
 /// Volumes the store keeps (BIGINT). iExec's "infinite" bulk dataset volume, 2^53 - 1, fits.

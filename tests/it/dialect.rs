@@ -702,7 +702,9 @@ async fn dialect_publication_rules_in_the_peers_order_and_words() {
     let closed = w.app_order(1, 3, 14);
     let AnyOrder::App(a) = &closed else { unreachable!() };
     let op = sol::AppOrderOperation { order: sol::AppOrder::from(a), operation: 1, sign: Bytes::new() };
-    hub.manageAppOrder(op).send().await.expect("close").get_receipt().await.expect("mined");
+    let mined = hub.manageAppOrder(op).send().await.expect("close").get_receipt().await.expect("mined");
+    // Dragon reads consumed volumes from chain sync's index, not from the node (issue 20): once sync has the block.
+    server.synced(mined.block_number.expect("block")).await;
     t.row(
         "6. consumed on chain (closed): order already consumed",
         post(&apps),

@@ -17,6 +17,7 @@ mod hostile_client;
 mod hostile_pool;
 mod hostile_settle;
 mod hostile_worker;
+mod index;
 mod inputs;
 mod market;
 mod pool;

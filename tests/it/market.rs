@@ -284,6 +284,16 @@ impl Server {
         self.send(reqwest::Method::POST, &path, &auth, &json!({"order": order.to_json()})).await
     }
 
+    /// Waits until chain sync has applied `block`: publication judges orders by the chain index, which is as
+    /// current as sync (docs/architecture.md, "The chain index").
+    pub async fn synced(&self, block: u64) {
+        crate::harness::until_within("chain sync to apply the block", std::time::Duration::from_secs(30), async || {
+            let (_, m) = self.get("/metrics").await;
+            (m["lastBlock"].as_u64().unwrap_or(0) >= block).then_some(())
+        })
+        .await;
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -508,7 +518,8 @@ async fn publication_rules_refuse_with_their_codes() {
     let AnyOrder::Workerpool(wp2) = &closed else { unreachable!() };
     let close =
         sol::WorkerpoolOrderOperation { order: sol::WorkerpoolOrder::from(wp2), operation: 1, sign: Bytes::new() };
-    hub.manageWorkerpoolOrder(close).send().await.expect("close").get_receipt().await.expect("mined");
+    let mined = hub.manageWorkerpoolOrder(close).send().await.expect("close").get_receipt().await.expect("mined");
+    server.synced(mined.block_number.expect("block")).await;
     let (s, b) = server.publish(&w.owner, &closed).await;
     assert_eq!(
         (s, code(&b).as_deref(), b["error"].as_str()),

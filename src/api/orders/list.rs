@@ -2,7 +2,7 @@
 //! the store once it left the book).
 
 use super::cache::QueryCache;
-use super::{OrderView, is_bulk};
+use super::is_bulk;
 use crate::api::check_chain;
 use crate::api::error::ApiError;
 use crate::api::state::AppState;
@@ -17,18 +17,6 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::sync::Arc;
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderList {
-    pub ok: bool,
-    pub orders: Vec<OrderView>,
-    /// Every order the filters admit, on all pages.
-    pub count: usize,
-    /// Present when this page came back full: the offset of the next page (the peer's legacy `page`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_page: Option<u64>,
-}
 
 /// The query parameters each listing reads, in the peer's order of declaration (which sets the order in which
 /// they are checked, see [`validate`]). Dragon's own filters come first.
@@ -241,16 +229,36 @@ fn stream_page(
             if start + i > 0 {
                 buf.push(b',');
             }
-            serde_json::to_writer(&mut buf, &OrderView::from(&**r)).map_err(|e| ApiError::Internal(e.into()))?;
+            buf.extend_from_slice(&super::shown(r));
         }
         Ok(bytes::Bytes::from(buf))
     });
-    let tail = match next_page {
+    let tail = futures_util::stream::once(async move { Ok(bytes::Bytes::from(page_tail(count, next_page))) });
+    head.chain(chunks).chain(tail)
+}
+
+fn page_tail(count: usize, next_page: Option<u64>) -> String {
+    match next_page {
         Some(n) => format!(r#"],"count":{count},"nextPage":{n}}}"#),
         None => format!(r#"],"count":{count}}}"#),
-    };
-    let tail = futures_util::stream::once(async move { Ok(bytes::Bytes::from(tail)) });
-    head.chain(chunks).chain(tail)
+    }
+}
+
+/// A page's JSON in one piece: the records' listing JSON (made once per record) between the page's head and
+/// tail; the same bytes as [`OrderList`] serialised.
+fn built_page(orders: &[Arc<OrderRecord>], count: usize, next_page: Option<u64>) -> bytes::Bytes {
+    const HEAD: &[u8] = br#"{"ok":true,"orders":["#;
+    let shown: Vec<bytes::Bytes> = orders.iter().map(|r| super::shown(r)).collect();
+    let mut buf = Vec::with_capacity(HEAD.len() + shown.iter().map(|s| s.len() + 1).sum::<usize>() + 48);
+    buf.extend_from_slice(HEAD);
+    for (i, s) in shown.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(s);
+    }
+    buf.extend_from_slice(page_tail(count, next_page).as_bytes());
+    bytes::Bytes::from(buf)
 }
 
 pub async fn list(state: web::Data<AppState>, req: HttpRequest, kind: super::Kind) -> Result<HttpResponse, ApiError> {
@@ -280,13 +288,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest, kind: super::Kin
             next_page,
         )));
     }
-    let list = OrderList {
-        ok: true,
-        orders: page.orders.iter().map(|r| OrderView::from(&**r)).collect(),
-        count: page.count,
-        next_page,
-    };
-    let body = bytes::Bytes::from(serde_json::to_vec(&list).map_err(|e| ApiError::Internal(e.into()))?);
+    let body = built_page(&page.orders, page.count, next_page);
     state.queries.put(key, version, body.clone());
     Ok(HttpResponse::Ok().content_type("application/json").body(body))
 }
@@ -350,11 +352,25 @@ pub async fn get_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::orders::OrderView;
     use crate::order::AnyOrder;
     use crate::order::record::raw_json;
     use crate::order::{AppOrder, Domain};
     use alloy::primitives::{B256, U256};
     use serde_json::Value;
+
+    /// The page as a struct: what the bytes of [`built_page`] and [`stream_page`] must equal.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct OrderList {
+        ok: bool,
+        orders: Vec<OrderView>,
+        /// Every order the filters admit, on all pages.
+        count: usize,
+        /// Present when this page came back full: the offset of the next page (the peer's legacy `page`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_page: Option<u64>,
+    }
 
     fn record(salt: u8) -> Arc<OrderRecord> {
         let order = AnyOrder::App(AppOrder {
@@ -381,6 +397,7 @@ mod tests {
             status: OrderStatus::Open,
             published_ms: 1_700_000_000_000,
             view,
+            shown: Default::default(),
         })
     }
 
@@ -400,6 +417,10 @@ mod tests {
                     chunks.into_iter().flat_map(|c| c.expect("chunk").to_vec()).collect::<Vec<u8>>();
                 let a: Value = serde_json::from_slice(&streamed).expect("streamed page is JSON");
                 assert_eq!(a, serde_json::to_value(&built).expect("json"), "{n} orders");
+                // The page built from the records' shown JSON is byte for byte the serialised list.
+                let whole = built_page(&orders, 99, next_page);
+                assert_eq!(whole, serde_json::to_vec(&built).expect("json"), "{n} orders");
+                assert_eq!(whole.as_ref(), streamed.as_slice(), "{n} orders");
             }
         }
     }

@@ -65,6 +65,14 @@ impl From<&OrderRecord> for OrderView {
     }
 }
 
+/// The record's JSON as listings show it, made once per record (see [`crate::order::record::Shown`]).
+pub fn shown(r: &OrderRecord) -> bytes::Bytes {
+    r.shown.get_or(r.remaining, r.status, || {
+        // Serialising a struct of strings and numbers into a Vec cannot fail.
+        bytes::Bytes::from(serde_json::to_vec(&OrderView::from(r)).unwrap_or_default())
+    })
+}
+
 pub fn view(r: &OrderRecord) -> Value {
     serde_json::to_value(OrderView::from(r)).unwrap_or(Value::Null)
 }

@@ -59,15 +59,9 @@ async fn publish_all(
 ) -> Result<Vec<Result<Arc<OrderRecord>, PublishError>>, ApiError> {
     let market = state.market.clone();
     let run = async move {
-        let checks = bodies.iter().map(|b| {
-            let market = market.clone();
-            async move {
-                let (order, claimed) = parse_submission(kind, b, &market.config)?;
-                market.check(order, claimed, who).await
-            }
-        });
-        // Chain reads and signature checks of a batch run concurrently (bounded by the futures themselves).
-        let checked: Vec<Result<OrderRecord, PublishError>> = futures_util::future::join_all(checks).await;
+        let parsed = bodies.iter().map(|b| parse_submission(kind, b, &market.config)).collect();
+        // One store read for the batch, then the signature checks run concurrently (on the recovery threads).
+        let checked: Vec<Result<OrderRecord, PublishError>> = market.check_many(parsed, who).await;
         let mut slots: Vec<Option<Result<Arc<OrderRecord>, PublishError>>> = Vec::with_capacity(checked.len());
         let mut records = Vec::new();
         let mut positions = Vec::new();
