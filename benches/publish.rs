@@ -64,8 +64,24 @@ fn main() -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     let n: usize = std::env::var("PUBLISH_ORDERS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let dir = std::env::temp_dir().join(format!("dragon-bench-{}", std::process::id()));
-    let pg = PgCluster::start(&dir.join("pg"), free_port()?)?;
+    let pg_port = free_port()?;
+    let mut pg = PgCluster::start(&dir.join("pg"), pg_port)?;
+    // PUBLISH_PG_STATS=1: PostgreSQL's own account of its statements (pg_stat_statements), printed at the end.
+    let pg_stats = std::env::var("PUBLISH_PG_STATS").is_ok_and(|v| v == "1");
+    if pg_stats {
+        let (c, conn) = tokio_postgres::connect(&pg.url("postgres"), tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        c.batch_execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'").await?;
+        drop(c);
+        pg.stop()?;
+        pg = PgCluster::start(&dir.join("pg"), pg_port)?;
+    }
     dragon::store::ensure_database(&pg.url("postgres"), "bench").await?;
+    if pg_stats {
+        let (c, conn) = tokio_postgres::connect(&pg.url("bench"), tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        c.batch_execute("CREATE EXTENSION pg_stat_statements").await?;
+    }
     let anvil = Anvil::start(free_port()?, &[])?;
     let key: PrivateKeySigner = KEY0.parse()?;
     let d = dragon::chain::deploy::deploy(&anvil.url(), key.clone()).await?;
@@ -244,6 +260,28 @@ async fn run() -> anyhow::Result<()> {
         reads.line(&format!("book query, 20 best orders of one of 100 apps, {label}, 32 connections"), "queries");
     }
 
+    if pg_stats {
+        let (c, conn) = tokio_postgres::connect(&pg.url("bench"), tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        let rows = c
+            .query(
+                "SELECT calls, round(total_exec_time)::bigint, round(total_plan_time)::bigint,
+                        left(regexp_replace(query, '\\s+', ' ', 'g'), 110)
+                 FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 15",
+                &[],
+            )
+            .await?;
+        println!("\n| calls | exec ms | plan ms | statement |\n|---:|---:|---:|---|");
+        for r in rows {
+            println!(
+                "| {} | {} | {} | `{}` |",
+                r.get::<_, i64>(0),
+                r.get::<_, i64>(1),
+                r.get::<_, i64>(2),
+                r.get::<_, String>(3)
+            );
+        }
+    }
     let _ = server.start_kill();
     let _ = server.wait().await;
     anvil.stop()?;

@@ -89,7 +89,7 @@ impl Auth {
         let text = format!("Sign this message to log into iExec Gateway: {}", random_hex()?);
         let hash = challenge_hash(self.chain_id, &text);
         let client = self.store.client().await?;
-        crate::store::challenges::insert(&**client, &hash.0, address, self.limits.challenge_ttl()).await?;
+        crate::store::challenges::insert(&client, &hash.0, address, self.limits.challenge_ttl()).await?;
         Ok(login::typed_data(self.chain_id, &text))
     }
 
@@ -119,7 +119,7 @@ impl Auth {
         }
         // Consume first: a challenge is gone after one attempt, right or wrong.
         let client = self.store.client().await?;
-        let issued_to = crate::store::challenges::take(&**client, &hash.0).await?;
+        let issued_to = crate::store::challenges::take(&client, &hash.0).await?;
         drop(client);
         if issued_to != Some(address) {
             return Err(AuthError::Invalid);
@@ -146,8 +146,7 @@ impl Auth {
         }
         self.sessions.remove(&key);
         let client = self.store.client().await?;
-        let (address, left_ms) =
-            crate::store::challenges::session(&**client, &key.0).await?.ok_or(AuthError::Session)?;
+        let (address, left_ms) = crate::store::challenges::session(&client, &key.0).await?.ok_or(AuthError::Session)?;
         let left = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
         self.sessions.insert(key, (address, Instant::now() + left));
         Ok(address)

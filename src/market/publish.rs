@@ -160,7 +160,7 @@ impl Market {
     ) -> Result<OrderRecord, PublishError> {
         let hash = order.order_hash(&self.domain);
         let client = self.store.client().await?;
-        let prior = crate::store::orders::prior(&**client, &hash).await?;
+        let prior = crate::store::orders::prior(&client, &hash).await?;
         drop(client);
         self.check_with(order, hash, claimed, authenticated, prior).await
     }
@@ -175,7 +175,7 @@ impl Market {
         let hashes: Vec<OrderHash> = orders.iter().flatten().map(|(o, _)| o.order_hash(&self.domain)).collect();
         let read = async {
             let client = self.store.client().await?;
-            crate::store::orders::prior_many(&**client, &hashes).await
+            crate::store::orders::prior_many(&client, &hashes).await
         };
         let mut priors = match read.await {
             Ok(p) => p.into_iter(),

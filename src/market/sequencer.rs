@@ -368,7 +368,7 @@ impl Sequencer {
             })
             .collect();
         let inserted =
-            if records.is_empty() { Vec::new() } else { crate::store::orders::insert(&*tx, &records).await? };
+            if records.is_empty() { Vec::new() } else { crate::store::orders::insert(&tx, &records).await? };
         let mut closed = Vec::new();
         for op in ops {
             if let Op::Close { hashes, status, .. } = op {

@@ -8,27 +8,27 @@ use tokio_postgres::GenericClient;
 
 /// Records a challenge for `address`, valid for `ttl` (expired ones are dropped by [`purge`]).
 pub async fn insert(
-    client: &impl GenericClient,
+    client: &impl super::Cached,
     hash: &[u8; 32],
     address: Address,
     ttl: Duration,
 ) -> Result<(), StoreError> {
-    client
-        .execute(
+    let stmt = client
+        .prepare_cached(
             "INSERT INTO challenges (hash, address, expires_at)
              VALUES ($1, $2, now() + make_interval(secs => $3))",
-            &[&hash.as_slice(), &address.as_slice(), &ttl.as_secs_f64()],
         )
         .await?;
+    client.execute(&stmt, &[&hash.as_slice(), &address.as_slice(), &ttl.as_secs_f64()]).await?;
     Ok(())
 }
 
 /// Consumes a challenge: returns the address it was issued to when it exists and has not expired. A challenge
 /// is deleted by its first use, whatever the outcome, so a replay finds nothing.
-pub async fn take(client: &impl GenericClient, hash: &[u8; 32]) -> Result<Option<Address>, StoreError> {
-    let row = client
-        .query_opt("DELETE FROM challenges WHERE hash = $1 RETURNING address, expires_at >= now()", &[&hash.as_slice()])
-        .await?;
+pub async fn take(client: &impl super::Cached, hash: &[u8; 32]) -> Result<Option<Address>, StoreError> {
+    let stmt =
+        client.prepare_cached("DELETE FROM challenges WHERE hash = $1 RETURNING address, expires_at >= now()").await?;
+    let row = client.query_opt(&stmt, &[&hash.as_slice()]).await?;
     match row {
         Some(r) if r.get::<_, bool>(1) => Ok(Some(Address::from(fixed::<20>("challenges", r.get(0))?))),
         _ => Ok(None),
@@ -60,13 +60,13 @@ pub async fn open_session(
 }
 
 /// The address of a live session and its remaining lifetime in milliseconds.
-pub async fn session(client: &impl GenericClient, token_hash: &[u8; 32]) -> Result<Option<(Address, i64)>, StoreError> {
-    let row = client
-        .query_opt(
+pub async fn session(client: &impl super::Cached, token_hash: &[u8; 32]) -> Result<Option<(Address, i64)>, StoreError> {
+    let stmt = client
+        .prepare_cached(
             "SELECT address, (extract(epoch FROM expires_at - now()) * 1000)::bigint FROM sessions
              WHERE token_hash = $1 AND expires_at > now()",
-            &[&token_hash.as_slice()],
         )
         .await?;
+    let row = client.query_opt(&stmt, &[&token_hash.as_slice()]).await?;
     row.map(|r| Ok((Address::from(fixed::<20>("sessions", r.get(0))?), r.get(1)))).transpose()
 }

@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (10, "0010_order_marks.sql", include_str!("../../schema/0010_order_marks.sql")),
 ];
 
+/// A connection that keeps its prepared statements (deadpool's wrapper, or a transaction on it): the statements
+/// run on every publication and every authenticated request are parsed and planned once per connection instead
+/// of once per call, which was most of PostgreSQL's CPU per order (docs/benchmarks.md, issue 20).
+pub use deadpool_postgres::GenericClient as Cached;
+
 const MIGRATION_LOCK: i64 = 0x6472_6167_6f6e;
 
 #[derive(Debug, thiserror::Error)]

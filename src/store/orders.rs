@@ -1,7 +1,7 @@
 //! The `orders` table: inserts in groups (one statement, one commit for many orders), status and volume
 //! changes, and the open orders the book is rebuilt from.
 
-use super::{StoreError, fixed};
+use super::{Cached, StoreError, fixed};
 use crate::ids::OrderHash;
 use crate::order::convert::engine_order;
 use crate::order::record::{OrderRecord, OrderStatus};
@@ -19,7 +19,7 @@ fn opt_addr(a: Address) -> Option<Vec<u8>> {
 /// Inserts `records` in one statement. Returns the hashes actually inserted: an order whose hash is already
 /// stored is skipped (an order is never published twice, nor reopened once filled or cancelled on chain),
 /// unless it is dead: its owner lost the stake or the asset, and may publish it again, as with the peer.
-pub async fn insert(client: &impl GenericClient, records: &[&OrderRecord]) -> Result<Vec<OrderHash>, StoreError> {
+pub async fn insert(client: &impl Cached, records: &[&OrderRecord]) -> Result<Vec<OrderHash>, StoreError> {
     let n = records.len();
     let mut seq = Vec::with_capacity(n);
     let mut hash = Vec::with_capacity(n);
@@ -68,8 +68,8 @@ pub async fn insert(client: &impl GenericClient, records: &[&OrderRecord]) -> Re
         remaining.push(r.remaining as i64);
         published.push(r.published_ms);
     }
-    let rows = client
-        .query(
+    let stmt = client
+        .prepare_cached(
             "INSERT INTO orders (seq, order_hash, chain_id, kind, body, signer, asset, owner, price, volume, tag,
                                  category, trust, app, dataset, workerpool, requester, beneficiary, remaining,
                                  published_at)
@@ -86,6 +86,11 @@ pub async fn insert(client: &impl GenericClient, records: &[&OrderRecord]) -> Re
                  closed_block = NULL, closed_reason = NULL, updated_at = now()
              WHERE orders.status = 'dead'
              RETURNING order_hash",
+        )
+        .await?;
+    let rows = client
+        .query(
+            &stmt,
             &[
                 &seq,
                 &hash,
@@ -229,15 +234,15 @@ pub struct Prior {
     pub presigner: Option<Address>,
 }
 
-pub async fn prior(client: &impl GenericClient, hash: &OrderHash) -> Result<Prior, StoreError> {
+pub async fn prior(client: &impl Cached, hash: &OrderHash) -> Result<Prior, StoreError> {
     Ok(prior_many(client, std::slice::from_ref(hash)).await?.pop().unwrap_or_default())
 }
 
 /// [`prior`] of many orders in one query (a batch's), in the order given.
-pub async fn prior_many(client: &impl GenericClient, hashes: &[OrderHash]) -> Result<Vec<Prior>, StoreError> {
+pub async fn prior_many(client: &impl Cached, hashes: &[OrderHash]) -> Result<Vec<Prior>, StoreError> {
     let keys: Vec<&[u8]> = hashes.iter().map(|h| h.0.as_slice()).collect();
-    let rows = client
-        .query(
+    let stmt = client
+        .prepare_cached(
             "SELECT o.status, (extract(epoch FROM o.published_at) * 1000)::bigint,
                     (SELECT COALESCE(SUM(volume), 0)::bigint FROM deal_proposals
                      WHERE status IN ('proposed', 'submitted')
@@ -250,11 +255,12 @@ pub async fn prior_many(client: &impl GenericClient, hashes: &[OrderHash]) -> Re
                     (SELECT signer FROM order_marks WHERE order_hash = h.hash AND mark = 'presigned'
                      ORDER BY block_number DESC, log_index DESC LIMIT 1)
              FROM unnest($1::bytea[]) WITH ORDINALITY AS h(hash, i)
-             LEFT JOIN orders o ON o.order_hash = h.hash
+             -- LATERAL: one index lookup per hash. A plain join lets the planner hash-join the whole table.
+             LEFT JOIN LATERAL (SELECT status, published_at FROM orders WHERE order_hash = h.hash) o ON true
              ORDER BY h.i",
-            &[&keys],
         )
         .await?;
+    let rows = client.query(&stmt, &[&keys]).await?;
     rows.iter()
         .map(|row| {
             let status: Option<&str> = row.get(0);
