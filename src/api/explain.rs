@@ -139,10 +139,9 @@ pub async fn explain_draft(
     let body = read_json_object(payload, state.limits.body_bytes).await?;
     let kind_input = validate::Input::json(body.get("kind").map(AsRef::as_ref));
     let kind_text = validate::string("kind", &kind_input, true).map_err(ApiError::BadRequest)?.unwrap_or_default();
-    let kind = OrderKind::ALL
-        .into_iter()
-        .find(|k| k.as_str() == kind_text)
-        .ok_or_else(|| ApiError::BadRequest("kind must be one of the following values: app, dataset, workerpool, request".into()))?;
+    let kind = OrderKind::ALL.into_iter().find(|k| k.as_str() == kind_text).ok_or_else(|| {
+        ApiError::BadRequest("kind must be one of the following values: app, dataset, workerpool, request".into())
+    })?;
     let config = &state.market.config;
     if let Some(raw) = body.get("order")
         && raw.get().len() > config.max_order_bytes

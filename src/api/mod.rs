@@ -182,7 +182,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
         .service(tasks::task)
         .service(pools::pool)
         .service(search::search)
-        .service(web::resource("/explain").route(web::post().to(explain::explain_draft)).default_service(web::to(fallback)))
+        .service(
+            web::resource("/explain").route(web::post().to(explain::explain_draft)).default_service(web::to(fallback)),
+        )
         .service(explorer::index)
         .service(explorer::script)
         .service(explorer::style)

@@ -147,7 +147,8 @@ fn kind_of(k: m::OrderKind) -> OrderKind {
 /// What a blocker means, with the numbers of the orders of `p` (a member that is missing says so).
 fn message(b: Blocker, p: &Pairing) -> String {
     use m::Rule as R;
-    let (a, d, w, r) = (p.app.map(|x| x.order), p.dataset.map(|x| x.order), p.workerpool.map(|x| x.order), p.request.map(|x| x.order));
+    let (a, d, w, r) =
+        (p.app.map(|x| x.order), p.dataset.map(|x| x.order), p.workerpool.map(|x| x.order), p.request.map(|x| x.order));
     let Some(r) = r else {
         return "no open request order to pair with".into();
     };
@@ -193,9 +194,7 @@ fn message(b: Blocker, p: &Pairing) -> String {
             R::TeeApp => "TEE is asked, but the app order's tag has no TEE bit".into(),
             R::App => "the app order is for another app than the request's".into(),
             R::Dataset => "the dataset order is for another dataset than the request's".into(),
-            R::RequestWorkerpool => {
-                restrict("the request", "workerpool", Some(r.workerpool), "", pool())
-            }
+            R::RequestWorkerpool => restrict("the request", "workerpool", Some(r.workerpool), "", pool()),
             R::AppDatasetRestrict => restrict(
                 "the app order",
                 "datasetrestrict",
@@ -281,9 +280,8 @@ fn addr(a: m::Address) -> Address {
 /// The candidate orders for `subject`, from the book, each kind in book order, and the records they come from.
 fn gather(book: &Book, subject: &m::Order) -> Vec<Arc<OrderRecord>> {
     let mut out: Vec<Arc<OrderRecord>> = Vec::new();
-    let pools_of = |category: u64, n: usize| {
-        book.take(OrderKind::Workerpool, None, |r| r.category() == Some(category), n)
-    };
+    let pools_of =
+        |category: u64, n: usize| book.take(OrderKind::Workerpool, None, |r| r.category() == Some(category), n);
     let apps_of = |app: m::Address| book.take(OrderKind::App, Some(addr(app)), |_| true, MAX_CHOICES);
     let datasets_of = |dataset: m::Address| {
         if dataset.is_zero() {
@@ -358,7 +356,9 @@ impl Market {
         let remaining = u64::try_from(remaining).unwrap_or(u64::MAX);
         let owner = match &order {
             AnyOrder::Request(r) => r.requester,
-            AnyOrder::Workerpool(w) => self.reader.owner(OrderKind::Workerpool, w.workerpool).await.map_err(MarketError::from)?,
+            AnyOrder::Workerpool(w) => {
+                self.reader.owner(OrderKind::Workerpool, w.workerpool).await.map_err(MarketError::from)?
+            }
             // App and dataset orders need no stake.
             _ => Address::ZERO,
         };
@@ -385,7 +385,8 @@ impl Market {
         let pairings = m::explain::explain(&Open { order: view, remaining }, &offers, MAX_PAIRINGS);
 
         // Stakes: of the subject's owner, and of the requesters and workerpool owners shown.
-        let by_hash: HashMap<m::OrderHash, &Arc<OrderRecord>> = records.iter().map(|r| (m::OrderHash(r.hash.0.0), r)).collect();
+        let by_hash: HashMap<m::OrderHash, &Arc<OrderRecord>> =
+            records.iter().map(|r| (m::OrderHash(r.hash.0.0), r)).collect();
         let mut backers: Vec<(m::OrderHash, Address, U256)> = Vec::new();
         let subject_hash = m::OrderHash(hash.0.0);
         let need = required_stake(order, U256::from(remaining.max(1)));
@@ -422,7 +423,12 @@ impl Market {
                     } else {
                         "workerpool owner"
                     };
-                    (*h, format!("the {role} {who} has a free stake of {have} nRLC, below the {need} nRLC the order needs"))
+                    (
+                        *h,
+                        format!(
+                            "the {role} {who} has a free stake of {have} nRLC, below the {need} nRLC the order needs"
+                        ),
+                    )
                 })
             })
             .collect();
@@ -459,9 +465,9 @@ impl Market {
                     workerpool: p
                         .workerpool
                         .map(|x| member(OrderKind::Workerpool, x.order.hash, x.order.price.0, x.remaining)),
-                    request: p.request.map(|x| {
-                        member(OrderKind::Request, x.order.hash, x.order.workerpool_max_price.0, x.remaining)
-                    }),
+                    request: p
+                        .request
+                        .map(|x| member(OrderKind::Request, x.order.hash, x.order.workerpool_max_price.0, x.remaining)),
                     blockers,
                 }
             })
