@@ -114,6 +114,13 @@ try {
       out.orderDealLink = await count(`#o-deals tr[data-deal="${cfg.dealid}"]`);
       out.orderSettled = await count('.badge.settled');
       await shot('order');
+      // Why not matched: the open request at 0.03 RLC is blocked by the price of every offer.
+      await page.evaluate((h) => { location.hash = `#/order/${h}`; }, cfg.blocked);
+      await ready('order');
+      out.whyCodes = await page.locator('#o-why tr[data-combination="0"] li[data-code]').evaluateAll((xs) => xs.map((x) => x.dataset.code));
+      out.whyText = await page.locator('#o-why tr[data-combination="0"]').textContent();
+      out.whyRows = await count('#o-why tr[data-combination]');
+      await shot('order-why');
       // The task and its history.
       await page.evaluate((id) => { location.hash = `#/task/${id}`; }, cfg.taskid);
       await ready('task');
