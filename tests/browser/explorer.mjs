@@ -9,7 +9,8 @@
 //   copy <selector>            click a copy button, report what the clipboard holds
 //   shot <name>                save a screenshot (with DRAGON_SCREENSHOTS)
 //   quit                       report the errors seen and stop
-// Usage: node explorer.mjs <base URL> '{"category": N}'; `pages` brings {dealid, taskid, pool, request, requester}.
+// Usage: node explorer.mjs <base URL> '{"category": N}'; `pages` brings {dealid, taskid, pool, request, requester,
+// blocked} (blocked: an open request whose "why not matched" is checked).
 // With DRAGON_SCREENSHOTS=<dir>, the main views are saved there as PNG files.
 import { chromium } from 'playwright-core';
 import { createInterface } from 'node:readline';
