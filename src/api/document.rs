@@ -333,6 +333,10 @@ fn draft_schema(kind: OrderKind, max_params: usize) -> Value {
     }
     if let Some(props) = schema["properties"].as_object_mut() {
         props.remove("sign");
+        // As yup's `string()` reads it (and so publication, behind its login): a number or a boolean is its text.
+        if let Some(params) = props.get_mut("params") {
+            params["type"] = json!(["string", "number", "boolean"]);
+        }
     }
     schema["description"] = json!(format!("A draft {kind}order: PoCo's fields, unsigned (a signature is ignored)."));
     schema

@@ -328,10 +328,7 @@ async fn every_cli_error_is_one_line_with_its_exit_code() {
         text.starts_with(&format!("requestorder {request} (open, 1 left to match): no combination matches")),
         "{text}"
     );
-    assert!(
-        text.contains(&format!("workerpoolorder 0x")) && text.contains(&format!("at {}", dragon_amount(50))),
-        "{text}"
-    );
+    assert!(text.contains("workerpoolorder 0x") && text.contains(&format!("at {}", dragon_amount(50))), "{text}");
     assert!(text.contains(&format!("- workerpool_price: {price_blocks}")), "{text}");
     let json: Value = serde_json::from_str(&place.ok(None, &["explain", &request, "--json"]).await).expect("JSON");
     assert_eq!(json["combinations"][0]["blockers"][0]["code"], "workerpool_price", "{json}");
