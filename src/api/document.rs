@@ -627,6 +627,10 @@ pub fn document(chain: Option<u64>, market: &crate::market::MarketConfig, batch_
     draft.auth = false;
     draft.errors = vec![400, 413, 429, 503];
     add(draft);
+    // The stable codes, from the one table the market answers with.
+    if let Some(code) = schemas.get_mut("ExplainBlocker").and_then(|b| b["properties"].get_mut("code")) {
+        code["enum"] = json!(crate::market::explain::CODES);
+    }
     schemas.insert("Deal".into(), deal_schema());
     schemas.insert("Task".into(), task_schema());
     if let Some(health) = paths.get_mut("/health") {

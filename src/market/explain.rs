@@ -482,3 +482,26 @@ impl Market {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every blocker has a code of its own, listed in `CODES` (the document's list); `stake` is the market's.
+    #[test]
+    fn codes_are_distinct_and_listed() {
+        let mut blockers: Vec<Blocker> = m::Rule::ALL.into_iter().map(Blocker::Rule).collect();
+        blockers.extend([
+            Blocker::Volume(m::OrderKind::Request),
+            Blocker::NoAppOrder,
+            Blocker::NoDatasetOrder,
+            Blocker::NoWorkerpoolOrder,
+            Blocker::NoRequestOrder,
+        ]);
+        let mut codes: Vec<&str> = blockers.iter().map(|b| code(*b)).collect();
+        codes.push("stake");
+        let distinct: BTreeSet<&str> = codes.iter().copied().collect();
+        assert_eq!(distinct.len(), codes.len(), "{codes:?}");
+        assert_eq!(distinct, CODES.into_iter().collect::<BTreeSet<_>>());
+    }
+}
