@@ -52,12 +52,19 @@ fn known(engine: &Engine, added: &[Order]) -> Known {
 }
 
 /// Runs `ops`, then explains each order `probes` would add and adds it: the explanation must agree with the
-/// engine. Returns (probes that matched, probes that did not) so the caller can see both happen.
-fn agree(ops: &[Op], probes: &[Op]) -> Result<(usize, usize), TestCaseError> {
+/// engine. Returns, per kind of probe (app, dataset, workerpool, request), how many matched and how many did not,
+/// so the caller can see both happen.
+fn agree(ops: &[Op], probes: &[Op]) -> Result<([usize; 4], [usize; 4]), TestCaseError> {
     let mut engine = Engine::new();
     let mut driver = Driver::default();
     let mut added = Vec::new();
-    let (mut matched, mut blocked) = (0, 0);
+    let (mut matched, mut blocked) = ([0; 4], [0; 4]);
+    let slot = |o: &Order| match o {
+        Order::App(_) => 0,
+        Order::Dataset(_) => 1,
+        Order::Workerpool(_) => 2,
+        Order::Request(_) => 3,
+    };
     for op in ops {
         let cmd = driver.command(op);
         if let Command::Add(o) = cmd {
@@ -89,13 +96,13 @@ fn agree(ops: &[Op], probes: &[Op]) -> Result<(usize, usize), TestCaseError> {
             explanation
         );
         if let (Some(d), Some(p)) = (first_deal, first_free) {
-            matched += 1;
+            matched[slot(&order)] += 1;
             prop_assert_eq!(p.workerpool.map(|w| w.order.hash), Some(d.workerpool));
             prop_assert_eq!(p.app.map(|a| a.order.hash), Some(d.app));
             prop_assert_eq!(p.dataset.map(|x| x.order.hash), d.dataset);
             prop_assert_eq!(p.request.map(|r| r.order.hash), Some(d.request));
         } else {
-            blocked += 1;
+            blocked[slot(&order)] += 1;
         }
         for p in &explanation {
             // Blockers are what the rules say of the members shown: the rules a real combination fails are
@@ -158,16 +165,19 @@ fn generated_probes_both_match_and_block() {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
     let mut runner = TestRunner::deterministic();
-    let (mut matched, mut blocked) = (0, 0);
-    for _ in 0..200 {
+    let (mut matched, mut blocked) = ([0; 4], [0; 4]);
+    for _ in 0..500 {
         let ops = proptest::collection::vec(op(), 10..50).new_tree(&mut runner).expect("tree").current();
         let probes = proptest::collection::vec(adds(), 4..8).new_tree(&mut runner).expect("tree").current();
         let (m, b) = agree(&ops, &probes).expect("agreement");
-        matched += m;
-        blocked += b;
+        for k in 0..4 {
+            matched[k] += m[k];
+            blocked[k] += b[k];
+        }
     }
-    eprintln!("{matched} probes matched, {blocked} blocked");
-    assert!(matched > 100 && blocked > 100, "{matched} matched, {blocked} blocked");
+    // Per kind: app, dataset, workerpool, request.
+    eprintln!("probes matched {matched:?}, blocked {blocked:?}");
+    assert!(matched.iter().chain(&blocked).all(|n| *n > 10), "matched {matched:?}, blocked {blocked:?}");
 }
 
 /// A request with nothing to pair with says so, and still shows the rules the offers fail.
