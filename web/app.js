@@ -499,6 +499,23 @@
   const KIND_PATH = { apporder: 'apporders', datasetorder: 'datasetorders', workerpoolorder: 'workerpoolorders', requestorder: 'requestorders' };
   const KIND_NAME = { apporder: 'App order', datasetorder: 'Dataset order', workerpoolorder: 'Workerpool order', requestorder: 'Request order' };
 
+  /** The explanation of an order (GET /{kind}orders/{hash}/explain): one row per combination with counter-orders. */
+  function whyTable(why, kind) {
+    if (!why) return '<div class="empty">The explanation is unavailable</div>';
+    const lead = why.matches
+      ? '<p class="hint" id="o-why-lead">Nothing blocks the first combination: the engine matches it.</p>'
+      : `<p class="hint" id="o-why-lead">${why.status === 'open' ? 'Open, and no combination matches:' : `This order is ${esc(why.status)}:`} what keeps it from each of its best counter-orders.</p>`;
+    const member = (c, k) => (c[k] && k !== kind ? `<div>${esc(KIND_NAME[k])} ${hash(c[k].orderHash, 'order')} ${k === 'requestorder' ? 'pays at most' : 'at'} ${amount(c[k].price, { inline: true })}</div>` : '');
+    const rows = why.combinations.map((c, i) => {
+      const members = ['workerpoolorder', 'apporder', 'datasetorder', 'requestorder'].map((k) => member(c, k)).join('') || '<span class="muted">no counter-order</span>';
+      const blockers = c.blockers.length
+        ? `<ul class="why">${c.blockers.map((b) => `<li data-code="${esc(b.code)}"><code>${esc(b.code)}</code> ${esc(b.message)}</li>`).join('')}</ul>`
+        : '<span class="muted">nothing: the engine matches it</span>';
+      return `<tr data-combination="${i}"><td>${members}</td><td>${blockers}</td></tr>`;
+    });
+    return `${lead}${rows.length ? `<table class="why"><thead><tr><th>Counter-orders</th><th>Blocked by</th></tr></thead><tbody>${rows.join('')}</tbody></table>` : ''}`;
+  }
+
   async function orderPage(h) {
     const my = token;
     const found = await api('/search', { q: h });
@@ -506,10 +523,12 @@
     if (!found.type || !KIND_PATH[found.type]) return nothing(h);
     const kind = found.type;
     const load = async () => {
-      const [o, props, deals] = await Promise.all([
+      const [o, props, deals, why] = await Promise.all([
         api(`/${KIND_PATH[kind]}/${h}`),
         api('/proposals', { orderHash: h }),
         api('/deals', { [`${kind}Hash`]: h, pageSize: 20 }),
+        // The engine's own answer; the page still shows the order when it is unavailable.
+        api(`/${KIND_PATH[kind]}/${h}/explain`).catch(() => null),
       ]);
       if (my !== token) return;
       const f = o.order;
@@ -537,6 +556,7 @@
             ${props.proposals.length ? `<table><thead><tr><th>#</th><th class="num">Tasks</th><th>Status</th><th>Deal</th></tr></thead><tbody>${props.proposals.map((p) => `<tr><td>${esc(p.id)}</td><td class="num">${esc(p.volume)}</td><td>${badge(p.status)}${p.reason ? `<div class="muted">${esc(p.reason)}</div>` : ''}</td><td>${hash(p.dealid, 'deal')}</td></tr>`).join('')}</tbody></table>` : '<div class="empty">Not matched yet</div>'}
           </section>
           <section class="panel span-12"><header><h2>Deals with this order</h2></header><div id="o-deals">${dealTable(deals.deals, 'No deal with this order yet')}</div></section>
+          <section class="panel span-12" id="o-why"><header><h2>Why not matched</h2><span class="hint">the engine's rules: the best counter-orders and what blocks each</span></header>${whyTable(why, kind)}</section>
         </div>`);
       view.dataset.ready = 'order';
     };

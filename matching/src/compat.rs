@@ -75,49 +75,115 @@ impl Rule {
         Rule::WorkerpoolRequesterRestrict,
     ];
 
-    /// The PoCo revert code (`iExecV5-matchOrders-0x{code:02x}`).
+    /// The PoCo revert code (`iExecV5-matchOrders-0x{code:02x}`); Dragon's own rules take codes from 0x20 up.
     pub fn code(self) -> u8 {
         self as u8
     }
 }
 
+// A rule's code is its bit in `Failures`.
+const _: () = {
+    let mut i = 0;
+    while i < Rule::ALL.len() {
+        assert!((Rule::ALL[i] as u8) < 64, "a rule's code must fit a Failures bit");
+        i += 1;
+    }
+};
+
+/// Every rule the four orders fail, as a set (one bit per rule, at its code). Iterates in PoCo's order.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Failures(u64);
+
+impl Failures {
+    /// No rule fails.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// How many rules fail.
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    pub fn contains(self, rule: Rule) -> bool {
+        self.0 & (1 << rule.code()) != 0
+    }
+
+    /// The first failing rule in PoCo's order: the one `matchOrders` would revert with.
+    pub fn first(self) -> Option<Rule> {
+        self.iter().next()
+    }
+
+    /// The failing rules, in PoCo's order.
+    pub fn iter(self) -> impl Iterator<Item = Rule> {
+        Rule::ALL.into_iter().filter(move |r| self.contains(*r))
+    }
+
+    fn fail_unless(&mut self, ok: bool, rule: Rule) {
+        if !ok {
+            self.0 |= 1 << rule.code();
+        }
+    }
+}
+
+impl std::fmt::Debug for Failures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+/// THE rules of `matchOrders` (short of chain state): every rule the four orders fail, not only the first, so
+/// that `explain` can say all that keeps a pair apart. [`check`] and the engine's matching read this function,
+/// so the explanation and the matching cannot disagree. A new rule is a `Rule` variant (in [`Rule::ALL`], at a
+/// code below 64) and one line here.
+///
+/// `dataset` is `None` for a dataset-less deal: its price and tag count as 0 and its address as the zero
+/// address (so any non-zero `datasetrestrict` fails, and so does a request naming a dataset).
+pub fn failures(
+    app: &AppOrder,
+    dataset: Option<&DatasetOrder>,
+    workerpool: &WorkerpoolOrder,
+    request: &RequestOrder,
+) -> Failures {
+    let (dataset_addr, dataset_price, dataset_tag) = match dataset {
+        Some(d) => (d.dataset, d.price, d.tag),
+        None => (Address::ZERO, Nrlc(0), Tag::ZERO),
+    };
+    let mut f = Failures::default();
+    f.fail_unless(request.category == workerpool.category, Rule::Category);
+    f.fail_unless(request.trust <= workerpool.trust, Rule::Trust);
+    f.fail_unless(request.app_max_price >= app.price, Rule::AppPrice);
+    f.fail_unless(request.dataset_max_price >= dataset_price, Rule::DatasetPrice);
+    f.fail_unless(request.workerpool_max_price >= workerpool.price, Rule::WorkerpoolPrice);
+    let union = app.tag.union(dataset_tag).union(request.tag);
+    f.fail_unless(union.is_subset_of(&workerpool.tag), Rule::TagSubset);
+    f.fail_unless(!union.has_tee() || app.tag.has_tee(), Rule::TeeApp);
+    f.fail_unless(request.app == app.app, Rule::App);
+    f.fail_unless(request.dataset == dataset_addr, Rule::Dataset);
+    f.fail_unless(request.workerpool.admits(workerpool.workerpool), Rule::RequestWorkerpool);
+    f.fail_unless(app.dataset_restrict.admits(dataset_addr), Rule::AppDatasetRestrict);
+    f.fail_unless(app.workerpool_restrict.admits(workerpool.workerpool), Rule::AppWorkerpoolRestrict);
+    f.fail_unless(app.requester_restrict.admits(request.requester), Rule::AppRequesterRestrict);
+    if let Some(d) = dataset {
+        f.fail_unless(d.app_restrict.admits(app.app), Rule::DatasetAppRestrict);
+        f.fail_unless(d.workerpool_restrict.admits(workerpool.workerpool), Rule::DatasetWorkerpoolRestrict);
+        f.fail_unless(d.requester_restrict.admits(request.requester), Rule::DatasetRequesterRestrict);
+    }
+    f.fail_unless(workerpool.app_restrict.admits(app.app), Rule::WorkerpoolAppRestrict);
+    f.fail_unless(workerpool.dataset_restrict.admits(dataset_addr), Rule::WorkerpoolDatasetRestrict);
+    f.fail_unless(workerpool.requester_restrict.admits(request.requester), Rule::WorkerpoolRequesterRestrict);
+    f
+}
+
 /// Checks the four orders as PoCo's `matchOrders` would, short of chain state, and returns the first rule that
-/// fails, in PoCo's order. `dataset` is `None` for a dataset-less deal: its price and tag count as 0 and its
-/// address as the zero address (so any non-zero `datasetrestrict` fails, and so does a request naming a dataset).
+/// fails, in PoCo's order (the first of [`failures`]).
 pub fn check(
     app: &AppOrder,
     dataset: Option<&DatasetOrder>,
     workerpool: &WorkerpoolOrder,
     request: &RequestOrder,
 ) -> Result<(), Rule> {
-    let (dataset_addr, dataset_price, dataset_tag) = match dataset {
-        Some(d) => (d.dataset, d.price, d.tag),
-        None => (Address::ZERO, Nrlc(0), Tag::ZERO),
-    };
-    let fail = |ok: bool, rule: Rule| if ok { Ok(()) } else { Err(rule) };
-    fail(request.category == workerpool.category, Rule::Category)?;
-    fail(request.trust <= workerpool.trust, Rule::Trust)?;
-    fail(request.app_max_price >= app.price, Rule::AppPrice)?;
-    fail(request.dataset_max_price >= dataset_price, Rule::DatasetPrice)?;
-    fail(request.workerpool_max_price >= workerpool.price, Rule::WorkerpoolPrice)?;
-    let union = app.tag.union(dataset_tag).union(request.tag);
-    fail(union.is_subset_of(&workerpool.tag), Rule::TagSubset)?;
-    fail(!union.has_tee() || app.tag.has_tee(), Rule::TeeApp)?;
-    fail(request.app == app.app, Rule::App)?;
-    fail(request.dataset == dataset_addr, Rule::Dataset)?;
-    fail(request.workerpool.admits(workerpool.workerpool), Rule::RequestWorkerpool)?;
-    fail(app.dataset_restrict.admits(dataset_addr), Rule::AppDatasetRestrict)?;
-    fail(app.workerpool_restrict.admits(workerpool.workerpool), Rule::AppWorkerpoolRestrict)?;
-    fail(app.requester_restrict.admits(request.requester), Rule::AppRequesterRestrict)?;
-    if let Some(d) = dataset {
-        fail(d.app_restrict.admits(app.app), Rule::DatasetAppRestrict)?;
-        fail(d.workerpool_restrict.admits(workerpool.workerpool), Rule::DatasetWorkerpoolRestrict)?;
-        fail(d.requester_restrict.admits(request.requester), Rule::DatasetRequesterRestrict)?;
-    }
-    fail(workerpool.app_restrict.admits(app.app), Rule::WorkerpoolAppRestrict)?;
-    fail(workerpool.dataset_restrict.admits(dataset_addr), Rule::WorkerpoolDatasetRestrict)?;
-    fail(workerpool.requester_restrict.admits(request.requester), Rule::WorkerpoolRequesterRestrict)?;
-    Ok(())
+    failures(app, dataset, workerpool, request).first().map_or(Ok(()), Err)
 }
 
 /// Whether the four orders are compatible ([`check`] passes).
@@ -127,10 +193,10 @@ pub fn compatible(
     workerpool: &WorkerpoolOrder,
     request: &RequestOrder,
 ) -> bool {
-    check(app, dataset, workerpool, request).is_ok()
+    failures(app, dataset, workerpool, request).is_empty()
 }
 
-/// Necessary conditions on a (workerpool, request) pair, used by the engine to skip a workerpool order before
+/// Necessary conditions on a (workerpool, request) pair (a prefilter, not a rule: [`failures`] decides), used by the engine to skip a workerpool order before
 /// looking at app and dataset orders. Every condition here is implied by [`check`] (because `check` requires
 /// `app.app == request.app` and `dataset.dataset == request.dataset`, restrictions naming the app or the dataset
 /// can be tested against the request's fields).

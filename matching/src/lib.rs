@@ -43,6 +43,9 @@
 //!   (the edge converts `uint256` with [`u64_from_uint256`] / `Nrlc::try_from`, rejecting what does not fit).
 //! - [`compat`]: [`check`], the PoCo `matchOrders` predicate without chain state (codes 00, 02-07, 10-1b), each
 //!   rule a [`Rule`] named by its revert code.
+//! - [`explain`]: why an order does not match: its best counter-orders and, for each, every blocking condition,
+//!   from [`failures`] (all the rules a combination fails; [`check`] is its first) and the engine's other needs
+//!   (volume left, an order of each kind).
 //! - [`engine`]: [`Engine`], pure and single-threaded: no I/O, no async, no clock; its hash maps take random keys
 //!   against flooding, but are only looked up, so nothing random reaches the events.
 //! - [`pipeline`]: threads, queues and snapshots around engines (std threads only; still no I/O). Dragon runs one
@@ -158,11 +161,12 @@
 mod book;
 pub mod compat;
 pub mod engine;
+pub mod explain;
 mod hash;
 pub mod pipeline;
 pub mod types;
 
-pub use compat::{Rule, check, compatible};
+pub use compat::{Failures, Rule, check, compatible, failures};
 pub use engine::{
     CategoryDepth, Command, Deal, Engine, Event, Level, OrderState, ProposalId, RejectReason, Stats, Subject,
 };

@@ -325,6 +325,23 @@ fn order_schema(kind: OrderKind, max_params: usize) -> Value {
     })
 }
 
+/// A draft order for `POST /explain`: a signed order's fields, the signature not required (and not read).
+fn draft_schema(kind: OrderKind, max_params: usize) -> Value {
+    let mut schema = order_schema(kind, max_params);
+    if let Some(required) = schema["required"].as_array_mut() {
+        required.retain(|f| f != "sign");
+    }
+    if let Some(props) = schema["properties"].as_object_mut() {
+        props.remove("sign");
+        // As yup's `string()` reads it (and so publication, behind its login): a number or a boolean is its text.
+        if let Some(params) = props.get_mut("params") {
+            params["type"] = json!(["string", "number", "boolean"]);
+        }
+    }
+    schema["description"] = json!(format!("A draft {kind}order: PoCo's fields, unsigned (a signature is ignored)."));
+    schema
+}
+
 /// An order in a record: addresses checksummed, uint fields as JSON numbers (decimal strings above 2^53-1).
 fn served_order_schema(kind: OrderKind) -> Value {
     let mut props = Map::new();
@@ -562,6 +579,15 @@ pub fn document(chain: Option<u64>, market: &crate::market::MarketConfig, batch_
         .path_param("orderHash", Param::Bytes32)
         .ok(reference(&format!("{t}OrderOne")))
         .errors(&[400, 404, 429, 503]));
+        add(Op::at(
+            format!("{base}/{{orderHash}}/explain"),
+            format!("explain_{kind}order"),
+            "orders",
+            &format!("Beyond the peer: why this {kind}order does not match: its best counter-orders (at most 10), each with every condition that blocks it."),
+        )
+        .path_param("orderHash", Param::Bytes32)
+        .ok(reference("ExplainAnswer"))
+        .errors(&[400, 404, 429, 503]));
         add(Op::at(&base, format!("publish_{kind}order"), "orders",
                 &format!("Publish a signed {kind}order (header `authorization`: a signed challenge, or `Bearer <session token>`)."))
             .write("post", json!({"type": "object", "required": ["order"], "properties": {
@@ -583,6 +609,27 @@ pub fn document(chain: Option<u64>, market: &crate::market::MarketConfig, batch_
             .ok(json!({"type": "object", "required": ["ok", "results"], "properties": {"ok": {"const": true}, "results": {"type": "array", "items": {
                 "type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}, "published": reference(&format!("{t}OrderRecord")),
                 "error": {"type": "string"}, "code": {"type": "string"}}}}}})));
+    }
+    let drafts: Vec<Value> = OrderKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let t = title(kind);
+            schemas.insert(format!("{t}OrderDraft"), draft_schema(kind, market.max_params_bytes));
+            json!({"type": "object", "required": ["kind", "order"], "properties": {
+                "kind": {"type": "string", "const": kind.as_str()},
+                "order": reference(&format!("{t}OrderDraft"))}})
+        })
+        .collect();
+    let mut draft = Op::at("/explain", "explain_draft", "orders",
+        "Beyond the peer: why a draft order (unsigned, not published) would or would not match now: a dry run of publication and matching. Answered as GET /{kind}orders/{orderHash}/explain; nothing is stored.")
+        .ok(reference("ExplainAnswer"))
+        .write("post", json!({"oneOf": drafts}));
+    draft.auth = false;
+    draft.errors = vec![400, 413, 429, 503];
+    add(draft);
+    // The stable codes, from the one table the market answers with.
+    if let Some(code) = schemas.get_mut("ExplainBlocker").and_then(|b| b["properties"].get_mut("code")) {
+        code["enum"] = json!(crate::market::explain::CODES);
     }
     schemas.insert("Deal".into(), deal_schema());
     schemas.insert("Task".into(), task_schema());

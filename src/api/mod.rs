@@ -7,6 +7,7 @@ pub mod categories;
 pub mod deals;
 pub mod document;
 pub mod error;
+pub mod explain;
 pub mod explorer;
 pub mod limits;
 pub mod market;
@@ -44,6 +45,10 @@ use utoipa::OpenApi;
         categories::CategoryList,
         categories::OneCategory,
         market::Depth,
+        explain::ExplainAnswer,
+        explain::ExplainCombination,
+        explain::ExplainMember,
+        explain::ExplainBlocker,
         crate::store::proposals::ProposalView
     ))
 )]
@@ -132,10 +137,12 @@ fn route_table() -> &'static [(actix_web::dev::ResourceDef, &'static str)] {
         .map(|p| ((*p).to_owned(), "GET"))
         .collect();
         routes.push(("/sessions".into(), "POST"));
+        routes.push(("/explain".into(), "POST"));
         for kind in OrderKind::ALL {
             routes.push((format!("/{kind}orders"), "GET, POST, PUT"));
             routes.push((format!("/{kind}orders/batch"), "POST"));
             routes.push((format!("/{kind}orders/{{orderHash}}"), "GET"));
+            routes.push((format!("/{kind}orders/{{orderHash}}/explain"), "GET"));
         }
         routes.into_iter().map(|(p, allow)| (actix_web::dev::ResourceDef::new(p), allow)).collect()
     })
@@ -175,6 +182,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
         .service(tasks::task)
         .service(pools::pool)
         .service(search::search)
+        .service(
+            web::resource("/explain").route(web::post().to(explain::explain_draft)).default_service(web::to(fallback)),
+        )
         .service(explorer::index)
         .service(explorer::script)
         .service(explorer::style)

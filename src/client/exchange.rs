@@ -126,6 +126,16 @@ impl Exchange {
         self.write(key, reqwest::Method::POST, &path, &json!({"order": order.to_json()})).await
     }
 
+    /// Explains a draft order (`POST /explain`, no login: nothing is published).
+    pub async fn explain_draft(&self, order: &AnyOrder) -> Result<Value, CliError> {
+        let req = self
+            .http
+            .post(self.url("/explain"))
+            .header("content-type", "application/json")
+            .body(json!({"kind": order.kind().as_str(), "order": order.to_json()}).to_string());
+        self.answer(req).await.map_err(|r| r.into_cli(&self.base))
+    }
+
     /// Takes orders out of the book (`target` as the peer's API names it).
     pub async fn unpublish(&self, key: &PrivateKeySigner, kind: OrderKind, body: &Value) -> Result<Value, CliError> {
         let path = format!("/{kind}orders");

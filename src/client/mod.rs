@@ -1,6 +1,6 @@
 //! The requesters' and owners' commands of `dragon`: escrow (`account`), assets (`app`, `dataset`,
 //! `workerpool`), orders (`order publish|unpublish`, `orderbook`), and a request's life (`submit`, `wait`,
-//! `status`, `result`, `stdout`, `run`). They talk to the exchange's REST API and to the chain; endpoints are
+//! `status`, `explain`, `result`, `stdout`, `run`). They talk to the exchange's REST API and to the chain; endpoints are
 //! resolved by [`config`]. Every failure is a [`CliError`]: one line, exit 2 when the user can fix it.
 
 pub mod account;
@@ -9,6 +9,7 @@ pub mod asset;
 pub mod config;
 pub mod error;
 pub mod exchange;
+pub mod explain;
 pub mod io;
 pub mod order;
 pub mod result;
@@ -41,6 +42,8 @@ pub enum ClientCommand {
     Orderbook(order::OrderbookArgs),
     /// Build, sign and publish a request order; print its hash, then the deal id once matched.
     Submit(submit::SubmitArgs),
+    /// Why an order does not match: its best counter-orders and every condition that blocks each.
+    Explain(explain::ExplainArgs),
     /// Follow a request, a deal or a task through match, deal, tasks and completion.
     Wait(wait::WaitArgs),
     /// Print where a request, a deal or a task stands, once.
@@ -63,6 +66,7 @@ pub fn run(cmd: ClientCommand) -> Result<(), CliError> {
             ClientCommand::Workerpool(c) => asset::run_workerpool(c).await,
             ClientCommand::Orderbook(a) => order::orderbook(a).await,
             ClientCommand::Submit(a) => submit::submit(a).await,
+            ClientCommand::Explain(a) => explain::explain(a).await,
             ClientCommand::Wait(a) => wait::wait(a).await,
             ClientCommand::Status(a) => wait::status(a).await,
             ClientCommand::Result(a) => result::result(a).await,

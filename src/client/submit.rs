@@ -31,9 +31,10 @@ pub struct SubmitArgs {
     /// PoCo trust: how many replicas must agree (0 and 1: a single worker).
     #[arg(long, default_value_t = 0)]
     pub trust: u64,
-    /// The most paid to the workerpool per task: nRLC (1500) or RLC (0.5RLC).
-    #[arg(long, value_parser = amount::parse, default_value = "0")]
-    pub max_price: Nrlc,
+    /// The most paid to the workerpool per task: nRLC (1500) or RLC (0.5RLC). Without it, the price of the best
+    /// current offer that can take the request, as iExec's `app run` does.
+    #[arg(long, value_parser = amount::parse)]
+    pub max_price: Option<Nrlc>,
     /// The most paid to the app per task; by default the price of its best open app order.
     #[arg(long, value_parser = amount::parse)]
     pub app_max_price: Option<Nrlc>,
@@ -115,6 +116,65 @@ async fn best_price(
         .map(|o| super::order::nrlc_of(&o["order"][format!("{kind}price")])))
 }
 
+/// The best current offer that can take the request: the workerpool price of the first combination the
+/// exchange's engine would match if the request paid any price (a dry run, `POST /explain`). Stake does not
+/// count here: the deposit is checked against the price chosen.
+fn best_offer(probe: &serde_json::Value) -> Option<(Nrlc, String)> {
+    probe["combinations"].as_array()?.iter().find_map(|c| {
+        let blockers = c["blockers"].as_array()?;
+        if !blockers.iter().all(|b| b["code"] == "stake") {
+            return None;
+        }
+        let w = &c["workerpoolorder"];
+        Some((Nrlc::from_u64(w["price"].as_u64()?), w["orderHash"].as_str()?.to_owned()))
+    })
+}
+
+/// The workerpool price the request offers: the best current offer's, capped by `--max-price`. Says what it will
+/// pay before anything is signed, and why when no offer fits (on stdout: stderr holds only the one-line error).
+async fn workerpool_price(
+    ex: &super::exchange::Exchange,
+    cap: Option<Nrlc>,
+    request: impl Fn(Nrlc) -> AnyOrder,
+) -> Result<Nrlc, CliError> {
+    let probe = ex.explain_draft(&request(Nrlc::from_u64(u64::MAX))).await?;
+    let best = best_offer(&probe);
+    match (cap, best) {
+        (None, Some((price, pool))) => {
+            println!("will pay {} per task: the best current offer (workerpool order {pool})", amount::show(price));
+            Ok(price)
+        }
+        (None, None) => {
+            println!("{}", super::explain::render(&probe));
+            Err(input(
+                "no workerpool offer can take this request now (why above); give --max-price to publish it anyway and wait for one",
+            ))
+        }
+        (Some(cap), Some((price, pool))) if price.0 <= cap.0 => {
+            println!(
+                "will pay {} per task: the best current offer (workerpool order {pool}); at most {} (--max-price)",
+                amount::show(price),
+                amount::show(cap)
+            );
+            Ok(cap)
+        }
+        (Some(cap), best) => {
+            let why = ex.explain_draft(&request(cap)).await?;
+            match best {
+                Some((price, _)) => println!(
+                    "the best current offer, {} per task, is above --max-price {}: the request waits for a cheaper one",
+                    amount::show(price),
+                    amount::show(cap)
+                ),
+                None => println!("no workerpool offer can take this request now: it waits for one"),
+            }
+            println!("{}", super::explain::render(&why));
+            println!("will pay at most {} per task (--max-price)", amount::show(cap));
+            Ok(cap)
+        }
+    }
+}
+
 fn salt() -> Result<B256, CliError> {
     crate::order::fresh_salt().map_err(|e| failure(format!("no randomness for the salt: {e}")))
 }
@@ -163,7 +223,29 @@ pub async fn publish(a: &SubmitArgs) -> Result<Submitted, CliError> {
             }
         }
     };
-    let per_task = app_price.0.checked_add(dataset_price.0).and_then(|s| s.checked_add(a.max_price.0));
+    let request = |pool_price: Nrlc, salt: B256| {
+        AnyOrder::Request(RequestOrder {
+            app: a.app,
+            appmaxprice: app_price,
+            dataset: a.dataset.unwrap_or(Address::ZERO),
+            datasetmaxprice: dataset_price,
+            workerpool: a.workerpool.unwrap_or(Address::ZERO),
+            workerpoolmaxprice: pool_price,
+            requester: me,
+            volume: U256::from(a.volume),
+            tag: a.tag.unwrap_or_default(),
+            category: U256::from(a.category),
+            trust: U256::from(a.trust),
+            beneficiary: a.beneficiary.unwrap_or(me),
+            callback: Address::ZERO,
+            params: params.clone(),
+            salt,
+            sign: None,
+        })
+    };
+    let salt = salt()?;
+    let pool_price = workerpool_price(&ex, a.max_price, |p| request(p, salt)).await?;
+    let per_task = app_price.0.checked_add(dataset_price.0).and_then(|s| s.checked_add(pool_price.0));
     let cost = per_task
         .and_then(|t| t.checked_mul(U256::from(a.volume)))
         .map(Nrlc)
@@ -176,24 +258,7 @@ pub async fn publish(a: &SubmitArgs) -> Result<Submitted, CliError> {
             amount::show(Nrlc(acc.stake))
         )));
     }
-    let mut order = AnyOrder::Request(RequestOrder {
-        app: a.app,
-        appmaxprice: app_price,
-        dataset: a.dataset.unwrap_or(Address::ZERO),
-        datasetmaxprice: dataset_price,
-        workerpool: a.workerpool.unwrap_or(Address::ZERO),
-        workerpoolmaxprice: a.max_price,
-        requester: me,
-        volume: U256::from(a.volume),
-        tag: a.tag.unwrap_or_default(),
-        category: U256::from(a.category),
-        trust: U256::from(a.trust),
-        beneficiary: a.beneficiary.unwrap_or(me),
-        callback: Address::ZERO,
-        params,
-        salt: salt()?,
-        sign: None,
-    });
+    let mut order = request(pool_price, salt);
     let domain = Ctx::domain(&d);
     let hash = order.sign_with(&domain, &key).map_err(|e| failure(format!("signing failed: {e}")))?;
     match ex.publish(&key, &order).await {

@@ -3,7 +3,6 @@
 //! deal, the hub. `wait` polls until every task is completed, one of them fails, or the time runs out; it
 //! redraws one line per task on a terminal and prints a line per change otherwise.
 
-use super::amount;
 use super::config::{Conn, Ctx};
 use super::error::{CliError, chain_failure, failure, input};
 use super::exchange::{Exchange, Refusal};
@@ -221,25 +220,20 @@ impl<'a> Follow<'a> {
         Ok(Snapshot { lines, state })
     }
 
-    /// Why nothing matched a request: its price against the best offer of its category.
+    /// Why nothing matched a request, as the exchange's engine explains it: the whole explanation on stdout, its
+    /// best combination's blockers in the (one-line) error.
     async fn no_match(&self, h: &str, waited: u64) -> CliError {
-        let rec = match self.ex.get(&format!("/requestorders/{h}")).await {
-            Ok(r) => r,
+        let e = match self.ex.get(&format!("/requestorders/{h}/explain")).await {
+            Ok(e) => e,
             Err(e) => return e,
         };
-        let o = &rec["order"];
-        let max = super::order::nrlc_of(&o["workerpoolmaxprice"]);
-        let category = super::order::nrlc_of(&o["category"]).0;
-        let best = self.ex.get(&format!("/workerpoolorders?category={category}&pageSize=10")).await;
-        let offer = match best.as_ref().ok().and_then(|b| b["orders"].as_array()).and_then(|a| a.first()) {
-            Some(b) => format!(
-                "the best offer in category {category} is {} from workerpool {}",
-                amount::show(super::order::nrlc_of(&b["order"]["workerpoolprice"])),
-                b["order"]["workerpool"].as_str().unwrap_or("?")
-            ),
-            None => format!("there is no workerpool offer in category {category}"),
-        };
-        input(format!("nothing matched request {h} within {waited} s at a max price of {}: {offer}", amount::show(max)))
+        println!("{}", super::explain::render(&e));
+        let first: Vec<String> = e["combinations"][0]["blockers"]
+            .as_array()
+            .map(|b| b.iter().filter_map(|x| x["message"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        let why = if first.is_empty() { "it should match soon".to_owned() } else { first.join("; ") };
+        input(format!("nothing matched request {h} within {waited} s: {why} (dragon explain {h})"))
     }
 
     /// Waits until the request has deals; returns their ids.

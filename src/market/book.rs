@@ -181,6 +181,23 @@ impl Book {
         g.per_asset.get(&(kind, asset)).and_then(|m| m.values().find(|r| pred(r)).cloned())
     }
 
+    /// The first `n` open orders of `kind` (of `asset`, when given) that `filter` admits, in book order: unlike
+    /// [`Book::query`], stops at `n` instead of counting them all.
+    pub fn take(
+        &self,
+        kind: OrderKind,
+        asset: Option<Address>,
+        filter: impl Fn(&OrderRecord) -> bool,
+        n: usize,
+    ) -> Vec<Arc<OrderRecord>> {
+        let g = self.read();
+        let source = match asset {
+            Some(a) => g.per_asset.get(&(kind, a)),
+            None => Some(&g.sorted[slot(kind)]),
+        };
+        source.map(|s| s.values().filter(|r| filter(r)).take(n).cloned().collect()).unwrap_or_default()
+    }
+
     /// A page of the open orders of `kind` that `filter` admits, in book order: `limit` of them after the
     /// first `skip`. When `asset` is given, only that asset's orders are walked.
     pub fn query(

@@ -27,6 +27,7 @@
 pub mod book;
 mod chain;
 mod events;
+pub mod explain;
 pub mod publish;
 mod sequencer;
 

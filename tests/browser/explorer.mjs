@@ -9,7 +9,8 @@
 //   copy <selector>            click a copy button, report what the clipboard holds
 //   shot <name>                save a screenshot (with DRAGON_SCREENSHOTS)
 //   quit                       report the errors seen and stop
-// Usage: node explorer.mjs <base URL> '{"category": N}'; `pages` brings {dealid, taskid, pool, request, requester}.
+// Usage: node explorer.mjs <base URL> '{"category": N}'; `pages` brings {dealid, taskid, pool, request, requester,
+// blocked} (blocked: an open request whose "why not matched" is checked).
 // With DRAGON_SCREENSHOTS=<dir>, the main views are saved there as PNG files.
 import { chromium } from 'playwright-core';
 import { createInterface } from 'node:readline';
@@ -114,6 +115,13 @@ try {
       out.orderDealLink = await count(`#o-deals tr[data-deal="${cfg.dealid}"]`);
       out.orderSettled = await count('.badge.settled');
       await shot('order');
+      // Why not matched: the open request at 0.03 RLC is blocked by the price of every offer.
+      await page.evaluate((h) => { location.hash = `#/order/${h}`; }, cfg.blocked);
+      await ready('order');
+      out.whyCodes = await page.locator('#o-why tr[data-combination="0"] li[data-code]').evaluateAll((xs) => xs.map((x) => x.dataset.code));
+      out.whyText = await page.locator('#o-why tr[data-combination="0"]').textContent();
+      out.whyRows = await count('#o-why tr[data-combination]');
+      await shot('order-why');
       // The task and its history.
       await page.evaluate((id) => { location.hash = `#/task/${id}`; }, cfg.taskid);
       await ready('task');

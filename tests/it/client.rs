@@ -193,7 +193,11 @@ async fn a_requester_gets_a_computed_result_through_the_cli_alone() {
     assert!(bal.contains("free    1 RLC (1000000000 nRLC)"), "{bal}");
     assert!(bal.contains("wallet  9 RLC (9000000000 nRLC)"), "{bal}");
     let out = place.ok(Some(&me), &["submit", "--app", &app.to_string(), "--max-price", "10", "--args", "12"]).await;
+    // The price is said before signing: the best offer (5 nRLC), at most the --max-price.
     let mut lines = out.lines();
+    let price = lines.next().unwrap_or_default();
+    assert!(price.starts_with(&format!("will pay {} per task: the best current offer", dragon_amount(5))), "{out}");
+    assert!(price.ends_with(&format!("at most {} (--max-price)", dragon_amount(10))), "{out}");
     let request = lines.next().and_then(|l| l.strip_prefix("request ")).unwrap_or_else(|| panic!("{out}")).to_owned();
     let deal = lines.next().and_then(|l| l.strip_prefix("deal ")).unwrap_or_else(|| panic!("{out}")).to_owned();
     let out = place.ok(None, &["wait", &request, "--timeout", "120"]).await;
@@ -234,7 +238,7 @@ async fn a_requester_gets_a_computed_result_through_the_cli_alone() {
     let out = place
         .ok(Some(&me), &["run", "--app", &app.to_string(), "--max-price", "10", "--args", "7", "--out", "runs"])
         .await;
-    assert!(out.starts_with("request 0x"), "{out}");
+    assert!(out.lines().nth(1).is_some_and(|l| l.starts_with("request 0x")), "{out}");
     let tasks = task_ids(&out, "COMPLETED");
     assert_eq!(tasks.len(), 1, "{out}");
     let computed =
@@ -301,25 +305,39 @@ async fn every_cli_error_is_one_line_with_its_exit_code() {
     place.fails(Some(&poor), &["account", "withdraw", "1"], 2, "cannot withdraw").await;
     place.fails(Some(&poor), &["account", "deposit", "2RLC"], 2, "cannot deposit 2 RLC").await;
 
-    // Nothing within the max price: after the timeout, the best offer is named.
+    // Nothing within the max price: said before signing, and after the timeout the engine's explanation.
+    let price_blocks = "workerpool price 50 nRLC > the request's workerpoolmaxprice 10 nRLC";
     let line = place
         .fails(Some(requester), &["submit", "--app", &app, "--max-price", "10", "--timeout", "2"], 2, "nothing matched")
         .await;
-    assert!(line.contains(&format!("at a max price of {}", dragon_amount(10))), "{line}");
-    assert!(
-        line.contains(&format!(
-            "the best offer in category 0 is {} from workerpool {}",
-            dragon_amount(50),
-            w.pool.to_checksum(None)
-        )),
-        "{line}"
-    );
+    assert!(line.contains(price_blocks) && line.contains("(dragon explain 0x"), "{line}");
     // The same through `dragon wait` on a request left open.
     let out = place.ok(Some(requester), &["submit", "--app", &app, "--max-price", "10", "--no-wait"]).await;
-    let request = out.trim().strip_prefix("request ").expect("a hash").to_owned();
-    place.fails(None, &["wait", &request, "--timeout", "1"], 2, "the best offer in category 0").await;
+    assert!(
+        out.contains(&format!("the best current offer, {} per task, is above --max-price", dragon_amount(50))),
+        "{out}"
+    );
+    assert!(out.contains(&format!("workerpool_price: {price_blocks}")), "{out}");
+    let request = out.lines().find_map(|l| l.strip_prefix("request ")).expect("a hash").to_owned();
+    place.fails(None, &["wait", &request, "--timeout", "1"], 2, price_blocks).await;
     let status = place.ok(None, &["status", &request]).await;
     assert!(status.contains("open") && status.contains("waiting for a match"), "{status}");
+    // `dragon explain`: the request's best counter-order and what blocks it, as text and as JSON.
+    let text = place.ok(None, &["explain", &request]).await;
+    assert!(
+        text.starts_with(&format!("requestorder {request} (open, 1 left to match): no combination matches")),
+        "{text}"
+    );
+    assert!(text.contains("workerpoolorder 0x") && text.contains(&format!("at {}", dragon_amount(50))), "{text}");
+    assert!(text.contains(&format!("- workerpool_price: {price_blocks}")), "{text}");
+    let json: Value = serde_json::from_str(&place.ok(None, &["explain", &request, "--json"]).await).expect("JSON");
+    assert_eq!(json["combinations"][0]["blockers"][0]["code"], "workerpool_price", "{json}");
+    place.fails(None, &["explain", &format!("{:#066x}", 9)], 2, "knows no order").await;
+    // Without --max-price: the best current offer, said before signing, and matched at that price.
+    let out = place.ok(Some(requester), &["submit", "--app", &app, "--timeout", "30"]).await;
+    let first = out.lines().next().unwrap_or_default();
+    assert!(first.starts_with(&format!("will pay {} per task: the best current offer", dragon_amount(50))), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("deal 0x")), "{out}");
 
     // An id nobody knows; a task that is not completed.
     let unknown = format!("{:#066x}", 7);

@@ -194,7 +194,9 @@ async fn the_explorer_shows_the_market_live_in_a_real_browser() {
     let request = live.order_hash(&w.domain).to_string();
     let pool = w.pool.to_checksum(None);
     let requester = w.requester.address().to_checksum(None);
-    let cfg = json!({"dealid": dealid, "taskid": taskid, "pool": pool, "request": request, "requester": requester});
+    let blocked = bids[0].order_hash(&w.domain).to_string();
+    let cfg = json!({"dealid": dealid, "taskid": taskid, "pool": pool, "request": request, "requester": requester,
+                     "blocked": blocked});
     let pages = browser.ask(&format!("pages {cfg}")).await;
     assert_eq!(pages["step"], "pages", "{pages}");
     assert_eq!(pages["dealTasks"], 2, "the deal lists its two tasks: {pages}");
@@ -203,6 +205,17 @@ async fn the_explorer_shows_the_market_live_in_a_real_browser() {
     assert_eq!(pages["orderStatus"], "filled", "{pages}");
     assert_eq!(pages["orderDealLink"], 1, "{pages}");
     assert_eq!(pages["orderSettled"], 1, "{pages}");
+    // Why not matched, on the blocked request's page: every offer (0.06, 0.07, 0.09 RLC) is above its 0.03 RLC.
+    assert_eq!(pages["whyCodes"], json!(["workerpool_price"]), "{pages}");
+    assert!(
+        pages["whyText"].as_str().is_some_and(|t| t.contains(&format!(
+            "workerpool price {} nRLC > the request's workerpoolmaxprice {} nRLC",
+            6 * CENT,
+            3 * CENT
+        ))),
+        "the cheapest offer first: {pages}"
+    );
+    assert_eq!(pages["whyRows"], 3, "one row per open offer: {pages}");
     assert!(pages["taskEvents"][0].as_str().is_some_and(|e| e.starts_with("TaskInitialize")), "{pages}");
     assert_eq!(pages["searchDeal"], format!("#/deal/{dealid}"), "{pages}");
     assert_eq!(pages["searchPool"], format!("#/pool/{pool}"), "{pages}");

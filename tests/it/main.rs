@@ -8,6 +8,7 @@ mod crash;
 mod dialect;
 mod ethers;
 mod executor;
+mod explain;
 mod explorer;
 mod faults;
 mod feed;

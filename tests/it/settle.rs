@@ -659,7 +659,7 @@ async fn the_local_market_settles_deals_on_its_own_chain() {
     let run = tokio::process::Command::new(crate::harness::dragon_bin())
         .current_dir(&home)
         .args(["run", "--app", &demo_app, "--workerpool", &workerpool, "--args", "local market"])
-        .args(["--max-price", "0.01RLC", "--out"])
+        .args(["--out"])
         .arg(&out)
         .env("DRAGON_PRIVATE_KEY", dragon::local::demo::REQUESTER_KEY)
         .output()
@@ -667,6 +667,8 @@ async fn the_local_market_settles_deals_on_its_own_chain() {
         .expect("dragon run");
     let said = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
     assert!(run.status.success(), "dragon run: {said}");
+    // As a new user runs it, without --max-price: the pool's offer is taken, and its price said first.
+    assert!(said.starts_with("will pay 0.01 RLC (10000000 nRLC) per task: the best current offer"), "{said}");
     let task_dir = std::fs::read_dir(&out).expect("out").next().expect("one task folder").expect("entry").path();
     assert_eq!(std::fs::read_to_string(task_dir.join("result.txt")).expect("result"), "Hello, local market!\n");
     let (s, bot) = reqwest_get(info["bot"].as_str().expect("bot")).await;

@@ -309,6 +309,21 @@ pub struct OneOrder {
     pub signer: String,
 }
 
+/// A published order by hash: from the book while open, from the store once it left it.
+pub async fn find(state: &AppState, hash: OrderHash) -> Result<Option<Arc<OrderRecord>>, ApiError> {
+    if let Some(r) = state.market.book.get(&hash) {
+        return Ok(Some(r));
+    }
+    let store = state.store.clone();
+    Ok(state
+        .on_main(async move {
+            let c = store.client().await?;
+            crate::store::orders::get(&**c, &hash).await
+        })
+        .await?
+        .map(Arc::new))
+}
+
 pub async fn get_one(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -321,20 +336,7 @@ pub async fn get_one(
     let text = validate::Input::Text(hash.as_str().into());
     let hash =
         OrderHash(validate::bytes32("orderHash", &text, true).map_err(ApiError::BadRequest)?.unwrap_or_default());
-    let found = match state.market.book.get(&hash) {
-        Some(r) => Some(r),
-        None => {
-            let store = state.store.clone();
-            state
-                .on_main(async move {
-                    let c = store.client().await?;
-                    crate::store::orders::get(&**c, &hash).await
-                })
-                .await?
-                .map(Arc::new)
-        }
-    };
-    match found {
+    match find(&state, hash).await? {
         Some(r) if r.kind() == kind => Ok(HttpResponse::Ok().json(OneOrder {
             ok: true,
             order_hash: r.hash.to_string(),

@@ -10,7 +10,7 @@ mod publish;
 mod unpublish;
 
 pub use cache::QueryCache;
-pub use list::{get_one, list, required, spec};
+pub use list::{find, get_one, list, required, spec};
 pub use publish::{publish, publish_batch};
 pub use unpublish::{resource_field, unpublish};
 
@@ -80,7 +80,8 @@ pub fn view(r: &OrderRecord) -> Value {
 /// The book a route serves, attached to its resources: the four kinds share their handlers.
 type Kind = web::Data<OrderKind>;
 
-/// Registers the routes of one kind: `/{kind}orders`, `/{kind}orders/batch`, `/{kind}orders/{hash}`; any
+/// Registers the routes of one kind: `/{kind}orders`, `/{kind}orders/batch`, `/{kind}orders/{hash}` and its
+/// `/explain`; any
 /// other method on them is a 405.
 pub fn routes(cfg: &mut web::ServiceConfig, kind: OrderKind) {
     let base = format!("/{kind}orders");
@@ -97,6 +98,12 @@ pub fn routes(cfg: &mut web::ServiceConfig, kind: OrderKind) {
         web::resource(format!("{base}/batch"))
             .app_data(Kind::new(kind))
             .route(web::post().to(publish_batch))
+            .default_service(fallback()),
+    )
+    .service(
+        web::resource(format!("{base}/{{hash}}/explain"))
+            .app_data(Kind::new(kind))
+            .route(web::get().to(crate::api::explain::explain_order))
             .default_service(fallback()),
     )
     .service(

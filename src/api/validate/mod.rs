@@ -19,7 +19,7 @@
 mod order;
 mod query;
 
-pub use order::signed_order;
+pub use order::{draft_order, signed_order};
 pub use query::*;
 
 use alloy::primitives::{Address, B256, U256};

@@ -113,6 +113,24 @@ pub fn signed_order(
     raw: Option<&RawValue>,
     path: &str,
 ) -> Result<crate::order::AnyOrder, String> {
+    order(kind, raw, path, true)
+}
+
+/// Reads a draft order (`POST /explain`): as [`signed_order`], but without its signature (`sign` is ignored).
+pub fn draft_order(
+    kind: crate::order::OrderKind,
+    raw: Option<&RawValue>,
+    path: &str,
+) -> Result<crate::order::AnyOrder, String> {
+    order(kind, raw, path, false)
+}
+
+fn order(
+    kind: crate::order::OrderKind,
+    raw: Option<&RawValue>,
+    path: &str,
+    signed: bool,
+) -> Result<crate::order::AnyOrder, String> {
     let input = Input::json(raw);
     let fields: std::collections::BTreeMap<String, Box<RawValue>> = match &input {
         Input::Absent | Input::Null => return Err(required(path)),
@@ -123,6 +141,9 @@ pub fn signed_order(
     };
     let mut out = serde_json::Map::new();
     for (name, rule) in order_fields(kind).iter().rev() {
+        if !signed && matches!(rule, Rule::Sign) {
+            continue;
+        }
         let field_path = format!("{path}.{name}");
         let v = checked(&field_path, *rule, &Input::json(fields.get(*name).map(AsRef::as_ref)))?;
         out.insert((*name).to_owned(), v);
