@@ -232,6 +232,44 @@ impl OrderRecord {
     }
 }
 
+/// What listings filter an order on, copied out of its record when it enters the book (see
+/// `market::book::Book::query`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Brief {
+    pub kind: OrderKind,
+    pub signer: Address,
+    pub asset: Address,
+    pub roles: Roles,
+    pub price: u64,
+    pub volume: u64,
+    pub remaining: u64,
+    pub tag: [u8; 32],
+    pub category: Option<u64>,
+    /// A workerpool order's or a request's trust.
+    pub trust: Option<u64>,
+}
+
+impl OrderRecord {
+    pub fn brief(&self) -> Brief {
+        Brief {
+            kind: self.kind(),
+            signer: self.signer,
+            asset: self.asset(),
+            roles: self.roles(),
+            price: self.price(),
+            volume: self.volume(),
+            remaining: self.remaining,
+            tag: self.tag(),
+            category: self.category(),
+            trust: match self.view {
+                m::Order::Workerpool(o) => Some(o.trust),
+                m::Order::Request(o) => Some(o.trust),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// See [`OrderRecord::roles`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Roles {

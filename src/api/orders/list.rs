@@ -2,14 +2,14 @@
 //! the store once it left the book).
 
 use super::cache::QueryCache;
-use super::is_bulk;
+use super::is_bulk_brief;
 use crate::api::check_chain;
 use crate::api::error::ApiError;
 use crate::api::state::AppState;
 use crate::api::validate::{self, AddressOrAny, Param, Params, Query};
 use crate::ids::OrderHash;
 use crate::order::OrderKind;
-use crate::order::record::{MAX_SAFE, OrderRecord, OrderStatus};
+use crate::order::record::{Brief, MAX_SAFE, OrderRecord, OrderStatus};
 use crate::wire::iso_time;
 use actix_web::{HttpRequest, HttpResponse, web};
 use alloy::primitives::Address;
@@ -129,7 +129,7 @@ fn exact(p: &Params, name: &str) -> Option<Address> {
     }
 }
 
-type Filter = Box<dyn Fn(&OrderRecord) -> bool + Send + Sync>;
+type Filter = Box<dyn Fn(&Brief) -> bool + Send + Sync>;
 
 /// The listing's filter for `kind`, and the asset whose index narrows the walk.
 fn filter(kind: OrderKind, p: &Params) -> (Option<Address>, Filter) {
@@ -137,8 +137,8 @@ fn filter(kind: OrderKind, p: &Params) -> (Option<Address>, Filter) {
     let min_tag = p.bytes32("minTag").map(|t| t.0);
     let max_tag = p.bytes32("maxTag").map(|t| t.0);
     let min_volume = p.int("minVolume");
-    let common = move |r: &OrderRecord| {
-        let t = r.tag();
+    let common = move |r: &Brief| {
+        let t = r.tag;
         min_tag.is_none_or(|m| t.iter().zip(m).all(|(a, b)| a & b == b))
             && max_tag.is_none_or(|m| t.iter().zip(m).all(|(a, b)| a & !b == 0))
             && min_volume.is_none_or(|v| r.remaining >= v)
@@ -159,27 +159,25 @@ fn filter(kind: OrderKind, p: &Params) -> (Option<Address>, Filter) {
             let min_trust = p.int("minTrust").filter(|t| *t > 1);
             let bulk_only = p.bool("bulkOnly").unwrap_or(false);
             let max_price = p.int("maxPrice");
-            let f = move |r: &OrderRecord| {
-                let roles = r.roles();
+            let f = move |r: &Brief| {
+                let roles = r.roles;
                 let restrictions = match kind {
                     OrderKind::App => dataset.admits(roles.dataset) && workerpool.admits(roles.workerpool),
                     OrderKind::Dataset => {
-                        app.admits(roles.app) && workerpool.admits(roles.workerpool) && (!bulk_only || is_bulk(r))
+                        app.admits(roles.app) && workerpool.admits(roles.workerpool) && (!bulk_only || is_bulk_brief(r))
                     }
                     _ => {
                         app.admits(roles.app)
                             && dataset.admits(roles.dataset)
-                            && category.is_none_or(|c| r.category() == Some(c))
-                            && min_trust.is_none_or(|t| match r.view {
-                                dragon_matching::Order::Workerpool(o) => o.trust >= t,
-                                _ => false,
-                            })
+                            && category.is_none_or(|c| r.category == Some(c))
+                            && min_trust
+                                .is_none_or(|t| r.kind == OrderKind::Workerpool && r.trust.is_some_and(|x| x >= t))
                     }
                 };
                 restrictions
                     && requester.admits(roles.requester)
                     && owner.is_none_or(|o| r.signer == o)
-                    && max_price.is_none_or(|m| r.price() <= m)
+                    && max_price.is_none_or(|m| r.price <= m)
                     && common(r)
             };
             (own, Box::new(f))
@@ -193,18 +191,15 @@ fn filter(kind: OrderKind, p: &Params) -> (Option<Address>, Filter) {
             let workerpool = Restrict::of(p, "workerpool", "isWorkerpoolStrict");
             let max_trust = p.int("maxTrust");
             let min_price = p.int("minPrice");
-            let f = move |r: &OrderRecord| {
-                let roles = r.roles();
+            let f = move |r: &Brief| {
+                let roles = r.roles;
                 dataset.is_none_or(|d| roles.dataset == d)
                     && requester.is_none_or(|a| roles.requester == a)
                     && beneficiary.is_none_or(|b| roles.beneficiary == b)
                     && workerpool.admits(roles.workerpool)
-                    && category.is_none_or(|c| r.category() == Some(c))
-                    && max_trust.is_none_or(|t| match r.view {
-                        dragon_matching::Order::Request(o) => o.trust <= t,
-                        _ => false,
-                    })
-                    && min_price.is_none_or(|m| r.price() >= m)
+                    && category.is_none_or(|c| r.category == Some(c))
+                    && max_trust.is_none_or(|t| r.kind == OrderKind::Request && r.trust.is_some_and(|x| x <= t))
+                    && min_price.is_none_or(|m| r.price >= m)
                     && common(r)
             };
             (app, Box::new(f))

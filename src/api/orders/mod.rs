@@ -47,7 +47,11 @@ pub struct OrderView {
 const BULK_VOLUME: u64 = MAX_SAFE - 1;
 
 pub(super) fn is_bulk(r: &OrderRecord) -> bool {
-    r.volume() >= BULK_VOLUME && r.price() == 0
+    is_bulk_brief(&r.brief())
+}
+
+pub(super) fn is_bulk_brief(b: &crate::order::record::Brief) -> bool {
+    b.volume >= BULK_VOLUME && b.price == 0
 }
 
 impl From<&OrderRecord> for OrderView {

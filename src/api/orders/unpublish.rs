@@ -7,8 +7,7 @@ use crate::api::state::AppState;
 use crate::api::validate;
 use crate::ids::OrderHash;
 use crate::market::PublishError;
-use crate::order::record::OrderRecord;
-use crate::order::{AnyOrder, OrderKind};
+use crate::order::OrderKind;
 use actix_web::{HttpRequest, HttpResponse, web};
 use alloy::primitives::Address;
 use serde::Serialize;
@@ -76,11 +75,11 @@ pub async fn unpublish(
         },
         Target::Last(resource) | Target::All(resource) => {
             let last = matches!(target, Target::Last(_));
-            let mine = |r: &OrderRecord| {
+            let mine = |r: &crate::order::record::Brief| {
                 r.signer == who
-                    && match &r.order {
-                        AnyOrder::Request(o) => o.requester == resource,
-                        _ => r.asset() == resource,
+                    && match r.kind {
+                        OrderKind::Request => r.roles.requester == resource,
+                        _ => r.asset == resource,
                     }
             };
             let index = (kind != OrderKind::Request).then_some(resource);
