@@ -49,11 +49,15 @@ pub enum Rule {
     WorkerpoolDatasetRestrict = 0x1a,
     /// 0x1b: workerpool.requesterrestrict admits the requester.
     WorkerpoolRequesterRestrict = 0x1b,
+    /// Dragon's own, NOT a PoCo code (PoCo has no such rule, and `matchOrders` never reverts with it): the
+    /// workerpool's track record meets the request's minimum ([`crate::MinTrackRecord::admits`]). 0xd0 lies
+    /// outside PoCo's codes.
+    TrackRecord = 0xd0,
 }
 
 impl Rule {
-    /// Every rule, in the order `matchOrders` checks them.
-    pub const ALL: [Rule; 19] = [
+    /// Every rule, in the order `matchOrders` checks them, then Dragon's own.
+    pub const ALL: [Rule; 20] = [
         Rule::Category,
         Rule::Trust,
         Rule::AppPrice,
@@ -73,9 +77,10 @@ impl Rule {
         Rule::WorkerpoolAppRestrict,
         Rule::WorkerpoolDatasetRestrict,
         Rule::WorkerpoolRequesterRestrict,
+        Rule::TrackRecord,
     ];
 
-    /// The PoCo revert code (`iExecV5-matchOrders-0x{code:02x}`).
+    /// The PoCo revert code (`iExecV5-matchOrders-0x{code:02x}`); Dragon's own rule has a code outside PoCo's.
     pub fn code(self) -> u8 {
         self as u8
     }
@@ -117,6 +122,7 @@ pub fn check(
     fail(workerpool.app_restrict.admits(app.app), Rule::WorkerpoolAppRestrict)?;
     fail(workerpool.dataset_restrict.admits(dataset_addr), Rule::WorkerpoolDatasetRestrict)?;
     fail(workerpool.requester_restrict.admits(request.requester), Rule::WorkerpoolRequesterRestrict)?;
+    fail(request.min_record.admits(&workerpool.record), Rule::TrackRecord)?;
     Ok(())
 }
 
@@ -143,6 +149,7 @@ pub(crate) fn pool_may_serve(w: &WorkerpoolOrder, r: &RequestOrder) -> bool {
         && w.app_restrict.admits(r.app)
         && w.dataset_restrict.admits(r.dataset)
         && w.requester_restrict.admits(r.requester)
+        && r.min_record.admits(&w.record)
 }
 
 /// Necessary conditions on an app order given the workerpool and request (implied by [`check`]).
