@@ -122,7 +122,9 @@ struct Range {
     transfers: Vec<(OrderKind, Address, Address, u64)>,
     /// Accounts whose free stake went down, with the last block that changed it.
     stake_down: BTreeMap<Address, u64>,
-    hashes: Vec<(u64, B256)>,
+    /// (number, hash, timestamp) of the blocks recorded for reorg detection; the last one's time is the chain
+    /// time track records are computed at.
+    hashes: Vec<(u64, B256, u64)>,
 }
 
 impl ChainSync {
@@ -241,7 +243,7 @@ impl ChainSync {
                 return Err(SyncError::Moving(n));
             }
         }
-        let mut range = Range { hashes: headers.iter().map(|(n, h)| (*n, h.0)).collect(), ..Range::default() };
+        let mut range = Range { hashes: headers.iter().map(|(n, h)| (*n, h.0, h.1)).collect(), ..Range::default() };
         range.hashes.sort();
         for l in &logs {
             self.read_log(l, &headers, &mut range).await?;
@@ -250,7 +252,7 @@ impl ChainSync {
             Some(m) => Some(m.chain_lock().lock().await),
             None => None,
         };
-        let update = self.write_range(to, range).await?;
+        let update = self.write_range(from, to, range).await?;
         if let Some(m) = &self.market
             && let Err(e) = m.apply(update).await
         {
@@ -290,6 +292,7 @@ impl ChainSync {
         let task_event = |task: B256, change: TaskChange| TaskEvent {
             task_id: TaskId(task),
             block_number: block,
+            block_timestamp: headers.get(&block).map_or(0, |h| h.1),
             log_index,
             change,
         };
@@ -447,7 +450,7 @@ impl ChainSync {
     }
 
     /// Writes a range and the cursor in one transaction; returns what the market must apply.
-    async fn write_range(&self, to: u64, mut r: Range) -> Result<ChainUpdate, SyncError> {
+    async fn write_range(&self, from: u64, to: u64, mut r: Range) -> Result<ChainUpdate, SyncError> {
         let chain_id = self.chain_id();
         // Stakes are read before the transaction, at the range's last block.
         let mut stakes = HashMap::new();
@@ -456,6 +459,7 @@ impl ChainSync {
             stakes.insert(*account, hub.viewAccount(*account).block(to.into()).call().await?.stake);
         }
         let mut client = self.store.client().await?;
+        let before = crate::store::track_records::chain_time(&**client, chain_id).await?.map(|a| a.timestamp);
         let tx = client.transaction().await?;
         let mut update = ChainUpdate::default();
         let mut touched: Vec<OrderHash> = Vec::new();
@@ -522,6 +526,15 @@ impl ChainSync {
         }
         let client = self.store.client().await?;
         update.deals = r.deals.into_iter().filter(|d| inserted.contains(&d.deal_id)).collect();
+        // Track records, for the engine: those of the pools whose figures this range may have moved (computed
+        // after the commit, from the store as it now is; a pool that did not move gets the record it had, which
+        // the engine ignores).
+        let now = r.hashes.iter().max_by_key(|h| h.0).map(|h| h.2 as i64);
+        let moved = crate::store::track_records::moved(&**client, chain_id, from, to, before, now).await?;
+        if !moved.is_empty() {
+            let records = crate::store::track_records::of(&**client, chain_id, Some(&moved)).await?;
+            update.records = records.into_iter().map(|(a, r)| (a, r.all_time.engine())).collect();
+        }
         for e in &r.task_events {
             let deal = crate::store::deals::task_deal(&**client, chain_id, e.task_id).await?;
             update.tasks.push(TaskUpdate {

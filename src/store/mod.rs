@@ -18,6 +18,7 @@ pub mod proposals;
 pub mod settlement_charges;
 pub mod settlement_txs;
 pub mod sync;
+pub mod track_records;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::Duration;
@@ -34,6 +35,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (7, "0007_pool_hardening.sql", include_str!("../../schema/0007_pool_hardening.sql")),
     (8, "0008_auth_expiry.sql", include_str!("../../schema/0008_auth_expiry.sql")),
     (9, "0009_category_events.sql", include_str!("../../schema/0009_category_events.sql")),
+    (10, "0010_track_records.sql", include_str!("../../schema/0010_track_records.sql")),
 ];
 
 const MIGRATION_LOCK: i64 = 0x6472_6167_6f6e;
