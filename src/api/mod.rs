@@ -118,6 +118,7 @@ fn route_table() -> &'static [(actix_web::dev::ResourceDef, &'static str)] {
             "/tasks",
             "/tasks/{taskid}",
             "/pools/{address}",
+            "/workerpools/{address}",
             "/search",
             "/openapi.json",
             "/docs",
@@ -174,6 +175,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
         .service(tasks::tasks)
         .service(tasks::task)
         .service(pools::pool)
+        .service(pools::workerpool)
         .service(search::search)
         .service(explorer::index)
         .service(explorer::script)

@@ -533,7 +533,7 @@ impl ChainSync {
         let moved = crate::store::track_records::moved(&**client, chain_id, from, to, before, now).await?;
         if !moved.is_empty() {
             let records = crate::store::track_records::of(&**client, chain_id, Some(&moved)).await?;
-            update.records = records.into_iter().map(|(a, r)| (a, r.all_time.engine())).collect();
+            update.records = records.into_iter().collect();
         }
         for e in &r.task_events {
             let deal = crate::store::deals::task_deal(&**client, chain_id, e.task_id).await?;
@@ -627,6 +627,22 @@ pub async fn backfill_categories(
         from = to + 1;
     }
     Ok(())
+}
+
+/// Gives task events stored before their block's time was kept (schema 0010) that time, from the block headers,
+/// so track records measure deal to finalize over the whole history. Nothing to do on a store synced since.
+pub async fn backfill_task_times(store: &Store, provider: &DynProvider, chain_id: u64) -> Result<(), SyncError> {
+    loop {
+        let blocks = crate::store::track_records::untimed_blocks(&**store.client().await?, chain_id, 500).await?;
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        for n in blocks {
+            let b = provider.get_block_by_number(n.into()).await?.ok_or(SyncError::Moving(n))?;
+            crate::store::track_records::set_block_time(&**store.client().await?, chain_id, n, b.header.timestamp)
+                .await?;
+        }
+    }
 }
 
 /// Undoes blocks `from..` in the store: their deals, task events, categories and order closures go, and the

@@ -31,8 +31,8 @@ pub struct ChainUpdate {
     pub deals: Vec<DealRow>,
     /// Task changes on chain, for the feed.
     pub tasks: Vec<TaskUpdate>,
-    /// Workerpools' all-time track records, as the store now derives them, for those whose figures may have moved.
-    pub records: Vec<(alloy::primitives::Address, dragon_matching::TrackRecord)>,
+    /// Workerpools' track records, as the store now derives them, for those whose figures may have moved.
+    pub records: Vec<(alloy::primitives::Address, crate::store::track_records::TrackRecord)>,
 }
 
 impl ChainUpdate {

@@ -6,6 +6,7 @@
 //! order; writers hold the write lock for a few map operations per order.
 
 use super::record::{OrderRecord, OrderStatus};
+use crate::store::track_records::TrackRecord;
 use crate::ids::OrderHash;
 use crate::order::OrderKind;
 use alloy::primitives::Address;
@@ -46,6 +47,9 @@ struct Inner {
     per_category: HashMap<(OrderKind, u64), usize>,
     /// Open requests per dataset they name.
     requests_by_dataset: HashMap<Address, BTreeMap<Key, Arc<OrderRecord>>>,
+    /// Workerpools' track records, shown beside their orders: kept with the book so that a change bumps the
+    /// version that listings are cached under.
+    records: HashMap<Address, TrackRecord>,
 }
 
 /// A page of a listing.
@@ -91,6 +95,17 @@ impl Book {
     pub fn clear(&self) {
         let mut g = self.write();
         *g = Inner::default();
+    }
+
+    /// Sets workerpools' track records (see `store::track_records`).
+    pub fn set_records(&self, records: impl IntoIterator<Item = (Address, TrackRecord)>) {
+        let mut g = self.write();
+        g.records.extend(records);
+    }
+
+    /// A workerpool's track record as last set; `None` for a pool without any deal seen.
+    pub fn record(&self, workerpool: &Address) -> Option<TrackRecord> {
+        self.read().records.get(workerpool).copied()
     }
 
     /// Removes an order; returns it.

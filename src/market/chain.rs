@@ -118,8 +118,11 @@ impl Sequencer {
             }
         }
         // Last: a better record may match the pool's orders again, against the book as the chain now leaves it.
-        for (pool, record) in u.records {
-            self.submit(Input::TrackRecord { workerpool: m::Address(pool.0.0), record });
+        for (pool, record) in &u.records {
+            self.submit(Input::TrackRecord { workerpool: m::Address(pool.0.0), record: record.all_time.engine() });
+        }
+        if !u.records.is_empty() {
+            self.book.set_records(u.records);
         }
         for d in u.deals {
             (self.listener)(&MarketEvent::DealCreated(Box::new(d)));

@@ -155,6 +155,7 @@ impl Sequencer {
         self.book.clear();
         self.engine.proposals.clear();
         let rebuilt = open.len();
+        self.book.set_records(records.clone());
         for (pool, record) in records {
             let input = Input::TrackRecord { workerpool: m::Address(pool.0.0), record: record.all_time.engine() };
             if submitter.submit(input).is_err() {

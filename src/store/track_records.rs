@@ -166,8 +166,8 @@ pub async fn of(
 }
 
 /// Workerpools whose figures blocks `from..=to` may have changed: the pool of a deal they brought, of a task
-/// they finalized or claimed, or of a deal whose final deadline chain time passed between `before` (the chain
-/// time before them, unix seconds) and `now`. Called after the range is committed.
+/// they finalized or claimed, or of a deal whose final deadline, or whose 30th day, chain time passed between
+/// `before` (the chain time before them, unix seconds) and `now`. Called after the range is committed.
 pub async fn moved(
     client: &impl GenericClient,
     chain_id: u64,
@@ -185,6 +185,9 @@ pub async fn moved(
                 OR ($5::bigint IS NOT NULL
                     AND (d.body->>'startTime')::bigint + 10 * c.work_clock_time_ref <= $5
                     AND ($4::bigint IS NULL OR (d.body->>'startTime')::bigint + 10 * c.work_clock_time_ref > $4))
+                OR ($5::bigint IS NOT NULL AND $4::bigint IS NOT NULL
+                    AND d.block_timestamp + interval '30 days' <= to_timestamp($5)
+                    AND d.block_timestamp + interval '30 days' > to_timestamp($4))
                 OR d.deal_id IN (
                     SELECT t.deal_id FROM task_events x JOIN tasks t USING (chain_id, task_id)
                     WHERE x.chain_id = $1 AND x.block_number BETWEEN $2 AND $3

@@ -224,12 +224,24 @@ fn filter(kind: OrderKind, p: &Params) -> (Option<Address>, Filter) {
     }
 }
 
+/// Beyond the peer: a workerpool order's view carries its workerpool's track record, as the book holds it (the
+/// last figures chain sync derived; none seen yet is all zeros). Other kinds are left as the peer has them.
+fn with_record(book: &crate::market::book::Book, r: &OrderRecord) -> OrderView {
+    let mut v = OrderView::from(r);
+    if r.kind() == OrderKind::Workerpool {
+        let record = book.record(&r.roles().workerpool).unwrap_or_default();
+        v.track_record = Some(crate::api::pools::track_record_json(&record, false));
+    }
+    v
+}
+
 /// Orders serialized per chunk of a streamed page.
 const CHUNK_ORDERS: usize = 16;
 
 /// A page's JSON as a stream of small chunks, so that a page of large orders never sits whole in memory: the
 /// orders are shared with the book (`Arc`), and each chunk is serialized as the client reads.
 fn stream_page(
+    book: Arc<crate::market::book::Book>,
     orders: Vec<Arc<OrderRecord>>,
     count: usize,
     next_page: Option<u64>,
@@ -241,7 +253,7 @@ fn stream_page(
             if start + i > 0 {
                 buf.push(b',');
             }
-            serde_json::to_writer(&mut buf, &OrderView::from(&**r)).map_err(|e| ApiError::Internal(e.into()))?;
+            serde_json::to_writer(&mut buf, &with_record(&book, r)).map_err(|e| ApiError::Internal(e.into()))?;
         }
         Ok(bytes::Bytes::from(buf))
     });
@@ -275,6 +287,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest, kind: super::Kin
     let estimate: usize = page.orders.iter().map(|r| r.json.get().len() + RECORD_OVERHEAD).sum();
     if estimate > QueryCache::MAX_ENTRY {
         return Ok(HttpResponse::Ok().content_type("application/json").streaming(stream_page(
+            state.market.book.clone(),
             page.orders,
             page.count,
             next_page,
@@ -282,7 +295,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest, kind: super::Kin
     }
     let list = OrderList {
         ok: true,
-        orders: page.orders.iter().map(|r| OrderView::from(&**r)).collect(),
+        orders: page.orders.iter().map(|r| with_record(&state.market.book, r)).collect(),
         count: page.count,
         next_page,
     };
@@ -305,6 +318,9 @@ pub struct OneOrder {
     pub status: OrderStatus,
     pub publication_timestamp: String,
     pub signer: String,
+    /// Workerpool orders only, beyond the peer: the workerpool's track record, as in listings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track_record: Option<serde_json::Value>,
 }
 
 pub async fn get_one(
@@ -342,6 +358,7 @@ pub async fn get_one(
             status: r.status,
             publication_timestamp: iso_time(r.published_ms),
             signer: r.signer.to_checksum(None),
+            track_record: with_record(&state.market.book, &r).track_record,
         })),
         _ => Err(ApiError::NotFound(format!("{kind}order"))),
     }
@@ -395,7 +412,8 @@ mod tests {
                     count: 99,
                     next_page,
                 };
-                let chunks: Vec<_> = stream_page(orders.clone(), 99, next_page).collect().await;
+                let book = Arc::new(crate::market::book::Book::default());
+                let chunks: Vec<_> = stream_page(book, orders.clone(), 99, next_page).collect().await;
                 let streamed: Vec<u8> =
                     chunks.into_iter().flat_map(|c| c.expect("chunk").to_vec()).collect::<Vec<u8>>();
                 let a: Value = serde_json::from_slice(&streamed).expect("streamed page is JSON");
