@@ -171,6 +171,6 @@ pub use engine::{
 };
 pub use pipeline::PipelineDown;
 pub use types::{
-    Address, AppOrder, DatasetOrder, MinTrackRecord, Nrlc, Order, OrderHash, OrderKind, RequestOrder, Tag,
-    TrackRecord, ValueTooLarge, WorkerpoolOrder, u64_from_uint256,
+    Address, AppOrder, DatasetOrder, MinTrackRecord, Nrlc, Order, OrderHash, OrderKind, RequestOrder, Tag, TrackRecord,
+    ValueTooLarge, WorkerpoolOrder, u64_from_uint256,
 };

@@ -6,8 +6,8 @@ use crate::api::check_chain;
 use crate::api::error::ApiError;
 use crate::api::state::AppState;
 use crate::api::validate;
-use actix_web::{HttpRequest, HttpResponse, get, web};
 use crate::store::track_records::{Figures, TrackRecord};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::json;
 
 /// A workerpool's deals on chain, tasks bought, tasks per status, and its success rate: completed tasks over
@@ -59,9 +59,7 @@ pub async fn workerpool(
     let store = state.store.clone();
     let chain_id = state.market.chain_id;
     let records = state
-        .on_main(async move {
-            crate::store::track_records::of(&**store.client().await?, chain_id, Some(&[wp])).await
-        })
+        .on_main(async move { crate::store::track_records::of(&**store.client().await?, chain_id, Some(&[wp])).await })
         .await?;
     let record = records.get(&wp).copied().unwrap_or_default();
     Ok(HttpResponse::Ok().json(json!({

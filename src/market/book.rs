@@ -6,9 +6,9 @@
 //! order; writers hold the write lock for a few map operations per order.
 
 use super::record::{OrderRecord, OrderStatus};
-use crate::store::track_records::TrackRecord;
 use crate::ids::OrderHash;
 use crate::order::OrderKind;
+use crate::store::track_records::TrackRecord;
 use alloy::primitives::Address;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};

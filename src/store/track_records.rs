@@ -148,14 +148,8 @@ pub async fn of(
         let pool = Address::from(fixed::<20>("deals", r.get(0))?);
         let n = |i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0).max(0) as u64;
         let rec = out.entry(pool).or_insert(TrackRecord { as_of, ..TrackRecord::default() });
-        *window(rec, r.get(1)) = Figures {
-            deals: n(2),
-            tasks: n(3),
-            completed: n(4),
-            claimed: n(5),
-            failed: n(6),
-            median_seconds: None,
-        };
+        *window(rec, r.get(1)) =
+            Figures { deals: n(2), tasks: n(3), completed: n(4), claimed: n(5), failed: n(6), median_seconds: None };
     }
     for r in &medians {
         let pool = Address::from(fixed::<20>("deals", r.get(0))?);

@@ -25,3 +25,4 @@ mod schemathesis;
 mod sdk;
 mod server;
 mod settle;
+mod track_records;
