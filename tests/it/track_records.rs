@@ -44,11 +44,15 @@ async fn initialize(w: &World, deal: B256, idx: u64) {
     assert!(r.status(), "initialized");
 }
 
-/// Initializes and finalizes a task, the pool's owner being its own worker (trust 1: `contributeAndFinalize`,
-/// authorized by the owner's EIP-191 signature); returns the finalize block's time.
+/// Initializes and finalizes a task (see [`contribute_and_finalize`]); returns the finalize block's time.
 async fn finalize(w: &World, owner: &PrivateKeySigner, deal: B256, idx: u64) -> u64 {
     initialize(w, deal, idx).await;
-    let task = task_of(deal, idx);
+    contribute_and_finalize(w, owner, task_of(deal, idx)).await
+}
+
+/// Finalizes an initialized task of a trust-1 deal, the pool's owner being its own worker (`contributeAndFinalize`,
+/// authorized by the owner's EIP-191 signature); returns the finalize block's time.
+pub async fn contribute_and_finalize(w: &World, owner: &PrivateKeySigner, task: B256) -> u64 {
     let digest = alloy::primitives::keccak256(format!("result {task}"));
     let auth =
         alloy::primitives::keccak256([owner.address().as_slice(), task.as_slice(), Address::ZERO.as_slice()].concat());
