@@ -6,5 +6,6 @@
 ALTER TABLE task_events ADD COLUMN block_timestamp TIMESTAMPTZ;
 ALTER TABLE sync_blocks ADD COLUMN block_timestamp TIMESTAMPTZ;
 CREATE INDEX deals_by_workerpool ON deals (chain_id, workerpool, block_number);
+CREATE INDEX deals_by_time ON deals (chain_id, block_timestamp);
 CREATE INDEX task_events_outcomes ON task_events (chain_id, task_id) WHERE event IN ('TaskFinalize', 'TaskClaimed');
 CREATE INDEX task_events_untimed ON task_events (chain_id, block_number) WHERE block_timestamp IS NULL;

@@ -89,11 +89,13 @@ const PER_DEAL: &str = "
         FROM d JOIN tasks t ON t.chain_id = $1 AND t.deal_id = d.deal_id
         JOIN task_events x ON x.chain_id = $1 AND x.task_id = t.task_id
         WHERE x.event IN ('TaskFinalize', 'TaskClaimed')),
+    counts AS (
+        SELECT deal_id, count(*) FILTER (WHERE event = 'TaskFinalize') AS completed,
+               count(*) FILTER (WHERE event = 'TaskClaimed') AS claimed
+        FROM outcome GROUP BY deal_id),
     per_deal AS (
-        SELECT d.*,
-            (SELECT count(*) FROM outcome o WHERE o.deal_id = d.deal_id AND o.event = 'TaskFinalize') AS completed,
-            (SELECT count(*) FROM outcome o WHERE o.deal_id = d.deal_id AND o.event = 'TaskClaimed') AS claimed
-        FROM d),
+        SELECT d.*, COALESCE(c.completed, 0) AS completed, COALESCE(c.claimed, 0) AS claimed
+        FROM d LEFT JOIN counts c USING (deal_id)),
     w(recent_only) AS (VALUES (false), (true))";
 
 /// Track records of `pools` (every workerpool with a deal when `None`) at the chain time of the last applied
@@ -170,22 +172,28 @@ pub async fn moved(
     before: Option<i64>,
     now: Option<i64>,
 ) -> Result<Vec<Address>, StoreError> {
+    // One indexed query per cause. A final deadline is at most 10 x the longest reference time after the deal's
+    // block (its start time is its block's time), so only deals that recent are looked at for deadlines.
     let rows = client
         .query(
-            "SELECT DISTINCT d.workerpool FROM deals d
-             LEFT JOIN categories c ON c.chain_id = d.chain_id AND c.catid = d.category
-             WHERE d.chain_id = $1 AND (
-                d.block_number BETWEEN $2 AND $3
-                OR ($5::bigint IS NOT NULL
-                    AND (d.body->>'startTime')::bigint + 10 * c.work_clock_time_ref <= $5
-                    AND ($4::bigint IS NULL OR (d.body->>'startTime')::bigint + 10 * c.work_clock_time_ref > $4))
-                OR ($5::bigint IS NOT NULL AND $4::bigint IS NOT NULL
-                    AND d.block_timestamp + interval '30 days' <= to_timestamp($5)
-                    AND d.block_timestamp + interval '30 days' > to_timestamp($4))
-                OR d.deal_id IN (
-                    SELECT t.deal_id FROM task_events x JOIN tasks t USING (chain_id, task_id)
-                    WHERE x.chain_id = $1 AND x.block_number BETWEEN $2 AND $3
-                      AND x.event IN ('TaskFinalize', 'TaskClaimed')))",
+            "SELECT workerpool FROM deals WHERE chain_id = $1 AND block_number BETWEEN $2 AND $3
+             UNION
+             SELECT d.workerpool FROM task_events x JOIN tasks t USING (chain_id, task_id)
+                 JOIN deals d ON d.chain_id = t.chain_id AND d.deal_id = t.deal_id
+             WHERE x.chain_id = $1 AND x.block_number BETWEEN $2 AND $3
+               AND x.event IN ('TaskFinalize', 'TaskClaimed')
+             UNION
+             SELECT d.workerpool FROM deals d JOIN categories c ON c.chain_id = d.chain_id AND c.catid = d.category
+             WHERE d.chain_id = $1 AND $4::bigint IS NOT NULL AND $5::bigint IS NOT NULL
+               AND d.block_timestamp > to_timestamp($4) - make_interval(secs => (
+                   SELECT COALESCE(max(10 * work_clock_time_ref), 0) FROM categories WHERE chain_id = $1))
+               AND (d.body->>'startTime')::bigint + 10 * c.work_clock_time_ref > $4
+               AND (d.body->>'startTime')::bigint + 10 * c.work_clock_time_ref <= $5
+             UNION
+             SELECT workerpool FROM deals
+             WHERE chain_id = $1 AND $4::bigint IS NOT NULL AND $5::bigint IS NOT NULL
+               AND block_timestamp > to_timestamp($4) - interval '30 days'
+               AND block_timestamp <= to_timestamp($5) - interval '30 days'",
             &[&(chain_id as i64), &(from as i64), &(to as i64), &before, &now],
         )
         .await?;

@@ -102,6 +102,22 @@ async fn record(server: &Server, w: &World, pool: Address) -> Value {
     .await
 }
 
+/// Waits until the book shows `expected` beside the pool's order (the book's copy follows chain sync), and
+/// panics with what it shows otherwise.
+async fn listed(server: &Server, pool: Address, expected: &Value) {
+    let start = std::time::Instant::now();
+    loop {
+        let (s, list) = server.get(&format!("/workerpoolorders?workerpool={pool}")).await;
+        assert_eq!(s, 200, "{list}");
+        let shown = &list["orders"][0]["trackRecord"];
+        if shown == expected {
+            return;
+        }
+        assert!(start.elapsed().as_secs() < 30, "the listing shows {shown}, not {expected}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 fn figures(deals: u64, tasks: u64, completed: u64, claimed: u64, failed: u64, median: Option<u64>) -> Value {
     let finished = completed + claimed + failed;
     json!({
@@ -128,37 +144,46 @@ async fn track_records_match_a_scripted_history_exactly() {
     let empty = figures(0, 0, 0, 0, 0, None);
     let r = record(&server, &w, pool).await;
     assert_eq!((&r["allTime"], &r["last30Days"]), (&empty, &empty), "no deal yet: {r}");
+    let order = w.pool_order(50, 5, 0, 0x40);
+    let (s, b) = server.publish(&w.owner, &order).await;
+    assert_eq!(s, 200, "{b}");
+    listed(&server, pool, &json!({"allTime": empty, "last30Days": empty})).await;
 
     // Deal 1, three tasks: two completed, the third never started. Deal 2, two tasks: one completed, one
     // started and left.
+    // The clock moves between steps so that the three durations differ (about 100, 150 and 400 s).
     let (d1, t1) = deal(&w, &w.owner, pool, 3, 0x31).await;
+    advance(&w, 100).await;
     let f1a = finalize(&w, &w.owner, d1, 0).await;
+    advance(&w, 50).await;
     let f1b = finalize(&w, &w.owner, d1, 1).await;
     let (d2, t2) = deal(&w, &w.owner, pool, 2, 0x32).await;
+    advance(&w, 400).await;
     let f2a = finalize(&w, &w.owner, d2, 0).await;
     initialize(&w, d2, 1).await;
     // Deal start times are their blocks' times (the requests ask no later start).
     let durations = vec![f1a - t1, f1b - t1, f2a - t2];
     let median = lower_median(durations.clone());
+    assert!(median.is_some_and(|m| (150..400).contains(&m)), "the middle duration: {durations:?}");
     let r = record(&server, &w, pool).await;
     let now = figures(2, 5, 3, 0, 0, median);
     assert_eq!((&r["allTime"], &r["last30Days"]), (&now, &now), "before the deadlines ({durations:?}): {r}");
+    listed(&server, pool, &json!({"allTime": now, "last30Days": now})).await;
 
     // Past the final deadline (category 0: 10 x 300 s after the start): the two unfinished tasks failed.
     advance(&w, 3_001).await;
     let r = record(&server, &w, pool).await;
     let now = figures(2, 5, 3, 0, 2, median);
     assert_eq!((&r["allTime"], &r["last30Days"]), (&now, &now), "past the deadlines: {r}");
+    listed(&server, pool, &json!({"allTime": now, "last30Days": now})).await;
     // The started one is claimed (the requester refunded): failed becomes claimed.
     claim(&w, d2, 1).await;
     let r = record(&server, &w, pool).await;
     let now = figures(2, 5, 3, 1, 1, median);
     assert_eq!((&r["allTime"], &r["last30Days"]), (&now, &now), "after the claim: {r}");
+    listed(&server, pool, &json!({"allTime": now, "last30Days": now})).await;
 
     // The book shows the same figures beside the pool's orders, in listings and by hash.
-    let order = w.pool_order(50, 5, 0, 0x40);
-    let (s, b) = server.publish(&w.owner, &order).await;
-    assert_eq!(s, 200, "{b}");
     let (s, list) = server.get(&format!("/workerpoolorders?workerpool={pool}")).await;
     assert_eq!(s, 200, "{list}");
     assert_eq!(list["orders"][0]["trackRecord"]["allTime"], now, "{list}");
@@ -171,6 +196,7 @@ async fn track_records_match_a_scripted_history_exactly() {
     // 31 days later, a third deal, completed: the last 30 days hold only it.
     advance(&w, 31 * 24 * 3600).await;
     let (d3, t3) = deal(&w, &w.owner, pool, 1, 0x33).await;
+    advance(&w, 7).await;
     let f3 = finalize(&w, &w.owner, d3, 0).await;
     let mut all = durations.clone();
     all.push(f3 - t3);
@@ -180,8 +206,7 @@ async fn track_records_match_a_scripted_history_exactly() {
     let head = provider(&w.node.url(), &w.owner).get_block_number().await.expect("head");
     assert_eq!(r["asOf"]["blockNumber"], head, "{r}");
     // The listing follows the chain (the book's copy moved with the deal and the window).
-    let (_, list) = server.get(&format!("/workerpoolorders?workerpool={pool}")).await;
-    assert_eq!(list["orders"][0]["trackRecord"], json!({"allTime": r["allTime"], "last30Days": r["last30Days"]}));
+    listed(&server, pool, &json!({"allTime": r["allTime"], "last30Days": r["last30Days"]})).await;
 
     // Another pool, never dealt with: empty figures. A malformed address: 400.
     let (s, b) = server.get(&format!("/workerpools/{}", Address::repeat_byte(9))).await;
