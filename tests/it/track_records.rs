@@ -137,9 +137,10 @@ fn lower_median(mut v: Vec<u64>) -> Option<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn track_records_match_a_scripted_history_exactly() {
     let w = World::new().await;
-    let mut config = w.config(crate::harness::database().await);
+    let db = crate::harness::database().await;
+    let mut config = w.config(db.clone());
     config.sync.poll = std::time::Duration::from_millis(100);
-    let server = Server::start(config).await;
+    let server = Server::start(config.clone()).await;
     let pool = w.pool;
     let empty = figures(0, 0, 0, 0, 0, None);
     let r = record(&server, &w, pool).await;
@@ -207,6 +208,23 @@ async fn track_records_match_a_scripted_history_exactly() {
     assert_eq!(r["asOf"]["blockNumber"], head, "{r}");
     // The listing follows the chain (the book's copy moved with the deal and the window).
     listed(&server, pool, &json!({"allTime": r["allTime"], "last30Days": r["last30Days"]})).await;
+
+    // A store written before task events kept their block's time (schema 0010): the start-up backfill reads
+    // them from the headers, and the figures come back the same.
+    server.shutdown().await;
+    let (pg, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    let n = pg.execute("UPDATE task_events SET block_timestamp = NULL", &[]).await.expect("forget the times");
+    assert!(n >= 8, "the history's task events: {n}");
+    let server = Server::start(config).await;
+    let again = record(&server, &w, pool).await;
+    assert_eq!((&again["allTime"], &again["last30Days"]), (&r["allTime"], &r["last30Days"]), "{again}");
+    let untimed: i64 = pg
+        .query_one("SELECT count(*) FROM task_events WHERE block_timestamp IS NULL", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(untimed, 0);
 
     // Another pool, never dealt with: empty figures. A malformed address: 400.
     let (s, b) = server.get(&format!("/workerpools/{}", Address::repeat_byte(9))).await;
