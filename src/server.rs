@@ -117,6 +117,7 @@ impl AppState {
             health: Arc::default(),
             feed,
             queries: Arc::default(),
+            track_records: Arc::default(),
             sync: sync_stats,
             settler,
             background,

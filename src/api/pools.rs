@@ -8,7 +8,11 @@ use crate::api::state::AppState;
 use crate::api::validate;
 use crate::store::track_records::{Figures, TrackRecord};
 use actix_web::{HttpRequest, HttpResponse, get, web};
+use alloy::primitives::Address;
 use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 
 /// A workerpool's deals on chain, tasks bought, tasks per status, and its success rate: completed tasks over
 /// finished ones (completed or failed), `null` before any task finished.
@@ -56,17 +60,51 @@ pub async fn workerpool(
     let wp = validate::address("address", &validate::Input::Text(address.as_str().into()), true)
         .map_err(ApiError::BadRequest)?
         .unwrap_or_default();
-    let store = state.store.clone();
-    let chain_id = state.market.chain_id;
-    let records = state
-        .on_main(async move { crate::store::track_records::of(&**store.client().await?, chain_id, Some(&[wp])).await })
-        .await?;
-    let record = records.get(&wp).copied().unwrap_or_default();
+    // A pool's figures change only when chain sync applies blocks: repeated asks between two steps (a hostile
+    // caller naming the pool with the longest history) cost one aggregation per step, not one per request.
+    let at = (state.sync.cursor.load(Ordering::Acquire), state.sync.reorgs.load(Ordering::Acquire));
+    let record = match state.track_records.get(&wp, at) {
+        Some(r) => r,
+        None => {
+            let store = state.store.clone();
+            let chain_id = state.market.chain_id;
+            let records = state
+                .on_main(async move {
+                    crate::store::track_records::of(&**store.client().await?, chain_id, Some(&[wp])).await
+                })
+                .await?;
+            let r = records.get(&wp).copied().unwrap_or_default();
+            state.track_records.put(wp, at, r);
+            r
+        }
+    };
     Ok(HttpResponse::Ok().json(json!({
         "ok": true,
         "workerpool": wp.to_checksum(None),
         "trackRecord": track_record_json(&record, true),
     })))
+}
+
+/// Track records answered at a sync step `(cursor, reorgs)`, valid while chain sync has applied nothing since.
+/// Bounded: emptied when full (a new step empties it anyway, one stale entry at a time).
+#[derive(Debug, Default)]
+pub struct TrackRecordCache(Mutex<HashMap<Address, ((u64, u64), TrackRecord)>>);
+
+impl TrackRecordCache {
+    const MAX_ENTRIES: usize = 4096;
+
+    fn get(&self, key: &Address, at: (u64, u64)) -> Option<TrackRecord> {
+        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(key).filter(|(when, _)| *when == at).map(|(_, r)| *r)
+    }
+
+    fn put(&self, key: Address, at: (u64, u64), record: TrackRecord) {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= Self::MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(key, (at, record));
+    }
 }
 
 /// A track record in the API's JSON form: `allTime` and `last30Days` figures, and with `as_of` the block (and
