@@ -74,13 +74,18 @@ pub async fn chain_time(client: &impl GenericClient, chain_id: u64) -> Result<Op
     Ok(r.map(|r| AsOf { block: r.get::<_, i64>(0) as u64, timestamp: r.get(1) }))
 }
 
-/// The deals of the pools asked (all pools with `None`), each with its window flag and final deadline (start
-/// time + 10 x the category's reference time, PoCo's), and their tasks' settled outcomes.
-const PER_DEAL: &str = "
-    now AS (SELECT to_timestamp($3::bigint) AS t),
+/// The figures per (workerpool, window) in ONE statement, so that they and the chain time they are computed at
+/// come from one snapshot of the store: the chain time (`asof`), the deals of the pools asked (all with `$2`
+/// NULL) with their window flag and final deadline (start time + 10 x the category's reference time, PoCo's),
+/// their tasks' settled outcomes, and the lower median. One row at least (the chain time), with NULL figures
+/// when no deal matches.
+const FIGURES: &str = "
+    WITH asof AS (
+        SELECT number, block_timestamp AS t FROM sync_blocks
+        WHERE chain_id = $1 AND block_timestamp IS NOT NULL ORDER BY number DESC LIMIT 1),
     d AS (
         SELECT d.deal_id, d.workerpool, d.volume, d.block_timestamp,
-               d.block_timestamp > (SELECT t FROM now) - interval '30 days' AS recent,
+               d.block_timestamp > (SELECT t FROM asof) - interval '30 days' AS recent,
                to_timestamp((d.body->>'startTime')::bigint + 10 * c.work_clock_time_ref) AS deadline
         FROM deals d LEFT JOIN categories c ON c.chain_id = d.chain_id AND c.catid = d.category
         WHERE d.chain_id = $1 AND ($2::bytea[] IS NULL OR d.workerpool = ANY($2))),
@@ -96,67 +101,61 @@ const PER_DEAL: &str = "
     per_deal AS (
         SELECT d.*, COALESCE(c.completed, 0) AS completed, COALESCE(c.claimed, 0) AS claimed
         FROM d LEFT JOIN counts c USING (deal_id)),
-    w(recent_only) AS (VALUES (false), (true))";
+    w(recent_only) AS (VALUES (false), (true)),
+    totals AS (
+        SELECT p.workerpool, w.recent_only, count(*) AS deals, sum(p.volume)::bigint AS tasks,
+               sum(p.completed)::bigint AS completed, sum(p.claimed)::bigint AS claimed,
+               COALESCE(sum(CASE WHEN p.deadline <= (SELECT t FROM asof)
+                   THEN GREATEST(LEAST(p.volume, $3) - p.completed - p.claimed, 0) ELSE 0 END), 0)::bigint AS failed
+        FROM per_deal p JOIN w ON NOT w.recent_only OR p.recent
+        GROUP BY p.workerpool, w.recent_only),
+    medians AS (
+        SELECT d.workerpool, w.recent_only, percentile_disc(0.5) WITHIN GROUP (ORDER BY o.secs)::bigint AS median
+        FROM outcome o JOIN d USING (deal_id) JOIN w ON NOT w.recent_only OR d.recent
+        WHERE o.event = 'TaskFinalize' AND o.secs IS NOT NULL
+        GROUP BY d.workerpool, w.recent_only)
+    SELECT (SELECT number FROM asof), extract(epoch FROM (SELECT t FROM asof))::bigint,
+           x.workerpool, x.recent_only, x.deals, x.tasks, x.completed, x.claimed, x.failed, x.median
+    FROM (SELECT 1) one LEFT JOIN (
+        SELECT * FROM totals LEFT JOIN medians USING (workerpool, recent_only)) x ON true";
 
 /// Track records of `pools` (every workerpool with a deal when `None`) at the chain time of the last applied
-/// block. Pools without any deal get empty figures when asked by name.
+/// block (without one, nothing is past its deadline and nothing is recent). Pools without any deal get empty
+/// figures when asked by name.
 pub async fn of(
     client: &impl GenericClient,
     chain_id: u64,
     pools: Option<&[Address]>,
 ) -> Result<BTreeMap<Address, TrackRecord>, StoreError> {
-    let as_of = chain_time(client, chain_id).await?;
-    let mut out: BTreeMap<Address, TrackRecord> = BTreeMap::new();
-    if let Some(p) = pools {
-        for a in p {
-            out.insert(*a, TrackRecord { as_of, ..TrackRecord::default() });
-        }
-    }
     let list: Option<Vec<Vec<u8>>> = pools.map(|p| p.iter().map(|a| a.to_vec()).collect());
-    // Without a synced block there is no chain time: nothing is past its deadline, nothing is recent.
-    let now = as_of.map(|a| a.timestamp);
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&(chain_id as i64), &list, &now, &FOLLOWED];
-    let totals = client
-        .query(
-            &format!(
-                "WITH {PER_DEAL}
-                 SELECT p.workerpool, w.recent_only, count(*), sum(p.volume)::bigint, sum(p.completed)::bigint,
-                        sum(p.claimed)::bigint,
-                        COALESCE(sum(CASE WHEN p.deadline <= (SELECT t FROM now)
-                            THEN GREATEST(LEAST(p.volume, $4) - p.completed - p.claimed, 0) ELSE 0 END), 0)::bigint
-                 FROM per_deal p JOIN w ON NOT w.recent_only OR p.recent
-                 GROUP BY p.workerpool, w.recent_only"
-            ),
-            &params,
-        )
-        .await?;
-    let medians = client
-        .query(
-            &format!(
-                "WITH {PER_DEAL}
-                 SELECT d.workerpool, w.recent_only,
-                        percentile_disc(0.5) WITHIN GROUP (ORDER BY o.secs)::bigint
-                 FROM outcome o JOIN d USING (deal_id) JOIN w ON NOT w.recent_only OR d.recent
-                 WHERE o.event = 'TaskFinalize' AND o.secs IS NOT NULL
-                 GROUP BY d.workerpool, w.recent_only"
-            ),
-            &params[..3],
-        )
-        .await?;
-    fn window(rec: &mut TrackRecord, recent_only: bool) -> &mut Figures {
-        if recent_only { &mut rec.last_30_days } else { &mut rec.all_time }
+    let rows = client.query(FIGURES, &[&(chain_id as i64), &list, &FOLLOWED]).await?;
+    let as_of = rows.first().and_then(|r| {
+        let block: Option<i64> = r.get(0);
+        let timestamp: Option<i64> = r.get(1);
+        Some(AsOf { block: block? as u64, timestamp: timestamp? })
+    });
+    let mut out: BTreeMap<Address, TrackRecord> = BTreeMap::new();
+    for a in pools.into_iter().flatten() {
+        out.insert(*a, TrackRecord { as_of, ..TrackRecord::default() });
     }
-    for r in &totals {
-        let pool = Address::from(fixed::<20>("deals", r.get(0))?);
+    for r in &rows {
+        let Some(pool) = r.get::<_, Option<&[u8]>>(2) else { continue };
+        let pool = Address::from(fixed::<20>("deals", pool)?);
         let n = |i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0).max(0) as u64;
+        let figures = Figures {
+            deals: n(4),
+            tasks: n(5),
+            completed: n(6),
+            claimed: n(7),
+            failed: n(8),
+            median_seconds: r.get::<_, Option<i64>>(9).map(|s| s.max(0) as u64),
+        };
         let rec = out.entry(pool).or_insert(TrackRecord { as_of, ..TrackRecord::default() });
-        *window(rec, r.get(1)) =
-            Figures { deals: n(2), tasks: n(3), completed: n(4), claimed: n(5), failed: n(6), median_seconds: None };
-    }
-    for r in &medians {
-        let pool = Address::from(fixed::<20>("deals", r.get(0))?);
-        let rec = out.entry(pool).or_insert(TrackRecord { as_of, ..TrackRecord::default() });
-        window(rec, r.get(1)).median_seconds = r.get::<_, Option<i64>>(2).map(|s| s.max(0) as u64);
+        if r.get::<_, bool>(3) {
+            rec.last_30_days = figures;
+        } else {
+            rec.all_time = figures;
+        }
     }
     Ok(out)
 }
