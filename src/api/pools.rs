@@ -88,17 +88,20 @@ pub async fn workerpool(
 /// Track records answered at a sync step `(cursor, reorgs)`, valid while chain sync has applied nothing since.
 /// Bounded: emptied when full (a new step empties it anyway, one stale entry at a time).
 #[derive(Debug, Default)]
-pub struct TrackRecordCache(Mutex<HashMap<Address, ((u64, u64), TrackRecord)>>);
+pub struct TrackRecordCache(Mutex<HashMap<Address, (SyncStep, TrackRecord)>>);
+
+/// Chain sync's `(cursor, reorgs)`: what it had applied when a record was computed.
+type SyncStep = (u64, u64);
 
 impl TrackRecordCache {
     const MAX_ENTRIES: usize = 4096;
 
-    fn get(&self, key: &Address, at: (u64, u64)) -> Option<TrackRecord> {
+    fn get(&self, key: &Address, at: SyncStep) -> Option<TrackRecord> {
         let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         map.get(key).filter(|(when, _)| *when == at).map(|(_, r)| *r)
     }
 
-    fn put(&self, key: Address, at: (u64, u64), record: TrackRecord) {
+    fn put(&self, key: Address, at: SyncStep, record: TrackRecord) {
         let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= Self::MAX_ENTRIES {
             map.clear();
