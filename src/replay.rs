@@ -2,7 +2,9 @@
 //!
 //! Input, one JSON object per line (blank lines skipped):
 //! `{"type": "apporder" | "datasetorder" | "workerpoolorder" | "requestorder", "order": {...}}` (unsigned; the
-//! hash is computed in the given domain) or `{"type": "cancel", "orderHash": "0x..."}`. An order already in the
+//! hash is computed in the given domain), `{"type": "cancel", "orderHash": "0x..."}`, or
+//! `{"type": "trackrecord", "workerpool": "0x...", "finished": n, "completed": m}` (a workerpool's track record,
+//! which requests asking one in their params weigh: `docs/track-records.md`). An order already in the
 //! book is ignored. Output: one JSON line per deal, in the order deals are formed. Every proposed deal is taken
 //! as settled at once (confirmed), as if the chain accepted everything.
 
@@ -32,6 +34,12 @@ struct Line<'a> {
     order: Option<&'a RawValue>,
     #[serde(rename = "orderHash", default)]
     order_hash: Option<String>,
+    #[serde(default)]
+    workerpool: Option<String>,
+    #[serde(default)]
+    finished: Option<u64>,
+    #[serde(default)]
+    completed: Option<u64>,
 }
 
 fn kind_of(tag: &str) -> Option<OrderKind> {
@@ -70,10 +78,20 @@ pub fn replay(
             let hash = parsed.order_hash.ok_or_else(|| bad("cancel needs `orderHash`".into()))?;
             let hash = json::parse_bytes32(&hash).map_err(|e| bad(format!("field `orderHash`: {e}")))?;
             Command::Cancel(dragon_matching::OrderHash(hash.0))
+        } else if parsed.kind == "trackrecord" {
+            let need = || bad("trackrecord needs `workerpool`, `finished` and `completed`".into());
+            let pool = parsed.workerpool.ok_or_else(need)?;
+            let pool = json::parse_address(&pool).map_err(|e| bad(format!("field `workerpool`: {e}")))?;
+            let (finished, completed) = (parsed.finished.ok_or_else(need)?, parsed.completed.ok_or_else(need)?);
+            if completed > finished {
+                return Err(bad(format!("completed ({completed}) is more than finished ({finished})")));
+            }
+            let record = dragon_matching::TrackRecord { finished, completed };
+            Command::TrackRecord { workerpool: dragon_matching::Address(pool.0.0), record }
         } else {
             let kind = kind_of(&parsed.kind).ok_or_else(|| {
                 bad(format!(
-                    "unknown type `{}` (apporder, datasetorder, workerpoolorder, requestorder or cancel)",
+                    "unknown type `{}` (apporder, datasetorder, workerpoolorder, requestorder, cancel or trackrecord)",
                     parsed.kind
                 ))
             })?;

@@ -56,6 +56,9 @@ impl AppState {
         crate::chain::sync::backfill_categories(&store, chain.provider(), d)
             .await
             .context("reading the hub's CreateCategory events")?;
+        crate::chain::sync::backfill_task_times(&store, chain.provider(), d.chain_id)
+            .await
+            .context("reading the times of task events stored before they were kept")?;
         let unsettled = crate::chain::sync::resolve_pending(&store, chain.provider(), d.chain_id)
             .await
             .context("resolving proposals pending at the last stop")?;
@@ -114,6 +117,7 @@ impl AppState {
             health: Arc::default(),
             feed,
             queries: Arc::default(),
+            track_records: Arc::default(),
             sync: sync_stats,
             settler,
             background,

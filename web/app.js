@@ -637,11 +637,28 @@
     await load();
   }
 
+  // A workerpool's track record (docs/track-records.md): each figure in a cell carrying its raw value (data-v),
+  // all time and over the last 30 days of chain time.
+  const secondsText = (s) => (s === null ? '—' : s < 120 ? `${s} s` : s < 7200 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`);
+  function trackRecordPanel(r) {
+    const cols = [
+      ['deals', 'Deals', esc], ['tasks', 'Tasks', esc], ['completed', 'Completed', esc], ['claimed', 'Claimed', esc],
+      ['failed', 'Failed', esc], ['finished', 'Finished', esc], ['completedRate', 'Completed %', (v) => (v === null ? '—' : `${(v * 100).toFixed(1)}%`)],
+      ['medianSecondsToFinalize', 'Median deal → finalize', secondsText],
+    ];
+    const row = (key, name) => `<tr data-window="${key}"><th>${name}</th>${cols.map(([k, , f]) => `<td class="num" data-k="${k}" data-v="${esc(r[key][k] ?? '')}">${f(r[key][k])}</td>`).join('')}</tr>`;
+    const asOf = r.asOf ? `as of block ${esc(r.asOf.blockNumber)}, ${esc(r.asOf.blockTimestamp)}` : 'nothing synced yet';
+    return `<section class="panel span-12"><header><h2>Track record</h2><span class="hint">from chain events only · ${asOf}</span></header>
+      <table id="track-record"><thead><tr><th></th>${cols.map(([, n]) => `<th class="num">${n}</th>`).join('')}</tr></thead>
+      <tbody>${row('allTime', 'All time')}${row('last30Days', 'Last 30 days')}</tbody></table></section>`;
+  }
+
   async function poolPage(a) {
     const my = token;
     const load = async () => {
-      const [p, orders, deals, tasks] = await Promise.all([
+      const [p, record, orders, deals, tasks] = await Promise.all([
         api(`/pools/${a}`),
+        api(`/workerpools/${a}`),
         api('/workerpoolorders', { workerpool: a, app: 'any', dataset: 'any', requester: 'any', pageSize: 50 }),
         api('/deals', { workerpool: a, pageSize: 20 }),
         api('/tasks', { workerpool: a, pageSize: 20 }),
@@ -660,6 +677,7 @@
           <div class="stat"><div class="k">Open orders</div><div class="v">${esc(orders.count)}</div></div>
         </div>
         <div class="grid">
+          ${trackRecordPanel(record.trackRecord)}
           <section class="panel span-6"><header><h2>Open orders</h2></header>${orders.orders.length ? `<table><thead><tr><th>Order</th><th>Category</th><th class="num">Tasks left</th><th class="num">Price / task</th></tr></thead><tbody>${orders.orders.map((o) => `<tr data-order="${esc(o.orderHash)}"><td>${hash(o.orderHash, 'order')}</td><td>${catName(o.order.category)}</td><td class="num">${esc(o.remaining)}</td><td class="num">${amount(o.order.workerpoolprice)}</td></tr>`).join('')}</tbody></table>` : '<div class="empty">No open order</div>'}</section>
           <section class="panel span-6"><header><h2>Deals</h2></header>${dealTable(deals.deals, 'No deal yet', 'pool')}</section>
           <section class="panel span-12"><header><h2>Tasks</h2><span class="hint">live</span></header>${taskTable(tasks.tasks)}</section>

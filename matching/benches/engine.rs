@@ -108,6 +108,7 @@ impl Gen {
             app_restrict,
             dataset_restrict: Address::ZERO,
             requester_restrict,
+            record: Default::default(),
         })
     }
     fn resting_pool(&mut self) -> Order {
@@ -131,6 +132,7 @@ impl Gen {
             tag,
             category: self.rng.next(CATEGORIES),
             trust: 0,
+            min_record: Default::default(),
         })
     }
     fn resting_request(&mut self) -> Order {

@@ -49,11 +49,16 @@ pub enum Rule {
     WorkerpoolDatasetRestrict = 0x1a,
     /// 0x1b: workerpool.requesterrestrict admits the requester.
     WorkerpoolRequesterRestrict = 0x1b,
+    /// Dragon's own, NOT a PoCo code (PoCo has no such rule, and `matchOrders` never reverts with it): the
+    /// workerpool's track record meets the request's minimum ([`crate::MinTrackRecord::admits`]). 0x3f is
+    /// no PoCo code (PoCo's are 0x00-0x1b, and 0x20/0x21, 0x30/0x31, 0x40/0x41, 0x50 for its chain-state
+    /// checks), and stays below 64 for [`Failures`]' bit set.
+    TrackRecord = 0x3f,
 }
 
 impl Rule {
-    /// Every rule, in the order `matchOrders` checks them.
-    pub const ALL: [Rule; 19] = [
+    /// Every rule, in the order `matchOrders` checks them, then Dragon's own.
+    pub const ALL: [Rule; 20] = [
         Rule::Category,
         Rule::Trust,
         Rule::AppPrice,
@@ -73,9 +78,10 @@ impl Rule {
         Rule::WorkerpoolAppRestrict,
         Rule::WorkerpoolDatasetRestrict,
         Rule::WorkerpoolRequesterRestrict,
+        Rule::TrackRecord,
     ];
 
-    /// The PoCo revert code (`iExecV5-matchOrders-0x{code:02x}`); Dragon's own rules take codes from 0x20 up.
+    /// The PoCo revert code (`iExecV5-matchOrders-0x{code:02x}`); Dragon's own rules take codes PoCo does not use.
     pub fn code(self) -> u8 {
         self as u8
     }
@@ -172,6 +178,7 @@ pub fn failures(
     f.fail_unless(workerpool.app_restrict.admits(app.app), Rule::WorkerpoolAppRestrict);
     f.fail_unless(workerpool.dataset_restrict.admits(dataset_addr), Rule::WorkerpoolDatasetRestrict);
     f.fail_unless(workerpool.requester_restrict.admits(request.requester), Rule::WorkerpoolRequesterRestrict);
+    f.fail_unless(request.min_record.admits(&workerpool.record), Rule::TrackRecord);
     f
 }
 
@@ -209,6 +216,7 @@ pub(crate) fn pool_may_serve(w: &WorkerpoolOrder, r: &RequestOrder) -> bool {
         && w.app_restrict.admits(r.app)
         && w.dataset_restrict.admits(r.dataset)
         && w.requester_restrict.admits(r.requester)
+        && r.min_record.admits(&w.record)
 }
 
 /// Necessary conditions on an app order given the workerpool and request (implied by [`check`]).

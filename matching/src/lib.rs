@@ -25,11 +25,12 @@
 //! engine.execute(Command::Add(Order::Workerpool(WorkerpoolOrder {
 //!     hash: OrderHash([2; 32]), workerpool: pool, price: Nrlc(5), volume: 3, tag: Tag::ZERO, category: 0,
 //!     trust: 0, app_restrict: Address::ZERO, dataset_restrict: Address::ZERO, requester_restrict: Address::ZERO,
+//!     record: Default::default(),
 //! })));
 //! let events = engine.execute(Command::Add(Order::Request(RequestOrder {
 //!     hash: OrderHash([3; 32]), app, app_max_price: Nrlc(2), dataset: Address::ZERO,
 //!     dataset_max_price: Nrlc(0), workerpool: Address::ZERO, workerpool_max_price: Nrlc(6), requester: me,
-//!     volume: 5, tag: Tag::ZERO, category: 0, trust: 0,
+//!     volume: 5, tag: Tag::ZERO, category: 0, trust: 0, min_record: Default::default(),
 //! })));
 //! // One deal of 3 (the workerpool order's volume) at the sellers' prices; 2 units of the request rest.
 //! let Event::DealProposed(deal) = events[0] else { panic!("expected a deal") };
@@ -42,7 +43,7 @@
 //! - [`types`]: `OrderHash`, `Address`, `Tag`, `Nrlc` newtypes and the four order kinds, with `u64` amounts
 //!   (the edge converts `uint256` with [`u64_from_uint256`] / `Nrlc::try_from`, rejecting what does not fit).
 //! - [`compat`]: [`check`], the PoCo `matchOrders` predicate without chain state (codes 00, 02-07, 10-1b), each
-//!   rule a [`Rule`] named by its revert code.
+//!   rule a [`Rule`] named by its revert code, and Dragon's own minimum track record (0x3f, not a PoCo code).
 //! - [`explain`]: why an order does not match: its best counter-orders and, for each, every blocking condition,
 //!   from [`failures`] (all the rules a combination fails; [`check`] is its first) and the engine's other needs
 //!   (volume left, an order of each kind).
@@ -129,6 +130,8 @@
 //!   with that app (dataset) order fixed.
 //! - Release: one order back = as if added; several = the union of their candidate requests, in bid priority,
 //!   each scanned without restriction.
+//! - TrackRecord (Dragon's own): a workerpool's record changes whether requests with a minimum track record
+//!   accept its orders, so its resting orders whose record changed are matched again exactly as released ones.
 //!
 //! A new order is matched before it is booked (it enters every scan as the fixed order, or as the request being
 //! scanned, never through the books), so an order filled at once never touches the books.
@@ -172,6 +175,6 @@ pub use engine::{
 };
 pub use pipeline::PipelineDown;
 pub use types::{
-    Address, AppOrder, DatasetOrder, Nrlc, Order, OrderHash, OrderKind, RequestOrder, Tag, ValueTooLarge,
-    WorkerpoolOrder, u64_from_uint256,
+    Address, AppOrder, DatasetOrder, MinTrackRecord, Nrlc, Order, OrderHash, OrderKind, RequestOrder, Tag, TrackRecord,
+    ValueTooLarge, WorkerpoolOrder, u64_from_uint256,
 };

@@ -127,6 +127,11 @@ pub enum Input {
         id: ProposalId,
         caps: [u64; 4],
     },
+    /// See [`Command::TrackRecord`]; every shard (a workerpool's orders may be in any category).
+    TrackRecord {
+        workerpool: crate::types::Address,
+        record: crate::types::TrackRecord,
+    },
 }
 
 /// Receives each shard's events, in the shard's order, on the shard's writer thread. Must not block.
@@ -349,6 +354,9 @@ impl Submitter {
             Input::Release(id) => self.push((id.0 % n as u64) as usize, Command::Release(id)),
             Input::ReleaseCapped { id, caps } => {
                 self.push((id.0 % n as u64) as usize, Command::ReleaseCapped { id, caps })
+            }
+            Input::TrackRecord { workerpool, record } => {
+                self.push_all(|_| Some(Command::TrackRecord { workerpool, record }))
             }
         }
     }

@@ -141,6 +141,38 @@ impl TryFrom<u128> for Nrlc {
     }
 }
 
+/// A workerpool's track record as the engine weighs it (Dragon's own, not PoCo's): of its tasks whose outcome
+/// the chain has settled (finished: completed, claimed, or failed past their deadline), how many completed. The
+/// exchange derives it from chain events (`docs/track-records.md`) and feeds it with [`Command::TrackRecord`].
+///
+/// [`Command::TrackRecord`]: crate::Command::TrackRecord
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct TrackRecord {
+    pub finished: u64,
+    pub completed: u64,
+}
+
+/// The least track record a request accepts from a workerpool (Dragon's own, from the request's params): at
+/// least `tasks` finished tasks, of which at least `completed_bp` basis points (1/10000) completed. The default,
+/// zero and zero, admits every workerpool, the ones without any history included.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct MinTrackRecord {
+    pub tasks: u64,
+    /// 0..=10000; 9500 is 95%.
+    pub completed_bp: u16,
+}
+
+impl MinTrackRecord {
+    /// No requirement.
+    pub const NONE: MinTrackRecord = MinTrackRecord { tasks: 0, completed_bp: 0 };
+
+    /// Whether `r` meets it. Exact integer arithmetic (no float): completed / finished >= bp / 10000.
+    pub fn admits(&self, r: &TrackRecord) -> bool {
+        r.finished >= self.tasks
+            && u128::from(r.completed) * 10_000 >= u128::from(self.completed_bp) * u128::from(r.finished)
+    }
+}
+
 /// An app order (`AppOrder` of PoCo, without salt and signature, which the engine does not need).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct AppOrder {
@@ -180,6 +212,11 @@ pub struct WorkerpoolOrder {
     pub app_restrict: Address,
     pub dataset_restrict: Address,
     pub requester_restrict: Address,
+    /// The workerpool's track record. The engine sets it from the last [`Command::TrackRecord`] of the workerpool
+    /// (empty before any): what the caller puts here is ignored.
+    ///
+    /// [`Command::TrackRecord`]: crate::Command::TrackRecord
+    pub record: TrackRecord,
 }
 
 /// A request order: a bid in its category's book. `volume` is the volume still available to match
@@ -198,6 +235,8 @@ pub struct RequestOrder {
     pub tag: Tag,
     pub category: u64,
     pub trust: u64,
+    /// Dragon's own: the least track record of the workerpool (from the request's params).
+    pub min_record: MinTrackRecord,
 }
 
 /// Any of the four order kinds.

@@ -378,12 +378,32 @@ fn record_schema(kind: OrderKind, one: bool) -> Value {
     if one {
         props["ok"] = json!({"type": "boolean", "const": true});
         required.push("ok");
-    } else if kind == OrderKind::Dataset {
+    }
+    if kind == OrderKind::Workerpool {
+        props["trackRecord"] = json!({"allOf": [reference("TrackRecord")],
+            "description": "Beyond the peer: the workerpool's track record (docs/track-records.md)."});
+        required.push("trackRecord");
+    } else if !one && kind == OrderKind::Dataset {
         props["bulk"] =
             json!({"type": "boolean", "description": "Free and of iExec's \"infinite\" volume: for bulk processing."});
         required.push("bulk");
     }
     json!({"type": "object", "properties": props, "required": required})
+}
+
+/// A workerpool's track record: the same figures over all its deals and over those of the last 30 days.
+fn track_record_schema() -> Value {
+    let count = json!({"type": "integer", "minimum": 0});
+    let figures = json!({"type": "object",
+        "required": ["deals", "tasks", "completed", "claimed", "failed", "finished", "completedRate", "medianSecondsToFinalize"],
+        "properties": {
+            "deals": count, "tasks": count, "completed": count, "claimed": count, "failed": count, "finished": count,
+            "completedRate": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                              "description": "completed / finished; null before any task finished."},
+            "medianSecondsToFinalize": {"type": ["integer", "null"], "minimum": 0,
+                                        "description": "Lower median of finalize block time minus deal block time."}}});
+    json!({"type": "object", "required": ["allTime", "last30Days"],
+           "properties": {"allTime": figures, "last30Days": figures}})
 }
 
 fn list_schema(items: &str, item: Value) -> Value {
@@ -546,6 +566,15 @@ pub fn document(chain: Option<u64>, market: &crate::market::MarketConfig, batch_
         .ok(json!({"type": "object", "required": ["ok", "workerpool", "deals", "volume", "tasks", "successRate"], "properties": {
             "ok": {"const": true}, "workerpool": {"type": "string"}, "deals": {"type": "integer"}, "volume": {"type": "integer"},
             "tasks": {"type": "object", "additionalProperties": {"type": "integer"}}, "successRate": {"type": ["number", "null"]}}})));
+    add(Op::at("/workerpools/{address}", "workerpool", "pools",
+            "Beyond the peer: a workerpool's track record from chain events, all time and last 30 days of chain time.")
+        .path_param("address", Param::Address)
+        .ok(json!({"type": "object", "required": ["ok", "workerpool", "trackRecord"], "properties": {
+            "ok": {"const": true}, "workerpool": {"type": "string"},
+            "trackRecord": {"allOf": [reference("TrackRecord"), {"type": "object", "required": ["asOf"], "properties": {
+                "asOf": {"type": ["object", "null"], "required": ["blockNumber", "blockTimestamp"], "properties": {
+                    "blockNumber": {"type": "integer"}, "blockTimestamp": {"type": "string"}},
+                    "description": "The last block chain sync applied, whose time the figures use; null before any."}}}]}}})));
     add(Op::at("/search", "search", "search", "Beyond the peer: what an address or a hash is.")
         .query(crate::api::search::SEARCH_PARAMS.to_vec(), &["q"])
         .ok(json!({"type": "object", "required": ["ok", "type", "id"], "properties": {
@@ -633,6 +662,7 @@ pub fn document(chain: Option<u64>, market: &crate::market::MarketConfig, batch_
     }
     schemas.insert("Deal".into(), deal_schema());
     schemas.insert("Task".into(), task_schema());
+    schemas.insert("TrackRecord".into(), track_record_schema());
     if let Some(health) = paths.get_mut("/health") {
         health["get"]["responses"]["503"] = health_503;
     }

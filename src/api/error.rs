@@ -101,6 +101,7 @@ fn publish_answer(e: &PublishError) -> (StatusCode, &'static str) {
         P::ValueTooLarge(_) => (StatusCode::BAD_REQUEST, "value_too_large"),
         P::OrderTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "order_too_large"),
         P::ParamsTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "params_too_large"),
+        P::InvalidTrackRecord(_) => (StatusCode::BAD_REQUEST, "invalid_track_record"),
         P::HashMismatch { .. } => (FORBIDDEN, "hash_mismatch"),
         P::UnknownAsset { .. } => (FORBIDDEN, "unknown_asset"),
         P::NotOwner { .. } => (FORBIDDEN, "not_owner"),

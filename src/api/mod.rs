@@ -123,6 +123,7 @@ fn route_table() -> &'static [(actix_web::dev::ResourceDef, &'static str)] {
             "/tasks",
             "/tasks/{taskid}",
             "/pools/{address}",
+            "/workerpools/{address}",
             "/search",
             "/openapi.json",
             "/docs",
@@ -181,6 +182,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
         .service(tasks::tasks)
         .service(tasks::task)
         .service(pools::pool)
+        .service(pools::workerpool)
         .service(search::search)
         .service(
             web::resource("/explain").route(web::post().to(explain::explain_draft)).default_service(web::to(fallback)),

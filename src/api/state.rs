@@ -26,6 +26,8 @@ pub struct AppState {
     /// The public live feed (`/ws` socket.io, `/feed` plain WebSocket).
     pub feed: Feed,
     pub queries: Arc<crate::api::orders::QueryCache>,
+    /// Track records already computed at the current synced block (`GET /workerpools/{address}`).
+    pub track_records: Arc<crate::api::pools::TrackRecordCache>,
     /// Chain sync's progress (head, cursor, reorgs).
     pub sync: Arc<crate::chain::sync::SyncStats>,
     /// The settler, when an operator key is configured.

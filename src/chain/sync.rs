@@ -126,7 +126,9 @@ struct Range {
     /// Every account an escrow event names: the reader's stake index re-reads those it holds.
     stake_changed: BTreeSet<Address>,
     marks: Vec<crate::store::order_marks::MarkRow>,
-    hashes: Vec<(u64, B256)>,
+    /// (number, hash, timestamp) of the blocks recorded for reorg detection; the last one's time is the chain
+    /// time track records are computed at.
+    hashes: Vec<(u64, B256, u64)>,
 }
 
 impl ChainSync {
@@ -245,7 +247,7 @@ impl ChainSync {
                 return Err(SyncError::Moving(n));
             }
         }
-        let mut range = Range { hashes: headers.iter().map(|(n, h)| (*n, h.0)).collect(), ..Range::default() };
+        let mut range = Range { hashes: headers.iter().map(|(n, h)| (*n, h.0, h.1)).collect(), ..Range::default() };
         range.hashes.sort();
         for l in &logs {
             self.read_log(l, &headers, &mut range).await?;
@@ -254,7 +256,7 @@ impl ChainSync {
             Some(m) => Some(m.chain_lock().lock().await),
             None => None,
         };
-        let update = self.write_range(to, range).await?;
+        let update = self.write_range(from, to, range).await?;
         if let Some(m) = &self.market
             && let Err(e) = m.apply(update).await
         {
@@ -295,6 +297,7 @@ impl ChainSync {
         let task_event = |task: B256, change: TaskChange| TaskEvent {
             task_id: TaskId(task),
             block_number: block,
+            block_timestamp: headers.get(&block).map_or(0, |h| h.1),
             log_index,
             change,
         };
@@ -484,7 +487,7 @@ impl ChainSync {
     }
 
     /// Writes a range and the cursor in one transaction; returns what the market must apply.
-    async fn write_range(&self, to: u64, mut r: Range) -> Result<ChainUpdate, SyncError> {
+    async fn write_range(&self, from: u64, to: u64, mut r: Range) -> Result<ChainUpdate, SyncError> {
         let chain_id = self.chain_id();
         // Stakes are read before the transaction, at the range's last block.
         let mut stakes = HashMap::new();
@@ -495,6 +498,7 @@ impl ChainSync {
             stakes.insert(account, hub.viewAccount(account).block(to.into()).call().await?.stake);
         }
         let mut client = self.store.client().await?;
+        let before = crate::store::track_records::chain_time(&**client, chain_id).await?.map(|a| a.timestamp);
         let tx = client.transaction().await?;
         let mut update = ChainUpdate::default();
         let mut touched: Vec<OrderHash> = Vec::new();
@@ -565,6 +569,15 @@ impl ChainSync {
         }
         let client = self.store.client().await?;
         update.deals = r.deals.into_iter().filter(|d| inserted.contains(&d.deal_id)).collect();
+        // Track records, for the engine: those of the pools whose figures this range may have moved (computed
+        // after the commit, from the store as it now is; a pool that did not move gets the record it had, which
+        // the engine ignores).
+        let now = r.hashes.iter().max_by_key(|h| h.0).map(|h| h.2 as i64);
+        let moved = crate::store::track_records::moved(&**client, chain_id, from, to, before, now).await?;
+        if !moved.is_empty() {
+            let records = crate::store::track_records::of(&**client, chain_id, Some(&moved)).await?;
+            update.records = records.into_iter().collect();
+        }
         for e in &r.task_events {
             let deal = crate::store::deals::task_deal(&**client, chain_id, e.task_id).await?;
             update.tasks.push(TaskUpdate {
@@ -720,6 +733,22 @@ pub async fn backfill_marks(store: &Store, reader: &ChainReader, provider: &DynP
         tracing::info!(marks = rows.len(), "presignatures and closures read back from the hub's deployment");
     }
     Ok(())
+}
+
+/// Gives task events stored before their block's time was kept (schema 0010) that time, from the block headers,
+/// so track records measure deal to finalize over the whole history. Nothing to do on a store synced since.
+pub async fn backfill_task_times(store: &Store, provider: &DynProvider, chain_id: u64) -> Result<(), SyncError> {
+    loop {
+        let blocks = crate::store::track_records::untimed_blocks(&**store.client().await?, chain_id, 500).await?;
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        for n in blocks {
+            let b = provider.get_block_by_number(n.into()).await?.ok_or(SyncError::Moving(n))?;
+            crate::store::track_records::set_block_time(&**store.client().await?, chain_id, n, b.header.timestamp)
+                .await?;
+        }
+    }
 }
 
 /// Undoes blocks `from..` in the store: their deals, task events, categories and order closures go, and the

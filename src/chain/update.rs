@@ -31,6 +31,8 @@ pub struct ChainUpdate {
     pub deals: Vec<DealRow>,
     /// Task changes on chain, for the feed.
     pub tasks: Vec<TaskUpdate>,
+    /// Workerpools' track records, as the store now derives them, for those whose figures may have moved.
+    pub records: Vec<(alloy::primitives::Address, crate::store::track_records::TrackRecord)>,
 }
 
 impl ChainUpdate {
@@ -41,6 +43,7 @@ impl ChainUpdate {
             && self.recomputed.is_empty()
             && self.deals.is_empty()
             && self.tasks.is_empty()
+            && self.records.is_empty()
     }
 }
 

@@ -128,7 +128,7 @@ pub async fn orderbook(a: OrderbookArgs) -> Result<(), CliError> {
     let d = ctx.deployment()?;
     let ex = ctx.exchange(&d)?;
     let cats = ex.get("/categories?pageSize=1000").await?;
-    let mut rows: Vec<[String; 7]> = Vec::new();
+    let mut rows: Vec<[String; 9]> = Vec::new();
     for c in cats["categories"].as_array().into_iter().flatten() {
         let id = c["catid"].as_u64().unwrap_or_default();
         if a.category.is_some_and(|want| want != id) {
@@ -140,7 +140,8 @@ pub async fn orderbook(a: OrderbookArgs) -> Result<(), CliError> {
         let orders = page["orders"].as_array().cloned().unwrap_or_default();
         let name = format!("{id} {}", c["name"].as_str().unwrap_or_default());
         if orders.is_empty() {
-            rows.push([name.clone(), "-".into(), "-".into(), "-".into(), "-".into(), "no offer".into(), String::new()]);
+            let none = || "-".to_string();
+            rows.push([name.clone(), none(), none(), none(), none(), "no offer".into(), none(), none(), String::new()]);
         }
         for o in orders.iter().take(a.depth) {
             let price = nrlc_of(&o["order"]["workerpoolprice"]);
@@ -151,6 +152,8 @@ pub async fn orderbook(a: OrderbookArgs) -> Result<(), CliError> {
                 o["remaining"].to_string(),
                 nrlc_of(&o["order"]["trust"]).0.to_string(),
                 o["order"]["workerpool"].as_str().unwrap_or_default().to_owned(),
+                track_record(&o["trackRecord"]["allTime"]),
+                track_record(&o["trackRecord"]["last30Days"]),
                 short(o["orderHash"].as_str().unwrap_or_default()),
             ]);
         }
@@ -161,8 +164,44 @@ pub async fn orderbook(a: OrderbookArgs) -> Result<(), CliError> {
             None => "the hub has no category".into(),
         }));
     }
-    print_table(&["CATEGORY", "PRICE (RLC)", "PRICE (nRLC)", "REMAINING", "TRUST", "WORKERPOOL", "ORDER"], &rows);
+    print_table(
+        &[
+            "CATEGORY",
+            "PRICE (RLC)",
+            "PRICE (nRLC)",
+            "REMAINING",
+            "TRUST",
+            "WORKERPOOL",
+            "TRACK RECORD",
+            "LAST 30 DAYS",
+            "ORDER",
+        ],
+        &rows,
+    );
     Ok(())
+}
+
+/// A window of a workerpool's track record (`docs/track-records.md`) in one cell: completed of finished tasks,
+/// the share, claimed and failed ones, and the median time from deal to finalize; `-` from an exchange that
+/// does not give it.
+fn track_record(f: &Value) -> String {
+    let n = |k: &str| f[k].as_u64();
+    let (Some(completed), Some(finished), Some(claimed), Some(failed)) =
+        (n("completed"), n("finished"), n("claimed"), n("failed"))
+    else {
+        return "-".into();
+    };
+    if finished == 0 {
+        return format!("no task finished ({} bought)", n("tasks").unwrap_or(0));
+    }
+    let median = match n("medianSecondsToFinalize") {
+        Some(s) => format!(", median {s} s"),
+        None => String::new(),
+    };
+    format!(
+        "{completed}/{finished} completed ({:.1}%), {claimed} claimed, {failed} failed{median}",
+        completed as f64 * 100.0 / finished as f64
+    )
 }
 
 fn print_table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {

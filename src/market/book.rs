@@ -8,6 +8,7 @@
 use super::record::{Brief, OrderRecord, OrderStatus};
 use crate::ids::OrderHash;
 use crate::order::OrderKind;
+use crate::store::track_records::TrackRecord;
 use alloy::primitives::Address;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -46,6 +47,9 @@ struct Inner {
     per_category: HashMap<(OrderKind, u64), usize>,
     /// Open requests per dataset they name.
     requests_by_dataset: HashMap<Address, BTreeMap<Key, Arc<OrderRecord>>>,
+    /// Workerpools' track records, shown beside their orders: kept with the book so that a change bumps the
+    /// version that listings are cached under.
+    records: HashMap<Address, TrackRecord>,
 }
 
 /// An open order in the sorted maps: its record, and what listings filter on, inline.
@@ -98,6 +102,17 @@ impl Book {
     pub fn clear(&self) {
         let mut g = self.write();
         *g = Inner::default();
+    }
+
+    /// Sets workerpools' track records (see `store::track_records`).
+    pub fn set_records(&self, records: impl IntoIterator<Item = (Address, TrackRecord)>) {
+        let mut g = self.write();
+        g.records.extend(records);
+    }
+
+    /// A workerpool's track record as last set; `None` for a pool without any deal seen.
+    pub fn record(&self, workerpool: &Address) -> Option<TrackRecord> {
+        self.read().records.get(workerpool).copied()
     }
 
     /// Removes an order; returns it.

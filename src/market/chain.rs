@@ -36,7 +36,8 @@ impl Sequencer {
     ///    chain still has of it plus what the engine still reserves on it, so released volume never exceeds the
     ///    chain's and an order that someone else consumed meanwhile keeps its time priority;
     /// 5. confirmations: a settled proposal's reservation becomes consumption (it cannot come back any more);
-    /// 6. deals and task changes go to the feed, after the book is right.
+    /// 6. workerpools' track records, once the volumes are right, since a better record matches again;
+    /// 7. deals and task changes go to the feed, after the book is right.
     ///
     /// Returns the app and dataset orders that left the book, and whether the engine must be rebuilt from the
     /// store: a proposal made before the engine was (re)built, kept pending because its transaction could still
@@ -115,6 +116,13 @@ impl Sequencer {
             if let Some((_, d)) = self.engine.proposals.remove(&id) {
                 self.submit(Input::Confirm(d.id));
             }
+        }
+        // Last: a better record may match the pool's orders again, against the book as the chain now leaves it.
+        for (pool, record) in &u.records {
+            self.submit(Input::TrackRecord { workerpool: m::Address(pool.0.0), record: record.all_time.engine() });
+        }
+        if !u.records.is_empty() {
+            self.book.set_records(u.records);
         }
         for d in u.deals {
             (self.listener)(&MarketEvent::DealCreated(Box::new(d)));

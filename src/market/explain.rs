@@ -89,6 +89,7 @@ pub fn code(b: Blocker) -> &'static str {
             R::WorkerpoolAppRestrict => "workerpool_app_restrict",
             R::WorkerpoolDatasetRestrict => "workerpool_dataset_restrict",
             R::WorkerpoolRequesterRestrict => "workerpool_requester_restrict",
+            R::TrackRecord => "track_record",
         },
         Blocker::Volume(_) => "volume",
         Blocker::NoAppOrder => "no_app_order",
@@ -99,7 +100,7 @@ pub fn code(b: Blocker) -> &'static str {
 }
 
 /// Every code an explanation may answer (for the API document).
-pub const CODES: [&str; 25] = [
+pub const CODES: [&str; 26] = [
     "category",
     "trust",
     "app_price",
@@ -119,6 +120,7 @@ pub const CODES: [&str; 25] = [
     "workerpool_app_restrict",
     "workerpool_dataset_restrict",
     "workerpool_requester_restrict",
+    "track_record",
     "volume",
     "no_app_order",
     "no_dataset_order",
@@ -242,6 +244,23 @@ fn message(b: Blocker, p: &Pairing) -> String {
                 "requester",
                 address(r.requester),
             ),
+            R::TrackRecord => {
+                let record = w.map(|w| w.record).unwrap_or_default();
+                let share = |completed: u64, finished: u64| {
+                    if finished == 0 {
+                        "no finished task".to_owned()
+                    } else {
+                        format!("{completed} of {finished} finished tasks completed")
+                    }
+                };
+                format!(
+                    "the request asks a workerpool track record of at least {:.2}% completed over at least {} finished tasks; {} has {}",
+                    f64::from(r.min_record.completed_bp) / 100.0,
+                    r.min_record.tasks,
+                    pool(),
+                    share(record.completed, record.finished)
+                )
+            }
         },
         Blocker::Volume(k) => {
             format!("the {} order has no volume left to match (used up, or held by pending deals)", kind_of(k))
@@ -351,8 +370,12 @@ impl Market {
         }
         let volume = order.volume();
         let view = super::engine_order(&order, hash, volume)?;
-        let consumed = self.reader.consumed(hash).await.map_err(MarketError::from)?;
-        let remaining = volume.saturating_sub(consumed);
+        // From chain sync's index, as publication reads it (docs/architecture.md, "The chain index").
+        let client = self.store.client().await.map_err(MarketError::from)?;
+        let prior = crate::store::orders::prior(&client, &hash).await.map_err(MarketError::from)?;
+        drop(client);
+        let consumed = if prior.closed { volume } else { U256::from(prior.consumed) };
+        let remaining = volume.saturating_sub(consumed).saturating_sub(U256::from(prior.reserved));
         let remaining = u64::try_from(remaining).unwrap_or(u64::MAX);
         let owner = match &order {
             AnyOrder::Request(r) => r.requester,

@@ -29,6 +29,9 @@ pub enum PublishError {
     OrderTooLarge { size: usize, limit: usize },
     #[error("field `params` is {size} bytes, more than the {limit} this exchange accepts")]
     ParamsTooLarge { size: usize, limit: usize },
+    /// The request's params ask a minimum track record in a form Dragon does not read (`docs/track-records.md`).
+    #[error("{0}")]
+    InvalidTrackRecord(String),
     #[error("orderHash {claimed} does not match the order, whose hash is {actual}")]
     HashMismatch { claimed: OrderHash, actual: OrderHash },
     /// A uint beyond what the order book holds, in yup's words with Dragon's bound.
@@ -222,6 +225,9 @@ impl Market {
             )));
         }
         let view = engine_order(&order, hash, volume)?;
+        if let AnyOrder::Request(r) = &order {
+            crate::order::convert::min_track_record(&r.params).map_err(PublishError::InvalidTrackRecord)?;
+        }
 
         // Already published: open, filled or cancelled on chain. A dead order (its owner lost the stake or the
         // asset) may come back, with its first publication time, as the peer keeps it.

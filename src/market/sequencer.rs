@@ -147,11 +147,21 @@ impl Sequencer {
         let submitter = pipeline.submitter();
         let client = self.store.client().await?;
         let open = crate::store::orders::load_open(&**client, self.chain_id).await?;
+        // Records first: workerpool orders take their pool's record as they are added, so the rebuilt engine
+        // matches what the running one would have.
+        let records = crate::store::track_records::of(&**client, self.chain_id, None).await?;
         self.next_seq = self.next_seq.max(crate::store::orders::max_seq(&**client).await? + 1);
         drop(client);
         self.book.clear();
         self.engine.proposals.clear();
         let rebuilt = open.len();
+        self.book.set_records(records.clone());
+        for (pool, record) in records {
+            let input = Input::TrackRecord { workerpool: m::Address(pool.0.0), record: record.all_time.engine() };
+            if submitter.submit(input).is_err() {
+                return Err(StoreError::Pool("the matching engine stopped while the book was rebuilt".into()));
+            }
+        }
         for r in open {
             let order = r.engine_order();
             self.book.insert(Arc::new(r));

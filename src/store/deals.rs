@@ -105,6 +105,8 @@ fn number(v: U256) -> Value {
 pub struct TaskEvent {
     pub task_id: TaskId,
     pub block_number: u64,
+    /// The block's time, unix seconds (track records measure deal to finalize with it).
+    pub block_timestamp: u64,
     pub log_index: u32,
     pub change: TaskChange,
 }
@@ -222,8 +224,8 @@ pub async fn insert_task_events(
     for e in events {
         client
             .execute(
-                "INSERT INTO task_events (chain_id, task_id, block_number, log_index, event, data)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                "INSERT INTO task_events (chain_id, task_id, block_number, log_index, event, data, block_timestamp)
+                 VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7)) ON CONFLICT DO NOTHING",
                 &[
                     &(chain_id as i64),
                     &e.task_id.0.as_slice(),
@@ -231,6 +233,7 @@ pub async fn insert_task_events(
                     &(e.log_index as i32),
                     &e.change.event(),
                     &e.change.data(),
+                    &(e.block_timestamp as f64),
                 ],
             )
             .await?;

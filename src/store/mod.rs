@@ -19,6 +19,7 @@ pub mod proposals;
 pub mod settlement_charges;
 pub mod settlement_txs;
 pub mod sync;
+pub mod track_records;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::Duration;
@@ -35,12 +36,13 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (7, "0007_pool_hardening.sql", include_str!("../../schema/0007_pool_hardening.sql")),
     (8, "0008_auth_expiry.sql", include_str!("../../schema/0008_auth_expiry.sql")),
     (9, "0009_category_events.sql", include_str!("../../schema/0009_category_events.sql")),
-    (10, "0010_order_marks.sql", include_str!("../../schema/0010_order_marks.sql")),
+    (10, "0010_track_records.sql", include_str!("../../schema/0010_track_records.sql")),
+    (11, "0011_order_marks.sql", include_str!("../../schema/0011_order_marks.sql")),
 ];
 
 /// A connection that keeps its prepared statements (deadpool's wrapper, or a transaction on it): the statements
 /// run on every publication and every authenticated request are parsed and planned once per connection instead
-/// of once per call, which was most of PostgreSQL's CPU per order (docs/benchmarks.md, issue 20).
+/// of once per call, which also saves a round trip each time (docs/benchmarks.md, issue 20).
 pub use deadpool_postgres::GenericClient as Cached;
 
 const MIGRATION_LOCK: i64 = 0x6472_6167_6f6e;

@@ -14,12 +14,13 @@ pub async fn cursor(client: &impl GenericClient, chain_id: u64) -> Result<Option
     Ok(r.map(|r| r.get::<_, i64>(0) as u64))
 }
 
-/// Moves the cursor to `block` and records the hashes of the blocks that matter (see the schema).
+/// Moves the cursor to `block` and records the hashes and times (unix seconds) of the blocks that matter (see
+/// the schema): `(number, hash, timestamp)`.
 pub async fn advance(
     client: &impl GenericClient,
     chain_id: u64,
     block: u64,
-    hashes: &[(u64, B256)],
+    hashes: &[(u64, B256, u64)],
 ) -> Result<(), StoreError> {
     let chain = chain_id as i64;
     client
@@ -31,11 +32,13 @@ pub async fn advance(
         .await?;
     let numbers: Vec<i64> = hashes.iter().map(|h| h.0 as i64).collect();
     let values: Vec<&[u8]> = hashes.iter().map(|h| h.1.as_slice()).collect();
+    let times: Vec<f64> = hashes.iter().map(|h| h.2 as f64).collect();
     client
         .execute(
-            "INSERT INTO sync_blocks (chain_id, number, hash) SELECT $1, n, h FROM unnest($2::bigint[], $3::bytea[]) AS u(n, h)
-             ON CONFLICT (chain_id, number) DO UPDATE SET hash = EXCLUDED.hash",
-            &[&chain, &numbers, &values],
+            "INSERT INTO sync_blocks (chain_id, number, hash, block_timestamp)
+             SELECT $1, n, h, to_timestamp(t) FROM unnest($2::bigint[], $3::bytea[], $4::float8[]) AS u(n, h, t)
+             ON CONFLICT (chain_id, number) DO UPDATE SET hash = EXCLUDED.hash, block_timestamp = EXCLUDED.block_timestamp",
+            &[&chain, &numbers, &values, &times],
         )
         .await?;
     client

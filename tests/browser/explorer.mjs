@@ -4,6 +4,8 @@
 //   deal <dealid>              the market page must list this deal among recent deals
 //   status <taskid> <STATUS>   the market page must show this task with this status
 //   pages <JSON>               visit the deal, order, task, pool and address pages, and search
+//   track <pool> <completed>   open the pool's page until its track record shows <completed> tasks completed,
+//                              then report every figure shown (raw value and text), per window
 //   goto <route> <view>        open a hash route (#/deal/0x…) and wait for its view to be ready
 //   wait <selector>            wait (up to 60 s) for an element, then report its text
 //   copy <selector>            click a copy button, report what the clipboard holds
@@ -99,6 +101,23 @@ try {
       await page.waitForSelector(`#m-tasks tr[data-task="${a}"][data-status="${b}"]`, { timeout: 15000 });
       say({ step: 'status', sameLoad: await stillLoaded() });
       await shot('market');
+    } else if (cmd === 'track') {
+      const [, pool, completed] = line.trim().split(/\s+/);
+      await page.evaluate((a) => { location.hash = `#/pool/${a}`; }, pool);
+      await ready('pool');
+      // The page reloads itself when a task of the pool completes: wait for the figure, then read the panel.
+      await page.waitForFunction(
+        (n) => document.querySelector('#track-record tr[data-window="allTime"] td[data-k="completed"]')?.dataset.v === n,
+        completed, { timeout: 30000 });
+      const out = { step: 'track' };
+      for (const w of ['allTime', 'last30Days']) {
+        out[w] = await page.$$eval(`#track-record tr[data-window="${w}"] td[data-k]`,
+          (tds) => Object.fromEntries(tds.map((td) => [td.dataset.k, { v: td.dataset.v, text: td.textContent }])));
+      }
+      out.hint = await page.locator('#track-record').locator('xpath=ancestor::section').locator('.hint').textContent();
+      out.sameLoad = await stillLoaded();
+      await shot('pool');
+      say(out);
     } else if (cmd === 'pages') {
       Object.assign(cfg, JSON.parse(line.trim().slice('pages'.length)));
       const out = { step: 'pages' };

@@ -183,6 +183,7 @@ async fn a_requester_gets_a_computed_result_through_the_cli_alone() {
     let book = place.ok(None, &["orderbook", "--category", "0"]).await;
     let row = book.lines().find(|l| l.contains(&w.pool.to_checksum(None))).unwrap_or_else(|| panic!("{book}"));
     assert!(row.contains("0.000000005") && row.contains(" 5 ") && row.contains(" 10 "), "{row}");
+    assert!(row.contains("no task finished (0 bought)"), "a pool without history: {row}");
     let worker = Worker::start(worker_config(&w, &pool, funded_worker(&w).await, app, work_dir("client")));
 
     // The requester: a deposit, then a request followed to its result.
@@ -203,6 +204,14 @@ async fn a_requester_gets_a_computed_result_through_the_cli_alone() {
     let out = place.ok(None, &["wait", &request, "--timeout", "120"]).await;
     assert!(out.contains(&format!("deal {deal}")), "{out}");
     assert!(out.contains("completed: 1 task(s)"), "{out}");
+    // The pool's track record beside its offer: the task it completed, all time and in the last 30 days.
+    let pool_row = format!("{}  1/1 completed (100.0%), 0 claimed, 0 failed, median ", w.pool.to_checksum(None));
+    let book = until("the track record in dragon orderbook", Duration::from_secs(30), async || {
+        let book = place.ok(None, &["orderbook", "--category", "0"]).await;
+        book.lines().any(|l| l.contains(&pool_row) && l.matches("1/1 completed").count() == 2).then_some(book)
+    })
+    .await;
+    assert!(book.lines().next().is_some_and(|h| h.contains("TRACK RECORD") && h.contains("LAST 30 DAYS")), "{book}");
     let tasks = task_ids(&out, "COMPLETED");
     assert_eq!(tasks.len(), 1, "{out}");
     let task = &tasks[0];

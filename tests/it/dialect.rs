@@ -1162,40 +1162,53 @@ async fn dialect_listings_and_one_order() {
     .await;
 
     // -- GET /workerpoolorders
-    t.row(
+    // Beyond the peer, each workerpool record carries its pool's track record (its figures: tests/it/track_records.rs).
+    const TRACK: &str = "each workerpool record also carries trackRecord, the pool's track record from chain events (docs/track-records.md); the peer's members are unchanged";
+    let tracked = |v: Value| {
+        let mut v = v;
+        for o in v["orders"].as_array_mut().into_iter().flatten() {
+            o["trackRecord"] = json!("<any>");
+        }
+        v
+    };
+    t.differs(
         "GET /workerpoolorders: no required filter; by workerpoolprice",
+        TRACK,
         get(&q("workerpoolorders", "")),
         Auth::No,
         None,
         200,
-        list(vec![rec(&p2, owner), rec(&p5, owner), rec(&p1, owner)], 3),
+        tracked(list(vec![rec(&p2, owner), rec(&p5, owner), rec(&p1, owner)], 3)),
     )
     .await;
-    t.row(
+    t.differs(
         "category",
+        TRACK,
         get(&q("workerpoolorders", "&category=1")),
         Auth::No,
         None,
         200,
-        list(vec![rec(&p5, owner), rec(&p1, owner)], 2),
+        tracked(list(vec![rec(&p5, owner), rec(&p1, owner)], 2)),
     )
     .await;
-    t.row(
+    t.differs(
         "minTrust applied only above 1: trust >= minTrust",
+        TRACK,
         get(&q("workerpoolorders", "&category=1&minTrust=2")),
         Auth::No,
         None,
         200,
-        list(vec![rec(&p5, owner)], 1),
+        tracked(list(vec![rec(&p5, owner)], 1)),
     )
     .await;
-    t.row(
+    t.differs(
         "minTrust=1 is no filter",
+        TRACK,
         get(&q("workerpoolorders", "&category=1&minTrust=1")),
         Auth::No,
         None,
         200,
-        list(vec![rec(&p5, owner), rec(&p1, owner)], 2),
+        tracked(list(vec![rec(&p5, owner), rec(&p1, owner)], 2)),
     )
     .await;
     t.row(

@@ -230,6 +230,31 @@ async fn the_explorer_shows_the_market_live_in_a_real_browser() {
     assert_eq!(pages["tasksListed"], 17, "every task of the four deals: {pages}");
     assert_eq!(pages["sameLoad"], true, "hash routes never reload the page: {pages}");
 
+    // The pool's track record: the initialized task completes on chain, the pool page follows, and every figure it
+    // shows is the API's.
+    crate::track_records::contribute_and_finalize(&w, &w.owner, taskid.parse().expect("taskid")).await;
+    let api = until("the completed task in the track record", async || {
+        let (_, b) = server.get(&format!("/workerpools/{pool}")).await;
+        (b["trackRecord"]["allTime"]["completed"] == 1).then_some(b["trackRecord"].clone())
+    })
+    .await;
+    let shown = browser.ask(&format!("track {pool} 1")).await;
+    assert_eq!(shown["step"], "track", "{shown}");
+    for window in ["allTime", "last30Days"] {
+        for (k, v) in api[window].as_object().expect("figures") {
+            let cell = shown[window][k]["v"].as_str().unwrap_or_else(|| panic!("{window}.{k} is not shown: {shown}"));
+            let same = match v.as_f64() {
+                Some(x) => cell.parse::<f64>().is_ok_and(|c| c == x),
+                None => v.is_null() && cell.is_empty(),
+            };
+            assert!(same, "{window}.{k}: {cell} shown, {v} answered: {shown} against {api}");
+        }
+    }
+    assert_eq!(api["allTime"]["deals"], 4, "{api}");
+    assert_eq!(shown["allTime"]["completedRate"]["text"], "100.0%", "{shown}");
+    assert!(shown["hint"].as_str().is_some_and(|h| h.contains("as of block")), "{shown}");
+    assert_eq!(shown["sameLoad"], true, "{shown}");
+
     browser.finish().await;
     server.shutdown().await;
 }

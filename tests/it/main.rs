@@ -27,3 +27,4 @@ mod schemathesis;
 mod sdk;
 mod server;
 mod settle;
+mod track_records;

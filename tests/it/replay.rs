@@ -380,3 +380,72 @@ fn replay_is_deterministic() {
     assert!(!first.is_empty());
     assert_eq!(run_replay(&input).1, first);
 }
+
+/// A request asking a minimum track record is not matched until a `trackrecord` line gives its workerpool one
+/// that meets it; then it is, with no order arriving. A record of more completed than finished tasks is refused.
+#[test]
+fn replay_weighs_track_records() {
+    let (app, pool, me) = (Address::repeat_byte(1), Address::repeat_byte(2), Address::repeat_byte(3));
+    let app_order = AnyOrder::App(AppOrder {
+        app,
+        appprice: Nrlc(U256::from(1)),
+        volume: U256::from(10),
+        tag: B256::ZERO,
+        datasetrestrict: Address::ZERO,
+        workerpoolrestrict: Address::ZERO,
+        requesterrestrict: Address::ZERO,
+        salt: B256::repeat_byte(1),
+        sign: None,
+    });
+    let pool_order = AnyOrder::Workerpool(WorkerpoolOrder {
+        workerpool: pool,
+        workerpoolprice: Nrlc(U256::from(5)),
+        volume: U256::from(10),
+        tag: B256::ZERO,
+        category: U256::ZERO,
+        trust: U256::ZERO,
+        apprestrict: Address::ZERO,
+        datasetrestrict: Address::ZERO,
+        requesterrestrict: Address::ZERO,
+        salt: B256::repeat_byte(2),
+        sign: None,
+    });
+    let request = AnyOrder::Request(RequestOrder {
+        app,
+        appmaxprice: Nrlc(U256::from(1)),
+        dataset: Address::ZERO,
+        datasetmaxprice: Nrlc(U256::ZERO),
+        workerpool: Address::ZERO,
+        workerpoolmaxprice: Nrlc(U256::from(5)),
+        requester: me,
+        volume: U256::from(1),
+        tag: B256::ZERO,
+        category: U256::ZERO,
+        trust: U256::ZERO,
+        beneficiary: me,
+        callback: Address::ZERO,
+        params: r#"{"dragon_min_track_record":{"tasks":2,"completed":0.5}}"#.into(),
+        salt: B256::repeat_byte(3),
+        sign: None,
+    });
+    let lines: Vec<Value> = vec![
+        json!({"type": "apporder", "order": app_order.to_json()}),
+        json!({"type": "workerpoolorder", "order": pool_order.to_json()}),
+        json!({"type": "requestorder", "order": request.to_json()}),
+        json!({"type": "trackrecord", "workerpool": pool.to_string(), "finished": 2, "completed": 0}),
+    ];
+    let text = |lines: &[Value]| lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+    let (code, stdout, stderr) = run_replay(&text(&lines));
+    assert_eq!((code, stdout.as_str()), (Some(0), ""), "0 of 2 completed falls short: {stderr}");
+    let mut met = lines.clone();
+    met.push(json!({"type": "trackrecord", "workerpool": pool.to_string(), "finished": 2, "completed": 1}));
+    let (code, stdout, stderr) = run_replay(&text(&met));
+    assert_eq!(code, Some(0), "{stderr}");
+    let deals = parse_deals(&stdout);
+    assert_eq!(deals.len(), 1, "{stdout}");
+    assert_eq!(deals[0].request, request.order_hash(&Domain::new(U256::from(1), Address::ZERO)).0, "{stdout}");
+    let bad = json!({"type": "trackrecord", "workerpool": pool.to_string(), "finished": 1, "completed": 2});
+    let (code, _, stderr) = run_replay(&format!("{bad}\n"));
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("more than finished"), "{stderr}");
+}

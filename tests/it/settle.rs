@@ -13,7 +13,7 @@ use dragon::chain::contracts::hub::{DragonHub, IexecLibOrders_v5 as sol};
 use dragon::chain::setup;
 use dragon::config::Config;
 use dragon::order::AnyOrder;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::time::Duration;
 
 /// anvil's fourth development account: the exchange's operator in these tests.
@@ -367,6 +367,9 @@ async fn a_reorg_is_undone_exactly() {
     .await;
     let after = snapshot(&db).await;
     assert_ne!(before, after);
+    let tracked = |b: Value| b["trackRecord"]["allTime"]["tasks"].clone();
+    let (_, b) = server.get(&format!("/workerpools/{}", w.pool)).await;
+    assert_eq!(tracked(b), 2, "the foreign deal's tasks count in the pool's track record");
 
     // The two blocks are orphaned: replaced by two empty ones.
     let depth = p.get_block_number().await.expect("block") - before_block;
@@ -382,6 +385,10 @@ async fn a_reorg_is_undone_exactly() {
     assert_eq!(order(&server, "workerpool", &h(&w, &pool)).await["remaining"], 10);
     assert_eq!(order(&server, "app", &h(&w, &app2)).await["status"], "open");
     assert_eq!(server.get("/deals").await.1["count"], 0);
+    // Track records derive from the rows the rollback deleted: the deal is gone from them too, in the book's copy.
+    let (_, b) = server.get(&format!("/workerpools/{}", w.pool)).await;
+    assert_eq!((tracked(b.clone()), &b["trackRecord"]["allTime"]["deals"]), (json!(0), &json!(0)), "{b}");
+    assert_eq!(tracked(order(&server, "workerpool", &h(&w, &pool)).await), 0);
     assert_eq!(consumed(&w, &h(&w, &pool)).await, U256::ZERO, "the chain agrees");
     // The book works on: a request matches the restored volume (no settler here: it stays proposed).
     let req2 = w.request(&w.requester, 8, 10, 1, 8);

@@ -56,6 +56,30 @@ impl Engine {
         self.candidates = cands;
     }
 
+    /// Runs the matching rule after the resting orders `back` became matchable again (released, or a better track
+    /// record): new combinations contain at least one of them.
+    pub(super) fn match_back(&mut self, back: &[OrderRef], out: &mut Vec<Event>) {
+        match back {
+            [] => {}
+            [one] => self.match_new(*one, out),
+            several => {
+                // Scan, in bid priority, every request that may form a combination with one of them, without
+                // restricting the scan to a given order.
+                let mut cands = std::mem::take(&mut self.candidates);
+                cands.clear();
+                for &r in several {
+                    self.collect_candidates(r, &mut cands);
+                }
+                cands.sort_unstable_by_key(|c| c.0);
+                cands.dedup_by_key(|c| c.1);
+                for &(_, ri) in &cands {
+                    self.match_request(ri, Fixed::None, out);
+                }
+                self.candidates = cands;
+            }
+        }
+    }
+
     /// A new workerpool order scans the requests of the bid groups that admit it, merged into bid priority one
     /// request at a time (a cursor per group), so that it stops as soon as it is used up and never walks a
     /// request kept from it by tag, workerpool restriction or trust, nor a parked one.

@@ -24,7 +24,9 @@ use std::collections::BTreeMap;
 
 use crate::book::{Ix, LevelBook};
 use crate::hash::HashMap;
-use crate::types::{Address, AppOrder, DatasetOrder, Nrlc, Order, OrderHash, OrderKind, RequestOrder, WorkerpoolOrder};
+use crate::types::{
+    Address, AppOrder, DatasetOrder, Nrlc, Order, OrderHash, OrderKind, RequestOrder, TrackRecord, WorkerpoolOrder,
+};
 
 use books::{CategoryBook, top_of};
 use indexes::RequestIndex;
@@ -58,6 +60,12 @@ pub enum Command {
     /// (its time priority) and gets back at most what its cap leaves once its other pending proposals are counted;
     /// an order left with nothing, and nothing reserved, is `Filled`. Then matching runs as after `Release`.
     ReleaseCapped { id: ProposalId, caps: [u64; 4] },
+    /// Dragon's own: the workerpool's track record is now `record` (the exchange derives it from the chain). Its
+    /// known orders, and those added later, carry it, so requests with a minimum track record (rule 0x3f, not a
+    /// PoCo rule) weigh it. A better record can make its resting orders acceptable to a request without any order
+    /// arriving, so they are matched again as if they had just been released (invariant Q: every new combination
+    /// holds one of them).
+    TrackRecord { workerpool: Address, record: TrackRecord },
 }
 
 /// A deal the engine proposes: the four orders to pass to `matchOrders`, at the sellers' prices.
@@ -190,6 +198,8 @@ pub struct Engine {
     flipping: Vec<Ix>,
     /// The order being added, while it is matched and before it is booked.
     unbooked: Option<OrderRef>,
+    /// The last track record given for each workerpool (absent: empty), copied into its orders.
+    records: HashMap<Address, TrackRecord>,
 }
 
 impl Default for Engine {
@@ -226,6 +236,7 @@ impl Engine {
             candidates: Vec::new(),
             flipping: Vec::new(),
             unbooked: None,
+            records: HashMap::default(),
         }
     }
 
@@ -264,6 +275,7 @@ impl Engine {
             Command::Confirm(id) => self.confirm(id, out),
             Command::Release(id) => self.release(id, [u64::MAX; 4], out),
             Command::ReleaseCapped { id, caps } => self.release(id, caps, out),
+            Command::TrackRecord { workerpool, record } => self.track_record(workerpool, record, out),
         }
     }
 
@@ -373,8 +385,11 @@ impl Engine {
 
     // ----- commands -----
 
-    fn add(&mut self, order: Order, out: &mut Vec<Event>) {
+    fn add(&mut self, mut order: Order, out: &mut Vec<Event>) {
         let hash = order.hash();
+        if let Order::Workerpool(w) = &mut order {
+            w.record = self.records.get(&w.workerpool).copied().unwrap_or_default();
+        }
         let reject = |reason| Event::Rejected { subject: Subject::Order(hash), reason };
         // One probe of the order map (a cache miss on a big book) serves the duplicate check and the insertion.
         let std::collections::hash_map::Entry::Vacant(slot) = self.by_hash.entry(hash) else {
@@ -414,6 +429,30 @@ impl Engine {
             self.insert_in_books(r);
             out.push(Event::Resting { hash, kind: order.kind(), remaining });
         }
+    }
+
+    /// Every known order of the workerpool takes the new record (those out of the books too: a release brings
+    /// them back with it); the resting ones whose record changed are matched again. A scan of the workerpool
+    /// slab: records change once per chain sync step at most, per workerpool whose figures moved.
+    fn track_record(&mut self, workerpool: Address, record: TrackRecord, out: &mut Vec<Event>) {
+        if record == TrackRecord::default() {
+            self.records.remove(&workerpool);
+        } else {
+            self.records.insert(workerpool, record);
+        }
+        let mut back = Vec::new();
+        for (i, slot) in self.pools.items.iter_mut().enumerate() {
+            if let Some(e) = slot
+                && e.order.workerpool == workerpool
+                && e.order.record != record
+            {
+                e.order.record = record;
+                if e.v.live() {
+                    back.push(OrderRef::Workerpool(i as Ix));
+                }
+            }
+        }
+        self.match_back(&back, out);
     }
 
     fn cancel(&mut self, hash: OrderHash, out: &mut Vec<Event>) {

@@ -9,7 +9,6 @@ use std::cmp::min;
 use crate::book::Ix;
 use crate::types::Nrlc;
 
-use super::matching::Fixed;
 use super::orders::OrderRef;
 use super::{Deal, Engine, Event, ProposalId, RejectReason, Subject};
 
@@ -83,25 +82,7 @@ impl Engine {
             }
         }
         let back: Vec<OrderRef> = back.into_iter().flatten().collect();
-        match back.as_slice() {
-            [] => {}
-            [one] => self.match_new(*one, out),
-            several => {
-                // New combinations contain at least one re-entered order: scan, in bid priority, every request
-                // that may form one, without restricting the scan to a given order.
-                let mut cands = std::mem::take(&mut self.candidates);
-                cands.clear();
-                for &r in several {
-                    self.collect_candidates(r, &mut cands);
-                }
-                cands.sort_unstable_by_key(|c| c.0);
-                cands.dedup_by_key(|c| c.1);
-                for &(_, ri) in &cands {
-                    self.match_request(ri, Fixed::None, out);
-                }
-                self.candidates = cands;
-            }
-        }
+        self.match_back(&back, out);
     }
 
     /// Proposes the combination found for request `ri`: a deal of the smallest remaining volume of its orders,

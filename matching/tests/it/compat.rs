@@ -299,5 +299,35 @@ fn first_failing_rule_in_poco_order() {
     assert_eq!(q.check(), Err(Rule::WorkerpoolRequesterRestrict));
     let codes: Vec<u8> = Rule::ALL.iter().map(|r| r.code()).collect();
     assert!(codes.windows(2).all(|w| w[0] < w[1]), "ALL is in check order");
-    assert_eq!(codes.len(), 19);
+    assert_eq!(codes.len(), 20);
+}
+
+/// Dragon's own rule: 95% over at least 20 finished tasks passes at exactly 19 of 20, fails at 18 of 20 and at
+/// 19 of 19 (too few tasks); no requirement admits a workerpool without history.
+#[test]
+fn rule_d0_minimum_track_record() {
+    use dragon_matching::{MinTrackRecord, TrackRecord};
+    let need = MinTrackRecord { tasks: 20, completed_bp: 9500 };
+    both(
+        with_dataset(),
+        Rule::TrackRecord,
+        |q| {
+            q.r.min_record = need;
+            q.w.record = TrackRecord { finished: 20, completed: 19 };
+        },
+        |q| {
+            q.r.min_record = need;
+            q.w.record = TrackRecord { finished: 20, completed: 18 };
+        },
+    );
+    both(
+        without_dataset(),
+        Rule::TrackRecord,
+        |q| q.w.record = TrackRecord::default(),
+        |q| {
+            q.r.min_record = need;
+            q.w.record = TrackRecord { finished: 19, completed: 19 };
+        },
+    );
+    assert_ne!(Rule::TrackRecord.code(), 0x1c, "not a PoCo code");
 }

@@ -281,3 +281,43 @@ fn a_dead_writer_is_reported_and_submit_does_not_hang() {
     assert!(live.engine.order_state(&h(5_000)).is_some() && live.engine.order_state(&h(5_001)).is_some());
     assert_eq!(reports[1].as_ref().err(), Some(&PipelineDown { shard: 1 }));
 }
+
+/// A track record goes to every shard: one workerpool's orders in two categories (two shards) both become
+/// acceptable to requests that ask a minimum record, and each shard proposes its deal.
+#[test]
+fn a_track_record_reaches_every_shard() {
+    use dragon_matching::{MinTrackRecord, TrackRecord};
+    let sink = Arc::new(QueueSink::new());
+    struct Shared(Arc<QueueSink>);
+    impl EventSink for Shared {
+        fn publish(&self, shard: usize, events: &[Event]) {
+            self.0.publish(shard, events);
+        }
+    }
+    let config = PipelineConfig { shards: 2, ..PipelineConfig::default() };
+    let pipeline = Pipeline::start(config, Shared(sink.clone()));
+    let sub = pipeline.submitter();
+    assert_ne!(shard_of(0, 2), shard_of(1, 2), "categories 0 and 1 are on different shards");
+    let need = MinTrackRecord { tasks: 10, completed_bp: 9_000 };
+    sub.submit(Input::Add(Order::App(app(1, 1, 1, 100)))).expect("app");
+    for c in 0..2u64 {
+        sub.submit(Input::Add(Order::Workerpool(pool(10 + c, 5, 5, 1, c)))).expect("pool");
+        let r = dragon_matching::RequestOrder { min_record: need, ..request(20 + c, 1, 0, 5, 1, c) };
+        sub.submit(Input::Add(Order::Request(r))).expect("request");
+    }
+    let record = TrackRecord { finished: 10, completed: 9 };
+    sub.submit(Input::TrackRecord { workerpool: crate::support::addr(5), record }).expect("record");
+    let reports = pipeline.shutdown();
+    let mut deals = Vec::new();
+    while let Some((shard, e)) = sink.pop() {
+        if let Event::DealProposed(d) = e {
+            deals.push((shard, d.category, d.request));
+        }
+    }
+    deals.sort();
+    let expected: Vec<(usize, u64, OrderHash)> = (0..2u64).map(|c| (shard_of(c, 2), c, h(20 + c))).collect();
+    let mut expected = expected;
+    expected.sort();
+    assert_eq!(deals, expected, "each shard matched its category once the record came");
+    assert_eq!(reports.len(), 2);
+}

@@ -15,8 +15,8 @@
 use std::collections::HashMap;
 
 use dragon_matching::{
-    AppOrder, Command, DatasetOrder, Deal, Engine, Event, Level, Nrlc, Order, OrderHash, ProposalId, RequestOrder,
-    WorkerpoolOrder,
+    Address, AppOrder, Command, DatasetOrder, Deal, Engine, Event, Level, MinTrackRecord, Nrlc, Order, OrderHash,
+    ProposalId, RequestOrder, TrackRecord, WorkerpoolOrder,
 };
 use proptest::prelude::*;
 
@@ -64,6 +64,13 @@ pub enum Op {
         tag: u8,
         category: u64,
         trust: u64,
+        /// Index into [`MINS`]: the request's minimum track record.
+        min: usize,
+    },
+    /// A workerpool's track record: index into [`RECORDS`].
+    Record {
+        pool: u8,
+        record: usize,
     },
     Dup(usize),
     Cancel(usize),
@@ -72,6 +79,30 @@ pub enum Op {
     Release(usize),
     /// A release with caps per member (app, dataset, workerpool, request): `None` = no cap.
     ReleaseCapped(usize, [Option<u64>; 4]),
+}
+
+/// Minimum track records a request may ask (the first is none), and records a workerpool may get: each
+/// requirement is met by some records and not others, at the boundary too (3 of 4 is exactly 75%).
+const MINS: [MinTrackRecord; 4] = [
+    MinTrackRecord::NONE,
+    MinTrackRecord { tasks: 2, completed_bp: 7_500 },
+    MinTrackRecord { tasks: 1, completed_bp: 10_000 },
+    MinTrackRecord { tasks: 4, completed_bp: 0 },
+];
+const RECORDS: [TrackRecord; 5] = [
+    TrackRecord { finished: 0, completed: 0 },
+    TrackRecord { finished: 4, completed: 3 },
+    TrackRecord { finished: 1, completed: 1 },
+    TrackRecord { finished: 5, completed: 2 },
+    TrackRecord { finished: 2, completed: 2 },
+];
+
+fn min() -> impl Strategy<Value = usize> {
+    prop_oneof![8 => Just(0usize), 3 => 1usize..MINS.len()]
+}
+
+fn record_op(pools: &'static [u8]) -> impl Strategy<Value = Op> {
+    (proptest::sample::select(pools), 0usize..RECORDS.len()).prop_map(|(pool, record)| Op::Record { pool, record })
 }
 
 fn caps() -> impl Strategy<Value = [Option<u64>; 4]> {
@@ -142,7 +173,8 @@ pub fn op() -> impl Strategy<Value = Op> {
             0u64..2,
             0u64..2
         )
-            .prop_map(|(app, dataset, pool, requester, prices, volume, tag, category, trust)| Op::Request {
+            .prop_flat_map(|x| (Just(x), min()))
+            .prop_map(|((app, dataset, pool, requester, prices, volume, tag, category, trust), min)| Op::Request {
                 app,
                 dataset,
                 pool,
@@ -151,8 +183,10 @@ pub fn op() -> impl Strategy<Value = Op> {
                 volume,
                 tag,
                 category,
-                trust
+                trust,
+                min
             }),
+        2 => record_op(&[5, 6]),
         1 => any::<usize>().prop_map(Op::Dup),
         1 => any::<usize>().prop_map(Op::Cancel),
         1 => (any::<usize>(), 0u64..4).prop_map(|(i, v)| Op::Lower(i, v)),
@@ -209,7 +243,8 @@ pub fn blocking_op() -> impl Strategy<Value = Op> {
             0u64..2,
             0u64..5
         )
-            .prop_map(|(app, dataset, pool, requester, prices, volume, tag, category, trust)| Op::Request {
+            .prop_flat_map(|x| (Just(x), min()))
+            .prop_map(|((app, dataset, pool, requester, prices, volume, tag, category, trust), min)| Op::Request {
                 app,
                 dataset,
                 pool,
@@ -218,8 +253,10 @@ pub fn blocking_op() -> impl Strategy<Value = Op> {
                 volume,
                 tag,
                 category,
-                trust
+                trust,
+                min
             }),
+        2 => record_op(&[5, 6, 11]),
         2 => any::<usize>().prop_map(Op::Cancel),
         1 => (any::<usize>(), 0u64..3).prop_map(|(i, v)| Op::Lower(i, v)),
         2 => any::<usize>().prop_map(Op::Confirm),
@@ -278,9 +315,10 @@ impl Driver {
                     app_restrict: addr(ra),
                     dataset_restrict: addr(rd),
                     requester_restrict: addr(rr),
+                    record: TrackRecord::default(),
                 }))
             }
-            Op::Request { app, dataset, pool, requester, prices, volume, tag: t, category, trust } => {
+            Op::Request { app, dataset, pool, requester, prices, volume, tag: t, category, trust, min } => {
                 Command::Add(Order::Request(RequestOrder {
                     hash: fresh(),
                     app: addr(app),
@@ -294,8 +332,10 @@ impl Driver {
                     tag: wide_tag(t),
                     category,
                     trust,
+                    min_record: MINS[min],
                 }))
             }
+            Op::Record { pool, record } => Command::TrackRecord { workerpool: addr(pool), record: RECORDS[record] },
             Op::Dup(i) => {
                 if self.added.is_empty() {
                     Command::Cancel(h(u64::MAX))
@@ -347,6 +387,7 @@ struct Observer {
     orders: HashMap<OrderHash, Obs>,
     proposals: HashMap<ProposalId, Deal>,
     next_seq: u64,
+    records: HashMap<Address, TrackRecord>,
 }
 
 fn members(d: &Deal) -> Vec<OrderHash> {
@@ -478,7 +519,10 @@ impl Observer {
             return;
         }
         match *cmd {
-            Command::Add(order) => {
+            Command::Add(mut order) => {
+                if let Order::Workerpool(w) = &mut order {
+                    w.record = self.records.get(&w.workerpool).copied().unwrap_or_default();
+                }
                 self.orders.insert(
                     order.hash(),
                     Obs {
@@ -515,6 +559,16 @@ impl Observer {
             }
             Command::Release(id) => self.release(id, [u64::MAX; 4]),
             Command::ReleaseCapped { id, caps } => self.release(id, caps),
+            Command::TrackRecord { workerpool, record } => {
+                self.records.insert(workerpool, record);
+                for o in self.orders.values_mut() {
+                    if let Order::Workerpool(w) = &mut o.order
+                        && w.workerpool == workerpool
+                    {
+                        w.record = record;
+                    }
+                }
+            }
         }
         for e in events {
             if let Event::DealProposed(d) = e {
@@ -651,7 +705,9 @@ proptest! {
         }).collect();
         let apps: Vec<AppOrder> = orders.iter().filter_map(|o| if let Order::App(x) = o { Some(*x) } else { None }).collect();
         let dss: Vec<DatasetOrder> = orders.iter().filter_map(|o| if let Order::Dataset(x) = o { Some(*x) } else { None }).collect();
-        let pools: Vec<WorkerpoolOrder> = orders.iter().filter_map(|o| if let Order::Workerpool(x) = o { Some(*x) } else { None }).collect();
+        // Records cycle through the table, so the track-record rule is decided both ways.
+        let pools: Vec<WorkerpoolOrder> = orders.iter().filter_map(|o| if let Order::Workerpool(x) = o { Some(*x) } else { None })
+            .enumerate().map(|(i, w)| WorkerpoolOrder { record: RECORDS[i % RECORDS.len()], ..w }).collect();
         let reqs: Vec<RequestOrder> = orders.iter().filter_map(|o| if let Order::Request(x) = o { Some(*x) } else { None }).collect();
         for a in &apps { for w in &pools { for r in &reqs {
             prop_assert_eq!(dragon_matching::compatible(a, None, w, r), poco_ok(a, None, w, r));
@@ -669,13 +725,16 @@ fn generated_streams_produce_deals_releases_and_confirms() {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
     let mut runner = TestRunner::deterministic();
-    let (mut deals, mut releases, mut filled, mut multi) = (0, 0, 0, 0);
+    let (mut deals, mut releases, mut filled, mut multi, mut by_record) = (0, 0, 0, 0, 0);
     for _ in 0..200 {
         let ops = proptest::collection::vec(op(), 40..60).new_tree(&mut runner).expect("tree").current();
         let log = run(&ops);
-        for events in &log {
+        for (op, events) in ops.iter().zip(&log) {
             let n = events.iter().filter(|e| matches!(e, Event::DealProposed(_))).count();
             deals += n;
+            if matches!(op, Op::Record { .. }) {
+                by_record += n;
+            }
             if n > 1 {
                 multi += 1;
             }
@@ -683,11 +742,12 @@ fn generated_streams_produce_deals_releases_and_confirms() {
         }
         releases += ops.iter().filter(|o| matches!(o, Op::Release(_))).count();
     }
-    eprintln!("{deals} deals, {multi} multi, {filled} filled, {releases} releases");
+    eprintln!("{deals} deals, {multi} multi, {filled} filled, {releases} releases, {by_record} on a track record");
     assert!(deals > 800, "only {deals} deals");
     assert!(multi > 50, "only {multi} commands with several deals");
     assert!(filled > 200, "only {filled} fills");
     assert!(releases > 100);
+    assert!(by_record > 20, "only {by_record} deals made by a better track record");
 }
 
 proptest! {

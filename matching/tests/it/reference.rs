@@ -2,9 +2,11 @@
 //! every command, scan *all* resting requests in bid priority and, for each, *all* (workerpool, app, dataset)
 //! combinations in scan order, with plain vectors and sorts. No index, no incremental reasoning.
 
+use std::collections::BTreeMap;
+
 use dragon_matching::{
-    AppOrder, Command, DatasetOrder, Deal, Event, Nrlc, Order, OrderHash, ProposalId, RejectReason, RequestOrder,
-    Subject, WorkerpoolOrder,
+    Address, AppOrder, Command, DatasetOrder, Deal, Event, Nrlc, Order, OrderHash, ProposalId, RejectReason,
+    RequestOrder, Subject, TrackRecord, WorkerpoolOrder,
 };
 
 use crate::support::poco_ok;
@@ -31,6 +33,8 @@ pub struct Reference {
     proposals: Vec<(ProposalId, Vec<usize>, u64)>,
     next_seq: u64,
     next_id: u64,
+    /// The last track record given per workerpool; its orders carry it.
+    records: BTreeMap<Address, TrackRecord>,
 }
 
 impl Reference {
@@ -45,7 +49,10 @@ impl Reference {
     pub fn apply(&mut self, cmd: Command) -> Vec<Event> {
         let mut out = Vec::new();
         match cmd {
-            Command::Add(order) => {
+            Command::Add(mut order) => {
+                if let Order::Workerpool(w) = &mut order {
+                    w.record = self.records.get(&w.workerpool).copied().unwrap_or_default();
+                }
                 let hash = order.hash();
                 let rej = |reason| Event::Rejected { subject: Subject::Order(hash), reason };
                 let own_zero = match &order {
@@ -126,6 +133,17 @@ impl Reference {
             },
             Command::Release(id) => self.release(id, [u64::MAX; 4], &mut out),
             Command::ReleaseCapped { id, caps } => self.release(id, caps, &mut out),
+            Command::TrackRecord { workerpool, record } => {
+                self.records.insert(workerpool, record);
+                for o in &mut self.orders {
+                    if let Order::Workerpool(w) = &mut o.order
+                        && w.workerpool == workerpool
+                    {
+                        w.record = record;
+                    }
+                }
+                self.run_rule(&mut out);
+            }
         }
         out
     }

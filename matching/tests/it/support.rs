@@ -59,6 +59,7 @@ pub fn pool(n: u64, pool_addr: u8, price: u64, volume: u64, category: u64) -> Wo
         app_restrict: Address::ZERO,
         dataset_restrict: Address::ZERO,
         requester_restrict: Address::ZERO,
+        record: Default::default(),
     }
 }
 
@@ -76,6 +77,7 @@ pub fn request(n: u64, app_addr: u8, dataset_addr: u8, max_price: u64, volume: u
         tag: Tag::ZERO,
         category,
         trust: 0,
+        min_record: Default::default(),
     }
 }
 
@@ -87,7 +89,8 @@ fn admits(restrict: Address, who: Address) -> bool {
     restrict == Address::ZERO || restrict == who
 }
 
-/// Independent predicate: PoCo's matchOrders checks 00, 02-07, 10-1b, written directly from the table.
+/// Independent predicate: PoCo's matchOrders checks 00, 02-07, 10-1b, written directly from the table, and Dragon's
+/// minimum track record (0x3f): enough finished tasks, and completed / finished at least the basis points asked.
 pub fn poco_ok(a: &AppOrder, d: Option<&DatasetOrder>, w: &WorkerpoolOrder, r: &RequestOrder) -> bool {
     let zero = DatasetOrder {
         hash: OrderHash([0; 32]),
@@ -122,4 +125,7 @@ pub fn poco_ok(a: &AppOrder, d: Option<&DatasetOrder>, w: &WorkerpoolOrder, r: &
         && admits(w.app_restrict, a.app)
         && admits(w.dataset_restrict, dd.dataset)
         && admits(w.requester_restrict, r.requester)
+        && w.record.finished >= r.min_record.tasks
+        && (w.record.finished == 0
+            || w.record.completed as f64 / w.record.finished as f64 >= f64::from(r.min_record.completed_bp) / 10_000.0)
 }

@@ -2,7 +2,7 @@
 //! the store once it left the book).
 
 use super::cache::QueryCache;
-use super::is_bulk_brief;
+use super::{OrderView, is_bulk_brief};
 use crate::api::check_chain;
 use crate::api::error::ApiError;
 use crate::api::state::AppState;
@@ -207,12 +207,42 @@ fn filter(kind: OrderKind, p: &Params) -> (Option<Address>, Filter) {
     }
 }
 
+/// Beyond the peer: a workerpool order's view carries its workerpool's track record, as the book holds it (the
+/// last figures chain sync derived; none seen yet is all zeros). Other kinds are left as the peer has them.
+fn with_record(book: &crate::market::book::Book, r: &OrderRecord) -> OrderView {
+    let mut v = OrderView::from(r);
+    if r.kind() == OrderKind::Workerpool {
+        let record = book.record(&r.roles().workerpool).unwrap_or_default();
+        v.track_record = Some(crate::api::pools::track_record_json(&record, false));
+    }
+    v
+}
+
+/// An order's JSON in a listing: the record's shown JSON (made once), and for a workerpool order its pool's
+/// current track record spliced in as the last member, where `OrderView` serialises it: the bytes of
+/// `with_record` without serialising the order again.
+fn listed(book: &crate::market::book::Book, r: &OrderRecord) -> bytes::Bytes {
+    let shown = super::shown(r);
+    if r.kind() != OrderKind::Workerpool || shown.last() != Some(&b'}') {
+        return shown;
+    }
+    let record = book.record(&r.roles().workerpool).unwrap_or_default();
+    let record = serde_json::to_vec(&crate::api::pools::track_record_json(&record, false)).unwrap_or_default();
+    let mut out = Vec::with_capacity(shown.len() + record.len() + 16);
+    out.extend_from_slice(&shown[..shown.len() - 1]);
+    out.extend_from_slice(br#","trackRecord":"#);
+    out.extend_from_slice(&record);
+    out.push(b'}');
+    bytes::Bytes::from(out)
+}
+
 /// Orders serialized per chunk of a streamed page.
 const CHUNK_ORDERS: usize = 16;
 
 /// A page's JSON as a stream of small chunks, so that a page of large orders never sits whole in memory: the
 /// orders are shared with the book (`Arc`), and each chunk is serialized as the client reads.
 fn stream_page(
+    book: Arc<crate::market::book::Book>,
     orders: Vec<Arc<OrderRecord>>,
     count: usize,
     next_page: Option<u64>,
@@ -224,7 +254,7 @@ fn stream_page(
             if start + i > 0 {
                 buf.push(b',');
             }
-            buf.extend_from_slice(&super::shown(r));
+            buf.extend_from_slice(&listed(&book, r));
         }
         Ok(bytes::Bytes::from(buf))
     });
@@ -241,9 +271,14 @@ fn page_tail(count: usize, next_page: Option<u64>) -> String {
 
 /// A page's JSON in one piece: the records' listing JSON (made once per record) between the page's head and
 /// tail; the same bytes as [`OrderList`] serialised.
-fn built_page(orders: &[Arc<OrderRecord>], count: usize, next_page: Option<u64>) -> bytes::Bytes {
+fn built_page(
+    book: &crate::market::book::Book,
+    orders: &[Arc<OrderRecord>],
+    count: usize,
+    next_page: Option<u64>,
+) -> bytes::Bytes {
     const HEAD: &[u8] = br#"{"ok":true,"orders":["#;
-    let shown: Vec<bytes::Bytes> = orders.iter().map(|r| super::shown(r)).collect();
+    let shown: Vec<bytes::Bytes> = orders.iter().map(|r| listed(book, r)).collect();
     let mut buf = Vec::with_capacity(HEAD.len() + shown.iter().map(|s| s.len() + 1).sum::<usize>() + 48);
     buf.extend_from_slice(HEAD);
     for (i, s) in shown.iter().enumerate() {
@@ -278,12 +313,13 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest, kind: super::Kin
     let estimate: usize = page.orders.iter().map(|r| r.json.get().len() + RECORD_OVERHEAD).sum();
     if estimate > QueryCache::MAX_ENTRY {
         return Ok(HttpResponse::Ok().content_type("application/json").streaming(stream_page(
+            state.market.book.clone(),
             page.orders,
             page.count,
             next_page,
         )));
     }
-    let body = built_page(&page.orders, page.count, next_page);
+    let body = built_page(&state.market.book, &page.orders, page.count, next_page);
     state.queries.put(key, version, body.clone());
     Ok(HttpResponse::Ok().content_type("application/json").body(body))
 }
@@ -302,6 +338,9 @@ pub struct OneOrder {
     pub status: OrderStatus,
     pub publication_timestamp: String,
     pub signer: String,
+    /// Workerpool orders only, beyond the peer: the workerpool's track record, as in listings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track_record: Option<serde_json::Value>,
 }
 
 /// A published order by hash: from the book while open, from the store once it left it.
@@ -341,6 +380,7 @@ pub async fn get_one(
             status: r.status,
             publication_timestamp: iso_time(r.published_ms),
             signer: r.signer.to_checksum(None),
+            track_record: with_record(&state.market.book, &r).track_record,
         })),
         _ => Err(ApiError::NotFound(format!("{kind}order"))),
     }
@@ -350,6 +390,7 @@ pub async fn get_one(
 mod tests {
     use super::*;
     use crate::api::orders::OrderView;
+    use crate::market::book::Book;
     use crate::order::AnyOrder;
     use crate::order::record::raw_json;
     use crate::order::{AppOrder, Domain};
@@ -409,16 +450,66 @@ mod tests {
                     count: 99,
                     next_page,
                 };
-                let chunks: Vec<_> = stream_page(orders.clone(), 99, next_page).collect().await;
+                let book = Arc::new(Book::default());
+                let chunks: Vec<_> = stream_page(book, orders.clone(), 99, next_page).collect().await;
                 let streamed: Vec<u8> =
                     chunks.into_iter().flat_map(|c| c.expect("chunk").to_vec()).collect::<Vec<u8>>();
                 let a: Value = serde_json::from_slice(&streamed).expect("streamed page is JSON");
                 assert_eq!(a, serde_json::to_value(&built).expect("json"), "{n} orders");
                 // The page built from the records' shown JSON is byte for byte the serialised list.
-                let whole = built_page(&orders, 99, next_page);
+                let whole = built_page(&Book::default(), &orders, 99, next_page);
                 assert_eq!(whole, serde_json::to_vec(&built).expect("json"), "{n} orders");
                 assert_eq!(whole.as_ref(), streamed.as_slice(), "{n} orders");
             }
         }
+    }
+
+    #[test]
+    fn a_workerpool_order_lists_with_its_pools_current_track_record() {
+        use crate::order::WorkerpoolOrder;
+        let pool = Address::repeat_byte(7);
+        let order = AnyOrder::Workerpool(WorkerpoolOrder {
+            workerpool: pool,
+            workerpoolprice: crate::money::Nrlc(U256::from(9)),
+            volume: U256::from(2),
+            tag: B256::ZERO,
+            category: U256::from(1),
+            trust: U256::from(1),
+            apprestrict: Address::ZERO,
+            datasetrestrict: Address::ZERO,
+            requesterrestrict: Address::ZERO,
+            salt: B256::repeat_byte(1),
+            sign: None,
+        });
+        let hash = order.order_hash(&Domain::new(U256::from(1), Address::ZERO));
+        let view = crate::order::convert::engine_order(&order, hash, U256::from(2)).expect("small values");
+        let r = OrderRecord {
+            seq: 1,
+            hash,
+            chain_id: 1,
+            json: raw_json(&order),
+            order,
+            signer: Address::repeat_byte(2),
+            remaining: 2,
+            status: OrderStatus::Open,
+            published_ms: 1_700_000_000_000,
+            view,
+            shown: Default::default(),
+        };
+        let book = Book::default();
+        // No record yet, then one, then a better one: each listing carries the record of that moment, though the
+        // order's own JSON was made once.
+        assert_eq!(listed(&book, &r), serde_json::to_vec(&with_record(&book, &r)).expect("json"));
+        let mut record = crate::store::track_records::TrackRecord::default();
+        record.all_time.tasks = 4;
+        record.all_time.completed = 3;
+        book.set_records([(pool, record)]);
+        let first = listed(&book, &r);
+        assert_eq!(first, serde_json::to_vec(&with_record(&book, &r)).expect("json"));
+        record.all_time.completed = 4;
+        book.set_records([(pool, record)]);
+        let second = listed(&book, &r);
+        assert_eq!(second, serde_json::to_vec(&with_record(&book, &r)).expect("json"));
+        assert_ne!(first, second);
     }
 }

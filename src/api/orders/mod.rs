@@ -40,6 +40,10 @@ pub struct OrderView {
     /// Dataset orders only: free and of iExec's "infinite" volume, i.e. for bulk processing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bulk: Option<bool>,
+    /// Workerpool orders in the book answers only, beyond the peer: the workerpool's track record
+    /// (`docs/track-records.md`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track_record: Option<Value>,
 }
 
 /// iExec's "infinite" dataset volume (Number.MAX_SAFE_INTEGER); one less is accepted too, as the peer does for
@@ -65,6 +69,7 @@ impl From<&OrderRecord> for OrderView {
             publication_timestamp: iso_time(r.published_ms),
             signer: r.signer.to_checksum(None),
             bulk: (r.kind() == OrderKind::Dataset).then(|| is_bulk(r)),
+            track_record: None,
         }
     }
 }
