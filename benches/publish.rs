@@ -180,6 +180,15 @@ async fn run() -> anyhow::Result<()> {
     let token = session(&http, &base, &key, d.chain_id).await?;
     let addr = format!("127.0.0.1:{port}");
     let procs = Procs { server: server.id().unwrap_or(0), pg: pg.pid(), anvil: anvil.pid() };
+    // PUBLISH_SPLIT=1: the exchange (server, PostgreSQL, anvil) on core 0 and this load generator on core 1, so
+    // that latency is measured without the generator competing for the exchange's core.
+    if std::env::var("PUBLISH_SPLIT").is_ok_and(|v| v == "1") {
+        for pid in raw::tree(procs.server).into_iter().chain(raw::tree(procs.pg)).chain(raw::tree(procs.anvil)) {
+            pin(pid, "0")?;
+        }
+        pin(std::process::id(), "1")?;
+        println!("(split: exchange on core 0, load generator on core 1)");
+    }
     let next = Arc::new(AtomicUsize::new(0));
     println!(
         "| flow | rate | p50 | p99 | CPU per op: server | PostgreSQL | anvil | ops |\n|---|---:|---:|---:|---:|---:|---:|---:|"
@@ -287,6 +296,16 @@ async fn run() -> anyhow::Result<()> {
     anvil.stop()?;
     pg.stop()?;
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Pins every thread of `pid` to `cpus` (taskset); children forked later inherit it.
+fn pin(pid: u32, cpus: &str) -> anyhow::Result<()> {
+    let st = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    anyhow::ensure!(st.success(), "taskset failed for {pid}");
     Ok(())
 }
 

@@ -97,6 +97,28 @@ impl Conn {
     }
 }
 
+/// `pid` and every process descending from it, from /proc.
+pub fn tree(pid: u32) -> Vec<u32> {
+    let mut parents = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let Ok(text) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+            let Some(rest) = text.rsplit_once(')').map(|r| r.1) else { continue };
+            let ppid = rest.split_whitespace().nth(1).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+            parents.push((p, ppid));
+        }
+    }
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i];
+        out.extend(parents.iter().filter(|(p, pp)| *pp == parent && *p != parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    out
+}
+
 /// CPU seconds (user + system) used so far by `pid` and every process descending from it, from /proc.
 pub fn tree_cpu(pid: u32) -> f64 {
     let ticks = 100.0; // USER_HZ on Linux

@@ -33,7 +33,8 @@ pub struct ExplainMember {
 pub struct ExplainBlocker {
     /// Stable: `category`, `trust`, `app_price`, `dataset_price`, `workerpool_price`, `tag`, `tee_app`, `app`,
     /// `dataset`, `request_workerpool_restrict`, `{app,dataset,workerpool}_{app,dataset,workerpool,requester}_restrict`,
-    /// `volume`, `stake`, `no_app_order`, `no_dataset_order`, `no_workerpool_order`, `no_request_order`.
+    /// `track_record` (Dragon's own rule: the request's `dragon_min_track_record`), `volume`, `stake`,
+    /// `no_app_order`, `no_dataset_order`, `no_workerpool_order`, `no_request_order`.
     pub code: &'static str,
     /// The PoCo revert code of a rule of `matchOrders` (`iExecV5-matchOrders-0x05` is 5).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -402,7 +402,17 @@ impl Market {
         let others = || records.iter().filter(|r| r.hash != hash);
         let apps: Vec<Open<m::AppOrder>> = others().filter_map(|r| open(r, as_app)).collect();
         let datasets: Vec<Open<m::DatasetOrder>> = others().filter_map(|r| open(r, as_dataset)).collect();
-        let pools: Vec<Open<m::WorkerpoolOrder>> = others().filter_map(|r| open(r, as_pool)).collect();
+        // Each workerpool order with its pool's current track record, as the engine holds it.
+        let with_record = |mut w: Open<m::WorkerpoolOrder>| {
+            w.order.record =
+                self.book.record(&Address::from(w.order.workerpool.0)).unwrap_or_default().all_time.engine();
+            w
+        };
+        let pools: Vec<Open<m::WorkerpoolOrder>> = others().filter_map(|r| open(r, as_pool)).map(with_record).collect();
+        let view = match view {
+            m::Order::Workerpool(w) => m::Order::Workerpool(with_record(Open { order: w, remaining }).order),
+            other => other,
+        };
         let requests: Vec<Open<m::RequestOrder>> = others().filter_map(|r| open(r, as_request)).collect();
         let offers = Offers { apps: &apps, datasets: &datasets, pools: &pools, requests: &requests };
         let pairings = m::explain::explain(&Open { order: view, remaining }, &offers, MAX_PAIRINGS);

@@ -369,7 +369,6 @@ impl Sequencer {
     /// One transaction for the whole group. Returns the inserted hashes and, per close op, the closed hashes.
     async fn write(&self, ops: &[Op]) -> Result<(HashMap<OrderHash, ()>, Vec<Vec<OrderHash>>), StoreError> {
         let mut client = self.store.client().await?;
-        let tx = client.transaction().await?;
         let records: Vec<&OrderRecord> = ops
             .iter()
             .flat_map(|op| match op {
@@ -377,6 +376,13 @@ impl Sequencer {
                 _ => Vec::new(),
             })
             .collect();
+        // Publications alone are one statement, atomic by itself: no BEGIN and COMMIT round trips around it.
+        if !ops.iter().any(|op| matches!(op, Op::Close { .. })) {
+            let inserted =
+                if records.is_empty() { Vec::new() } else { crate::store::orders::insert(&client, &records).await? };
+            return Ok((inserted.into_iter().map(|h| (h, ())).collect(), Vec::new()));
+        }
+        let tx = client.transaction().await?;
         let inserted =
             if records.is_empty() { Vec::new() } else { crate::store::orders::insert(&tx, &records).await? };
         let mut closed = Vec::new();

@@ -306,6 +306,17 @@ async fn requests_with_a_minimum_track_record_match_only_pools_that_meet_it() {
     assert_eq!(s, 200, "{b}");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(proposals_of(&server, &modest, &w).await.is_empty(), "2 finished tasks are fewer than 3");
+    // Explain names the track record as what keeps it from the poor pool's order (issue 21, both halves).
+    let (s, why) = server.get(&format!("/requestorders/{}/explain", modest.order_hash(&w.domain))).await;
+    assert_eq!(s, 200, "{why}");
+    let cheap_hash = cheap.order_hash(&w.domain).to_string();
+    let with_cheap = why["combinations"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["workerpoolorder"]["orderHash"] == cheap_hash.as_str()))
+        .unwrap_or_else(|| panic!("the poor pool's order is among the counter-orders: {why}"));
+    let codes: Vec<&str> =
+        with_cheap["blockers"].as_array().map_or(vec![], |b| b.iter().filter_map(|x| x["code"].as_str()).collect());
+    assert_eq!(codes, ["track_record"], "{why}");
     let (d, _) = deal(&w, &w.owner, poor, 1, 0x67).await;
     finalize(&w, &w.owner, d, 0).await;
     let p = until("the modest request's proposal", async || proposals_of(&server, &modest, &w).await.pop()).await;

@@ -20,7 +20,21 @@ struct Known {
     requests: Vec<Open<dragon_matching::RequestOrder>>,
 }
 
-fn known(engine: &Engine, added: &[Order]) -> Known {
+/// The track records the engine was given, per workerpool: the engine copies them into the pool's orders (those
+/// known and those added later), so the explanation must see the orders with them.
+type Records = std::collections::HashMap<dragon_matching::Address, dragon_matching::TrackRecord>;
+
+fn with_record(o: Order, records: &Records) -> Order {
+    match o {
+        Order::Workerpool(mut w) => {
+            w.record = records.get(&w.workerpool).copied().unwrap_or_default();
+            Order::Workerpool(w)
+        }
+        other => other,
+    }
+}
+
+fn known(engine: &Engine, added: &[Order], records: &Records) -> Known {
     let mut seen = HashSet::new();
     let mut k = Known { apps: Vec::new(), datasets: Vec::new(), pools: Vec::new(), requests: Vec::new() };
     let mut keyed: Vec<(u64, Order, u64)> = Vec::new();
@@ -32,7 +46,7 @@ fn known(engine: &Engine, added: &[Order]) -> Known {
         if s.cancelled || s.kind != o.kind() {
             continue;
         }
-        keyed.push((s.seq, *o, s.remaining));
+        keyed.push((s.seq, with_record(*o, records), s.remaining));
     }
     keyed.sort_by_key(|(seq, _, _)| *seq);
     for (_, o, remaining) in keyed {
@@ -59,6 +73,7 @@ fn agree(ops: &[Op], probes: &[Op]) -> Result<([usize; 4], [usize; 4]), TestCase
     let mut driver = Driver::default();
     let mut added = Vec::new();
     let (mut matched, mut blocked) = ([0; 4], [0; 4]);
+    let mut records = Records::new();
     let slot = |o: &Order| match o {
         Order::App(_) => 0,
         Order::Dataset(_) => 1,
@@ -70,6 +85,9 @@ fn agree(ops: &[Op], probes: &[Op]) -> Result<([usize; 4], [usize; 4]), TestCase
         if let Command::Add(o) = cmd {
             added.push(o);
         }
+        if let Command::TrackRecord { workerpool, record } = cmd {
+            records.insert(workerpool, record);
+        }
         let events = engine.execute(cmd);
         driver.saw(&events);
     }
@@ -79,9 +97,9 @@ fn agree(ops: &[Op], probes: &[Op]) -> Result<([usize; 4], [usize; 4]), TestCase
         if order.volume() == 0 || engine.order_state(&order.hash()).is_some() {
             continue;
         }
-        let k = known(&engine, &added);
+        let k = known(&engine, &added, &records);
         let offers = Offers { apps: &k.apps, datasets: &k.datasets, pools: &k.pools, requests: &k.requests };
-        let subject = Open { order, remaining: order.volume() };
+        let subject = Open { order: with_record(order, &records), remaining: order.volume() };
         let explanation = explain(&subject, &offers, usize::MAX);
         let events = engine.execute(cmd);
         driver.saw(&events);
