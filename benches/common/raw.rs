@@ -97,59 +97,38 @@ impl Conn {
     }
 }
 
-/// `pid` and every process descending from it, from /proc.
-pub fn tree(pid: u32) -> Vec<u32> {
-    let mut parents = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-            let Ok(text) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
-            let Some(rest) = text.rsplit_once(')').map(|r| r.1) else { continue };
-            let ppid = rest.split_whitespace().nth(1).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
-            parents.push((p, ppid));
-        }
+/// Every process: (pid, parent pid, CPU seconds used so far, user + system), from /proc.
+fn processes() -> Vec<(u32, u32, f64)> {
+    let ticks = 100.0; // USER_HZ on Linux
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    for e in dir.flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+        // Fields after the command name (which is in parentheses and may hold spaces).
+        let Some(rest) = text.rsplit_once(')').map(|r| r.1) else { continue };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        out.push((p, field(1) as u32, (field(11) + field(12)) / ticks));
     }
+    out
+}
+
+/// `pid` and every process descending from it.
+pub fn tree(pid: u32) -> Vec<u32> {
+    let all = processes();
     let mut out = vec![pid];
     let mut i = 0;
     while i < out.len() {
         let parent = out[i];
-        out.extend(parents.iter().filter(|(p, pp)| *pp == parent && *p != parent).map(|(p, _)| *p));
+        out.extend(all.iter().filter(|(p, pp, _)| *pp == parent && *p != parent).map(|(p, _, _)| *p));
         i += 1;
     }
     out
 }
 
-/// CPU seconds (user + system) used so far by `pid` and every process descending from it, from /proc.
+/// CPU seconds (user + system) used so far by `pid` and every process descending from it.
 pub fn tree_cpu(pid: u32) -> f64 {
-    let ticks = 100.0; // USER_HZ on Linux
-    let mut stats = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-            let Ok(text) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
-            // Fields after the command name (which is in parentheses and may hold spaces).
-            let Some(rest) = text.rsplit_once(')').map(|r| r.1) else { continue };
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let ppid = f.get(1).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
-            let cpu = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-                + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-            stats.push((p, ppid, cpu));
-        }
-    }
-    let mut tree = vec![pid];
-    let mut total = 0.0;
-    let mut i = 0;
-    while i < tree.len() {
-        let parent = tree[i];
-        for (p, ppid, cpu) in &stats {
-            if *p == parent {
-                total += cpu;
-            }
-            if *ppid == parent && !tree.contains(p) {
-                tree.push(*p);
-            }
-        }
-        i += 1;
-    }
-    total / ticks
+    let members = tree(pid);
+    processes().iter().filter(|(p, _, _)| members.contains(p)).map(|(_, _, cpu)| cpu).sum()
 }
