@@ -36,6 +36,18 @@ use dashmap::DashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// Most entries each map of the index holds. Past it the map starts over, and its entries are read again when
+/// next needed: a stranger who signs with fresh keys or names fresh restriction addresses cannot grow the index
+/// without bound (a million entries is some 60 MB a map).
+pub const MAX_INDEXED: usize = 1_000_000;
+
+fn bounded_insert<K: Eq + std::hash::Hash, V>(map: &DashMap<K, V>, key: K, value: V, max: usize) {
+    if map.len() >= max && !map.contains_key(&key) {
+        map.clear();
+    }
+    map.insert(key, value);
+}
+
 type ConsumedReply = tokio::sync::oneshot::Sender<Result<U256, String>>;
 
 #[derive(Debug)]
@@ -108,7 +120,7 @@ impl ChainReader {
         };
         // Unregistered assets are not cached: they may be registered a moment later.
         if owner != Address::ZERO {
-            self.owners.insert(asset, owner);
+            bounded_insert(&self.owners, asset, owner, MAX_INDEXED);
         }
         Ok(owner)
     }
@@ -133,14 +145,16 @@ impl ChainReader {
         rx.await.map_err(|_| ChainError::Batch("the reader stopped".into()))?.map_err(ChainError::Batch)
     }
 
-    /// Who presigned the order on chain at `block` (zero when nobody did): chain sync's read of a presignature.
-    pub async fn presigned(&self, hash: OrderHash, block: u64) -> Result<Address, ChainError> {
-        self.timed(self.hub().viewPresigned(hash.0).block(block.into()).call()).await
-    }
-
-    /// Who presigned the order at the node's latest block (a refusal's last check, see `Market::check`).
-    pub async fn presigned_now(&self, hash: OrderHash) -> Result<Address, ChainError> {
-        self.timed(self.hub().viewPresigned(hash.0).call()).await
+    /// Who presigned the order on chain (zero when nobody did): at `block` for chain sync, or at the node's latest
+    /// block (`None`) for a refusal's last check (see `Market::check`).
+    pub async fn presigned(&self, hash: OrderHash, block: Option<u64>) -> Result<Address, ChainError> {
+        let hub = self.hub();
+        let call = hub.viewPresigned(hash.0);
+        let call = match block {
+            Some(b) => call.block(b.into()),
+            None => call,
+        };
+        self.timed(call.call()).await
     }
 
     /// Empties the owner and stake index (a reorg undid blocks it may have been read from).
@@ -162,7 +176,7 @@ impl ChainReader {
     /// The free stake as the node says it now; the index takes it.
     pub async fn stake_fresh(&self, account: Address) -> Result<U256, ChainError> {
         let stake = self.timed(self.hub().viewAccount(account).call()).await?.stake;
-        self.stakes.insert(account, stake);
+        bounded_insert(&self.stakes, account, stake, MAX_INDEXED);
         Ok(stake)
     }
 
@@ -173,7 +187,7 @@ impl ChainReader {
 
     /// Chain sync read `account`'s free stake at the block it applied.
     pub fn set_stake(&self, account: Address, stake: U256) {
-        self.stakes.insert(account, stake);
+        bounded_insert(&self.stakes, account, stake, MAX_INDEXED);
     }
 
     /// Whether `address` holds code (a contract: an ERC-1271 signer or an ERC-734 group).
@@ -184,7 +198,7 @@ impl ChainReader {
         self.cold();
         let code = self.timed(self.provider.get_code_at(address)).await?;
         let has = !code.is_empty();
-        self.codes.insert(address, has);
+        bounded_insert(&self.codes, address, has, MAX_INDEXED);
         Ok(has)
     }
 
@@ -264,5 +278,24 @@ async fn batch_consumed(
         for ((_, reply), r) in group.into_iter().zip(results) {
             let _ = reply.send(r);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_maps_are_bounded() {
+        let map = DashMap::new();
+        for k in 0..10u32 {
+            bounded_insert(&map, k, k, 3);
+            assert!(map.len() <= 3, "{} entries after {k}", map.len());
+            assert_eq!(map.get(&k).map(|v| *v), Some(k), "the new entry is kept");
+        }
+        // Updating a key already held never empties the map.
+        let held: Vec<u32> = map.iter().map(|e| *e.key()).collect();
+        bounded_insert(&map, held[0], 99, 3);
+        assert_eq!(map.len(), held.len());
     }
 }

@@ -357,7 +357,7 @@ impl ChainSync {
                 // Each carries the order hash as its only (unindexed) word; the hub keeps who presigned.
                 if let Some(word) = l.data().data.get(..32) {
                     let hash = OrderHash(B256::from_slice(word));
-                    let signer = self.reader.presigned(hash, block).await?;
+                    let signer = self.reader.presigned(hash, Some(block)).await?;
                     r.marks.push(mark(hash, Mark::Presigned { signer }));
                 }
             }
@@ -716,7 +716,7 @@ pub async fn backfill_marks(store: &Store, reader: &ChainReader, provider: &DynP
                 let mark = if closed.contains(topic) {
                     Mark::Closed
                 } else {
-                    Mark::Presigned { signer: reader.presigned(hash, block).await? }
+                    Mark::Presigned { signer: reader.presigned(hash, Some(block)).await? }
                 };
                 let log_index = l.log_index.unwrap_or_default() as u32;
                 rows.push(MarkRow { hash, block_number: block, log_index, mark });

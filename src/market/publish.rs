@@ -341,7 +341,7 @@ impl Market {
         // As the hub: without a valid signature, a presignature by the owner will do. The index has every
         // presignature up to sync's cursor; one made since (the usual flow: presign, then publish at once) is
         // read from the node before refusing, so only a refusal can cost that read.
-        if presigner == Some(owner) || self.reader.presigned_now(hash).await? == owner {
+        if presigner == Some(owner) || self.reader.presigned(hash, None).await? == owner {
             return Ok(());
         }
         Err(match refusal {

@@ -2,7 +2,7 @@
 //! the store once it left the book).
 
 use super::cache::QueryCache;
-use super::{OrderView, is_bulk_brief};
+use super::is_bulk_brief;
 use crate::api::check_chain;
 use crate::api::error::ApiError;
 use crate::api::state::AppState;
@@ -207,27 +207,28 @@ fn filter(kind: OrderKind, p: &Params) -> (Option<Address>, Filter) {
     }
 }
 
-/// Beyond the peer: a workerpool order's view carries its workerpool's track record, as the book holds it (the
-/// last figures chain sync derived; none seen yet is all zeros). Other kinds are left as the peer has them.
-fn with_record(book: &crate::market::book::Book, r: &OrderRecord) -> OrderView {
-    let mut v = OrderView::from(r);
-    if r.kind() == OrderKind::Workerpool {
+/// Beyond the peer: a workerpool order carries its workerpool's track record, as the book holds it (the last
+/// figures chain sync derived; none seen yet is all zeros). Other kinds are left as the peer has them.
+fn track_record(book: &crate::market::book::Book, r: &OrderRecord) -> Option<serde_json::Value> {
+    (r.kind() == OrderKind::Workerpool).then(|| {
         let record = book.record(&r.roles().workerpool).unwrap_or_default();
-        v.track_record = Some(crate::api::pools::track_record_json(&record, false));
-    }
-    v
+        crate::api::pools::track_record_json(&record, false)
+    })
+}
+
+/// The view a listing shows: what [`listed`] must equal, byte for byte.
+#[cfg(test)]
+fn with_record(book: &crate::market::book::Book, r: &OrderRecord) -> super::OrderView {
+    super::OrderView { track_record: track_record(book, r), ..super::OrderView::from(r) }
 }
 
 /// An order's JSON in a listing: the record's shown JSON (made once), and for a workerpool order its pool's
-/// current track record spliced in as the last member, where `OrderView` serialises it: the bytes of
-/// `with_record` without serialising the order again.
+/// current track record spliced in as the last member, where `OrderView` serialises it: the bytes of the view
+/// with its record, without serialising the order again.
 fn listed(book: &crate::market::book::Book, r: &OrderRecord) -> bytes::Bytes {
     let shown = super::shown(r);
-    if r.kind() != OrderKind::Workerpool || shown.last() != Some(&b'}') {
-        return shown;
-    }
-    let record = book.record(&r.roles().workerpool).unwrap_or_default();
-    let record = serde_json::to_vec(&crate::api::pools::track_record_json(&record, false)).unwrap_or_default();
+    let Some(record) = track_record(book, r).filter(|_| shown.last() == Some(&b'}')) else { return shown };
+    let record = serde_json::to_vec(&record).unwrap_or_default();
     let mut out = Vec::with_capacity(shown.len() + record.len() + 16);
     out.extend_from_slice(&shown[..shown.len() - 1]);
     out.extend_from_slice(br#","trackRecord":"#);
@@ -381,7 +382,7 @@ pub async fn get_one(
             status: r.status,
             publication_timestamp: iso_time(r.published_ms),
             signer: r.signer.to_checksum(None),
-            track_record: with_record(&state.market.book, &r).track_record,
+            track_record: track_record(&state.market.book, &r),
         })),
         _ => Err(ApiError::NotFound(format!("{kind}order"))),
     }

@@ -50,12 +50,16 @@ pub struct OrderView {
 /// orders signed before it settled on that value.
 const BULK_VOLUME: u64 = MAX_SAFE - 1;
 
+fn bulk(volume: u64, price: u64) -> bool {
+    volume >= BULK_VOLUME && price == 0
+}
+
 pub(super) fn is_bulk(r: &OrderRecord) -> bool {
-    is_bulk_brief(&r.brief())
+    bulk(r.volume(), r.price())
 }
 
 pub(super) fn is_bulk_brief(b: &crate::order::record::Brief) -> bool {
-    b.volume >= BULK_VOLUME && b.price == 0
+    bulk(b.volume, b.price)
 }
 
 impl From<&OrderRecord> for OrderView {
