@@ -334,6 +334,10 @@ impl Market {
                 match self.recoverer.recover(hash.0, sign).await {
                     Ok(signer) if signer == owner => return Ok(()),
                     Ok(signer) => refusal = Some(format!("signed by {signer}, not by the owner {owner}")),
+                    // Not a verdict on the signature: the exchange is stopping (503, not 403).
+                    Err(crate::order::signature::SignatureError::Unavailable) => {
+                        return Err(MarketError::ShuttingDown.into());
+                    }
                     Err(e) => refusal = Some(e.to_string()),
                 }
             }
