@@ -36,6 +36,8 @@ impl AppState {
 
     pub async fn connect_with(config: &Config, feed: Feed, listener: Listener) -> anyhow::Result<Self> {
         let store = Store::connect(&config.database_url, config.store).await.context("opening the store")?;
+        // Before anything writes orders, deals or marks: every writer from here on adds its hashes.
+        store.track_hashes();
         let d = &config.deployment;
         let chain = Chain::connect(&config.rpc_url, Some(d.hub))?;
         let head = chain.head().await.context("checking the chain and the hub")?;
@@ -69,6 +71,8 @@ impl AppState {
             );
         }
         // `proposals` carries the ids of the deals the engine proposes, from its first start on, to the settler.
+        let known = store.load_hashes().await.context("reading the order hashes the store holds")?;
+        tracing::debug!(hashes = known, "order hashes tracked");
         let recoverer = crate::order::recoverer::Recoverer::per_core().context("starting the signature threads")?;
         let (market, proposals) = Market::start(store.clone(), reader.clone(), recoverer, config.market, listener)
             .await

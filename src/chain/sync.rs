@@ -515,6 +515,16 @@ impl ChainSync {
                 [Some(d.app_hash), d.dataset_hash, Some(d.workerpool_hash), Some(d.request_hash)].into_iter().flatten(),
             );
         }
+        // Before the commit: publication skips its store read for hashes the store is known not to hold.
+        self.store.note_hashes(
+            r.deals
+                .iter()
+                .flat_map(|d| {
+                    [Some(&d.app_hash), d.dataset_hash.as_ref(), Some(&d.workerpool_hash), Some(&d.request_hash)]
+                })
+                .flatten()
+                .chain(r.marks.iter().map(|m| &m.hash)),
+        );
         let inserted = crate::store::deals::insert(&*tx, chain_id, &r.deals).await?;
         crate::store::deals::insert_task_events(&*tx, chain_id, &r.task_events).await?;
         crate::store::order_marks::insert(&*tx, chain_id, &r.marks).await?;
@@ -724,6 +734,7 @@ pub async fn backfill_marks(store: &Store, reader: &ChainReader, provider: &DynP
             from = to + 1;
         }
     }
+    store.note_hashes(rows.iter().map(|m| &m.hash));
     let mut client = store.client().await?;
     let tx = client.transaction().await?;
     crate::store::order_marks::insert(&*tx, chain_id, &rows).await?;

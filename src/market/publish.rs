@@ -162,9 +162,7 @@ impl Market {
         authenticated: Address,
     ) -> Result<OrderRecord, PublishError> {
         let hash = order.order_hash(&self.domain);
-        let client = self.store.client().await?;
-        let prior = crate::store::orders::prior(&client, &hash).await?;
-        drop(client);
+        let prior = crate::store::orders::prior_known(&self.store, &[hash]).await?.pop().unwrap_or_default();
         self.check_with(order, hash, claimed, authenticated, prior).await
     }
 
@@ -176,11 +174,7 @@ impl Market {
         authenticated: Address,
     ) -> Vec<Result<OrderRecord, PublishError>> {
         let hashes: Vec<OrderHash> = orders.iter().flatten().map(|(o, _)| o.order_hash(&self.domain)).collect();
-        let read = async {
-            let client = self.store.client().await?;
-            crate::store::orders::prior_many(&client, &hashes).await
-        };
-        let mut priors = match read.await {
+        let mut priors = match crate::store::orders::prior_known(&self.store, &hashes).await {
             Ok(p) => p.into_iter(),
             Err(e) => {
                 // Every order of the batch waits on this one read: each gets its error.

@@ -376,6 +376,8 @@ impl Sequencer {
                 _ => Vec::new(),
             })
             .collect();
+        // Before the commit, so that no publication can find the store silent about a hash it holds.
+        self.store.note_hashes(records.iter().map(|r| &r.hash));
         // Publications alone are one statement, atomic by itself: no BEGIN and COMMIT round trips around it.
         if !ops.iter().any(|op| matches!(op, Op::Close { .. })) {
             let inserted =

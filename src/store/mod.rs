@@ -16,12 +16,15 @@ pub mod explorer;
 pub mod order_marks;
 pub mod orders;
 pub mod proposals;
+pub mod seen;
 pub mod settlement_charges;
 pub mod settlement_txs;
 pub mod sync;
 pub mod track_records;
 
+use crate::ids::OrderHash;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio_postgres::NoTls;
 
@@ -38,6 +41,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (9, "0009_category_events.sql", include_str!("../../schema/0009_category_events.sql")),
     (10, "0010_track_records.sql", include_str!("../../schema/0010_track_records.sql")),
     (11, "0011_order_marks.sql", include_str!("../../schema/0011_order_marks.sql")),
+    (12, "0012_orders_lean.sql", include_str!("../../schema/0012_orders_lean.sql")),
 ];
 
 /// A connection that keeps its prepared statements (deadpool's wrapper, or a transaction on it): the statements
@@ -110,6 +114,8 @@ impl Default for StoreConfig {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// Order hashes the tables may hold ([`seen::Seen`]); only the exchange enables it.
+    seen: Arc<OnceLock<seen::Seen>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -136,10 +142,36 @@ impl Store {
             .recycle_timeout(Some(config.connect_timeout))
             .build()
             .map_err(|e| StoreError::Pool(e.to_string()))?;
-        let store = Store { pool };
+        let store = Store { pool, seen: Arc::default() };
         let mut client = store.client().await?;
         migrate(&mut client).await?;
         Ok(store)
+    }
+
+    /// Starts tracking which order hashes the tables hold ([`seen::Seen`]). Call it before anything writes
+    /// orders, deals or marks through this store, then [`Store::load_hashes`].
+    pub fn track_hashes(&self) {
+        self.seen.get_or_init(seen::Seen::default);
+    }
+
+    /// Fills the tracker from the tables; until then it answers "maybe" for every hash.
+    pub async fn load_hashes(&self) -> Result<usize, StoreError> {
+        match self.seen.get() {
+            Some(seen) => seen.load(&**self.client().await?).await,
+            None => Ok(0),
+        }
+    }
+
+    /// Records hashes about to be written to `orders`, `deals` or `order_marks` (before the commit).
+    pub fn note_hashes<'a>(&self, hashes: impl IntoIterator<Item = &'a OrderHash>) {
+        if let Some(seen) = self.seen.get() {
+            hashes.into_iter().for_each(|h| seen.add(h));
+        }
+    }
+
+    /// False only when no table holds `hash`, as far as a loaded tracker knows.
+    pub fn may_hold(&self, hash: &OrderHash) -> bool {
+        self.seen.get().is_none_or(|s| s.may_hold(hash))
     }
 
     /// A connection from the pool.

@@ -9,7 +9,7 @@ use crate::order::{AnyOrder, OrderKind};
 use alloy::primitives::{Address, B256, U256};
 use tokio_postgres::GenericClient;
 
-const COLUMNS: &str = "seq, order_hash, chain_id, kind, body::text, signer, remaining, status, \
+const COLUMNS: &str = "seq, order_hash, chain_id, kind, body, signer, remaining, status, \
      (extract(epoch FROM published_at) * 1000)::bigint";
 
 fn opt_addr(a: Address) -> Option<Vec<u8>> {
@@ -73,7 +73,7 @@ pub async fn insert(client: &impl Cached, records: &[&OrderRecord]) -> Result<Ve
             "INSERT INTO orders (seq, order_hash, chain_id, kind, body, signer, asset, owner, price, volume, tag,
                                  category, trust, app, dataset, workerpool, requester, beneficiary, remaining,
                                  published_at)
-             SELECT seq, h, c, k, b::jsonb, s, a, s, p::numeric, v, t, cat, tr, ap, ds, wp, rq, bf, rem,
+             SELECT seq, h, c, k, b, s, a, s, p::numeric, v, t, cat, tr, ap, ds, wp, rq, bf, rem,
                     to_timestamp(pub / 1000.0)
              FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::text[], $5::text[], $6::bytea[],
                          $7::bytea[], $8::text[], $9::bigint[], $10::bytea[], $11::bigint[], $12::bigint[],
@@ -232,6 +232,21 @@ pub struct Prior {
     pub consumed: u64,
     pub closed: bool,
     pub presigner: Option<Address>,
+}
+
+/// [`prior_many`], reading the database only for the hashes it may hold ([`super::seen::Seen`]): a batch of new
+/// orders takes no connection and no round trip.
+pub async fn prior_known(store: &super::Store, hashes: &[OrderHash]) -> Result<Vec<Prior>, StoreError> {
+    // Asked once per hash: a concurrent write may turn a "no" into a "maybe" between two asks.
+    let asks: Vec<bool> = hashes.iter().map(|h| store.may_hold(h)).collect();
+    let maybe: Vec<OrderHash> = hashes.iter().zip(&asks).filter(|(_, m)| **m).map(|(h, _)| *h).collect();
+    if maybe.is_empty() {
+        return Ok(vec![Prior::default(); hashes.len()]);
+    }
+    let client = store.client().await?;
+    let mut read = prior_many(&client, &maybe).await?.into_iter();
+    drop(client);
+    Ok(asks.into_iter().map(|m| if m { read.next().unwrap_or_default() } else { Prior::default() }).collect())
 }
 
 pub async fn prior(client: &impl Cached, hash: &OrderHash) -> Result<Prior, StoreError> {

@@ -389,7 +389,7 @@ pub async fn get_one(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::api::orders::OrderView;
     use crate::market::book::Book;
@@ -412,7 +412,7 @@ mod tests {
         next_page: Option<u64>,
     }
 
-    fn record(salt: u8) -> Arc<OrderRecord> {
+    pub(in crate::api::orders) fn record(salt: u8) -> Arc<OrderRecord> {
         let order = AnyOrder::App(AppOrder {
             app: Address::repeat_byte(1),
             appprice: crate::money::Nrlc(U256::from(5)),

@@ -18,11 +18,6 @@ use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-#[derive(Debug, Serialize)]
-pub struct Published {
-    pub ok: bool,
-    pub published: OrderView,
-}
 
 /// Reads one submission (`{order, orderHash?}`) as the peer validates it, within the size bounds of the market:
 /// the order's text is measured before it is read, so an oversized document costs no more than its bytes.
@@ -106,7 +101,21 @@ pub async fn publish(
     let body = read_json_object(payload, state.limits.body_bytes).await?;
     let mut answers = publish_all(&state, kind, who, vec![body]).await?;
     let record = answers.pop().unwrap_or(Err(MarketError::ShuttingDown.into()))?;
-    Ok(HttpResponse::Ok().json(Published { ok: true, published: OrderView::from(&*record) }))
+    Ok(published(&record))
+}
+
+/// `{"ok": true, "published": <the order's view>}`, assembled from the record's listing JSON (made once, kept for listings) rather than
+/// serialised again; a unit test checks the bytes are the same.
+fn published(record: &OrderRecord) -> HttpResponse {
+    let mut out = Vec::with_capacity(640);
+    out.extend_from_slice(b"{\"ok\":true,\"published\":");
+    out.extend_from_slice(&super::shown(record));
+    out.push(b'}');
+    json_bytes(out)
+}
+
+fn json_bytes(body: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok().content_type(actix_web::http::header::ContentType::json()).body(body)
 }
 
 #[derive(Debug, Serialize)]
@@ -121,12 +130,6 @@ pub struct BatchItem {
     pub code: Option<&'static str>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct BatchAnswer {
-    pub ok: bool,
-    /// One answer per order, in the order sent.
-    pub results: Vec<BatchItem>,
-}
 
 /// Beyond the peer: up to `batch_orders` publications in one request, one answer per order. The rate per
 /// address counts every order, so it is checked once the body says how many there are.
@@ -154,16 +157,82 @@ pub async fn publish_batch(
     }
     state.rates.check_address(who, n as u32)?;
     let answers = publish_all(&state, kind, who, orders).await?;
-    let results = answers
-        .into_iter()
-        .map(|a| match a {
+    Ok(json_bytes(batch_answer(answers)))
+}
+
+/// `{"ok": true, "results": [<one BatchItem per order>]}` as bytes: each published order is its record's listing JSON (made once, kept for listings),
+/// each refusal a serialised [`BatchItem`]. A unit test checks this is what serialising those items gives.
+fn batch_answer(answers: Vec<Result<Arc<OrderRecord>, PublishError>>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + answers.len() * 640);
+    out.extend_from_slice(b"{\"ok\":true,\"results\":[");
+    for (i, a) in answers.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match a {
+            Ok(r) => {
+                out.extend_from_slice(b"{\"ok\":true,\"published\":");
+                out.extend_from_slice(&super::shown(&r));
+                out.push(b'}');
+            }
+            Err(e) => {
+                let e = ApiError::from(e);
+                let item = BatchItem { ok: false, published: None, error: Some(e.to_string()), code: Some(e.code()) };
+                // Serialising a struct of strings into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut out, &item);
+            }
+        }
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::orders::list::tests::record;
+
+    /// The answers' shapes, as serde writes them; the handlers assemble the same bytes.
+    #[derive(Debug, Serialize)]
+    struct Published {
+        ok: bool,
+        published: OrderView,
+    }
+
+    #[derive(Debug, Serialize)]
+    struct BatchAnswer {
+        ok: bool,
+        results: Vec<BatchItem>,
+    }
+
+    fn answers() -> Vec<Result<Arc<OrderRecord>, PublishError>> {
+        vec![
+            Ok(record(0)),
+            Err(PublishError::Duplicate(record(1).hash)),
+            Ok(record(2)),
+            Err(PublishError::InvalidOrder("order.volume must be greater than or equal to 1".into())),
+        ]
+    }
+
+    #[test]
+    fn answers_assembled_from_shown_json_are_the_serialised_answers() {
+        // The serialisation the handlers made before they were assembled from each record's listing JSON.
+        let serialised = |a: Result<Arc<OrderRecord>, PublishError>| match a {
             Ok(r) => BatchItem { ok: true, published: Some(OrderView::from(&*r)), error: None, code: None },
             Err(e) => {
                 let e = ApiError::from(e);
-                let (code, error) = (e.code(), e.to_string());
-                BatchItem { ok: false, published: None, error: Some(error), code: Some(code) }
+                BatchItem { ok: false, published: None, error: Some(e.to_string()), code: Some(e.code()) }
             }
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(BatchAnswer { ok: true, results }))
+        };
+        let expected = BatchAnswer { ok: true, results: answers().into_iter().map(serialised).collect() };
+        assert_eq!(batch_answer(answers()), serde_json::to_vec(&expected).expect("json"));
+        assert_eq!(batch_answer(vec![]), serde_json::to_vec(&BatchAnswer { ok: true, results: vec![] }).expect("json"));
+
+        let r = record(7);
+        let one = Published { ok: true, published: OrderView::from(&*r) };
+        let body = actix_web::rt::System::new().block_on(async {
+            actix_web::body::to_bytes(published(&r).into_body()).await.expect("body")
+        });
+        assert_eq!(body.as_ref(), serde_json::to_vec(&one).expect("json").as_slice());
+    }
 }

@@ -139,15 +139,25 @@ fn order(
         }
         other => return Err(not_type(path, "object", &other.printed(), other)),
     };
-    let mut out = serde_json::Map::new();
+    // The checked fields are written straight into the JSON text the order types read (no map in between).
+    let mut text = String::with_capacity(1024);
+    text.push('{');
     for (name, rule) in order_fields(kind).iter().rev() {
         if !signed && matches!(rule, Rule::Sign) {
             continue;
         }
-        let field_path = format!("{path}.{name}");
-        let v = checked(&field_path, *rule, &Input::json(fields.get(*name).map(AsRef::as_ref)))?;
-        out.insert((*name).to_owned(), v);
+        let input = Input::json(fields.get(*name).map(AsRef::as_ref));
+        // The field's full path is only for the message of a failure: checked again with it then, which fails
+        // the same way, so valid orders (nearly all) skip formatting a path per field.
+        let v = checked(name, *rule, &input).or_else(|_| checked(&format!("{path}.{name}"), *rule, &input))?;
+        if text.len() > 1 {
+            text.push(',');
+        }
+        text.push('"');
+        text.push_str(name);
+        text.push_str("\":");
+        text.push_str(&v.to_string());
     }
-    let text = serde_json::Value::Object(out).to_string();
+    text.push('}');
     crate::order::AnyOrder::from_json(kind, &text).map_err(|e| format!("{path}: {e}"))
 }
