@@ -174,8 +174,17 @@ pub trait PocoOrder: Serialize + DeserializeOwned + Clone {
     fn sign(&self) -> Option<&Bytes>;
     fn set_sign(&mut self, sign: Bytes);
 
+    /// `hashStruct` as alloy's `eip712_hash_struct`, with the type hash computed once per kind: alloy hashes the
+    /// type's text again on every call, which was a third of the hashing per published order.
     fn struct_hash(&self) -> B256 {
-        self.typed().eip712_hash_struct()
+        // One static for all kinds (a static in a generic function is shared), indexed by kind.
+        static TYPE_HASHES: [std::sync::OnceLock<B256>; 4] = [const { std::sync::OnceLock::new() }; 4];
+        let type_hash = TYPE_HASHES[Self::KIND as usize]
+            .get_or_init(|| alloy::primitives::keccak256(Self::Typed::eip712_encode_type().as_bytes()));
+        let mut hasher = alloy::primitives::Keccak256::new();
+        hasher.update(type_hash);
+        hasher.update(self.typed().eip712_encode_data());
+        hasher.finalize()
     }
 
     fn order_hash(&self, domain: &Domain) -> OrderHash {
@@ -404,6 +413,73 @@ mod tests {
         "workerpoolrestrict":"0x0000000000000000000000000000000000000000",
         "requesterrestrict":"0x0000000000000000000000000000000000000000",
         "salt":"0x00000000000000000000000000000000000000000000000000000000000000ff"}"#;
+
+    /// The cached type hash gives alloy's own `hashStruct`, for every kind (iExec's tools check whole order
+    /// hashes in the SDK and chain tests).
+    #[test]
+    fn struct_hash_is_alloys_eip712_hash_struct() {
+        let a = Address::repeat_byte(7);
+        let w = |s: u8| B256::repeat_byte(s);
+        let app = AppOrder {
+            app: a,
+            appprice: Nrlc::from_u64(3),
+            volume: U256::from(2),
+            tag: w(1),
+            datasetrestrict: a,
+            workerpoolrestrict: a,
+            requesterrestrict: a,
+            salt: w(2),
+            sign: None,
+        };
+        assert_eq!(app.struct_hash(), app.typed().eip712_hash_struct());
+        let dataset = DatasetOrder {
+            dataset: a,
+            datasetprice: Nrlc::from_u64(3),
+            volume: U256::from(2),
+            tag: w(1),
+            apprestrict: a,
+            workerpoolrestrict: a,
+            requesterrestrict: a,
+            salt: w(3),
+            sign: None,
+        };
+        assert_eq!(dataset.struct_hash(), dataset.typed().eip712_hash_struct());
+        let pool = WorkerpoolOrder {
+            workerpool: a,
+            workerpoolprice: Nrlc::from_u64(3),
+            volume: U256::from(2),
+            tag: w(1),
+            category: U256::from(1),
+            trust: U256::from(4),
+            apprestrict: a,
+            datasetrestrict: a,
+            requesterrestrict: a,
+            salt: w(4),
+            sign: None,
+        };
+        assert_eq!(pool.struct_hash(), pool.typed().eip712_hash_struct());
+        let request = RequestOrder {
+            app: a,
+            appmaxprice: Nrlc::from_u64(3),
+            dataset: a,
+            datasetmaxprice: Nrlc::from_u64(1),
+            workerpool: a,
+            workerpoolmaxprice: Nrlc::from_u64(9),
+            requester: a,
+            volume: U256::from(2),
+            tag: w(1),
+            category: U256::from(1),
+            trust: U256::from(4),
+            beneficiary: a,
+            callback: a,
+            params: "{\"iexec_args\":\"x\"}".into(),
+            salt: w(5),
+            sign: None,
+        };
+        assert_eq!(request.struct_hash(), request.typed().eip712_hash_struct());
+        // Each kind its own type hash, even when asked in another order.
+        assert_eq!(app.struct_hash(), app.typed().eip712_hash_struct());
+    }
 
     #[test]
     fn json_round_trip_prints_sdk_form() {

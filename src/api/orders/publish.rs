@@ -18,7 +18,6 @@ use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-
 /// Reads one submission (`{order, orderHash?}`) as the peer validates it, within the size bounds of the market:
 /// the order's text is measured before it is read, so an oversized document costs no more than its bytes.
 fn parse_submission(
@@ -130,7 +129,6 @@ pub struct BatchItem {
     pub code: Option<&'static str>,
 }
 
-
 /// Beyond the peer: up to `batch_orders` publications in one request, one answer per order. The rate per
 /// address counts every order, so it is checked once the body says how many there are.
 pub async fn publish_batch(
@@ -230,9 +228,8 @@ mod tests {
 
         let r = record(7);
         let one = Published { ok: true, published: OrderView::from(&*r) };
-        let body = actix_web::rt::System::new().block_on(async {
-            actix_web::body::to_bytes(published(&r).into_body()).await.expect("body")
-        });
+        let body = actix_web::rt::System::new()
+            .block_on(async { actix_web::body::to_bytes(published(&r).into_body()).await.expect("body") });
         assert_eq!(body.as_ref(), serde_json::to_vec(&one).expect("json").as_slice());
     }
 }
