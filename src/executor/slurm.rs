@@ -649,6 +649,10 @@ impl Executor for SlurmExecutor {
         matches!(self.record(task_id), Ok(Some(_)))
     }
 
+    fn release(&self, task_id: B256) {
+        self.forget(task_id);
+    }
+
     fn run<'a>(
         &'a self,
         task: &'a TaskSpec,

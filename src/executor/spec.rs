@@ -32,6 +32,12 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// The worker is done with `task_id` (its result is uploaded, or the task is over on chain): what the
+    /// executor kept of its run to resume it may go.
+    fn release(&self, task_id: B256) {
+        let _ = task_id;
+    }
+
     /// Runs `task` in `ws` until it exits, its time limit passes, its output grows past its bound, or `abort`
     /// fires. A non-zero exit code is an [`Outcome`], not an error: PoCo lets the pool decide what it means.
     fn run<'a>(

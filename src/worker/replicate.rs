@@ -68,6 +68,7 @@ impl Worker {
         let task = self.hub().viewTask(taskid).call().await?;
         if task.status != 1 && task.status != 2 {
             // UNSET cannot be handed out; COMPLETED or FAILED: nothing left to do for it.
+            self.executor.release(taskid);
             pool.status(&report(ReplicateStatus::Aborted)).await?;
             return Ok(());
         }
@@ -180,6 +181,7 @@ impl Worker {
         pool.status(&report(ReplicateStatus::ResultUploaded)).await?;
         // The run folders are not needed any more; state.json and the archive stay until the task is done.
         let _ = std::fs::remove_dir_all(run_dir(&self.config.work_dir, taskid));
+        self.executor.release(taskid);
         Ok(())
     }
 

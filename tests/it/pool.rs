@@ -94,16 +94,6 @@ impl Worker {
         }
         self.task.await.expect("worker task").expect("worker ran cleanly");
     }
-
-    /// Ends the worker as a crash would: its task is dropped where it stands, and its shutdown (which aborts the
-    /// apps it runs) never happens.
-    pub async fn crash(mut self) {
-        // Held until the task is gone: a dropped sender would read as a shutdown.
-        let stop = self.stop.take();
-        self.task.abort();
-        assert!(self.task.await.is_err_and(|e| e.is_cancelled()), "the worker was still running");
-        drop(stop);
-    }
 }
 
 pub(crate) fn app_script() -> PathBuf {

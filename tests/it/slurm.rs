@@ -6,20 +6,22 @@
 //! The tests fail (they never skip) when Slurm or munge is missing: `scripts/setup.sh` installs them.
 
 use crate::executor::{APP, Scratch, assert_all_dead, assert_echo, native, pids, read, with_inputs};
-use crate::harness::{database, root, until_within as until};
+use crate::harness::{database, dragon_bin, root, until_within as until};
 use crate::market::{Server, World, provider};
 use crate::pool::{
     Pool, Worker, completed_tasks, deal_of, funded_worker, native_app, pool_completed, replicate_in, request,
     unzip_entry, work_dir, worker_config,
 };
 use crate::settle::settling;
-use alloy::primitives::B256;
+use alloy::primitives::{Address, B256};
+use alloy::signers::local::PrivateKeySigner;
 use dragon::chain::contracts::hub::DragonHub;
 use dragon::executor::slurm::{JobRecord, SlurmExecutor, SlurmSettings, job_name};
 use dragon::executor::{AbortSignal, AppUser, ExecError, Executor, ExecutorConfig, Workspace, abort_pair};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use tokio::process::Child;
 
 /// The test cluster: its folder and configuration.
 pub(crate) struct Cluster {
@@ -244,7 +246,7 @@ async fn slurm_refuses_apps_off_the_allow_list_and_paths_slurm_would_expand() {
     let s = Scratch::new();
     let t = native("echo");
     let ws = Workspace::prepare(&s.0.join("task"), &t).expect("workspace");
-    let other = SlurmExecutor::new([alloy::primitives::Address::repeat_byte(0x0b)], settings(&s.0.join("jobs")));
+    let other = SlurmExecutor::new([Address::repeat_byte(0x0b)], settings(&s.0.join("jobs")));
     let r = other.run(&t, &ws, AbortSignal::never()).await;
     assert!(matches!(r, Err(ExecError::NotAllowed { .. })), "{r:?}");
     let odd = Workspace::prepare(&s.0.join("100%j"), &t).expect("workspace");
@@ -314,7 +316,7 @@ async fn slurm_crash_between_sbatch_and_the_record_adopts_the_job_by_name() {
 // ---------------------------------------------------------------------------------------------------------------
 // Through the pool
 
-fn slurm_config(app: alloy::primitives::Address) -> ExecutorConfig {
+fn slurm_config(app: Address) -> ExecutorConfig {
     ExecutorConfig::Slurm {
         allow: vec![app],
         user: None,
@@ -333,7 +335,8 @@ async fn a_slurm_backed_pool_runs_a_deal_end_to_end() {
     let pool = Pool::start(Pool::config(&w, database().await));
     let (app, app_order) = native_app(&w).await;
     let key = funded_worker(&w).await;
-    let mut config = worker_config(&w, &pool, key.clone(), app, work_dir("slurm-e2e"));
+    let dir = work_dir("slurm-e2e");
+    let mut config = worker_config(&w, &pool, key.clone(), app, dir.clone());
     config.executor = slurm_config(app);
     let worker = Worker::start(config);
 
@@ -355,13 +358,38 @@ async fn a_slurm_backed_pool_runs_a_deal_end_to_end() {
     assert_eq!(jobs[0].1, "COMPLETED", "{jobs:?}");
     let user = slurm("squeue", &["--noheader", "--states=all", "--format=%u", &format!("--jobs={}", jobs[0].0)]);
     assert_eq!(user, "nobody", "a root worker's jobs run as nobody");
+    let record = dir.join("slurm-jobs").join(format!("{taskid:#x}.json"));
+    until("the job record released once the result is uploaded", Duration::from_secs(10), async || {
+        (!record.exists()).then_some(())
+    })
+    .await;
     worker.shutdown().await;
     pool.shutdown().await;
     server.shutdown().await;
 }
 
-/// The worker dies (no shutdown: its job is not cancelled) and the pool restarts while the task's job runs; both
-/// come back, the worker re-attaches to the same job, and the deal completes with one job and one replicate.
+/// `dragon worker --executor slurm` (the binary), as a pool operator runs it, on the test cluster.
+async fn worker_process(w: &World, pool: &Pool, key: &PrivateKeySigner, app: Address, dir: &Path) -> Child {
+    tokio::process::Command::new(dragon_bin())
+        .args(["worker", "--pool", &pool.base, "--rpc-url", &w.node.url(), "--deployment"])
+        .arg(&w.deployment_path)
+        .args(["--executor", "slurm", "--allow-app", &app.to_string(), "--slurm-partition", "dragon"])
+        .arg("--slurm-conf")
+        .arg(&cluster().conf)
+        .args(["--slurm-poll-ms", "200", "--poll-ms", "200", "--slurm-shared-dir"])
+        .arg(std::env::temp_dir())
+        .arg("--work-dir")
+        .arg(dir)
+        .env("DRAGON_WORKER_KEY", alloy::hex::encode_prefixed(key.to_bytes()))
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn dragon worker")
+}
+
+/// The worker process is killed with SIGKILL (no shutdown: its job is not cancelled) and the pool restarts while
+/// the task's job runs; both come back, the worker re-attaches to the same job, and the deal completes with one
+/// job and one replicate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slurm_pool_restarted_mid_job_neither_loses_nor_duplicates_it() {
     cluster();
@@ -372,12 +400,7 @@ async fn a_slurm_pool_restarted_mid_job_neither_loses_nor_duplicates_it() {
     let (app, app_order) = native_app(&w).await;
     let key = funded_worker(&w).await;
     let dir = work_dir("slurm-restart");
-    let config = |pool: &Pool| {
-        let mut c = worker_config(&w, pool, key.clone(), app, dir.clone());
-        c.executor = slurm_config(app);
-        c
-    };
-    let worker = Worker::start(config(&pool));
+    let mut worker = worker_process(&w, &pool, &key, app, &dir).await;
 
     // The app sleeps 8 s in its job.
     let pool_order = w.pool_order(5, 10, 1, 0x63);
@@ -390,12 +413,13 @@ async fn a_slurm_pool_restarted_mid_job_neither_loses_nor_duplicates_it() {
         jobs.iter().find(|(_, st)| st == "RUNNING").map(|(id, _)| *id)
     })
     .await;
-    worker.crash().await;
+    worker.start_kill().expect("kill -9");
+    let _ = worker.wait().await;
     pool.shutdown().await;
     assert!(live(job), "the job outlives the worker and the pool");
 
     let pool = Pool::start(pool_config);
-    let worker = Worker::start(config(&pool));
+    let mut worker = worker_process(&w, &pool, &key, app, &dir).await;
     completed_tasks(&server, &dealid, Duration::from_secs(90)).await;
     assert_eq!(jobs_of(taskid), [(job, "COMPLETED".to_owned())], "the same job, and no second one");
     let hub = DragonHub::new(w.deployment.hub, provider(&w.node.url(), &w.owner));
@@ -406,7 +430,8 @@ async fn a_slurm_pool_restarted_mid_job_neither_loses_nor_duplicates_it() {
     assert_eq!(replicates.len(), 1, "one replicate, handed back rather than a second one: {status}");
     let zip = reqwest::get(format!("{}/results/{taskid}", pool.base)).await.expect("get").bytes().await.expect("zip");
     assert_eq!(unzip_entry(&zip, "result.txt"), "hello again\n");
-    worker.shutdown().await;
+    worker.start_kill().expect("stop the worker");
+    let _ = worker.wait().await;
     pool.shutdown().await;
     server.shutdown().await;
 }
