@@ -1,7 +1,7 @@
 //! The `slurm` executor: each task is one batch job on a Slurm cluster, and the job outlives the worker.
 //!
 //! ```text
-//!  run(task) ─▶ record? ──no──▶ live job named dragon-<taskid>? ──no──▶ intent record ─▶ sbatch ─▶ record(job id)
+//!  run(task) ─▶ record? ──no──▶ live job named dragon-<taskid>-<worker>? ──no──▶ intent record ─▶ sbatch ─▶ record(job id)
 //!                 │ job id                      │ yes: adopt it                                         │
 //!                 ▼                             ▼                                                       ▼
 //!              follow(job): scontrol show job every poll ─▶ COMPLETED/FAILED ─▶ logs, out/, computed.json
@@ -16,13 +16,14 @@
 //! the program and its arguments are its command-line arguments (`sbatch script prog args…`, an argv, no shell),
 //! and the environment is the one `sbatch` itself is started with (`--export=ALL` of a cleared environment), so a
 //! requester's argument or file name cannot become shell text or a Slurm option. The job name is built from the
-//! task id alone.
+//! task id and the worker's tag alone.
 //!
 //! Restarts: the job id is recorded with the task (`<jobs dir>/<taskid>.json`, written through a temporary file,
 //! fsync and rename) before the run is followed, and an *intent* record is written before `sbatch`. So a worker
 //! that comes back finds either the job id (it re-attaches, or collects a job that ended while it was down), or
 //! the intent of a submission whose answer it never recorded: it then adopts the job of that name the cluster
-//! knows, and submits only when there is none. Unlike the other executors, dropping a run's future leaves the job
+//! knows, and submits only when there is none. The name holds the task id and a tag of the worker (a hash of its
+//! records' folder), so two workers replicating one task on one cluster never adopt each other's job. Unlike the other executors, dropping a run's future leaves the job
 //! running: that is the point, the next start re-attaches to it. An abort (the worker's shutdown, or the run's
 //! end on a bound) cancels it with `scancel`.
 
@@ -72,10 +73,18 @@ const CANCEL_WAIT: Duration = Duration::from_secs(30);
 /// The bytes of a command's output that are read (`scontrol show job` is one line of about 1 KiB).
 const COMMAND_OUTPUT_BYTES: usize = 64 << 10;
 
-/// The name of task `task_id`'s job: derived from the task id alone, so that a worker that lost the answer of
-/// `sbatch` finds the job again, and no stranger's text reaches Slurm.
-pub fn job_name(task_id: B256) -> String {
-    format!("dragon-{task_id:#x}")
+/// The name of task `task_id`'s job for the worker whose records are tagged `tag`: derived from the task id and
+/// the worker alone, so that a worker that lost the answer of `sbatch` finds its job again, two workers of a pool
+/// that replicate one task on one cluster each find their own, and no stranger's text reaches Slurm.
+pub fn job_name(task_id: B256, tag: &str) -> String {
+    format!("dragon-{task_id:#x}-{tag}")
+}
+
+/// The tag of a worker's jobs: its records' folder, hashed (stable across its restarts, distinct between workers).
+fn worker_tag(jobs_dir: &Path) -> String {
+    let abs = std::path::absolute(jobs_dir).unwrap_or_else(|_| jobs_dir.to_path_buf());
+    let h = alloy::primitives::keccak256(abs.as_os_str().as_encoded_bytes());
+    alloy::hex::encode(&h[..4])
 }
 
 /// How the executor reaches the cluster.
@@ -115,6 +124,7 @@ pub struct SlurmExecutor {
     allow: HashSet<Address>,
     user: Option<AppUser>,
     settings: SlurmSettings,
+    tag: String,
 }
 
 /// What is kept of a task's job, in `<jobs dir>/<taskid>.json`.
@@ -253,7 +263,8 @@ fn log_size(root: &Path, name: &str) -> u64 {
 impl SlurmExecutor {
     /// An executor that runs only the apps of `allow`, as the worker's own user.
     pub fn new(allow: impl IntoIterator<Item = Address>, settings: SlurmSettings) -> Self {
-        SlurmExecutor { allow: allow.into_iter().collect(), user: None, settings }
+        let tag = worker_tag(&settings.jobs_dir);
+        SlurmExecutor { allow: allow.into_iter().collect(), user: None, settings, tag }
     }
 
     /// Runs the jobs as `user` (`sbatch --uid/--gid`: the worker must be root).
@@ -265,6 +276,11 @@ impl SlurmExecutor {
 
     pub fn settings(&self) -> &SlurmSettings {
         &self.settings
+    }
+
+    /// The name of the job of `task_id` on the cluster.
+    pub fn job_name(&self, task_id: B256) -> String {
+        job_name(task_id, &self.tag)
     }
 
     /// Where the job of `task_id` is recorded.
@@ -340,7 +356,7 @@ impl SlurmExecutor {
     /// Job ids named after `task_id` that the controller knows: live ones only, or in any state it still keeps.
     async fn jobs_named(&self, task_id: B256, any_state: bool) -> Result<Vec<u64>, ExecError> {
         let mut cmd = self.command("squeue");
-        cmd.args(["--noheader", "--format=%i"]).arg(format!("--name={}", job_name(task_id)));
+        cmd.args(["--noheader", "--format=%i"]).arg(format!("--name={}", self.job_name(task_id)));
         if any_state {
             cmd.arg("--states=all");
         }
@@ -350,7 +366,7 @@ impl SlurmExecutor {
             // Where accounting is on, it remembers jobs the controller has forgotten.
             let mut cmd = self.command("sacct");
             cmd.args(["--noheader", "--parsable2", "--allocations", "--format=JobIDRaw", "--starttime=now-7days"])
-                .arg(format!("--name={}", job_name(task_id)));
+                .arg(format!("--name={}", self.job_name(task_id)));
             if let Ok(out) = self.call(cmd, "sacct").await {
                 ids.extend(out.lines().filter_map(|l| l.trim().parse::<u64>().ok()));
             }
@@ -440,7 +456,7 @@ impl SlurmExecutor {
         let minutes = limits.max_duration.as_secs().div_ceil(60) + 1;
         let mut cmd = self.command("sbatch");
         cmd.args(["--parsable", "--no-requeue", "--nodes=1", "--ntasks=1", "--export=ALL"])
-            .arg(format!("--job-name={}", job_name(task.task_id)))
+            .arg(format!("--job-name={}", self.job_name(task.task_id)))
             .arg(format!("--time={minutes}"))
             .arg(format!("--chdir={root}"))
             .arg(format!("--output={}", slurm_path(&ws.root.join(STDOUT_FILE))?))
@@ -698,7 +714,11 @@ mod tests {
     }
 
     #[test]
-    fn job_names_come_from_task_ids_alone() {
-        assert_eq!(job_name(B256::repeat_byte(0xab)), format!("dragon-0x{}", "ab".repeat(32)));
+    fn job_names_come_from_task_ids_and_the_worker_alone() {
+        assert_eq!(job_name(B256::repeat_byte(0xab), "0a0b0c0d"), format!("dragon-0x{}-0a0b0c0d", "ab".repeat(32)));
+        let tag = worker_tag(Path::new("/var/lib/dragon-worker/slurm-jobs"));
+        assert_eq!(tag.len(), 8);
+        assert_eq!(tag, worker_tag(Path::new("/var/lib/dragon-worker/slurm-jobs")));
+        assert_ne!(tag, worker_tag(Path::new("/var/lib/other-worker/slurm-jobs")));
     }
 }

@@ -16,7 +16,7 @@ use crate::settle::settling;
 use alloy::primitives::{Address, B256};
 use alloy::signers::local::PrivateKeySigner;
 use dragon::chain::contracts::hub::DragonHub;
-use dragon::executor::slurm::{JobRecord, SlurmExecutor, SlurmSettings, job_name};
+use dragon::executor::slurm::{JobRecord, SlurmExecutor, SlurmSettings};
 use dragon::executor::{AbortSignal, AppUser, ExecError, Executor, ExecutorConfig, Workspace, abort_pair};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -140,12 +140,16 @@ fn slurm(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// The jobs of the task the controller knows, in any state: `(id, state)`.
+/// The jobs of the task the controller knows, in any state and of any worker: `(id, state)`.
 fn jobs_of(task_id: B256) -> Vec<(u64, String)> {
-    let name = format!("--name={}", job_name(task_id));
-    slurm("squeue", &["--noheader", "--states=all", "--format=%i %T", &name])
+    let prefix = format!("dragon-{task_id:#x}-");
+    slurm("squeue", &["--noheader", "--states=all", "--format=%i %T %j"])
         .lines()
-        .filter_map(|l| l.split_once(' ').and_then(|(id, st)| Some((id.parse().ok()?, st.to_owned()))))
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let (id, st, name) = (f.next()?.parse().ok()?, f.next()?, f.next()?);
+            name.starts_with(&prefix).then(|| (id, st.to_owned()))
+        })
         .collect()
 }
 
@@ -278,6 +282,27 @@ async fn slurm_refuses_apps_off_the_allow_list_and_paths_slurm_would_expand() {
     let r = executor(&s).run(&t, &odd, AbortSignal::never()).await;
     assert!(matches!(r, Err(ExecError::Config(_))), "{r:?}");
     assert!(jobs_of(t.task_id).is_empty(), "nothing was submitted");
+}
+
+/// Two workers replicating one task on one cluster (two records folders): each gets a job of its own, and reads
+/// its own output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slurm_two_workers_replicating_a_task_each_run_their_own_job() {
+    let (a, b) = (Scratch::new(), Scratch::new());
+    let t = native("quick");
+    let (wa, wb) = (
+        Workspace::prepare(&a.0.join("task"), &t).expect("workspace"),
+        Workspace::prepare(&b.0.join("task"), &t).expect("workspace"),
+    );
+    let (ea, eb) = (executor(&a), executor(&b));
+    assert_ne!(ea.job_name(t.task_id), eb.job_name(t.task_id));
+    let (ra, rb) = tokio::join!(ea.run(&t, &wa, AbortSignal::never()), eb.run(&t, &wb, AbortSignal::never()));
+    for r in [ra, rb] {
+        let o = r.expect("run");
+        assert_eq!(o.exit_code, 0);
+        assert!(o.computed.is_some(), "each read its own output");
+    }
+    assert_eq!(jobs_of(t.task_id).len(), 2);
 }
 
 /// A worker that dies mid-job (its run's future dropped, no abort) leaves the job running; the next executor
