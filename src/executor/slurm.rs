@@ -540,6 +540,10 @@ impl SlurmExecutor {
                 shared.display()
             )));
         }
+        // Refused before any record is written: a path Slurm would expand never becomes an intent.
+        for p in [ws.root.clone(), ws.root.join(STDOUT_FILE), ws.root.join(STDERR_FILE)] {
+            slurm_path(&p)?;
+        }
         if abort.is_aborted() {
             return Err(ExecError::Aborted);
         }

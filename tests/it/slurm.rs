@@ -282,6 +282,7 @@ async fn slurm_refuses_apps_off_the_allow_list_and_paths_slurm_would_expand() {
     let r = executor(&s).run(&t, &odd, AbortSignal::never()).await;
     assert!(matches!(r, Err(ExecError::Config(_))), "{r:?}");
     assert!(jobs_of(t.task_id).is_empty(), "nothing was submitted");
+    assert!(executor(&s).record(t.task_id).expect("record").is_none(), "nor meant to be");
 }
 
 /// Two workers replicating one task on one cluster (two records folders): each gets a job of its own, and reads
