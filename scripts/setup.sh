@@ -19,6 +19,11 @@ command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || need_apt+=(busybox-static)
 # A headless browser for the explorer's tests (driven by playwright-core from tests/browser).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# A one-node Slurm cluster for the `slurm` executor's tests (they start munged, slurmctld and slurmd of their own
+# on localhost; no service of the packages is used).
+{ command -v slurmctld >/dev/null 2>&1 && command -v slurmd >/dev/null 2>&1 && command -v sbatch >/dev/null 2>&1; } \
+  || need_apt+=(slurm-wlm)
+{ command -v munged >/dev/null 2>&1 && command -v mungekey >/dev/null 2>&1; } || need_apt+=(munge)
 # Python 3 with venv, for Schemathesis (the API's contract test), installed from PyPI below.
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # (Debian's python3 lacks ensurepip, which `python3 -m venv` needs, until python3-venv is installed.)

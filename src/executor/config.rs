@@ -3,13 +3,15 @@
 use super::app_user::AppUser;
 use super::error::ExecError;
 use super::spec::Executor;
-use super::{docker, process};
+use super::{docker, process, slurm};
 use alloy::primitives::Address;
 use serde::Deserialize;
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Which executor a worker uses, as written in its configuration (`kind = "process"` or `kind = "docker"`).
+/// Which executor a worker uses, as written in its configuration (`kind = "process"`, `"docker"` or `"slurm"`).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ExecutorConfig {
@@ -32,11 +34,36 @@ pub enum ExecutorConfig {
         #[serde(default)]
         owner: Option<String>,
     },
+    /// Each task as a Slurm batch job running an allow-listed native program (see [`slurm::SlurmExecutor`]).
+    Slurm {
+        /// Addresses of the native apps this pool runs (its owner's allow-list).
+        allow: Vec<Address>,
+        /// The user jobs run as, as for `process` (`sbatch --uid/--gid`).
+        #[serde(default)]
+        user: Option<AppUser>,
+        /// The partition jobs go to; the cluster's default when absent.
+        #[serde(default)]
+        partition: Option<String>,
+        /// The cluster's `slurm.conf` (`SLURM_CONF` of every Slurm command); Slurm's default when absent.
+        #[serde(default)]
+        slurm_conf: Option<PathBuf>,
+        /// How often a job's state is asked for, in milliseconds.
+        #[serde(default = "default_slurm_poll_ms")]
+        poll_ms: u64,
+        /// The folder the nodes share with the worker: its work dir must be inside (unchecked when absent).
+        #[serde(default)]
+        shared_dir: Option<PathBuf>,
+    },
+}
+
+fn default_slurm_poll_ms() -> u64 {
+    1000
 }
 
 impl ExecutorConfig {
-    /// Builds the executor (connecting to the Docker engine for `docker`).
-    pub async fn build(&self) -> Result<Arc<dyn Executor>, ExecError> {
+    /// Builds the executor (connecting to the Docker engine for `docker`). `work_dir` is the worker's: `slurm`
+    /// keeps its job records in `<work_dir>/slurm-jobs`, so that they survive a restart with the tasks' state.
+    pub async fn build(&self, work_dir: &Path) -> Result<Arc<dyn Executor>, ExecError> {
         Ok(match self {
             ExecutorConfig::Process { allow, user } => {
                 let exec = process::ProcessExecutor::new(allow.iter().copied().collect::<HashSet<_>>());
@@ -55,6 +82,18 @@ impl ExecutorConfig {
                     d = d.with_owner(o);
                 }
                 Arc::new(d)
+            }
+            ExecutorConfig::Slurm { allow, user, partition, slurm_conf, poll_ms, shared_dir } => {
+                let mut settings = slurm::SlurmSettings::new(work_dir.join("slurm-jobs"));
+                settings.partition.clone_from(partition);
+                settings.slurm_conf.clone_from(slurm_conf);
+                settings.poll = Duration::from_millis((*poll_ms).max(50));
+                settings.shared_dir.clone_from(shared_dir);
+                let exec = slurm::SlurmExecutor::new(allow.iter().copied(), settings);
+                match AppUser::for_worker(*user)? {
+                    Some(u) => Arc::new(exec.with_user(u)),
+                    None => Arc::new(exec),
+                }
             }
         })
     }
@@ -75,5 +114,20 @@ mod tests {
         let c: ExecutorConfig = toml::from_str("kind = \"process\"\nallow = []\nuser = \"1000:100\"").expect("user");
         assert_eq!(c, ExecutorConfig::Process { allow: vec![], user: Some(AppUser { uid: 1000, gid: 100 }) });
         assert!(toml::from_str::<ExecutorConfig>("kind = \"process\"\nallow = []\nextra = 1").is_err());
+        let c: ExecutorConfig = toml::from_str(
+            "kind = \"slurm\"\nallow = []\npartition = \"batch\"\nslurm_conf = \"/etc/slurm/slurm.conf\"",
+        )
+        .expect("slurm");
+        assert_eq!(
+            c,
+            ExecutorConfig::Slurm {
+                allow: vec![],
+                user: None,
+                partition: Some("batch".into()),
+                slurm_conf: Some("/etc/slurm/slurm.conf".into()),
+                poll_ms: 1000,
+                shared_dir: None,
+            }
+        );
     }
 }

@@ -32,6 +32,10 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
+    #[error("Slurm: {context}: {detail}")]
+    Slurm { context: String, detail: String },
+    #[error("Slurm job {job} ended {state}")]
+    SlurmJob { job: u64, state: String },
     #[error("Docker engine: {context}")]
     Docker {
         context: String,

@@ -86,7 +86,7 @@ impl Executor for ProcessExecutor {
 }
 
 /// The program of a native app: its multiaddr as an absolute path, or a `file://` URL of one.
-fn program(app: &AppRef) -> Result<PathBuf, ExecError> {
+pub(super) fn program(app: &AppRef) -> Result<PathBuf, ExecError> {
     let bad = |reason: &str| ExecError::BadApp { multiaddr: app.multiaddr.clone(), reason: reason.to_owned() };
     let path = Path::new(app.multiaddr.strip_prefix("file://").unwrap_or(&app.multiaddr));
     if !path.is_absolute() {

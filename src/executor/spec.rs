@@ -14,7 +14,8 @@ use std::time::Duration;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Runs one task's app. Implementations must leave nothing running behind them when the future completes, and
-/// must clean up as well as they can when it is dropped before completing.
+/// must clean up as well as they can when it is dropped before completing, except where the run is meant to
+/// outlive the worker and be re-attached to (`slurm`: see [`Executor::resumes`]).
 pub trait Executor: Send + Sync + std::fmt::Debug {
     /// A short name for logs and metrics (`"process"`, `"docker"`).
     fn kind(&self) -> &'static str;
@@ -22,6 +23,20 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     /// Whether this executor would run `app` (on the allow-list, the program or image present): the worker asks
     /// before it fetches anything for a task, so that a task it will refuse costs it no download.
     fn admits<'a>(&'a self, app: &'a AppRef) -> BoxFuture<'a, Result<(), ExecError>>;
+
+    /// Whether a run of `task_id` begun before the worker restarted may still be going on or waiting to be
+    /// collected (a cluster job outlives the worker). The worker then keeps the task's workspace as it is
+    /// ([`Workspace::resume`]) instead of starting from an empty one, and `run` re-attaches.
+    fn resumes(&self, task_id: B256) -> bool {
+        let _ = task_id;
+        false
+    }
+
+    /// The worker is done with `task_id` (its result is uploaded, or the task is over on chain): what the
+    /// executor kept of its run to resume it may go.
+    fn release(&self, task_id: B256) {
+        let _ = task_id;
+    }
 
     /// Runs `task` in `ws` until it exits, its time limit passes, its output grows past its bound, or `abort`
     /// fires. A non-zero exit code is an [`Outcome`], not an error: PoCo lets the pool decide what it means.
@@ -124,6 +139,18 @@ pub struct Workspace {
 }
 
 impl Workspace {
+    /// The workspace of a run that [`Executor::resumes`]: as it was left, its output included, when its folders
+    /// are there; else a new one, as [`Workspace::prepare`] makes.
+    pub fn resume(root: &Path, task: &TaskSpec) -> Result<Workspace, ExecError> {
+        if let Ok(root) = root.canonicalize() {
+            let (in_dir, out_dir) = (root.join("in"), root.join("out"));
+            if in_dir.is_dir() && out_dir.is_dir() {
+                return Ok(Workspace { root, in_dir, out_dir });
+            }
+        }
+        Workspace::prepare(root, task)
+    }
+
     /// Creates `root/in` and `root/out` and places the task's input files and dataset in `in/` (hard links when
     /// possible, else copies; made read-only). `out/` must be empty: a leftover output would end up in the result.
     pub fn prepare(root: &Path, task: &TaskSpec) -> Result<Workspace, ExecError> {

@@ -15,6 +15,8 @@ use std::time::Duration;
 pub enum ExecutorKind {
     Process,
     Docker,
+    /// Each task a Slurm batch job of an allow-listed native program.
+    Slurm,
 }
 
 /// The flags of `dragon worker`. The key comes from the environment only (`DRAGON_WORKER_KEY`).
@@ -25,10 +27,10 @@ pub struct WorkerArgs {
     pub pool: String,
     #[command(flatten)]
     pub chain: crate::config::ChainArgs,
-    /// How apps run: native programs (allow-listed) or Docker images.
+    /// How apps run: native programs (allow-listed), Docker images, or Slurm jobs of allow-listed native programs.
     #[arg(long, value_enum, default_value = "docker")]
     pub executor: ExecutorKind,
-    /// An app the `process` executor may run (repeat for several).
+    /// An app the `process` or `slurm` executor may run (repeat for several).
     #[arg(long = "allow-app", value_parser = crate::wire::json::parse_address)]
     pub allow_app: Vec<Address>,
     /// The user native apps run as, UID[:GID] or NAME[:GROUP] (`process` executor; the worker must run as root).
@@ -67,6 +69,18 @@ pub struct WorkerArgs {
     /// Docker engine for the `docker` executor (`unix:///path/docker.sock`); Docker's default when absent.
     #[arg(long)]
     pub docker_host: Option<String>,
+    /// The Slurm partition jobs go to (`slurm` executor); the cluster's default when absent.
+    #[arg(long)]
+    pub slurm_partition: Option<String>,
+    /// The cluster's slurm.conf, given to Slurm's commands as SLURM_CONF (`slurm` executor).
+    #[arg(long)]
+    pub slurm_conf: Option<PathBuf>,
+    /// How often a Slurm job's state is asked for, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub slurm_poll_ms: u64,
+    /// The folder the cluster's nodes share with this worker; --work-dir must be inside it (`slurm` executor).
+    #[arg(long)]
+    pub slurm_shared_dir: Option<PathBuf>,
     /// Where tasks run and their state is kept across restarts.
     #[arg(long, default_value = ".dragon/worker")]
     pub work_dir: PathBuf,
@@ -129,6 +143,19 @@ impl WorkerArgs {
                     return Err(WorkerError::Config("--executor process needs at least one --allow-app".into()));
                 }
                 ExecutorConfig::Process { allow: self.allow_app, user: self.app_user }
+            }
+            ExecutorKind::Slurm => {
+                if self.allow_app.is_empty() {
+                    return Err(WorkerError::Config("--executor slurm needs at least one --allow-app".into()));
+                }
+                ExecutorConfig::Slurm {
+                    allow: self.allow_app,
+                    user: self.app_user,
+                    partition: self.slurm_partition,
+                    slurm_conf: self.slurm_conf,
+                    poll_ms: self.slurm_poll_ms,
+                    shared_dir: self.slurm_shared_dir,
+                }
             }
             ExecutorKind::Docker if self.app_user.is_some() => {
                 return Err(WorkerError::Config(

@@ -47,7 +47,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl std::future::Future<Output
     // process without CAP_SYS_PTRACE, an app running as the worker's own user included.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|e| WorkerError::Config(format!("cannot make the worker non-dumpable (prctl): {e}")))?;
-    let executor = config.executor.build().await?;
+    let executor = config.executor.build(&config.work_dir).await?;
     let account = Account::new(&config.rpc_url, &config.key)?;
     prepare_work_dir(&config)?;
     let inputs = inputs::Inputs::new(config.work_dir.join("cache"), config.inputs.clone())?;

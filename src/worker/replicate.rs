@@ -68,6 +68,7 @@ impl Worker {
         let task = self.hub().viewTask(taskid).call().await?;
         if task.status != 1 && task.status != 2 {
             // UNSET cannot be handed out; COMPLETED or FAILED: nothing left to do for it.
+            self.executor.release(taskid);
             pool.status(&report(ReplicateStatus::Aborted)).await?;
             return Ok(());
         }
@@ -180,6 +181,7 @@ impl Worker {
         pool.status(&report(ReplicateStatus::ResultUploaded)).await?;
         // The run folders are not needed any more; state.json and the archive stay until the task is done.
         let _ = std::fs::remove_dir_all(run_dir(&self.config.work_dir, taskid));
+        self.executor.release(taskid);
         Ok(())
     }
 
@@ -234,10 +236,16 @@ impl Worker {
                 ..Limits::default()
             },
         };
-        // A run interrupted earlier left a partial output: start over from an empty folder.
         let root = run_dir(&self.config.work_dir, a.taskid);
-        let _ = std::fs::remove_dir_all(&root);
-        let ws = Workspace::prepare(&root, &spec)?;
+        let ws = if self.executor.resumes(a.taskid) {
+            // A cluster job of the task may still run, or have ended while the worker was down: its workspace is
+            // its output, kept as it is; the executor re-attaches to the job.
+            Workspace::resume(&root, &spec)?
+        } else {
+            // A run interrupted earlier left a partial output: start over from an empty folder.
+            let _ = std::fs::remove_dir_all(&root);
+            Workspace::prepare(&root, &spec)?
+        };
         let outcome = self.executor.run(&spec, &ws, abort).await?;
         tracing::info!(task = %a.taskid, exit = outcome.exit_code, secs = outcome.duration.as_secs_f64(), "app ran");
         if outcome.exit_code != 0 {

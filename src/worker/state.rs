@@ -25,7 +25,7 @@ pub(super) fn prepare_work_dir(config: &WorkerConfig) -> Result<(), WorkerError>
     let dir = &config.work_dir;
     std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).map_err(io_err("protecting", dir))?;
-    if let ExecutorConfig::Process { user, .. } = &config.executor
+    if let ExecutorConfig::Process { user, .. } | ExecutorConfig::Slurm { user, .. } = &config.executor
         && let Some(u) = AppUser::for_worker(*user)?
     {
         u.can(dir, 0o1).map_err(|why| {

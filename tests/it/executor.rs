@@ -20,10 +20,10 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-const APP: Address = Address::repeat_byte(0xa1);
+pub(crate) const APP: Address = Address::repeat_byte(0xa1);
 pub(crate) const IMAGE: &str = "dragon-test/app:1";
 
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     root().join("tests/fixtures/executor").join(name)
 }
 
@@ -51,10 +51,10 @@ fn sweep_stale(prefix: &str) {
 }
 
 /// A task's folder, removed on drop.
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(pub(crate) PathBuf);
 
 impl Scratch {
-    fn new() -> Scratch {
+    pub(crate) fn new() -> Scratch {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let dir = scratch_root().join(NEXT.fetch_add(1, Ordering::Relaxed).to_string());
         std::fs::create_dir_all(&dir).expect("scratch dir");
@@ -70,7 +70,7 @@ impl Drop for Scratch {
 
 static NEXT_TASK: AtomicU32 = AtomicU32::new(0);
 
-fn task(mode: &str, multiaddr: &str) -> TaskSpec {
+pub(crate) fn task(mode: &str, multiaddr: &str) -> TaskSpec {
     TaskSpec {
         // Unique per call: the Docker tests find their containers by task id.
         task_id: keccak256(format!("task {mode} {} {}", std::process::id(), NEXT_TASK.fetch_add(1, Ordering::Relaxed))),
@@ -88,12 +88,12 @@ fn task(mode: &str, multiaddr: &str) -> TaskSpec {
     }
 }
 
-fn native(mode: &str) -> TaskSpec {
+pub(crate) fn native(mode: &str) -> TaskSpec {
     task(mode, fixture("app.sh").to_str().expect("utf-8 path"))
 }
 
 /// Adds two input files and a dataset, placed under `s`.
-fn with_inputs(mut t: TaskSpec, s: &Scratch) -> TaskSpec {
+pub(crate) fn with_inputs(mut t: TaskSpec, s: &Scratch) -> TaskSpec {
     let src = s.0.join("fetched");
     std::fs::create_dir_all(&src).expect("mkdir");
     for (name, body) in [("a.txt", "first\n"), ("b.txt", "second\n")] {
@@ -107,12 +107,12 @@ fn with_inputs(mut t: TaskSpec, s: &Scratch) -> TaskSpec {
     t
 }
 
-fn read(p: &Path) -> String {
+pub(crate) fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
 }
 
 /// Checks what `app.sh` in `echo` mode saw, with `in_dir`/`out_dir` as the app sees them.
-fn assert_echo(t: &TaskSpec, o: &Outcome, in_dir: &str, out_dir: &str) {
+pub(crate) fn assert_echo(t: &TaskSpec, o: &Outcome, in_dir: &str, out_dir: &str) {
     assert_eq!(o.exit_code, 0, "stderr: {}", o.stderr.text());
     let env: BTreeMap<String, String> = read(&o.out_dir.join("env.txt"))
         .lines()
@@ -160,14 +160,14 @@ fn assert_echo(t: &TaskSpec, o: &Outcome, in_dir: &str, out_dir: &str) {
 }
 
 /// Whether `pid` is a live process (a zombie is not: it is dead and waits for its parent).
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
         s.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_some_and(|st| st != "Z" && st != "X")
     })
 }
 
 /// Waits for the pid files `names` that the app writes into `out`, and returns the pids.
-async fn pids(out: &Path, names: &[&str]) -> Vec<u32> {
+pub(crate) async fn pids(out: &Path, names: &[&str]) -> Vec<u32> {
     let start = Instant::now();
     loop {
         let got: Vec<Option<u32>> = names
@@ -182,7 +182,7 @@ async fn pids(out: &Path, names: &[&str]) -> Vec<u32> {
     }
 }
 
-async fn assert_all_dead(pids: &[u32]) {
+pub(crate) async fn assert_all_dead(pids: &[u32]) {
     let start = Instant::now();
     while pids.iter().any(|p| alive(*p)) {
         assert!(

@@ -27,4 +27,5 @@ mod schemathesis;
 mod sdk;
 mod server;
 mod settle;
+mod slurm;
 mod track_records;
