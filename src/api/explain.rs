@@ -137,7 +137,7 @@ pub async fn explain_draft(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     check_chain(&state, &Query::parse(req.query_string()))?;
-    let body = read_json_object(payload, state.limits.body_bytes).await?;
+    let body = read_json_object(&req, payload, state.limits.body_bytes).await?;
     let kind_input = validate::Input::json(body.get("kind").map(AsRef::as_ref));
     let kind_text = validate::string("kind", &kind_input, true).map_err(ApiError::BadRequest)?.unwrap_or_default();
     let kind = OrderKind::ALL.into_iter().find(|k| k.as_str() == kind_text).ok_or_else(|| {

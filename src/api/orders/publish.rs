@@ -97,7 +97,7 @@ pub async fn publish(
 ) -> Result<HttpResponse, ApiError> {
     let kind = **kind;
     let who = authorize(&state, &req, 1).await?;
-    let body = read_json_object(payload, state.limits.body_bytes).await?;
+    let body = read_json_object(&req, payload, state.limits.body_bytes).await?;
     let mut answers = publish_all(&state, kind, who, vec![body]).await?;
     let record = answers.pop().unwrap_or(Err(MarketError::ShuttingDown.into()))?;
     Ok(published(&record))
@@ -106,7 +106,7 @@ pub async fn publish(
 /// `{"ok": true, "published": <the order's view>}`, assembled from the record's listing JSON (made once, kept for listings) rather than
 /// serialised again; a unit test checks the bytes are the same.
 fn published(record: &OrderRecord) -> HttpResponse {
-    let mut out = Vec::with_capacity(640);
+    let mut out = Vec::with_capacity(1024);
     out.extend_from_slice(b"{\"ok\":true,\"published\":");
     out.extend_from_slice(&super::shown(record));
     out.push(b'}');
@@ -140,7 +140,7 @@ pub async fn publish_batch(
     let kind = **kind;
     check_chain(&state, &Query::parse(req.query_string()))?;
     let who = authenticated(&state, &req).await?;
-    let body = read_json_object(payload, state.limits.body_bytes).await?;
+    let body = read_json_object(&req, payload, state.limits.body_bytes).await?;
     let orders: Vec<BTreeMap<String, Box<RawValue>>> = match body.get("orders") {
         Some(raw) => serde_json::from_str(raw.get())
             .map_err(|_| ApiError::BadRequest("orders must be an array of objects {order, orderHash?}".into()))?,
@@ -161,7 +161,7 @@ pub async fn publish_batch(
 /// `{"ok": true, "results": [<one BatchItem per order>]}` as bytes: each published order is its record's listing JSON (made once, kept for listings),
 /// each refusal a serialised [`BatchItem`]. A unit test checks this is what serialising those items gives.
 fn batch_answer(answers: Vec<Result<Arc<OrderRecord>, PublishError>>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + answers.len() * 640);
+    let mut out = Vec::with_capacity(64 + answers.len() * 1024);
     out.extend_from_slice(b"{\"ok\":true,\"results\":[");
     for (i, a) in answers.into_iter().enumerate() {
         if i > 0 {

@@ -64,7 +64,7 @@ pub async fn unpublish(
 ) -> Result<HttpResponse, ApiError> {
     let kind = **kind;
     let who = authorize(&state, &req, 1).await?;
-    let body = read_json_object(payload, state.limits.body_bytes).await?;
+    let body = read_json_object(&req, payload, state.limits.body_bytes).await?;
     let target = unpublish_target(kind, &body).map_err(ApiError::BadRequest)?;
     let book = &state.market.book;
     let hashes: Vec<OrderHash> = match target {
