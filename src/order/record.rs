@@ -113,6 +113,112 @@ pub const UINT_FIELDS: [&str; 9] = [
 /// value above 2^53-1 (which the peer refuses, and which a JavaScript number would round) stays an exact
 /// decimal string.
 pub fn raw_json(order: &AnyOrder) -> Box<serde_json::value::RawValue> {
+    // Written directly rather than through a `serde_json::Value` (a map, a string per field, then the text):
+    // this runs for every order published. Same text as `to_json` with its uints turned into numbers, keys in
+    // the map's (sorted) order; a unit test compares the two.
+    use crate::order::AnyOrder as A;
+    let mut f: Vec<(&'static str, String)> = Vec::with_capacity(16);
+    let address = |a: &alloy::primitives::Address| {
+        if a.is_zero() {
+            "\"0x0000000000000000000000000000000000000000\"".to_owned()
+        } else {
+            format!("\"{}\"", a.to_checksum(None))
+        }
+    };
+    let uint = |u: &alloy::primitives::U256| match u64::try_from(*u) {
+        Ok(n) if n <= MAX_SAFE => n.to_string(),
+        _ => format!("\"{u}\""),
+    };
+    let bytes32 = |b: &alloy::primitives::B256| format!("\"{b:#x}\"");
+    let sign = |f: &mut Vec<(&'static str, String)>, s: &Option<alloy::primitives::Bytes>| {
+        if let Some(s) = s {
+            f.push(("sign", format!("\"0x{}\"", alloy::hex::encode(s))));
+        }
+    };
+    match order {
+        A::App(o) => {
+            f.extend([
+                ("app", address(&o.app)),
+                ("appprice", uint(&o.appprice.0)),
+                ("volume", uint(&o.volume)),
+                ("tag", bytes32(&o.tag)),
+                ("datasetrestrict", address(&o.datasetrestrict)),
+                ("workerpoolrestrict", address(&o.workerpoolrestrict)),
+                ("requesterrestrict", address(&o.requesterrestrict)),
+                ("salt", bytes32(&o.salt)),
+            ]);
+            sign(&mut f, &o.sign);
+        }
+        A::Dataset(o) => {
+            f.extend([
+                ("dataset", address(&o.dataset)),
+                ("datasetprice", uint(&o.datasetprice.0)),
+                ("volume", uint(&o.volume)),
+                ("tag", bytes32(&o.tag)),
+                ("apprestrict", address(&o.apprestrict)),
+                ("workerpoolrestrict", address(&o.workerpoolrestrict)),
+                ("requesterrestrict", address(&o.requesterrestrict)),
+                ("salt", bytes32(&o.salt)),
+            ]);
+            sign(&mut f, &o.sign);
+        }
+        A::Workerpool(o) => {
+            f.extend([
+                ("workerpool", address(&o.workerpool)),
+                ("workerpoolprice", uint(&o.workerpoolprice.0)),
+                ("volume", uint(&o.volume)),
+                ("tag", bytes32(&o.tag)),
+                ("category", uint(&o.category)),
+                ("trust", uint(&o.trust)),
+                ("apprestrict", address(&o.apprestrict)),
+                ("datasetrestrict", address(&o.datasetrestrict)),
+                ("requesterrestrict", address(&o.requesterrestrict)),
+                ("salt", bytes32(&o.salt)),
+            ]);
+            sign(&mut f, &o.sign);
+        }
+        A::Request(o) => {
+            f.extend([
+                ("app", address(&o.app)),
+                ("appmaxprice", uint(&o.appmaxprice.0)),
+                ("dataset", address(&o.dataset)),
+                ("datasetmaxprice", uint(&o.datasetmaxprice.0)),
+                ("workerpool", address(&o.workerpool)),
+                ("workerpoolmaxprice", uint(&o.workerpoolmaxprice.0)),
+                ("requester", address(&o.requester)),
+                ("volume", uint(&o.volume)),
+                ("tag", bytes32(&o.tag)),
+                ("category", uint(&o.category)),
+                ("trust", uint(&o.trust)),
+                ("beneficiary", address(&o.beneficiary)),
+                ("callback", address(&o.callback)),
+                // A string always serialises.
+                ("params", serde_json::to_string(&o.params).unwrap_or_default()),
+                ("salt", bytes32(&o.salt)),
+            ]);
+            sign(&mut f, &o.sign);
+        }
+    }
+    f.sort_unstable_by_key(|(k, _)| *k);
+    let mut text = String::with_capacity(f.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>() + 2);
+    text.push('{');
+    for (i, (k, v)) in f.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push('"');
+        text.push_str(k);
+        text.push_str("\":");
+        text.push_str(v);
+    }
+    text.push('}');
+    // Valid JSON by construction; the fallback (`null`) is never taken.
+    serde_json::value::RawValue::from_string(text).unwrap_or_default()
+}
+
+/// [`raw_json`] as it was first written, through a `serde_json::Value`: the reference its tests compare with.
+#[cfg(test)]
+pub(crate) fn raw_json_via_value(order: &AnyOrder) -> String {
     let mut v = order.to_json();
     if let serde_json::Value::Object(m) = &mut v {
         for field in UINT_FIELDS {
@@ -123,8 +229,7 @@ pub fn raw_json(order: &AnyOrder) -> Box<serde_json::value::RawValue> {
             }
         }
     }
-    // The serializer's own output is valid JSON; the fallback (`null`) is never taken.
-    serde_json::value::RawValue::from_string(v.to_string()).unwrap_or_default()
+    v.to_string()
 }
 
 /// JavaScript's `Number.MAX_SAFE_INTEGER`, the largest integer every JSON reader holds exactly.
@@ -283,6 +388,126 @@ pub struct Roles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::money::Nrlc;
+    use crate::order::{AppOrder, DatasetOrder, RequestOrder, WorkerpoolOrder};
+    use alloy::primitives::{Address, B256, Bytes, U256};
+    use proptest::prelude::*;
+
+    fn address() -> impl Strategy<Value = Address> {
+        prop_oneof![Just(Address::ZERO), any::<[u8; 20]>().prop_map(Address::from)]
+    }
+
+    /// Small, at and around 2^53-1, and beyond u64: each side of the number-or-string rule.
+    fn uint() -> impl Strategy<Value = U256> {
+        prop_oneof![
+            (0u64..1000).prop_map(U256::from),
+            (MAX_SAFE - 2..MAX_SAFE + 2).prop_map(U256::from),
+            any::<u64>().prop_map(U256::from),
+            any::<[u8; 32]>().prop_map(|b| U256::from_be_bytes(b)),
+        ]
+    }
+
+    fn b32() -> impl Strategy<Value = B256> {
+        any::<[u8; 32]>().prop_map(B256::from)
+    }
+
+    fn sign() -> impl Strategy<Value = Option<Bytes>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(Bytes::new())),
+            proptest::collection::vec(any::<u8>(), 65).prop_map(|v| Some(v.into()))
+        ]
+    }
+
+    fn order() -> impl Strategy<Value = AnyOrder> {
+        let app = (address(), uint(), uint(), b32(), address(), address(), address(), b32(), sign()).prop_map(
+            |(app, p, volume, tag, d, w, r, salt, sign)| {
+                AnyOrder::App(AppOrder {
+                    app,
+                    appprice: Nrlc(p),
+                    volume,
+                    tag,
+                    datasetrestrict: d,
+                    workerpoolrestrict: w,
+                    requesterrestrict: r,
+                    salt,
+                    sign,
+                })
+            },
+        );
+        let dataset = (address(), uint(), uint(), b32(), address(), address(), address(), b32(), sign()).prop_map(
+            |(dataset, p, volume, tag, a, w, r, salt, sign)| {
+                AnyOrder::Dataset(DatasetOrder {
+                    dataset,
+                    datasetprice: Nrlc(p),
+                    volume,
+                    tag,
+                    apprestrict: a,
+                    workerpoolrestrict: w,
+                    requesterrestrict: r,
+                    salt,
+                    sign,
+                })
+            },
+        );
+        let pool = (address(), uint(), uint(), b32(), uint(), uint(), (address(), address(), address()), b32(), sign())
+            .prop_map(|(workerpool, p, volume, tag, category, trust, (a, d, r), salt, sign)| {
+                AnyOrder::Workerpool(WorkerpoolOrder {
+                    workerpool,
+                    workerpoolprice: Nrlc(p),
+                    volume,
+                    tag,
+                    category,
+                    trust,
+                    apprestrict: a,
+                    datasetrestrict: d,
+                    requesterrestrict: r,
+                    salt,
+                    sign,
+                })
+            });
+        let request = (
+            (address(), uint(), address(), uint(), address(), uint(), address()),
+            (uint(), b32(), uint(), uint(), address(), address()),
+            (".{0,40}", b32(), sign()),
+        )
+            .prop_map(
+                |(
+                    (app, ap, dataset, dp, workerpool, wp, requester),
+                    (volume, tag, category, trust, beneficiary, callback),
+                    (params, salt, sign),
+                )| {
+                    AnyOrder::Request(RequestOrder {
+                        app,
+                        appmaxprice: Nrlc(ap),
+                        dataset,
+                        datasetmaxprice: Nrlc(dp),
+                        workerpool,
+                        workerpoolmaxprice: Nrlc(wp),
+                        requester,
+                        volume,
+                        tag,
+                        category,
+                        trust,
+                        beneficiary,
+                        callback,
+                        params,
+                        salt,
+                        sign,
+                    })
+                },
+            );
+        prop_oneof![app, dataset, pool, request]
+    }
+
+    proptest! {
+        /// The text written directly is, byte for byte, the text made through a `serde_json::Value`.
+        #[test]
+        fn raw_json_is_the_value_route_byte_for_byte(o in order()) {
+            let (direct, via_value) = (raw_json(&o), raw_json_via_value(&o));
+            prop_assert_eq!(direct.get(), via_value.as_str());
+        }
+    }
 
     #[test]
     fn shown_json_is_made_once_and_never_outlives_a_change() {
