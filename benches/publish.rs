@@ -212,8 +212,7 @@ async fn run() -> anyhow::Result<()> {
             .map(|c| bytes::Bytes::from(json!({ "orders": c }).to_string()))
             .collect(),
     );
-    let batch_conns: usize =
-        std::env::var("PUBLISH_BATCH_CONNS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
+    let batch_conns: usize = std::env::var("PUBLISH_BATCH_CONNS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
     let batch = load(&addr, batch_conns, Duration::from_secs(4), &procs, None, {
         let (token, batches, next) = (token.clone(), batches.clone(), next.clone());
         move || {
