@@ -56,14 +56,14 @@ impl LeaseConfig {
     /// The bounds, with the reason of the first one broken.
     pub fn validate(&self) -> Result<(), String> {
         if !(100..=10_000).contains(&self.renew_ms) {
-            return Err("lease.renew_ms must be between 100 and 10000".into());
+            return Err("renew_ms must be between 100 and 10000".into());
         }
         if self.ttl_ms > 300_000 {
-            return Err("lease.ttl_ms must be at most 300000".into());
+            return Err("ttl_ms must be at most 300000".into());
         }
         // Room for two renewals before the local deadline: one lost renewal must not cost the lease.
         if self.ttl_ms < 3 * self.renew_ms {
-            return Err("lease.ttl_ms must be at least 3 times lease.renew_ms".into());
+            return Err("ttl_ms must be at least 3 times renew_ms".into());
         }
         Ok(())
     }
