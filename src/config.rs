@@ -139,6 +139,9 @@ pub struct Config {
     pub operator_key: Option<alloy::signers::local::PrivateKeySigner>,
     pub settler: crate::chain::settler::SettlerConfig,
     pub sync: crate::chain::sync::SyncConfig,
+    /// How this instance keeps its leases (the settler's): several instances on one PostgreSQL settle through
+    /// one leader.
+    pub lease: crate::cluster::LeaseConfig,
 }
 
 impl Config {
@@ -156,6 +159,7 @@ impl Config {
             operator_key: None,
             settler: Default::default(),
             sync: Default::default(),
+            lease: Default::default(),
         }
     }
 }
@@ -165,7 +169,7 @@ impl Config {
 pub struct ServeArgs {
     /// TOML file with any of: listen, rpc_url, deployment, max_open_orders, max_requests_per_asset,
     /// max_orders_per_category, max_order_bytes, max_params_bytes, confirmations, settle_batch, [limits], [feed],
-    /// [settlement] (gas budgets).
+    /// [settlement] (gas budgets), [lease] (renew_ms, ttl_ms).
     #[arg(long, env = "DRAGON_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Address the REST API listens on [default: 127.0.0.1:8080].
@@ -200,6 +204,8 @@ struct FileConfig {
     feed: Option<FeedLimits>,
     /// The settler's gas budgets.
     settlement: Option<crate::chain::settler::Budgets>,
+    /// Lease renewal period and TTL.
+    lease: Option<crate::cluster::LeaseConfig>,
 }
 
 impl ServeArgs {
@@ -243,6 +249,9 @@ impl ServeArgs {
         }
         if let Some(b) = file.settlement {
             config.settler.budgets = b;
+        }
+        if let Some(l) = file.lease {
+            config.lease = l;
         }
         config.operator_key = operator_key_from_env()?;
         validate(&config)?;
@@ -304,6 +313,7 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
             return Err(ConfigError::Invalid { field, message: "must be at least 1".into() });
         }
     }
+    c.lease.validate().map_err(|message| ConfigError::Invalid { field: "lease", message })?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 //!   (`dragon replay`);
 //! - [`store`]: PostgreSQL, with the versioned migrations of `schema/`;
 //! - [`chain`]: the chain through alloy;
+//! - [`cluster`]: several instances on one PostgreSQL: leases with epoch fencing, and who leads what;
 //! - [`api`]: the REST API and its OpenAPI document; [`server`] composes them;
 //! - [`feed`]: the public live feed (socket.io on `/ws`, plain WebSocket on `/feed`);
 //! - [`config`]: the typed configuration of `dragon serve`;
@@ -23,6 +24,7 @@ pub mod bot;
 pub mod chain;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod executor;
 pub mod feed;

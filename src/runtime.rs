@@ -10,6 +10,8 @@ use std::sync::Arc;
 pub struct Background {
     stop: Arc<tokio::sync::Notify>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Tasks that end by themselves on the signal and are waited for, after the others stopped.
+    graceful: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Background {
@@ -21,6 +23,14 @@ impl Background {
 
     pub(crate) fn push(&self, t: tokio::task::JoinHandle<()>) {
         if let Ok(mut g) = self.tasks.lock() {
+            g.push(t);
+        }
+    }
+
+    /// A task that ends by itself once [`Background::stopping`] completes, waited for (a few seconds at most) after
+    /// the others are stopped: a lease's keeper, which releases its lease only once nothing acts under it.
+    pub(crate) fn push_graceful(&self, t: tokio::task::JoinHandle<()>) {
+        if let Ok(mut g) = self.graceful.lock() {
             g.push(t);
         }
     }
@@ -41,6 +51,12 @@ impl Background {
         if let Some(t) = first {
             t.abort();
             let _ = t.await;
+        }
+        let graceful: Vec<_> = self.graceful.lock().map(|mut t| t.drain(..).collect()).unwrap_or_default();
+        for mut t in graceful {
+            if tokio::time::timeout(std::time::Duration::from_secs(3), &mut t).await.is_err() {
+                t.abort();
+            }
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::chain::Chain;
 use crate::chain::reads::ChainReader;
 use crate::chain::settler::Settler;
 use crate::chain::sync::ChainSync;
+use crate::cluster::LeaseKeeper;
 use crate::config::Config;
 use crate::feed::{Feed, Topic};
 use crate::market::{Listener, Market, MarketEvent};
@@ -61,14 +62,22 @@ impl AppState {
         crate::chain::sync::backfill_task_times(&store, chain.provider(), d.chain_id)
             .await
             .context("reading the times of task events stored before they were kept")?;
-        let unsettled = crate::chain::sync::resolve_pending(&store, chain.provider(), d.chain_id)
-            .await
-            .context("resolving proposals pending at the last stop")?;
-        if unsettled > 0 {
-            tracing::info!(
-                proposals = unsettled,
-                "proposals pending at the last stop were not settled; matching again"
-            );
+        // Another instance leading the settler (a live lease) is settling these proposals: failing them here
+        // would race its write-ahead records. Only an instance that finds no live leader resolves them.
+        let settler_lease = crate::store::leases::settler(d.chain_id);
+        let leader = crate::store::leases::get(&**store.client().await?, &settler_lease).await?.filter(|l| l.live);
+        if let Some(l) = leader {
+            tracing::info!(holder = %l.holder, epoch = l.epoch, "another instance leads the settler; its pending proposals stay pending");
+        } else {
+            let unsettled = crate::chain::sync::resolve_pending(&store, chain.provider(), d.chain_id)
+                .await
+                .context("resolving proposals pending at the last stop")?;
+            if unsettled > 0 {
+                tracing::info!(
+                    proposals = unsettled,
+                    "proposals pending at the last stop were not settled; matching again"
+                );
+            }
         }
         // `proposals` carries the ids of the deals the engine proposes, from its first start on, to the settler.
         let known = store.load_hashes().await.context("reading the order hashes the store holds")?;
@@ -90,9 +99,16 @@ impl AppState {
                     crate::chain::settler::SettlerConfig { confirmations: config.sync.confirmations, ..config.settler },
                     sync.wake.clone(),
                 )?;
-                let (handle, task) = s.spawn(proposals);
+                // One settler in the cluster: this instance is a candidate for the chain's settler lease, on a
+                // connection of its own, and settles only while it holds it.
+                let pg = crate::store::pg_config(&config.database_url, config.store)?;
+                let holder = crate::store::leases::instance_id();
+                let (keeper, keeping) =
+                    LeaseKeeper::spawn(pg, settler_lease, holder.clone(), config.lease, background.stopping());
+                let (handle, task) = s.spawn(proposals, keeper.tenure);
                 background.push(task);
-                tracing::info!(operator = %handle.operator, "settler started");
+                background.push_graceful(keeping);
+                tracing::info!(operator = %handle.operator, %holder, "settler started, as a candidate for its lease");
                 Some(handle)
             }
             None => {

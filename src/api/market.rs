@@ -72,12 +72,29 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
                 "Sends retried after a retryable error.",
                 st.retries.load(Ordering::Relaxed),
             ),
+            (
+                "dragon_settle_tenures_total",
+                "Settler lease tenures this instance began.",
+                st.tenures.load(Ordering::Relaxed),
+            ),
+            (
+                "dragon_settle_fenced_total",
+                "Tenures ended by a write the lease's fence refused.",
+                st.fenced.load(Ordering::Relaxed),
+            ),
         ] {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"));
         }
         out.push_str(&format!(
             "# HELP dragon_settle_out_of_gas_money Whether the operator account cannot pay for gas.\n# TYPE dragon_settle_out_of_gas_money gauge\ndragon_settle_out_of_gas_money {}\n",
             u8::from(st.out_of_gas_money.load(Ordering::Relaxed))
+        ));
+        out.push_str(&format!(
+            "# HELP dragon_settle_leader Whether this instance leads the settler (holds its lease).
+# TYPE dragon_settle_leader gauge
+dragon_settle_leader {}
+",
+            u8::from(st.leading.load(Ordering::Relaxed))
         ));
     }
     out.push_str(&format!(

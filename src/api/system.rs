@@ -55,6 +55,11 @@ pub struct SettlerHealth {
     pub out_of_gas_money: bool,
     /// Proposals waiting to be sent.
     pub queued: u64,
+    /// Whether this instance leads the cluster's settler now (holds its lease); only the leader sends.
+    pub leading: bool,
+    /// The epoch of the leader's lease tenure, while leading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -136,6 +141,8 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, crate::a
         operator: h.operator.to_checksum(None),
         out_of_gas_money: h.stats.out_of_gas_money.load(Relaxed),
         queued: h.stats.queued.load(Relaxed),
+        leading: h.stats.leading.load(Relaxed),
+        epoch: Some(h.stats.epoch.load(Relaxed)).filter(|e| *e > 0),
     });
     let body = Arc::new(Health { ok: database.ok && chain.ok && matching, database, chain, matching, sync, settler });
     state.health.put(body.clone());

@@ -72,6 +72,15 @@ pub type BookFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BookError>> +
 /// Why the market did not do what the chain side asked (shutting down, store unavailable).
 pub type BookError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Whether the market refused a write because the caller's lease tenure is over ([`StoreError::Fenced`]): the
+/// caller must stop, not retry.
+pub fn is_fenced(e: &BookError) -> bool {
+    match e.downcast_ref::<crate::market::MarketError>() {
+        Some(crate::market::MarketError::Store(s)) => s.is_fenced(),
+        _ => e.downcast_ref::<StoreError>().is_some_and(StoreError::is_fenced),
+    }
+}
+
 /// The market, as chain sync and the settler use it.
 pub trait BookKeeper: Send + Sync {
     /// Held by chain sync and by settlement failures from their store transaction until the market has applied
@@ -88,5 +97,10 @@ pub trait BookKeeper: Send + Sync {
     /// Settlement failed for these proposals (with their reasons): the market records it in the store together
     /// with `record` (how the transaction ended) in one transaction, decides what the failure does to their
     /// orders, and gives their volume back to the book. An error leaves the store untouched: call again.
-    fn settlement_failed<'a>(&'a self, failures: &'a [(i64, String)], record: &'a Record) -> BookFuture<'a, ()>;
+    fn settlement_failed<'a>(
+        &'a self,
+        failures: &'a [(i64, String)],
+        record: &'a Record,
+        fence: Option<&'a crate::store::leases::Fence>,
+    ) -> BookFuture<'a, ()>;
 }

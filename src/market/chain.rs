@@ -12,6 +12,7 @@ use crate::chain::update::{BookFuture, BookKeeper, ChainUpdate, RebuildStep};
 use crate::ids::OrderHash;
 use crate::order::AnyOrder;
 use crate::order::record::OrderStatus;
+use crate::store::leases::Fence;
 use crate::store::settlement_txs::Record;
 use alloy::primitives::U256;
 use dragon_matching as m;
@@ -179,8 +180,13 @@ impl BookKeeper for Market {
         Box::pin(async move { Ok(Market::rebuild(self, before).await?) })
     }
 
-    fn settlement_failed<'a>(&'a self, failures: &'a [(i64, String)], record: &'a Record) -> BookFuture<'a, ()> {
-        Box::pin(async move { Ok(self.settlement_failed(failures, record).await?) })
+    fn settlement_failed<'a>(
+        &'a self,
+        failures: &'a [(i64, String)],
+        record: &'a Record,
+        fence: Option<&'a Fence>,
+    ) -> BookFuture<'a, ()> {
+        Box::pin(async move { Ok(self.settlement_failed(failures, record, fence).await?) })
     }
 }
 
@@ -189,11 +195,18 @@ impl Market {
     /// and the other pending proposals leave of it (never more than the chain says is left), an order the
     /// failure shows to be unusable is closed as dead, and only then is the reservation released. `record` (how
     /// the settler's transaction ended) is written in the same store transaction, so a crash never records one
-    /// without the other. An error leaves the store as it was: the settler calls again.
-    pub async fn settlement_failed(&self, failures: &[(i64, String)], record: &Record) -> Result<(), MarketError> {
+    /// without the other. An error leaves the store as it was: the settler calls again, unless the error is
+    /// [`StoreError::Fenced`](crate::store::StoreError::Fenced): `fence` (the settler's lease tenure) is checked
+    /// in the same store transaction, so a deposed settler records nothing.
+    pub async fn settlement_failed(
+        &self,
+        failures: &[(i64, String)],
+        record: &Record,
+        fence: Option<&Fence>,
+    ) -> Result<(), MarketError> {
         // Held from the store transaction until the book has it, as chain sync does (see `BookKeeper::chain_lock`).
         let _order = self.chain_lock.lock().await;
-        let update = self.record_failures(failures, record).await?;
+        let update = self.record_failures(failures, record, fence).await?;
         if let Err(e) = self.chain_update(update).await {
             tracing::warn!(error = %e, "the market did not take the failed proposals");
         }
@@ -205,12 +218,18 @@ impl Market {
     /// [`MAX_FAILURES`] times: proposing them again would fail the same way); the remaining volume of every
     /// order involved is recomputed and capped by what the chain says is left of it (chain sync may not have seen
     /// a foreign deal yet). Returns what the book must apply.
-    async fn record_failures(&self, failures: &[(i64, String)], record: &Record) -> Result<ChainUpdate, MarketError> {
+    async fn record_failures(
+        &self,
+        failures: &[(i64, String)],
+        record: &Record,
+        fence: Option<&Fence>,
+    ) -> Result<ChainUpdate, MarketError> {
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await?;
+        crate::store::leases::check_opt(&*tx, fence).await?;
         for (id, reason) in failures {
             tracing::info!(proposal = id, %reason, "settlement failed");
         }
-        let mut client = self.store.client().await?;
-        let tx = client.transaction().await?;
         crate::store::settlement_txs::record(&*tx, self.chain_id, record).await?;
         if failures.is_empty() {
             tx.commit().await?;

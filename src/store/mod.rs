@@ -13,6 +13,7 @@ pub mod categories;
 pub mod challenges;
 pub mod deals;
 pub mod explorer;
+pub mod leases;
 pub mod order_marks;
 pub mod orders;
 pub mod proposals;
@@ -42,6 +43,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (10, "0010_track_records.sql", include_str!("../../schema/0010_track_records.sql")),
     (11, "0011_order_marks.sql", include_str!("../../schema/0011_order_marks.sql")),
     (12, "0012_orders_lean.sql", include_str!("../../schema/0012_orders_lean.sql")),
+    (13, "0013_leases.sql", include_str!("../../schema/0013_leases.sql")),
 ];
 
 /// A connection that keeps its prepared statements (deadpool's wrapper, or a transaction on it): the statements
@@ -64,6 +66,18 @@ pub enum StoreError {
     SchemaTooNew { found: i32, known: i32 },
     #[error("corrupt row in `{table}`: {detail}")]
     Corrupt { table: &'static str, detail: String },
+    /// A fenced write found that its lease is no longer held at its epoch (expired, or taken by another
+    /// instance): nothing of the transaction was written, and the writer must stop acting as the holder.
+    #[error("lease `{lease}` is no longer held at epoch {epoch}: write refused")]
+    Fenced { lease: String, epoch: i64 },
+}
+
+impl StoreError {
+    /// Whether this is a refused fenced write ([`StoreError::Fenced`]), as opposed to the store being
+    /// unavailable: the one error a lease holder must not retry.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, StoreError::Fenced { .. })
+    }
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -130,9 +144,7 @@ pub type Client = deadpool_postgres::Client;
 impl Store {
     /// Connects and brings the schema up to date.
     pub async fn connect(url: &str, config: StoreConfig) -> Result<Self, StoreError> {
-        let mut pg: tokio_postgres::Config = url.parse().map_err(|_| StoreError::BadUrl(redact(url)))?;
-        pg.connect_timeout(config.connect_timeout);
-        pg.options(format!("-c statement_timeout={}", config.statement_timeout.as_millis()));
+        let pg = pg_config(url, config)?;
         let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(config.max_connections)
@@ -183,6 +195,15 @@ impl Store {
     pub async fn schema_version(&self) -> Result<i32, StoreError> {
         Ok(self.client().await?.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await?.get(0))
     }
+}
+
+/// The connection settings of `url` with the store's timeouts: for the pool, and for the connections kept apart
+/// from it (a lease's renewals).
+pub fn pg_config(url: &str, config: StoreConfig) -> Result<tokio_postgres::Config, StoreError> {
+    let mut pg: tokio_postgres::Config = url.parse().map_err(|_| StoreError::BadUrl(redact(url)))?;
+    pg.connect_timeout(config.connect_timeout);
+    pg.options(format!("-c statement_timeout={}", config.statement_timeout.as_millis()));
+    Ok(pg)
 }
 
 /// The URL without its password, for error messages.

@@ -99,6 +99,18 @@ fn row(r: &tokio_postgres::Row) -> Result<Proposal, StoreError> {
     })
 }
 
+/// Proposals no transaction carries yet (`proposed`), oldest first, at most `limit`: what a settler that did not
+/// make them (another instance's engine made them, or an earlier leader left them) settles from the store.
+pub async fn unsent(client: &impl GenericClient, chain_id: u64, limit: i64) -> Result<Vec<i64>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT id FROM deal_proposals WHERE status = 'proposed' AND chain_id = $1 ORDER BY id LIMIT $2",
+            &[&(chain_id as i64), &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Proposals not yet settled nor failed, oldest first.
 pub async fn pending(client: &impl GenericClient, chain_id: u64) -> Result<Vec<Proposal>, StoreError> {
     let rows = client

@@ -6,6 +6,7 @@
 //! and their gas charges (`settlement_charges`): the settlement log as one aggregate, in the caller's
 //! transaction.
 
+use super::leases::Fence;
 use super::{StoreError, fixed};
 use alloy::primitives::{Address, B256};
 use tokio_postgres::GenericClient;
@@ -286,9 +287,11 @@ pub async fn record(client: &impl GenericClient, chain_id: u64, record: &Record)
 
 /// A new transaction and its proposals' `submitted`, in one store transaction: the write-ahead record, committed
 /// before any byte of the transaction leaves.
-pub async fn record_new(store: &super::Store, row: &NewTx<'_>) -> Result<i64, StoreError> {
+/// Under `fence`, the settler's tenure: a deposed leader's record is refused, so it never sends.
+pub async fn record_new(store: &super::Store, row: &NewTx<'_>, fence: Option<&Fence>) -> Result<i64, StoreError> {
     let mut client = store.client().await?;
     let tx = client.transaction().await?;
+    super::leases::check_opt(&*tx, fence).await?;
     let id = insert(&*tx, row).await?;
     super::proposals::mark_submitted(&*tx, row.proposals, row.hash).await?;
     tx.commit().await?;
@@ -296,11 +299,32 @@ pub async fn record_new(store: &super::Store, row: &NewTx<'_>) -> Result<i64, St
 }
 
 /// A row the node refused at its only broadcast: dead, and its proposals back to `proposed`, together.
-pub async fn record_refused(store: &super::Store, id: i64, proposals: &[i64], message: &str) -> Result<(), StoreError> {
+pub async fn record_refused(
+    store: &super::Store,
+    id: i64,
+    proposals: &[i64],
+    message: &str,
+    fence: Option<&Fence>,
+) -> Result<(), StoreError> {
     let mut client = store.client().await?;
     let tx = client.transaction().await?;
+    super::leases::check_opt(&*tx, fence).await?;
     discard(&*tx, id, &format!("refused by the node: {message}")).await?;
     super::proposals::unsubmit(&*tx, proposals).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A fee-bumped replacement, stored under `fence` before it is sent (a deposed leader stores and sends nothing).
+pub async fn record_replacement(
+    store: &super::Store,
+    row: &NewTx<'_>,
+    fence: Option<&Fence>,
+) -> Result<i64, StoreError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    super::leases::check_opt(&*tx, fence).await?;
+    let id = insert(&*tx, row).await?;
+    tx.commit().await?;
+    Ok(id)
 }

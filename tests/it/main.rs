@@ -20,6 +20,7 @@ mod hostile_settle;
 mod hostile_worker;
 mod index;
 mod inputs;
+mod leases;
 mod market;
 mod pool;
 mod replay;

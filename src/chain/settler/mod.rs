@@ -20,11 +20,20 @@
 //! skipped, and what a dead transaction carried, to the market ([`BookKeeper::settlement_failed`]), which
 //! records it with the transaction's outcome and gives the volume back to the book (`market/chain.rs`).
 //! Errors of the RPC (no answer, no gas money) are retried with backoff and the proposals wait; a revert is final.
+//!
+//! Leadership (issue 19): several instances on one PostgreSQL run one settler between them. Each instance keeps
+//! a candidacy for the lease `settler:<chain_id>` (`cluster::lease`); only the tenure's holder runs the loop
+//! below, and every write it makes (the write-ahead record, a replacement, a deferral, an outcome) checks the
+//! tenure's fence in the same store transaction. A refused write, or the lease lost, stops the loop at once:
+//! what it had stored is followed by the next leader, which first follows every stored transaction (sending the
+//! identical bytes again), then settles the `proposed` proposals it finds in the store, whoever's engine made
+//! them, besides those its own engine queues.
 
 use super::contracts::hub::DragonHub;
 use super::reads::ChainReader;
 use super::update::{BookKeeper, Proposals};
 use crate::store::Store;
+use crate::store::leases::Fence;
 use crate::store::proposals;
 use crate::store::settlement_txs::{Mined, Record, SettlementTx};
 use alloy::network::{EthereumWallet, TransactionBuilder};
@@ -34,9 +43,9 @@ use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{Notify, RwLock};
+use tokio::sync::{Notify, RwLock, watch};
 
 pub mod budget;
 mod calldata;
@@ -68,6 +77,9 @@ pub struct SettlerConfig {
     pub gas_margin_percent: u64,
     /// Deadline of each JSON-RPC call of the settler.
     pub rpc_timeout: Duration,
+    /// How often a leader looks in the store for proposals nobody queued for it (made by another instance's
+    /// engine, or left by an earlier leader).
+    pub store_poll: Duration,
     /// Blocks below the head at which a nonce counts as used (chain sync's confirmations): a transaction is
     /// declared dead only when what took its nonce cannot be reorganised away any more.
     pub confirmations: u64,
@@ -85,6 +97,7 @@ impl Default for SettlerConfig {
             poll: Duration::from_millis(250),
             gas_margin_percent: 20,
             rpc_timeout: Duration::from_secs(20),
+            store_poll: Duration::from_secs(1),
             confirmations: 0,
             budgets: Budgets::default(),
         }
@@ -103,6 +116,12 @@ pub struct SettlerStats {
     pub queued: AtomicU64,
     /// Proposals held back by the gas budgets.
     pub deferred: AtomicU64,
+    /// Whether this instance is the settler's leader now, and the epoch of its tenure (0 when not leading).
+    pub leading: AtomicBool,
+    pub epoch: AtomicI64,
+    /// Tenures begun, and tenures ended by a refused (fenced) write.
+    pub tenures: AtomicU64,
+    pub fenced: AtomicU64,
 }
 
 /// Controls a running settler.
@@ -141,6 +160,10 @@ pub struct Settler {
     wallet: EthereumWallet,
     operator: Address,
     chain_id: u64,
+    /// The lease tenure this settler acts under, passed to every write; `None` only outside a tenure.
+    fence: Option<Fence>,
+    /// Set when a fenced write was refused: the tenure is over, whatever the lease's keeper still believes.
+    deposed: AtomicBool,
 }
 
 impl std::fmt::Debug for Settler {
@@ -152,6 +175,14 @@ impl std::fmt::Debug for Settler {
 /// Gas below what any deal costs (a `matchOrders` costs about 265,000, a deal in a batch about 190,000, a skipped
 /// one still its calldata): the floor at which a deal is checked against the budgets before any estimate.
 const LEAST_GAS_PER_DEAL: u64 = 50_000;
+
+/// Why a tenure's loop ended.
+enum End {
+    /// The market is gone (shutdown): the settler ends.
+    Closed,
+    /// A fenced write was refused: another instance leads now.
+    Fenced,
+}
 
 /// What one round of settling leaves to do.
 enum Step {
@@ -221,13 +252,20 @@ impl Settler {
             wallet: EthereumWallet::from(key),
             operator,
             chain_id,
+            fence: None,
+            deposed: AtomicBool::new(false),
         })
     }
 
     /// Starts the settler on the queue of new proposals' ids that `Market::start` handed back (a proposal
-    /// queued twice is settled once). Before anything new, it follows every stored transaction that may still
-    /// land (`sync::resolve_pending` kept their proposals pending at start-up).
-    pub fn spawn(self, rx: Proposals) -> (SettlerHandle, tokio::task::JoinHandle<()>) {
+    /// queued twice is settled once), as a candidate for the lease whose tenures `tenure` announces: it settles
+    /// only while it holds one. Each tenure first follows every stored transaction that may still land
+    /// (`sync::resolve_pending` kept their proposals pending at start-up).
+    pub fn spawn(
+        self,
+        rx: Proposals,
+        tenure: watch::Receiver<Option<Fence>>,
+    ) -> (SettlerHandle, tokio::task::JoinHandle<()>) {
         let handle = SettlerHandle {
             gate: Arc::new(RwLock::new(())),
             wake: Arc::new(Notify::new()),
@@ -235,26 +273,93 @@ impl Settler {
             operator: self.operator,
         };
         let (gate, stats, wake) = (handle.gate.clone(), handle.stats.clone(), handle.wake.clone());
-        let task = tokio::spawn(self.run(rx, gate, stats, wake));
+        let task = tokio::spawn(self.lead(rx, tenure, gate, stats, wake));
         (handle, task)
     }
 
-    async fn run(self, mut rx: Proposals, gate: Arc<RwLock<()>>, stats: Arc<SettlerStats>, wake: Arc<Notify>) {
+    /// The candidate: waits for a tenure, settles during it, and stops the moment it ends (the lease's keeper
+    /// steps down, or a fenced write is refused).
+    async fn lead(
+        mut self,
+        mut rx: Proposals,
+        mut tenure: watch::Receiver<Option<Fence>>,
+        gate: Arc<RwLock<()>>,
+        stats: Arc<SettlerStats>,
+        wake: Arc<Notify>,
+    ) {
+        loop {
+            let Some(fence) = wait_for_tenure(&mut tenure, &mut rx).await else { break };
+            // What was queued before this tenure is in the store: the tenure reads it from there.
+            while rx.try_recv().is_ok() {}
+            tracing::info!(epoch = fence.epoch, holder = %fence.holder, "settler leading");
+            self.fence = Some(fence.clone());
+            self.deposed.store(false, Ordering::Relaxed);
+            stats.epoch.store(fence.epoch, Ordering::Relaxed);
+            stats.leading.store(true, Ordering::Relaxed);
+            stats.tenures.fetch_add(1, Ordering::Relaxed);
+            let end = {
+                let run = self.run(&mut rx, &gate, &stats, &wake);
+                let lost = tenure_ends(&mut tenure, &fence);
+                tokio::select! {
+                    end = run => Some(end),
+                    () = lost => None,
+                }
+            };
+            stats.leading.store(false, Ordering::Relaxed);
+            stats.epoch.store(0, Ordering::Relaxed);
+            self.fence = None;
+            match end {
+                Some(End::Closed) => break,
+                Some(End::Fenced) => {
+                    stats.fenced.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        epoch = fence.epoch,
+                        "settler deposed: a fenced write was refused; back to candidate"
+                    );
+                    // The keeper learns at its next renewal that the tenure is over; no new one before that.
+                    tenure_ends(&mut tenure, &fence).await;
+                }
+                None => tracing::warn!(epoch = fence.epoch, "settler stopped: its lease tenure ended"),
+            }
+        }
+        tracing::debug!("settler stopped");
+    }
+
+    /// Marks the tenure over when `e` is a refused fenced write; returns whether it was.
+    fn fenced(&self, e: &crate::store::StoreError) -> bool {
+        if e.is_fenced() {
+            self.deposed.store(true, Ordering::Relaxed);
+        }
+        e.is_fenced()
+    }
+
+    fn is_deposed(&self) -> bool {
+        self.deposed.load(Ordering::Relaxed)
+    }
+
+    async fn run(&self, rx: &mut Proposals, gate: &RwLock<()>, stats: &SettlerStats, wake: &Notify) -> End {
         let mut queue: VecDeque<i64> = VecDeque::new();
         let mut alone: VecDeque<i64> = VecDeque::new();
         let mut deferred = Deferred::default();
         let mut backoff = Duration::from_millis(100);
-        // Stored transactions come first: at start, and whenever a reorg reopens some.
+        // Stored transactions come first: at the start of a tenure, and whenever a reorg reopens some.
         let mut resume = true;
+        // Then the proposals in the store, and again every `store_poll`: another instance's engine queues
+        // nothing here.
+        let mut refill_at = tokio::time::Instant::now();
         loop {
+            if self.is_deposed() {
+                return End::Fenced;
+            }
             if queue.is_empty() && alone.is_empty() && !resume {
                 let due = deferred.next_due();
                 tokio::select! {
                     id = rx.recv() => match id {
                         Some(id) => queue.push_back(id),
-                        None => break,
+                        None => return End::Closed,
                     },
                     () = wake.notified() => resume = true,
+                    () = tokio::time::sleep_until(refill_at) => {}
                     () = async {
                         match due {
                             Some(t) => tokio::time::sleep_until(t).await,
@@ -266,17 +371,22 @@ impl Settler {
             while let Ok(id) = rx.try_recv() {
                 queue.push_back(id);
             }
+            if tokio::time::Instant::now() >= refill_at {
+                refill_at = tokio::time::Instant::now() + self.config.store_poll;
+                self.refill(&mut queue, &alone, &deferred).await;
+            }
             // Deferred proposals are older than anything queued since: they go first.
             for id in deferred.take_due(tokio::time::Instant::now()).into_iter().rev() {
                 queue.push_front(id);
             }
             let held = gate.read().await;
             if resume {
-                match self.resume(&stats).await {
+                match self.resume(stats).await {
                     Ok(more) => {
                         resume = false;
                         alone.extend(more);
                     }
+                    Err(e) if self.fenced(&e) => return End::Fenced,
                     Err(e) => {
                         tracing::warn!(error = %e, "reading the stored settlements failed; retrying");
                         drop(held);
@@ -304,7 +414,7 @@ impl Settler {
             // `settle` returns only once its transaction is mined, dead, or was never sent: one transaction in
             // flight at a time is what lets the next one take the node's pending nonce count as its nonce (see
             // `send_new`), and what makes a nonce used by someone else the proof that ours is dead (`wal.rs`).
-            match self.settle(&ids, &stats, &mut deferred).await {
+            match self.settle(&ids, stats, &mut deferred).await {
                 Step::Done => backoff = Duration::from_millis(100),
                 Step::Alone(ids) => alone.extend(ids),
                 Step::Retry(again) => {
@@ -322,7 +432,27 @@ impl Settler {
             }
             stats.deferred.store(deferred.0.len() as u64, Ordering::Relaxed);
         }
-        tracing::debug!("settler stopped");
+    }
+
+    /// Queues the `proposed` proposals of the store that are not queued or deferred here already.
+    async fn refill(&self, queue: &mut VecDeque<i64>, alone: &VecDeque<i64>, deferred: &Deferred) {
+        let limit = (self.config.max_batch * 20) as i64;
+        let found = match self.store.client().await {
+            Ok(c) => proposals::unsent(&**c, self.chain_id, limit).await,
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(ids) => {
+                let known: std::collections::HashSet<i64> = queue.iter().chain(alone.iter()).copied().collect();
+                let new: Vec<i64> =
+                    ids.into_iter().filter(|id| !known.contains(id) && !deferred.0.contains_key(id)).collect();
+                if !new.is_empty() {
+                    tracing::debug!(proposals = new.len(), "proposals found in the store");
+                }
+                queue.extend(new);
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the proposals to settle failed; retrying later"),
+        }
     }
 
     /// Follows every stored transaction that may still land, nonce by nonce, to its end. Returns the proposals
@@ -336,6 +466,9 @@ impl Settler {
             tracing::info!(%operator, nonce, "following a stored settlement");
             let outcome = self.follow(operator, nonce, stats).await;
             alone.extend(self.finish(outcome).await);
+            if let Some(f) = self.fence.as_ref().filter(|_| self.is_deposed()) {
+                return Err(crate::store::StoreError::Fenced { lease: f.name.clone(), epoch: f.epoch });
+            }
         }
         Ok(alone)
     }
@@ -430,11 +563,18 @@ impl Settler {
     /// Records deferred proposals (their reason, shown by `GET /proposals`) and when to try them again.
     async fn defer(&self, deferrals: &[budget::Deferral], deferred: &mut Deferred) {
         let reasons: Vec<(i64, String)> = deferrals.iter().map(|d| (d.proposal, d.reason.clone())).collect();
-        let res = match self.store.client().await {
-            Ok(c) => proposals::defer(&**c, &reasons).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = res {
+        let res = async {
+            let mut c = self.store.client().await?;
+            let tx = c.transaction().await?;
+            crate::store::leases::check_opt(&*tx, self.fence.as_ref()).await?;
+            proposals::defer(&*tx, &reasons).await?;
+            tx.commit().await?;
+            Ok::<_, crate::store::StoreError>(())
+        }
+        .await;
+        if let Err(e) = res
+            && !self.fenced(&e)
+        {
             tracing::warn!(error = %e, "recording deferred proposals failed");
         }
         for d in deferrals {
@@ -506,9 +646,12 @@ impl Settler {
         };
         // The write-ahead record: the transaction and its proposals' `submitted`, together, before any byte
         // leaves. From the commit on, a restart knows this transaction may reach the chain.
-        let id = crate::store::settlement_txs::record_new(&self.store, &row)
-            .await
-            .map_err(|e| retry("recording a settlement", &e))?;
+        let id = match crate::store::settlement_txs::record_new(&self.store, &row, self.fence.as_ref()).await {
+            Ok(id) => id,
+            // Refused by the fence: not stored, so never sent; the next leader settles these proposals.
+            Err(e) if self.fenced(&e) => return Err(Step::Done),
+            Err(e) => return Err(retry("recording a settlement", &e)),
+        };
         match self.broadcast(&signed.raw).await {
             wal::Sent::Accepted => {}
             wal::Sent::Refused(m) => {
@@ -537,7 +680,13 @@ impl Settler {
     /// A row the node refused at its only broadcast: dead, and its proposals back to `proposed`, together.
     async fn discard(&self, id: i64, ids: &[i64], message: &str) {
         let mut delay = Duration::from_millis(100);
-        while let Err(e) = crate::store::settlement_txs::record_refused(&self.store, id, ids, message).await {
+        while let Err(e) =
+            crate::store::settlement_txs::record_refused(&self.store, id, ids, message, self.fence.as_ref()).await
+        {
+            if self.fenced(&e) {
+                // The next leader follows the row: the node refused it, so it finds the nonce unused or taken.
+                return;
+            }
             tracing::error!(error = %e, "recording a refused settlement failed; retrying");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(self.config.max_backoff);
@@ -631,7 +780,12 @@ impl Settler {
     /// one store transaction, so a crash never records one without the other. Retried until the store takes it.
     async fn fail_recording(&self, failures: Vec<(i64, String)>, record: Record) {
         let mut delay = Duration::from_millis(100);
-        while let Err(e) = self.book.settlement_failed(&failures, &record).await {
+        while let Err(e) = self.book.settlement_failed(&failures, &record, self.fence.as_ref()).await {
+            if super::update::is_fenced(&e) {
+                // Nothing was recorded: the next leader follows the same nonce and records its outcome.
+                self.deposed.store(true, Ordering::Relaxed);
+                return;
+            }
             tracing::error!(error = %e, "recording failed settlements; retrying");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(self.config.max_backoff);
@@ -645,5 +799,33 @@ impl Settler {
         let charges: Vec<(i64, u64)> = row.proposals.iter().copied().zip(gas).collect();
         let keep_secs = (self.config.budgets.budget_window_secs * 2).max(86_400);
         Record::Mined { row: Box::new(row), mined, unsubmit, charges, keep_secs }
+    }
+}
+
+/// The next tenure announced on `tenure`; `None` when the keeper or the market is gone. Ids queued meanwhile
+/// are dropped: the tenure reads them from the store.
+async fn wait_for_tenure(tenure: &mut watch::Receiver<Option<Fence>>, rx: &mut Proposals) -> Option<Fence> {
+    loop {
+        if let Some(f) = tenure.borrow_and_update().clone() {
+            return Some(f);
+        }
+        tokio::select! {
+            changed = tenure.changed() => changed.ok()?,
+            id = rx.recv() => {
+                id?;
+            }
+        }
+    }
+}
+
+/// Completes when `tenure` announces anything but `fence` (stepped down, or another tenure), or its keeper is gone.
+async fn tenure_ends(tenure: &mut watch::Receiver<Option<Fence>>, fence: &Fence) {
+    loop {
+        if tenure.borrow_and_update().as_ref() != Some(fence) {
+            return;
+        }
+        if tenure.changed().await.is_err() {
+            return;
+        }
     }
 }

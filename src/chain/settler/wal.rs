@@ -135,6 +135,10 @@ impl Settler {
         let mut wait = Duration::from_millis(20);
         let mut round: u64 = 0;
         loop {
+            // Deposed: the next leader follows this nonce; nothing here may act on it any more.
+            if self.is_deposed() {
+                return Outcome::Gone;
+            }
             let rows = match self.store.client().await {
                 Ok(c) => settlement_txs::at_nonce(&**c, self.chain_id, operator, nonce).await,
                 Err(e) => Err(e),
@@ -252,12 +256,9 @@ impl Settler {
             max_fee_per_gas: signed.max_fee_per_gas,
             max_priority_fee_per_gas: signed.max_priority_fee_per_gas,
         };
-        let id = match self.store.client().await {
-            Ok(c) => settlement_txs::insert(&**c, &row).await,
-            Err(e) => Err(e),
-        };
-        let id = match id {
+        let id = match settlement_txs::record_replacement(&self.store, &row, self.fence.as_ref()).await {
             Ok(id) => id,
+            Err(e) if self.fenced(&e) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "storing a replacement failed; it is not sent");
                 return;
@@ -267,8 +268,17 @@ impl Settler {
             Sent::Accepted => {
                 stats.replaced.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(old = %newest.hash, new = %signed.hash, nonce = newest.nonce, "settlement replaced with higher fees");
-                if let Ok(c) = self.store.client().await
-                    && let Err(e) = crate::store::proposals::set_tx(&**c, &newest.proposals, signed.hash).await
+                let res = async {
+                    let mut c = self.store.client().await?;
+                    let tx = c.transaction().await?;
+                    crate::store::leases::check_opt(&*tx, self.fence.as_ref()).await?;
+                    crate::store::proposals::set_tx(&*tx, &newest.proposals, signed.hash).await?;
+                    tx.commit().await?;
+                    Ok::<_, crate::store::StoreError>(())
+                }
+                .await;
+                if let Err(e) = res
+                    && !self.fenced(&e)
                 {
                     tracing::warn!(error = %e, "recording a replacement's hash failed");
                 }
@@ -276,8 +286,18 @@ impl Settler {
             Sent::Refused(m) => {
                 // Never held by anyone: it cannot land, and the older versions are still followed.
                 tracing::warn!(error = %m, "the node refused a replacement");
-                if let Ok(c) = self.store.client().await {
-                    let _ = settlement_txs::discard(&**c, id, &format!("refused by the node: {m}")).await;
+                let reason = format!("refused by the node: {m}");
+                let res = async {
+                    let mut c = self.store.client().await?;
+                    let tx = c.transaction().await?;
+                    crate::store::leases::check_opt(&*tx, self.fence.as_ref()).await?;
+                    settlement_txs::discard(&*tx, id, &reason).await?;
+                    tx.commit().await?;
+                    Ok::<_, crate::store::StoreError>(())
+                }
+                .await;
+                if let Err(e) = res {
+                    self.fenced(&e);
                 }
                 if let SendError::NoGasMoney(_) = classify_refusal(&m) {
                     stats.out_of_gas_money.store(true, Ordering::Relaxed);
