@@ -6,8 +6,8 @@
 //! as little as it can of the two cores it shares with what it measures.
 //!
 //! `cargo bench --bench publish` (release build of the server; about two minutes). Environment:
-//! `PUBLISH_ORDERS` (default 200000) orders to sign up front. The orders are spread over 200 apps, so a book
-//! query walks one app's orders (up to 1,000 at the end), not the whole book.
+//! `PUBLISH_ORDERS` (default 300000) orders to sign up front. The orders are spread over 200 apps, so a book
+//! query walks one app's orders (up to 1,500 at the end), not the whole book.
 
 mod common;
 use alloy::primitives::{Address, B256, U256};
@@ -62,7 +62,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let n: usize = std::env::var("PUBLISH_ORDERS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let n: usize = std::env::var("PUBLISH_ORDERS").ok().and_then(|v| v.parse().ok()).unwrap_or(300_000);
     let dir = std::env::temp_dir().join(format!("dragon-bench-{}", std::process::id()));
     let pg_port = free_port()?;
     let mut pg = PgCluster::start(&dir.join("pg"), pg_port)?;

@@ -11,9 +11,10 @@ use crate::ids::OrderHash;
 use crate::order::convert::{TooLarge, engine_order};
 use crate::order::record::{OrderRecord, OrderStatus};
 pub use crate::order::required_stake;
+use crate::order::signature::SignatureError;
 use crate::order::{AnyOrder, OrderKind};
 use crate::store::orders::volume_fits;
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Why an order was not published (or unpublished). The messages are iexec-market-api's own, word for word
@@ -110,6 +111,9 @@ impl From<TooLarge> for PublishError {
     }
 }
 
+/// Orders of a batch checked together (see `check_many`).
+const GROUP: usize = 25;
+
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
@@ -163,7 +167,7 @@ impl Market {
     ) -> Result<OrderRecord, PublishError> {
         let hash = order.order_hash(&self.domain);
         let prior = crate::store::orders::prior_known(&self.store, &[hash]).await?.pop().unwrap_or_default();
-        self.check_with(order, hash, claimed, authenticated, prior).await
+        self.check_with(order, hash, claimed, authenticated, prior, None).await
     }
 
     /// [`Market::check`] of many orders of one signer: what the store knows of them is read in one query, then
@@ -174,7 +178,18 @@ impl Market {
         authenticated: Address,
     ) -> Vec<Result<OrderRecord, PublishError>> {
         let hashes: Vec<OrderHash> = orders.iter().flatten().map(|(o, _)| o.order_hash(&self.domain)).collect();
-        let mut priors = match crate::store::orders::prior_known(&self.store, &hashes).await {
+        // Every signature goes to the recovery threads at once, while the store is read: recovery is most of the
+        // work, and a signature is recovered whether or not an earlier rule will refuse its order, which costs a
+        // stranger's batch no more than a valid one (the rate per address counts both).
+        let signed: Vec<(B256, Bytes)> = orders
+            .iter()
+            .flatten()
+            .zip(&hashes)
+            .filter_map(|((o, _), h)| o.sign().filter(|s| !s.is_empty()).map(|s| (h.0, s.clone())))
+            .collect();
+        let (priors, recovered) =
+            tokio::join!(crate::store::orders::prior_known(&self.store, &hashes), self.recoverer.recover_many(signed));
+        let mut priors = match priors {
             Ok(p) => p.into_iter(),
             Err(e) => {
                 // Every order of the batch waits on this one read: each gets its error.
@@ -183,19 +198,33 @@ impl Market {
                 return orders.iter().map(|_| Err(down())).collect();
             }
         };
+        let mut recovered = recovered.into_iter();
         let mut hashes = hashes.into_iter();
-        let checks = orders.into_iter().map(|o| {
-            let next = o.map(|(order, claimed)| (order, claimed, hashes.next(), priors.next()));
-            async move {
-                match next? {
-                    (order, claimed, Some(hash), Some(prior)) => {
-                        self.check_with(order, hash, claimed, authenticated, prior).await
+        let checks: Vec<_> = orders
+            .into_iter()
+            .map(|o| {
+                o.map(|(order, claimed)| {
+                    let pre = order.sign().filter(|s| !s.is_empty()).and_then(|_| recovered.next());
+                    (order, claimed, hashes.next(), priors.next(), pre)
+                })
+            })
+            .collect();
+        // Checked in groups small enough for `join_all` to poll them in place (past 30 it allocates a task per
+        // future): within a group, a read of the chain for an asset the index has not seen yet runs concurrently.
+        let mut out = Vec::with_capacity(checks.len());
+        let mut checks = checks.into_iter().peekable();
+        while checks.peek().is_some() {
+            let group = checks.by_ref().take(GROUP).map(|c| async move {
+                match c? {
+                    (order, claimed, Some(hash), Some(prior), pre) => {
+                        self.check_with(order, hash, claimed, authenticated, prior, pre).await
                     }
                     _ => Err(PublishError::Market(MarketError::ShuttingDown)),
                 }
-            }
-        });
-        futures_util::future::join_all(checks).await
+            });
+            out.extend(futures_util::future::join_all(group).await);
+        }
+        out
     }
 
     async fn check_with(
@@ -205,6 +234,7 @@ impl Market {
         claimed: Option<OrderHash>,
         authenticated: Address,
         prior: crate::store::orders::Prior,
+        recovered: Option<Result<Address, SignatureError>>,
     ) -> Result<OrderRecord, PublishError> {
         if let Some(claimed) = claimed
             && claimed != hash
@@ -273,7 +303,7 @@ impl Market {
             }
             Ok(())
         };
-        let signature = self.check_signature(&order, hash, owner, prior.presigner);
+        let signature = self.check_signature(&order, hash, owner, prior.presigner, recovered);
         let (r, s) = tokio::join!(restrictions, signature);
         s?;
         let open = self.book.open_count(kind, owner);
@@ -314,6 +344,7 @@ impl Market {
         hash: OrderHash,
         owner: Address,
         presigner: Option<Address>,
+        recovered: Option<Result<Address, SignatureError>>,
     ) -> Result<(), PublishError> {
         let sign = order.sign().filter(|s| !s.is_empty()).cloned();
         let mut refusal = None;
@@ -325,11 +356,15 @@ impl Market {
                 refusal = Some(format!("the contract {owner} does not accept this signature (ERC-1271)"));
             } else {
                 // Recovery is ~30 µs of CPU: off the async threads, batched with other orders' (`Recoverer`).
-                match self.recoverer.recover(hash.0, sign).await {
+                let recovered = match recovered {
+                    Some(r) => r,
+                    None => self.recoverer.recover(hash.0, sign).await,
+                };
+                match recovered {
                     Ok(signer) if signer == owner => return Ok(()),
                     Ok(signer) => refusal = Some(format!("signed by {signer}, not by the owner {owner}")),
                     // Not a verdict on the signature: the exchange is stopping (503, not 403).
-                    Err(crate::order::signature::SignatureError::Unavailable) => {
+                    Err(SignatureError::Unavailable) => {
                         return Err(MarketError::ShuttingDown.into());
                     }
                     Err(e) => refusal = Some(e.to_string()),
