@@ -6,8 +6,8 @@
 //! as little as it can of the two cores it shares with what it measures.
 //!
 //! `cargo bench --bench publish` (release build of the server; about two minutes). Environment:
-//! `PUBLISH_ORDERS` (default 300000) orders to sign up front. The orders are spread over 200 apps, so a book
-//! query walks one app's orders (up to 1,500 at the end), not the whole book.
+//! `PUBLISH_ORDERS` (default 300000) orders to sign up front. The orders are spread over 300 apps, so a book
+//! query walks one app's orders (up to 1,000 at the end), not the whole book.
 
 mod common;
 use alloy::primitives::{Address, B256, U256};
@@ -88,7 +88,7 @@ async fn run() -> anyhow::Result<()> {
     let owner = Account::new(&anvil.url(), &key)?;
     setup::fund(&d, &owner, &[&owner], U256::from(1_000_000u64 * Nrlc::PER_RLC)).await?;
     let mut apps = Vec::new();
-    for k in 0..200 {
+    for k in 0..300 {
         apps.push(setup::create_app(&d, &owner, &format!("bench-{k}"), b"docker.io/bench:1").await?);
     }
     let dep_path = dir.join("deployment.json");
@@ -125,7 +125,7 @@ async fn run() -> anyhow::Result<()> {
     let orders: Vec<Value> = (0..n as u64)
         .map(|i| {
             let mut o = AnyOrder::App(AppOrder {
-                app: apps[(i % 200) as usize],
+                app: apps[(i % 300) as usize],
                 appprice: Nrlc::from_u64(1 + i % 97),
                 volume: U256::from(1),
                 tag: B256::ZERO,
@@ -268,7 +268,7 @@ async fn run() -> anyhow::Result<()> {
     open.line(&format!("open loop at 80% of that ({target:.0}/s offered)"), "orders");
     ran_out(&open, orders.len());
 
-    // Book queries over the 200 apps: repeated queries (answered from the cache until the book changes), then
+    // Book queries over the 300 apps: repeated queries (answered from the cache until the book changes), then
     // queries made distinct by an ignored parameter (each walks the app's orders and builds the page).
     let apps = Arc::new(apps);
     for (label, distinct) in [("repeated", false), ("all distinct, uncached", true)] {
@@ -283,7 +283,7 @@ async fn run() -> anyhow::Result<()> {
             }
         })
         .await;
-        reads.line(&format!("book query, 20 best orders of one of 200 apps, {label}, 32 connections"), "queries");
+        reads.line(&format!("book query, 20 best orders of one of 300 apps, {label}, 32 connections"), "queries");
     }
 
     if pg_stats {

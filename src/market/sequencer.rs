@@ -300,7 +300,7 @@ impl Sequencer {
             }
         }
         let outcome = self.write(&ops).await;
-        let (inserted, closed) = match outcome {
+        let (mut inserted, closed) = match outcome {
             Ok(x) => x,
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; the orders are refused");
@@ -331,7 +331,8 @@ impl Sequencer {
                 Op::Publish { records, reply } => {
                     let mut answers = Vec::with_capacity(records.len());
                     for r in records {
-                        if !inserted.contains_key(&r.hash) {
+                        // Removed once taken: the same order twice in a group (two requests racing) is taken once.
+                        if inserted.remove(&r.hash).is_none() {
                             answers.push(Err(self.why_not_inserted(r.hash).await));
                             continue;
                         }
@@ -369,24 +370,33 @@ impl Sequencer {
     /// One transaction for the whole group. Returns the inserted hashes and, per close op, the closed hashes.
     async fn write(&self, ops: &[Op]) -> Result<(HashMap<OrderHash, ()>, Vec<Vec<OrderHash>>), StoreError> {
         let mut client = self.store.client().await?;
+        // One row per hash: the same order sent twice at once (two requests racing, or a stranger doing it on
+        // purpose) would otherwise fail the whole group's statement, and with it everyone else's orders.
+        let mut once = std::collections::HashSet::new();
         let records: Vec<&OrderRecord> = ops
             .iter()
             .flat_map(|op| match op {
                 Op::Publish { records, .. } => records.iter().collect::<Vec<_>>(),
                 _ => Vec::new(),
             })
+            .filter(|r| once.insert(r.hash))
             .collect();
+        // Asked before they are noted: hashes no table can hold are inserted without the conflict check.
+        let fresh = records.iter().all(|r| !self.store.may_hold(&r.hash));
         // Before the commit, so that no publication can find the store silent about a hash it holds.
         self.store.note_hashes(records.iter().map(|r| &r.hash));
         // Publications alone are one statement, atomic by itself: no BEGIN and COMMIT round trips around it.
         if !ops.iter().any(|op| matches!(op, Op::Close { .. })) {
-            let inserted =
-                if records.is_empty() { Vec::new() } else { crate::store::orders::insert(&client, &records).await? };
+            let inserted = if records.is_empty() {
+                Vec::new()
+            } else {
+                crate::store::orders::insert(&client, &records, fresh).await?
+            };
             return Ok((inserted.into_iter().map(|h| (h, ())).collect(), Vec::new()));
         }
         let tx = client.transaction().await?;
         let inserted =
-            if records.is_empty() { Vec::new() } else { crate::store::orders::insert(&tx, &records).await? };
+            if records.is_empty() { Vec::new() } else { crate::store::orders::insert(&tx, &records, false).await? };
         let mut closed = Vec::new();
         for op in ops {
             if let Op::Close { hashes, status, .. } = op {

@@ -90,9 +90,10 @@ async fn publish_ok(server: &Server, w: &World, key: &alloy::signers::local::Pri
 async fn publication_makes_no_chain_call_once_the_index_is_warm() {
     let w = World::new().await;
     let (rpc, proxy) = start_proxy(w.node.url());
-    let mut config = w.config(database().await);
+    let db = database().await;
+    let mut config = w.config(db.clone());
     config.rpc_url = rpc;
-    let server = Server::start(config).await;
+    let server = Server::start(config.clone()).await;
 
     // Warm-up: one order of each kind reads each asset's owner, each account's code and stake once.
     let start = proxy.snapshot();
@@ -174,6 +175,17 @@ async fn publication_makes_no_chain_call_once_the_index_is_warm() {
     }
     let metrics = reqwest::get(format!("{}/metrics", server.base)).await.expect("metrics").text().await.expect("text");
     assert_eq!(cold_reads(&metrics), n, "{metrics}");
+    server.shutdown().await;
+
+    // Restarted on the same store: publication skips its store read only for hashes no table holds, and the
+    // tracker of those hashes is refilled from the tables at start-up. The order closed on chain (in
+    // `order_marks` only) and the one already published (in `orders`) are still known.
+    let server = Server::start(config).await;
+    let (status, body) = server.publish(&w.owner, &closed).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("order already consumed")), "{body}");
+    let (status, body) = server.publish(&w.owner, &app).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("order already published")), "{body}");
+    publish_ok(&server, &w, &w.owner, &w.app_order(3, 10, 60)).await;
     server.shutdown().await;
 }
 
