@@ -30,7 +30,7 @@ struct Stats {
     secs: f64,
     latencies: Vec<Duration>,
     /// CPU seconds used during the flow by the server, PostgreSQL and anvil.
-    cpu: [f64; 3],
+    cpu: [f64; 4],
 }
 
 impl Stats {
@@ -44,13 +44,14 @@ impl Stats {
     fn line(&self, name: &str, unit: &str) {
         let per = |cpu: f64| if self.count == 0 { 0.0 } else { cpu * 1e6 / self.count as f64 };
         println!(
-            "| {name} | {:.0} {unit}/s | {:.2} ms | {:.2} ms | {:.0} µs | {:.0} µs | {:.0} µs | {} |",
+            "| {name} | {:.0} {unit}/s | {:.2} ms | {:.2} ms | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} |",
             self.count as f64 / self.secs,
             self.pct(0.5),
             self.pct(0.99),
             per(self.cpu[0]),
             per(self.cpu[1]),
             per(self.cpu[2]),
+            per(self.cpu[3]),
             self.count
         );
     }
@@ -189,25 +190,25 @@ async fn run() -> anyhow::Result<()> {
         pin(std::process::id(), "1")?;
         println!("(split: exchange on core 0, load generator on core 1)");
     }
-    // Each flow has its own share of the orders, so that a fast flow cannot use up the next one's: batches 40%,
-    // single orders 30%, the peer's flow 10%, the open loop 20%. A flow that runs out says so.
+    // Each flow has its own share of the orders, so that a fast flow cannot use up the next one's: batches 35%,
+    // single orders 25%, the peer's flow 7%, the open loops 33%. A flow that runs out says so.
     let share = |from: usize, to: usize| -> Arc<Vec<bytes::Bytes>> {
-        Arc::new(single_bodies[single_bodies.len() * from / 10..single_bodies.len() * to / 10].to_vec())
+        Arc::new(single_bodies[single_bodies.len() * from / 100..single_bodies.len() * to / 100].to_vec())
     };
     let ran_out = |stats: &Stats, had: usize| {
         if stats.count >= had {
-            println!("| (that flow ran out of orders: set PUBLISH_ORDERS higher) | | | | | | | |");
+            println!("| (that flow ran out of orders: set PUBLISH_ORDERS higher) | | | | | | | | |");
         }
     };
     let next = Arc::new(AtomicUsize::new(0));
     println!(
-        "| flow | rate | p50 | p99 | CPU per op: server | PostgreSQL | anvil | ops |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+        "| flow | rate | p50 | p99 | CPU per op: server | PostgreSQL | anvil | load generator | ops |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
-    println!("| bare hash + recovery, 2 threads (ceiling) | {ceiling:.0} orders/s | | | | | | |");
+    println!("| bare hash + recovery, 2 threads (ceiling) | {ceiling:.0} orders/s | | | | | | | |");
 
     // Batches of 100 over 8 connections, one session.
     let batches: Arc<Vec<bytes::Bytes>> = Arc::new(
-        orders[..orders.len() * 4 / 10]
+        orders[..orders.len() * 35 / 100]
             .chunks(100)
             .map(|c| bytes::Bytes::from(json!({ "orders": c }).to_string()))
             .collect(),
@@ -224,11 +225,11 @@ async fn run() -> anyhow::Result<()> {
     batch.line(&format!("batch of 100, session token, {batch_conns} connections (latency per batch)"), "orders");
     ran_out(&batch, batches.len() * 100);
     println!(
-        "| batched publication / ceiling | {:.0}% | | | | | | |",
+        "| batched publication / ceiling | {:.0}% | | | | | | | |",
         100.0 * batch.count as f64 / batch.secs / ceiling
     );
     next.store(0, Ordering::Relaxed);
-    let orders = share(4, 7);
+    let orders = share(35, 60);
 
     // One order per request, 64 connections, one session.
     let single = load(&addr, 64, Duration::from_secs(6), &procs, None, {
@@ -242,7 +243,7 @@ async fn run() -> anyhow::Result<()> {
     single.line("one order per request, session token, 64 connections", "orders");
     ran_out(&single, orders.len());
     next.store(0, Ordering::Relaxed);
-    let orders = share(7, 8);
+    let orders = share(60, 67);
 
     // The peer's clients: a challenge signed for every order.
     let peer = load(&addr, 32, Duration::from_secs(5), &procs, Some(key.clone()), {
@@ -253,20 +254,22 @@ async fn run() -> anyhow::Result<()> {
     peer.line("one challenge per order (the peer's flow), 32 connections", "orders");
     ran_out(&peer, orders.len());
     next.store(0, Ordering::Relaxed);
-    let orders = share(8, 10);
-
-    // Open loop at 80% of the single-order rate: latency when not saturated.
-    let target = single.count as f64 / single.secs * 0.8;
-    let open = open_loop(&addr, target, Duration::from_secs(5), &procs, {
-        let (token, orders, next) = (token.clone(), orders.clone(), next.clone());
-        move || {
-            let o = orders.get(next.fetch_add(1, Ordering::Relaxed))?.clone();
-            Some(Req::post("/apporders?chainId=31337", &token, o))
-        }
-    })
-    .await;
-    open.line(&format!("open loop at 80% of that ({target:.0}/s offered)"), "orders");
-    ran_out(&open, orders.len());
+    // Open loops at 50%, 65% and 80% of the single-order rate: latency when not saturated, as load grows.
+    for (pct, from, to) in [(50, 67, 76), (65, 76, 87), (80, 87, 100)] {
+        next.store(0, Ordering::Relaxed);
+        let orders = share(from, to);
+        let target = single.count as f64 / single.secs * f64::from(pct) / 100.0;
+        let open = open_loop(&addr, target, Duration::from_secs(4), &procs, {
+            let (token, orders, next) = (token.clone(), orders.clone(), next.clone());
+            move || {
+                let o = orders.get(next.fetch_add(1, Ordering::Relaxed))?.clone();
+                Some(Req::post("/apporders?chainId=31337", &token, o))
+            }
+        })
+        .await;
+        open.line(&format!("open loop at {pct}% of that ({target:.0}/s offered)"), "orders");
+        ran_out(&open, orders.len());
+    }
 
     // Book queries over the 300 apps: repeated queries (answered from the cache until the book changes), then
     // queries made distinct by an ignored parameter (each walks the app's orders and builds the page).
@@ -334,8 +337,14 @@ struct Procs {
 }
 
 impl Procs {
-    fn cpu(&self) -> [f64; 3] {
-        [raw::tree_cpu(self.server), raw::tree_cpu(self.pg), raw::tree_cpu(self.anvil)]
+    /// Server, PostgreSQL, anvil, and this process (the load generator; its children are the three others).
+    fn cpu(&self) -> [f64; 4] {
+        [
+            raw::tree_cpu(self.server),
+            raw::tree_cpu(self.pg),
+            raw::tree_cpu(self.anvil),
+            raw::own_cpu(std::process::id()),
+        ]
     }
 }
 
@@ -448,7 +457,7 @@ where
     let secs = start.elapsed().as_secs_f64();
     let cpu1 = procs.cpu();
     latencies.sort();
-    Stats { count, secs, latencies, cpu: [0, 1, 2].map(|i| cpu1[i] - cpu0[i]) }
+    Stats { count, secs, latencies, cpu: [0, 1, 2, 3].map(|i| cpu1[i] - cpu0[i]) }
 }
 
 /// Open loop: starts a request at a fixed rate whatever the answers, on the first free connection of a pool
@@ -495,5 +504,5 @@ where
     }
     let cpu1 = procs.cpu();
     latencies.sort();
-    Stats { count, secs: dur.as_secs_f64(), latencies, cpu: [0, 1, 2].map(|i| cpu1[i] - cpu0[i]) }
+    Stats { count, secs: dur.as_secs_f64(), latencies, cpu: [0, 1, 2, 3].map(|i| cpu1[i] - cpu0[i]) }
 }

@@ -132,3 +132,8 @@ pub fn tree_cpu(pid: u32) -> f64 {
     let members = tree(pid);
     processes().iter().filter(|(p, _, _)| members.contains(p)).map(|(_, _, cpu)| cpu).sum()
 }
+
+/// CPU seconds (user + system) used so far by `pid` alone (all its threads, none of its children).
+pub fn own_cpu(pid: u32) -> f64 {
+    processes().iter().find(|(p, _, _)| *p == pid).map_or(0.0, |(_, _, cpu)| *cpu)
+}
