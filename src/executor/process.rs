@@ -157,18 +157,24 @@ fn exit_code(status: ExitStatus) -> i32 {
     status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(-1)
 }
 
+/// The program of a trusted native app, if the executor's allow-list has it (`allowed`), readable and executable
+/// by the user it runs as: shared by the executors that run native programs (this one, Slurm's).
+pub(super) fn admit_native(allowed: bool, user: Option<AppUser>, app: &AppRef) -> Result<PathBuf, ExecError> {
+    if !allowed {
+        return Err(ExecError::NotAllowed { app: app.address });
+    }
+    let program = program(app)?;
+    if let Some(u) = user {
+        // Said here rather than as a bare "permission denied" from the start of the app.
+        u.can(&program, 0o5).map_err(|reason| ExecError::BadApp { multiaddr: app.multiaddr.clone(), reason })?;
+    }
+    Ok(program)
+}
+
 impl ProcessExecutor {
     /// The program of `app`, if this executor runs it.
     fn admit(&self, app: &AppRef) -> Result<PathBuf, ExecError> {
-        if !self.allows(app.address) {
-            return Err(ExecError::NotAllowed { app: app.address });
-        }
-        let program = program(app)?;
-        if let Some(u) = self.user {
-            // Said here rather than as a bare "permission denied" from the start of the app.
-            u.can(&program, 0o5).map_err(|reason| ExecError::BadApp { multiaddr: app.multiaddr.clone(), reason })?;
-        }
-        Ok(program)
+        admit_native(self.allows(app.address), self.user, app)
     }
 
     async fn run_task(&self, task: &TaskSpec, ws: &Workspace, mut abort: AbortSignal) -> Result<Outcome, ExecError> {

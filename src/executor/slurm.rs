@@ -33,7 +33,6 @@ use super::contract::{extra_env, iexec_env, split_args};
 use super::error::ExecError;
 use super::outdir::OutDir;
 use super::output::{check_out_size, read_computed};
-use super::process::program;
 use super::spec::{AppRef, BoxFuture, CapturedLog, Executor, Outcome, TaskSpec, Workspace};
 use alloy::primitives::{Address, B256};
 use serde::{Deserialize, Serialize};
@@ -519,14 +518,7 @@ impl SlurmExecutor {
     }
 
     fn admit(&self, app: &AppRef) -> Result<PathBuf, ExecError> {
-        if !self.allow.contains(&app.address) {
-            return Err(ExecError::NotAllowed { app: app.address });
-        }
-        let program = program(app)?;
-        if let Some(u) = self.user {
-            u.can(&program, 0o5).map_err(|reason| ExecError::BadApp { multiaddr: app.multiaddr.clone(), reason })?;
-        }
-        Ok(program)
+        super::process::admit_native(self.allow.contains(&app.address), self.user, app)
     }
 
     async fn run_task(&self, task: &TaskSpec, ws: &Workspace, mut abort: AbortSignal) -> Result<Outcome, ExecError> {

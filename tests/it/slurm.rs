@@ -17,7 +17,7 @@ use alloy::primitives::{Address, B256};
 use alloy::signers::local::PrivateKeySigner;
 use dragon::chain::contracts::hub::DragonHub;
 use dragon::executor::slurm::{JobRecord, SlurmExecutor, SlurmSettings};
-use dragon::executor::{AbortSignal, AppUser, ExecError, Executor, ExecutorConfig, Workspace, abort_pair};
+use dragon::executor::{AbortSignal, AppUser, ExecError, Executor, ExecutorConfig, TaskSpec, Workspace, abort_pair};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -306,10 +306,9 @@ async fn slurm_two_workers_replicating_a_task_each_run_their_own_job() {
     assert_eq!(jobs_of(t.task_id).len(), 2);
 }
 
-/// A worker that dies mid-job (its run's future dropped, no abort) leaves the job running; the next executor
-/// re-attaches to the recorded job id and collects it, and the cluster holds exactly one job of the task.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slurm_restart_mid_job_reattaches_to_the_same_job() {
+/// A slow task's job, submitted by a run that is then dropped a second in (a worker that died mid-job, with no
+/// abort): its scratch folder, task, workspace root, executor and job id.
+async fn died_mid_job() -> (Scratch, TaskSpec, PathBuf, SlurmExecutor, u64) {
     let s = Scratch::new();
     let mut t = native("slow");
     t.limits.max_duration = Duration::from_secs(30);
@@ -323,12 +322,20 @@ async fn slurm_restart_mid_job_reattaches_to_the_same_job() {
         assert!(dropped.is_err(), "still running when the worker died: {dropped:?}");
         job
     };
+    (s, t, root, exec, job)
+}
+
+/// A worker that dies mid-job (its run's future dropped, no abort) leaves the job running; the next executor
+/// re-attaches to the recorded job id and collects it, and the cluster holds exactly one job of the task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slurm_restart_mid_job_reattaches_to_the_same_job() {
+    let (s, t, task_dir, _exec, job) = died_mid_job().await;
     assert!(live(job), "the job outlives its worker");
 
     // A new executor (a restarted worker): it knows the task ran, keeps its workspace, and re-attaches.
     let again = executor(&s);
     assert!(again.resumes(t.task_id));
-    let ws = Workspace::resume(&root, &t).expect("workspace");
+    let ws = Workspace::resume(&task_dir, &t).expect("workspace");
     let o = again.run(&t, &ws, AbortSignal::never()).await.expect("collected");
     assert_eq!(o.exit_code, 0);
     assert!(o.computed.is_some(), "computed.json of the job that ran across the restart");
@@ -343,21 +350,11 @@ async fn slurm_restart_mid_job_reattaches_to_the_same_job() {
 /// executor finds the job by its name and adopts it instead of submitting a second one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slurm_crash_between_sbatch_and_the_record_adopts_the_job_by_name() {
-    let s = Scratch::new();
-    let mut t = native("slow");
-    t.limits.max_duration = Duration::from_secs(30);
-    let root = s.0.join("task");
-    let ws = Workspace::prepare(&root, &t).expect("workspace");
-    let exec = executor(&s);
-    let job = {
-        let run = exec.run(&t, &ws, AbortSignal::never());
-        let (_, job) = tokio::join!(tokio::time::timeout(Duration::from_secs(1), run), running_job(&exec, t.task_id));
-        job
-    };
+    let (s, t, task_dir, exec, job) = died_mid_job().await;
     // As if the worker had died before it wrote the job id down.
     let intent = JobRecord { task_id: t.task_id, job_id: None, submitted_at: 0 };
     std::fs::write(exec.record_path(t.task_id), serde_json::to_vec(&intent).expect("json")).expect("write");
-    let ws = Workspace::resume(&root, &t).expect("workspace");
+    let ws = Workspace::resume(&task_dir, &t).expect("workspace");
     let o = executor(&s).run(&t, &ws, AbortSignal::never()).await.expect("collected");
     assert_eq!(o.exit_code, 0);
     assert_eq!(exec.record(t.task_id).expect("record").and_then(|r| r.job_id), Some(job), "adopted");
