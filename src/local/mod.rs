@@ -49,8 +49,28 @@ pub fn pg_bin(name: &str) -> anyhow::Result<PathBuf> {
     })
 }
 
-/// A free TCP port on loopback (the OS picks it; the tiny window before the child binds it is acceptable here).
+/// A free TCP port on loopback, for a child to bind a moment later.
+///
+/// Taken below Linux's ephemeral range (32768 and up), where no outgoing connection and no `bind(0)` can land,
+/// and never the same twice in a process: a port the OS hands out for `bind(0)` is one it may hand to the next
+/// connection too, and with many servers starting at once (the tests) one of them then found its port taken.
+/// Processes start at different points of the range, so two of them rarely meet.
 pub fn free_port() -> anyhow::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let start = (std::process::id().wrapping_mul(7919)
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos()))
+        % SPAN;
+    let _ = NEXT.compare_exchange(u32::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..SPAN {
+        let port = LOW + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
+        if TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return Ok(port as u16);
+        }
+    }
+    // The whole range busy: let the OS choose, as before.
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -457,4 +477,16 @@ pub async fn ensure_deployment(rpc_url: &str, path: &Path) -> anyhow::Result<cra
     let d = deploy(rpc_url, key).await?;
     d.write(path)?;
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn free_ports_are_distinct_bindable_and_outside_the_ephemeral_range() {
+        let ports: Vec<u16> = (0..200).map(|_| super::free_port().expect("a port")).collect();
+        let distinct: std::collections::HashSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len(), "never the same port twice");
+        assert!(ports.iter().all(|p| (20_000..32_000).contains(p)), "{ports:?}");
+        assert!(ports.iter().all(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()));
+    }
 }
