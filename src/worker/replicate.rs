@@ -66,13 +66,19 @@ impl Worker {
         let report = |status: ReplicateStatus| StatusUpdate::new(taskid, status);
 
         let task = self.hub().viewTask(taskid).call().await?;
+        let contribution = self.hub().viewContribution(taskid, self.me()).call().await?;
         if task.status != 1 && task.status != 2 {
             // UNSET cannot be handed out; COMPLETED or FAILED: nothing left to do for it.
             self.executor.release(taskid);
+            // Completed with a contribution of ours: the chain decides the replicate (completed, or failed if
+            // outvoted) and the pool reads it there. An ABORTED from here would race the pool's reading and, if
+            // first, stand for good (a replicate that is over changes no more).
+            if task.status == 3 && contribution.status != 0 {
+                return Ok(());
+            }
             pool.status(&report(ReplicateStatus::Aborted)).await?;
             return Ok(());
         }
-        let contribution = self.hub().viewContribution(taskid, self.me()).call().await?;
         let deal = self.hub().viewDeal(a.dealid).call().await?;
         let has_callback = deal.callback != Address::ZERO;
 
