@@ -10,7 +10,7 @@
 //!   is seen as it was until the exchange restarts, and the hub's own check at settlement decides.
 //! - **Consumed volumes, closures, presignatures** are not here: chain sync writes every deal, closure and
 //!   presignature since the hub's deployment block to the store, which publication reads in the same query as the
-//!   order's own row (`store::orders::prior`).
+//!   order's own row (`store::orders::prior_known`).
 //!
 //! **Freshness rule:** the index is as current as chain sync's cursor: at most one poll interval (0.5 s by
 //! default) plus the configured confirmations behind the node. An order published inside that window may rest

@@ -371,9 +371,11 @@ impl Market {
         let volume = order.volume();
         let view = super::engine_order(&order, hash, volume)?;
         // From chain sync's index, as publication reads it (docs/architecture.md, "The chain index").
-        let client = self.store.client().await.map_err(MarketError::from)?;
-        let prior = crate::store::orders::prior(&client, &hash).await.map_err(MarketError::from)?;
-        drop(client);
+        let prior = crate::store::orders::prior_known(&self.store, &[hash])
+            .await
+            .map_err(MarketError::from)?
+            .pop()
+            .unwrap_or_default();
         let consumed = if prior.closed { volume } else { U256::from(prior.consumed) };
         let remaining = volume.saturating_sub(consumed).saturating_sub(U256::from(prior.reserved));
         let remaining = u64::try_from(remaining).unwrap_or(u64::MAX);

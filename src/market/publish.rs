@@ -165,9 +165,10 @@ impl Market {
         claimed: Option<OrderHash>,
         authenticated: Address,
     ) -> Result<OrderRecord, PublishError> {
-        let hash = order.order_hash(&self.domain);
-        let prior = crate::store::orders::prior_known(&self.store, &[hash]).await?.pop().unwrap_or_default();
-        self.check_with(order, hash, claimed, authenticated, prior, None).await
+        self.check_many(vec![Ok((order, claimed))], authenticated)
+            .await
+            .pop()
+            .unwrap_or(Err(PublishError::Market(MarketError::ShuttingDown)))
     }
 
     /// [`Market::check`] of many orders of one signer: what the store knows of them is read in one query, then
@@ -181,12 +182,9 @@ impl Market {
         // Every signature goes to the recovery threads at once, while the store is read: recovery is most of the
         // work, and a signature is recovered whether or not an earlier rule will refuse its order, which costs a
         // stranger's batch no more than a valid one (the rate per address counts both).
-        let signed: Vec<(B256, Bytes)> = orders
-            .iter()
-            .flatten()
-            .zip(&hashes)
-            .filter_map(|((o, _), h)| o.sign().filter(|s| !s.is_empty()).map(|s| (h.0, s.clone())))
-            .collect();
+        let sign_of = |o: &AnyOrder| o.sign().filter(|s| !s.is_empty()).cloned();
+        let signed: Vec<(B256, Bytes)> =
+            orders.iter().flatten().zip(&hashes).filter_map(|((o, _), h)| Some((h.0, sign_of(o)?))).collect();
         let (priors, recovered) =
             tokio::join!(crate::store::orders::prior_known(&self.store, &hashes), self.recoverer.recover_many(signed));
         let mut priors = match priors {
@@ -204,7 +202,7 @@ impl Market {
             .into_iter()
             .map(|o| {
                 o.map(|(order, claimed)| {
-                    let pre = order.sign().filter(|s| !s.is_empty()).and_then(|_| recovered.next());
+                    let pre = sign_of(&order).and_then(|_| recovered.next());
                     (order, claimed, hashes.next(), priors.next(), pre)
                 })
             })

@@ -264,11 +264,7 @@ pub async fn prior_known(store: &super::Store, hashes: &[OrderHash]) -> Result<V
     Ok(asks.into_iter().map(|m| if m { read.next().unwrap_or_default() } else { Prior::default() }).collect())
 }
 
-pub async fn prior(client: &impl Cached, hash: &OrderHash) -> Result<Prior, StoreError> {
-    Ok(prior_many(client, std::slice::from_ref(hash)).await?.pop().unwrap_or_default())
-}
-
-/// [`prior`] of many orders in one query (a batch's), in the order given.
+/// What the store knows of many order hashes ([`Prior`]), in one query (a batch's), in the order given.
 pub async fn prior_many(client: &impl Cached, hashes: &[OrderHash]) -> Result<Vec<Prior>, StoreError> {
     let keys: Vec<&[u8]> = hashes.iter().map(|h| h.0.as_slice()).collect();
     let stmt = client
