@@ -56,6 +56,18 @@ pub fn sent(r: Result<(), alloy::transports::TransportError>) -> Sent {
     }
 }
 
+/// What one look at the chain found for a followed nonce.
+enum Look {
+    Mined(Outcome),
+    /// Not mined, nonce unused: it may still land.
+    Pending,
+    /// The nonce is used and no row of ours has a receipt, yet.
+    Passed,
+}
+
+/// How long a used nonce must stay without a receipt of ours before its rows are dead.
+const DEAD_AFTER: Duration = Duration::from_secs(1);
+
 /// How a followed nonce ended.
 #[derive(Debug)]
 pub enum Outcome {
@@ -134,6 +146,8 @@ impl Settler {
         let mut since = Instant::now();
         let mut wait = Duration::from_millis(20);
         let mut round: u64 = 0;
+        // When a look first found the nonce used with no receipt of ours: see `check`.
+        let mut passed_at: Option<Instant> = None;
         loop {
             // Deposed: the next leader follows this nonce; nothing here may act on it any more.
             if self.is_deposed() {
@@ -152,9 +166,21 @@ impl Settler {
                 }
             };
             match self.check(&rows, operator, nonce).await {
-                Ok(Some(outcome)) => return outcome,
-                Ok(None) => {}
+                Ok(Look::Mined(outcome)) => return outcome,
+                Ok(Look::Pending) => passed_at = None,
+                // A node can show the nonce consumed a moment before it serves the receipt of the block that
+                // consumed it (anvil commits the state, then stores the block): one look proves nothing. Dead
+                // only when a later look, `DEAD_AFTER` on, still finds no receipt.
+                Ok(Look::Passed) => match passed_at {
+                    Some(t) if t.elapsed() >= DEAD_AFTER => return Outcome::Dead(rows),
+                    Some(_) => {}
+                    None => passed_at = Some(Instant::now()),
+                },
                 Err(e) => tracing::debug!(error = %e, nonce, "looking for a settlement on chain failed; retrying"),
+            }
+            if passed_at.is_some() {
+                tokio::time::sleep(DEAD_AFTER / 4).await;
+                continue;
             }
             let Some(newest) = rows.iter().rev().find(|r| r.status == "pending").cloned() else {
                 return Outcome::Gone;
@@ -192,9 +218,9 @@ impl Settler {
         rows: &[SettlementTx],
         operator: Address,
         nonce: u64,
-    ) -> Result<Option<Outcome>, alloy::transports::TransportError> {
+    ) -> Result<Look, alloy::transports::TransportError> {
         if let Some(m) = self.receipt_of(rows).await? {
-            return Ok(Some(m));
+            return Ok(Look::Mined(m));
         }
         // The number of the operator's transactions mined at the confirmation depth is the next nonce there. The
         // count is read BEFORE the receipts below: whatever consumed the nonce is in a block those reads see.
@@ -202,12 +228,12 @@ impl Settler {
         let at = head.saturating_sub(self.config.confirmations);
         let used = self.provider.get_transaction_count(operator).number(at).await?;
         if used <= nonce {
-            return Ok(None);
+            return Ok(Look::Pending);
         }
         if let Some(m) = self.receipt_of(rows).await? {
-            return Ok(Some(m));
+            return Ok(Look::Mined(m));
         }
-        Ok(Some(Outcome::Dead(rows.to_vec())))
+        Ok(Look::Passed)
     }
 
     async fn receipt_of(&self, rows: &[SettlementTx]) -> Result<Option<Outcome>, alloy::transports::TransportError> {
