@@ -43,6 +43,12 @@ struct Inner {
     per_signer: HashMap<(OrderKind, Address), usize>,
     /// Open orders per (kind, asset): an app order's app, a dataset order's dataset, ...
     per_asset: HashMap<(OrderKind, Address), BTreeMap<Key, Entry>>,
+    /// The same orders per (kind, asset) in no order, in one contiguous run each: a listing's count reads them
+    /// as a stream (the sorted map's nodes, a few KiB each wherever the allocator put them, cost about four
+    /// times as much to walk: docs/benchmarks.md, issue 20).
+    dense: HashMap<(OrderKind, Address), Vec<Entry>>,
+    /// Where each open order sits in its `dense` run.
+    dense_at: HashMap<OrderHash, usize>,
     /// Open workerpool and request orders per (kind, category).
     per_category: HashMap<(OrderKind, u64), usize>,
     /// Open requests per dataset they name.
@@ -234,7 +240,7 @@ impl Book {
         &self,
         kind: OrderKind,
         asset: Option<Address>,
-        filter: impl Fn(&Brief) -> bool,
+        filter: impl Fn(&Brief, &OrderRecord) -> bool,
         skip: usize,
         page_size: usize,
     ) -> Page {
@@ -244,14 +250,21 @@ impl Book {
             Some(a) => g.per_asset.get(&(kind, a)).unwrap_or(&empty),
             None => &g.sorted[slot(kind)],
         };
-        let mut count = 0;
-        let mut orders = Vec::with_capacity(page_size.min(source.len()));
-        for e in source.values().filter(|e| filter(&e.brief)) {
-            if count >= skip && orders.len() < page_size {
-                orders.push(e.record.clone());
+        let admitted = |e: &&Entry| filter(&e.brief, &e.record);
+        let Some(a) = asset else {
+            let mut count = 0;
+            let mut orders = Vec::with_capacity(page_size.min(source.len()));
+            for e in source.values().filter(admitted) {
+                if count >= skip && orders.len() < page_size {
+                    orders.push(e.record.clone());
+                }
+                count += 1;
             }
-            count += 1;
-        }
+            return Page { orders, count };
+        };
+        // The page from the sorted map, stopping once full; the count from the contiguous run.
+        let orders = source.values().filter(admitted).skip(skip).take(page_size).map(|e| e.record.clone()).collect();
+        let count = g.dense.get(&(kind, a)).map_or(0, |d| d.iter().filter(admitted).count());
         Page { orders, count }
     }
 }
@@ -272,8 +285,22 @@ fn insert(g: &mut Inner, record: Arc<OrderRecord>) {
         g.requests_by_dataset.entry(d).or_default().insert(k, record.clone());
     }
     let brief = record.brief();
+    let asset = record.asset();
+    match g.dense_at.get(&record.hash) {
+        Some(&at) => {
+            if let Some(e) = g.dense.get_mut(&(kind, asset)).and_then(|d| d.get_mut(at)) {
+                *e = Entry { brief, record: record.clone() };
+            }
+        }
+        None => {
+            let d = g.dense.entry((kind, asset)).or_default();
+            d.push(Entry { brief, record: record.clone() });
+            let at = d.len() - 1;
+            g.dense_at.insert(record.hash, at);
+        }
+    }
     g.sorted[slot(kind)].insert(k, Entry { brief, record: record.clone() });
-    g.per_asset.entry((kind, record.asset())).or_default().insert(k, Entry { brief, record });
+    g.per_asset.entry((kind, asset)).or_default().insert(k, Entry { brief, record });
 }
 
 fn remove(g: &mut Inner, hash: &OrderHash) -> Option<Arc<OrderRecord>> {
@@ -285,6 +312,22 @@ fn remove(g: &mut Inner, hash: &OrderHash) -> Option<Arc<OrderRecord>> {
         m.remove(&k);
         if m.is_empty() {
             g.per_asset.remove(&(kind, r.asset()));
+        }
+    }
+    if let Some(at) = g.dense_at.remove(hash)
+        && let Some(d) = g.dense.get_mut(&(kind, r.asset()))
+        && at < d.len()
+    {
+        d.swap_remove(at);
+        match d.get(at) {
+            Some(moved) => {
+                let moved = moved.record.hash;
+                g.dense_at.insert(moved, at);
+            }
+            None if d.is_empty() => {
+                g.dense.remove(&(kind, r.asset()));
+            }
+            None => {}
         }
     }
     decrement(&mut g.per_signer, (kind, r.signer));
@@ -315,5 +358,112 @@ fn requested_dataset(r: &OrderRecord) -> Option<Address> {
     match &r.order {
         crate::order::AnyOrder::Request(o) if o.dataset != Address::ZERO => Some(o.dataset),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::order::record::raw_json;
+    use crate::order::{AnyOrder, AppOrder, Domain};
+    use alloy::primitives::{B256, U256};
+    use proptest::prelude::*;
+
+    /// Order `i`: one of two apps, one of three prices, public or restricted to a requester.
+    fn record(i: u8, remaining: u64) -> Arc<OrderRecord> {
+        let order = AnyOrder::App(AppOrder {
+            app: Address::repeat_byte(1 + i % 2),
+            appprice: crate::money::Nrlc(U256::from(i % 3)),
+            volume: U256::from(9),
+            tag: B256::ZERO,
+            datasetrestrict: Address::ZERO,
+            workerpoolrestrict: Address::ZERO,
+            requesterrestrict: if i % 5 == 0 { Address::repeat_byte(7) } else { Address::ZERO },
+            salt: B256::repeat_byte(i),
+            sign: None,
+        });
+        let hash = order.order_hash(&Domain::new(U256::from(1), Address::ZERO));
+        let view = crate::order::convert::engine_order(&order, hash, U256::from(remaining)).expect("small values");
+        Arc::new(OrderRecord {
+            seq: u64::from(i),
+            hash,
+            chain_id: 1,
+            json: raw_json(&order),
+            order,
+            signer: Address::repeat_byte(2),
+            remaining,
+            status: OrderStatus::Open,
+            published_ms: 1_700_000_000_000 + i64::from(i % 4),
+            view,
+            shown: Default::default(),
+        })
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u8),
+        Remove(u8),
+        Remaining(u8, u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u8..24).prop_map(Op::Insert),
+            (0u8..24).prop_map(Op::Remove),
+            (0u8..24, 0u64..4).prop_map(|(i, r)| Op::Remaining(i, r)),
+        ]
+    }
+
+    proptest! {
+        /// A listing's page and count, which come from two structures (the sorted map and the contiguous run),
+        /// are those of the open orders sorted and filtered, after any sequence of inserts, removals and
+        /// volume changes.
+        #[test]
+        fn a_listing_is_the_open_orders_sorted_and_filtered(ops in proptest::collection::vec(op(), 0..80),
+                                                            skip in 0usize..4, size in 1usize..6) {
+            let book = Book::default();
+            let mut open: HashMap<u8, Arc<OrderRecord>> = HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Insert(i) => {
+                        let r = record(i, 3);
+                        book.insert(r.clone());
+                        open.insert(i, r);
+                    }
+                    Op::Remove(i) => {
+                        book.remove(&record(i, 3).hash);
+                        open.remove(&i);
+                    }
+                    Op::Remaining(i, n) => {
+                        book.set_remaining(&[(record(i, 3).hash, n)]);
+                        if let Some(r) = open.get_mut(&i) {
+                            if n == 0 {
+                                open.remove(&i);
+                            } else {
+                                let mut x = OrderRecord::clone(r);
+                                x.remaining = n;
+                                *r = Arc::new(x);
+                            }
+                        }
+                    }
+                }
+            }
+            for app in [Address::repeat_byte(1), Address::repeat_byte(2)] {
+                let public = |b: &Brief, _: &OrderRecord| b.roles.requester.is_zero() && b.remaining >= 2;
+                let mut want: Vec<&Arc<OrderRecord>> = open
+                    .values()
+                    .filter(|r| r.asset() == app && r.roles().requester.is_zero() && r.remaining >= 2)
+                    .collect();
+                want.sort_by_key(|r| key(r));
+                let page = book.query(OrderKind::App, Some(app), public, skip, size);
+                prop_assert_eq!(page.count, want.len());
+                let got: Vec<_> = page.orders.iter().map(|r| (r.hash, r.remaining)).collect();
+                let want: Vec<_> = want.iter().skip(skip).take(size).map(|r| (r.hash, r.remaining)).collect();
+                prop_assert_eq!(got, want);
+            }
+            let g = book.read();
+            prop_assert_eq!(g.dense_at.len(), open.len());
+            prop_assert_eq!(g.dense.values().map(Vec::len).sum::<usize>(), open.len());
+        }
     }
 }

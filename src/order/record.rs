@@ -338,33 +338,78 @@ impl OrderRecord {
 }
 
 /// What listings filter an order on, copied out of its record when it enters the book (see
-/// `market::book::Book::query`).
+/// `market::book::Book::query`). Small on purpose: a listing's count walks every order of an asset, and the walk
+/// costs what it reads (addresses as [`Short`], the tag as its low 8 bytes). Whatever the short forms cannot
+/// decide is confirmed on the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Brief {
     pub kind: OrderKind,
-    pub signer: Address,
-    pub asset: Address,
-    pub roles: Roles,
+    /// Any of the tag's first 24 bytes set: `tag_low` is not the whole tag.
+    pub tag_high: bool,
+    pub signer: Short,
+    pub roles: ShortRoles,
     pub price: u64,
     pub volume: u64,
     pub remaining: u64,
-    pub tag: [u8; 32],
+    /// The tag's last 8 bytes, where iExec's tags put their bits (TEE, GPU, ...).
+    pub tag_low: u64,
     pub category: Option<u64>,
     /// A workerpool order's or a request's trust.
     pub trust: Option<u64>,
 }
 
+/// An address by its first 8 bytes, for listings' filters: zero exactly for the zero address (so "public" is
+/// decided here), equal for equal addresses, and equal for some distinct ones (anyone can grind an address
+/// sharing a prefix), so equality with a nonzero address is confirmed on the full address ([`Short::is`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Short(u64);
+
+impl Short {
+    pub fn of(a: &Address) -> Short {
+        let prefix = u64::from_be_bytes(a.0[..8].try_into().unwrap_or_default());
+        // A nonzero address with 8 zero leading bytes must not read as public.
+        if prefix == 0 && !a.is_zero() { Short(1) } else { Short(prefix) }
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether this is `a`; `full` gives the whole address, read only when the prefixes agree on a nonzero one.
+    pub fn is(self, a: &Address, full: impl FnOnce() -> Address) -> bool {
+        self == Short::of(a) && (self.is_zero() || full() == *a)
+    }
+}
+
+/// [`Roles`] as [`Short`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShortRoles {
+    pub app: Short,
+    pub dataset: Short,
+    pub workerpool: Short,
+    pub requester: Short,
+    pub beneficiary: Short,
+}
+
 impl OrderRecord {
     pub fn brief(&self) -> Brief {
+        let tag = self.tag();
+        let r = self.roles();
         Brief {
             kind: self.kind(),
-            signer: self.signer,
-            asset: self.asset(),
-            roles: self.roles(),
+            tag_high: tag[..24].iter().any(|b| *b != 0),
+            signer: Short::of(&self.signer),
+            roles: ShortRoles {
+                app: Short::of(&r.app),
+                dataset: Short::of(&r.dataset),
+                workerpool: Short::of(&r.workerpool),
+                requester: Short::of(&r.requester),
+                beneficiary: Short::of(&r.beneficiary),
+            },
             price: self.price(),
             volume: self.volume(),
             remaining: self.remaining,
-            tag: self.tag(),
+            tag_low: u64::from_be_bytes(tag[24..].try_into().unwrap_or_default()),
             category: self.category(),
             trust: match self.view {
                 m::Order::Workerpool(o) => Some(o.trust),

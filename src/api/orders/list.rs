@@ -9,7 +9,7 @@ use crate::api::state::AppState;
 use crate::api::validate::{self, AddressOrAny, Param, Params, Query};
 use crate::ids::OrderHash;
 use crate::order::OrderKind;
-use crate::order::record::{Brief, MAX_SAFE, OrderRecord, OrderStatus};
+use crate::order::record::{Brief, MAX_SAFE, OrderRecord, OrderStatus, Short};
 use crate::wire::iso_time;
 use actix_web::{HttpRequest, HttpResponse, web};
 use alloy::primitives::Address;
@@ -112,11 +112,12 @@ impl Restrict {
         }
     }
 
-    fn admits(self, restrict: Address) -> bool {
+    /// `short` is the order's restriction; `full` gives it whole (read only to confirm a prefix match).
+    fn admits(self, short: Short, full: impl FnOnce() -> Address) -> bool {
         match self {
-            Restrict::PublicOnly => restrict == Address::ZERO,
+            Restrict::PublicOnly => short.is_zero(),
             Restrict::Any => true,
-            Restrict::To(a, strict) => restrict == a || (!strict && restrict == Address::ZERO),
+            Restrict::To(a, strict) => (!strict && short.is_zero()) || short.is(&a, full),
         }
     }
 }
@@ -129,19 +130,31 @@ fn exact(p: &Params, name: &str) -> Option<Address> {
     }
 }
 
-type Filter = Box<dyn Fn(&Brief) -> bool + Send + Sync>;
+/// `minTag` (every bit of `m` set) or, with `within`, `maxTag` (no bit outside `m`), on the brief's low 8 bytes
+/// when the order's and the filter's tags fit in them, else on the record's whole tag.
+fn tag_check(b: &Brief, r: &OrderRecord, m: &[u8; 32], within: bool) -> bool {
+    let low = |t: &[u8; 32]| u64::from_be_bytes(t[24..].try_into().unwrap_or_default());
+    if !b.tag_high && m[..24].iter().all(|x| *x == 0) {
+        let (t, m) = (b.tag_low, low(m));
+        return if within { t & !m == 0 } else { t & m == m };
+    }
+    let t = r.tag();
+    if within { t.iter().zip(m).all(|(a, b)| a & !b == 0) } else { t.iter().zip(m).all(|(a, b)| a & b == *b) }
+}
 
-/// The listing's filter for `kind`, and the asset whose index narrows the walk.
+type Filter = Box<dyn Fn(&Brief, &OrderRecord) -> bool + Send + Sync>;
+
+/// The listing's filter for `kind`, and the asset whose index narrows the walk. It decides on the order's
+/// [`Brief`] and reads the record only to confirm what the brief's short forms cannot tell.
 fn filter(kind: OrderKind, p: &Params) -> (Option<Address>, Filter) {
     // The zero tag as minTag asks for nothing (the peer ignores it).
     let min_tag = p.bytes32("minTag").map(|t| t.0);
     let max_tag = p.bytes32("maxTag").map(|t| t.0);
     let min_volume = p.int("minVolume");
-    let common = move |r: &Brief| {
-        let t = r.tag;
-        min_tag.is_none_or(|m| t.iter().zip(m).all(|(a, b)| a & b == b))
-            && max_tag.is_none_or(|m| t.iter().zip(m).all(|(a, b)| a & !b == 0))
-            && min_volume.is_none_or(|v| r.remaining >= v)
+    let common = move |b: &Brief, r: &OrderRecord| {
+        min_tag.is_none_or(|m| tag_check(b, r, &m, false))
+            && max_tag.is_none_or(|m| tag_check(b, r, &m, true))
+            && min_volume.is_none_or(|v| b.remaining >= v)
     };
     let category = p.int("category");
     match kind {
@@ -159,26 +172,31 @@ fn filter(kind: OrderKind, p: &Params) -> (Option<Address>, Filter) {
             let min_trust = p.int("minTrust").filter(|t| *t > 1);
             let bulk_only = p.bool("bulkOnly").unwrap_or(false);
             let max_price = p.int("maxPrice");
-            let f = move |r: &Brief| {
-                let roles = r.roles;
+            let f = move |b: &Brief, r: &OrderRecord| {
+                let roles = b.roles;
                 let restrictions = match kind {
-                    OrderKind::App => dataset.admits(roles.dataset) && workerpool.admits(roles.workerpool),
+                    OrderKind::App => {
+                        dataset.admits(roles.dataset, || r.roles().dataset)
+                            && workerpool.admits(roles.workerpool, || r.roles().workerpool)
+                    }
                     OrderKind::Dataset => {
-                        app.admits(roles.app) && workerpool.admits(roles.workerpool) && (!bulk_only || is_bulk_brief(r))
+                        app.admits(roles.app, || r.roles().app)
+                            && workerpool.admits(roles.workerpool, || r.roles().workerpool)
+                            && (!bulk_only || is_bulk_brief(b))
                     }
                     _ => {
-                        app.admits(roles.app)
-                            && dataset.admits(roles.dataset)
-                            && category.is_none_or(|c| r.category == Some(c))
+                        app.admits(roles.app, || r.roles().app)
+                            && dataset.admits(roles.dataset, || r.roles().dataset)
+                            && category.is_none_or(|c| b.category == Some(c))
                             && min_trust
-                                .is_none_or(|t| r.kind == OrderKind::Workerpool && r.trust.is_some_and(|x| x >= t))
+                                .is_none_or(|t| b.kind == OrderKind::Workerpool && b.trust.is_some_and(|x| x >= t))
                     }
                 };
                 restrictions
-                    && requester.admits(roles.requester)
-                    && owner.is_none_or(|o| r.signer == o)
-                    && max_price.is_none_or(|m| r.price <= m)
-                    && common(r)
+                    && requester.admits(roles.requester, || r.roles().requester)
+                    && owner.is_none_or(|o| b.signer.is(&o, || r.signer))
+                    && max_price.is_none_or(|m| b.price <= m)
+                    && common(b, r)
             };
             (own, Box::new(f))
         }
@@ -191,16 +209,16 @@ fn filter(kind: OrderKind, p: &Params) -> (Option<Address>, Filter) {
             let workerpool = Restrict::of(p, "workerpool", "isWorkerpoolStrict");
             let max_trust = p.int("maxTrust");
             let min_price = p.int("minPrice");
-            let f = move |r: &Brief| {
-                let roles = r.roles;
-                dataset.is_none_or(|d| roles.dataset == d)
-                    && requester.is_none_or(|a| roles.requester == a)
-                    && beneficiary.is_none_or(|b| roles.beneficiary == b)
-                    && workerpool.admits(roles.workerpool)
-                    && category.is_none_or(|c| r.category == Some(c))
-                    && max_trust.is_none_or(|t| r.kind == OrderKind::Request && r.trust.is_some_and(|x| x <= t))
-                    && min_price.is_none_or(|m| r.price >= m)
-                    && common(r)
+            let f = move |b: &Brief, r: &OrderRecord| {
+                let roles = b.roles;
+                dataset.is_none_or(|d| roles.dataset.is(&d, || r.roles().dataset))
+                    && requester.is_none_or(|a| roles.requester.is(&a, || r.roles().requester))
+                    && beneficiary.is_none_or(|x| roles.beneficiary.is(&x, || r.roles().beneficiary))
+                    && workerpool.admits(roles.workerpool, || r.roles().workerpool)
+                    && category.is_none_or(|c| b.category == Some(c))
+                    && max_trust.is_none_or(|t| b.kind == OrderKind::Request && b.trust.is_some_and(|x| x <= t))
+                    && min_price.is_none_or(|m| b.price >= m)
+                    && common(b, r)
             };
             (app, Box::new(f))
         }
@@ -439,6 +457,121 @@ pub(super) mod tests {
             view,
             shown: Default::default(),
         })
+    }
+
+    /// Addresses that [`Short`] cannot tell apart by itself: two sharing their first 8 bytes, one with 8 zero
+    /// leading bytes (not public), and the zero address.
+    fn tricky_addresses() -> [Address; 5] {
+        let mut a = [0x11u8; 20];
+        let mut b = a;
+        b[19] = 0x22;
+        let mut c = [0u8; 20];
+        c[19] = 1;
+        a[8] = 0x33;
+        [Address::ZERO, Address::from(a), Address::from(b), Address::from(c), Address::repeat_byte(0x44)]
+    }
+
+    fn tricky_tags() -> [B256; 5] {
+        let mut high = [0u8; 32];
+        high[0] = 0x80;
+        let mut both = high;
+        both[31] = 1;
+        [B256::ZERO, B256::with_last_byte(1), B256::with_last_byte(3), B256::from(high), B256::from(both)]
+    }
+
+    fn record_of(order: AnyOrder, signer: Address) -> OrderRecord {
+        let hash = order.order_hash(&Domain::new(U256::from(1), Address::ZERO));
+        let view = crate::order::convert::engine_order(&order, hash, U256::from(3)).expect("small values");
+        OrderRecord {
+            seq: 1,
+            hash,
+            chain_id: 1,
+            json: raw_json(&order),
+            order,
+            signer,
+            remaining: 3,
+            status: OrderStatus::Open,
+            published_ms: 1_700_000_000_000,
+            view,
+            shown: Default::default(),
+        }
+    }
+
+    /// A restriction query parameter: absent, `any`, or an address, strict or not.
+    fn restrict_param(name: &str, strict: &str, choice: (u8, usize, bool)) -> String {
+        let a = tricky_addresses()[choice.1 % 5];
+        match choice.0 % 3 {
+            0 => String::new(),
+            1 => format!("&{name}=any"),
+            _ => format!("&{name}={a:#x}&{strict}={}", choice.2),
+        }
+    }
+
+    fn reference_restrict(q: &str, name: &str, strict: &str, restrict: Address) -> bool {
+        let p: std::collections::HashMap<_, _> =
+            q.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        match p.get(name).map(String::as_str) {
+            None => restrict.is_zero(),
+            Some("any") => true,
+            Some(a) => {
+                let a: Address = a.parse().expect("address");
+                restrict == a || (p.get(strict).map(String::as_str) != Some("true") && restrict.is_zero())
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The listing filter decides on the book's short forms (8-byte addresses, the tag's low bytes) and the
+        /// record: it admits exactly the orders that a filter on the whole fields admits, also for addresses
+        /// that share a prefix, one that looks public by its prefix, and tags beyond the low bytes.
+        #[test]
+        fn the_short_filter_admits_what_the_whole_fields_admit(
+            roles in proptest::array::uniform4(0usize..5),
+            tag in 0usize..5,
+            dataset in (0u8..3, 0usize..5, proptest::bool::ANY),
+            workerpool in (0u8..3, 0usize..5, proptest::bool::ANY),
+            requester in (0u8..3, 0usize..5, proptest::bool::ANY),
+            owner in proptest::option::of(0usize..5),
+            min_tag in proptest::option::of(0usize..5),
+            max_tag in proptest::option::of(0usize..5),
+        ) {
+            let addrs = tricky_addresses();
+            let tags = tricky_tags();
+            let order = AnyOrder::App(AppOrder {
+                app: Address::repeat_byte(1),
+                appprice: crate::money::Nrlc(U256::from(5)),
+                volume: U256::from(3),
+                tag: tags[tag],
+                datasetrestrict: addrs[roles[0]],
+                workerpoolrestrict: addrs[roles[1]],
+                requesterrestrict: addrs[roles[2]],
+                salt: B256::repeat_byte(1),
+                sign: None,
+            });
+            let r = record_of(order, addrs[roles[3]]);
+            let mut q = format!("app={:#x}", Address::repeat_byte(1));
+            q += &restrict_param("dataset", "isDatasetStrict", dataset);
+            q += &restrict_param("workerpool", "isWorkerpoolStrict", workerpool);
+            q += &restrict_param("requester", "isRequesterStrict", requester);
+            if let Some(o) = owner {
+                q += &format!("&appOwner={:#x}", addrs[o]);
+            }
+            for (name, t) in [("minTag", min_tag), ("maxTag", max_tag)] {
+                if let Some(t) = t {
+                    q += &format!("&{name}={:#x}", tags[t]);
+                }
+            }
+            let p = validate::params(&Query::parse(&q), &spec(OrderKind::App), &[]).expect("valid query");
+            let (_, f) = filter(OrderKind::App, &p);
+            let t = tags[tag].0;
+            let expected = reference_restrict(&q, "dataset", "isDatasetStrict", addrs[roles[0]])
+                && reference_restrict(&q, "workerpool", "isWorkerpoolStrict", addrs[roles[1]])
+                && reference_restrict(&q, "requester", "isRequesterStrict", addrs[roles[2]])
+                && owner.is_none_or(|o| addrs[o] == addrs[roles[3]])
+                && min_tag.is_none_or(|m| t.iter().zip(tags[m].0).all(|(a, b)| a & b == b))
+                && max_tag.is_none_or(|m| t.iter().zip(tags[m].0).all(|(a, b)| a & !b == 0));
+            proptest::prop_assert_eq!(f(&r.brief(), &r), expected, "{}", q);
+        }
     }
 
     #[tokio::test]

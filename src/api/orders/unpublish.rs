@@ -75,11 +75,11 @@ pub async fn unpublish(
         },
         Target::Last(resource) | Target::All(resource) => {
             let last = matches!(target, Target::Last(_));
-            let mine = |r: &crate::order::record::Brief| {
-                r.signer == who
-                    && match r.kind {
-                        OrderKind::Request => r.roles.requester == resource,
-                        _ => r.asset == resource,
+            let mine = |b: &crate::order::record::Brief, r: &crate::order::record::OrderRecord| {
+                b.signer.is(&who, || r.signer)
+                    && match b.kind {
+                        OrderKind::Request => b.roles.requester.is(&resource, || r.roles().requester),
+                        _ => r.asset() == resource,
                     }
             };
             let index = (kind != OrderKind::Request).then_some(resource);
