@@ -378,7 +378,7 @@ mod tests {
             tag: B256::ZERO,
             datasetrestrict: Address::ZERO,
             workerpoolrestrict: Address::ZERO,
-            requesterrestrict: if i % 5 == 0 { Address::repeat_byte(7) } else { Address::ZERO },
+            requesterrestrict: if i.is_multiple_of(5) { Address::repeat_byte(7) } else { Address::ZERO },
             salt: B256::repeat_byte(i),
             sign: None,
         });

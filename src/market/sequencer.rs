@@ -16,7 +16,7 @@ use super::{Listener, MarketError, MarketEvent, MarketStats, PublishError, publi
 use crate::chain::update::{ChainUpdate, RebuildStep};
 use crate::ids::OrderHash;
 use crate::order::record::{OrderRecord, OrderStatus};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, orders};
 use alloy::primitives::Address;
 use dashmap::DashMap;
 use dragon_matching as m;
@@ -381,7 +381,7 @@ impl Sequencer {
             })
             .filter(|r| once.insert(r.hash))
             .collect();
-        // Asked before they are noted: hashes no table can hold are inserted without the conflict check.
+        // Asked before they are noted: hashes no table can hold are copied in, without the conflict check.
         let fresh = records.iter().all(|r| !self.store.may_hold(&r.hash));
         // Before the commit, so that no publication can find the store silent about a hash it holds.
         self.store.note_hashes(records.iter().map(|r| &r.hash));
@@ -389,14 +389,19 @@ impl Sequencer {
         if !ops.iter().any(|op| matches!(op, Op::Close { .. })) {
             let inserted = if records.is_empty() {
                 Vec::new()
+            } else if fresh {
+                match orders::copy_fresh(&client, &records).await {
+                    Ok(()) => records.iter().map(|r| r.hash).collect(),
+                    Err(e) if orders::is_unique_violation(&e) => orders::insert(&client, &records).await?,
+                    Err(e) => return Err(e),
+                }
             } else {
-                crate::store::orders::insert(&client, &records, fresh).await?
+                orders::insert(&client, &records).await?
             };
             return Ok((inserted.into_iter().map(|h| (h, ())).collect(), Vec::new()));
         }
         let tx = client.transaction().await?;
-        let inserted =
-            if records.is_empty() { Vec::new() } else { crate::store::orders::insert(&tx, &records, false).await? };
+        let inserted = if records.is_empty() { Vec::new() } else { orders::insert(&tx, &records).await? };
         let mut closed = Vec::new();
         for op in ops {
             if let Op::Close { hashes, status, .. } = op {

@@ -937,3 +937,84 @@ async fn the_book_caps_keep_engine_work_bounded() {
     assert_eq!(server.publish(&w.owner, &w.pool_order(50, 1, 2, 8)).await.0, 200);
     server.shutdown().await;
 }
+
+/// A workerpool order record at `price` (restricted to a requester when `salt` is odd), as the sequencer hands
+/// it to the store.
+fn pool_record(seq: u64, price: u64, salt: u8) -> dragon::order::record::OrderRecord {
+    use dragon::order::record::{OrderRecord, OrderStatus, raw_json};
+    let mut o = pool_order_of(Address::repeat_byte(7), price, 4, 3, salt);
+    if let AnyOrder::Workerpool(w) = &mut o
+        && salt % 2 == 1
+    {
+        w.requesterrestrict = Address::repeat_byte(9);
+        w.tag = B256::with_last_byte(1);
+    }
+    let hash = o.order_hash(&Domain::new(U256::from(31337), Address::repeat_byte(1)));
+    let view = dragon::order::convert::engine_order(&o, hash, U256::from(4)).expect("small values");
+    OrderRecord {
+        seq,
+        hash,
+        chain_id: 31337,
+        json: raw_json(&o),
+        order: o,
+        signer: Address::repeat_byte(8),
+        remaining: 3,
+        status: OrderStatus::Open,
+        published_ms: 1_700_000_000_123,
+        view,
+        shown: Default::default(),
+    }
+}
+
+/// Every column of a stored order but its hash, arrival number and body, as text.
+async fn stored_row(c: &tokio_postgres::Client, hash: &[u8]) -> Vec<Option<String>> {
+    let row = c
+        .query_one(
+            "SELECT chain_id::text, kind, signer::text, asset::text, owner::text, price::text, volume::text,
+                    tag::text, category::text, trust::text, app::text, dataset::text, workerpool::text,
+                    requester::text, beneficiary::text, remaining::text, status,
+                    (extract(epoch FROM published_at) * 1000)::bigint::text, closed_block::text
+             FROM orders WHERE order_hash = $1",
+            &[&hash],
+        )
+        .await
+        .expect("stored row");
+    (0..row.len()).map(|i| row.get(i)).collect()
+}
+
+/// The group insert's fast path (binary COPY, for hashes no row holds) stores exactly the rows that the
+/// INSERT stores, prices across NUMERIC's base-10000 digits included; a COPY meeting a stored hash is refused
+/// whole, and the INSERT it falls back to skips that one and stores the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_copied_in_are_the_rows_an_insert_stores() {
+    use dragon::store::orders;
+    let store =
+        dragon::store::Store::connect(&database().await, dragon::store::StoreConfig::default()).await.expect("store");
+    let c = store.client().await.expect("client");
+    let prices = [0, 1, 9_999, 10_000, 10_001, 100_000_000, 123_456_789_012, u64::MAX];
+    let copied: Vec<_> = prices.iter().enumerate().map(|(i, p)| pool_record(i as u64 + 1, *p, i as u8)).collect();
+    let inserted: Vec<_> =
+        prices.iter().enumerate().map(|(i, p)| pool_record(i as u64 + 101, *p, i as u8 + 100)).collect();
+    orders::copy_fresh(&c, &copied.iter().collect::<Vec<_>>()).await.expect("copy");
+    let hashes = orders::insert(&c, &inserted.iter().collect::<Vec<_>>()).await.expect("insert");
+    assert_eq!(hashes.len(), prices.len());
+    for (a, b) in copied.iter().zip(&inserted) {
+        let (ra, rb) = (stored_row(&c, a.hash.0.as_slice()).await, stored_row(&c, b.hash.0.as_slice()).await);
+        assert_eq!(ra, rb, "price {}", a.price());
+        assert_eq!(ra[5].as_deref(), Some(a.price().to_string().as_str()));
+        let body: String = c
+            .query_one("SELECT body FROM orders WHERE order_hash = $1", &[&a.hash.0.as_slice()])
+            .await
+            .expect("body")
+            .get(0);
+        assert_eq!(body, a.json.get());
+    }
+    // One stored hash among new ones: the COPY is refused whole, the INSERT takes the new ones only.
+    let again = [pool_record(201, prices[1], 1), pool_record(202, 6, 201), pool_record(203, 7, 202)];
+    let err = orders::copy_fresh(&c, &again.iter().collect::<Vec<_>>()).await.expect_err("duplicate refused");
+    assert!(orders::is_unique_violation(&err), "{err}");
+    let n: i64 = c.query_one("SELECT count(*) FROM orders", &[]).await.expect("count").get(0);
+    assert_eq!(n, 16, "nothing of the refused COPY is stored");
+    let taken = orders::insert(&c, &again.iter().collect::<Vec<_>>()).await.expect("insert");
+    assert_eq!(taken, vec![again[1].hash, again[2].hash]);
+}

@@ -58,7 +58,7 @@ pub fn sent(r: Result<(), alloy::transports::TransportError>) -> Sent {
 
 /// What one look at the chain found for a followed nonce.
 enum Look {
-    Mined(Outcome),
+    Mined(Box<Outcome>),
     /// Not mined, nonce unused: it may still land.
     Pending,
     /// The nonce is used and no row of ours has a receipt, yet.
@@ -166,7 +166,7 @@ impl Settler {
                 }
             };
             match self.check(&rows, operator, nonce).await {
-                Ok(Look::Mined(outcome)) => return outcome,
+                Ok(Look::Mined(outcome)) => return *outcome,
                 Ok(Look::Pending) => passed_at = None,
                 // A node can show the nonce consumed a moment before it serves the receipt of the block that
                 // consumed it (anvil commits the state, then stores the block): one look proves nothing. Dead
@@ -220,7 +220,7 @@ impl Settler {
         nonce: u64,
     ) -> Result<Look, alloy::transports::TransportError> {
         if let Some(m) = self.receipt_of(rows).await? {
-            return Ok(Look::Mined(m));
+            return Ok(Look::Mined(Box::new(m)));
         }
         // The number of the operator's transactions mined at the confirmation depth is the next nonce there. The
         // count is read BEFORE the receipts below: whatever consumed the nonce is in a block those reads see.
@@ -231,7 +231,7 @@ impl Settler {
             return Ok(Look::Pending);
         }
         if let Some(m) = self.receipt_of(rows).await? {
-            return Ok(Look::Mined(m));
+            return Ok(Look::Mined(Box::new(m)));
         }
         Ok(Look::Passed)
     }
