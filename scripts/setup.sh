@@ -24,6 +24,8 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 { command -v slurmctld >/dev/null 2>&1 && command -v slurmd >/dev/null 2>&1 && command -v sbatch >/dev/null 2>&1; } \
   || need_apt+=(slurm-wlm)
 { command -v munged >/dev/null 2>&1 && command -v mungekey >/dev/null 2>&1; } || need_apt+=(munge)
+# NATS, the bus between exchange instances (the cluster's tests start a nats-server of their own).
+command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
 # Python 3 with venv, for Schemathesis (the API's contract test), installed from PyPI below.
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # (Debian's python3 lacks ensurepip, which `python3 -m venv` needs, until python3-venv is installed.)

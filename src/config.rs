@@ -142,6 +142,8 @@ pub struct Config {
     /// How this instance keeps its leases (the settler's): several instances on one PostgreSQL settle through
     /// one leader.
     pub lease: crate::cluster::LeaseConfig,
+    /// NATS (`[nats] url`, or `DRAGON_NATS_URL`): the feed goes between instances; none for one instance.
+    pub nats: crate::cluster::bus::NatsConfig,
 }
 
 impl Config {
@@ -160,6 +162,7 @@ impl Config {
             settler: Default::default(),
             sync: Default::default(),
             lease: Default::default(),
+            nats: Default::default(),
         }
     }
 }
@@ -169,7 +172,7 @@ impl Config {
 pub struct ServeArgs {
     /// TOML file with any of: listen, rpc_url, deployment, max_open_orders, max_requests_per_asset,
     /// max_orders_per_category, max_order_bytes, max_params_bytes, confirmations, settle_batch, [limits], [feed],
-    /// [settlement] (gas budgets), [lease] (renew_ms, ttl_ms).
+    /// [settlement] (gas budgets), [lease] (renew_ms, ttl_ms), [nats] (url).
     #[arg(long, env = "DRAGON_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Address the REST API listens on [default: 127.0.0.1:8080].
@@ -206,6 +209,8 @@ struct FileConfig {
     settlement: Option<crate::chain::settler::Budgets>,
     /// Lease renewal period and TTL.
     lease: Option<crate::cluster::LeaseConfig>,
+    /// NATS, for the feed between instances.
+    nats: Option<crate::cluster::bus::NatsConfig>,
 }
 
 impl ServeArgs {
@@ -252,6 +257,14 @@ impl ServeArgs {
         }
         if let Some(l) = file.lease {
             config.lease = l;
+        }
+        if let Some(n) = file.nats {
+            config.nats = n;
+        }
+        if let Ok(url) = std::env::var("DRAGON_NATS_URL")
+            && !url.is_empty()
+        {
+            config.nats.url = Some(url);
         }
         config.operator_key = operator_key_from_env()?;
         validate(&config)?;

@@ -116,6 +116,11 @@ impl AppState {
                 None
             }
         };
+        if let Some(url) = &config.nats.url {
+            crate::cluster::bus::start(url, &feed, d.chain_id, crate::store::leases::instance_id(), &background)
+                .await?;
+            tracing::info!(%url, "the feed is cluster-wide, through NATS");
+        }
         sync.attach(market.clone(), settler.clone());
         let sync_stats = sync.stats.clone();
         background.push(tokio::spawn(sync.run(background.stopping())));
@@ -216,7 +221,7 @@ fn publish_event(feed: &Feed, chain_id: u64, e: &MarketEvent) {
         v
     };
     // Nobody listening: skip building the payloads.
-    if feed.subscribers() == 0 {
+    if !feed.wanted() {
         return;
     }
     match e {

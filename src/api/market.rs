@@ -46,6 +46,11 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
             "Reads of the node that filled the chain index (an asset, account or address seen for the first time).",
             m.reader.cold_reads(),
         ),
+        (
+            "dragon_feed_relay_dropped_total",
+            "Feed events not sent to NATS: the queue to it was full (cluster-wide feed only).",
+            state.feed.stats().relay_dropped,
+        ),
     ] {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"));
     }

@@ -5,6 +5,7 @@
 //! lease for this process and says, through a `watch` channel, which tenure (if any) it holds; the owner of the
 //! work (the settler) acts only while it holds one, and passes that tenure's [`Fence`] to every write it makes.
 
+pub mod bus;
 pub mod lease;
 
 pub use crate::store::leases::Fence;

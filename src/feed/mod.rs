@@ -115,6 +115,8 @@ pub struct FeedStats {
     pub delivered: u64,
     /// Connections closed because their queue was full.
     pub dropped_slow: u64,
+    /// Events not sent to NATS because the queue to it was full (cluster-wide feed only).
+    pub relay_dropped: u64,
 }
 
 /// The live feed. Cloning is an `Arc` clone; every clone publishes to the same subscribers.
@@ -135,6 +137,22 @@ struct Inner {
     sessions: socketio::Sessions,
     /// Open connections per client address; an address leaves the map with its last connection.
     per_ip: std::sync::Mutex<HashMap<IpAddr, usize>>,
+    /// Set when the feed is cluster-wide (`cluster/bus.rs`): events go to NATS, and come back to
+    /// [`Feed::deliver`] from there.
+    relay: std::sync::OnceLock<mpsc::Sender<Relayed>>,
+    /// Events the relay's queue had no room for.
+    relay_dropped: AtomicU64,
+}
+
+/// One feed event as it travels between instances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Relayed {
+    pub chain_id: u64,
+    pub topic: Topic,
+    pub category: Option<u64>,
+    pub event: String,
+    pub data: serde_json::Value,
 }
 
 type RouteKey = (u64, Topic);
@@ -253,13 +271,49 @@ impl Feed {
                 next_conn: AtomicU64::new(1),
                 sessions: socketio::Sessions::default(),
                 per_ip: std::sync::Mutex::new(HashMap::new()),
+                relay: std::sync::OnceLock::new(),
+                relay_dropped: AtomicU64::new(0),
             }),
         }
     }
 
     /// Sends `event` with `data` to every connection subscribed to `(chain_id, topic)` whose category filter
-    /// lets `category` through. Never blocks: a subscriber whose queue is full is closed instead.
+    /// lets `category` through: here, or, when the feed is cluster-wide, on every instance through NATS.
+    /// Never blocks: a subscriber whose queue is full is closed instead, and a full relay queue drops the event.
     pub fn publish(&self, chain_id: u64, topic: Topic, category: Option<u64>, event: &str, data: &serde_json::Value) {
+        let Some(relay) = self.inner.relay.get() else {
+            return self.deliver_to_connections(chain_id, topic, category, event, data);
+        };
+        let e = Relayed { chain_id, topic, category, event: event.to_owned(), data: data.clone() };
+        if relay.try_send(e).is_err() && self.inner.relay_dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!("the feed's queue to NATS is full: events are dropped (counted in feed_relay_dropped)");
+        }
+    }
+
+    /// Makes the feed cluster-wide: from now on [`Feed::publish`] hands events to `tx`, and they reach this
+    /// instance's connections through [`Feed::deliver`] only. Set once; later calls are ignored.
+    pub fn relay_to(&self, tx: mpsc::Sender<Relayed>) {
+        let _ = self.inner.relay.set(tx);
+    }
+
+    /// Whether an event published now can reach anyone: a connection here, or other instances.
+    pub fn wanted(&self) -> bool {
+        self.inner.relay.get().is_some() || self.subscribers() > 0
+    }
+
+    /// An event that came through NATS, to this instance's connections.
+    pub fn deliver(&self, e: &Relayed) {
+        self.deliver_to_connections(e.chain_id, e.topic, e.category, &e.event, &e.data);
+    }
+
+    fn deliver_to_connections(
+        &self,
+        chain_id: u64,
+        topic: Topic,
+        category: Option<u64>,
+        event: &str,
+        data: &serde_json::Value,
+    ) {
         let routes = self.inner.routes.read().unwrap_or_else(PoisonError::into_inner);
         let Some(subs) = routes.get(&(chain_id, topic)) else { return };
         let mut plain: Option<ByteString> = None;
@@ -294,6 +348,7 @@ impl Feed {
             subscribers: self.subscribers(),
             delivered: self.inner.delivered.load(Ordering::Relaxed),
             dropped_slow: self.inner.dropped_slow.load(Ordering::Relaxed),
+            relay_dropped: self.inner.relay_dropped.load(Ordering::Relaxed),
         }
     }
 

@@ -191,6 +191,7 @@ impl Market {
             book: book.clone(),
             listener: listener.clone(),
             next_seq: 0,
+            seq_end: 0,
             stats: stats.clone(),
             max_group: config.max_group,
             chain_id,

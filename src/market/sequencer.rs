@@ -119,6 +119,8 @@ pub(super) struct Sequencer {
     pub(super) book: Arc<Book>,
     pub(super) listener: Listener,
     pub(super) next_seq: u64,
+    /// The end (exclusive) of the block of arrival numbers `next_seq` is taken from (`store::orders::SEQ_BLOCK`).
+    pub(super) seq_end: u64,
     pub(super) stats: Arc<MarketStats>,
     pub(super) max_group: usize,
     pub(super) chain_id: u64,
@@ -287,19 +289,42 @@ impl Sequencer {
         tracing::debug!("sequencer drained");
     }
 
+    /// Takes the next block of arrival numbers from the store: blocks rise, so numbers keep rising here, and no
+    /// other instance on the database is given these.
+    async fn reserve_seqs(&mut self) -> Result<(), StoreError> {
+        let client = self.store.client().await?;
+        let start = crate::store::orders::reserve_seq_block(&**client).await?;
+        self.next_seq = start.max(self.next_seq);
+        self.seq_end = start + crate::store::orders::SEQ_BLOCK;
+        Ok(())
+    }
+
     /// Writes a group of publications and closes in one transaction, then applies it to the book, the engine and
     /// the feed. Returns the apps and datasets whose orders left the book.
     async fn commit(&mut self, mut ops: Vec<Op>) -> Gone {
         // Arrival numbers in queue order; a number lost to a failed commit leaves a harmless gap.
-        for op in &mut ops {
+        let mut numbered = Ok(());
+        'numbering: for op in &mut ops {
             if let Op::Publish { records, .. } = op {
                 for r in records {
+                    if self.next_seq >= self.seq_end {
+                        match self.reserve_seqs().await {
+                            Ok(()) => {}
+                            Err(e) => {
+                                numbered = Err(e);
+                                break 'numbering;
+                            }
+                        }
+                    }
                     r.seq = self.next_seq;
                     self.next_seq += 1;
                 }
             }
         }
-        let outcome = self.write(&ops).await;
+        let outcome = match numbered {
+            Ok(()) => self.write(&ops).await,
+            Err(e) => Err(e),
+        };
         let (mut inserted, closed) = match outcome {
             Ok(x) => x,
             Err(e) => {

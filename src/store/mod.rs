@@ -44,6 +44,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (11, "0011_order_marks.sql", include_str!("../../schema/0011_order_marks.sql")),
     (12, "0012_orders_lean.sql", include_str!("../../schema/0012_orders_lean.sql")),
     (13, "0013_leases.sql", include_str!("../../schema/0013_leases.sql")),
+    (14, "0014_seq_blocks.sql", include_str!("../../schema/0014_seq_blocks.sql")),
 ];
 
 /// A connection that keeps its prepared statements (deadpool's wrapper, or a transaction on it): the statements

@@ -307,6 +307,15 @@ pub async fn get(client: &impl GenericClient, hash: &OrderHash) -> Result<Option
 }
 
 /// The highest arrival number given so far (0 when none).
+/// Arrival numbers per block taken from `orders_seq_blocks` (schema/0014_seq_blocks.sql).
+pub const SEQ_BLOCK: u64 = 4096;
+
+/// A block of arrival numbers no other instance holds: `[start, start + SEQ_BLOCK)`.
+pub async fn reserve_seq_block(client: &impl GenericClient) -> Result<u64, StoreError> {
+    let b: i64 = client.query_one("SELECT nextval('orders_seq_blocks')", &[]).await?.get(0);
+    Ok(b as u64 * SEQ_BLOCK)
+}
+
 pub async fn max_seq(client: &impl GenericClient) -> Result<u64, StoreError> {
     let v: i64 = client.query_one("SELECT COALESCE(MAX(seq), 0) FROM orders", &[]).await?.get(0);
     Ok(v as u64)

@@ -4,6 +4,7 @@ mod bot;
 mod chain;
 mod cli;
 mod client;
+mod cluster;
 mod crash;
 mod dialect;
 mod ethers;
