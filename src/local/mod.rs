@@ -251,6 +251,55 @@ impl Anvil {
     }
 }
 
+/// A `nats-server` of this process (Debian's package), for `dragon local --instances N`.
+#[derive(Debug)]
+pub struct NatsServer {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl NatsServer {
+    /// Starts nats-server on 127.0.0.1:`port` and waits (at most 10 s) until it accepts connections.
+    pub fn start(port: u16) -> anyhow::Result<Self> {
+        let bin = which("nats-server")
+            .ok_or_else(|| anyhow!("nats-server not found: install it (Debian: apt-get install nats-server)"))?;
+        let mut child = guarded(&bin, false)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting nats-server")?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = child.try_wait()? {
+                bail!("nats-server exited before listening on {port} ({status})");
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("nats-server did not listen on {port} within 10 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(NatsServer { port, child })
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        signal(self.child.id(), "TERM")?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+/// `program` on PATH.
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(program)).find(|p| p.is_file())
+}
+
 /// Arguments of `dragon local`.
 #[derive(Debug, clap::Args)]
 pub struct LocalArgs {
@@ -275,6 +324,13 @@ pub struct LocalArgs {
     /// Run the exchange alone: no demo app, pool, worker or bot.
     #[arg(long)]
     pub no_pool: bool,
+    /// Exchange instances on the one PostgreSQL and anvil (1-8). Past one, a NATS server starts too and carries
+    /// the feed between them; instance i listens on `--listen`'s port + i.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
+    pub instances: u16,
+    /// NATS port, with more than one instance.
+    #[arg(long, default_value_t = 4222)]
+    pub nats_port: u16,
 }
 
 /// Starts PostgreSQL and anvil, creates the databases, then serves the exchange beside the demo pool, its
@@ -283,15 +339,31 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     // Spawned from this (main) thread, which outlives both children.
     let pg = PgCluster::start(&args.data_dir.join("pg"), args.pg_port)?;
     let anvil = Anvil::start(args.anvil_port, &["--state", &args.data_dir.join("anvil-state.json").to_string_lossy()])?;
+    let nats = if args.instances > 1 { Some(NatsServer::start(args.nats_port)?) } else { None };
     let local_json = args.data_dir.join("local.json");
-    let served = serve(&args, &pg, &anvil, &local_json).await;
+    let served = serve(&args, &pg, &anvil, nats.as_ref(), &local_json).await;
     let _ = std::fs::remove_file(&local_json);
+    if let Some(n) = nats {
+        n.stop()?;
+    }
     anvil.stop()?;
     pg.stop()?;
     served
 }
 
-async fn serve(args: &LocalArgs, pg: &PgCluster, anvil: &Anvil, local_json: &Path) -> anyhow::Result<()> {
+/// Where instance `i` of `dragon local` listens: `--listen`'s port + i.
+fn instance_addr(first: std::net::SocketAddr, i: u16) -> anyhow::Result<std::net::SocketAddr> {
+    let port = first.port().checked_add(i).ok_or_else(|| anyhow!("--listen's port + {i} is past 65535"))?;
+    Ok(std::net::SocketAddr::new(first.ip(), port))
+}
+
+async fn serve(
+    args: &LocalArgs,
+    pg: &PgCluster,
+    anvil: &Anvil,
+    nats: Option<&NatsServer>,
+    local_json: &Path,
+) -> anyhow::Result<()> {
     crate::store::ensure_database(&pg.url("postgres"), "dragon").await?;
     let deployment = ensure_deployment(&anvil.url(), &args.data_dir.join("deployment.json")).await?;
     tracing::info!(hub = %deployment.hub, token = %deployment.token, "contracts deployed");
@@ -301,16 +373,33 @@ async fn serve(args: &LocalArgs, pg: &PgCluster, anvil: &Anvil, local_json: &Pat
         Some(k) => Some(k),
         None => Some(ANVIL_OPERATOR_KEY.parse().context("operator key")?),
     };
+    config.nats.url = nats.map(NatsServer::url);
     let demo = if args.no_pool { None } else { Some(demo::ensure(&anvil.url(), &deployment, &args.data_dir).await?) };
     let state = crate::server::AppState::connect(&config).await?;
+    // The other instances: the same store, chain, operator key (one of them settles, by lease) and NATS.
+    let mut others = Vec::new();
+    for i in 1..args.instances {
+        let listen = instance_addr(args.listen, i)?;
+        let config = crate::config::Config { listen, ..config.clone() };
+        let listener = std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+        let state = crate::server::AppState::connect(&config).await.with_context(|| format!("instance {i}"))?;
+        others.push((listener, state));
+    }
+    let apis: Vec<String> = (0..args.instances)
+        .map(|i| instance_addr(args.listen, i).map(|a| format!("http://{a}")))
+        .collect::<Result<_, _>>()?;
     let deployment_path = std::fs::canonicalize(args.data_dir.join("deployment.json"))?;
     let mut info = serde_json::json!({
         "api": format!("http://{}", args.listen),
+        "apis": apis,
         "rpc": anvil.url(),
         "chainId": deployment.chain_id,
         "hub": deployment.hub.to_checksum(None),
         "deployment": deployment_path,
     });
+    if let Some(n) = nats {
+        info["nats"] = serde_json::json!(n.url());
+    }
     // One shutdown for everything: Ctrl-C or SIGTERM stops the exchange, the pool and the worker together.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop_tx = std::sync::Arc::new(stop_tx);
@@ -332,6 +421,17 @@ async fn serve(args: &LocalArgs, pg: &PgCluster, anvil: &Anvil, local_json: &Pat
         }
     };
     let mut side = tokio::task::JoinSet::new();
+    for (i, (listener, state)) in others.into_iter().enumerate() {
+        let stopped_instance = stopped();
+        side.spawn(supervised(
+            "an exchange instance",
+            Box::pin(async move {
+                crate::server::run(listener, state, stopped_instance)
+                    .await
+                    .with_context(|| format!("instance {}", i + 1))
+            }),
+        ));
+    }
     let (bot_stop_tx, bot_stop_rx) = tokio::sync::watch::channel(false);
     let bot_stop_tx = std::sync::Arc::new(bot_stop_tx);
     let (bot_done_tx, mut bot_done_rx) = tokio::sync::watch::channel(false);

@@ -178,3 +178,114 @@ async fn the_feed_on_one_instance_carries_what_another_made_once_and_survives_a_
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// `n` consecutive ports that this process's `free_port` has passed (so hands to nobody else here).
+fn consecutive_ports(n: u16) -> u16 {
+    loop {
+        let first = dragon::local::free_port().expect("port");
+        if (1..n).all(|i| dragon::local::free_port().expect("port") == first + i) {
+            return first;
+        }
+    }
+}
+
+/// `dragon local --instances 3` as a user runs it: three exchange instances on its one PostgreSQL and anvil, and
+/// a NATS server. `local.json` lists them; orders sent to two instances show on the third one's feed, and a deal
+/// made on one instance is proposed on every feed and settled on chain once, by the one settler of the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dragon_local_runs_several_instances_with_one_feed() {
+    use crate::market::{app_order_of, pool_order_of, request_of, signed_in};
+    use alloy::primitives::U256;
+    use alloy::signers::local::PrivateKeySigner;
+    use dragon::chain::setup;
+    let home = std::env::temp_dir().join(format!("dragon-it-instances-{}", std::process::id()));
+    let dir = home.join(".dragon");
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&dir).expect("data dir");
+    let (pg, rpc, nats) = (
+        dragon::local::free_port().expect("port"),
+        dragon::local::free_port().expect("port"),
+        dragon::local::free_port().expect("port"),
+    );
+    let api = consecutive_ports(3);
+    let mut child = tokio::process::Command::new(crate::harness::dragon_bin())
+        .args(["local", "--no-pool", "--instances", "3", "--pg-port", &pg.to_string()])
+        .args(["--anvil-port", &rpc.to_string(), "--nats-port", &nats.to_string()])
+        .args(["--listen", &format!("127.0.0.1:{api}"), "--data-dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .env_remove("DRAGON_OPERATOR_KEY")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn dragon local");
+    let info: Value = crate::harness::until_within("local.json", Duration::from_secs(120), async || {
+        std::fs::read_to_string(dir.join("local.json")).ok().and_then(|t| serde_json::from_str(&t).ok())
+    })
+    .await;
+    let apis: Vec<String> =
+        info["apis"].as_array().expect("apis").iter().map(|a| a.as_str().expect("url").to_owned()).collect();
+    let expected: Vec<String> = (0..3).map(|i| format!("http://127.0.0.1:{}", api + i)).collect();
+    assert_eq!(apis, expected, "{info}");
+    assert_eq!(info["api"], apis[0].as_str());
+    assert_eq!(info["nats"], format!("nats://127.0.0.1:{nats}"));
+
+    let d = dragon::chain::deploy::Deployment::read(std::path::Path::new(info["deployment"].as_str().expect("path")))
+        .expect("deployment");
+    let servers: Vec<Server> = apis.iter().map(|a| Server::attach(a, d.chain_id)).collect();
+    for s in &servers {
+        assert_eq!(s.get("/health").await.0, 200, "{}", s.base);
+    }
+    let url = info["rpc"].as_str().expect("rpc").to_owned();
+    let owner: PrivateKeySigner = crate::fixtures::KEY0.parse().expect("key");
+    let requester: PrivateKeySigner = crate::fixtures::KEY1.parse().expect("key");
+    let (o, r) = (setup::Account::new(&url, &owner).expect("a"), setup::Account::new(&url, &requester).expect("a"));
+    setup::fund(&d, &o, &[&o, &r], U256::from(1_000_000_000u64)).await.expect("fund");
+    let app = setup::create_app(&d, &o, "local", b"docker.io/dragon/local:1").await.expect("app");
+    let pool = setup::create_workerpool(&d, &o, "local pool").await.expect("pool");
+    let domain = dragon::order::Domain::new(U256::from(d.chain_id), d.hub);
+    let hash = |o: &dragon::order::AnyOrder| o.order_hash(&domain).to_string();
+
+    let mut feed = subscriber(&servers[2]).await;
+    // Orders sent to instances 0 and 1 reach instance 2's subscribers.
+    let first_app = signed_in(&domain, &owner, app_order_of(app, 1, 10, 1));
+    let first_pool = signed_in(&domain, &owner, pool_order_of(pool, 30, 10, 0, 2));
+    assert_eq!(servers[0].publish(&owner, &first_app).await.0, 200);
+    assert_eq!(servers[1].publish(&owner, &first_pool).await.0, 200);
+    // A deal made on instance 0 (its app order and a pool order and request sent there).
+    let pool_order = signed_in(&domain, &owner, pool_order_of(pool, 3, 10, 0, 3));
+    let request = signed_in(&domain, &requester, request_of(requester.address(), app, [1, 3], 2, 0, "{}", 4));
+    for (key, order) in [(&owner, &pool_order), (&requester, &request)] {
+        let (s, b) = servers[0].publish(key, order).await;
+        assert_eq!(s, 200, "{b}");
+    }
+    let seen = events(&mut feed, Duration::from_secs(4)).await;
+    for (event, h) in [
+        ("apporder_published", hash(&first_app)),
+        ("workerpoolorder_published", hash(&first_pool)),
+        ("requestorder_published", hash(&request)),
+        ("deal_proposed", hash(&request)),
+    ] {
+        assert_eq!(seen.get(&(event.to_owned(), h)), Some(&1), "{event} on instance 2: {seen:?}");
+    }
+    // Settled once on chain, by whichever instance leads the settler.
+    let rh = hash(&request);
+    let hub = dragon::chain::contracts::hub::DragonHub::new(d.hub, crate::market::provider(&url, &owner));
+    crate::harness::until_within("the deal on chain", Duration::from_secs(30), async || {
+        let consumed = hub.viewConsumed(rh.parse().expect("hash")).call().await.expect("consumed");
+        (consumed == U256::from(2)).then_some(())
+    })
+    .await;
+    let mut leaders = 0;
+    for s in &servers {
+        let (_, h) = s.get("/health").await;
+        leaders += usize::from(h["settler"]["leading"] == true);
+    }
+    assert_eq!(leaders, 1, "one settler in the cluster");
+
+    let pid = child.id().expect("pid");
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill -TERM");
+    let status = child.wait().await.expect("wait");
+    assert!(status.success(), "dragon local stops cleanly: {status}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", nats)).is_err(), "NATS stopped with it");
+    let _ = std::fs::remove_dir_all(&home);
+}
