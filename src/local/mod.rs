@@ -267,7 +267,8 @@ impl NatsServer {
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            // Its start-up banner and connection notices; a failure to start shows as the exit status below.
+            .stderr(Stdio::null())
             .spawn()
             .context("starting nats-server")?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

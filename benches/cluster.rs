@@ -1,0 +1,188 @@
+//! The feed across instances (issue 19, docs/benchmarks.md "The feed across instances"): two exchange instances in
+//! this process on one PostgreSQL and one anvil, with a real nats-server between them. App orders are posted to
+//! instance A one at a time at a steady rate; a `/feed` subscriber on A and one on B time each order's
+//! `apporder_published` from the moment its POST was sent. Both go through NATS (an instance delivers its own
+//! events through it too), so B minus A is what crossing instances adds.
+//!
+//! `cargo bench --bench cluster` (nats-server on PATH: `scripts/setup.sh` installs it). `CLUSTER_ORDERS`
+//! (default 2000) orders at `CLUSTER_RATE` (default 200) per second.
+
+mod common;
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::signers::local::PrivateKeySigner;
+use dragon::chain::setup::{self, Account};
+use dragon::local::{Anvil, NatsServer, PgCluster, free_port};
+use dragon::money::Nrlc;
+use dragon::order::{AnyOrder, AppOrder, Domain, signature};
+use dragon::server::{AppState, run};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+const KEY0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+fn main() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(bench())
+}
+
+/// Arrival time of each order hash's `apporder_published` on one subscriber.
+type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
+
+async fn subscribe(base: &str, chain_id: u64) -> anyhow::Result<Arrivals> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}/feed", base.replace("http://", "ws://"))).await?;
+    ws.send(Message::text(json!({"op": "subscribe", "chainId": chain_id, "topic": "orders"}).to_string())).await?;
+    // The answer to subscribe, before any order is sent.
+    ws.next().await;
+    let arrivals: Arrivals = Arc::default();
+    let seen = arrivals.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(Message::Text(t))) = ws.next().await {
+            let now = Instant::now();
+            let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else { continue };
+            if v["event"] == "apporder_published"
+                && let Some(h) = v["data"]["orderHash"].as_str()
+            {
+                seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(h.to_owned(), now);
+            }
+        }
+    });
+    Ok(arrivals)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN)
+}
+
+async fn bench() -> anyhow::Result<()> {
+    let n: usize = std::env::var("CLUSTER_ORDERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let rate: f64 = std::env::var("CLUSTER_RATE").ok().and_then(|v| v.parse().ok()).unwrap_or(200.0);
+    let dir = std::env::temp_dir().join(format!("dragon-bench-cluster-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pg = PgCluster::start(&dir.join("pg"), free_port()?)?;
+    let anvil = Anvil::start(free_port()?, &[])?;
+    let nats = NatsServer::start(free_port()?)?;
+    let result = phases(&pg, &anvil, &nats, n, rate).await;
+    nats.stop()?;
+    anvil.stop()?;
+    pg.stop()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn phases(pg: &PgCluster, anvil: &Anvil, nats: &NatsServer, n: usize, rate: f64) -> anyhow::Result<()> {
+    let owner: PrivateKeySigner = KEY0.parse()?;
+    let d = dragon::chain::deploy::deploy(&anvil.url(), owner.clone()).await?;
+    let admin = Account::new(&anvil.url(), &owner)?;
+    setup::fund(&d, &admin, &[&admin], U256::from(1_000_000u64 * Nrlc::PER_RLC)).await?;
+    let app = setup::create_app(&d, &admin, "lag", b"docker.io/dragon/lag:1").await?;
+    dragon::store::ensure_database(&pg.url("postgres"), "bench").await?;
+    let mut bases = Vec::new();
+    // A and B on NATS; C alone, without it (the in-process feed, for comparison).
+    for with_nats in [true, true, false] {
+        let listen: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let mut config = dragon::config::Config::new(listen, pg.url("bench"), anvil.url(), d.clone());
+        if with_nats {
+            config.nats.url = Some(nats.url());
+        }
+        config.market.max_open_orders = 2 * n + 10;
+        let state = AppState::connect(&config).await?;
+        let listener = std::net::TcpListener::bind(listen)?;
+        tokio::spawn(run(listener, state, std::future::pending::<()>()));
+        bases.push(format!("http://{listen}"));
+    }
+    let http = reqwest::Client::new();
+    let domain = Domain::new(U256::from(d.chain_id), d.hub);
+    let orders: Vec<(String, AnyOrder)> = (0..2 * n)
+        .map(|i| {
+            let mut o = AnyOrder::App(AppOrder {
+                app,
+                appprice: Nrlc::from_u64(1),
+                volume: U256::from(1),
+                tag: B256::ZERO,
+                datasetrestrict: Address::ZERO,
+                workerpoolrestrict: Address::ZERO,
+                requesterrestrict: Address::ZERO,
+                salt: B256::left_padding_from(&(i as u64).to_be_bytes()),
+                sign: None,
+            });
+            let hash = o.order_hash(&domain);
+            o.set_sign(signature::sign_digest(&owner, &hash.0)?);
+            Ok((hash.to_string(), o))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let row = |label: &str, mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        println!(
+            "| {label} | {} of {n} | {:.2} ms | {:.2} ms | {:.2} ms |",
+            v.len(),
+            percentile(&v, 0.5),
+            percentile(&v, 0.99),
+            v.last().copied().unwrap_or(f64::NAN)
+        );
+    };
+    println!("| path | events | p50 | p99 | max |\n|---|---:|---:|---:|---:|");
+
+    // One instance without NATS: its own subscriber.
+    let on_c = subscribe(&bases[2], d.chain_id).await?;
+    let sent = post_all(&http, &bases[2], &owner, d.chain_id, &orders[n..], rate).await?;
+    let c = snapshot(&on_c);
+    row("no NATS: POST sent → event on the same instance's subscriber", lags(&sent, &c));
+
+    // Two instances on NATS, orders posted to A.
+    let (on_a, on_b) = (subscribe(&bases[0], d.chain_id).await?, subscribe(&bases[1], d.chain_id).await?);
+    let sent = post_all(&http, &bases[0], &owner, d.chain_id, &orders[..n], rate).await?;
+    let (a, b) = (snapshot(&on_a), snapshot(&on_b));
+    row("NATS: POST sent on A → event on A's subscriber", lags(&sent, &a));
+    row("NATS: POST sent on A → event on B's subscriber", lags(&sent, &b));
+    let both: HashMap<String, Instant> = sent.keys().filter_map(|h| Some((h.clone(), *a.get(h)?))).collect();
+    row("NATS: B's subscriber minus A's, per event", lags(&both, &b));
+    Ok(())
+}
+
+/// Posts `orders` to `base` one at a time at `rate` per second; returns when each was sent. Then waits 2 s for
+/// the last events.
+async fn post_all(
+    http: &reqwest::Client,
+    base: &str,
+    owner: &PrivateKeySigner,
+    chain_id: u64,
+    orders: &[(String, AnyOrder)],
+    rate: f64,
+) -> anyhow::Result<HashMap<String, Instant>> {
+    let token = common::session(http, base, owner, chain_id).await?;
+    let mut sent = HashMap::new();
+    let start = Instant::now();
+    for (i, (hash, o)) in orders.iter().enumerate() {
+        tokio::time::sleep_until((start + Duration::from_secs_f64(i as f64 / rate)).into()).await;
+        sent.insert(hash.clone(), Instant::now());
+        let r = http
+            .post(format!("{base}/apporders?chainId={chain_id}"))
+            .header("authorization", &token)
+            .json(&json!({"order": o.to_json()}))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().is_success(), "publication refused: {}", r.text().await?);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok(sent)
+}
+
+fn snapshot(a: &Arrivals) -> HashMap<String, Instant> {
+    a.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+}
+
+/// Milliseconds from each `from` time to the `to` time of the same hash (signed: `to` may come first).
+fn lags(from: &HashMap<String, Instant>, to: &HashMap<String, Instant>) -> Vec<f64> {
+    from.iter()
+        .filter_map(|(h, t0)| {
+            let t = to.get(h)?;
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            Some(ms(t.saturating_duration_since(*t0)) - ms(t0.saturating_duration_since(*t)))
+        })
+        .collect()
+}
