@@ -119,7 +119,7 @@ impl AppState {
         if let Some(url) = &config.nats.url {
             crate::cluster::bus::start(url, &feed, d.chain_id, crate::store::leases::instance_id(), &background)
                 .await?;
-            tracing::info!(%url, "the feed is cluster-wide, through NATS");
+            tracing::info!(url = %crate::cluster::bus::redacted(url), "the feed is cluster-wide, through NATS");
         }
         sync.attach(market.clone(), settler.clone());
         let sync_stats = sync.stats.clone();

@@ -46,6 +46,56 @@ struct Envelope {
     event: Relayed,
 }
 
+/// How an instance proves itself to NATS.
+#[derive(Debug, PartialEq, Eq)]
+enum Credentials {
+    None,
+    /// `nats://TOKEN@host`
+    Token(String),
+    /// `nats://USER:PASSWORD@host`
+    UserPassword(String, String),
+}
+
+/// The server's address without its credentials (what logs and errors may show), and the credentials, from a URL
+/// that may carry them as its user part (percent-encoded). async-nats itself ignores a URL's user part.
+fn split_credentials(url: &str) -> anyhow::Result<(String, Credentials)> {
+    let mut u = url::Url::parse(url).context("[nats] url is not a URL (nats://[user:password@]host:port)")?;
+    let credentials = match (u.username(), u.password()) {
+        ("", None) => Credentials::None,
+        (user, None) => Credentials::Token(percent_decode(user)),
+        (user, Some(password)) => Credentials::UserPassword(percent_decode(user), percent_decode(password)),
+    };
+    // Cannot fail on a URL with a host, which a nats:// URL has.
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    Ok((u.to_string(), credentials))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `url` as logs may show it: without its credentials.
+pub fn redacted(url: &str) -> String {
+    split_credentials(url).map_or_else(|_| "(an invalid URL)".to_owned(), |(server, _)| server)
+}
+
 fn subject(chain_id: u64, topic: Topic, category: Option<u64>) -> String {
     match category {
         Some(c) => format!("dragon.feed.{chain_id}.{topic}.{c}"),
@@ -63,16 +113,20 @@ pub async fn start(
     origin: String,
     background: &Background,
 ) -> anyhow::Result<()> {
-    let client = async_nats::ConnectOptions::new()
+    let (server, credentials) = split_credentials(url)?;
+    let mut options = async_nats::ConnectOptions::new()
         .name(&origin)
-        .event_callback(|e| async move { tracing::info!(event = %e, "NATS") })
-        .connect(url)
-        .await
-        .with_context(|| format!("connecting to NATS at {url}"))?;
+        .event_callback(|e| async move { tracing::info!(event = %e, "NATS") });
+    options = match credentials {
+        Credentials::None => options,
+        Credentials::Token(t) => options.token(t),
+        Credentials::UserPassword(u, p) => options.user_and_password(u, p),
+    };
+    let client = options.connect(&server).await.with_context(|| format!("connecting to NATS at {server}"))?;
     let mut events = client
         .subscribe(format!("dragon.feed.{chain_id}.>"))
         .await
-        .with_context(|| format!("subscribing to the feed on NATS at {url}"))?;
+        .with_context(|| format!("subscribing to the feed on NATS at {server}"))?;
     let (tx, mut rx) = mpsc::channel::<Relayed>(QUEUE);
     feed.relay_to(tx);
 
@@ -115,4 +169,24 @@ pub async fn start(
         }
     }));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_come_out_of_the_url_and_never_into_what_is_shown() {
+        let (server, c) = split_credentials("nats://dragon:p%40ss@10.0.0.5:4222").expect("url");
+        assert_eq!(c, Credentials::UserPassword("dragon".into(), "p@ss".into()));
+        assert!(
+            !server.contains("dragon") && !server.contains("p%40ss") && server.contains("10.0.0.5:4222"),
+            "{server}"
+        );
+        let (_, c) = split_credentials("nats://s3cret@localhost:4222").expect("url");
+        assert_eq!(c, Credentials::Token("s3cret".into()));
+        assert_eq!(split_credentials("nats://127.0.0.1:4222").expect("url").1, Credentials::None);
+        assert!(split_credentials("not a url").is_err());
+        assert!(!redacted("nats://u:secret@h:1").contains("secret"));
+    }
 }

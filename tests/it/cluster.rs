@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
+const SECRET: &str = "s3cret-of-the-cluster";
+
 /// A `nats-server` of this test, on a port of its own; killed when dropped.
 struct Nats {
     port: u16,
@@ -25,8 +27,9 @@ impl Nats {
         n
     }
 
+    /// With this server's credentials (it refuses clients without them, as docs/deployment.md asks).
     fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://dragon:{SECRET}@127.0.0.1:{}", self.port)
     }
 
     fn stop(&mut self) {
@@ -40,7 +43,7 @@ impl Nats {
     fn restart(&mut self) {
         self.stop();
         let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "--user", "dragon", "--pass", SECRET])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -121,6 +124,11 @@ async fn the_feed_on_one_instance_carries_what_another_made_once_and_survives_a_
         c.nats.url = Some(nats.url());
         Server::start(c)
     };
+    // Without the credentials, an instance does not start, and says why.
+    let mut anonymous = w.config(db.clone());
+    anonymous.nats.url = Some(format!("nats://127.0.0.1:{}", nats.port));
+    let refused = dragon::server::AppState::connect(&anonymous).await.err().expect("refused without credentials");
+    assert!(format!("{refused:#}").contains("connecting to NATS"), "{refused:#}");
     let a = start(db.clone()).await;
     let b = start(db).await;
     let (mut on_a, mut on_b) = (subscriber(&a).await, subscriber(&b).await);

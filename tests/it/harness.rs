@@ -56,7 +56,15 @@ fn sweep_stale_dirs() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("dragon-it-")) else { continue };
+        // `dragon-it-<pid>` or `dragon-it-<what>-<pid>`: the pid is the last part. Anything else is not ours (a
+        // folder read as a dead pid would be removed under a running test: `dragon-it-local-<pid>` was).
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("dragon-it-")).and_then(|n| n.rsplit('-').next())
+        else {
+            continue;
+        };
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
         if !PathBuf::from("/proc").join(pid).exists() {
             let _ = std::fs::remove_dir_all(entry.path());
         }
