@@ -127,7 +127,9 @@ async fn the_feed_on_one_instance_carries_what_another_made_once_and_survives_a_
     // Without the credentials, an instance does not start, and says why.
     let mut anonymous = w.config(db.clone());
     anonymous.nats.url = Some(format!("nats://127.0.0.1:{}", nats.port));
-    let refused = dragon::server::AppState::connect(&anonymous).await.err().expect("refused without credentials");
+    let Err(refused) = dragon::server::AppState::connect(&anonymous).await else {
+        panic!("an instance started on NATS without its credentials")
+    };
     assert!(format!("{refused:#}").contains("connecting to NATS"), "{refused:#}");
     let a = start(db.clone()).await;
     let b = start(db).await;
