@@ -36,6 +36,16 @@ impl AppState {
     }
 
     pub async fn connect_with(config: &Config, feed: Feed, listener: Listener) -> anyhow::Result<Self> {
+        // First, so that an unreachable NATS stops the start before anything runs.
+        let bus = match &config.nats.url {
+            Some(url) => {
+                let origin = crate::store::leases::instance_id();
+                let bus = crate::cluster::bus::connect(url, config.deployment.chain_id, &origin).await?;
+                tracing::info!(url = %crate::cluster::bus::redacted(url), "the feed is cluster-wide, through NATS");
+                Some(bus)
+            }
+            None => None,
+        };
         let store = Store::connect(&config.database_url, config.store).await.context("opening the store")?;
         // Before anything writes orders, deals or marks: every writer from here on adds its hashes.
         store.track_hashes();
@@ -116,10 +126,8 @@ impl AppState {
                 None
             }
         };
-        if let Some(url) = &config.nats.url {
-            crate::cluster::bus::start(url, &feed, d.chain_id, crate::store::leases::instance_id(), &background)
-                .await?;
-            tracing::info!(url = %crate::cluster::bus::redacted(url), "the feed is cluster-wide, through NATS");
+        if let Some(bus) = bus {
+            bus.carry(&feed, &background);
         }
         sync.attach(market.clone(), settler.clone());
         let sync_stats = sync.stats.clone();

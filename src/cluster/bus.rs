@@ -19,8 +19,6 @@ use crate::runtime::Background;
 use anyhow::Context;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 
 /// `[nats]` in the config file.
@@ -103,19 +101,13 @@ fn subject(chain_id: u64, topic: Topic, category: Option<u64>) -> String {
     }
 }
 
-/// Connects to NATS and makes `feed` cluster-wide: its events go out through NATS, and what NATS carries (its
-/// own events included) reaches its connections. Fails when the server cannot be reached at start; afterwards
-/// the client reconnects by itself, and its subscription with it.
-pub async fn start(
-    url: &str,
-    feed: &Feed,
-    chain_id: u64,
-    origin: String,
-    background: &Background,
-) -> anyhow::Result<()> {
+/// Connects to the NATS server at `url` (credentials in its user part) as `origin`, and subscribes to the
+/// chain's feed subject. Fails when the server cannot be reached or refuses the credentials; once connected, the
+/// client reconnects by itself, and its subscription with it.
+pub async fn connect(url: &str, chain_id: u64, origin: &str) -> anyhow::Result<Bus> {
     let (server, credentials) = split_credentials(url)?;
     let mut options = async_nats::ConnectOptions::new()
-        .name(&origin)
+        .name(origin)
         .event_callback(|e| async move { tracing::info!(event = %e, "NATS") });
     options = match credentials {
         Credentials::None => options,
@@ -123,52 +115,70 @@ pub async fn start(
         Credentials::UserPassword(u, p) => options.user_and_password(u, p),
     };
     let client = options.connect(&server).await.with_context(|| format!("connecting to NATS at {server}"))?;
-    let mut events = client
+    let events = client
         .subscribe(format!("dragon.feed.{chain_id}.>"))
         .await
         .with_context(|| format!("subscribing to the feed on NATS at {server}"))?;
-    let (tx, mut rx) = mpsc::channel::<Relayed>(QUEUE);
-    feed.relay_to(tx);
+    Ok(Bus { client, events, chain_id, origin: origin.to_owned() })
+}
 
-    let publisher = client.clone();
-    let seq = Arc::new(AtomicU64::new(0));
-    let mut stopping = Box::pin(background.stopping());
-    background.push(tokio::spawn(async move {
-        loop {
-            let event = tokio::select! {
-                e = rx.recv() => match e { Some(e) => e, None => break },
-                () = &mut stopping => break,
-            };
-            let subject = subject(event.chain_id, event.topic, event.category);
-            let envelope = Envelope { origin: origin.clone(), seq: seq.fetch_add(1, Ordering::Relaxed) + 1, event };
-            let Ok(body) = serde_json::to_vec(&envelope) else { continue };
-            // Errs only once the client is closed; while NATS is away the client buffers.
-            if let Err(e) = publisher.publish(subject, body.into()).await {
-                tracing::warn!(error = %e, "publishing a feed event to NATS failed");
-            }
-        }
-        let _ = publisher.flush().await;
-    }));
+/// A connection to NATS, subscribed, not yet carrying a feed ([`Bus::carry`]).
+#[derive(Debug)]
+pub struct Bus {
+    client: async_nats::Client,
+    events: async_nats::Subscriber,
+    chain_id: u64,
+    origin: String,
+}
 
-    let deliver = feed.clone();
-    let mut stopping = Box::pin(background.stopping());
-    background.push(tokio::spawn(async move {
-        loop {
-            let msg = tokio::select! {
-                m = events.next() => match m { Some(m) => m, None => break },
-                () = &mut stopping => break,
-            };
-            if msg.payload.len() > MAX_EVENT_BYTES {
-                continue;
+impl Bus {
+    /// Makes `feed` cluster-wide: its events go out through NATS, and what NATS carries (its own events
+    /// included) reaches its connections, until `background` stops.
+    pub fn carry(self, feed: &Feed, background: &Background) {
+        let Bus { client, mut events, chain_id, origin } = self;
+        let (tx, mut rx) = mpsc::channel::<Relayed>(QUEUE);
+        feed.relay_to(tx);
+
+        let publisher = client.clone();
+        let mut seq = 0u64;
+        let mut stopping = Box::pin(background.stopping());
+        background.push(tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    e = rx.recv() => match e { Some(e) => e, None => break },
+                    () = &mut stopping => break,
+                };
+                let subject = subject(event.chain_id, event.topic, event.category);
+                seq += 1;
+                let envelope = Envelope { origin: origin.clone(), seq, event };
+                let Ok(body) = serde_json::to_vec(&envelope) else { continue };
+                // Errs only once the client is closed; while NATS is away the client buffers.
+                if let Err(e) = publisher.publish(subject, body.into()).await {
+                    tracing::warn!(error = %e, "publishing a feed event to NATS failed");
+                }
             }
-            match serde_json::from_slice::<Envelope>(&msg.payload) {
-                Ok(Envelope { event: e, .. }) if e.chain_id == chain_id => deliver.deliver(&e),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, subject = %msg.subject, "an unreadable feed event on NATS"),
+            let _ = publisher.flush().await;
+        }));
+
+        let deliver = feed.clone();
+        let mut stopping = Box::pin(background.stopping());
+        background.push(tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    m = events.next() => match m { Some(m) => m, None => break },
+                    () = &mut stopping => break,
+                };
+                if msg.payload.len() > MAX_EVENT_BYTES {
+                    continue;
+                }
+                match serde_json::from_slice::<Envelope>(&msg.payload) {
+                    Ok(Envelope { event: e, .. }) if e.chain_id == chain_id => deliver.deliver(&e),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, subject = %msg.subject, "an unreadable feed event on NATS"),
+                }
             }
-        }
-    }));
-    Ok(())
+        }));
+    }
 }
 
 #[cfg(test)]
