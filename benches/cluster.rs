@@ -141,6 +141,147 @@ async fn phases(pg: &PgCluster, anvil: &Anvil, nats: &NatsServer, n: usize, rate
     row("NATS: POST sent on A → event on B's subscriber", lags(&sent, &b));
     let both: HashMap<String, Instant> = sent.keys().filter_map(|h| Some((h.clone(), *a.get(h)?))).collect();
     row("NATS: B's subscriber minus A's, per event", lags(&both, &b));
+
+    curve(pg, anvil, nats, &d, &owner, app).await
+}
+
+/// Publications per second against the number of instances: k `dragon serve` processes (1, 2, 3) on a fresh
+/// database each and the one NATS, 16 connections spread over them, batches of 100 app orders, 3 s.
+async fn curve(
+    pg: &PgCluster,
+    anvil: &Anvil,
+    nats: &NatsServer,
+    d: &dragon::chain::deploy::Deployment,
+    owner: &PrivateKeySigner,
+    app: Address,
+) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("dragon-bench-curve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let dep_path = dir.join("deployment.json");
+    d.write(&dep_path)?;
+    let domain = Domain::new(U256::from(d.chain_id), d.hub);
+    let per_run: u64 = std::env::var("CLUSTER_CURVE_ORDERS").ok().and_then(|v| v.parse().ok()).unwrap_or(80_000);
+    println!("\n| instances | orders/s (batches of 100, 16 connections, 3 s) | accepted |\n|---:|---:|---:|");
+    for k in 1..=3u64 {
+        // Signed up front, on both cores (signing is the client's cost, not the exchange's).
+        let sign = |range: std::ops::Range<u64>| -> anyhow::Result<Vec<Value>> {
+            range
+                .map(|i| {
+                    let mut o = AnyOrder::App(AppOrder {
+                        app,
+                        appprice: Nrlc::from_u64(1 + i % 97),
+                        volume: U256::from(1),
+                        tag: B256::ZERO,
+                        datasetrestrict: Address::ZERO,
+                        workerpoolrestrict: Address::ZERO,
+                        requesterrestrict: Address::ZERO,
+                        salt: B256::left_padding_from(&(k << 40 | i).to_be_bytes()),
+                        sign: None,
+                    });
+                    let hash = o.order_hash(&domain);
+                    o.set_sign(signature::sign_digest(owner, &hash.0)?);
+                    Ok(json!({"order": o.to_json()}))
+                })
+                .collect()
+        };
+        let (lo, hi) = std::thread::scope(|s| {
+            let lo = s.spawn(|| sign(0..per_run / 2));
+            let hi = s.spawn(|| sign(per_run / 2..per_run));
+            (lo.join(), hi.join())
+        });
+        let mut orders = lo.map_err(|_| anyhow::anyhow!("signing thread"))??;
+        orders.extend(hi.map_err(|_| anyhow::anyhow!("signing thread"))??);
+        let batches: Arc<Vec<bytes::Bytes>> =
+            Arc::new(orders.chunks(100).map(|c| bytes::Bytes::from(json!({ "orders": c }).to_string())).collect());
+        let db = format!("curve{k}");
+        dragon::store::ensure_database(&pg.url("postgres"), &db).await?;
+        let mut servers = Vec::new();
+        let mut bases = Vec::new();
+        for i in 0..k {
+            let port = free_port()?;
+            let cfg = dir.join(format!("dragon-{k}-{i}.toml"));
+            std::fs::write(
+                &cfg,
+                format!(
+                    "listen = \"127.0.0.1:{port}\"\nmax_open_orders = 100000000\n[limits]\nper_ip_per_second = 10000000\nper_address_per_second = 10000000\n[nats]\nurl = \"{}\"\n",
+                    nats.url()
+                ),
+            )?;
+            servers.push(
+                tokio::process::Command::new(env!("CARGO_BIN_EXE_dragon"))
+                    .args(["serve", "--rpc-url", &anvil.url(), "--config"])
+                    .arg(&cfg)
+                    .arg("--deployment")
+                    .arg(&dep_path)
+                    .env("DATABASE_URL", pg.url(&db))
+                    .env("RUST_LOG", "warn")
+                    .kill_on_drop(true)
+                    .spawn()?,
+            );
+            bases.push(format!("127.0.0.1:{port}"));
+        }
+        let http = reqwest::Client::new();
+        let mut tokens = Vec::new();
+        for base in &bases {
+            let url = format!("http://{base}");
+            for _ in 0..300 {
+                if http.get(format!("{url}/health")).send().await.is_ok_and(|r| r.status().is_success()) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokens.push(common::session(&http, &url, owner, d.chain_id).await?);
+        }
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let start = Instant::now();
+        let run_for = Duration::from_secs(3);
+        let tasks: Vec<_> = (0..16)
+            .map(|c| {
+                let i = c % bases.len();
+                let (addr, token, batches, next) = (bases[i].clone(), tokens[i].clone(), batches.clone(), next.clone());
+                tokio::spawn(async move {
+                    let mut accepted = 0usize;
+                    let Ok(mut conn) = common::raw::Conn::open(&addr).await else { return 0 };
+                    let headers = [("content-type", "application/json"), ("authorization", token.as_str())];
+                    while start.elapsed() < run_for {
+                        let Some(b) = batches.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) else {
+                            break;
+                        };
+                        let path = format!("/apporders/batch?chainId={}", 31337);
+                        let body = match conn.request("POST", &path, &headers, b).await {
+                            Ok((200, body)) => body,
+                            Ok((status, body)) => {
+                                eprintln!("batch refused: {status} {}", String::from_utf8_lossy(&body));
+                                break;
+                            }
+                            Err(e) => {
+                                eprintln!("batch failed: {e}");
+                                break;
+                            }
+                        };
+                        let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+                        accepted += v["results"].as_array().map_or(0, |r| r.iter().filter(|x| x["ok"] == true).count());
+                    }
+                    accepted
+                })
+            })
+            .collect();
+        let mut accepted = 0;
+        for t in tasks {
+            accepted += t.await.unwrap_or(0);
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let ran_out = if next.load(std::sync::atomic::Ordering::Relaxed) >= batches.len() {
+            " (ran out of orders: set CLUSTER_CURVE_ORDERS higher)"
+        } else {
+            ""
+        };
+        println!("| {k} | {:.0}{ran_out} | {accepted} |", accepted as f64 / secs);
+        for mut s in servers {
+            let _ = s.kill().await;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
