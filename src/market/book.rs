@@ -233,9 +233,11 @@ impl Book {
     }
 
     /// A page of the open orders of `kind` that `filter` admits, in book order: `limit` of them after the
-    /// first `skip`. When `asset` is given, only that asset's orders are walked. The filter reads each order's
-    /// [`Brief`], which sits in the map's nodes: counting a thousand orders reads them in sequence instead of
-    /// following a thousand pointers (most of a listing's time before, docs/benchmarks.md, issue 20).
+    /// first `skip`. When `asset` is given, only that asset's orders are walked: the page in the sorted map,
+    /// stopping once full, and the count in the asset's contiguous run. The filter decides on each order's
+    /// [`Brief`], kept beside it, and reads the record only to confirm what the brief's short forms cannot tell:
+    /// counting a thousand orders streams through memory instead of following a thousand pointers (most of a
+    /// listing's time before, docs/benchmarks.md, issue 20).
     pub fn query(
         &self,
         kind: OrderKind,
