@@ -8,9 +8,10 @@
 //! ```
 //!
 //! An instance hands its own events to its subscribers only through NATS, so they arrive once, in the order NATS
-//! received them, wherever they were made. Each event carries its origin (the instance id) and that origin's
-//! number for it in its chain, so a lost message (a full queue here, a NATS restart) shows as a gap in the
-//! `(origin, seq)` numbers (`dragon_feed_relay_dropped_total` counts the first kind).
+//! received them, wherever they were made. Each event carries its origin (the instance id) and its number in
+//! that origin's (chain, topic, category) stream (`Feed::publish`), so a lost message (a full queue here, a NATS
+//! restart) shows to a `/feed` client as a number skipped (`dragon_feed_relay_dropped_total` counts the first
+//! kind).
 //!
 //! Without `[nats] url` none of this runs, and the feed delivers in-process, as a single instance always did.
 
@@ -18,7 +19,7 @@ use crate::feed::{Feed, Relayed, Topic};
 use crate::runtime::Background;
 use anyhow::Context;
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::mpsc;
 
 /// `[nats]` in the config file.
@@ -34,15 +35,6 @@ const QUEUE: usize = 16 * 1024;
 
 /// Largest event accepted from NATS (NATS's own default `max_payload` is 1 MiB).
 const MAX_EVENT_BYTES: usize = 1 << 20;
-
-/// What travels on NATS: the feed event and where it came from.
-#[derive(Debug, Serialize, Deserialize)]
-struct Envelope {
-    origin: String,
-    seq: u64,
-    #[serde(flatten)]
-    event: Relayed,
-}
 
 /// How an instance proves itself to NATS.
 #[derive(Debug, PartialEq, Eq)]
@@ -101,7 +93,7 @@ fn subject(chain_id: u64, topic: Topic, category: Option<u64>) -> String {
     }
 }
 
-/// Connects to the NATS server at `url` (credentials in its user part) as `origin`, and subscribes to the
+/// Connects to the NATS server at `url` (credentials in its user part), named `origin`, and subscribes to the
 /// chain's feed subject. Fails when the server cannot be reached or refuses the credentials; once connected, the
 /// client reconnects by itself, and its subscription with it.
 pub async fn connect(url: &str, chain_id: u64, origin: &str) -> anyhow::Result<Bus> {
@@ -119,7 +111,7 @@ pub async fn connect(url: &str, chain_id: u64, origin: &str) -> anyhow::Result<B
         .subscribe(format!("dragon.feed.{chain_id}.>"))
         .await
         .with_context(|| format!("subscribing to the feed on NATS at {server}"))?;
-    Ok(Bus { client, events, chain_id, origin: origin.to_owned() })
+    Ok(Bus { client, events, chain_id })
 }
 
 /// A connection to NATS, subscribed, not yet carrying a feed ([`Bus::carry`]).
@@ -128,19 +120,17 @@ pub struct Bus {
     client: async_nats::Client,
     events: async_nats::Subscriber,
     chain_id: u64,
-    origin: String,
 }
 
 impl Bus {
     /// Makes `feed` cluster-wide: its events go out through NATS, and what NATS carries (its own events
     /// included) reaches its connections, until `background` stops.
     pub fn carry(self, feed: &Feed, background: &Background) {
-        let Bus { client, mut events, chain_id, origin } = self;
+        let Bus { client, mut events, chain_id } = self;
         let (tx, mut rx) = mpsc::channel::<Relayed>(QUEUE);
         feed.relay_to(tx);
 
         let publisher = client.clone();
-        let mut seq = 0u64;
         let mut stopping = Box::pin(background.stopping());
         background.push(tokio::spawn(async move {
             loop {
@@ -149,9 +139,7 @@ impl Bus {
                     () = &mut stopping => break,
                 };
                 let subject = subject(event.chain_id, event.topic, event.category);
-                seq += 1;
-                let envelope = Envelope { origin: origin.clone(), seq, event };
-                let Ok(body) = serde_json::to_vec(&envelope) else { continue };
+                let Ok(body) = serde_json::to_vec(&event) else { continue };
                 // Errs only once the client is closed; while NATS is away the client buffers.
                 if let Err(e) = publisher.publish(subject, body.into()).await {
                     tracing::warn!(error = %e, "publishing a feed event to NATS failed");
@@ -171,8 +159,8 @@ impl Bus {
                 if msg.payload.len() > MAX_EVENT_BYTES {
                     continue;
                 }
-                match serde_json::from_slice::<Envelope>(&msg.payload) {
-                    Ok(Envelope { event: e, .. }) if e.chain_id == chain_id => deliver.deliver(&e),
+                match serde_json::from_slice::<Relayed>(&msg.payload) {
+                    Ok(e) if e.chain_id == chain_id => deliver.deliver(&e),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, subject = %msg.subject, "an unreadable feed event on NATS"),
                 }

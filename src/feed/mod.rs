@@ -142,6 +142,11 @@ struct Inner {
     relay: std::sync::OnceLock<mpsc::Sender<Relayed>>,
     /// Events the relay's queue had no room for.
     relay_dropped: AtomicU64,
+    /// This instance, as events name their origin.
+    origin: Arc<str>,
+    /// The last number given per (chain, topic, category); the lock also keeps numbering and hand-off in one
+    /// order, so a stream's events leave in their numbers' order.
+    numbers: std::sync::Mutex<HashMap<Stream, u64>>,
 }
 
 /// One feed event as it travels between instances.
@@ -153,9 +158,15 @@ pub struct Relayed {
     pub category: Option<u64>,
     pub event: String,
     pub data: serde_json::Value,
+    /// The instance that made the event, and its number in that instance's `(chain, topic, category)` stream.
+    pub origin: Arc<str>,
+    pub seq: u64,
 }
 
 type RouteKey = (u64, Topic);
+
+/// A numbered stream of events: (chain, topic, category).
+type Stream = (u64, Topic, Option<u64>);
 
 struct Route {
     filter: Filter,
@@ -273,6 +284,8 @@ impl Feed {
                 per_ip: std::sync::Mutex::new(HashMap::new()),
                 relay: std::sync::OnceLock::new(),
                 relay_dropped: AtomicU64::new(0),
+                origin: crate::store::leases::instance_id().into(),
+                numbers: std::sync::Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -280,11 +293,26 @@ impl Feed {
     /// Sends `event` with `data` to every connection subscribed to `(chain_id, topic)` whose category filter
     /// lets `category` through: here, or, when the feed is cluster-wide, on every instance through NATS.
     /// Never blocks: a subscriber whose queue is full is closed instead, and a full relay queue drops the event.
+    ///
+    /// Each event is numbered in its (chain, topic, category) stream, from 1, and carries this instance as its
+    /// origin: a `/feed` client that sees a number skipped in a stream knows it missed events (a NATS restart, a
+    /// full queue) and reloads over REST.
     pub fn publish(&self, chain_id: u64, topic: Topic, category: Option<u64>, event: &str, data: &serde_json::Value) {
-        let Some(relay) = self.inner.relay.get() else {
-            return self.deliver_to_connections(chain_id, topic, category, event, data);
+        let mut numbers = self.inner.numbers.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = numbers.entry((chain_id, topic, category)).or_default();
+        *n += 1;
+        let e = Relayed {
+            chain_id,
+            topic,
+            category,
+            event: event.to_owned(),
+            data: data.clone(),
+            origin: self.inner.origin.clone(),
+            seq: *n,
         };
-        let e = Relayed { chain_id, topic, category, event: event.to_owned(), data: data.clone() };
+        let Some(relay) = self.inner.relay.get() else {
+            return self.deliver(&e);
+        };
         if relay.try_send(e).is_err() && self.inner.relay_dropped.fetch_add(1, Ordering::Relaxed) == 0 {
             tracing::warn!("the feed's queue to NATS is full: events are dropped (counted in feed_relay_dropped)");
         }
@@ -301,19 +329,9 @@ impl Feed {
         self.inner.relay.get().is_some() || self.subscribers() > 0
     }
 
-    /// An event that came through NATS, to this instance's connections.
+    /// An event (from NATS, or made here without it) to this instance's connections.
     pub fn deliver(&self, e: &Relayed) {
-        self.deliver_to_connections(e.chain_id, e.topic, e.category, &e.event, &e.data);
-    }
-
-    fn deliver_to_connections(
-        &self,
-        chain_id: u64,
-        topic: Topic,
-        category: Option<u64>,
-        event: &str,
-        data: &serde_json::Value,
-    ) {
+        let (chain_id, topic, category, event, data) = (e.chain_id, e.topic, e.category, e.event.as_str(), &e.data);
         let routes = self.inner.routes.read().unwrap_or_else(PoisonError::into_inner);
         let Some(subs) = routes.get(&(chain_id, topic)) else { return };
         let mut plain: Option<ByteString> = None;
@@ -324,7 +342,7 @@ impl Feed {
                 continue;
             }
             let encoded = match route.outbox.form {
-                WireForm::Plain => cached(&mut plain, || plain::encode_event(chain_id, topic, category, event, data)),
+                WireForm::Plain => cached(&mut plain, || plain::encode_event(e)),
                 WireForm::SocketIo => cached(&mut sio, || engineio::encode_event(event, data)),
             };
             let Some(msg) = encoded else {

@@ -1,7 +1,7 @@
 //! `/feed`: the feed over a plain WebSocket with JSON messages, for clients that want no socket.io.
 //!
 //! Client: `{"op":"subscribe"|"unsubscribe","chainId":N,"topic":"orders"|"deals"|"tasks","category":N?}`.
-//! Server: events `{"chainId","topic","category","event","data"}`, acknowledgements
+//! Server: events `{"chainId","topic","category","event","data","origin","seq"}`, acknowledgements
 //! `{"ok":true,"op",…the subscription…}` and errors `{"error","code"}`. A bad message is answered, never fatal.
 //!
 //! One task per connection runs two halves: the writer drains the feed queue into the socket, the reader
@@ -28,16 +28,21 @@ struct EventMessage<'a> {
     category: Option<u64>,
     event: &'a str,
     data: &'a Value,
+    origin: &'a str,
+    seq: u64,
 }
 
-pub(super) fn encode_event(
-    chain_id: u64,
-    topic: Topic,
-    category: Option<u64>,
-    event: &str,
-    data: &Value,
-) -> Option<String> {
-    serde_json::to_string(&EventMessage { chain_id, topic, category, event, data }).ok()
+pub(super) fn encode_event(e: &super::Relayed) -> Option<String> {
+    serde_json::to_string(&EventMessage {
+        chain_id: e.chain_id,
+        topic: e.topic,
+        category: e.category,
+        event: &e.event,
+        data: &e.data,
+        origin: &e.origin,
+        seq: e.seq,
+    })
+    .ok()
 }
 
 #[derive(Debug, Deserialize)]

@@ -96,15 +96,40 @@ async fn next_message(ws: &mut Ws, within: Duration) -> Option<Value> {
 
 /// Every event that arrives within `within`: (event name, the order hash or deal's request hash) -> times.
 async fn events(ws: &mut Ws, within: Duration) -> HashMap<(String, String), usize> {
+    numbered_events(ws, within, &mut HashMap::new()).await.0
+}
+
+/// The last number seen per stream: (origin, topic, category).
+type Streams = HashMap<(String, String, String), u64>;
+
+/// Out-of-order events: (stream, the last number seen in it, this event's).
+type OutOfOrder = Vec<((String, String, String), u64, u64)>;
+
+/// [`events`], and the events whose number does not follow the last one of its stream in `streams` (a gap, a
+/// repeat or a step back).
+async fn numbered_events(
+    ws: &mut Ws,
+    within: Duration,
+    streams: &mut Streams,
+) -> (HashMap<(String, String), usize>, OutOfOrder) {
     let mut seen = HashMap::new();
+    let mut out_of_order = Vec::new();
     let deadline = tokio::time::Instant::now() + within;
     while let Some(m) = next_message(ws, deadline.saturating_duration_since(tokio::time::Instant::now())).await {
         let Some(event) = m["event"].as_str() else { continue };
         let d = &m["data"];
         let key = d["orderHash"].as_str().or(d["requestorderHash"].as_str()).unwrap_or_default().to_owned();
         *seen.entry((event.to_owned(), key)).or_default() += 1;
+        let origin = m["origin"].as_str().unwrap_or_default().to_owned();
+        let stream = (origin, m["topic"].to_string(), m["category"].to_string());
+        let seq = m["seq"].as_u64().expect("every event is numbered");
+        if let Some(last) = streams.insert(stream.clone(), seq)
+            && seq != last + 1
+        {
+            out_of_order.push((stream, last, seq));
+        }
     }
-    seen
+    (seen, out_of_order)
 }
 
 fn h(w: &World, o: &dragon::order::AnyOrder) -> String {
@@ -148,13 +173,25 @@ async fn the_feed_on_one_instance_carries_what_another_made_once_and_survives_a_
         ("requestorder_published", h(&w, &req)),
         ("deal_proposed", h(&w, &req)),
     ];
-    let (seen_a, seen_b) =
-        tokio::join!(events(&mut on_a, Duration::from_secs(3)), events(&mut on_b, Duration::from_secs(3)));
+    let (mut streams_a, mut streams_b) = (Streams::new(), Streams::new());
+    let ((seen_a, order_a), (seen_b, order_b)) = tokio::join!(
+        numbered_events(&mut on_a, Duration::from_secs(3), &mut streams_a),
+        numbered_events(&mut on_b, Duration::from_secs(3), &mut streams_b)
+    );
     for (name, seen) in [("A", &seen_a), ("B", &seen_b)] {
         for (event, hash) in &expected {
             assert_eq!(seen.get(&((*event).to_owned(), hash.clone())), Some(&1), "{event} on {name}: {seen:?}");
         }
     }
+    // Every stream (origin, topic, category) numbered 1, 2, 3, ... alike on both instances, all from one origin.
+    assert!(order_a.is_empty() && order_b.is_empty(), "{order_a:?} {order_b:?}");
+    assert_eq!(streams_a, streams_b);
+    let origins: std::collections::HashSet<&String> = streams_a.keys().map(|k| &k.0).collect();
+    assert_eq!(origins.len(), 1, "{streams_a:?}");
+    assert!(
+        streams_a.len() >= 3,
+        "orders without a category, orders of category 1, deals of category 1: {streams_a:?}"
+    );
 
     // NATS restarts: both instances reconnect and subscribe again by themselves. Orders published on A while
     // B's subscription is not back yet are not replayed (core NATS); the first one B shows proves the path.

@@ -259,12 +259,15 @@ async fn plain_websocket_subscribe_unsubscribe_and_category_filter() {
     server.feed.publish(1, Topic::Orders, Some(5), "requestorder_published", &order5);
     server.feed.publish(134, Topic::Orders, None, "apporder_unpublished", &json!("0xaa"));
 
-    let expect = |category: Value, event: &str, data: &Value| json!({"chainId": 134, "topic": "orders", "category": category, "event": event, "data": data});
-    assert_eq!(next_json(&mut all).await, expect(json!(5), "workerpoolorder_published", &order5));
-    assert_eq!(next_json(&mut all).await, expect(json!(6), "requestorder_published", &order6));
-    assert_eq!(next_json(&mut all).await, expect(Value::Null, "apporder_unpublished", &json!("0xaa")));
-    assert_eq!(next_json(&mut cat5).await, expect(json!(5), "workerpoolorder_published", &order5));
-    assert_eq!(next_json(&mut cat5).await, expect(Value::Null, "apporder_unpublished", &json!("0xaa")));
+    // Each event names this instance as its origin and is numbered in its (chain, topic, category) stream.
+    let first = next_json(&mut all).await;
+    let origin = first["origin"].as_str().expect("an origin").to_owned();
+    let expect = |category: Value, event: &str, data: &Value, seq: u64| json!({"chainId": 134, "topic": "orders", "category": category, "event": event, "data": data, "origin": origin, "seq": seq});
+    assert_eq!(first, expect(json!(5), "workerpoolorder_published", &order5, 1));
+    assert_eq!(next_json(&mut all).await, expect(json!(6), "requestorder_published", &order6, 1));
+    assert_eq!(next_json(&mut all).await, expect(Value::Null, "apporder_unpublished", &json!("0xaa"), 1));
+    assert_eq!(next_json(&mut cat5).await, expect(json!(5), "workerpoolorder_published", &order5, 1));
+    assert_eq!(next_json(&mut cat5).await, expect(Value::Null, "apporder_unpublished", &json!("0xaa"), 1));
 
     send(&mut all, json!({"op": "unsubscribe", "chainId": 134, "topic": "orders"})).await;
     assert_eq!(next_json(&mut all).await["op"], "unsubscribe");
@@ -272,7 +275,8 @@ async fn plain_websocket_subscribe_unsubscribe_and_category_filter() {
     server.feed.publish(134, Topic::Deals, Some(5), "deal_created", &json!({"dealid": "0xd1"}));
     // One queue per connection: the orders event, had it been delivered, would come before the deal.
     assert_eq!(next_json(&mut all).await["event"], "deal_created");
-    assert_eq!(next_json(&mut cat5).await["event"], "workerpoolorder_updated");
+    let updated = next_json(&mut cat5).await;
+    assert_eq!((&updated["event"], &updated["seq"]), (&json!("workerpoolorder_updated"), &json!(2)), "{updated}");
 
     all.close(None).await.expect("close");
     server.wait_for_subscribers(1).await;
@@ -321,10 +325,10 @@ async fn a_subscriber_that_never_reads_is_closed_and_nobody_waits_for_it() {
             slowest_publish = slowest_publish.max(t.elapsed());
             published += 1;
         }
-        // The fast subscriber keeps up, and sees every event in order.
+        // The fast subscriber keeps up, and sees every event in order, numbered in its stream from 1.
         for i in published - BATCH as u64..published {
             let event = next_json(&mut fast).await;
-            assert_eq!(event["data"]["seq"], i);
+            assert_eq!((&event["data"]["seq"], &event["seq"]), (&json!(i), &json!(i + 1)), "{event}");
         }
         if server.feed.stats().dropped_slow > 0 {
             batches_after_drop += 1;
