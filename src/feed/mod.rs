@@ -571,7 +571,14 @@ mod tests {
         feed.publish(1, Topic::Deals, Some(5), "other_topic", &data);
         let plain = drain(&mut rx_all);
         assert_eq!(plain.len(), 3);
-        assert_eq!(plain[0], r#"{"chainId":1,"topic":"orders","category":5,"event":"e5","data":{"a":1}}"#);
+        let origin = &feed.inner.origin;
+        assert_eq!(
+            plain[0],
+            format!(
+                r#"{{"chainId":1,"topic":"orders","category":5,"event":"e5","data":{{"a":1}},"origin":"{origin}","seq":1}}"#
+            )
+        );
+        assert!(plain[2].ends_with(r#""seq":1}"#), "a stream of its own (no category): {}", plain[2]);
         assert_eq!(drain(&mut rx_cat5), vec![r#"42["e5",{"a":1}]"#, r#"42["any",{"a":1}]"#]);
         assert_eq!(feed.stats().delivered, 5);
 
