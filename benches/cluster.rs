@@ -13,12 +13,12 @@
 
 mod common;
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
 use dragon::chain::setup::{self, Account};
 use dragon::local::{Anvil, NatsServer, PgCluster, free_port};
 use dragon::money::Nrlc;
-use dragon::order::{AnyOrder, AppOrder, Domain, signature};
+use dragon::order::{AnyOrder, Domain};
 use dragon::server::{AppState, run};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -103,20 +103,8 @@ async fn phases(pg: &PgCluster, anvil: &Anvil, nats: &NatsServer, n: usize, rate
     let domain = Domain::new(U256::from(d.chain_id), d.hub);
     let orders: Vec<(String, AnyOrder)> = (0..2 * n)
         .map(|i| {
-            let mut o = AnyOrder::App(AppOrder {
-                app,
-                appprice: Nrlc::from_u64(1),
-                volume: U256::from(1),
-                tag: B256::ZERO,
-                datasetrestrict: Address::ZERO,
-                workerpoolrestrict: Address::ZERO,
-                requesterrestrict: Address::ZERO,
-                salt: B256::left_padding_from(&(i as u64).to_be_bytes()),
-                sign: None,
-            });
-            let hash = o.order_hash(&domain);
-            o.set_sign(signature::sign_digest(&owner, &hash.0)?);
-            Ok((hash.to_string(), o))
+            let o = common::signed_app_order(&domain, &owner, app, 1, i as u64)?;
+            Ok((o.order_hash(&domain).to_string(), o))
         })
         .collect::<anyhow::Result<_>>()?;
     let row = |label: &str, mut v: Vec<f64>| {
@@ -171,19 +159,7 @@ async fn curve(
         let sign = |range: std::ops::Range<u64>| -> anyhow::Result<Vec<Value>> {
             range
                 .map(|i| {
-                    let mut o = AnyOrder::App(AppOrder {
-                        app,
-                        appprice: Nrlc::from_u64(1 + i % 97),
-                        volume: U256::from(1),
-                        tag: B256::ZERO,
-                        datasetrestrict: Address::ZERO,
-                        workerpoolrestrict: Address::ZERO,
-                        requesterrestrict: Address::ZERO,
-                        salt: B256::left_padding_from(&(k << 40 | i).to_be_bytes()),
-                        sign: None,
-                    });
-                    let hash = o.order_hash(&domain);
-                    o.set_sign(signature::sign_digest(owner, &hash.0)?);
+                    let o = common::signed_app_order(&domain, owner, app, 1 + i % 97, k << 40 | i)?;
                     Ok(json!({"order": o.to_json()}))
                 })
                 .collect()

@@ -10,14 +10,14 @@
 //! query walks one app's orders (up to 1,000 at the end), not the whole book.
 
 mod common;
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::U256;
 use alloy::signers::local::PrivateKeySigner;
 use common::raw::{self, Conn};
 use common::session;
 use dragon::chain::setup::{self, Account};
 use dragon::local::{Anvil, PgCluster, free_port};
 use dragon::money::Nrlc;
-use dragon::order::{AnyOrder, AppOrder, Domain, signature};
+use dragon::order::{AnyOrder, Domain, signature};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -125,18 +125,7 @@ async fn run() -> anyhow::Result<()> {
     let t = Instant::now();
     let orders: Vec<Value> = (0..n as u64)
         .map(|i| {
-            let mut o = AnyOrder::App(AppOrder {
-                app: apps[(i % 300) as usize],
-                appprice: Nrlc::from_u64(1 + i % 97),
-                volume: U256::from(1),
-                tag: B256::ZERO,
-                datasetrestrict: Address::ZERO,
-                workerpoolrestrict: Address::ZERO,
-                requesterrestrict: Address::ZERO,
-                salt: B256::left_padding_from(&i.to_be_bytes()),
-                sign: None,
-            });
-            o.set_sign(signature::sign_digest(&key, &o.order_hash(&domain).0).expect("sign"));
+            let o = common::signed_app_order(&domain, &key, apps[(i % 300) as usize], 1 + i % 97, i).expect("sign");
             json!({"order": o.to_json()})
         })
         .collect();

@@ -6,6 +6,31 @@ pub mod raw;
 use alloy::signers::local::PrivateKeySigner;
 use serde_json::Value;
 
+/// A public app order of `app` at `price` nRLC, volume 1, salted with `salt`, signed by `key`.
+#[allow(dead_code)] // Each bench compiles this module; not all publish orders.
+pub fn signed_app_order(
+    domain: &dragon::order::Domain,
+    key: &PrivateKeySigner,
+    app: alloy::primitives::Address,
+    price: u64,
+    salt: u64,
+) -> anyhow::Result<dragon::order::AnyOrder> {
+    use alloy::primitives::{Address, B256, U256};
+    let mut o = dragon::order::AnyOrder::App(dragon::order::AppOrder {
+        app,
+        appprice: dragon::money::Nrlc::from_u64(price),
+        volume: U256::from(1),
+        tag: B256::ZERO,
+        datasetrestrict: Address::ZERO,
+        workerpoolrestrict: Address::ZERO,
+        requesterrestrict: Address::ZERO,
+        salt: B256::left_padding_from(&salt.to_be_bytes()),
+        sign: None,
+    });
+    o.set_sign(dragon::order::signature::sign_digest(key, &o.order_hash(domain).0)?);
+    Ok(o)
+}
+
 /// The `authorization` header of one signed challenge (single use).
 pub async fn login(
     http: &reqwest::Client,

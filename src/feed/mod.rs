@@ -149,6 +149,19 @@ struct Inner {
     numbers: std::sync::Mutex<HashMap<Stream, u64>>,
 }
 
+/// One feed event, borrowed: what the wire forms encode (as it is, the plain form's message).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Event<'a> {
+    chain_id: u64,
+    topic: Topic,
+    category: Option<u64>,
+    event: &'a str,
+    data: &'a serde_json::Value,
+    origin: &'a str,
+    seq: u64,
+}
+
 /// One feed event as it travels between instances.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -301,17 +314,19 @@ impl Feed {
         let mut numbers = self.inner.numbers.lock().unwrap_or_else(PoisonError::into_inner);
         let n = numbers.entry((chain_id, topic, category)).or_default();
         *n += 1;
+        let origin = &self.inner.origin;
+        let Some(relay) = self.inner.relay.get() else {
+            // One instance: delivered from the caller's data, copied only into each wire form's encoding.
+            return self.deliver_event(&Event { chain_id, topic, category, event, data, origin, seq: *n });
+        };
         let e = Relayed {
             chain_id,
             topic,
             category,
             event: event.to_owned(),
             data: data.clone(),
-            origin: self.inner.origin.clone(),
+            origin: origin.clone(),
             seq: *n,
-        };
-        let Some(relay) = self.inner.relay.get() else {
-            return self.deliver(&e);
         };
         if relay.try_send(e).is_err() && self.inner.relay_dropped.fetch_add(1, Ordering::Relaxed) == 0 {
             tracing::warn!("the feed's queue to NATS is full: events are dropped (counted in feed_relay_dropped)");
@@ -331,7 +346,20 @@ impl Feed {
 
     /// An event (from NATS, or made here without it) to this instance's connections.
     pub fn deliver(&self, e: &Relayed) {
-        let (chain_id, topic, category, event, data) = (e.chain_id, e.topic, e.category, e.event.as_str(), &e.data);
+        let (chain_id, topic, category, seq) = (e.chain_id, e.topic, e.category, e.seq);
+        self.deliver_event(&Event {
+            chain_id,
+            topic,
+            category,
+            event: &e.event,
+            data: &e.data,
+            origin: &e.origin,
+            seq,
+        });
+    }
+
+    fn deliver_event(&self, e: &Event<'_>) {
+        let (chain_id, topic, category, event, data) = (e.chain_id, e.topic, e.category, e.event, e.data);
         let routes = self.inner.routes.read().unwrap_or_else(PoisonError::into_inner);
         let Some(subs) = routes.get(&(chain_id, topic)) else { return };
         let mut plain: Option<ByteString> = None;

@@ -13,36 +13,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
 use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// How long the close frame may wait behind data the client has not read yet.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
-#[derive(Serialize)]
-struct EventMessage<'a> {
-    #[serde(rename = "chainId")]
-    chain_id: u64,
-    topic: Topic,
-    category: Option<u64>,
-    event: &'a str,
-    data: &'a Value,
-    origin: &'a str,
-    seq: u64,
-}
-
-pub(super) fn encode_event(e: &super::Relayed) -> Option<String> {
-    serde_json::to_string(&EventMessage {
-        chain_id: e.chain_id,
-        topic: e.topic,
-        category: e.category,
-        event: &e.event,
-        data: &e.data,
-        origin: &e.origin,
-        seq: e.seq,
-    })
-    .ok()
+pub(super) fn encode_event(e: &super::Event<'_>) -> Option<String> {
+    serde_json::to_string(e).ok()
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,6 +190,7 @@ fn on_text(subscriber: &mut Subscriber, text: &str) -> String {
 mod tests {
     use super::*;
     use crate::feed::FeedConfig;
+    use serde_json::Value;
 
     #[test]
     fn answers_bad_messages_with_errors() {

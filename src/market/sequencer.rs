@@ -152,7 +152,6 @@ impl Sequencer {
         // Records first: workerpool orders take their pool's record as they are added, so the rebuilt engine
         // matches what the running one would have.
         let records = crate::store::track_records::of(&**client, self.chain_id, None).await?;
-        self.next_seq = self.next_seq.max(crate::store::orders::max_seq(&**client).await? + 1);
         drop(client);
         self.book.clear();
         self.engine.proposals.clear();
@@ -289,39 +288,29 @@ impl Sequencer {
         tracing::debug!("sequencer drained");
     }
 
-    /// Takes the next block of arrival numbers from the store: blocks rise, so numbers keep rising here, and no
-    /// other instance on the database is given these.
-    async fn reserve_seqs(&mut self) -> Result<(), StoreError> {
-        let client = self.store.client().await?;
-        let start = crate::store::orders::reserve_seq_block(&**client).await?;
-        self.next_seq = start.max(self.next_seq);
-        self.seq_end = start + crate::store::orders::SEQ_BLOCK;
+    /// Gives the group's publications their arrival numbers, in queue order (a number lost to a failed commit
+    /// leaves a harmless gap), from blocks taken from the store: blocks rise, so numbers keep rising here and
+    /// pass every number stored, and no other instance on the database is given these.
+    async fn number(&mut self, ops: &mut [Op]) -> Result<(), StoreError> {
+        for op in ops {
+            let Op::Publish { records, .. } = op else { continue };
+            for r in records {
+                if self.next_seq >= self.seq_end {
+                    let client = self.store.client().await?;
+                    self.next_seq = orders::reserve_seq_block(&**client).await?;
+                    self.seq_end = self.next_seq + orders::SEQ_BLOCK;
+                }
+                r.seq = self.next_seq;
+                self.next_seq += 1;
+            }
+        }
         Ok(())
     }
 
     /// Writes a group of publications and closes in one transaction, then applies it to the book, the engine and
     /// the feed. Returns the apps and datasets whose orders left the book.
     async fn commit(&mut self, mut ops: Vec<Op>) -> Gone {
-        // Arrival numbers in queue order; a number lost to a failed commit leaves a harmless gap.
-        let mut numbered = Ok(());
-        'numbering: for op in &mut ops {
-            if let Op::Publish { records, .. } = op {
-                for r in records {
-                    if self.next_seq >= self.seq_end {
-                        match self.reserve_seqs().await {
-                            Ok(()) => {}
-                            Err(e) => {
-                                numbered = Err(e);
-                                break 'numbering;
-                            }
-                        }
-                    }
-                    r.seq = self.next_seq;
-                    self.next_seq += 1;
-                }
-            }
-        }
-        let outcome = match numbered {
+        let outcome = match self.number(&mut ops).await {
             Ok(()) => self.write(&ops).await,
             Err(e) => Err(e),
         };

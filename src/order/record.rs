@@ -259,6 +259,15 @@ impl OrderRecord {
         }
     }
 
+    /// A workerpool order's or a request's trust.
+    pub fn trust(&self) -> Option<u64> {
+        match self.view {
+            m::Order::Workerpool(o) => Some(o.trust),
+            m::Order::Request(o) => Some(o.trust),
+            _ => None,
+        }
+    }
+
     /// The price the book sorts by: the seller's price, or a request's `workerpoolmaxprice`.
     pub fn price(&self) -> u64 {
         match self.view {
@@ -411,11 +420,7 @@ impl OrderRecord {
             remaining: self.remaining,
             tag_low: u64::from_be_bytes(tag[24..].try_into().unwrap_or_default()),
             category: self.category(),
-            trust: match self.view {
-                m::Order::Workerpool(o) => Some(o.trust),
-                m::Order::Request(o) => Some(o.trust),
-                _ => None,
-            },
+            trust: self.trust(),
         }
     }
 }

@@ -55,11 +55,7 @@ pub async fn insert(client: &impl Cached, records: &[&OrderRecord]) -> Result<Ve
         volume.push(r.volume() as i64);
         tag.push(r.tag().to_vec());
         category.push(r.category().map(|c| c as i64));
-        trust.push(match r.view {
-            dragon_matching::Order::Workerpool(o) => Some(o.trust as i64),
-            dragon_matching::Order::Request(o) => Some(o.trust as i64),
-            _ => None,
-        });
+        trust.push(r.trust().map(|t| t as i64));
         let roles = r.roles();
         app.push(opt_addr(roles.app));
         dataset.push(opt_addr(roles.dataset));
@@ -90,17 +86,7 @@ pub async fn insert(client: &impl Cached, records: &[&OrderRecord]) -> Result<Ve
         &remaining,
         &published,
     ];
-    let stmt = client
-        .prepare_cached(&format!(
-            "{INSERT_ORDERS}
-             ON CONFLICT (order_hash) DO UPDATE
-             SET seq = EXCLUDED.seq, body = EXCLUDED.body, signer = EXCLUDED.signer, owner = EXCLUDED.owner,
-                 remaining = EXCLUDED.remaining, status = 'open', published_at = EXCLUDED.published_at,
-                 closed_block = NULL, closed_reason = NULL, updated_at = now()
-             WHERE orders.status = 'dead'
-             RETURNING order_hash"
-        ))
-        .await?;
+    let stmt = client.prepare_cached(INSERT_ORDERS).await?;
     returned(&client.query(&stmt, &params).await?)
 }
 
@@ -149,11 +135,7 @@ pub async fn copy_fresh(client: &tokio_postgres::Client, records: &[&OrderRecord
         let (seq, chain, volume, remaining) = (r.seq as i64, r.chain_id as i64, r.volume() as i64, r.remaining as i64);
         let (hash, signer, asset, tag) = (r.hash.0.0, r.signer.0.0, r.asset().0.0, r.tag());
         let category = r.category().map(|c| c as i64);
-        let trust = match r.view {
-            dragon_matching::Order::Workerpool(o) => Some(o.trust as i64),
-            dragon_matching::Order::Request(o) => Some(o.trust as i64),
-            _ => None,
-        };
+        let trust = r.trust().map(|t| t as i64);
         let (app, dataset, workerpool) = (opt(roles.app), opt(roles.dataset), opt(roles.workerpool));
         let (requester, beneficiary) = (opt(roles.requester), opt(roles.beneficiary));
         let published = std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.published_ms.max(0) as u64);
@@ -166,7 +148,7 @@ pub async fn copy_fresh(client: &tokio_postgres::Client, records: &[&OrderRecord
             &&signer[..],
             &&asset[..],
             &&signer[..],
-            &Numeric(r.price()),
+            &rust_decimal::Decimal::from(r.price()),
             &volume,
             &&tag[..],
             &category,
@@ -190,43 +172,7 @@ pub fn is_unique_violation(e: &StoreError) -> bool {
     matches!(e, StoreError::Db(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION))
 }
 
-/// A price as PostgreSQL's binary NUMERIC: base-10000 digits, most significant first, scale 0.
-#[derive(Debug)]
-struct Numeric(u64);
-
-impl tokio_postgres::types::ToSql for Numeric {
-    fn to_sql(
-        &self,
-        _: &tokio_postgres::types::Type,
-        out: &mut bytes::BytesMut,
-    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        use bytes::BufMut;
-        let mut digits = Vec::with_capacity(5);
-        let mut v = self.0;
-        while v > 0 {
-            digits.push((v % 10_000) as i16);
-            v /= 10_000;
-        }
-        digits.reverse();
-        let n = digits.len() as i16;
-        out.put_i16(n);
-        out.put_i16((n - 1).max(0)); // weight: the first digit's power of 10000
-        out.put_u16(0); // positive
-        out.put_u16(0); // scale
-        for d in digits {
-            out.put_i16(d);
-        }
-        Ok(tokio_postgres::types::IsNull::No)
-    }
-
-    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
-        *ty == tokio_postgres::types::Type::NUMERIC
-    }
-
-    tokio_postgres::types::to_sql_checked!();
-}
-
-/// The rows of a group, from one array per column.
+/// The rows of a group, from one array per column; a stored hash is skipped unless its order is dead.
 const INSERT_ORDERS: &str = "INSERT INTO orders (seq, order_hash, chain_id, kind, body, signer, asset, owner, price,
                                  volume, tag, category, trust, app, dataset, workerpool, requester, beneficiary,
                                  remaining, published_at)
@@ -236,7 +182,13 @@ const INSERT_ORDERS: &str = "INSERT INTO orders (seq, order_hash, chain_id, kind
                          $7::bytea[], $8::text[], $9::bigint[], $10::bytea[], $11::bigint[], $12::bigint[],
                          $13::bytea[], $14::bytea[], $15::bytea[], $16::bytea[], $17::bytea[], $18::bigint[],
                          $19::bigint[])
-                  AS u(seq, h, c, k, b, s, a, p, v, t, cat, tr, ap, ds, wp, rq, bf, rem, pub)";
+                  AS u(seq, h, c, k, b, s, a, p, v, t, cat, tr, ap, ds, wp, rq, bf, rem, pub)
+             ON CONFLICT (order_hash) DO UPDATE
+             SET seq = EXCLUDED.seq, body = EXCLUDED.body, signer = EXCLUDED.signer, owner = EXCLUDED.owner,
+                 remaining = EXCLUDED.remaining, status = 'open', published_at = EXCLUDED.published_at,
+                 closed_block = NULL, closed_reason = NULL, updated_at = now()
+             WHERE orders.status = 'dead'
+             RETURNING order_hash";
 
 fn returned(rows: &[tokio_postgres::Row]) -> Result<Vec<OrderHash>, StoreError> {
     rows.iter().map(|row| Ok(OrderHash(B256::from(fixed::<32>("orders", row.get(0))?)))).collect()
@@ -314,11 +266,6 @@ pub const SEQ_BLOCK: u64 = 4096;
 pub async fn reserve_seq_block(client: &impl GenericClient) -> Result<u64, StoreError> {
     let b: i64 = client.query_one("SELECT nextval('orders_seq_blocks')", &[]).await?.get(0);
     Ok(b as u64 * SEQ_BLOCK)
-}
-
-pub async fn max_seq(client: &impl GenericClient) -> Result<u64, StoreError> {
-    let v: i64 = client.query_one("SELECT COALESCE(MAX(seq), 0) FROM orders", &[]).await?.get(0);
-    Ok(v as u64)
 }
 
 fn corrupt(detail: impl std::fmt::Display) -> StoreError {

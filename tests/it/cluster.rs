@@ -245,30 +245,15 @@ async fn dragon_local_runs_several_instances_with_one_feed() {
     use alloy::primitives::U256;
     use alloy::signers::local::PrivateKeySigner;
     use dragon::chain::setup;
-    let home = std::env::temp_dir().join(format!("dragon-it-instances-{}", std::process::id()));
-    let dir = home.join(".dragon");
-    let _ = std::fs::remove_dir_all(&home);
-    std::fs::create_dir_all(&dir).expect("data dir");
-    let (pg, rpc, nats) = (
-        dragon::local::free_port().expect("port"),
-        dragon::local::free_port().expect("port"),
-        dragon::local::free_port().expect("port"),
-    );
+    let nats = dragon::local::free_port().expect("port");
     let api = consecutive_ports(3);
-    let mut child = tokio::process::Command::new(crate::harness::dragon_bin())
-        .args(["local", "--no-pool", "--instances", "3", "--pg-port", &pg.to_string()])
-        .args(["--anvil-port", &rpc.to_string(), "--nats-port", &nats.to_string()])
-        .args(["--listen", &format!("127.0.0.1:{api}"), "--data-dir"])
-        .arg(&dir)
-        .env("RUST_LOG", "warn")
-        .env_remove("DRAGON_OPERATOR_KEY")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn dragon local");
-    let info: Value = crate::harness::until_within("local.json", Duration::from_secs(120), async || {
-        std::fs::read_to_string(dir.join("local.json")).ok().and_then(|t| serde_json::from_str(&t).ok())
-    })
+    let (nats_port, listen) = (nats.to_string(), format!("127.0.0.1:{api}"));
+    let local = crate::harness::Local::start(
+        "instances",
+        &["--no-pool", "--instances", "3", "--nats-port", &nats_port, "--listen", &listen],
+    )
     .await;
+    let info = &local.info;
     let apis: Vec<String> =
         info["apis"].as_array().expect("apis").iter().map(|a| a.as_str().expect("url").to_owned()).collect();
     let expected: Vec<String> = (0..3).map(|i| format!("http://127.0.0.1:{}", api + i)).collect();
@@ -329,10 +314,6 @@ async fn dragon_local_runs_several_instances_with_one_feed() {
     }
     assert_eq!(leaders, 1, "one settler in the cluster");
 
-    let pid = child.id().expect("pid");
-    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill -TERM");
-    let status = child.wait().await.expect("wait");
-    assert!(status.success(), "dragon local stops cleanly: {status}");
+    local.stop().await;
     assert!(std::net::TcpStream::connect(("127.0.0.1", nats)).is_err(), "NATS stopped with it");
-    let _ = std::fs::remove_dir_all(&home);
 }

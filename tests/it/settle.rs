@@ -583,31 +583,10 @@ async fn volume_consumed_by_someone_else_meanwhile_is_never_released_to_the_book
 async fn the_local_market_settles_deals_on_its_own_chain() {
     use dragon::local::free_port;
     use dragon::order::Domain;
-    // The data folder is `.dragon` inside the user's folder, where the CLI finds `.dragon/local.json`.
-    let home = std::env::temp_dir().join(format!("dragon-it-local-{}", std::process::id()));
-    let dir = home.join(".dragon");
-    let _ = std::fs::remove_dir_all(&home);
-    std::fs::create_dir_all(&dir).expect("data dir");
-    let (pg, rpc, api, pool) = (
-        free_port().expect("port"),
-        free_port().expect("port"),
-        free_port().expect("port"),
-        free_port().expect("port"),
-    );
-    let mut child = tokio::process::Command::new(crate::harness::dragon_bin())
-        .args(["local", "--pg-port", &pg.to_string(), "--anvil-port", &rpc.to_string()])
-        .args(["--listen", &format!("127.0.0.1:{api}"), "--pool-listen", &format!("127.0.0.1:{pool}"), "--data-dir"])
-        .arg(&dir)
-        .env("RUST_LOG", "warn")
-        .env_remove("DRAGON_OPERATOR_KEY")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn dragon local");
-    // A fresh cluster, a chain with the contracts deployed, the demo assets: slow on a loaded machine.
-    let info: Value = crate::harness::until_within("local.json", Duration::from_secs(120), async || {
-        std::fs::read_to_string(dir.join("local.json")).ok().and_then(|t| serde_json::from_str(&t).ok())
-    })
-    .await;
+    let (api, pool) = (free_port().expect("port"), free_port().expect("port"));
+    let (listen, pool_listen) = (format!("127.0.0.1:{api}"), format!("127.0.0.1:{pool}"));
+    let local = crate::harness::Local::start("local", &["--listen", &listen, "--pool-listen", &pool_listen]).await;
+    let (info, home) = (&local.info, local.home.clone());
     let d = dragon::chain::deploy::Deployment::read(std::path::Path::new(info["deployment"].as_str().expect("path")))
         .expect("deployment");
     let url = info["rpc"].as_str().expect("rpc").to_owned();
@@ -684,11 +663,7 @@ async fn the_local_market_settles_deals_on_its_own_chain() {
     assert!(bot.contains("dragon_bot_alive_workers 1"), "{bot}");
 
     // Ctrl-C equivalent: drains and stops everything.
-    let pid = child.id().expect("pid");
-    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill -TERM");
-    let status = child.wait().await.expect("wait");
-    assert!(status.success(), "dragon local stops cleanly: {status}");
-    let _ = std::fs::remove_dir_all(&home);
+    local.stop().await;
 }
 
 async fn reqwest_get(base: &str) -> (u16, String) {
