@@ -36,10 +36,11 @@ impl AppState {
     }
 
     pub async fn connect_with(config: &Config, feed: Feed, listener: Listener) -> anyhow::Result<Self> {
+        // This process in the cluster: its feed events' origin, and the holder of its leases.
+        let origin = crate::store::leases::instance_id();
         // First, so that an unreachable NATS stops the start before anything runs.
         let bus = match &config.nats.url {
             Some(url) => {
-                let origin = crate::store::leases::instance_id();
                 let bus = crate::cluster::bus::connect(url, config.deployment.chain_id, &origin).await?;
                 tracing::info!(url = %crate::cluster::bus::redacted(url), "the feed is cluster-wide, through NATS");
                 Some(bus)
@@ -93,10 +94,34 @@ impl AppState {
         let known = store.load_hashes().await.context("reading the order hashes the store holds")?;
         tracing::debug!(hashes = known, "order hashes tracked");
         let recoverer = crate::order::recoverer::Recoverer::per_core().context("starting the signature threads")?;
-        let (market, proposals) = Market::start(store.clone(), reader.clone(), recoverer, config.market, listener)
-            .await
-            .context("starting the market")?;
         let background = Arc::new(Background::default());
+        // A cluster (NATS configured): each category's book is owned by one instance, by lease; this one's
+        // changes go to the others.
+        let (owned, outbox, listener) = if bus.is_some() {
+            let pg = crate::store::pg_config(&config.database_url, config.store)?;
+            let (owned, task) = crate::cluster::owner::spawn(
+                store.clone(),
+                pg,
+                d.chain_id,
+                origin.clone(),
+                config.lease,
+                background.stopping(),
+            );
+            background.push_graceful(task);
+            let (outbox, receiver) = crate::cluster::route::Outbox::new();
+            let inner = listener;
+            let listener: Listener = Arc::new(move |e: &MarketEvent| {
+                inner(e);
+                outbox.push(e);
+            });
+            (Some(owned), Some(receiver), listener)
+        } else {
+            (None, None, listener)
+        };
+        let (market, proposals) =
+            Market::start(store.clone(), reader.clone(), recoverer, config.market, listener, owned.clone())
+                .await
+                .context("starting the market")?;
         let settler = match &config.operator_key {
             Some(key) => {
                 let s = Settler::new(
@@ -112,7 +137,7 @@ impl AppState {
                 // One settler in the cluster: this instance is a candidate for the chain's settler lease, on a
                 // connection of its own, and settles only while it holds it.
                 let pg = crate::store::pg_config(&config.database_url, config.store)?;
-                let holder = crate::store::leases::instance_id();
+                let holder = origin.clone();
                 let (keeper, keeping) =
                     LeaseKeeper::spawn(pg, settler_lease, holder.clone(), config.lease, background.stopping());
                 let (handle, task) = s.spawn(proposals, keeper.tenure);
@@ -126,7 +151,21 @@ impl AppState {
                 None
             }
         };
+        let mut router = None;
         if let Some(bus) = bus {
+            if let (Some(owned), Some(outbox)) = (owned, outbox) {
+                let r = crate::cluster::route::Router::start(
+                    bus.client(),
+                    origin.clone(),
+                    market.clone(),
+                    owned,
+                    outbox,
+                    &background,
+                )
+                .await
+                .context("subscribing to the cluster's routes on NATS")?;
+                router = Some(r);
+            }
             bus.carry(&feed, &background);
         }
         sync.attach(market.clone(), settler.clone());
@@ -153,6 +192,7 @@ impl AppState {
             track_records: Arc::default(),
             sync: sync_stats,
             settler,
+            router,
             background,
             rt: tokio::runtime::Handle::current(),
         })

@@ -130,6 +130,8 @@ fn market_answer(e: &MarketError) -> (StatusCode, &'static str) {
         MarketError::Store(_) => "store_unavailable",
         MarketError::MatchingDown => "matching_unavailable",
         MarketError::ShuttingDown => "shutting_down",
+        MarketError::NoOwner { .. } => "no_category_owner",
+        MarketError::Cluster(_) => "cluster_unavailable",
     };
     (StatusCode::SERVICE_UNAVAILABLE, code)
 }

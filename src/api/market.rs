@@ -39,6 +39,11 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
         ("dragon_orders_unpublished_total", "Orders taken out by their owners.", s.unpublished.load(Ordering::Relaxed)),
         ("dragon_group_commits_total", "Store commits of the sequencer.", s.commits.load(Ordering::Relaxed)),
         ("dragon_deals_proposed_total", "Deals the engine proposed.", s.deals_proposed.load(Ordering::Relaxed)),
+        (
+            "dragon_fenced_writes_total",
+            "Writes refused because this instance no longer owned the category, or another owner had promised the app or dataset order first (cluster only).",
+            s.fenced.load(Ordering::Relaxed),
+        ),
         ("dragon_sync_deals_total", "Deals chain sync recorded.", state.sync.deals.load(Ordering::Relaxed)),
         ("dragon_sync_reorgs_total", "Reorgs undone by chain sync.", state.sync.reorgs.load(Ordering::Relaxed)),
         (
@@ -50,6 +55,11 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
             "dragon_feed_relay_dropped_total",
             "Feed events not sent to NATS: the queue to it was full (cluster-wide feed only).",
             state.feed.stats().relay_dropped,
+        ),
+        (
+            "dragon_cluster_book_changes_dropped_total",
+            "Book changes not sent to the other instances: the queue to NATS was full (cluster only).",
+            state.router.as_ref().map_or(0, |r| r.dropped.load(Ordering::Relaxed)),
         ),
     ] {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"));

@@ -32,6 +32,8 @@ pub struct AppState {
     pub sync: Arc<crate::chain::sync::SyncStats>,
     /// The settler, when an operator key is configured.
     pub settler: Option<crate::chain::settler::SettlerHandle>,
+    /// In a cluster: hands orders to their category's owner (`cluster::route`).
+    pub router: Option<Arc<crate::cluster::route::Router>>,
     /// Stops chain sync and the settler at shutdown.
     pub background: Arc<Background>,
     /// The runtime that owns the store's connections and the market's tasks. Handlers run on actix's
@@ -41,6 +43,28 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Publishes checked orders: through the cluster's router when there is one, else this market.
+    pub async fn publish(
+        &self,
+        records: Vec<crate::order::record::OrderRecord>,
+    ) -> Vec<Result<Arc<crate::order::record::OrderRecord>, crate::market::PublishError>> {
+        match &self.router {
+            Some(r) => r.publish(records).await,
+            None => self.market.publish(records).await,
+        }
+    }
+
+    /// Unpublishes open orders: through the cluster's router when there is one, else this market.
+    pub async fn unpublish(
+        &self,
+        hashes: Vec<crate::ids::OrderHash>,
+    ) -> Result<Vec<crate::ids::OrderHash>, crate::market::MarketError> {
+        match &self.router {
+            Some(r) => r.unpublish(hashes).await,
+            None => self.market.unpublish(hashes).await,
+        }
+    }
+
     /// Runs `f` on the main runtime; its error, or the runtime going away, become the API's error.
     pub async fn on_main<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
         &self,

@@ -34,6 +34,10 @@ pub struct Health {
     /// Absent when no operator key is configured (nothing is settled on chain).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub settler: Option<SettlerHealth>,
+    /// In a cluster, the categories whose book this instance owns now (absent for a single instance, which
+    /// owns them all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub categories: Option<Vec<u64>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -144,7 +148,16 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, crate::a
         leading: h.stats.leading.load(Relaxed),
         epoch: Some(h.stats.epoch.load(Relaxed)).filter(|e| *e > 0),
     });
-    let body = Arc::new(Health { ok: database.ok && chain.ok && matching, database, chain, matching, sync, settler });
+    let categories = state.market.owned_categories();
+    let body = Arc::new(Health {
+        ok: database.ok && chain.ok && matching,
+        database,
+        chain,
+        matching,
+        sync,
+        settler,
+        categories,
+    });
     state.health.put(body.clone());
     Ok(respond(body))
 }

@@ -107,6 +107,11 @@ pub struct Bus {
 }
 
 impl Bus {
+    /// The connection, for the other traffic between instances (`cluster::route`).
+    pub fn client(&self) -> async_nats::Client {
+        self.client.clone()
+    }
+
     /// Makes `feed` cluster-wide: its events go out through NATS, and what NATS carries (its own events
     /// included) reaches its connections, until `background` stops.
     pub fn carry(self, feed: &Feed, background: &Background) {

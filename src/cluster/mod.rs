@@ -7,6 +7,8 @@
 
 pub mod bus;
 pub mod lease;
+pub mod owner;
+pub mod route;
 
 pub use crate::store::leases::Fence;
 pub use lease::{LeaseConfig, LeaseKeeper};

@@ -442,7 +442,7 @@ async fn serve(
         for (owner, order) in demo::app_orders(demo, &domain)? {
             match state.market.check(order, None, owner).await {
                 Ok(record) => {
-                    for res in state.market.publish(vec![record]).await {
+                    for res in state.publish(vec![record]).await {
                         res.context("publishing the demo app's order")?;
                     }
                 }

@@ -138,7 +138,15 @@ impl Sequencer {
     /// app and dataset orders that left the book.
     pub(super) async fn chain(&mut self, update: ChainUpdate) -> Gone {
         let (gone, unknown) = self.apply_chain(update);
-        if unknown {
+        if unknown && self.owned.is_some() {
+            // In a cluster the proposal may be another owner's: failing every unsent proposal here would fail
+            // theirs. The store already has the volume back; this engine takes it by a rebuild, and the owner by
+            // the change it receives (`Sequencer::remote`).
+            tracing::info!("a proposal this engine does not hold failed: rebuilding the engine from the store");
+            if let Err(e) = self.rebuild(Mutex::new(None)).await {
+                tracing::error!(error = %e, "rebuilding the engine failed");
+            }
+        } else if unknown {
             tracing::info!("a proposal from before the engine's start failed: rebuilding the engine from the store");
             // As at a restart: the proposals no transaction carries fail first (the new engine proposes them
             // again and holds them), so only those in flight stay unknown to it. Without this, every proposal

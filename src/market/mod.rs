@@ -46,6 +46,7 @@ use alloy::primitives::U256;
 use book::Book;
 use dragon_matching as m;
 use record::{OrderRecord, OrderStatus};
+pub use sequencer::BookChange;
 use sequencer::{EngineSlot, Op, Sequencer};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -126,6 +127,13 @@ pub enum MarketError {
     MatchingDown,
     #[error("the exchange is shutting down")]
     ShuttingDown,
+    /// A cluster: no instance owns the category now (its owner died and the next has not taken over yet, or
+    /// ownership moved while the order was on its way). Worth retrying after a few seconds.
+    #[error("no instance of the cluster owns category {category} now; retry in a few seconds")]
+    NoOwner { category: u64 },
+    /// A cluster: the instances could not reach each other.
+    #[error("the cluster's message bus is unavailable: {0}")]
+    Cluster(String),
 }
 
 impl From<tokio_postgres::Error> for MarketError {
@@ -141,6 +149,9 @@ pub struct MarketStats {
     pub commits: AtomicU64,
     pub deals_proposed: AtomicU64,
     pub unpublished: AtomicU64,
+    /// Writes refused by a category's fence, or by the store's count of a shared app or dataset order (a
+    /// cluster): each one made this instance drop what it believed and rebuild from the store.
+    pub fenced: AtomicU64,
 }
 
 pub struct Market {
@@ -160,6 +171,8 @@ pub struct Market {
     engine: Arc<EngineSlot>,
     /// The sequencer's task.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// In a cluster, the categories this instance owns now (`cluster::owner`); `None` alone.
+    owned: Option<tokio::sync::watch::Receiver<crate::cluster::owner::Owned>>,
 }
 
 impl std::fmt::Debug for Market {
@@ -178,6 +191,7 @@ impl Market {
         recoverer: crate::order::recoverer::Recoverer,
         config: MarketConfig,
         listener: Listener,
+        owned: Option<tokio::sync::watch::Receiver<crate::cluster::owner::Owned>>,
     ) -> Result<(Arc<Market>, Proposals), StoreError> {
         let chain_id = reader.deployment().chain_id;
         let domain = Domain::new(U256::from(chain_id), reader.deployment().hub);
@@ -199,6 +213,7 @@ impl Market {
             submitter: None,
             ops: ops_tx.downgrade(),
             proposals,
+            owned: owned.as_ref().map(|o| o.borrow().clone()),
         };
         seq.start_engine().await?;
         let market = Arc::new(Market {
@@ -214,10 +229,24 @@ impl Market {
             chain_lock: tokio::sync::Mutex::new(()),
             engine,
             tasks: Mutex::new(Vec::new()),
+            owned: owned.clone(),
         });
         let t1 = tokio::spawn(seq.run(ops_rx));
         if let Ok(mut t) = market.tasks.lock() {
             t.push(t1);
+        }
+        if let Some(mut owned) = owned {
+            // Each change of the categories owned reaches the sequencer in its queue, after what came before.
+            let ops = market.ops.lock().ok().and_then(|g| g.as_ref().map(mpsc::Sender::downgrade));
+            tokio::spawn(async move {
+                while owned.changed().await.is_ok() {
+                    let now = owned.borrow_and_update().clone();
+                    let Some(tx) = ops.as_ref().and_then(mpsc::WeakSender::upgrade) else { break };
+                    if tx.send(Op::Own(now)).await.is_err() {
+                        break;
+                    }
+                }
+            });
         }
         Ok((market, proposed))
     }
@@ -226,8 +255,26 @@ impl Market {
         self.ops.lock().ok().and_then(|g| g.clone()).ok_or(MarketError::ShuttingDown)
     }
 
-    /// Publishes checked orders: durable, in the book and in the engine when this returns Ok.
+    /// Publishes checked orders: durable, in the book and in the engine when this returns Ok. In a cluster,
+    /// only orders of the categories this instance owns (and app and dataset orders, which no category owns);
+    /// others get [`MarketError::NoOwner`] (`cluster::route` hands them to their owner).
     pub async fn publish(&self, records: Vec<OrderRecord>) -> Vec<Result<Arc<OrderRecord>, PublishError>> {
+        if records.iter().any(|r| r.category().is_some_and(|c| !self.owns(c))) {
+            let (mine, theirs): (Vec<_>, Vec<_>) =
+                records.into_iter().enumerate().partition(|(_, r)| r.category().is_none_or(|c| self.owns(c)));
+            let mut out: Vec<Option<Result<Arc<OrderRecord>, PublishError>>> =
+                (0..mine.len() + theirs.len()).map(|_| None).collect();
+            for (i, r) in theirs {
+                out[i] = Some(Err(MarketError::NoOwner { category: r.category().unwrap_or_default() }.into()));
+            }
+            let (positions, mine): (Vec<usize>, Vec<OrderRecord>) = mine.into_iter().unzip();
+            if !mine.is_empty() {
+                for (i, res) in positions.into_iter().zip(Box::pin(self.publish(mine)).await) {
+                    out[i] = Some(res);
+                }
+            }
+            return out.into_iter().map(|o| o.unwrap_or_else(|| Err(MarketError::ShuttingDown.into()))).collect();
+        }
         let n = records.len();
         let fail = || (0..n).map(|_| Err(MarketError::ShuttingDown.into())).collect();
         let Ok(tx) = self.sender() else { return fail() };
@@ -282,6 +329,22 @@ impl Market {
             .await
             .map_err(|_| MarketError::ShuttingDown)?;
         rx.await.map_err(|_| MarketError::ShuttingDown)?.map_err(MarketError::Store)
+    }
+
+    /// Whether this instance matches and writes `category`'s orders: always alone; in a cluster, while it holds
+    /// the category's lease.
+    pub fn owns(&self, category: u64) -> bool {
+        self.owned.as_ref().is_none_or(|o| o.borrow().contains_key(&category))
+    }
+
+    /// In a cluster, the categories owned now; `None` alone.
+    pub fn owned_categories(&self) -> Option<Vec<u64>> {
+        self.owned.as_ref().map(|o| o.borrow().keys().copied().collect())
+    }
+
+    /// Applies what other instances changed in the book (see [`BookChange`]).
+    pub async fn remote(&self, changes: Vec<BookChange>) -> Result<(), MarketError> {
+        self.sender()?.send(Op::Remote(changes)).await.map_err(|_| MarketError::ShuttingDown)
     }
 
     /// Whether the matching thread is alive.

@@ -14,8 +14,10 @@ use super::book::Book;
 use super::events::EventWriter;
 use super::{Listener, MarketError, MarketEvent, MarketStats, PublishError, publish};
 use crate::chain::update::{ChainUpdate, RebuildStep};
+use crate::cluster::owner::Owned;
 use crate::ids::OrderHash;
 use crate::order::record::{OrderRecord, OrderStatus};
+use crate::store::leases::Fence;
 use crate::store::{Store, StoreError, orders};
 use alloy::primitives::Address;
 use dashmap::DashMap;
@@ -53,6 +55,20 @@ pub(super) enum Op {
         before: Mutex<Option<RebuildStep>>,
         reply: oneshot::Sender<Result<usize, StoreError>>,
     },
+    /// The categories this instance owns changed (a cluster): the engine is rebuilt with exactly those.
+    Own(Owned),
+    /// What other instances changed in the book (a cluster): the read index follows, and the engine where the
+    /// change concerns an order it holds without owning it (app and dataset orders).
+    Remote(Vec<BookChange>),
+}
+
+/// A change of the book made by another instance of the cluster, as it reaches this one.
+#[derive(Debug)]
+pub enum BookChange {
+    /// The order as it is now (open, or closed: then it leaves the book).
+    Put(Box<OrderRecord>),
+    /// Unpublished.
+    Gone(OrderHash),
 }
 
 /// The running engine: its pipeline, a submitter, the task writing its events, and its pending proposals
@@ -131,9 +147,35 @@ pub(super) struct Sequencer {
     pub(super) ops: mpsc::WeakSender<Op>,
     /// The settler's queue of proposal ids, handed to each event writer (one per engine).
     pub(super) proposals: mpsc::UnboundedSender<i64>,
+    /// In a cluster, the categories this instance owns, with the tenures its writes carry; the engine holds
+    /// their workerpool orders and requests only. `None`: a single instance, which owns everything unfenced.
+    pub(super) owned: Option<Owned>,
 }
 
 impl Sequencer {
+    /// Whether this instance's engine holds `r`: every order alone; in a cluster, the orders of the categories it
+    /// owns, and every app and dataset order (offered in every category).
+    pub(super) fn holds(&self, r: &OrderRecord) -> bool {
+        match (&self.owned, r.category()) {
+            (Some(owned), Some(c)) => owned.contains_key(&c),
+            _ => true,
+        }
+    }
+
+    /// The tenures a write touching these categories must carry (none alone); `Err` when one is a category this
+    /// instance does not own now.
+    fn fences(&self, categories: impl Iterator<Item = u64>) -> Result<Vec<Fence>, StoreError> {
+        let Some(owned) = &self.owned else { return Ok(Vec::new()) };
+        let mut fences: Vec<Fence> = Vec::new();
+        for c in categories {
+            let f = owned.get(&c).ok_or_else(|| StoreError::Fenced { lease: format!("category {c}"), epoch: 0 })?;
+            if !fences.iter().any(|x| x.name == f.name) {
+                fences.push(f.clone());
+            }
+        }
+        Ok(fences)
+    }
+
     pub(super) fn submit(&self, input: Input) {
         let ok = self.submitter.as_ref().is_some_and(|s| s.submit(input).is_ok());
         if !ok {
@@ -165,7 +207,11 @@ impl Sequencer {
         }
         for r in open {
             let order = r.engine_order();
+            let held = self.holds(&r);
             self.book.insert(Arc::new(r));
+            if !held {
+                continue;
+            }
             if submitter.submit(Input::Add(order)).is_err() {
                 return Err(StoreError::Pool("the matching engine stopped while the book was rebuilt".into()));
             }
@@ -180,6 +226,8 @@ impl Sequencer {
             engine: self.engine.clone(),
             ops: self.ops.clone(),
             proposals: self.proposals.clone(),
+            owned: self.owned.clone(),
+            diverged: false,
         };
         let handle = tokio::spawn(writer.run(events_rx));
         if let (Ok(mut p), Ok(mut s), Ok(mut w)) =
@@ -203,6 +251,24 @@ impl Sequencer {
         };
         // The engine comes back whatever `before` did: the store is the truth either way.
         let rebuilt = self.start_engine().await?;
+        if self.owned.is_some() {
+            // In a cluster, an app or dataset order may have left the store (filled by another owner) with no
+            // change reaching this instance after the reload: the requests it held that nothing serves now die,
+            // as they would have on that change.
+            let mut gone = Gone::default();
+            let requests = self.book.query(crate::order::OrderKind::Request, None, |_, _| true, 0, usize::MAX).orders;
+            for r in requests.iter().filter(|r| self.holds(r)) {
+                if let crate::order::AnyOrder::Request(o) = &r.order {
+                    if !gone.apps.contains(&o.app) {
+                        gone.apps.push(o.app);
+                    }
+                    if !o.dataset.is_zero() && !gone.datasets.contains(&o.dataset) {
+                        gone.datasets.push(o.dataset);
+                    }
+                }
+            }
+            Box::pin(self.sweep(gone)).await;
+        }
         outcome.map(|()| rebuilt)
     }
 
@@ -220,6 +286,7 @@ impl Sequencer {
         }
         for r in candidates {
             if let crate::order::AnyOrder::Request(o) = &r.order
+                && self.holds(&r)
                 && publish::matchable(&self.book, o).is_err()
                 && !dead.contains(&r.hash)
             {
@@ -236,56 +303,128 @@ impl Sequencer {
 
     pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Op>) {
         while let Some(first) = rx.recv().await {
-            let first = match first {
-                Op::Chain { update, reply } => {
-                    let gone = self.chain(update).await;
-                    let _ = reply.send(());
-                    self.sweep(gone).await;
-                    continue;
-                }
-                Op::Rebuild { before, reply } => {
-                    let _ = reply.send(self.rebuild(before).await);
-                    continue;
-                }
-                Op::Sweep { apps, datasets } => {
-                    self.sweep(Gone { apps, datasets }).await;
-                    continue;
-                }
-                op => op,
-            };
+            if !matches!(first, Op::Publish { .. } | Op::Close { .. }) {
+                self.alone(first).await;
+                continue;
+            }
             let mut ops = vec![first];
             let mut orders = op_size(&ops[0]);
             let mut held = None;
             while orders < self.max_group {
                 match rx.try_recv() {
-                    Ok(op @ (Op::Chain { .. } | Op::Rebuild { .. } | Op::Sweep { .. })) => {
+                    Ok(op @ (Op::Publish { .. } | Op::Close { .. })) => {
+                        orders += op_size(&op);
+                        ops.push(op);
+                    }
+                    Ok(op) => {
                         // Applied after this group, in queue order.
                         held = Some(op);
                         break;
-                    }
-                    Ok(op) => {
-                        orders += op_size(&op);
-                        ops.push(op);
                     }
                     Err(_) => break,
                 }
             }
             let gone = self.commit(ops).await;
             self.sweep(gone).await;
-            match held {
-                Some(Op::Chain { update, reply }) => {
-                    let gone = self.chain(update).await;
-                    let _ = reply.send(());
-                    self.sweep(gone).await;
-                }
-                Some(Op::Sweep { apps, datasets }) => self.sweep(Gone { apps, datasets }).await,
-                Some(Op::Rebuild { before, reply }) => {
-                    let _ = reply.send(self.rebuild(before).await);
-                }
-                _ => {}
+            if let Some(op) = held {
+                self.alone(op).await;
             }
         }
         tracing::debug!("sequencer drained");
+    }
+
+    /// An operation that runs alone, between two group commits.
+    async fn alone(&mut self, op: Op) {
+        match op {
+            Op::Chain { update, reply } => {
+                let gone = self.chain(update).await;
+                let _ = reply.send(());
+                self.sweep(gone).await;
+            }
+            Op::Rebuild { before, reply } => {
+                let _ = reply.send(self.rebuild(before).await);
+            }
+            Op::Sweep { apps, datasets } => self.sweep(Gone { apps, datasets }).await,
+            Op::Own(owned) => {
+                if self.owned.as_ref() != Some(&owned) {
+                    tracing::info!(categories = ?owned.keys().collect::<Vec<_>>(), "rebuilding the engine for the categories owned now");
+                    self.owned = Some(owned);
+                    if let Err(e) = self.rebuild(Mutex::new(None)).await {
+                        tracing::error!(error = %e, "rebuilding the engine failed");
+                    }
+                }
+            }
+            Op::Remote(changes) => {
+                let (gone, rebuild) = self.remote(changes);
+                if rebuild {
+                    tracing::info!("another instance changed orders this engine holds: rebuilding it from the store");
+                    if let Err(e) = self.rebuild(Mutex::new(None)).await {
+                        tracing::error!(error = %e, "rebuilding the engine failed");
+                    }
+                }
+                self.sweep(gone).await;
+            }
+            Op::Publish { .. } | Op::Close { .. } => {
+                let gone = self.commit(vec![op]).await;
+                self.sweep(gone).await;
+            }
+        }
+    }
+
+    /// Applies other instances' changes to the read index, and to the engine for the app and dataset orders it
+    /// holds (new ones added, lowered ones lowered, gone ones cancelled). Returns the app and dataset orders that
+    /// left, and whether the engine must be rebuilt: a change to an order whose volume the engine cannot follow
+    /// (one of an owned category changed by someone else, which only the chain side does, or volume coming
+    /// back to an app or dataset order).
+    fn remote(&mut self, changes: Vec<BookChange>) -> (Gone, bool) {
+        let mut gone = Gone::default();
+        let mut rebuild = false;
+        for change in changes {
+            let (hash, now) = match change {
+                BookChange::Put(r) => (r.hash, Some(*r)),
+                BookChange::Gone(h) => (h, None),
+            };
+            let before = self.book.get(&hash);
+            let owned = before.as_deref().or(now.as_ref()).is_some_and(|r| r.category().is_some() && self.holds(r));
+            let open = now.as_ref().filter(|r| r.status == OrderStatus::Open && r.remaining > 0);
+            if owned {
+                let same = match (&before, open) {
+                    (Some(b), Some(n)) => b.remaining == n.remaining,
+                    (None, None) => true,
+                    _ => false,
+                };
+                rebuild |= !same;
+                continue;
+            }
+            match (before, open) {
+                (_, Some(n)) => {
+                    let n = Arc::new(n.clone());
+                    let held = n.category().is_none();
+                    let was = self.book.get(&hash);
+                    self.book.insert(n.clone());
+                    if held {
+                        match was {
+                            None => self.submit(Input::Add(n.engine_order())),
+                            Some(w) if n.remaining < w.remaining => self.submit(Input::Lower {
+                                hash: m::OrderHash(hash.0.0),
+                                remaining: n.remaining,
+                                scope: scope(&n),
+                            }),
+                            Some(w) => rebuild |= n.remaining > w.remaining,
+                        }
+                    }
+                }
+                (Some(b), None) => {
+                    self.book.remove(&hash);
+                    if b.category().is_none() {
+                        self.submit(Input::Cancel { hash: m::OrderHash(hash.0.0), scope: scope(&b) });
+                        gone.add(&b);
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        (gone, rebuild)
     }
 
     /// Gives the group's publications their arrival numbers, in queue order (a number lost to a failed commit
@@ -317,21 +456,24 @@ impl Sequencer {
         let (mut inserted, closed) = match outcome {
             Ok(x) => x,
             Err(e) => {
+                if e.is_fenced() {
+                    self.stats.fenced.fetch_add(1, Ordering::Relaxed);
+                }
                 tracing::error!(error = %e, "group commit failed; the orders are refused");
+                // Refused by a category's fence: ownership moved, and the new owner takes the order.
+                let why = |r: &OrderRecord| match r.category() {
+                    Some(category) if e.is_fenced() => MarketError::NoOwner { category },
+                    _ => MarketError::Store(StoreError::Pool(e.to_string())),
+                };
                 for op in ops {
                     match op {
                         Op::Publish { records, reply } => {
-                            let _ = reply.send(
-                                records
-                                    .iter()
-                                    .map(|_| Err(MarketError::Store(StoreError::Pool(e.to_string())).into()))
-                                    .collect(),
-                            );
+                            let _ = reply.send(records.iter().map(|r| Err(why(r).into())).collect());
                         }
                         Op::Close { reply, .. } => {
                             let _ = reply.send(Err(MarketError::Store(StoreError::Pool(e.to_string()))));
                         }
-                        Op::Chain { .. } | Op::Rebuild { .. } | Op::Sweep { .. } => {}
+                        _ => {}
                     }
                 }
                 return Gone::default();
@@ -359,7 +501,6 @@ impl Sequencer {
                     }
                     let _ = reply.send(answers);
                 }
-                Op::Chain { .. } | Op::Rebuild { .. } | Op::Sweep { .. } => {}
                 Op::Close { reply, .. } => {
                     let hashes = closed.next().unwrap_or_default();
                     for h in &hashes {
@@ -376,6 +517,7 @@ impl Sequencer {
                     }
                     let _ = reply.send(Ok(hashes));
                 }
+                _ => {}
             }
         }
         gone
@@ -395,12 +537,19 @@ impl Sequencer {
             })
             .filter(|r| once.insert(r.hash))
             .collect();
+        // In a cluster, every order of a category is written under that category's tenure, checked in the same
+        // transaction (closed orders too: their categories come from the book).
+        let closing = ops.iter().flat_map(|op| match op {
+            Op::Close { hashes, .. } => hashes.iter().filter_map(|h| self.book.get(h)?.category()).collect(),
+            _ => Vec::new(),
+        });
+        let fences = self.fences(records.iter().filter_map(|r| r.category()).chain(closing))?;
         // Asked before they are noted: hashes no table can hold are copied in, without the conflict check.
         let fresh = records.iter().all(|r| !self.store.may_hold(&r.hash));
         // Before the commit, so that no publication can find the store silent about a hash it holds.
         self.store.note_hashes(records.iter().map(|r| &r.hash));
         // Publications alone are one statement, atomic by itself: no BEGIN and COMMIT round trips around it.
-        if !ops.iter().any(|op| matches!(op, Op::Close { .. })) {
+        if self.owned.is_none() && !ops.iter().any(|op| matches!(op, Op::Close { .. })) {
             let inserted = if records.is_empty() {
                 Vec::new()
             } else if fresh {
@@ -415,6 +564,7 @@ impl Sequencer {
             return Ok((inserted.into_iter().map(|h| (h, ())).collect(), Vec::new()));
         }
         let tx = client.transaction().await?;
+        crate::store::leases::check_all(&*tx, &fences.iter().collect::<Vec<_>>()).await?;
         let inserted = if records.is_empty() { Vec::new() } else { orders::insert(&tx, &records).await? };
         let mut closed = Vec::new();
         for op in ops {
@@ -467,6 +617,6 @@ fn op_size(op: &Op) -> usize {
     match op {
         Op::Publish { records, .. } => records.len(),
         Op::Close { hashes, .. } => hashes.len(),
-        Op::Chain { .. } | Op::Rebuild { .. } | Op::Sweep { .. } => 0,
+        _ => 0,
     }
 }

@@ -577,3 +577,53 @@ mod tests {
         assert_eq!(shown.clone().get_or(3, OrderStatus::Open, || make("e")), "e");
     }
 }
+
+/// An order record as instances of a cluster pass it to each other (`cluster::route`): what the store keeps of
+/// it, the order as its JSON text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireRecord {
+    pub seq: u64,
+    pub hash: OrderHash,
+    pub chain_id: u64,
+    pub kind: OrderKind,
+    pub order: String,
+    pub signer: Address,
+    pub remaining: u64,
+    pub status: OrderStatus,
+    pub published_ms: i64,
+}
+
+impl OrderRecord {
+    pub fn to_wire(&self) -> WireRecord {
+        WireRecord {
+            seq: self.seq,
+            hash: self.hash,
+            chain_id: self.chain_id,
+            kind: self.kind(),
+            order: self.json.get().to_owned(),
+            signer: self.signer,
+            remaining: self.remaining,
+            status: self.status,
+            published_ms: self.published_ms,
+        }
+    }
+
+    /// The record back from its wire form; `Err` when the order does not read (a peer of another version).
+    pub fn from_wire(w: WireRecord) -> Result<OrderRecord, String> {
+        let order = AnyOrder::from_json(w.kind, &w.order).map_err(|e| e.to_string())?;
+        let view = crate::order::convert::engine_order(&order, w.hash, order.volume()).map_err(|e| e.to_string())?;
+        Ok(OrderRecord {
+            seq: w.seq,
+            hash: w.hash,
+            chain_id: w.chain_id,
+            json: raw_json(&order),
+            order,
+            signer: w.signer,
+            remaining: w.remaining,
+            status: w.status,
+            published_ms: w.published_ms,
+            view,
+            shown: Shown::default(),
+        })
+    }
+}

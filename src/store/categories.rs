@@ -170,3 +170,10 @@ pub async fn delete_from(client: &impl GenericClient, chain_id: u64, block: u64)
         .await?;
     Ok(())
 }
+
+/// The ids of the chain's categories, ascending.
+pub async fn ids(client: &impl GenericClient, chain_id: u64) -> Result<Vec<u64>, StoreError> {
+    let rows =
+        client.query("SELECT catid FROM categories WHERE chain_id = $1 ORDER BY catid", &[&(chain_id as i64)]).await?;
+    Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
+}

@@ -154,3 +154,46 @@ pub async fn get(client: &impl GenericClient, name: &str) -> Result<Option<Lease
         .await?;
     Ok(row.map(|r| Lease { name: r.get(0), holder: r.get(1), epoch: r.get(2), live: r.get(3) }))
 }
+
+/// The name of an instance's membership lease: held by the instance alone, it says the instance is alive, and
+/// the live ones share the categories (`cluster::owner`).
+pub fn member(chain_id: u64, holder: &str) -> String {
+    format!("member:{chain_id}:{holder}")
+}
+
+/// The holders of the chain's live membership leases, sorted.
+pub async fn live_members(client: &impl GenericClient, chain_id: u64) -> Result<Vec<String>, StoreError> {
+    let prefix = format!("member:{chain_id}:");
+    let rows = client
+        .query(
+            "SELECT holder FROM leases
+             WHERE starts_with(name, $1) AND expires_at > clock_timestamp() ORDER BY holder",
+            &[&prefix],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// [`check`] for several tenures of one holder at once (a group commit touching several categories): passes only
+/// when every one is live, and holds each row `FOR SHARE` until the caller's transaction ends.
+pub async fn check_all(client: &impl GenericClient, fences: &[&Fence]) -> Result<(), StoreError> {
+    let Some(first) = fences.first() else { return Ok(()) };
+    let names: Vec<&str> = fences.iter().map(|f| f.name.as_str()).collect();
+    let epochs: Vec<i64> = fences.iter().map(|f| f.epoch).collect();
+    let held: Vec<String> = client
+        .query(
+            "SELECT l.name FROM leases l
+             JOIN unnest($1::text[], $2::bigint[]) AS f(name, epoch) ON l.name = f.name AND l.epoch = f.epoch
+             WHERE l.holder = $3 AND l.expires_at > clock_timestamp()
+             FOR SHARE OF l",
+            &[&names, &epochs, &first.holder],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    match fences.iter().find(|f| !held.contains(&f.name)) {
+        None => Ok(()),
+        Some(f) => Err(StoreError::Fenced { lease: f.name.clone(), epoch: f.epoch }),
+    }
+}

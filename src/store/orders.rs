@@ -385,6 +385,36 @@ pub async fn get_many(client: &impl GenericClient, hashes: &[OrderHash]) -> Resu
     rows.iter().map(record).collect()
 }
 
+/// What is left of each given open or filled order ($1): its volume less its deals on chain and its proposals not
+/// yet settled, negative when they promise more than it has.
+const LEFT: &str = "
+    SELECT o.seq, o.order_hash, o.volume - (
+        (SELECT COALESCE(SUM(volume), 0) FROM deals WHERE app_hash = o.order_hash)
+      + (SELECT COALESCE(SUM(volume), 0) FROM deals WHERE dataset_hash = o.order_hash)
+      + (SELECT COALESCE(SUM(volume), 0) FROM deals WHERE workerpool_hash = o.order_hash)
+      + (SELECT COALESCE(SUM(volume), 0) FROM deals WHERE request_hash = o.order_hash)
+      + (SELECT COALESCE(SUM(volume), 0) FROM deal_proposals
+          WHERE status IN ('proposed', 'submitted')
+            AND (app_hash = o.order_hash OR dataset_hash = o.order_hash
+                 OR workerpool_hash = o.order_hash OR request_hash = o.order_hash))
+    ) AS left_
+    FROM orders o
+    WHERE o.order_hash = ANY($1) AND o.status IN ('open', 'filled')";
+
+/// Locks the rows of the given orders (in hash order, so two lockers never deadlock) until the transaction ends,
+/// then returns those whose deals and pending proposals exceed their volume. Several instances of a cluster
+/// reserve the same app or dataset order: each locks it before it counts, so the second counts the first's
+/// committed proposals (READ COMMITTED takes a new snapshot per statement), and a promise made twice is seen.
+pub async fn overdrawn(client: &impl GenericClient, hashes: &[OrderHash]) -> Result<Vec<OrderHash>, StoreError> {
+    if hashes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hashes: Vec<&[u8]> = hashes.iter().map(|h| h.0.as_slice()).collect();
+    client.query("SELECT 1 FROM orders WHERE order_hash = ANY($1) ORDER BY order_hash FOR UPDATE", &[&hashes]).await?;
+    let rows = client.query(&format!("SELECT order_hash FROM ({LEFT}) l WHERE left_ < 0"), &[&hashes]).await?;
+    returned(&rows)
+}
+
 /// Sets the remaining volume of each given open or filled order to what the chain and the pending proposals
 /// leave of it: volume - volume of its deals on chain - volume of its proposals not yet settled. Returns the
 /// orders as they now are. This is the one definition of `remaining` that restarts and reorgs rely on.
@@ -396,20 +426,7 @@ pub async fn recompute(client: &impl GenericClient, hashes: &[OrderHash]) -> Res
     let rows = client
         .query(
             &format!(
-                "WITH used AS (
-                    SELECT o.seq, o.volume - (
-                        (SELECT COALESCE(SUM(volume), 0) FROM deals WHERE app_hash = o.order_hash)
-                      + (SELECT COALESCE(SUM(volume), 0) FROM deals WHERE dataset_hash = o.order_hash)
-                      + (SELECT COALESCE(SUM(volume), 0) FROM deals WHERE workerpool_hash = o.order_hash)
-                      + (SELECT COALESCE(SUM(volume), 0) FROM deals WHERE request_hash = o.order_hash)
-                      + (SELECT COALESCE(SUM(volume), 0) FROM deal_proposals
-                          WHERE status IN ('proposed', 'submitted')
-                            AND (app_hash = o.order_hash OR dataset_hash = o.order_hash
-                                 OR workerpool_hash = o.order_hash OR request_hash = o.order_hash))
-                    ) AS left_
-                    FROM orders o
-                    WHERE o.order_hash = ANY($1) AND o.status IN ('open', 'filled')
-                )
+                "WITH used AS ({LEFT})
                 UPDATE orders o SET remaining = GREATEST(0, used.left_)::bigint,
                        status = CASE WHEN used.left_ > 0 THEN 'open' ELSE 'filled' END,
                        updated_at = now()

@@ -14,13 +14,13 @@ use tokio_tungstenite::tungstenite::Message;
 const SECRET: &str = "s3cret-of-the-cluster";
 
 /// A `nats-server` of this test, on a port of its own; killed when dropped.
-struct Nats {
-    port: u16,
+pub(crate) struct Nats {
+    pub(crate) port: u16,
     child: Option<Child>,
 }
 
 impl Nats {
-    fn start() -> Nats {
+    pub(crate) fn start() -> Nats {
         let port = dragon::local::free_port().expect("free port");
         let mut n = Nats { port, child: None };
         n.restart();
@@ -28,11 +28,11 @@ impl Nats {
     }
 
     /// With this server's credentials (it refuses clients without them, as docs/deployment.md asks).
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("nats://dragon:{SECRET}@127.0.0.1:{}", self.port)
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -40,7 +40,7 @@ impl Nats {
     }
 
     /// (Re)starts the server on the same port, and waits until it accepts connections.
-    fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.stop();
         let child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "--user", "dragon", "--pass", SECRET])
@@ -63,10 +63,10 @@ impl Drop for Nats {
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A `/feed` connection subscribed to orders and deals, once the server confirmed both subscriptions.
-async fn subscriber(server: &Server) -> Ws {
+pub(crate) async fn subscriber(server: &Server) -> Ws {
     let url = format!("{}/feed", server.base.replace("http://", "ws://"));
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect /feed");
     for topic in ["orders", "deals"] {
@@ -95,7 +95,7 @@ async fn next_message(ws: &mut Ws, within: Duration) -> Option<Value> {
 }
 
 /// Every event that arrives within `within`: (event name, the order hash or deal's request hash) -> times.
-async fn events(ws: &mut Ws, within: Duration) -> HashMap<(String, String), usize> {
+pub(crate) async fn events(ws: &mut Ws, within: Duration) -> HashMap<(String, String), usize> {
     numbered_events(ws, within, &mut HashMap::new()).await.0
 }
 
@@ -183,11 +183,12 @@ async fn the_feed_on_one_instance_carries_what_another_made_once_and_survives_a_
             assert_eq!(seen.get(&((*event).to_owned(), hash.clone())), Some(&1), "{event} on {name}: {seen:?}");
         }
     }
-    // Every stream (origin, topic, category) numbered 1, 2, 3, ... alike on both instances, all from one origin.
+    // Every stream (origin, topic, category) numbered 1, 2, 3, ... alike on both instances. The app order is
+    // A's; the category's orders and the deal are its owner's, A or B.
     assert!(order_a.is_empty() && order_b.is_empty(), "{order_a:?} {order_b:?}");
     assert_eq!(streams_a, streams_b);
     let origins: std::collections::HashSet<&String> = streams_a.keys().map(|k| &k.0).collect();
-    assert_eq!(origins.len(), 1, "{streams_a:?}");
+    assert!((1..=2).contains(&origins.len()), "{streams_a:?}");
     assert!(
         streams_a.len() >= 3,
         "orders without a category, orders of category 1, deals of category 1: {streams_a:?}"

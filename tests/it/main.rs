@@ -23,6 +23,7 @@ mod index;
 mod inputs;
 mod leases;
 mod market;
+mod owners;
 mod pool;
 mod replay;
 mod schemathesis;

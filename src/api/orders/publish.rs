@@ -52,6 +52,7 @@ async fn publish_all(
     bodies: Vec<BTreeMap<String, Box<RawValue>>>,
 ) -> Result<Vec<Result<Arc<OrderRecord>, PublishError>>, ApiError> {
     let market = state.market.clone();
+    let publisher = state.clone();
     let run = async move {
         let parsed = bodies.iter().map(|b| parse_submission(kind, b, &market.config)).collect();
         // One store read for the batch, then the signature checks run concurrently (on the recovery threads).
@@ -72,7 +73,7 @@ async fn publish_all(
             }
         }
         if !records.is_empty() {
-            for (pos, res) in positions.into_iter().zip(market.publish(records).await) {
+            for (pos, res) in positions.into_iter().zip(publisher.publish(records).await) {
                 slots[pos] = Some(res);
             }
         }

@@ -96,9 +96,9 @@ pub async fn unpublish(
             all.iter().map(|r| r.hash).collect()
         }
     };
-    let market = state.market.clone();
+    let unpublisher = (**state).clone();
     let asked = hashes.clone();
-    let removed = state.on_main(async move { market.unpublish(hashes).await }).await?;
+    let removed = state.on_main(async move { unpublisher.unpublish(hashes).await }).await?;
     let removed: std::collections::HashSet<OrderHash> = removed.into_iter().collect();
     let unpublished = asked.iter().filter(|h| removed.contains(h)).map(ToString::to_string).collect();
     Ok(HttpResponse::Ok().json(Unpublished { ok: true, unpublished }))
