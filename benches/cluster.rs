@@ -5,11 +5,17 @@
 //! events through it too), so B minus A is what crossing instances adds.
 //!
 //! Then publications per second against the number of instances: 1, 2 and 3 `dragon serve` processes on one
-//! NATS, 16 connections spread over them, batches of 100.
+//! NATS, 16 connections spread over them, batches of 100 workerpool orders spread over the five categories (so
+//! each instance writes the categories it owns and routes the others to their owners).
+//!
+//! Then failover: two `dragon serve` processes (lease renewed every 200 ms, 1 s TTL), the owner of category 1
+//! killed with SIGKILL, and a request of that category posted to the survivor at the same instant; the time from
+//! the kill to that request's `deal_proposed` on the survivor's feed, over `CLUSTER_KILLS` (default 10) kills.
+//! The killed instance is started again between two kills.
 //!
 //! `cargo bench --bench cluster` (nats-server on PATH: `scripts/setup.sh` installs it). `CLUSTER_ORDERS`
 //! (default 2000) orders at `CLUSTER_RATE` (default 200) per second for the lag; `CLUSTER_CURVE_ORDERS` (default
-//! 80,000) orders per point of the curve.
+//! 80,000) orders per point of the curve; `CLUSTER_PHASES` (default `lag,curve,failover`) picks phases.
 
 mod common;
 
@@ -84,6 +90,33 @@ async fn phases(pg: &PgCluster, anvil: &Anvil, nats: &NatsServer, n: usize, rate
     let admin = Account::new(&anvil.url(), &owner)?;
     setup::fund(&d, &admin, &[&admin], U256::from(1_000_000u64 * Nrlc::PER_RLC)).await?;
     let app = setup::create_app(&d, &admin, "lag", b"docker.io/dragon/lag:1").await?;
+    let pool = setup::create_workerpool(&d, &admin, "bench pool").await?;
+    let wanted = std::env::var("CLUSTER_PHASES").unwrap_or_else(|_| "lag,curve,failover".into());
+    if wanted.contains("lag") {
+        lag(pg, anvil, nats, &d, &owner, app, n, rate).await?;
+    }
+    if wanted.contains("curve") {
+        curve(pg, anvil, nats, &d, &owner, pool).await?;
+    }
+    if wanted.contains("failover") {
+        failover(pg, anvil, nats, &d, &owner, [app, pool]).await?;
+    }
+    Ok(())
+}
+
+/// Feed delivery lag, with and without NATS, on the same and on another instance.
+#[allow(clippy::too_many_arguments)]
+async fn lag(
+    pg: &PgCluster,
+    anvil: &Anvil,
+    nats: &NatsServer,
+    d: &dragon::chain::deploy::Deployment,
+    owner: &PrivateKeySigner,
+    app: Address,
+    n: usize,
+    rate: f64,
+) -> anyhow::Result<()> {
+    let owner = owner.clone();
     dragon::store::ensure_database(&pg.url("postgres"), "bench").await?;
     let mut bases = Vec::new();
     // A and B on NATS; C alone, without it (the in-process feed, for comparison).
@@ -133,19 +166,19 @@ async fn phases(pg: &PgCluster, anvil: &Anvil, nats: &NatsServer, n: usize, rate
     row("NATS: POST sent on A → event on B's subscriber", lags(&sent, &b));
     let both: HashMap<String, Instant> = sent.keys().filter_map(|h| Some((h.clone(), *a.get(h)?))).collect();
     row("NATS: B's subscriber minus A's, per event", lags(&both, &b));
-
-    curve(pg, anvil, nats, &d, &owner, app).await
+    Ok(())
 }
 
 /// Publications per second against the number of instances: k `dragon serve` processes (1, 2, 3) on a fresh
-/// database each and the one NATS, 16 connections spread over them, batches of 100 app orders, 3 s.
+/// database each and the one NATS, 16 connections spread over them, batches of 100 workerpool orders of the five
+/// categories, 3 s.
 async fn curve(
     pg: &PgCluster,
     anvil: &Anvil,
     nats: &NatsServer,
     d: &dragon::chain::deploy::Deployment,
     owner: &PrivateKeySigner,
-    app: Address,
+    pool: Address,
 ) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("dragon-bench-curve-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -159,7 +192,7 @@ async fn curve(
         let sign = |range: std::ops::Range<u64>| -> anyhow::Result<Vec<Value>> {
             range
                 .map(|i| {
-                    let o = common::signed_app_order(&domain, owner, app, 1 + i % 97, k << 40 | i)?;
+                    let o = common::signed_pool_order(&domain, owner, pool, [1 + i % 97, 1, i % 5], k << 40 | i)?;
                     Ok(json!({"order": o.to_json()}))
                 })
                 .collect()
@@ -178,40 +211,17 @@ async fn curve(
         let mut servers = Vec::new();
         let mut bases = Vec::new();
         for i in 0..k {
-            let port = free_port()?;
-            let cfg = dir.join(format!("dragon-{k}-{i}.toml"));
-            std::fs::write(
-                &cfg,
-                format!(
-                    "listen = \"127.0.0.1:{port}\"\nmax_open_orders = 100000000\n[limits]\nper_ip_per_second = 10000000\nper_address_per_second = 10000000\n[nats]\nurl = \"{}\"\n",
-                    nats.url()
-                ),
-            )?;
-            servers.push(
-                tokio::process::Command::new(env!("CARGO_BIN_EXE_dragon"))
-                    .args(["serve", "--rpc-url", &anvil.url(), "--config"])
-                    .arg(&cfg)
-                    .arg("--deployment")
-                    .arg(&dep_path)
-                    .env("DATABASE_URL", pg.url(&db))
-                    .env("RUST_LOG", "warn")
-                    .kill_on_drop(true)
-                    .spawn()?,
-            );
-            bases.push(format!("127.0.0.1:{port}"));
+            let (child, base) = serve(&dir, &format!("{k}-{i}"), "", nats, anvil, &dep_path, &pg.url(&db)).await?;
+            servers.push(child);
+            bases.push(base);
         }
         let http = reqwest::Client::new();
         let mut tokens = Vec::new();
         for base in &bases {
-            let url = format!("http://{base}");
-            for _ in 0..300 {
-                if http.get(format!("{url}/health")).send().await.is_ok_and(|r| r.status().is_success()) {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            tokens.push(common::session(&http, &url, owner, d.chain_id).await?);
+            tokens.push(common::session(&http, &format!("http://{base}"), owner, d.chain_id).await?);
         }
+        // Every category owned before the clock starts.
+        owners(&http, &bases.iter().map(|b| format!("http://{b}")).collect::<Vec<_>>(), d.chain_id).await?;
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let start = Instant::now();
         let run_for = Duration::from_secs(3);
@@ -227,7 +237,7 @@ async fn curve(
                         let Some(b) = batches.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) else {
                             break;
                         };
-                        let path = format!("/apporders/batch?chainId={}", 31337);
+                        let path = format!("/workerpoolorders/batch?chainId={}", 31337);
                         let body = match conn.request("POST", &path, &headers, b).await {
                             Ok((200, body)) => body,
                             Ok((status, body)) => {
@@ -260,6 +270,161 @@ async fn curve(
         for mut s in servers {
             let _ = s.kill().await;
         }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Starts a `dragon serve` process on `db` and NATS (`extra` more TOML), and waits until it is healthy; returns
+/// it and its address (host:port).
+async fn serve(
+    dir: &std::path::Path,
+    name: &str,
+    extra: &str,
+    nats: &NatsServer,
+    anvil: &Anvil,
+    deployment: &std::path::Path,
+    db: &str,
+) -> anyhow::Result<(tokio::process::Child, String)> {
+    let port = free_port()?;
+    let cfg = dir.join(format!("dragon-{name}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nmax_open_orders = 100000000\n{extra}\n[limits]\nper_ip_per_second = 10000000\nper_address_per_second = 10000000\n[nats]\nurl = \"{}\"\n",
+            nats.url()
+        ),
+    )?;
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dragon"))
+        .args(["serve", "--rpc-url", &anvil.url(), "--config"])
+        .arg(&cfg)
+        .arg("--deployment")
+        .arg(deployment)
+        .env("DATABASE_URL", db)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()?;
+    let http = reqwest::Client::new();
+    for _ in 0..600 {
+        if http.get(format!("http://127.0.0.1:{port}/health")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return Ok((child, format!("127.0.0.1:{port}")));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("dragon serve did not become healthy")
+}
+
+/// Waits until each of the five categories is owned by exactly one of `bases`, the same two looks in a row (a
+/// second apart: `/health` is cached for one); returns each instance's categories.
+async fn owners(http: &reqwest::Client, bases: &[String], chain_id: u64) -> anyhow::Result<Vec<Vec<u64>>> {
+    let mut last: Option<Vec<Vec<u64>>> = None;
+    for _ in 0..120 {
+        let mut shares = Vec::new();
+        for b in bases {
+            let h: Value = http.get(format!("{b}/health?chainId={chain_id}")).send().await?.json().await?;
+            let mut c: Vec<u64> =
+                h["categories"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
+            c.sort_unstable();
+            shares.push(c);
+        }
+        let mut all: Vec<u64> = shares.iter().flatten().copied().collect();
+        all.sort_unstable();
+        if all == [0, 1, 2, 3, 4] && last.as_ref() == Some(&shares) {
+            return Ok(shares);
+        }
+        last = Some(shares);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    anyhow::bail!("the categories were not spread over the instances")
+}
+
+/// The owner of category 1 killed (SIGKILL) with a request of that category posted to the other instance at the
+/// same instant: the time to that request's `deal_proposed` on the survivor's feed.
+async fn failover(
+    pg: &PgCluster,
+    anvil: &Anvil,
+    nats: &NatsServer,
+    d: &dragon::chain::deploy::Deployment,
+    owner: &PrivateKeySigner,
+    [app, pool]: [Address; 2],
+) -> anyhow::Result<()> {
+    let kills: usize = std::env::var("CLUSTER_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let dir = std::env::temp_dir().join(format!("dragon-bench-failover-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let dep_path = dir.join("deployment.json");
+    d.write(&dep_path)?;
+    let db = "failover";
+    dragon::store::ensure_database(&pg.url("postgres"), db).await?;
+    let lease = "[lease]\nrenew_ms = 200\nttl_ms = 1000";
+    let domain = Domain::new(U256::from(d.chain_id), d.hub);
+    let http = reqwest::Client::new();
+    let mut procs = Vec::new();
+    for i in 0..2 {
+        procs.push(serve(&dir, &format!("f{i}"), lease, nats, anvil, &dep_path, &pg.url(db)).await?);
+    }
+    // What every request of category 1 matches: an app order and a pool order with volume for every kill.
+    let first = format!("http://{}", procs[0].1);
+    let token = common::session(&http, &first, owner, d.chain_id).await?;
+    let post = async |base: &str, token: &str, o: &AnyOrder| -> anyhow::Result<()> {
+        let r = http
+            .post(format!("{base}/{}orders?chainId={}", o.kind(), d.chain_id))
+            .header("authorization", token)
+            .json(&json!({"order": o.to_json()}))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().is_success(), "publication refused: {}", r.text().await?);
+        Ok(())
+    };
+    let mut app_order = common::signed_app_order(&domain, owner, app, 1, 1)?;
+    if let AnyOrder::App(a) = &mut app_order {
+        a.volume = U256::from(1000);
+        a.sign = None;
+    }
+    app_order.set_sign(dragon::order::signature::sign_digest(owner, &app_order.order_hash(&domain).0)?);
+    post(&first, &token, &app_order).await?;
+    post(&first, &token, &common::signed_pool_order(&domain, owner, pool, [1, 1000, 1], 1)?).await?;
+
+    let mut times = Vec::new();
+    for kill in 0..kills {
+        let bases: Vec<String> = procs.iter().map(|p| format!("http://{}", p.1)).collect();
+        let shares = owners(&http, &bases, d.chain_id).await?;
+        let victim = usize::from(!shares[0].contains(&1));
+        let survivor = 1 - victim;
+        let token = common::session(&http, &bases[survivor], owner, d.chain_id).await?;
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(format!("{}/feed", bases[survivor].replace("http://", "ws://"))).await?;
+        ws.send(Message::text(json!({"op": "subscribe", "chainId": d.chain_id, "topic": "deals"}).to_string())).await?;
+        ws.next().await;
+        let request = common::signed_request(&domain, owner, app, [5, 1], 1_000 + kill as u64)?;
+        let wanted = request.order_hash(&domain).to_string();
+
+        let killed = Instant::now();
+        procs[victim].0.start_kill()?;
+        // Posted at once: the survivor's router waits for the category's new owner.
+        post(&bases[survivor], &token, &request).await?;
+        let matched = loop {
+            let Some(Ok(Message::Text(t))) = tokio::time::timeout(Duration::from_secs(30), ws.next()).await? else {
+                anyhow::bail!("the survivor's feed ended");
+            };
+            let v: Value = serde_json::from_str(t.as_str())?;
+            if v["event"] == "deal_proposed" && v["data"]["requestorderHash"] == wanted.as_str() {
+                break killed.elapsed();
+            }
+        };
+        times.push(matched.as_secs_f64() * 1e3);
+        let _ = procs[victim].0.wait().await;
+        procs[victim] = serve(&dir, &format!("f{kill}-again"), lease, nats, anvil, &dep_path, &pg.url(db)).await?;
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "\n| failover (lease renewed every 200 ms, TTL 1 s) | kills | p50 | max |\n|---|---:|---:|---:|\n| SIGKILL of the owner → first match on the new owner | {} | {:.0} ms | {:.0} ms |",
+        times.len(),
+        percentile(&times, 0.5),
+        times.last().copied().unwrap_or(f64::NAN)
+    );
+    println!("each: {:?}", times.iter().map(|t| t.round() as u64).collect::<Vec<_>>());
+    for (mut child, _) in procs {
+        let _ = child.kill().await;
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -48,8 +48,11 @@ impl AppState {
             None => None,
         };
         let store = Store::connect(&config.database_url, config.store).await.context("opening the store")?;
-        // Before anything writes orders, deals or marks: every writer from here on adds its hashes.
-        store.track_hashes();
+        // Before anything writes orders, deals or marks: every writer from here on adds its hashes. Not in a
+        // cluster: the other instances write to the same tables, and this filter would never see their hashes.
+        if bus.is_none() {
+            store.track_hashes();
+        }
         let d = &config.deployment;
         let chain = Chain::connect(&config.rpc_url, Some(d.hub))?;
         let head = chain.head().await.context("checking the chain and the hub")?;

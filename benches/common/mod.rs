@@ -61,3 +61,64 @@ pub async fn session(
         .await?;
     Ok(format!("Bearer {}", s["token"].as_str().unwrap_or_default()))
 }
+
+/// A public workerpool order of `pool` in `category` at `price` nRLC, trust 1, salted with `salt`, signed by `key`.
+#[allow(dead_code)]
+pub fn signed_pool_order(
+    domain: &dragon::order::Domain,
+    key: &PrivateKeySigner,
+    pool: alloy::primitives::Address,
+    [price, volume, category]: [u64; 3],
+    salt: u64,
+) -> anyhow::Result<dragon::order::AnyOrder> {
+    use alloy::primitives::{Address, B256, U256};
+    let mut o = dragon::order::AnyOrder::Workerpool(dragon::order::WorkerpoolOrder {
+        workerpool: pool,
+        workerpoolprice: dragon::money::Nrlc::from_u64(price),
+        volume: U256::from(volume),
+        tag: B256::ZERO,
+        category: U256::from(category),
+        trust: U256::from(1),
+        apprestrict: Address::ZERO,
+        datasetrestrict: Address::ZERO,
+        requesterrestrict: Address::ZERO,
+        salt: B256::left_padding_from(&salt.to_be_bytes()),
+        sign: None,
+    });
+    o.set_sign(dragon::order::signature::sign_digest(key, &o.order_hash(domain).0)?);
+    Ok(o)
+}
+
+/// A request of `key` for `app` in `category`, volume 1, paying at most `max` nRLC to app and pool each,
+/// salted with `salt`, signed.
+#[allow(dead_code)]
+pub fn signed_request(
+    domain: &dragon::order::Domain,
+    key: &PrivateKeySigner,
+    app: alloy::primitives::Address,
+    [max, category]: [u64; 2],
+    salt: u64,
+) -> anyhow::Result<dragon::order::AnyOrder> {
+    use alloy::primitives::{Address, B256, U256};
+    let me = key.address();
+    let mut o = dragon::order::AnyOrder::Request(dragon::order::RequestOrder {
+        app,
+        appmaxprice: dragon::money::Nrlc::from_u64(max),
+        dataset: Address::ZERO,
+        datasetmaxprice: dragon::money::Nrlc::ZERO,
+        workerpool: Address::ZERO,
+        workerpoolmaxprice: dragon::money::Nrlc::from_u64(max),
+        requester: me,
+        volume: U256::from(1),
+        tag: B256::ZERO,
+        category: U256::from(category),
+        trust: U256::from(1),
+        beneficiary: me,
+        callback: Address::ZERO,
+        params: "{\"iexec_args\":\"failover\"}".into(),
+        salt: B256::left_padding_from(&salt.to_be_bytes()),
+        sign: None,
+    });
+    o.set_sign(dragon::order::signature::sign_digest(key, &o.order_hash(domain).0)?);
+    Ok(o)
+}

@@ -217,7 +217,9 @@ fn error_description(code: u16) -> &'static str {
         404 => "Not found",
         413 => "The body, the order or its params are larger than this exchange accepts",
         429 => "Rate limit exceeded",
-        503 => "The store, the chain or the matching engine is unavailable",
+        503 => {
+            "The store, the chain or the matching engine is unavailable, or (a cluster) no instance owns the order's category now"
+        }
         _ => "Error",
     }
 }

@@ -290,6 +290,9 @@ impl Router {
         let mut pending: Vec<(usize, OrderRecord)> = records.into_iter().enumerate().collect();
         let deadline = tokio::time::Instant::now() + ROUTE_PATIENCE;
         let mut delay = Duration::from_millis(50);
+        // Orders whose request got no answer: the owner may have committed them before it died or the answer was
+        // lost, so "already published" on a later try means published.
+        let mut uncertain = std::collections::HashSet::new();
         loop {
             // Owned here (or no category): this instance's sequencer; the rest by category, to their owners.
             let (here, there): (Vec<_>, Vec<_>) =
@@ -317,6 +320,9 @@ impl Router {
                             for ((i, r), o) in chunk.iter().zip(outcomes) {
                                 match o {
                                     Outcome::NoOwner => again.push((*i, r.clone())),
+                                    Outcome::Duplicate if uncertain.contains(i) => {
+                                        out[*i] = Some(self.stored(r.hash).await);
+                                    }
                                     o => out[*i] = Some(answer_of(o, r.hash)),
                                 }
                             }
@@ -327,7 +333,10 @@ impl Router {
                             }
                         }
                         // No owner, a slow one, or an answer of another shape: try again.
-                        _ => again.extend(chunk.iter().cloned()),
+                        _ => {
+                            uncertain.extend(chunk.iter().map(|(i, _)| *i));
+                            again.extend(chunk.iter().cloned());
+                        }
                     }
                 }
             }
@@ -345,6 +354,16 @@ impl Router {
             pending = again;
         }
         out.into_iter().map(|o| o.unwrap_or_else(|| Err(MarketError::ShuttingDown.into()))).collect()
+    }
+
+    /// The order as the store has it, after a try whose answer was lost: published if it is there and open.
+    async fn stored(&self, hash: OrderHash) -> Result<Arc<OrderRecord>, PublishError> {
+        let client = self.market.store.client().await.map_err(MarketError::Store)?;
+        match crate::store::orders::get(&**client, &hash).await.map_err(MarketError::Store)? {
+            Some(r) if r.status == OrderStatus::Open => Ok(Arc::new(r)),
+            Some(r) => Err(PublishError::Closed { hash, status: r.status }),
+            None => Err(PublishError::Duplicate(hash)),
+        }
     }
 
     /// Unpublishes open orders wherever their category is owned (the read index says which category); returns

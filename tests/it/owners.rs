@@ -44,6 +44,12 @@ async fn spread(servers: &[&Server]) -> Vec<BTreeSet<u64>> {
     .await
 }
 
+/// Whether `s` lists the app order `hash` in its book (`GET /apporders/{hash}` would also answer from the store).
+async fn lists_app_order(s: &Server, w: &World, hash: &str) -> bool {
+    let (_, list) = s.get(&format!("/apporders?app={}", w.app)).await;
+    list["orders"].as_array().is_some_and(|a| a.iter().any(|o| o["orderHash"] == hash))
+}
+
 async fn connect(db: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(db, tokio_postgres::NoTls).await.expect("connect");
     tokio::spawn(conn);
@@ -77,7 +83,7 @@ fn h(w: &World, o: &dragon::order::AnyOrder) -> String {
 /// orders, and unpublishes them wherever they are owned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_share_the_categories_and_match_orders_posted_to_any_of_them() {
-    let nats = Nats::start();
+    let mut nats = Nats::start();
     let w = World::new().await;
     let db = database().await;
     let servers =
@@ -147,6 +153,20 @@ async fn three_instances_share_the_categories_and_match_orders_posted_to_any_of_
         })
         .await;
     }
+
+    // NATS restarts: routing comes back by itself (the owners subscribe again), within the router's patience.
+    nats.restart();
+    let c = CATEGORIES.into_iter().find(|c| !shares[0].contains(c)).unwrap_or(0);
+    let (pool, req) = (w.pool_order(5, 1, c, 60), w.request(&w.requester, 8, 1, c, 61));
+    let (s, b) = servers[0].publish(&w.owner, &pool).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = servers[0].publish(&w.requester, &req).await;
+    assert_eq!(s, 200, "{b}");
+    let r = h(&w, &req);
+    until_within("matched after NATS restarted", Duration::from_secs(10), async || {
+        (proposals_of(&pg, &r).await == 1).then_some(())
+    })
+    .await;
     for s in servers {
         s.shutdown().await;
     }
@@ -154,8 +174,9 @@ async fn three_instances_share_the_categories_and_match_orders_posted_to_any_of_
 
 /// An app order is offered in every category, so several owners may match it at once: its volume is reserved
 /// in the store, and a unit is never promised twice. One unit, two requests in two categories owned by two
-/// instances, their pool orders sent at the same moment: exactly one proposal, the other request stays open
-/// and matches the next app order.
+/// instances, their pool orders sent at the same moment, three rounds: exactly one proposal each time (the race
+/// happens: the loser's write is refused, counted, and its engine rebuilt), and the other request, left with no
+/// app order, dies as with the peer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_order_shared_by_two_owners_is_never_promised_twice() {
     let nats = Nats::start();
@@ -176,7 +197,7 @@ async fn an_app_order_shared_by_two_owners_is_never_promised_twice() {
         // B learns of A's app order through NATS (a request needs one to be published).
         let app_hash = h(&w, &app);
         until_within("B to list the app order", Duration::from_secs(5), async || {
-            (b.get(&format!("/apporders/{app_hash}")).await.0 == 200).then_some(())
+            lists_app_order(&b, &w, &app_hash).await.then_some(())
         })
         .await;
         let ra = w.request(&w.requester, 8, 1, ca, 70 + round);
@@ -321,4 +342,243 @@ async fn the_owners_database_sessions_terminated_the_categories_are_owned_again_
     }
     a.shutdown().await;
     b.shutdown().await;
+}
+
+// --- Real `dragon serve` processes: kill -9 and SIGSTOP of a category's owner ---
+
+struct Proc {
+    api: Server,
+    child: tokio::process::Child,
+}
+
+impl Proc {
+    async fn start(w: &World, db: &str, nats: &Nats) -> Proc {
+        let toml = format!("[lease]\nrenew_ms = 200\nttl_ms = 1000\n[nats]\nurl = \"{}\"\n", nats.url());
+        let log = std::env::var("DRAGON_IT_SERVE_LOG").unwrap_or_else(|_| "warn".into());
+        let crate::crash::Child { base, child } =
+            crate::crash::spawn_with_env(w, db, &toml, &[("RUST_LOG", log)]).await;
+        Proc { api: Server::attach(&base, w.deployment.chain_id), child }
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.id().expect("pid");
+        let ok = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().expect("kill");
+        assert!(ok.success());
+    }
+}
+
+/// A pool order of `category` unique by `n` (price and salt), cheap enough for [`request_n`].
+fn pool_n(w: &World, category: u64, n: usize) -> dragon::order::AnyOrder {
+    let o = crate::market::pool_order_of(w.pool, 1 + (n / 256) as u64 % 8, 1, category, (n % 256) as u8);
+    w.signed(&w.owner, o)
+}
+
+/// A request of `category` unique by `n` (its params).
+fn request_n(w: &World, category: u64, n: usize) -> dragon::order::AnyOrder {
+    let params = format!("{{\"iexec_args\":\"{n}\"}}");
+    let r = crate::market::request_of(w.requester.address(), w.app, [10, 9], 1, category, &params, 0);
+    w.signed(&w.requester, r)
+}
+
+/// Publishes as [`Server::publish`] does, but a dead server is an answer (`None`), not a panic.
+async fn try_publish(
+    base: &str,
+    chain_id: u64,
+    key: &alloy::signers::local::PrivateKeySigner,
+    o: &dragon::order::AnyOrder,
+) -> Option<u16> {
+    let http = reqwest::Client::new();
+    let url = format!("{base}/challenge?chainId={chain_id}&address={}", key.address());
+    let c: Value = http.get(url).send().await.ok()?.json().await.ok()?;
+    let text = c["data"]["message"]["challenge"].as_str()?;
+    let hash = dragon::api::auth::challenge_hash(chain_id, text);
+    let sig = dragon::order::signature::sign_digest(key, &hash).ok()?;
+    let auth = format!("{hash:#x}_{sig}_{}", key.address());
+    let r = http
+        .post(format!("{base}/{}orders?chainId={chain_id}", o.kind()))
+        .header("authorization", auth)
+        .json(&json!({"order": o.to_json()}))
+        .send()
+        .await
+        .ok()?;
+    Some(r.status().as_u16())
+}
+
+/// No order promised beyond its volume, by proposals still standing (proposed, submitted or settled): the
+/// store's own count, over every order.
+async fn overpromised(pg: &tokio_postgres::Client) -> Vec<String> {
+    pg.query(
+        "SELECT encode(o.order_hash, 'hex') FROM orders o
+         JOIN deal_proposals p ON o.order_hash IN (p.app_hash, p.dataset_hash, p.workerpool_hash, p.request_hash)
+         WHERE p.status <> 'failed'
+         GROUP BY o.order_hash, o.volume HAVING SUM(p.volume) > o.volume",
+        &[],
+    )
+    .await
+    .expect("query")
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// kill -9 of a category's owner while orders of that category are being published to it and, routed, to
+/// another instance: every order acknowledged (200) is in the store, the category is owned again and matches
+/// within 15 s (the bound: a 1 s lease, then a rebuild from the store; `cargo bench --bench cluster` measures
+/// it), and no order is promised twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_killed_while_publishing_loses_no_acknowledged_order_and_matching_resumes() {
+    let nats = Nats::start();
+    let w = World::new().await;
+    let db = database().await;
+    let mut procs =
+        vec![Proc::start(&w, &db, &nats).await, Proc::start(&w, &db, &nats).await, Proc::start(&w, &db, &nats).await];
+    let shares = spread(&procs.iter().map(|p| &p.api).collect::<Vec<_>>()).await;
+    let pg = connect(&db).await;
+    // The victim: the owner of the most categories; the category: its first.
+    let victim = (0..3).max_by_key(|i| shares[*i].len()).expect("an owner");
+    let category = *shares[victim].first().expect("a category");
+    let survivor = (victim + 1) % 3;
+    let app = w.app_order(2, 10_000, 1);
+    assert_eq!(procs[survivor].api.publish(&w.owner, &app).await.0, 200);
+    let app_hash = h(&w, &app);
+    until_within("every instance has the app order", Duration::from_secs(5), async || {
+        for p in &procs {
+            if !lists_app_order(&p.api, &w, &app_hash).await {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+
+    // Publishers: to the victim (the owner itself) and to the survivor (routed to the owner), pool orders and
+    // requests of the category, until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut publishers = Vec::new();
+    for (lane, target) in [(0usize, victim), (1, survivor)] {
+        let (base, chain_id) = (procs[target].api.base.clone(), w.deployment.chain_id);
+        // Signed before, so that the publishers only publish.
+        let orders: Vec<(alloy::signers::local::PrivateKeySigner, dragon::order::AnyOrder, String)> = (0..600)
+            .flat_map(|i| {
+                let n = lane * 1_000 + i;
+                let (p, r) = (pool_n(&w, category, n), request_n(&w, category, n));
+                let (hp, hr) = (h(&w, &p), h(&w, &r));
+                [(w.owner.clone(), p, hp), (w.requester.clone(), r, hr)]
+            })
+            .collect();
+        let stop = stop.clone();
+        publishers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for (key, o, hash) in orders {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let sent = tokio::time::timeout(Duration::from_secs(15), try_publish(&base, chain_id, &key, &o)).await;
+                if let Ok(Some(200)) = sent {
+                    acked.push(hash);
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    procs[victim].signal("-9");
+    let killed_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acked = Vec::new();
+    for p in publishers {
+        acked.extend(p.await.expect("publisher"));
+    }
+    assert!(acked.len() >= 10, "orders were acknowledged around the kill: {}", acked.len());
+    for hash in &acked {
+        assert!(stored(&pg, hash).await, "acknowledged order {hash} lost");
+    }
+
+    let dead = procs.remove(victim);
+    drop(dead);
+    let left: Vec<&Server> = procs.iter().map(|p| &p.api).collect();
+    let shares = spread(&left).await;
+    assert!(shares.iter().any(|s| s.contains(&category)));
+    // Matching resumes on the new owner: a fresh pair through the other survivor.
+    let (pool, req) = (pool_n(&w, category, 50_000), request_n(&w, category, 50_000));
+    let (s, b) = left[1].publish(&w.owner, &pool).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = left[1].publish(&w.requester, &req).await;
+    assert_eq!(s, 200, "{b}");
+    let r = h(&w, &req);
+    until_within("a match on the new owner", Duration::from_secs(15), async || {
+        (proposals_of(&pg, &r).await == 1).then_some(())
+    })
+    .await;
+    eprintln!("kill -9: {} orders acknowledged, new match {:?} after the kill", acked.len(), killed_at.elapsed());
+    assert_eq!(overpromised(&pg).await, Vec::<String>::new(), "an order promised beyond its volume");
+}
+
+/// SIGSTOP of a category's owner past its lease: another instance takes the category and matches; after
+/// SIGCONT the stale owner steps down before it acts, and whatever it still tries to write is refused by the
+/// fence: an order sent to it while it was stopped is published once (by the owner), and no order is promised
+/// twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_stopped_past_its_lease_is_replaced_and_once_continued_writes_nothing_stale() {
+    let nats = Nats::start();
+    let w = World::new().await;
+    let db = database().await;
+    let procs = [Proc::start(&w, &db, &nats).await, Proc::start(&w, &db, &nats).await];
+    let shares = spread(&[&procs[0].api, &procs[1].api]).await;
+    let pg = connect(&db).await;
+    let stopped = usize::from(shares[0].is_empty());
+    let other = 1 - stopped;
+    let category = *shares[stopped].first().expect("a category");
+    let app = w.app_order(2, 10_000, 1);
+    assert_eq!(procs[other].api.publish(&w.owner, &app).await.0, 200);
+    let app_hash = h(&w, &app);
+    until_within("both have the app order", Duration::from_secs(5), async || {
+        lists_app_order(&procs[stopped].api, &w, &app_hash).await.then_some(())
+    })
+    .await;
+
+    procs[stopped].signal("-STOP");
+    until_within("the other instance takes the category", Duration::from_secs(15), async || {
+        owned(&procs[other].api).await.contains(&category).then_some(())
+    })
+    .await;
+    let (pool, req) = (pool_n(&w, category, 1), request_n(&w, category, 1));
+    assert_eq!(procs[other].api.publish(&w.owner, &pool).await.0, 200);
+    assert_eq!(procs[other].api.publish(&w.requester, &req).await.0, 200);
+    let r = h(&w, &req);
+    until_within("matched by the new owner", Duration::from_secs(10), async || {
+        (proposals_of(&pg, &r).await == 1).then_some(())
+    })
+    .await;
+
+    // An order sent to the stopped owner waits in its socket, then SIGCONT.
+    let late = pool_n(&w, category, 2);
+    let to_stopped = Server::attach(&procs[stopped].api.base, w.deployment.chain_id);
+    let auth = procs[other].api.login(&w.owner).await;
+    let body = json!({"order": late.to_json()});
+    let sending =
+        tokio::spawn(async move { to_stopped.send(reqwest::Method::POST, "/workerpoolorders", &auth, &body).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    procs[stopped].signal("-CONT");
+    let (s, b) = sending.await.expect("send");
+    assert_eq!(s, 200, "{b}");
+    let hex = alloy::hex::decode(h(&w, &late).trim_start_matches("0x")).expect("hex");
+    let rows: i64 =
+        pg.query_one("SELECT count(*) FROM orders WHERE order_hash = $1", &[&hex]).await.expect("count").get(0);
+    assert_eq!(rows, 1);
+    // A request for it, through the resumed instance: matched once, wherever the category is owned now.
+    let req2 = request_n(&w, category, 2);
+    let (s, b) = procs[stopped].api.publish(&w.requester, &req2).await;
+    assert_eq!(s, 200, "{b}");
+    let r2 = h(&w, &req2);
+    until_within("matched after the resume", Duration::from_secs(15), async || {
+        (proposals_of(&pg, &r2).await == 1).then_some(())
+    })
+    .await;
+    spread(&[&procs[0].api, &procs[1].api]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(overpromised(&pg).await, Vec::<String>::new(), "an order promised beyond its volume");
+    let fenced = metric(&procs[stopped].api, "dragon_fenced_writes_total").await;
+    eprintln!("SIGSTOP: the resumed owner had {fenced} write(s) refused by the fence");
 }
