@@ -301,7 +301,7 @@ async fn serve(
         .arg("--deployment")
         .arg(deployment)
         .env("DATABASE_URL", db)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", std::env::var("CLUSTER_CHILD_LOG").unwrap_or_else(|_| "warn".into()))
         .kill_on_drop(true)
         .spawn()?;
     let http = reqwest::Client::new();

@@ -80,8 +80,15 @@ impl AppState {
         // would race its write-ahead records. Only an instance that finds no live leader resolves them.
         let settler_lease = crate::store::leases::settler(d.chain_id);
         let leader = crate::store::leases::get(&**store.client().await?, &settler_lease).await?.filter(|l| l.live);
+        // Likewise in a cluster with other live members: their engines hold the pending proposals they made.
+        let members = match bus {
+            Some(_) => crate::store::leases::live_members(&**store.client().await?, d.chain_id).await?.len(),
+            None => 0,
+        };
         if let Some(l) = leader {
             tracing::info!(holder = %l.holder, epoch = l.epoch, "another instance leads the settler; its pending proposals stay pending");
+        } else if members > 0 {
+            tracing::info!(members, "other instances of the cluster are live; pending proposals stay pending");
         } else {
             let unsettled = crate::chain::sync::resolve_pending(&store, chain.provider(), d.chain_id)
                 .await

@@ -310,11 +310,20 @@ impl Sequencer {
             let mut ops = vec![first];
             let mut orders = op_size(&ops[0]);
             let mut held = None;
+            // Other instances' changes arrive all the time in a cluster: they touch orders this group does not
+            // write (other categories, or app and dataset orders it does not hold the writes of), so they are
+            // applied as they come rather than cutting the group; their sweeps and rebuild wait for its commit.
+            let (mut remote_gone, mut rebuild) = (Gone::default(), false);
             while orders < self.max_group {
                 match rx.try_recv() {
                     Ok(op @ (Op::Publish { .. } | Op::Close { .. })) => {
                         orders += op_size(&op);
                         ops.push(op);
+                    }
+                    Ok(Op::Remote(changes)) => {
+                        let (g, r) = self.remote(changes);
+                        remote_gone.extend(g);
+                        rebuild |= r;
                     }
                     Ok(op) => {
                         // Applied after this group, in queue order.
@@ -326,6 +335,10 @@ impl Sequencer {
             }
             let gone = self.commit(ops).await;
             self.sweep(gone).await;
+            if rebuild {
+                self.rebuild_for_remote().await;
+            }
+            self.sweep(remote_gone).await;
             if let Some(op) = held {
                 self.alone(op).await;
             }
@@ -357,10 +370,7 @@ impl Sequencer {
             Op::Remote(changes) => {
                 let (gone, rebuild) = self.remote(changes);
                 if rebuild {
-                    tracing::info!("another instance changed orders this engine holds: rebuilding it from the store");
-                    if let Err(e) = self.rebuild(Mutex::new(None)).await {
-                        tracing::error!(error = %e, "rebuilding the engine failed");
-                    }
+                    self.rebuild_for_remote().await;
                 }
                 self.sweep(gone).await;
             }
@@ -368,6 +378,13 @@ impl Sequencer {
                 let gone = self.commit(vec![op]).await;
                 self.sweep(gone).await;
             }
+        }
+    }
+
+    async fn rebuild_for_remote(&mut self) {
+        tracing::info!("another instance changed orders this engine holds: rebuilding it from the store");
+        if let Err(e) = self.rebuild(Mutex::new(None)).await {
+            tracing::error!(error = %e, "rebuilding the engine failed");
         }
     }
 
@@ -549,7 +566,7 @@ impl Sequencer {
         // Before the commit, so that no publication can find the store silent about a hash it holds.
         self.store.note_hashes(records.iter().map(|r| &r.hash));
         // Publications alone are one statement, atomic by itself: no BEGIN and COMMIT round trips around it.
-        if self.owned.is_none() && !ops.iter().any(|op| matches!(op, Op::Close { .. })) {
+        if fences.is_empty() && !ops.iter().any(|op| matches!(op, Op::Close { .. })) {
             let inserted = if records.is_empty() {
                 Vec::new()
             } else if fresh {
@@ -564,8 +581,14 @@ impl Sequencer {
             return Ok((inserted.into_iter().map(|h| (h, ())).collect(), Vec::new()));
         }
         let tx = client.transaction().await?;
-        crate::store::leases::check_all(&*tx, &fences.iter().collect::<Vec<_>>()).await?;
-        let inserted = if records.is_empty() { Vec::new() } else { orders::insert(&tx, &records).await? };
+        // The fence and the insert are sent together (one round trip): the check holds the lease rows until the
+        // commit whichever statement runs first, and a refused check rolls the insert back with the transaction.
+        let fenced = fences.iter().collect::<Vec<_>>();
+        let (checked, inserted) = tokio::join!(crate::store::leases::check_all(&*tx, &fenced), async {
+            if records.is_empty() { Ok(Vec::new()) } else { orders::insert(&tx, &records).await }
+        });
+        checked?;
+        let inserted = inserted?;
         let mut closed = Vec::new();
         for op in ops {
             if let Op::Close { hashes, status, .. } = op {
@@ -601,6 +624,19 @@ pub(super) struct Gone {
 }
 
 impl Gone {
+    fn extend(&mut self, other: Gone) {
+        for a in other.apps {
+            if !self.apps.contains(&a) {
+                self.apps.push(a);
+            }
+        }
+        for d in other.datasets {
+            if !self.datasets.contains(&d) {
+                self.datasets.push(d);
+            }
+        }
+    }
+
     pub(super) fn add(&mut self, r: &OrderRecord) {
         let (list, asset) = match &r.order {
             crate::order::AnyOrder::App(o) => (&mut self.apps, o.app),

@@ -154,6 +154,14 @@ async fn three_instances_share_the_categories_and_match_orders_posted_to_any_of_
         .await;
     }
 
+    // A fourth instance joining does not fail the proposals the others' engines hold (no settler runs here, so
+    // they stay pending): only the first instance of a cluster resolves what an earlier stop left pending.
+    let fourth = start(&w, &db, &nats, fast()).await;
+    let failed: i64 =
+        pg.query_one("SELECT count(*) FROM deal_proposals WHERE status = 'failed'", &[]).await.expect("count").get(0);
+    assert_eq!(failed, 0, "a joining instance failed the cluster's pending proposals");
+    fourth.shutdown().await;
+
     // NATS restarts: routing comes back by itself (the owners subscribe again), within the router's patience.
     nats.restart();
     let c = CATEGORIES.into_iter().find(|c| !shares[0].contains(c)).unwrap_or(0);
