@@ -186,7 +186,9 @@ async fn curve(
     d.write(&dep_path)?;
     let domain = Domain::new(U256::from(d.chain_id), d.hub);
     let per_run: u64 = std::env::var("CLUSTER_CURVE_ORDERS").ok().and_then(|v| v.parse().ok()).unwrap_or(80_000);
-    println!("\n| instances | orders/s (batches of 100, 16 connections, 3 s) | accepted |\n|---:|---:|---:|");
+    println!(
+        "\n| instances | orders/s (batches of 100, 16 connections, 3 s) | accepted | CPU µs per order: exchange instances, PostgreSQL, NATS, load generator |\n|---:|---:|---:|---|"
+    );
     for k in 1..=3u64 {
         // Signed up front, on both cores (signing is the client's cost, not the exchange's).
         let sign = |range: std::ops::Range<u64>| -> anyhow::Result<Vec<Value>> {
@@ -223,6 +225,16 @@ async fn curve(
         // Every category owned before the clock starts.
         owners(&http, &bases.iter().map(|b| format!("http://{b}")).collect::<Vec<_>>(), d.chain_id).await?;
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let pids: Vec<u32> = servers.iter().filter_map(tokio::process::Child::id).collect();
+        let cpu = || {
+            [
+                pids.iter().map(|p| common::raw::own_cpu(*p)).sum::<f64>(),
+                common::raw::tree_cpu(pg.pid()),
+                common::raw::own_cpu(nats.pid()),
+                common::raw::own_cpu(std::process::id()),
+            ]
+        };
+        let cpu_before = cpu();
         let start = Instant::now();
         let run_for = Duration::from_secs(3);
         let tasks: Vec<_> = (0..16)
@@ -261,12 +273,21 @@ async fn curve(
             accepted += t.await.unwrap_or(0);
         }
         let secs = start.elapsed().as_secs_f64();
+        let cpu_after = cpu();
+        let per = |i: usize| (cpu_after[i] - cpu_before[i]) * 1e6 / accepted.max(1) as f64;
         let ran_out = if next.load(std::sync::atomic::Ordering::Relaxed) >= batches.len() {
             " (ran out of orders: set CLUSTER_CURVE_ORDERS higher)"
         } else {
             ""
         };
-        println!("| {k} | {:.0}{ran_out} | {accepted} |", accepted as f64 / secs);
+        println!(
+            "| {k} | {:.0}{ran_out} | {accepted} | {:.0}, {:.0}, {:.0}, {:.0} |",
+            accepted as f64 / secs,
+            per(0),
+            per(1),
+            per(2),
+            per(3)
+        );
         for mut s in servers {
             let _ = s.kill().await;
         }

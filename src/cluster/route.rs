@@ -64,7 +64,13 @@ enum Answer {
 
 #[derive(Debug, Serialize, Deserialize)]
 enum Outcome {
-    Ok(WireRecord),
+    /// What the owner's commit gave the order (the sender has the rest).
+    Ok {
+        seq: u64,
+        remaining: u64,
+        status: OrderStatus,
+        published_ms: i64,
+    },
     Duplicate,
     Closed(OrderStatus),
     NoOwner,
@@ -325,7 +331,7 @@ impl Router {
                                     Outcome::Duplicate if uncertain.contains(i) => {
                                         out[*i] = Some(self.stored(r.hash).await);
                                     }
-                                    o => out[*i] = Some(answer_of(o, r.hash)),
+                                    o => out[*i] = Some(answer_of(o, r)),
                                 }
                             }
                         }
@@ -425,7 +431,7 @@ impl Router {
 
 fn outcome(r: Result<Arc<OrderRecord>, PublishError>) -> Outcome {
     match r {
-        Ok(r) => Outcome::Ok(r.to_wire()),
+        Ok(r) => Outcome::Ok { seq: r.seq, remaining: r.remaining, status: r.status, published_ms: r.published_ms },
         Err(PublishError::Duplicate(_)) => Outcome::Duplicate,
         Err(PublishError::Closed { status, .. }) => Outcome::Closed(status),
         Err(PublishError::Market(MarketError::NoOwner { .. })) => Outcome::NoOwner,
@@ -433,12 +439,72 @@ fn outcome(r: Result<Arc<OrderRecord>, PublishError>) -> Outcome {
     }
 }
 
-fn answer_of(o: Outcome, hash: OrderHash) -> Result<Arc<OrderRecord>, PublishError> {
+fn answer_of(o: Outcome, sent: &OrderRecord) -> Result<Arc<OrderRecord>, PublishError> {
+    let hash = sent.hash;
     match o {
-        Outcome::Ok(w) => OrderRecord::from_wire(w).map(Arc::new).map_err(|e| MarketError::Cluster(e).into()),
+        Outcome::Ok { seq, remaining, status, published_ms } => {
+            let mut r = sent.clone();
+            (r.seq, r.remaining, r.status, r.published_ms) = (seq, remaining, status, published_ms);
+            Ok(Arc::new(r))
+        }
         Outcome::Duplicate => Err(PublishError::Duplicate(hash)),
         Outcome::Closed(status) => Err(PublishError::Closed { hash, status }),
         Outcome::NoOwner => Err(MarketError::NoOwner { category: 0 }.into()),
         Outcome::Failed(why) => Err(MarketError::Cluster(why).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::order::record::raw_json;
+    use alloy::primitives::{Address, B256, U256};
+
+    /// What one instance sends another (a routed order, a book change) reads back as the same record: its
+    /// JSON text byte for byte, its engine view, its numbers.
+    #[test]
+    fn a_record_crosses_the_wire_unchanged() {
+        let order = crate::order::AnyOrder::Workerpool(crate::order::WorkerpoolOrder {
+            workerpool: Address::repeat_byte(7),
+            workerpoolprice: crate::money::Nrlc::from_u64(9_007_199_254_740_993),
+            volume: U256::from(12),
+            tag: B256::with_last_byte(1),
+            category: U256::from(3),
+            trust: U256::from(4),
+            apprestrict: Address::ZERO,
+            datasetrestrict: Address::repeat_byte(1),
+            requesterrestrict: Address::ZERO,
+            salt: B256::repeat_byte(9),
+            sign: Some(vec![1u8; 65].into()),
+        });
+        let hash = order.order_hash(&crate::order::Domain::new(U256::from(1), Address::ZERO));
+        let view = crate::order::convert::engine_order(&order, hash, U256::from(12)).expect("fits");
+        let r = OrderRecord {
+            seq: 77,
+            hash,
+            chain_id: 1,
+            json: raw_json(&order),
+            order,
+            signer: Address::repeat_byte(7),
+            remaining: 5,
+            status: OrderStatus::Open,
+            published_ms: 1_700_000_000_123,
+            view,
+            shown: Default::default(),
+        };
+        let text = serde_json::to_vec(&Changes { origin: "a".into(), changes: vec![Change::Put(r.to_wire())] })
+            .expect("serialise");
+        let back: Changes = serde_json::from_slice(&text).expect("parse");
+        let Some(Change::Put(w)) = back.changes.into_iter().next() else { panic!("a put") };
+        let b = OrderRecord::from_wire(w).expect("a record");
+        assert_eq!((b.seq, b.hash, b.chain_id, b.remaining, b.status), (77, hash, 1, 5, OrderStatus::Open));
+        assert_eq!((b.signer, b.published_ms, b.category()), (r.signer, r.published_ms, Some(3)));
+        assert_eq!(b.json.get(), r.json.get());
+        assert_eq!(b.engine_order(), r.engine_order());
+        // The answer to a routed order carries only what the owner's commit gave it.
+        let answered = answer_of(Outcome::Ok { seq: 9, remaining: 5, status: OrderStatus::Open, published_ms: 3 }, &r)
+            .expect("published");
+        assert_eq!((answered.seq, answered.published_ms, answered.json.get()), (9, 3, r.json.get()));
+        assert!(matches!(answer_of(Outcome::Duplicate, &r), Err(PublishError::Duplicate(h)) if h == hash));
     }
 }

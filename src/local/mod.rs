@@ -285,6 +285,10 @@ impl NatsServer {
         Ok(NatsServer { port, child })
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }

@@ -609,14 +609,16 @@ impl OrderRecord {
     }
 
     /// The record back from its wire form; `Err` when the order does not read (a peer of another version).
+    /// The text is the sender's `json` (made by [`raw_json`]), kept as it came once it parses as the order.
     pub fn from_wire(w: WireRecord) -> Result<OrderRecord, String> {
         let order = AnyOrder::from_json(w.kind, &w.order).map_err(|e| e.to_string())?;
         let view = crate::order::convert::engine_order(&order, w.hash, order.volume()).map_err(|e| e.to_string())?;
+        let json = serde_json::value::RawValue::from_string(w.order).map_err(|e| e.to_string())?;
         Ok(OrderRecord {
             seq: w.seq,
             hash: w.hash,
             chain_id: w.chain_id,
-            json: raw_json(&order),
+            json,
             order,
             signer: w.signer,
             remaining: w.remaining,

@@ -187,6 +187,7 @@ async fn three_instances_share_the_categories_and_match_orders_posted_to_any_of_
 /// app order, dies as with the peer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_order_shared_by_two_owners_is_never_promised_twice() {
+    crate::harness::capture_logs();
     let nats = Nats::start();
     let w = World::new().await;
     let db = database().await;
@@ -236,6 +237,19 @@ async fn an_app_order_shared_by_two_owners_is_never_promised_twice() {
             (row.get::<_, String>(0) == "dead").then_some(())
         })
         .await;
+        // The pool order left over would serve the next round's first request: unpublished (through A, which
+        // routes it to its category's owner), and gone from both books before the next round.
+        let auth = a.login(&w.owner).await;
+        let body = json!({"target": "unpublish_all", "workerpool": w.pool.to_string()});
+        let (s, gone) = a.send(reqwest::Method::PUT, "/workerpoolorders", &auth, &body).await;
+        assert_eq!((s, gone["unpublished"].as_array().map(Vec::len)), (200, Some(1)), "{gone}");
+        for x in [&a, &b] {
+            until_within("no pool order left", Duration::from_secs(5), async || {
+                let (_, list) = x.get(&format!("/workerpoolorders?workerpool={}", w.pool)).await;
+                (list["count"] == 0).then_some(())
+            })
+            .await;
+        }
     }
     let refused = metric(&a, "dragon_fenced_writes_total").await + metric(&b, "dragon_fenced_writes_total").await;
     eprintln!("shared app order: {refused} engine write(s) refused over 3 rounds");
