@@ -41,7 +41,7 @@ impl AppState {
         // First, so that an unreachable NATS stops the start before anything runs.
         let bus = match &config.nats.url {
             Some(url) => {
-                let bus = crate::cluster::bus::connect(url, config.deployment.chain_id, &origin).await?;
+                let bus = crate::cluster::bus::connect(url, &origin).await?;
                 tracing::info!(url = %crate::cluster::bus::redacted(url), "the feed is cluster-wide, through NATS");
                 Some(bus)
             }
@@ -54,6 +54,14 @@ impl AppState {
             store.track_hashes();
         }
         let d = &config.deployment;
+        // The cluster is the database the instances share: its identity names their NATS subjects.
+        let bus = match bus {
+            Some(nats) => {
+                let cluster = crate::store::leases::cluster_id(&**store.client().await?).await?;
+                Some(nats.join(&cluster, d.chain_id).await?)
+            }
+            None => None,
+        };
         let chain = Chain::connect(&config.rpc_url, Some(d.hub))?;
         let head = chain.head().await.context("checking the chain and the hub")?;
         if head.chain_id != d.chain_id {
@@ -165,7 +173,7 @@ impl AppState {
         if let Some(bus) = bus {
             if let (Some(owned), Some(outbox)) = (owned, outbox) {
                 let r = crate::cluster::route::Router::start(
-                    bus.client(),
+                    &bus,
                     origin.clone(),
                     market.clone(),
                     owned,

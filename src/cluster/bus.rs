@@ -3,8 +3,14 @@
 //!
 //! ```text
 //!  instance A: Feed::publish ──(bounded queue, never blocks)──▶ publisher task ──▶ NATS subject
-//!                                                                   dragon.feed.<chain>.<topic>.<category|none>
-//!  every instance (A too): subscriber task on dragon.feed.<chain>.> ──▶ Feed::deliver ──▶ its connections
+//!                                                    dragon.<cluster>.feed.<chain>.<topic>.<category|none>
+//!  every instance (A too): subscriber task on dragon.<cluster>.feed.<chain>.> ──▶ Feed::deliver ──▶ its connections
+//! ```
+//!
+//! `<cluster>` is the identity of the database the instances share (`store::leases::cluster_id`): two clusters
+//! on one NATS server never hear each other.
+//!
+//! ```text
 //! ```
 //!
 //! An instance hands its own events to its subscribers only through NATS, so they arrive once, in the order NATS
@@ -70,32 +76,60 @@ pub fn redacted(url: &str) -> String {
     split_credentials(url).map_or_else(|_| "(an invalid URL)".to_owned(), |(server, _)| server)
 }
 
-fn subject(chain_id: u64, topic: Topic, category: Option<u64>) -> String {
+fn subject(prefix: &str, chain_id: u64, topic: Topic, category: Option<u64>) -> String {
     match category {
-        Some(c) => format!("dragon.feed.{chain_id}.{topic}.{c}"),
-        None => format!("dragon.feed.{chain_id}.{topic}.none"),
+        Some(c) => format!("{prefix}.feed.{chain_id}.{topic}.{c}"),
+        None => format!("{prefix}.feed.{chain_id}.{topic}.none"),
     }
 }
 
-/// Connects to the NATS server at `url` (credentials in its user part), named `origin`, and subscribes to the
-/// chain's feed subject. Fails when the server cannot be reached or refuses the credentials; once connected, the
-/// client reconnects by itself, and its subscription with it.
-pub async fn connect(url: &str, chain_id: u64, origin: &str) -> anyhow::Result<Bus> {
+/// Connects to the NATS server at `url` (credentials in its user part), named `origin`. Fails when the server
+/// cannot be reached or refuses the credentials; once connected, the client reconnects by itself, and its
+/// subscriptions with it. [`Nats::join`] then subscribes to the cluster's feed.
+pub async fn connect(url: &str, origin: &str) -> anyhow::Result<Nats> {
     let (server, credentials) = split_credentials(url)?;
-    let mut options = async_nats::ConnectOptions::new()
-        .name(origin)
-        .event_callback(|e| async move { tracing::info!(event = %e, "NATS") });
+    let reconnected = std::sync::Arc::new(tokio::sync::Notify::new());
+    let notify = reconnected.clone();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut options = async_nats::ConnectOptions::new().name(origin).event_callback(move |e| {
+        let (notify, connections) = (notify.clone(), connections.clone());
+        async move {
+            tracing::info!(event = %e, "NATS");
+            // The first connection is the start, not a return.
+            if matches!(e, async_nats::Event::Connected)
+                && connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0
+            {
+                notify.notify_one();
+            }
+        }
+    });
     options = match credentials {
         Credentials::None => options,
         Credentials::Token(t) => options.token(t),
         Credentials::UserPassword(u, p) => options.user_and_password(u, p),
     };
     let client = options.connect(&server).await.with_context(|| format!("connecting to NATS at {server}"))?;
-    let events = client
-        .subscribe(format!("dragon.feed.{chain_id}.>"))
-        .await
-        .with_context(|| format!("subscribing to the feed on NATS at {server}"))?;
-    Ok(Bus { client, events, chain_id })
+    Ok(Nats { client, reconnected })
+}
+
+/// A connection to NATS, not yet in a cluster.
+#[derive(Debug)]
+pub struct Nats {
+    client: async_nats::Client,
+    reconnected: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Nats {
+    /// Joins the cluster named `cluster` (the shared database's identity) for `chain_id`: subscribes to its feed.
+    pub async fn join(self, cluster: &str, chain_id: u64) -> anyhow::Result<Bus> {
+        let prefix = format!("dragon.{cluster}");
+        let events = self
+            .client
+            .subscribe(format!("{prefix}.feed.{chain_id}.>"))
+            .await
+            .context("subscribing to the feed on NATS")?;
+        Ok(Bus { client: self.client, events, chain_id, reconnected: self.reconnected, prefix })
+    }
 }
 
 /// A connection to NATS, subscribed, not yet carrying a feed ([`Bus::carry`]).
@@ -104,6 +138,10 @@ pub struct Bus {
     client: async_nats::Client,
     events: async_nats::Subscriber,
     chain_id: u64,
+    /// Notified at each (re)connection: what NATS carried meanwhile was not replayed.
+    reconnected: std::sync::Arc<tokio::sync::Notify>,
+    /// `dragon.<cluster>`: every subject of this cluster starts with it.
+    prefix: String,
 }
 
 impl Bus {
@@ -112,10 +150,20 @@ impl Bus {
         self.client.clone()
     }
 
+    /// `dragon.<cluster>`, the start of every subject of this cluster.
+    pub fn prefix(&self) -> String {
+        self.prefix.clone()
+    }
+
+    /// Notified each time the connection to NATS is made again.
+    pub fn reconnected(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.reconnected.clone()
+    }
+
     /// Makes `feed` cluster-wide: its events go out through NATS, and what NATS carries (its own events
     /// included) reaches its connections, until `background` stops.
     pub fn carry(self, feed: &Feed, background: &Background) {
-        let Bus { client, mut events, chain_id } = self;
+        let Bus { client, mut events, chain_id, prefix, .. } = self;
         let (tx, mut rx) = mpsc::channel::<Relayed>(QUEUE);
         feed.relay_to(tx);
 
@@ -127,7 +175,7 @@ impl Bus {
                     e = rx.recv() => match e { Some(e) => e, None => break },
                     () = &mut stopping => break,
                 };
-                let subject = subject(event.chain_id, event.topic, event.category);
+                let subject = subject(&prefix, event.chain_id, event.topic, event.category);
                 let Ok(body) = serde_json::to_vec(&event) else { continue };
                 // Errs only once the client is closed; while NATS is away the client buffers.
                 if let Err(e) = publisher.publish(subject, body.into()).await {

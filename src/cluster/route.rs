@@ -3,8 +3,9 @@
 //! ```text
 //!  any instance: POST an order ─▶ Market::check (signature, rules) ─▶ Router::publish
 //!        category owned here, or an app/dataset order ─▶ Market::publish (its own sequencer)
-//!        another category ─▶ NATS request dragon.route.<chain>.<category> ─▶ the owner's Market::publish ─▶ reply
-//!  every instance: each change of its book ─▶ dragon.book.<chain> ─▶ the others' Market::remote
+//!        another category ─▶ NATS request dragon.<cluster>.route.<chain>.<category> ─▶ the owner's
+//!                            Market::publish ─▶ reply
+//!  every instance: each change of its book ─▶ dragon.<cluster>.book.<chain> ─▶ the others' Market::remote
 //! ```
 //!
 //! - **Requests.** Only the owner of a category subscribes to its subject, from when it holds the lease until it
@@ -89,12 +90,12 @@ struct Changes {
     changes: Vec<Change>,
 }
 
-fn route_subject(chain_id: u64, category: u64) -> String {
-    format!("dragon.route.{chain_id}.{category}")
+fn route_subject(prefix: &str, chain_id: u64, category: u64) -> String {
+    format!("{prefix}.route.{chain_id}.{category}")
 }
 
-fn book_subject(chain_id: u64) -> String {
-    format!("dragon.book.{chain_id}")
+fn book_subject(prefix: &str, chain_id: u64) -> String {
+    format!("{prefix}.book.{chain_id}")
 }
 
 /// The side of the market's listener that feeds the other instances: made before the market, so that its
@@ -129,6 +130,8 @@ pub struct OutboxReceiver(mpsc::Receiver<Change>, Arc<std::sync::atomic::AtomicU
 #[derive(Debug)]
 pub struct Router {
     client: async_nats::Client,
+    /// `dragon.<cluster>` (see `bus.rs`).
+    prefix: String,
     chain_id: u64,
     market: Arc<Market>,
     /// Book changes dropped because the queue to NATS was full.
@@ -139,20 +142,27 @@ impl Router {
     /// Starts serving the categories `owned` names (subscribing to each while it is held), sending this
     /// instance's book changes, and applying the others'; until `background` stops.
     pub async fn start(
-        client: async_nats::Client,
+        bus: &super::bus::Bus,
         origin: String,
         market: Arc<Market>,
         owned: watch::Receiver<Owned>,
         outbox: OutboxReceiver,
         background: &Background,
     ) -> anyhow::Result<Arc<Router>> {
+        let (client, prefix, reconnected) = (bus.client(), bus.prefix(), bus.reconnected());
         let chain_id = market.chain_id;
         let OutboxReceiver(mut rx, dropped) = outbox;
-        let router = Arc::new(Router { client: client.clone(), chain_id, market: market.clone(), dropped });
+        let router = Arc::new(Router {
+            client: client.clone(),
+            prefix: prefix.clone(),
+            chain_id,
+            market: market.clone(),
+            dropped,
+        });
 
         // This instance's changes, in batches, in the order the market made them.
         let publisher = client.clone();
-        let me = origin.clone();
+        let (me, me_prefix) = (origin.clone(), prefix.clone());
         let mut stopping = Box::pin(background.stopping());
         background.push(tokio::spawn(async move {
             loop {
@@ -168,14 +178,14 @@ impl Router {
                     }
                 }
                 let Ok(body) = serde_json::to_vec(&Changes { origin: me.clone(), changes }) else { continue };
-                if let Err(e) = publisher.publish(book_subject(chain_id), body.into()).await {
+                if let Err(e) = publisher.publish(book_subject(&me_prefix, chain_id), body.into()).await {
                     tracing::warn!(error = %e, "sending book changes to NATS failed");
                 }
             }
         }));
 
         // The others' changes.
-        let mut changes = client.subscribe(book_subject(chain_id)).await?;
+        let mut changes = client.subscribe(book_subject(&prefix, chain_id)).await?;
         let to = market.clone();
         let mut stopping = Box::pin(background.stopping());
         background.push(tokio::spawn(async move {
@@ -211,6 +221,23 @@ impl Router {
             }
         }));
 
+        // Book changes made while this instance was away from NATS are not replayed: after each reconnection,
+        // the read index (and the engine) are rebuilt from the store, which has them all.
+        let rebuilt = market.clone();
+        let mut stopping = Box::pin(background.stopping());
+        background.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = reconnected.notified() => {}
+                    () = &mut stopping => break,
+                }
+                tracing::info!("reconnected to NATS: rebuilding the book from the store");
+                if let Err(e) = rebuilt.rebuild(Box::pin(async { Ok(()) })).await {
+                    tracing::warn!(error = %e, "rebuilding the book after a reconnection failed");
+                }
+            }
+        }));
+
         // One subscription per category owned, for exactly as long as it is owned.
         let serving = router.clone();
         let mut stopping = Box::pin(background.stopping());
@@ -230,7 +257,7 @@ impl Router {
                     if subscriptions.contains_key(&c) {
                         continue;
                     }
-                    match serving.client.subscribe(route_subject(chain_id, c)).await {
+                    match serving.client.subscribe(route_subject(&serving.prefix, chain_id, c)).await {
                         Ok(sub) => {
                             subscriptions.insert(c, tokio::spawn(serving.clone().serve(sub)));
                         }
@@ -417,7 +444,7 @@ impl Router {
     /// One request to a category's owner: `Err` for no owner, a timeout or an unreadable answer.
     async fn request(&self, category: u64, request: &Request) -> Result<Answer, String> {
         let body = serde_json::to_vec(request).map_err(|e| e.to_string())?;
-        let asked = self.client.request(route_subject(self.chain_id, category), body.into());
+        let asked = self.client.request(route_subject(&self.prefix, self.chain_id, category), body.into());
         let msg = tokio::time::timeout(REQUEST_TIMEOUT, asked)
             .await
             .map_err(|_| "the owner did not answer in time".to_owned())?

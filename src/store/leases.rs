@@ -197,3 +197,8 @@ pub async fn check_all(client: &impl GenericClient, fences: &[&Fence]) -> Result
         Some(f) => Err(StoreError::Fenced { lease: f.name.clone(), epoch: f.epoch }),
     }
 }
+
+/// The identity of the cluster this database serves (`schema/0015_cluster_identity.sql`): 16 hex digits.
+pub async fn cluster_id(client: &impl GenericClient) -> Result<String, StoreError> {
+    Ok(client.query_one("SELECT id FROM cluster_identity", &[]).await?.get(0))
+}

@@ -45,6 +45,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (12, "0012_orders_lean.sql", include_str!("../../schema/0012_orders_lean.sql")),
     (13, "0013_leases.sql", include_str!("../../schema/0013_leases.sql")),
     (14, "0014_seq_blocks.sql", include_str!("../../schema/0014_seq_blocks.sql")),
+    (15, "0015_cluster_identity.sql", include_str!("../../schema/0015_cluster_identity.sql")),
 ];
 
 /// A connection that keeps its prepared statements (deadpool's wrapper, or a transaction on it): the statements

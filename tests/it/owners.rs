@@ -162,6 +162,14 @@ async fn three_instances_share_the_categories_and_match_orders_posted_to_any_of_
     assert_eq!(failed, 0, "a joining instance failed the cluster's pending proposals");
     fourth.shutdown().await;
 
+    // NATS away: an app order published meanwhile (no routing needed) is not carried to the others, whose read
+    // index gets it from the store when they reconnect.
+    nats.stop();
+    let offline = w.app_order(3, 5, 50);
+    let (s, b) = servers[0].publish(&w.owner, &offline).await;
+    assert_eq!(s, 200, "{b}");
+    let offline_hash = h(&w, &offline);
+
     // NATS restarts: routing comes back by itself (the owners subscribe again), within the router's patience.
     nats.restart();
     let c = CATEGORIES.into_iter().find(|c| !shares[0].contains(c)).unwrap_or(0);
@@ -175,6 +183,12 @@ async fn three_instances_share_the_categories_and_match_orders_posted_to_any_of_
         (proposals_of(&pg, &r).await == 1).then_some(())
     })
     .await;
+    for s in &servers {
+        until_within("the order made while NATS was away", Duration::from_secs(10), async || {
+            lists_app_order(s, &w, &offline_hash).await.then_some(())
+        })
+        .await;
+    }
     for s in servers {
         s.shutdown().await;
     }
@@ -603,4 +617,30 @@ async fn an_owner_stopped_past_its_lease_is_replaced_and_once_continued_writes_n
     assert_eq!(overpromised(&pg).await, Vec::<String>::new(), "an order promised beyond its volume");
     let fenced = metric(&procs[stopped].api, "dragon_fenced_writes_total").await;
     eprintln!("SIGSTOP: the resumed owner had {fenced} write(s) refused by the fence");
+}
+
+/// Two clusters on one NATS server (two databases for the same chain and hub, as staging beside production or a
+/// benchmark's runs): each is named by its database's identity, so neither hears the other's orders, routes or
+/// feed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_on_one_nats_never_hear_each_other() {
+    let nats = Nats::start();
+    let w = World::new().await;
+    let (db1, db2) = (database().await, database().await);
+    let (x, y) = (start(&w, &db1, &nats, fast()).await, start(&w, &db2, &nats, fast()).await);
+    // Each owns every category of its own cluster.
+    spread(&[&x]).await;
+    spread(&[&y]).await;
+    let mut on_y = crate::cluster::subscriber(&y).await;
+    let app = w.app_order(2, 10, 1);
+    assert_eq!(x.publish(&w.owner, &app).await.0, 200);
+    let pool = w.pool_order(5, 1, 1, 2);
+    assert_eq!(x.publish(&w.owner, &pool).await.0, 200);
+    let seen = crate::cluster::events(&mut on_y, Duration::from_millis(1500)).await;
+    assert!(seen.is_empty(), "the other cluster's feed carried: {seen:?}");
+    assert!(!lists_app_order(&y, &w, &h(&w, &app)).await);
+    assert_eq!(y.get("/workerpoolorders?category=1").await.1["count"], 0);
+    assert!(lists_app_order(&x, &w, &h(&w, &app)).await);
+    x.shutdown().await;
+    y.shutdown().await;
 }
