@@ -38,7 +38,7 @@ pub const ROUTE_PATIENCE: Duration = Duration::from_secs(10);
 /// How long one routed request may take. Short, because a request NATS handed to an owner that just died is
 /// never answered (NATS notices the death a moment later): the retry goes to the next owner, and a retried order
 /// that the first owner did commit is answered as published. A group commit takes milliseconds.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Book changes waiting for NATS; past this they are dropped (the others' read index is then behind until
 /// their next rebuild) and counted, rather than blocking the market.

@@ -403,9 +403,9 @@ impl Sequencer {
             };
             let before = self.book.get(&hash);
             let owned = before.as_deref().or(now.as_ref()).is_some_and(|r| r.category().is_some() && self.holds(r));
-            let open = now.as_ref().filter(|r| r.status == OrderStatus::Open && r.remaining > 0);
+            let open = now.filter(|r| r.status == OrderStatus::Open && r.remaining > 0);
             if owned {
-                let same = match (&before, open) {
+                let same = match (&before, &open) {
                     (Some(b), Some(n)) => b.remaining == n.remaining,
                     (None, None) => true,
                     _ => false,
@@ -414,12 +414,10 @@ impl Sequencer {
                 continue;
             }
             match (before, open) {
-                (_, Some(n)) => {
-                    let n = Arc::new(n.clone());
-                    let held = n.category().is_none();
-                    let was = self.book.get(&hash);
+                (was, Some(n)) => {
+                    let n = Arc::new(n);
                     self.book.insert(n.clone());
-                    if held {
+                    if n.category().is_none() {
                         match was {
                             None => self.submit(Input::Add(n.engine_order())),
                             Some(w) if n.remaining < w.remaining => self.submit(Input::Lower {
