@@ -41,14 +41,17 @@ pub(super) struct EventWriter {
 enum WriteError {
     /// Worth retrying: the store is away.
     Store(StoreError),
-    /// Never worth retrying: the tenure is over, or another owner promised these app or dataset orders'
-    /// volume first.
-    Refused(String),
+    /// Never worth retrying: the tenure is over. The lease's keeper steps down (at once, or at its next
+    /// renewal), and the new set of categories rebuilds the engine.
+    Fenced(String),
+    /// Never worth retrying: another owner promised these app or dataset orders' volume first. The engine is
+    /// rebuilt from the store now.
+    Overdrawn(String),
 }
 
 impl From<StoreError> for WriteError {
     fn from(e: StoreError) -> Self {
-        if e.is_fenced() { WriteError::Refused(e.to_string()) } else { WriteError::Store(e) }
+        if e.is_fenced() { WriteError::Fenced(e.to_string()) } else { WriteError::Store(e) }
     }
 }
 
@@ -127,7 +130,15 @@ impl EventWriter {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
-                Err(WriteError::Refused(why)) => {
+                Err(WriteError::Fenced(why)) => {
+                    // Rebuilding now would give the engine the same categories and the same refusal: the keeper's
+                    // step-down (`Op::Own`) rebuilds it, and until then it says nothing more.
+                    tracing::warn!(%why, deals = deals.len(), "matching results refused by the fence: dropped until the engine is rebuilt");
+                    self.diverged = true;
+                    self.stats.fenced.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(WriteError::Overdrawn(why)) => {
                     tracing::warn!(%why, deals = deals.len(), "matching results refused: the engine is rebuilt from the store");
                     self.diverged = true;
                     self.stats.fenced.fetch_add(1, Ordering::Relaxed);
@@ -199,7 +210,7 @@ impl EventWriter {
         let category = |h: &OrderHash| self.book.get(h).and_then(|r| r.category());
         let mut fences = Vec::new();
         for c in deals.iter().map(|d| d.category).chain(updates.iter().filter_map(|(h, _)| category(h))) {
-            let f = owned.get(&c).ok_or_else(|| WriteError::Refused(format!("category {c} is not owned here")))?;
+            let f = owned.get(&c).ok_or_else(|| WriteError::Fenced(format!("category {c} is not owned here")))?;
             if !fences.contains(&f) {
                 fences.push(f);
             }
@@ -219,7 +230,7 @@ impl EventWriter {
         let ids = crate::store::proposals::insert(&*tx, self.chain_id, deals).await?;
         let over = crate::store::orders::overdrawn(&*tx, &assets).await?;
         if !over.is_empty() {
-            return Err(WriteError::Refused(format!(
+            return Err(WriteError::Overdrawn(format!(
                 "{} app or dataset order(s) promised by another owner first",
                 over.len()
             )));
