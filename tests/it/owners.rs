@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// The five categories the test deployment creates.
 const CATEGORIES: [u64; 5] = [0, 1, 2, 3, 4];
 
-fn fast() -> LeaseConfig {
+pub(crate) fn fast() -> LeaseConfig {
     LeaseConfig { renew_ms: 200, ttl_ms: 1_000 }
 }
 
@@ -25,13 +25,13 @@ async fn start(w: &World, db: &str, nats: &Nats, lease: LeaseConfig) -> Server {
 }
 
 /// The categories an instance says it owns (`/health`, cached for up to a second).
-async fn owned(s: &Server) -> BTreeSet<u64> {
+pub(crate) async fn owned(s: &Server) -> BTreeSet<u64> {
     let (_, h) = s.get("/health").await;
     h["categories"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default()
 }
 
 /// Waits until every category is owned by exactly one of `servers`; returns each one's share.
-async fn spread(servers: &[&Server]) -> Vec<BTreeSet<u64>> {
+pub(crate) async fn spread(servers: &[&Server]) -> Vec<BTreeSet<u64>> {
     until_within("every category owned once", Duration::from_secs(30), async || {
         let mut shares = Vec::new();
         for s in servers {

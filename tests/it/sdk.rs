@@ -812,3 +812,49 @@ async fn sdk8_request_is_settled_by_dragon_and_listed() {
     assert_eq!(p["proposals"][0]["status"], "settled", "{p}");
     server.shutdown().await;
 }
+
+/// The same path through a cluster: two instances on one PostgreSQL and one NATS, both with the operator key.
+/// iExec's SDK talks only to the instance that does NOT own category 0 (the SDK's), so every order it publishes
+/// is routed to the owner, the owner's engine proposes, whichever instance leads the settler settles, and the
+/// SDK lists the deal from the instance it knows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk8_request_through_a_cluster_instance_that_does_not_own_its_category_is_settled() {
+    let nats = crate::cluster::Nats::start();
+    let w = World::new().await;
+    let db = database().await;
+    let start = || {
+        let mut c = crate::settle::settling(&w, db.clone());
+        c.nats.url = Some(nats.url());
+        c.lease = crate::owners::fast();
+        Server::start(c)
+    };
+    let (a, b) = (start().await, start().await);
+    let shares = crate::owners::spread(&[&a, &b]).await;
+    let stranger = if shares[0].contains(&0) { &b } else { &a };
+    assert!(!crate::owners::owned(stranger).await.contains(&0));
+    let flows = Flows::new(&w, stranger);
+    let published =
+        flows.ok("publish", json!({"sdk": 8, "kinds": ["apporder", "workerpoolorder", "requestorder"]})).await;
+    let request = published["requestorder"]["hash"].as_str().expect("request hash").to_owned();
+    let filters = json!({"appAddress": "$app", "page": 0, "pageSize": 10});
+    let listed = crate::settle::until("the SDK to list the deal", async || {
+        let out = flows.ok("deals", json!({"match": false, "dealOptions": filters})).await;
+        out["deals"].as_array()?.iter().find(|d| d["requestHash"] == request.as_str()).cloned()
+    })
+    .await;
+    assert_eq!(listed["volume"], 5, "the request's whole volume: {listed}");
+    let (_, p) = crate::settle::until("the proposal settled", async || {
+        let (s, p) = stranger.get(&format!("/proposals?orderHash={request}")).await;
+        (p["proposals"][0]["status"] == "settled").then_some((s, p))
+    })
+    .await;
+    assert_eq!(p["proposals"].as_array().map(Vec::len), Some(1), "one proposal: {p}");
+    let got = crate::settle::until("the request filled on the instance the SDK knows", async || {
+        let (_, got) = stranger.get(&format!("/requestorders/{request}")).await;
+        (got["status"] == "filled").then_some(got)
+    })
+    .await;
+    assert_eq!(got["remaining"], 0, "{got}");
+    a.shutdown().await;
+    b.shutdown().await;
+}
