@@ -396,12 +396,7 @@ async fn failover(
         anyhow::ensure!(r.status().is_success(), "publication refused: {}", r.text().await?);
         Ok(())
     };
-    let mut app_order = common::signed_app_order(&domain, owner, app, 1, 1)?;
-    if let AnyOrder::App(a) = &mut app_order {
-        a.volume = U256::from(1000);
-        a.sign = None;
-    }
-    app_order.set_sign(dragon::order::signature::sign_digest(owner, &app_order.order_hash(&domain).0)?);
+    let app_order = common::signed(&domain, owner, common::app_order(app, [1, 1000], 1))?;
     post(&first, &token, &app_order).await?;
     post(&first, &token, &common::signed_pool_order(&domain, owner, pool, [1, 1000, 1], 1)?).await?;
 

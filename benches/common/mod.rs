@@ -6,8 +6,19 @@ pub mod raw;
 use alloy::signers::local::PrivateKeySigner;
 use serde_json::Value;
 
-/// A public app order of `app` at `price` nRLC, volume 1, salted with `salt`, signed by `key`.
+/// `o` signed by `key` for `domain`.
 #[allow(dead_code)] // Each bench compiles this module; not all publish orders.
+pub fn signed(
+    domain: &dragon::order::Domain,
+    key: &PrivateKeySigner,
+    mut o: dragon::order::AnyOrder,
+) -> anyhow::Result<dragon::order::AnyOrder> {
+    o.set_sign(dragon::order::signature::sign_digest(key, &o.order_hash(domain).0)?);
+    Ok(o)
+}
+
+/// A public app order of `app` at `price` nRLC, volume 1, salted with `salt`, signed by `key`.
+#[allow(dead_code)]
 pub fn signed_app_order(
     domain: &dragon::order::Domain,
     key: &PrivateKeySigner,
@@ -15,20 +26,24 @@ pub fn signed_app_order(
     price: u64,
     salt: u64,
 ) -> anyhow::Result<dragon::order::AnyOrder> {
+    signed(domain, key, app_order(app, [price, 1], salt))
+}
+
+/// An unsigned public app order of `app`: `[price, volume]`, salted with `salt`.
+#[allow(dead_code)]
+pub fn app_order(app: alloy::primitives::Address, [price, volume]: [u64; 2], salt: u64) -> dragon::order::AnyOrder {
     use alloy::primitives::{Address, B256, U256};
-    let mut o = dragon::order::AnyOrder::App(dragon::order::AppOrder {
+    dragon::order::AnyOrder::App(dragon::order::AppOrder {
         app,
         appprice: dragon::money::Nrlc::from_u64(price),
-        volume: U256::from(1),
+        volume: U256::from(volume),
         tag: B256::ZERO,
         datasetrestrict: Address::ZERO,
         workerpoolrestrict: Address::ZERO,
         requesterrestrict: Address::ZERO,
         salt: B256::left_padding_from(&salt.to_be_bytes()),
         sign: None,
-    });
-    o.set_sign(dragon::order::signature::sign_digest(key, &o.order_hash(domain).0)?);
-    Ok(o)
+    })
 }
 
 /// The `authorization` header of one signed challenge (single use).
@@ -72,7 +87,7 @@ pub fn signed_pool_order(
     salt: u64,
 ) -> anyhow::Result<dragon::order::AnyOrder> {
     use alloy::primitives::{Address, B256, U256};
-    let mut o = dragon::order::AnyOrder::Workerpool(dragon::order::WorkerpoolOrder {
+    let o = dragon::order::AnyOrder::Workerpool(dragon::order::WorkerpoolOrder {
         workerpool: pool,
         workerpoolprice: dragon::money::Nrlc::from_u64(price),
         volume: U256::from(volume),
@@ -85,8 +100,7 @@ pub fn signed_pool_order(
         salt: B256::left_padding_from(&salt.to_be_bytes()),
         sign: None,
     });
-    o.set_sign(dragon::order::signature::sign_digest(key, &o.order_hash(domain).0)?);
-    Ok(o)
+    signed(domain, key, o)
 }
 
 /// A request of `key` for `app` in `category`, volume 1, paying at most `max` nRLC to app and pool each,
@@ -101,7 +115,7 @@ pub fn signed_request(
 ) -> anyhow::Result<dragon::order::AnyOrder> {
     use alloy::primitives::{Address, B256, U256};
     let me = key.address();
-    let mut o = dragon::order::AnyOrder::Request(dragon::order::RequestOrder {
+    let o = dragon::order::AnyOrder::Request(dragon::order::RequestOrder {
         app,
         appmaxprice: dragon::money::Nrlc::from_u64(max),
         dataset: Address::ZERO,
@@ -119,6 +133,5 @@ pub fn signed_request(
         salt: B256::left_padding_from(&salt.to_be_bytes()),
         sign: None,
     });
-    o.set_sign(dragon::order::signature::sign_digest(key, &o.order_hash(domain).0)?);
-    Ok(o)
+    signed(domain, key, o)
 }

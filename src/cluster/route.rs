@@ -50,6 +50,10 @@ const MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// Orders per routed request: a batch of 100 stays far below the message bound.
 const MAX_PER_REQUEST: usize = 256;
 
+/// Routed requests an owner works on at once; past it, it reads no more from NATS until one is answered (the
+/// senders then wait, and retry, as for a slow owner).
+const MAX_SERVING: usize = 256;
+
 #[derive(Debug, Serialize, Deserialize)]
 enum Request {
     Publish(Vec<WireRecord>),
@@ -278,10 +282,13 @@ impl Router {
 
     /// Answers the requests for one category, each as its own task (so that many wait on one group commit).
     async fn serve(self: Arc<Self>, mut sub: async_nats::Subscriber) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SERVING));
         while let Some(msg) = sub.next().await {
             let Some(reply) = msg.reply.clone() else { continue };
+            let Ok(slot) = slots.clone().acquire_owned().await else { break };
             let me = self.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 let answer = if msg.payload.len() > MAX_MESSAGE_BYTES {
                     Answer::Failed("message too large".into())
                 } else {
